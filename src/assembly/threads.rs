@@ -1,0 +1,109 @@
+//! Thread tracks: per stream, begin/end events nest like a call stack.
+
+use std::sync::Arc;
+
+use super::timeline::{Annotation, AssemblyStats, Slice, ThreadTrack};
+use super::{Chain, ThreadData, TimedEvent, clip};
+use crate::decode::{EventPhase, EventScope, SpanEvent};
+
+pub fn thread_tracks(threads: &[ThreadData], range: Option<(i64, i64)>, stats: &mut AssemblyStats) -> Vec<ThreadTrack> {
+    let mut tracks = Vec::new();
+    for thread in threads {
+        let mut slices = Vec::new();
+        let last_chain = thread.chains.len().saturating_sub(1);
+        for (index, chain) in thread.chains.iter().enumerate() {
+            pair_chain(chain, index == last_chain, &mut slices, stats);
+        }
+        let slices: Vec<Slice> = slices.into_iter().filter_map(|s| clip_slice(s, range, stats)).collect();
+        if slices.is_empty() {
+            continue;
+        }
+        stats.thread_spans += slices.len() as u64;
+        tracks.push(ThreadTrack { tid: tracks.len() as i32 + 2, name: thread.display_name.to_string(), slices });
+    }
+    tracks
+}
+
+struct Open<'a> {
+    begin_ns: i64,
+    event: &'a SpanEvent,
+}
+
+fn same_span(a: &SpanEvent, b: &SpanEvent) -> bool {
+    a.name == b.name && a.line == b.line && a.file == b.file && a.target == b.target
+}
+
+fn pair_chain(chain: &Chain, is_last: bool, slices: &mut Vec<Slice>, stats: &mut AssemblyStats) {
+    let mut stack: Vec<Open> = Vec::new();
+    // Times never go back within a stream: a clock step backwards is pinned to the last time,
+    // which keeps the pairs strictly nested.
+    let mut now = chain.begin_ns;
+    for TimedEvent { ns, event } in chain.events.iter().filter(|e| e.event.scope == EventScope::Thread) {
+        now = now.max(*ns);
+        match event.phase {
+            EventPhase::Begin => stack.push(Open { begin_ns: now, event }),
+            EventPhase::End => match stack.iter().rposition(|open| same_span(open.event, event)) {
+                Some(position) => {
+                    while stack.len() > position + 1 {
+                        let inner = stack.pop().expect("above position");
+                        stats.closed_with_parent += 1;
+                        slices.push(make_slice(inner.begin_ns, now, inner.event, vec![Annotation::text("clipped", "no end of its own: closed with its parent")]));
+                    }
+                    let open = stack.pop().expect("at position");
+                    slices.push(make_slice(open.begin_ns, now, open.event, Vec::new()));
+                }
+                None if stack.is_empty() => {
+                    stats.clipped_begin += 1;
+                    slices.push(make_slice(chain.begin_ns.min(now), now, event, vec![Annotation::text("clipped", "began before the data: drawn from the start of the data")]));
+                }
+                None => stats.unmatched_ends += 1,
+            },
+        }
+    }
+    let end = chain.end_ns.max(now);
+    let note = if is_last {
+        "did not end in the data: drawn to the end of the data"
+    } else {
+        "cut at a gap in the stream (missing block)"
+    };
+    while let Some(open) = stack.pop() {
+        if is_last {
+            stats.clipped_end += 1;
+        } else {
+            stats.cut_at_gap += 1;
+        }
+        slices.push(make_slice(open.begin_ns, end, open.event, vec![Annotation::text("clipped", note)]));
+    }
+}
+
+fn make_slice(begin_ns: i64, end_ns: i64, event: &SpanEvent, mut annotations: Vec<Annotation>) -> Slice {
+    for (key, value) in &event.properties {
+        annotations.push(Annotation { name: key.clone(), value: super::timeline::AnnotationValue::Text(value.clone()) });
+    }
+    Slice {
+        begin_ns,
+        end_ns,
+        name: event.name.clone(),
+        target: event.target.clone(),
+        file: event.file.clone(),
+        line: event.line,
+        annotations,
+        flows_out: Vec::new(),
+        flow_in: None,
+    }
+}
+
+fn clip_slice(mut slice: Slice, range: Option<(i64, i64)>, stats: &mut AssemblyStats) -> Option<Slice> {
+    let (begin, end, cut_begin, cut_end) = clip(slice.begin_ns, slice.end_ns, range)?;
+    slice.begin_ns = begin;
+    slice.end_ns = end;
+    if cut_begin {
+        stats.clipped_begin += 1;
+        slice.annotations.push(Annotation::text("clipped", Arc::<str>::from("began before the range: drawn from its start")));
+    }
+    if cut_end {
+        stats.clipped_end += 1;
+        slice.annotations.push(Annotation::text("clipped", Arc::<str>::from("ended after the range: drawn to its end")));
+    }
+    Some(slice)
+}

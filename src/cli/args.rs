@@ -1,0 +1,107 @@
+//! Every flag, documented where it is defined.
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::export::SpanKinds;
+
+const AFTER_HELP: &str = "\
+Examples:
+  write-perfetto processes --lake fixtures/lake
+  write-perfetto 1b4e28ba --lake fixtures/lake -o trace.perfetto-trace
+  write-perfetto \"$PID\" --spans async --begin 2026-11-27T10:00:00Z --end 2026-11-27T10:05:00Z
+  write-perfetto \"$PID\" --json -o trace.perfetto-trace | jq .sha256
+
+CI determinism check:
+  write-perfetto \"$PID\" -o a.pftrace && write-perfetto \"$PID\" -o b.pftrace && cmp a.pftrace b.pftrace
+
+Exit status:
+  0 success, 2 usage error, 3 process not found or ambiguous, 4 lake data error (corrupt or
+  missing block, bad metadata), 5 I/O or connection error, 130 interrupted.
+
+Open the trace at https://ui.perfetto.dev (Open trace file).";
+
+/// Turn the telemetry of one process in a Micromegas data lake into a Perfetto trace.
+#[derive(Debug, Parser)]
+#[command(name = "write-perfetto", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The process to export: its UUID (any case, hyphens optional) or a unique prefix of at
+    /// least 8 hex digits.
+    #[arg(value_name = "PROCESS_ID")]
+    pub process_id: Option<String>,
+
+    /// The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of
+    /// Micromegas's metadata database.
+    #[arg(long, global = true, env = "MICROMEGAS_SQL_CONNECTION_STRING", hide_env_values = true)]
+    pub lake: Option<String>,
+
+    /// Object store of a PostgreSQL lake's payloads: file://, s3://, gs:// or az:// URL;
+    /// credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables.
+    #[arg(long, global = true, env = "MICROMEGAS_OBJECT_STORE_URI", value_name = "URL")]
+    pub blobs: Option<String>,
+
+    /// Which spans to export: thread (call stacks per thread), async (futures), or both.
+    #[arg(long, value_enum, default_value = "both")]
+    pub spans: SpanKinds,
+
+    /// Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<String>,
+
+    /// Keep only spans that end at or after this time (RFC 3339), clipped to it.
+    #[arg(long, value_name = "TIME")]
+    pub begin: Option<DateTime<Utc>>,
+
+    /// Keep only spans that begin at or before this time (RFC 3339), clipped to it.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<DateTime<Utc>>,
+
+    /// Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Blocks fetched and decoded at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    pub jobs: u16,
+
+    /// Worker threads (default: the number of cores). The output never depends on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+}
+
+impl Cli {
+    pub fn threads_or_default(&self) -> usize {
+        self.threads
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the lake's processes, newest first.
+    Processes {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Show at most N processes.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: i64,
+    },
+    /// Print a shell completion script to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}

@@ -1,0 +1,125 @@
+//! The command line: flags, subcommands, exit statuses, and what goes to stdout and stderr.
+
+mod args;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+use std::io::{IsTerminal, Write};
+
+pub use args::{Cli, Command};
+use crate::error::{self, FailureKind, failure};
+use crate::export::{self, ExportOptions, OutputTarget};
+use crate::lake::{Lake, LakeLocation};
+use crate::progress::Progress;
+
+/// Runs the tool; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads_or_default()).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(&cli, anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run(&cli) => result,
+            _ = tokio::signal::ctrl_c() => Err(failure(FailureKind::Interrupted, "interrupted")),
+        }
+    });
+    crate::cleanup::remove_all();
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => report(&cli, e),
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if cli.quiet { "error" } else if cli.verbose > 0 { "write_perfetto=debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp(None)
+        .target(env_logger::Target::Stderr)
+        .init();
+}
+
+fn report(_cli: &Cli, error: anyhow::Error) -> i32 {
+    let kind = error::kind_of(&error);
+    eprintln!("write-perfetto: error: {}", error::one_line(&error));
+    kind.exit_code()
+}
+
+async fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "write-perfetto", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Processes { json, limit }) => {
+            let lake = open_lake(cli).await?;
+            let processes = lake.metadata.process_summaries(*limit).await?;
+            print_processes(&processes, *json || cli.json)
+        }
+        None => {
+            let Some(process_id) = &cli.process_id else {
+                return Err(failure(FailureKind::Usage, "no process id given; `write-perfetto processes` lists them, `--help` explains"));
+            };
+            let lake = open_lake(cli).await?;
+            let options = ExportOptions {
+                spans: cli.spans,
+                begin: cli.begin,
+                end: cli.end,
+                output: cli.output.as_deref().map(|o| {
+                    if o == "-" { OutputTarget::Stdout } else { OutputTarget::File(o.into()) }
+                }),
+                concurrency: usize::from(cli.jobs),
+            };
+            if options.output == Some(OutputTarget::Stdout) && cli.json {
+                return Err(failure(FailureKind::Usage, "--json and -o - both want stdout; write the trace to a file"));
+            }
+            let progress = Progress::new(cli.quiet);
+            let result = export::export(&lake, process_id, &options, &progress).await;
+            progress.clear();
+            let summary = result?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else if !cli.quiet && summary.output != "-" {
+                eprintln!(
+                    "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks) in {} ms",
+                    summary.output, summary.bytes, summary.spans.thread, summary.spans.async_, summary.thread_tracks,
+                    summary.async_tracks, summary.elapsed_ms
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn open_lake(cli: &Cli) -> Result<Lake> {
+    let Some(lake) = cli.lake.as_deref() else {
+        return Err(failure(
+            FailureKind::Usage,
+            "no lake given: pass --lake DIR (embedded) or --lake postgres://..., or set MICROMEGAS_SQL_CONNECTION_STRING",
+        ));
+    };
+    let location = LakeLocation::parse(lake, cli.blobs.as_deref())?;
+    Lake::open(location).await
+}
+
+fn print_processes(processes: &[crate::lake::ProcessSummary], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(processes)?)?;
+        return Ok(());
+    }
+    if std::io::stdout().is_terminal() || !processes.is_empty() {
+        writeln!(out, "{:<36}  {:<27}  {:>7}  {:>6}  {:<16}  EXE", "PROCESS ID", "START TIME", "THREADS", "BLOCKS", "COMPUTER")?;
+    }
+    for p in processes {
+        writeln!(
+            out,
+            "{:<36}  {:<27}  {:>7}  {:>6}  {:<16}  {}",
+            p.process_id, p.start_time, p.thread_streams, p.blocks, p.computer, p.exe
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Tick → nanosecond conversion, exactly as Micromegas computes it (so traces line up).
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use crate::error::{FailureKind, failure};
+use crate::lake::rows::ProcessRow;
+
+/// Converts a process's raw tick counter to Unix nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    start_time_ns: i64,
+    start_ticks: i64,
+    ns_per_tick: f64,
+    pub frequency: i64,
+}
+
+fn unix_ns(t: &DateTime<Utc>) -> Result<i64> {
+    t.timestamp_nanos_opt()
+        .ok_or_else(|| failure(FailureKind::LakeData, format!("time {t} is out of the nanosecond range")))
+}
+
+impl Clock {
+    /// The frequency is `tsc_frequency` when positive, else inferred over all the process's
+    /// blocks: `round(max end_ticks / seconds from start_time to max end_time)`.
+    /// `last_block_end` is the largest `end_ticks` and `end_time` over all the process's blocks.
+    pub fn for_process(process: &ProcessRow, last_block_end: (Option<i64>, Option<DateTime<Utc>>)) -> Result<Self> {
+        let start_time_ns = unix_ns(&process.start_time)?;
+        let frequency = if process.tsc_frequency > 0 {
+            process.tsc_frequency
+        } else {
+            infer_frequency(process, start_time_ns, last_block_end)?
+        };
+        Ok(Self {
+            start_time_ns,
+            start_ticks: process.start_ticks,
+            ns_per_tick: 1e9 / frequency as f64,
+            frequency,
+        })
+    }
+
+    /// An event's absolute tick counter → Unix ns.
+    pub fn event_ns(&self, ticks: i64) -> i64 {
+        self.relative_ns(ticks.wrapping_sub(self.start_ticks))
+    }
+
+    /// Ticks relative to the process start (block bounds) → Unix ns.
+    pub fn relative_ns(&self, relative_ticks: i64) -> i64 {
+        let offset = (relative_ticks as f64 * self.ns_per_tick).round();
+        // `as` saturates: absurd tick values pin to the ends of the range instead of wrapping.
+        self.start_time_ns.saturating_add(offset as i64)
+    }
+}
+
+fn infer_frequency(process: &ProcessRow, start_time_ns: i64, last_block_end: (Option<i64>, Option<DateTime<Utc>>)) -> Result<i64> {
+    let no_frequency = |why: &str| {
+        failure(
+            FailureKind::LakeData,
+            format!(
+                "process {} has tsc_frequency 0 and its frequency cannot be inferred: {why}",
+                process.process_id
+            ),
+        )
+    };
+    let (Some(max_end_ticks), Some(max_end_time)) = last_block_end else {
+        return Err(no_frequency("it has no blocks"));
+    };
+    let seconds = (unix_ns(&max_end_time)? - start_time_ns) as f64 / 1e9;
+    if seconds <= 0.0 || max_end_ticks <= 0 {
+        return Err(no_frequency("its last block does not end after its start"));
+    }
+    let frequency = (max_end_ticks as f64 / seconds).round();
+    if !(frequency >= 1.0 && frequency < i64::MAX as f64) {
+        return Err(no_frequency("the inferred frequency is out of range"));
+    }
+    Ok(frequency as i64)
+}

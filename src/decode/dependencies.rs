@@ -1,0 +1,193 @@
+//! The dependencies buffer of a block: strings, span descriptions and property sets by id.
+
+use anyhow::{Result, bail};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::layout::{DependencyKind, DependencyType, RecordPlan};
+
+/// What a span event's description reference points to.
+pub struct Location {
+    /// Set for span records (static spans); named spans carry their name in the event.
+    pub name: Option<Arc<str>>,
+    pub target: Arc<str>,
+    pub file: Arc<str>,
+    pub line: u32,
+}
+
+pub type Properties = Vec<(Arc<str>, Arc<str>)>;
+
+#[derive(Default)]
+pub struct Dependencies {
+    strings: HashMap<u64, Arc<str>>,
+    locations: HashMap<u64, Location>,
+    property_sets: HashMap<u64, Properties>,
+}
+
+impl Dependencies {
+    pub fn string(&self, id: u64) -> Result<&Arc<str>> {
+        match self.strings.get(&id) {
+            Some(s) => Ok(s),
+            None => bail!("reference to unknown string dependency {id:#x}"),
+        }
+    }
+
+    pub fn location(&self, id: u64) -> Result<&Location> {
+        match self.locations.get(&id) {
+            Some(l) => Ok(l),
+            None => bail!("reference to unknown span description {id:#x}"),
+        }
+    }
+
+    pub fn property_set(&self, id: u64) -> Result<&Properties> {
+        match self.property_sets.get(&id) {
+            Some(p) => Ok(p),
+            None => bail!("reference to unknown property set {id:#x}"),
+        }
+    }
+}
+
+/// Reads the buffer in two passes: strings first, then the records that refer to them, so that
+/// the order of records within the buffer does not matter.
+pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
+    let mut deps = Dependencies::default();
+    let mut pending: Vec<(&DependencyType, &[u8])> = Vec::new();
+    let mut offset = 0usize;
+    while offset < buffer.len() {
+        let type_index = buffer[offset] as usize;
+        offset += 1;
+        let Some(ty) = types.get(type_index) else {
+            bail!("dependency type index {type_index} out of range (the stream declares {})", types.len());
+        };
+        let size = match ty.fixed_size {
+            Some(size) => size,
+            None => {
+                let Some(bytes) = buffer.get(offset..offset + 4) else {
+                    bail!("truncated dependency record at offset {offset}");
+                };
+                offset += 4;
+                u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize
+            }
+        };
+        let Some(record) = offset.checked_add(size).and_then(|end| buffer.get(offset..end)) else {
+            bail!("truncated {} record at offset {offset}: needs {size} bytes", ty.name);
+        };
+        offset += size;
+        match &ty.kind {
+            DependencyKind::StaticString => {
+                let (id, text) = split_id(record, &ty.name)?;
+                insert_unique(&mut deps.strings, id, Arc::from(String::from_utf8_lossy(text).as_ref()))?;
+            }
+            DependencyKind::StringWithCodec => {
+                let (id, rest) = split_id(record, &ty.name)?;
+                insert_unique(&mut deps.strings, id, decode_codec_string(rest)?)?;
+            }
+            DependencyKind::SpanRecord(_) | DependencyKind::PropertySet { .. } => pending.push((ty, record)),
+            DependencyKind::Unknown => {}
+        }
+    }
+    for (ty, record) in pending {
+        match &ty.kind {
+            DependencyKind::SpanRecord(plan) => {
+                let (id, location) = read_location(plan, record, &deps)?;
+                if deps.locations.insert(id, location).is_some() {
+                    bail!("duplicate dependency id {id:#x}");
+                }
+            }
+            DependencyKind::PropertySet { property_size, name_offset, value_offset } => {
+                let (id, set) = read_property_set(record, *property_size, *name_offset, *value_offset, &deps)?;
+                if deps.property_sets.insert(id, set).is_some() {
+                    bail!("duplicate dependency id {id:#x}");
+                }
+            }
+            _ => unreachable!("only records are pending"),
+        }
+    }
+    Ok(deps)
+}
+
+fn insert_unique(map: &mut HashMap<u64, Arc<str>>, id: u64, value: Arc<str>) -> Result<()> {
+    if map.insert(id, value).is_some() {
+        bail!("duplicate dependency id {id:#x}");
+    }
+    Ok(())
+}
+
+fn split_id<'a>(record: &'a [u8], type_name: &str) -> Result<(u64, &'a [u8])> {
+    if record.len() < 8 {
+        bail!("{type_name} record of {} bytes is shorter than its id", record.len());
+    }
+    Ok((u64_at(record, 0), &record[8..]))
+}
+
+fn u64_at(record: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(record[offset..offset + 8].try_into().expect("checked offset"))
+}
+
+/// `u8 codec, u32 len, bytes`: 0 = ANSI (read as UTF-8, lossy), 1 = UTF-16LE, 2 = UTF-8.
+fn decode_codec_string(rest: &[u8]) -> Result<Arc<str>> {
+    if rest.len() < 5 {
+        bail!("string dependency header truncated");
+    }
+    let codec = rest[0];
+    let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+    let Some(bytes) = rest.get(5..5 + len) else {
+        bail!("string dependency of {len} bytes truncated to {}", rest.len() - 5);
+    };
+    Ok(match codec {
+        0 | 2 => Arc::from(String::from_utf8_lossy(bytes).as_ref()),
+        1 => {
+            if len % 2 != 0 {
+                bail!("UTF-16 string dependency has an odd length ({len} bytes)");
+            }
+            let units = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]]));
+            let text: String = char::decode_utf16(units)
+                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect();
+            Arc::from(text)
+        }
+        other => bail!("unknown string codec {other}"),
+    })
+}
+
+fn read_location(plan: &RecordPlan, record: &[u8], deps: &Dependencies) -> Result<(u64, Location)> {
+    let string_at = |offset: Option<usize>| -> Result<Arc<str>> {
+        match offset {
+            Some(o) => deps.string(u64_at(record, o)).cloned(),
+            None => Ok(Arc::from("")),
+        }
+    };
+    let location = Location {
+        name: plan.name.map(|o| deps.string(u64_at(record, o)).cloned()).transpose()?,
+        target: string_at(plan.target)?,
+        file: string_at(plan.file)?,
+        line: plan
+            .line
+            .map_or(0, |o| u32::from_le_bytes(record[o..o + 4].try_into().expect("checked offset"))),
+    };
+    Ok((u64_at(record, plan.id), location))
+}
+
+fn read_property_set(
+    record: &[u8],
+    property_size: usize,
+    name_offset: usize,
+    value_offset: usize,
+    deps: &Dependencies,
+) -> Result<(u64, Properties)> {
+    if record.len() < 12 {
+        bail!("property set record truncated");
+    }
+    let id = u64_at(record, 0);
+    let count = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes")) as usize;
+    let body = &record[12..];
+    if property_size < 16 || count.checked_mul(property_size) != Some(body.len()) {
+        bail!("property set {id:#x} declares {count} properties of {property_size} bytes in {} bytes", body.len());
+    }
+    let mut set: Properties = body
+        .chunks_exact(property_size)
+        .map(|p| Ok((deps.string(u64_at(p, name_offset))?.clone(), deps.string(u64_at(p, value_offset))?.clone())))
+        .collect::<Result<_>>()?;
+    set.sort();
+    Ok((id, set))
+}

@@ -1,0 +1,237 @@
+//! A stream's transit type metadata, compiled once into decoding plans.
+//!
+//! Fields are found by the producer's own offsets in the metadata, never by declaration order.
+
+use anyhow::{Context, Result, bail};
+use micromegas_transit::UserDefinedType;
+
+use super::events::{EventPhase, EventScope};
+
+/// Decodes the blocks of one stream.
+pub struct StreamDecoder {
+    pub(super) object_types: Vec<ObjectType>,
+    pub(super) dependency_types: Vec<DependencyType>,
+}
+
+pub(super) struct ObjectType {
+    pub name: String,
+    /// `None` for variable-size records (a u32 length precedes them).
+    pub fixed_size: Option<usize>,
+    /// How to read it as a span event; `None` for objects we skip.
+    pub plan: Option<EventPlan>,
+}
+
+pub(super) enum NameSource {
+    /// The name is in the span record the location member refers to.
+    Location,
+    /// The name is a string reference at this offset.
+    String(usize),
+}
+
+pub(super) struct EventPlan {
+    pub scope: EventScope,
+    pub phase: EventPhase,
+    pub location_offset: usize,
+    pub name: NameSource,
+    pub time_offset: usize,
+    pub span_id_offset: Option<usize>,
+    pub parent_span_id_offset: Option<usize>,
+    pub depth_offset: Option<usize>,
+    pub properties_offset: Option<usize>,
+}
+
+/// How a record of the dependencies buffer is read.
+pub(super) struct DependencyType {
+    pub name: String,
+    pub fixed_size: Option<usize>,
+    pub kind: DependencyKind,
+}
+
+pub(super) enum DependencyKind {
+    /// `u64 id` + UTF-8 bytes.
+    StaticString,
+    /// `u64 id, u8 codec, u32 len, bytes`.
+    StringWithCodec,
+    /// A span description: offsets of its members in the record.
+    SpanRecord(RecordPlan),
+    /// A property set: `u64 id, u32 count`, then `count` properties of this layout.
+    PropertySet { property_size: usize, name_offset: usize, value_offset: usize },
+    Unknown,
+}
+
+pub(super) struct RecordPlan {
+    pub id: usize,
+    pub name: Option<usize>,
+    pub target: Option<usize>,
+    pub file: Option<usize>,
+    pub line: Option<usize>,
+}
+
+impl StreamDecoder {
+    /// Builds the decoder from the stream's `dependencies_metadata` and `objects_metadata`
+    /// columns (CBOR lists of type descriptions).
+    pub fn new(dependencies_metadata: &[u8], objects_metadata: &[u8]) -> Result<Self> {
+        let dep_udts = parse_udts(dependencies_metadata).context("dependencies_metadata")?;
+        let obj_udts = parse_udts(objects_metadata).context("objects_metadata")?;
+        let all: Vec<&UserDefinedType> = dep_udts.iter().chain(obj_udts.iter()).collect();
+        let dependency_types = dep_udts
+            .iter()
+            .map(|udt| dependency_type(udt, &all))
+            .collect::<Result<Vec<_>>>()
+            .context("dependencies_metadata")?;
+        let object_types = obj_udts
+            .iter()
+            .map(|udt| object_type(udt, &all))
+            .collect::<Result<Vec<_>>>()
+            .context("objects_metadata")?;
+        Ok(Self {
+            object_types,
+            dependency_types,
+        })
+    }
+}
+
+fn parse_udts(cbor: &[u8]) -> Result<Vec<UserDefinedType>> {
+    let udts: Vec<UserDefinedType> =
+        ciborium::de::from_reader(cbor).map_err(|e| anyhow::anyhow!("not a CBOR list of type descriptions: {e}"))?;
+    if udts.len() > 256 {
+        bail!("{} types declared, but a type index is one byte", udts.len());
+    }
+    Ok(udts)
+}
+
+fn fixed_size(udt: &UserDefinedType) -> Option<usize> {
+    (udt.size > 0).then_some(udt.size)
+}
+
+/// Offset of a member that holds a u64 reference: a reference member, or a member whose type
+/// is itself a reference type (its `id` member holds the reference).
+fn reference_offset(udt: &UserDefinedType, member: &str, all: &[&UserDefinedType]) -> Result<Option<usize>> {
+    let Some(m) = udt.members.iter().find(|m| m.name.as_str() == member) else {
+        return Ok(None);
+    };
+    let inner = if m.is_reference {
+        0
+    } else if let Some(ty) = all.iter().find(|t| *t.name == m.type_name) {
+        ty.members.iter().find(|im| im.name.as_str() == "id").map_or(0, |im| im.offset)
+    } else {
+        0
+    };
+    let offset = m.offset + inner;
+    check_field(udt, member, offset, 8)?;
+    Ok(Some(offset))
+}
+
+fn scalar_offset(udt: &UserDefinedType, member: &str, size: usize) -> Result<Option<usize>> {
+    let Some(m) = udt.members.iter().find(|m| m.name.as_str() == member) else {
+        return Ok(None);
+    };
+    if m.size != size {
+        bail!("{}.{member} has size {}, expected {size}", udt.name, m.size);
+    }
+    check_field(udt, member, m.offset, size)?;
+    Ok(Some(m.offset))
+}
+
+fn check_field(udt: &UserDefinedType, member: &str, offset: usize, size: usize) -> Result<()> {
+    match offset.checked_add(size) {
+        Some(end) if end <= udt.size => Ok(()),
+        _ => bail!("{}.{member} at offset {offset} exceeds the type's {} bytes", udt.name, udt.size),
+    }
+}
+
+fn object_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<ObjectType> {
+    let plan = match classify_event(&udt.name) {
+        Some((scope, phase)) if udt.size > 0 => Some(event_plan(udt, scope, phase, all)?),
+        _ => None,
+    };
+    Ok(ObjectType {
+        name: udt.name.to_string(),
+        fixed_size: fixed_size(udt),
+        plan,
+    })
+}
+
+/// `BeginThreadSpanEvent`, `TaggedEndAsyncNamedSpanEvent`, ... → (scope, phase).
+fn classify_event(name: &str) -> Option<(EventScope, EventPhase)> {
+    let name = name.strip_prefix("Tagged").unwrap_or(name);
+    let (phase, rest) = if let Some(rest) = name.strip_prefix("Begin") {
+        (EventPhase::Begin, rest)
+    } else {
+        (EventPhase::End, name.strip_prefix("End")?)
+    };
+    let scope = if rest.starts_with("Thread") {
+        EventScope::Thread
+    } else if rest.starts_with("Async") {
+        EventScope::Async
+    } else {
+        return None;
+    };
+    rest.ends_with("SpanEvent").then_some((scope, phase))
+}
+
+fn event_plan(udt: &UserDefinedType, scope: EventScope, phase: EventPhase, all: &[&UserDefinedType]) -> Result<EventPlan> {
+    let location_offset = ["thread_span_desc", "span_desc", "thread_span_location", "span_location"]
+        .iter()
+        .find_map(|m| reference_offset(udt, m, all).transpose())
+        .transpose()?
+        .with_context(|| format!("{} has no span description member", udt.name))?;
+    let name = match reference_offset(udt, "name", all)? {
+        Some(offset) => NameSource::String(offset),
+        None => NameSource::Location,
+    };
+    let time_offset = scalar_offset(udt, "time", 8)?.with_context(|| format!("{} has no time member", udt.name))?;
+    let async_field = |member: &str, size: usize| -> Result<Option<usize>> {
+        let offset = scalar_offset(udt, member, size)?;
+        if scope == EventScope::Async && offset.is_none() {
+            bail!("{} has no {member} member", udt.name);
+        }
+        Ok(offset)
+    };
+    Ok(EventPlan {
+        scope,
+        phase,
+        location_offset,
+        name,
+        time_offset,
+        span_id_offset: async_field("span_id", 8)?,
+        parent_span_id_offset: async_field("parent_span_id", 8)?,
+        depth_offset: async_field("depth", 4)?,
+        properties_offset: reference_offset(udt, "properties", all)?,
+    })
+}
+
+fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<DependencyType> {
+    let kind = match udt.name.as_str() {
+        "StaticString" => DependencyKind::StaticString,
+        "StaticStringDependency" => DependencyKind::StringWithCodec,
+        "PropertySetDependency" => property_set_kind(all)?,
+        "SpanRecord" | "SpanLocationRecord" if udt.size > 0 => DependencyKind::SpanRecord(RecordPlan {
+            id: scalar_offset(udt, "id", 8)?.with_context(|| format!("{} has no id", udt.name))?,
+            name: reference_offset(udt, "name", all)?,
+            target: reference_offset(udt, "target", all)?,
+            file: reference_offset(udt, "file", all)?,
+            line: scalar_offset(udt, "line", 4)?,
+        }),
+        _ => DependencyKind::Unknown,
+    };
+    Ok(DependencyType {
+        name: udt.name.to_string(),
+        fixed_size: fixed_size(udt),
+        kind,
+    })
+}
+
+/// The `Property` layout travels as a secondary type of the metadata, found by name.
+fn property_set_kind(all: &[&UserDefinedType]) -> Result<DependencyKind> {
+    let Some(property) = all.iter().find(|t| t.name.as_str() == "Property") else {
+        // Producers before property sets never emit them; a block that does will fail to
+        // find the layout when it is read.
+        return Ok(DependencyKind::PropertySet { property_size: 16, name_offset: 0, value_offset: 8 });
+    };
+    Ok(DependencyKind::PropertySet {
+        property_size: property.size,
+        name_offset: reference_offset(property, "name", all)?.context("Property has no name")?,
+        value_offset: reference_offset(property, "value", all)?.context("Property has no value")?,
+    })
+}

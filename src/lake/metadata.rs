@@ -1,0 +1,446 @@
+//! Reads the lake's metadata tables (PostgreSQL or SQLite) into plain rows.
+//!
+//! Both backends return the same text-shaped columns (UUIDs and times as text, tags and
+//! properties as JSON), so one conversion serves both and their results are identical.
+//! Every query has an explicit total order.
+
+use anyhow::Result;
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::{FromRow, PgPool, SqlitePool, postgres::PgRow, sqlite::SqliteRow};
+use uuid::Uuid;
+
+use super::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
+use crate::error::{FailureKind, failure};
+
+/// A connection pool on the lake's metadata database.
+#[derive(Clone)]
+pub enum MetadataDb {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A bound query parameter.
+#[derive(Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// What `write-perfetto processes` shows of a process.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProcessSummary {
+    pub process_id: String,
+    pub exe: String,
+    pub computer: String,
+    pub start_time: String,
+    pub thread_streams: i64,
+    pub blocks: i64,
+}
+
+// Per-backend SQL: PostgreSQL renders its native types as the text SQLite stores.
+const PG_TIME: &str = r#"to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#;
+
+fn pg_time(column: &str) -> String {
+    PG_TIME.replace("{}", column)
+}
+
+type ProcessTuple = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+type StreamTuple = (
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+type BlockTuple = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+impl MetadataDb {
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            MetadataDb::Postgres(_) => "postgresql",
+            MetadataDb::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub(crate) async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        match self {
+            MetadataDb::Postgres(pool) => {
+                let mut query = sqlx::query_as::<_, T>(pg_sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text.clone()),
+                        Arg::Int(value) => query.bind(*value),
+                    };
+                }
+                query.fetch_all(pool).await.map_err(db_error)
+            }
+            MetadataDb::Sqlite(pool) => {
+                let mut query = sqlx::query_as::<_, T>(sqlite_sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text.clone()),
+                        Arg::Int(value) => query.bind(*value),
+                    };
+                }
+                query.fetch_all(pool).await.map_err(db_error)
+            }
+        }
+    }
+
+    /// Ids of the processes whose id starts with `hex_prefix` (lowercase hex digits, no hyphens),
+    /// at most `limit`, in id order.
+    pub async fn process_ids_with_prefix(&self, hex_prefix: &str, limit: i64) -> Result<Vec<Uuid>> {
+        let pattern = format!("{}%", hyphenate_prefix(hex_prefix));
+        let rows: Vec<(Option<String>,)> = self
+            .fetch(
+                "SELECT process_id::text FROM processes WHERE process_id::text LIKE $1 ORDER BY process_id::text LIMIT $2",
+                "SELECT lower(process_id) FROM processes WHERE lower(process_id) LIKE $1 ORDER BY lower(process_id) LIMIT $2",
+                &[Arg::Text(pattern), Arg::Int(limit)],
+            )
+            .await?;
+        rows.into_iter()
+            .filter_map(|(id,)| id)
+            .map(|id| parse_uuid(&id, "processes.process_id"))
+            .collect()
+    }
+
+    pub async fn process(&self, process_id: &Uuid) -> Result<Option<ProcessRow>> {
+        let pg_sql = format!(
+            "SELECT process_id::text, exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
+             {}, start_ticks, {}, parent_process_id::text, array_to_json(properties)::text \
+             FROM processes WHERE process_id = $1::uuid ORDER BY insert_time LIMIT 1",
+            pg_time("start_time"),
+            pg_time("insert_time")
+        );
+        let rows: Vec<ProcessTuple> = self
+            .fetch(
+                &pg_sql,
+                "SELECT lower(process_id), exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
+                 start_time, start_ticks, insert_time, lower(parent_process_id), properties \
+                 FROM processes WHERE lower(process_id) = $1 ORDER BY insert_time LIMIT 1",
+                &[Arg::Text(process_id.to_string())],
+            )
+            .await?;
+        rows.into_iter().next().map(process_from_tuple).transpose()
+    }
+
+    /// The process's transit streams tagged `cpu` (thread streams), in stream id order.
+    pub async fn thread_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
+        let pg_sql = format!(
+            "SELECT stream_id::text, process_id::text, dependencies_metadata, objects_metadata, \
+             array_to_json(tags)::text, array_to_json(properties)::text, {}, format \
+             FROM streams WHERE process_id = $1::uuid AND 'cpu' = ANY(tags) AND format = $2 \
+             ORDER BY stream_id::text",
+            pg_time("insert_time")
+        );
+        let rows: Vec<StreamTuple> = self
+            .fetch(
+                &pg_sql,
+                "SELECT lower(stream_id), lower(process_id), dependencies_metadata, objects_metadata, \
+                 tags, properties, insert_time, format \
+                 FROM streams WHERE lower(process_id) = $1 AND format = $2 \
+                 AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = 'cpu') \
+                 ORDER BY lower(stream_id)",
+                &[Arg::Text(process_id.to_string()), Arg::Text(TRANSIT_FORMAT.into())],
+            )
+            .await?;
+        rows.into_iter().map(stream_from_tuple).collect()
+    }
+
+    /// Blocks of the given streams of a process, ordered by stream, object offset, block id.
+    /// Blocks whose stream row is missing are not returned (Micromegas ignores them too).
+    pub async fn thread_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
+        let pg_sql = format!(
+            "SELECT b.block_id::text, b.stream_id::text, b.process_id::text, {}, {}, b.begin_ticks, b.end_ticks, \
+             b.nb_objects::int8, b.object_offset, b.payload_size, {} \
+             FROM blocks b JOIN streams s ON s.stream_id = b.stream_id \
+             WHERE b.process_id = $1::uuid AND s.process_id = $1::uuid AND 'cpu' = ANY(s.tags) AND s.format = $2 \
+             ORDER BY b.stream_id::text, b.object_offset, b.block_id::text",
+            pg_time("b.begin_time"),
+            pg_time("b.end_time"),
+            pg_time("b.insert_time")
+        );
+        let rows: Vec<BlockTuple> = self
+            .fetch(
+                &pg_sql,
+                "SELECT lower(b.block_id), lower(b.stream_id), lower(b.process_id), b.begin_time, b.end_time, \
+                 b.begin_ticks, b.end_ticks, b.nb_objects, b.object_offset, b.payload_size, b.insert_time \
+                 FROM blocks b JOIN streams s ON lower(s.stream_id) = lower(b.stream_id) \
+                 WHERE lower(b.process_id) = $1 AND lower(s.process_id) = $1 AND s.format = $2 \
+                 AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = 'cpu') \
+                 ORDER BY lower(b.stream_id), b.object_offset, lower(b.block_id)",
+                &[Arg::Text(process_id.to_string()), Arg::Text(TRANSIT_FORMAT.into())],
+            )
+            .await?;
+        rows.into_iter().map(block_from_tuple).collect()
+    }
+
+    /// The newest processes first (ties broken by id), with their thread-stream and block counts.
+    pub async fn process_summaries(&self, limit: i64) -> Result<Vec<ProcessSummary>> {
+        let pg_sql = format!(
+            "SELECT p.process_id::text, p.exe, p.computer, {}, \
+             (SELECT count(*) FROM streams s WHERE s.process_id = p.process_id AND 'cpu' = ANY(s.tags) AND s.format = $2), \
+             (SELECT count(*) FROM blocks b WHERE b.process_id = p.process_id) \
+             FROM processes p WHERE p.process_id IS NOT NULL \
+             ORDER BY p.start_time DESC NULLS LAST, p.process_id::text LIMIT $1",
+            pg_time("p.start_time")
+        );
+        type Tuple = (Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>, Option<i64>);
+        let rows: Vec<Tuple> = self
+            .fetch(
+                &pg_sql,
+                "SELECT lower(p.process_id), p.exe, p.computer, p.start_time, \
+                 (SELECT count(*) FROM streams s WHERE lower(s.process_id) = lower(p.process_id) AND s.format = $2 \
+                  AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = 'cpu')), \
+                 (SELECT count(*) FROM blocks b WHERE lower(b.process_id) = lower(p.process_id)) \
+                 FROM processes p WHERE p.process_id IS NOT NULL \
+                 ORDER BY p.start_time IS NULL, p.start_time DESC, lower(p.process_id) LIMIT $1",
+                &[Arg::Int(limit), Arg::Text(TRANSIT_FORMAT.into())],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, exe, computer, start, threads, blocks)| ProcessSummary {
+                process_id: id.unwrap_or_default(),
+                exe: exe.unwrap_or_default(),
+                computer: computer.unwrap_or_default(),
+                start_time: start.unwrap_or_default(),
+                thread_streams: threads.unwrap_or(0),
+                blocks: blocks.unwrap_or(0),
+            })
+            .collect())
+    }
+}
+
+fn db_error(error: sqlx::Error) -> anyhow::Error {
+    anyhow::Error::new(error).context("metadata query failed")
+}
+
+/// `0123456789ab` → `01234567-89ab`: a hex prefix as the prefix of a hyphenated UUID.
+fn hyphenate_prefix(hex: &str) -> String {
+    let mut out = String::with_capacity(hex.len() + 4);
+    for (i, c) in hex.chars().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bad_data(what: &str, detail: impl std::fmt::Display) -> anyhow::Error {
+    failure(FailureKind::LakeData, format!("bad lake metadata: {what} {detail}"))
+}
+
+fn required<T>(value: Option<T>, column: &str, row: &str) -> Result<T> {
+    value.ok_or_else(|| bad_data(column, format_args!("is NULL ({row})")))
+}
+
+pub(crate) fn parse_uuid(text: &str, column: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|_| bad_data(column, format_args!("is not a UUID: {text:?}")))
+}
+
+/// Times are read at the microsecond precision PostgreSQL stores, whatever the backend.
+pub(crate) fn parse_time(text: &str, column: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
+        .map_err(|_| bad_data(column, format_args!("is not an RFC 3339 time: {text:?}")))
+}
+
+/// Properties as PostgreSQL's `array_to_json` renders them (`[{"key":..,"value":..}]`), or a
+/// plain JSON object; returned sorted by key so that their order never depends on storage.
+pub(crate) fn parse_properties(text: Option<&str>, column: &str) -> Result<Vec<(String, String)>> {
+    let Some(text) = text else { return Ok(Vec::new()) };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad_data(column, format_args!("is not JSON: {e}")))?;
+    let mut out = Vec::new();
+    match value {
+        serde_json::Value::Null => {}
+        serde_json::Value::Array(items) => {
+            for item in items {
+                let key = item.get("key").and_then(|v| v.as_str());
+                let val = item.get("value").and_then(|v| v.as_str());
+                match (key, val) {
+                    (Some(k), Some(v)) => out.push((k.to_string(), v.to_string())),
+                    (Some(k), None) => out.push((k.to_string(), String::new())),
+                    _ => return Err(bad_data(column, "holds a property without a key")),
+                }
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                out.push((k, v));
+            }
+        }
+        _ => return Err(bad_data(column, "is neither a JSON array nor an object")),
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn parse_tags(text: Option<&str>) -> Result<Vec<String>> {
+    let Some(text) = text else { return Ok(Vec::new()) };
+    let tags: Option<Vec<Option<String>>> = serde_json::from_str(text)
+        .map_err(|e| bad_data("streams.tags", format_args!("is not a JSON array of strings: {e}")))?;
+    Ok(tags.unwrap_or_default().into_iter().flatten().collect())
+}
+
+fn process_from_tuple(t: ProcessTuple) -> Result<ProcessRow> {
+    let id_text = required(t.0, "processes.process_id", "process")?;
+    let row = format!("process {id_text}");
+    Ok(ProcessRow {
+        process_id: parse_uuid(&id_text, "processes.process_id")?,
+        exe: t.1.unwrap_or_default(),
+        username: t.2.unwrap_or_default(),
+        realname: t.3.unwrap_or_default(),
+        computer: t.4.unwrap_or_default(),
+        distro: t.5.unwrap_or_default(),
+        cpu_brand: t.6.unwrap_or_default(),
+        tsc_frequency: required(t.7, "processes.tsc_frequency", &row)?,
+        start_time: parse_time(&required(t.8, "processes.start_time", &row)?, "processes.start_time")?,
+        start_ticks: required(t.9, "processes.start_ticks", &row)?,
+        insert_time: t
+            .10
+            .as_deref()
+            .map(|s| parse_time(s, "processes.insert_time"))
+            .transpose()?
+            .unwrap_or_default(),
+        parent_process_id: t
+            .11
+            .as_deref()
+            .map(|s| parse_uuid(s, "processes.parent_process_id"))
+            .transpose()?,
+        properties: parse_properties(t.12.as_deref(), "processes.properties")?,
+    })
+}
+
+fn stream_from_tuple(t: StreamTuple) -> Result<StreamRow> {
+    let id_text = required(t.0, "streams.stream_id", "stream")?;
+    let row = format!("stream {id_text}");
+    Ok(StreamRow {
+        stream_id: parse_uuid(&id_text, "streams.stream_id")?,
+        process_id: parse_uuid(&required(t.1, "streams.process_id", &row)?, "streams.process_id")?,
+        dependencies_metadata: required(t.2, "streams.dependencies_metadata", &row)?,
+        objects_metadata: required(t.3, "streams.objects_metadata", &row)?,
+        tags: parse_tags(t.4.as_deref())?,
+        properties: parse_properties(t.5.as_deref(), "streams.properties")?,
+        insert_time: t
+            .6
+            .as_deref()
+            .map(|s| parse_time(s, "streams.insert_time"))
+            .transpose()?
+            .unwrap_or_default(),
+        format: t.7.unwrap_or_else(|| TRANSIT_FORMAT.to_string()),
+    })
+}
+
+fn block_from_tuple(t: BlockTuple) -> Result<BlockRow> {
+    let id_text = required(t.0, "blocks.block_id", "block")?;
+    let row = format!("block {id_text}");
+    let nb_objects = required(t.7, "blocks.nb_objects", &row)?;
+    Ok(BlockRow {
+        block_id: parse_uuid(&id_text, "blocks.block_id")?,
+        stream_id: parse_uuid(&required(t.1, "blocks.stream_id", &row)?, "blocks.stream_id")?,
+        process_id: parse_uuid(&required(t.2, "blocks.process_id", &row)?, "blocks.process_id")?,
+        begin_time: parse_time(&required(t.3, "blocks.begin_time", &row)?, "blocks.begin_time")?,
+        end_time: parse_time(&required(t.4, "blocks.end_time", &row)?, "blocks.end_time")?,
+        begin_ticks: required(t.5, "blocks.begin_ticks", &row)?,
+        end_ticks: required(t.6, "blocks.end_ticks", &row)?,
+        nb_objects: i32::try_from(nb_objects)
+            .map_err(|_| bad_data("blocks.nb_objects", format_args!("out of range ({row})")))?,
+        object_offset: required(t.8, "blocks.object_offset", &row)?,
+        payload_size: required(t.9, "blocks.payload_size", &row)?,
+        insert_time: parse_time(&required(t.10, "blocks.insert_time", &row)?, "blocks.insert_time")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_prefix_becomes_hyphenated_uuid_prefix() {
+        assert_eq!(hyphenate_prefix("01234567"), "01234567");
+        assert_eq!(hyphenate_prefix("0123456789ab"), "01234567-89ab");
+        assert_eq!(
+            hyphenate_prefix("0123456789abcdef0123456789abcdef"),
+            "01234567-89ab-cdef-0123-456789abcdef"
+        );
+    }
+
+    #[test]
+    fn properties_of_both_shapes_parse_sorted_by_key() {
+        let pg = r#"[{"key":"thread-name","value":"main"},{"key":"thread-id","value":"42"}]"#;
+        let obj = r#"{"thread-name":"main","thread-id":"42"}"#;
+        let expected = vec![
+            ("thread-id".to_string(), "42".to_string()),
+            ("thread-name".to_string(), "main".to_string()),
+        ];
+        assert_eq!(parse_properties(Some(pg), "p").unwrap(), expected);
+        assert_eq!(parse_properties(Some(obj), "p").unwrap(), expected);
+    }
+
+    #[test]
+    fn times_are_truncated_to_microseconds() {
+        let t = parse_time("2026-11-27T12:00:00.123456789Z", "t").unwrap();
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_000);
+    }
+}
+
+impl MetadataDb {
+    /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
+    /// known: the inputs of the inferred tick frequency.
+    pub async fn block_end_bounds(&self, process_id: &Uuid) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
+        let pg_sql = format!(
+            "SELECT max(b.end_ticks), {} FROM blocks b JOIN streams s ON s.stream_id = b.stream_id \
+             WHERE b.process_id = $1::uuid",
+            pg_time("max(b.end_time)")
+        );
+        let rows: Vec<(Option<i64>, Option<String>)> = self
+            .fetch(
+                &pg_sql,
+                "SELECT max(b.end_ticks), max(b.end_time) FROM blocks b JOIN streams s ON lower(s.stream_id) = lower(b.stream_id) \
+                 WHERE lower(b.process_id) = $1",
+                &[Arg::Text(process_id.to_string())],
+            )
+            .await?;
+        let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
+        Ok((ticks, time.map(|t| parse_time(&t, "blocks.end_time")).transpose()?))
+    }
+}

@@ -1,0 +1,56 @@
+//! Lake access: where the lake is, its metadata rows, its block payloads, process resolution.
+//!
+//! Public surface: [`LakeLocation`] (what the user pointed at), [`Lake`] (open handles),
+//! [`resolve_process`], and the row types. Writing lakes ([`writer`]) is for test data only.
+
+mod blobs;
+mod location;
+mod metadata;
+mod resolve;
+pub mod rows;
+pub mod writer;
+
+pub use blobs::BlobStore;
+pub use location::LakeLocation;
+pub use metadata::{MetadataDb, ProcessSummary};
+pub use resolve::resolve_process;
+
+use anyhow::Result;
+use rows::{BlockRow, block_object_key};
+
+/// An open lake: metadata database and object store.
+#[derive(Clone)]
+pub struct Lake {
+    pub metadata: MetadataDb,
+    pub blobs: BlobStore,
+    pub location: LakeLocation,
+}
+
+impl Lake {
+    pub async fn open(location: LakeLocation) -> Result<Self> {
+        let (metadata, blobs) = location.open().await?;
+        Ok(Self {
+            metadata,
+            blobs,
+            location,
+        })
+    }
+
+    /// The raw payload of a block (CBOR envelope of two LZ4 buffers).
+    pub async fn block_payload(&self, block: &BlockRow) -> Result<bytes::Bytes> {
+        let key = block_object_key(&block.process_id, &block.stream_id, &block.block_id);
+        self.blobs.get(&key).await.map_err(|e| {
+            let kind = match e {
+                object_store::Error::NotFound { .. } => crate::error::FailureKind::LakeData,
+                _ => crate::error::FailureKind::Io,
+            };
+            crate::error::failure(
+                kind,
+                format!(
+                    "cannot read payload of block {} (stream {}): {e}",
+                    block.block_id, block.stream_id
+                ),
+            )
+        })
+    }
+}

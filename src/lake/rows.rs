@@ -1,0 +1,63 @@
+//! Plain rows of the lake's three metadata tables, as the tool reads (and test tools write) them.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// One instrumented process run (`processes` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub process_id: Uuid,
+    pub exe: String,
+    pub username: String,
+    pub realname: String,
+    pub computer: String,
+    pub distro: String,
+    pub cpu_brand: String,
+    /// Ticks per second; 0 when the producer could not tell.
+    pub tsc_frequency: i64,
+    pub start_time: DateTime<Utc>,
+    pub start_ticks: i64,
+    pub insert_time: DateTime<Utc>,
+    pub parent_process_id: Option<Uuid>,
+    pub properties: Vec<(String, String)>,
+}
+
+/// One stream of a process (`streams` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRow {
+    pub stream_id: Uuid,
+    pub process_id: Uuid,
+    /// CBOR list of transit type descriptions of the dependencies buffer.
+    pub dependencies_metadata: Vec<u8>,
+    /// CBOR list of transit type descriptions of the objects buffer.
+    pub objects_metadata: Vec<u8>,
+    pub tags: Vec<String>,
+    pub properties: Vec<(String, String)>,
+    pub insert_time: DateTime<Utc>,
+    pub format: String,
+}
+
+/// One flushed buffer of events (`blocks` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockRow {
+    pub block_id: Uuid,
+    pub stream_id: Uuid,
+    pub process_id: Uuid,
+    pub begin_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    /// Relative to the process's `start_ticks`.
+    pub begin_ticks: i64,
+    pub end_ticks: i64,
+    pub nb_objects: i32,
+    pub object_offset: i64,
+    pub payload_size: i64,
+    pub insert_time: DateTime<Utc>,
+}
+
+/// The stream format Micromegas uses for its own transit streams.
+pub const TRANSIT_FORMAT: &str = "micromegas-transit";
+
+/// Object key of a block payload, relative to the store root.
+pub fn block_object_key(process_id: &Uuid, stream_id: &Uuid, block_id: &Uuid) -> String {
+    format!("blobs/{process_id}/{stream_id}/{block_id}")
+}
