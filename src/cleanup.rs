@@ -11,12 +11,18 @@ pub struct Registered(PathBuf);
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        PENDING.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+        PENDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
     }
 }
 
 pub fn register(path: PathBuf) -> Registered {
-    PENDING.lock().unwrap_or_else(|e| e.into_inner()).insert(path.clone());
+    PENDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path.clone());
     Registered(path)
 }
 

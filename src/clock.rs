@@ -16,15 +16,22 @@ pub struct Clock {
 }
 
 fn unix_ns(t: &DateTime<Utc>) -> Result<i64> {
-    t.timestamp_nanos_opt()
-        .ok_or_else(|| failure(FailureKind::LakeData, format!("time {t} is out of the nanosecond range")))
+    t.timestamp_nanos_opt().ok_or_else(|| {
+        failure(
+            FailureKind::LakeData,
+            format!("time {t} is out of the nanosecond range"),
+        )
+    })
 }
 
 impl Clock {
     /// The frequency is `tsc_frequency` when positive, else inferred over all the process's
     /// blocks: `round(max end_ticks / seconds from start_time to max end_time)`.
     /// `last_block_end` is the largest `end_ticks` and `end_time` over all the process's blocks.
-    pub fn for_process(process: &ProcessRow, last_block_end: (Option<i64>, Option<DateTime<Utc>>)) -> Result<Self> {
+    pub fn for_process(
+        process: &ProcessRow,
+        last_block_end: (Option<i64>, Option<DateTime<Utc>>),
+    ) -> Result<Self> {
         let start_time_ns = unix_ns(&process.start_time)?;
         let frequency = if process.tsc_frequency > 0 {
             process.tsc_frequency
@@ -52,7 +59,11 @@ impl Clock {
     }
 }
 
-fn infer_frequency(process: &ProcessRow, start_time_ns: i64, last_block_end: (Option<i64>, Option<DateTime<Utc>>)) -> Result<i64> {
+fn infer_frequency(
+    process: &ProcessRow,
+    start_time_ns: i64,
+    last_block_end: (Option<i64>, Option<DateTime<Utc>>),
+) -> Result<i64> {
     let no_frequency = |why: &str| {
         failure(
             FailureKind::LakeData,

@@ -73,7 +73,12 @@ pub struct ExportSummary {
     pub elapsed_ms: u64,
 }
 
-pub async fn export(lake: &Lake, process_arg: &str, options: &ExportOptions, progress: &Progress) -> Result<ExportSummary> {
+pub async fn export(
+    lake: &Lake,
+    process_arg: &str,
+    options: &ExportOptions,
+    progress: &Progress,
+) -> Result<ExportSummary> {
     let started = Instant::now();
     progress.stage("resolving process");
     let process = resolve_process(&lake.metadata, process_arg).await?;
@@ -81,14 +86,28 @@ pub async fn export(lake: &Lake, process_arg: &str, options: &ExportOptions, pro
     if streams.is_empty() {
         return Err(failure(
             FailureKind::ProcessNotFound,
-            format!("process {} has no thread streams (tag `cpu`): it recorded no spans to export", process.process_id),
+            format!(
+                "process {} has no thread streams (tag `cpu`): it recorded no spans to export",
+                process.process_id
+            ),
         ));
     }
     let blocks = lake.metadata.thread_blocks(&process.process_id).await?;
-    let clock = Clock::for_process(&process, lake.metadata.block_end_bounds(&process.process_id).await?)?;
+    let clock = Clock::for_process(
+        &process,
+        lake.metadata.block_end_bounds(&process.process_id).await?,
+    )?;
     let range = time_range(options)?;
 
-    let (threads, read_stats) = read_threads(lake, &streams, &blocks, &clock, options.concurrency, progress).await?;
+    let (threads, read_stats) = read_threads(
+        lake,
+        &streams,
+        &blocks,
+        &clock,
+        options.concurrency,
+        progress,
+    )
+    .await?;
     progress.stage("assembling spans");
     let assembly_options = AssemblyOptions {
         thread_spans: options.spans != SpanKinds::Async,
@@ -98,10 +117,12 @@ pub async fn export(lake: &Lake, process_arg: &str, options: &ExportOptions, pro
     let timeline = assembly::assemble(process_name(&process.exe), &threads, &assembly_options);
 
     progress.stage("writing trace");
-    let target = options
-        .output
-        .clone()
-        .unwrap_or_else(|| OutputTarget::File(PathBuf::from(format!("{}.perfetto-trace", process.process_id))));
+    let target = options.output.clone().unwrap_or_else(|| {
+        OutputTarget::File(PathBuf::from(format!(
+            "{}.perfetto-trace",
+            process.process_id
+        )))
+    });
     let (bytes, sha256) = match &target {
         OutputTarget::Stdout => write_to(&timeline, std::io::stdout().lock())?,
         OutputTarget::File(path) => write_file_atomically(&timeline, path)?,
@@ -118,8 +139,14 @@ pub async fn export(lake: &Lake, process_arg: &str, options: &ExportOptions, pro
         sha256,
         thread_tracks: timeline.threads.len(),
         async_tracks: timeline.async_tracks.len(),
-        spans: SpanCounts { thread: stats.thread_spans, async_: stats.async_spans },
-        clipped: stats.clipped_begin + stats.clipped_end + stats.cut_at_gap + stats.closed_with_parent,
+        spans: SpanCounts {
+            thread: stats.thread_spans,
+            async_: stats.async_spans,
+        },
+        clipped: stats.clipped_begin
+            + stats.clipped_end
+            + stats.cut_at_gap
+            + stats.closed_with_parent,
         unfinished: stats.unfinished_async,
         oddities: stats,
         blocks_read: read_stats.0,
@@ -138,8 +165,18 @@ fn time_range(options: &ExportOptions) -> Result<Option<(i64, i64)>> {
         t.timestamp_nanos_opt()
             .ok_or_else(|| failure(FailureKind::Usage, format!("time {t} is out of range")))
     };
-    let begin = options.begin.as_ref().map(ns).transpose()?.unwrap_or(i64::MIN);
-    let end = options.end.as_ref().map(ns).transpose()?.unwrap_or(i64::MAX);
+    let begin = options
+        .begin
+        .as_ref()
+        .map(ns)
+        .transpose()?
+        .unwrap_or(i64::MIN);
+    let end = options
+        .end
+        .as_ref()
+        .map(ns)
+        .transpose()?
+        .unwrap_or(i64::MAX);
     if begin > end {
         return Err(failure(FailureKind::Usage, "--begin is after --end"));
     }
@@ -149,12 +186,22 @@ fn time_range(options: &ExportOptions) -> Result<Option<(i64, i64)>> {
 /// The executable's file name, the way people name their process.
 fn process_name(exe: &str) -> String {
     let name = exe.rsplit(['/', '\\']).next().unwrap_or(exe);
-    if name.is_empty() { "process".into() } else { name.to_string() }
+    if name.is_empty() {
+        "process".into()
+    } else {
+        name.to_string()
+    }
 }
 
 /// `thread-name`, else `thread <thread-id>`; the 64-bit thread id always stays visible.
 fn thread_display_name(stream: &StreamRow) -> Arc<str> {
-    let property = |key: &str| stream.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let property = |key: &str| {
+        stream
+            .properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     let id = property("thread-id");
     let name = match (property("thread-name").filter(|n| !n.is_empty()), id) {
         (Some(name), Some(id)) => format!("{name} [{id}]"),
@@ -173,16 +220,28 @@ async fn read_threads(
     concurrency: usize,
     progress: &Progress,
 ) -> Result<(Vec<ThreadData>, (u64, u64))> {
-    progress.start_blocks(blocks.len() as u64, blocks.iter().map(|b| b.payload_size.max(0) as u64).sum());
+    progress.start_blocks(
+        blocks.len() as u64,
+        blocks.iter().map(|b| b.payload_size.max(0) as u64).sum(),
+    );
     let on_block = |bytes: u64| progress.block_done(bytes);
     let mut threads = Vec::with_capacity(streams.len());
     let (mut count, mut bytes) = (0, 0);
     for stream in streams {
-        let stream_blocks: Vec<BlockRow> = blocks.iter().filter(|b| b.stream_id == stream.stream_id).cloned().collect();
-        let (decoded, stats) = partitions::stream_events(lake, stream, &stream_blocks, clock, concurrency, &on_block).await?;
+        let stream_blocks: Vec<BlockRow> = blocks
+            .iter()
+            .filter(|b| b.stream_id == stream.stream_id)
+            .cloned()
+            .collect();
+        let (decoded, stats) =
+            partitions::stream_events(lake, stream, &stream_blocks, clock, concurrency, &on_block)
+                .await?;
         count += stats.blocks_read;
         bytes += stats.payload_bytes;
-        threads.push(ThreadData { display_name: thread_display_name(stream), chains: chains(decoded) });
+        threads.push(ThreadData {
+            display_name: thread_display_name(stream),
+            chains: chains(decoded),
+        });
     }
     progress.finish_blocks();
     Ok((threads, (count, bytes)))
@@ -200,7 +259,11 @@ fn chains(blocks: Vec<DecodedBlock>) -> Vec<Chain> {
                 chain.end_ns = chain.end_ns.max(block.end_ns);
                 chain.events.extend(block.events);
             }
-            _ => chains.push(Chain { begin_ns: block.begin_ns, end_ns: block.end_ns, events: block.events }),
+            _ => chains.push(Chain {
+                begin_ns: block.begin_ns,
+                end_ns: block.end_ns,
+                events: block.events,
+            }),
         }
     }
     chains
@@ -224,7 +287,10 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 fn write_to(timeline: &assembly::Timeline, out: impl Write) -> Result<(u64, String)> {
-    let mut writer = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, out), hasher: Sha256::new() };
+    let mut writer = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        hasher: Sha256::new(),
+    };
     let bytes = trace::write_trace(timeline, &mut writer).context("cannot write the trace")?;
     writer.flush().context("cannot write the trace")?;
     Ok((bytes, hex(&writer.hasher.finalize())))
@@ -242,21 +308,44 @@ fn write_file_atomically(timeline: &assembly::Timeline, path: &Path) -> Result<(
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(failure(FailureKind::Io, format!("output directory {} does not exist", dir.display())));
+        return Err(failure(
+            FailureKind::Io,
+            format!("output directory {} does not exist", dir.display()),
+        ));
     }
     let temp = tempfile::Builder::new()
         .prefix(".write-perfetto-")
         .suffix(".tmp")
         .tempfile_in(&dir)
-        .map_err(|e| failure(FailureKind::Io, format!("cannot create a file in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            failure(
+                FailureKind::Io,
+                format!("cannot create a file in {}: {e}", dir.display()),
+            )
+        })?;
     let guard = cleanup::register(temp.path().to_path_buf());
     let result = write_to(timeline, temp.as_file()).and_then(|r| {
-        temp.as_file().sync_all().context("cannot flush the trace to disk")?;
+        temp.as_file()
+            .sync_all()
+            .context("cannot flush the trace to disk")?;
         Ok(r)
     });
-    let (bytes, sha) = result.map_err(|e| failure(FailureKind::Io, format!("cannot write {}: {}", path.display(), crate::error::one_line(&e))))?;
-    temp.persist(path)
-        .map_err(|e| failure(FailureKind::Io, format!("cannot move the trace to {}: {}", path.display(), e.error)))?;
+    let (bytes, sha) = result.map_err(|e| {
+        failure(
+            FailureKind::Io,
+            format!(
+                "cannot write {}: {}",
+                path.display(),
+                crate::error::one_line(&e)
+            ),
+        )
+    })?;
+    temp.persist(path).map_err(|e| {
+        failure(
+            FailureKind::Io,
+            format!("cannot move the trace to {}: {}", path.display(), e.error),
+        )
+    })?;
     drop(guard);
     Ok((bytes, sha))
 }

@@ -32,8 +32,10 @@ impl Progress {
     pub fn start_blocks(&self, blocks: u64, bytes: u64) {
         if let Some(bar) = &self.bar {
             bar.set_style(
-                ProgressStyle::with_template("{spinner} reading blocks {pos}/{len} ({msg}) {wide_bar} {eta}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} reading blocks {pos}/{len} ({msg}) {wide_bar} {eta}",
+                )
+                .expect("valid template"),
             );
             bar.set_length(blocks);
             bar.set_position(0);

@@ -9,7 +9,9 @@ use std::time::Instant;
 use support::pg::PgCluster;
 
 fn schema_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/lake/schema").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/lake/schema")
+        .join(name)
 }
 
 /// The (column, type) pairs of a table, in column order, as `information_schema` tells them.
@@ -35,20 +37,36 @@ fn columns(pg: &PgCluster, db: &str, table: &str) -> Vec<(String, String)> {
 fn v7_schema_and_properties_as_json() {
     let t0 = Instant::now();
     let pg = PgCluster::start();
-    eprintln!("cluster started on port {} in {:?}", pg.port(), t0.elapsed());
+    eprintln!(
+        "cluster started on port {} in {:?}",
+        pg.port(),
+        t0.elapsed()
+    );
 
     let url = pg.create_database("lake_v7");
-    assert_eq!(url, format!("postgres://postgres@127.0.0.1:{}/lake_v7", pg.port()));
+    assert_eq!(
+        url,
+        format!("postgres://postgres@127.0.0.1:{}/lake_v7", pg.port())
+    );
     pg.psql_file("lake_v7", &schema_file("postgres_v7.sql"));
 
     assert_eq!(pg.psql("lake_v7", "SELECT version FROM migration"), "7\n");
     let processes = columns(&pg, "lake_v7", "processes");
     assert_eq!(processes.len(), 13);
     assert_eq!(processes[0], ("process_id".into(), "uuid".into()));
-    assert_eq!(processes[1], ("exe".into(), "character varying(255)".into()));
+    assert_eq!(
+        processes[1],
+        ("exe".into(), "character varying(255)".into())
+    );
     assert_eq!(processes[7], ("tsc_frequency".into(), "bigint".into()));
-    assert_eq!(processes[8], ("start_time".into(), "timestamp with time zone".into()));
-    assert_eq!(processes[12], ("properties".into(), "_micromegas_property".into()));
+    assert_eq!(
+        processes[8],
+        ("start_time".into(), "timestamp with time zone".into())
+    );
+    assert_eq!(
+        processes[12],
+        ("properties".into(), "_micromegas_property".into())
+    );
     let streams = columns(&pg, "lake_v7", "streams");
     assert_eq!(
         streams.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
@@ -67,8 +85,15 @@ fn v7_schema_and_properties_as_json() {
     let blocks = columns(&pg, "lake_v7", "blocks");
     assert_eq!(blocks.len(), 11);
     assert_eq!(blocks[7], ("nb_objects".into(), "integer".into()));
-    assert_eq!(blocks[10], ("insert_time".into(), "timestamp with time zone".into()));
-    assert!(!columns(&pg, "lake_v7", "processes").iter().any(|(n, _)| n == "audience"));
+    assert_eq!(
+        blocks[10],
+        ("insert_time".into(), "timestamp with time zone".into())
+    );
+    assert!(
+        !columns(&pg, "lake_v7", "processes")
+            .iter()
+            .any(|(n, _)| n == "audience")
+    );
 
     // A process with properties, one of them with an empty value, one NULL, and characters
     // JSON must escape.
@@ -122,7 +147,10 @@ fn v8_schema_adds_audience_columns() {
         "SELECT table_name, data_type, is_nullable FROM information_schema.columns \
          WHERE column_name = 'audience' ORDER BY table_name",
     );
-    assert_eq!(v8, "blocks|text|YES\nprocesses|text|YES\nstreams|text|YES\n");
+    assert_eq!(
+        v8,
+        "blocks|text|YES\nprocesses|text|YES\nstreams|text|YES\n"
+    );
 
     // Otherwise the same tables as v7, with `audience` last.
     pg.create_database("lake_v7");
@@ -140,7 +168,10 @@ fn clusters_are_independent_and_cleaned_up() {
     let b = PgCluster::start();
     assert_ne!(a.port(), b.port());
     a.create_database("only_in_a");
-    let in_b = b.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'only_in_a'");
+    let in_b = b.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname = 'only_in_a'",
+    );
     assert_eq!(in_b, "0\n");
 
     let dir = a.dir().to_path_buf();

@@ -22,7 +22,11 @@ struct AsyncSpan<'a> {
     clipped_begin: bool,
 }
 
-pub fn async_tracks(threads: &[ThreadData], range: Option<(i64, i64)>, stats: &mut AssemblyStats) -> Vec<AsyncTrack> {
+pub fn async_tracks(
+    threads: &[ThreadData],
+    range: Option<(i64, i64)>,
+    stats: &mut AssemblyStats,
+) -> Vec<AsyncTrack> {
     let spans = pair_spans(threads, stats);
     let mut spans: Vec<(AsyncSpan, bool, bool)> = spans
         .into_iter()
@@ -52,20 +56,33 @@ fn pair_spans<'a>(threads: &'a [ThreadData], stats: &mut AssemblyStats) -> Vec<A
         for chain in &thread.chains {
             data_begin = data_begin.min(chain.begin_ns);
             data_end = data_end.max(chain.end_ns);
-            for e in chain.events.iter().filter(|e| e.event.scope == EventScope::Async) {
+            for e in chain
+                .events
+                .iter()
+                .filter(|e| e.event.scope == EventScope::Async)
+            {
                 events.push((e.ns, thread_index, events.len(), &e.event));
             }
         }
     }
-    // Ends before begins at equal times, then by thread and stream order: a total order.
-    events.sort_by_key(|&(ns, thread, seq, e)| (ns, e.phase == EventPhase::Begin, thread, seq));
+    // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
+    // begins go first (a zero-length span stays whole), then thread and stream order.
+    events.sort_by_key(|&(ns, thread, seq, e)| (ns, e.phase == EventPhase::End, thread, seq));
     let mut open: HashMap<u64, AsyncSpan<'a>> = HashMap::new();
     let mut done: Vec<AsyncSpan<'a>> = Vec::new();
     for (ns, thread, _, event) in events {
         let thread_name = Some(&threads[thread].display_name);
         match event.phase {
             EventPhase::Begin => {
-                let span = AsyncSpan { begin_ns: ns, end_ns: ns, event, began_on: thread_name, ended_on: None, unfinished: true, clipped_begin: false };
+                let span = AsyncSpan {
+                    begin_ns: ns,
+                    end_ns: ns,
+                    event,
+                    began_on: thread_name,
+                    ended_on: None,
+                    unfinished: true,
+                    clipped_begin: false,
+                };
                 if let Some(previous) = open.insert(event.span_id, span) {
                     stats.duplicate_span_ids += 1;
                     done.push(previous);
@@ -80,7 +97,15 @@ fn pair_spans<'a>(threads: &'a [ThreadData], stats: &mut AssemblyStats) -> Vec<A
                 }
                 None => {
                     stats.clipped_begin += 1;
-                    done.push(AsyncSpan { begin_ns: data_begin.min(ns), end_ns: ns, event, began_on: None, ended_on: thread_name, unfinished: false, clipped_begin: true });
+                    done.push(AsyncSpan {
+                        begin_ns: data_begin.min(ns),
+                        end_ns: ns,
+                        event,
+                        began_on: None,
+                        ended_on: thread_name,
+                        unfinished: false,
+                        clipped_begin: true,
+                    });
                 }
             },
         }
@@ -106,20 +131,32 @@ fn layout(spans: Vec<(AsyncSpan, bool, bool)>, stats: &mut AssemblyStats) -> Vec
     let mut next_flow: u64 = 1;
     for (span, cut_begin, cut_end) in spans {
         for lane in lanes.iter_mut() {
-            while lane.open.last().is_some_and(|&(end, _)| end <= span.begin_ns) {
+            while lane
+                .open
+                .last()
+                .is_some_and(|&(end, _)| end <= span.begin_ns)
+            {
                 lane.open.pop();
             }
         }
-        let parent = (span.event.parent_span_id != 0).then(|| placed.get(&span.event.parent_span_id).copied()).flatten();
+        let parent = (span.event.parent_span_id != 0)
+            .then(|| placed.get(&span.event.parent_span_id).copied())
+            .flatten();
         let on_parent_lane = parent.filter(|&(lane, slice)| {
-            lanes[lane].open.last().is_some_and(|&(end, top)| top == slice && end >= span.end_ns)
+            lanes[lane]
+                .open
+                .last()
+                .is_some_and(|&(end, top)| top == slice && end >= span.end_ns)
         });
         let lane_index = match on_parent_lane {
             Some((lane, _)) => lane,
             None => match lanes.iter().position(|l| l.open.is_empty()) {
                 Some(free) => free,
                 None => {
-                    lanes.push(Lane { open: Vec::new(), slices: Vec::new() });
+                    lanes.push(Lane {
+                        open: Vec::new(),
+                        slices: Vec::new(),
+                    });
                     lanes.len() - 1
                 }
             },
@@ -139,11 +176,19 @@ fn layout(spans: Vec<(AsyncSpan, bool, bool)>, stats: &mut AssemblyStats) -> Vec
     lanes
         .into_iter()
         .enumerate()
-        .map(|(i, lane)| AsyncTrack { name: format!("async #{}", i + 1), slices: lane.slices })
+        .map(|(i, lane)| AsyncTrack {
+            name: format!("async #{}", i + 1),
+            slices: lane.slices,
+        })
         .collect()
 }
 
-fn async_slice(span: &AsyncSpan, cut_begin: bool, cut_end: bool, stats: &mut AssemblyStats) -> Slice {
+fn async_slice(
+    span: &AsyncSpan,
+    cut_begin: bool,
+    cut_end: bool,
+    stats: &mut AssemblyStats,
+) -> Slice {
     let e = span.event;
     let mut annotations = vec![
         Annotation::uint("span_id", e.span_id),
@@ -157,21 +202,36 @@ fn async_slice(span: &AsyncSpan, cut_begin: bool, cut_end: bool, stats: &mut Ass
         annotations.push(Annotation::text("ended on", thread.clone()));
     }
     if span.unfinished {
-        annotations.push(Annotation::text("unfinished", "never ended (future dropped or still running): drawn to the end of the data"));
+        annotations.push(Annotation::text(
+            "unfinished",
+            "never ended (future dropped or still running): drawn to the end of the data",
+        ));
     }
     if span.clipped_begin {
-        annotations.push(Annotation::text("clipped", "began before the data: drawn from the start of the data"));
+        annotations.push(Annotation::text(
+            "clipped",
+            "began before the data: drawn from the start of the data",
+        ));
     }
     if cut_begin {
         stats.clipped_begin += 1;
-        annotations.push(Annotation::text("clipped", "began before the range: drawn from its start"));
+        annotations.push(Annotation::text(
+            "clipped",
+            "began before the range: drawn from its start",
+        ));
     }
     if cut_end {
         stats.clipped_end += 1;
-        annotations.push(Annotation::text("clipped", "ended after the range: drawn to its end"));
+        annotations.push(Annotation::text(
+            "clipped",
+            "ended after the range: drawn to its end",
+        ));
     }
     for (key, value) in &e.properties {
-        annotations.push(Annotation { name: key.clone(), value: super::timeline::AnnotationValue::Text(value.clone()) });
+        annotations.push(Annotation {
+            name: key.clone(),
+            value: super::timeline::AnnotationValue::Text(value.clone()),
+        });
     }
     Slice {
         begin_ns: span.begin_ns,

@@ -46,9 +46,17 @@ pub struct AssemblyOptions {
 }
 
 /// Builds the timeline of a process from its threads' data (in a stable order).
-pub fn assemble(process_name: String, threads: &[ThreadData], options: &AssemblyOptions) -> Timeline {
+pub fn assemble(
+    process_name: String,
+    threads: &[ThreadData],
+    options: &AssemblyOptions,
+) -> Timeline {
     let mut stats = AssemblyStats::default();
-    let mut timeline = Timeline { pid: 1, process_name, ..Default::default() };
+    let mut timeline = Timeline {
+        pid: 1,
+        process_name,
+        ..Default::default()
+    };
     if options.thread_spans {
         timeline.threads = threads::thread_tracks(threads, options.range, &mut stats);
     }
@@ -72,3 +80,6 @@ fn clip(begin: i64, end: i64, range: Option<(i64, i64)>) -> Option<(i64, i64, bo
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

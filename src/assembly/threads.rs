@@ -6,7 +6,11 @@ use super::timeline::{Annotation, AssemblyStats, Slice, ThreadTrack};
 use super::{Chain, ThreadData, TimedEvent, clip};
 use crate::decode::{EventPhase, EventScope, SpanEvent};
 
-pub fn thread_tracks(threads: &[ThreadData], range: Option<(i64, i64)>, stats: &mut AssemblyStats) -> Vec<ThreadTrack> {
+pub fn thread_tracks(
+    threads: &[ThreadData],
+    range: Option<(i64, i64)>,
+    stats: &mut AssemblyStats,
+) -> Vec<ThreadTrack> {
     let mut tracks = Vec::new();
     for thread in threads {
         let mut slices = Vec::new();
@@ -14,12 +18,19 @@ pub fn thread_tracks(threads: &[ThreadData], range: Option<(i64, i64)>, stats: &
         for (index, chain) in thread.chains.iter().enumerate() {
             pair_chain(chain, index == last_chain, &mut slices, stats);
         }
-        let slices: Vec<Slice> = slices.into_iter().filter_map(|s| clip_slice(s, range, stats)).collect();
+        let slices: Vec<Slice> = slices
+            .into_iter()
+            .filter_map(|s| clip_slice(s, range, stats))
+            .collect();
         if slices.is_empty() {
             continue;
         }
         stats.thread_spans += slices.len() as u64;
-        tracks.push(ThreadTrack { tid: tracks.len() as i32 + 2, name: thread.display_name.to_string(), slices });
+        tracks.push(ThreadTrack {
+            tid: tracks.len() as i32 + 2,
+            name: thread.display_name.to_string(),
+            slices,
+        });
     }
     tracks
 }
@@ -38,23 +49,46 @@ fn pair_chain(chain: &Chain, is_last: bool, slices: &mut Vec<Slice>, stats: &mut
     // Times never go back within a stream: a clock step backwards is pinned to the last time,
     // which keeps the pairs strictly nested.
     let mut now = chain.begin_ns;
-    for TimedEvent { ns, event } in chain.events.iter().filter(|e| e.event.scope == EventScope::Thread) {
+    for TimedEvent { ns, event } in chain
+        .events
+        .iter()
+        .filter(|e| e.event.scope == EventScope::Thread)
+    {
         now = now.max(*ns);
         match event.phase {
-            EventPhase::Begin => stack.push(Open { begin_ns: now, event }),
+            EventPhase::Begin => stack.push(Open {
+                begin_ns: now,
+                event,
+            }),
             EventPhase::End => match stack.iter().rposition(|open| same_span(open.event, event)) {
                 Some(position) => {
                     while stack.len() > position + 1 {
                         let inner = stack.pop().expect("above position");
                         stats.closed_with_parent += 1;
-                        slices.push(make_slice(inner.begin_ns, now, inner.event, vec![Annotation::text("clipped", "no end of its own: closed with its parent")]));
+                        slices.push(make_slice(
+                            inner.begin_ns,
+                            now,
+                            inner.event,
+                            vec![Annotation::text(
+                                "clipped",
+                                "no end of its own: closed with its parent",
+                            )],
+                        ));
                     }
                     let open = stack.pop().expect("at position");
                     slices.push(make_slice(open.begin_ns, now, open.event, Vec::new()));
                 }
                 None if stack.is_empty() => {
                     stats.clipped_begin += 1;
-                    slices.push(make_slice(chain.begin_ns.min(now), now, event, vec![Annotation::text("clipped", "began before the data: drawn from the start of the data")]));
+                    slices.push(make_slice(
+                        chain.begin_ns.min(now),
+                        now,
+                        event,
+                        vec![Annotation::text(
+                            "clipped",
+                            "began before the data: drawn from the start of the data",
+                        )],
+                    ));
                 }
                 None => stats.unmatched_ends += 1,
             },
@@ -72,13 +106,26 @@ fn pair_chain(chain: &Chain, is_last: bool, slices: &mut Vec<Slice>, stats: &mut
         } else {
             stats.cut_at_gap += 1;
         }
-        slices.push(make_slice(open.begin_ns, end, open.event, vec![Annotation::text("clipped", note)]));
+        slices.push(make_slice(
+            open.begin_ns,
+            end,
+            open.event,
+            vec![Annotation::text("clipped", note)],
+        ));
     }
 }
 
-fn make_slice(begin_ns: i64, end_ns: i64, event: &SpanEvent, mut annotations: Vec<Annotation>) -> Slice {
+fn make_slice(
+    begin_ns: i64,
+    end_ns: i64,
+    event: &SpanEvent,
+    mut annotations: Vec<Annotation>,
+) -> Slice {
     for (key, value) in &event.properties {
-        annotations.push(Annotation { name: key.clone(), value: super::timeline::AnnotationValue::Text(value.clone()) });
+        annotations.push(Annotation {
+            name: key.clone(),
+            value: super::timeline::AnnotationValue::Text(value.clone()),
+        });
     }
     Slice {
         begin_ns,
@@ -93,17 +140,27 @@ fn make_slice(begin_ns: i64, end_ns: i64, event: &SpanEvent, mut annotations: Ve
     }
 }
 
-fn clip_slice(mut slice: Slice, range: Option<(i64, i64)>, stats: &mut AssemblyStats) -> Option<Slice> {
+fn clip_slice(
+    mut slice: Slice,
+    range: Option<(i64, i64)>,
+    stats: &mut AssemblyStats,
+) -> Option<Slice> {
     let (begin, end, cut_begin, cut_end) = clip(slice.begin_ns, slice.end_ns, range)?;
     slice.begin_ns = begin;
     slice.end_ns = end;
     if cut_begin {
         stats.clipped_begin += 1;
-        slice.annotations.push(Annotation::text("clipped", Arc::<str>::from("began before the range: drawn from its start")));
+        slice.annotations.push(Annotation::text(
+            "clipped",
+            Arc::<str>::from("began before the range: drawn from its start"),
+        ));
     }
     if cut_end {
         stats.clipped_end += 1;
-        slice.annotations.push(Annotation::text("clipped", Arc::<str>::from("ended after the range: drawn to its end")));
+        slice.annotations.push(Annotation::text(
+            "clipped",
+            Arc::<str>::from("ended after the range: drawn to its end"),
+        ));
     }
     Some(slice)
 }

@@ -18,10 +18,16 @@ pub enum AnnotationValue {
 
 impl Annotation {
     pub fn text(name: &str, value: impl Into<Arc<str>>) -> Self {
-        Self { name: Arc::from(name), value: AnnotationValue::Text(value.into()) }
+        Self {
+            name: Arc::from(name),
+            value: AnnotationValue::Text(value.into()),
+        }
     }
     pub fn uint(name: &str, value: u64) -> Self {
-        Self { name: Arc::from(name), value: AnnotationValue::Uint(value) }
+        Self {
+            name: Arc::from(name),
+            value: AnnotationValue::Uint(value),
+        }
     }
 }
 

@@ -13,7 +13,8 @@ Examples:
   write-perfetto \"$PID\" --json -o trace.perfetto-trace | jq .sha256
 
 CI determinism check:
-  write-perfetto \"$PID\" -o a.pftrace && write-perfetto \"$PID\" -o b.pftrace && cmp a.pftrace b.pftrace
+  write-perfetto \"$PID\" -o a.pftrace &&
+    write-perfetto \"$PID\" -o b.pftrace && cmp a.pftrace b.pftrace
 
 Exit status:
   0 success, 2 usage error, 3 process not found or ambiguous, 4 lake data error (corrupt or
@@ -35,12 +36,22 @@ pub struct Cli {
 
     /// The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of
     /// Micromegas's metadata database.
-    #[arg(long, global = true, env = "MICROMEGAS_SQL_CONNECTION_STRING", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "MICROMEGAS_SQL_CONNECTION_STRING",
+        hide_env_values = true
+    )]
     pub lake: Option<String>,
 
     /// Object store of a PostgreSQL lake's payloads: file://, s3://, gs:// or az:// URL;
     /// credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables.
-    #[arg(long, global = true, env = "MICROMEGAS_OBJECT_STORE_URI", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "MICROMEGAS_OBJECT_STORE_URI",
+        value_name = "URL"
+    )]
     pub blobs: Option<String>,
 
     /// Which spans to export: thread (call stacks per thread), async (futures), or both.
@@ -82,9 +93,11 @@ pub struct Cli {
 
 impl Cli {
     pub fn threads_or_default(&self) -> usize {
-        self.threads
-            .map(usize::from)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        self.threads.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
     }
 }
 

@@ -6,19 +6,28 @@ use anyhow::Result;
 use clap::{CommandFactory, Parser};
 use std::io::{IsTerminal, Write};
 
-pub use args::{Cli, Command};
 use crate::error::{self, FailureKind, failure};
 use crate::export::{self, ExportOptions, OutputTarget};
 use crate::lake::{Lake, LakeLocation};
 use crate::progress::Progress;
+pub use args::{Cli, Command};
 
 /// Runs the tool; returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads_or_default()).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads_or_default())
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return report(&cli, anyhow::Error::new(e).context("cannot start the async runtime")),
+        Err(e) => {
+            return report(
+                &cli,
+                anyhow::Error::new(e).context("cannot start the async runtime"),
+            );
+        }
     };
     let outcome = runtime.block_on(async {
         tokio::select! {
@@ -34,7 +43,13 @@ pub fn main() -> i32 {
 }
 
 fn init_logging(cli: &Cli) {
-    let default = if cli.quiet { "error" } else if cli.verbose > 0 { "write_perfetto=debug" } else { "warn" };
+    let default = if cli.quiet {
+        "error"
+    } else if cli.verbose > 0 {
+        "write_perfetto=debug"
+    } else {
+        "warn"
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp(None)
         .target(env_logger::Target::Stderr)
@@ -51,7 +66,12 @@ async fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Some(Command::Completions { shell }) => {
             let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "write-perfetto", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut command,
+                "write-perfetto",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Some(Command::Processes { json, limit }) => {
@@ -61,7 +81,10 @@ async fn run(cli: &Cli) -> Result<()> {
         }
         None => {
             let Some(process_id) = &cli.process_id else {
-                return Err(failure(FailureKind::Usage, "no process id given; `write-perfetto processes` lists them, `--help` explains"));
+                return Err(failure(
+                    FailureKind::Usage,
+                    "no process id given; `write-perfetto processes` lists them, `--help` explains",
+                ));
             };
             let lake = open_lake(cli).await?;
             let options = ExportOptions {
@@ -69,12 +92,19 @@ async fn run(cli: &Cli) -> Result<()> {
                 begin: cli.begin,
                 end: cli.end,
                 output: cli.output.as_deref().map(|o| {
-                    if o == "-" { OutputTarget::Stdout } else { OutputTarget::File(o.into()) }
+                    if o == "-" {
+                        OutputTarget::Stdout
+                    } else {
+                        OutputTarget::File(o.into())
+                    }
                 }),
                 concurrency: usize::from(cli.jobs),
             };
             if options.output == Some(OutputTarget::Stdout) && cli.json {
-                return Err(failure(FailureKind::Usage, "--json and -o - both want stdout; write the trace to a file"));
+                return Err(failure(
+                    FailureKind::Usage,
+                    "--json and -o - both want stdout; write the trace to a file",
+                ));
             }
             let progress = Progress::new(cli.quiet);
             let result = export::export(&lake, process_id, &options, &progress).await;
@@ -85,8 +115,13 @@ async fn run(cli: &Cli) -> Result<()> {
             } else if !cli.quiet && summary.output != "-" {
                 eprintln!(
                     "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks) in {} ms",
-                    summary.output, summary.bytes, summary.spans.thread, summary.spans.async_, summary.thread_tracks,
-                    summary.async_tracks, summary.elapsed_ms
+                    summary.output,
+                    summary.bytes,
+                    summary.spans.thread,
+                    summary.spans.async_,
+                    summary.thread_tracks,
+                    summary.async_tracks,
+                    summary.elapsed_ms
                 );
             }
             Ok(())
@@ -112,7 +147,11 @@ fn print_processes(processes: &[crate::lake::ProcessSummary], json: bool) -> Res
         return Ok(());
     }
     if std::io::stdout().is_terminal() || !processes.is_empty() {
-        writeln!(out, "{:<36}  {:<27}  {:>7}  {:>6}  {:<16}  EXE", "PROCESS ID", "START TIME", "THREADS", "BLOCKS", "COMPUTER")?;
+        writeln!(
+            out,
+            "{:<36}  {:<27}  {:>7}  {:>6}  {:<16}  EXE",
+            "PROCESS ID", "START TIME", "THREADS", "BLOCKS", "COMPUTER"
+        )?;
     }
     for p in processes {
         writeln!(

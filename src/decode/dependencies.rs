@@ -57,7 +57,10 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
         let type_index = buffer[offset] as usize;
         offset += 1;
         let Some(ty) = types.get(type_index) else {
-            bail!("dependency type index {type_index} out of range (the stream declares {})", types.len());
+            bail!(
+                "dependency type index {type_index} out of range (the stream declares {})",
+                types.len()
+            );
         };
         let size = match ty.fixed_size {
             Some(size) => size,
@@ -69,20 +72,32 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
                 u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize
             }
         };
-        let Some(record) = offset.checked_add(size).and_then(|end| buffer.get(offset..end)) else {
-            bail!("truncated {} record at offset {offset}: needs {size} bytes", ty.name);
+        let Some(record) = offset
+            .checked_add(size)
+            .and_then(|end| buffer.get(offset..end))
+        else {
+            bail!(
+                "truncated {} record at offset {offset}: needs {size} bytes",
+                ty.name
+            );
         };
         offset += size;
         match &ty.kind {
             DependencyKind::StaticString => {
                 let (id, text) = split_id(record, &ty.name)?;
-                insert_unique(&mut deps.strings, id, Arc::from(String::from_utf8_lossy(text).as_ref()))?;
+                insert_unique(
+                    &mut deps.strings,
+                    id,
+                    Arc::from(String::from_utf8_lossy(text).as_ref()),
+                )?;
             }
             DependencyKind::StringWithCodec => {
                 let (id, rest) = split_id(record, &ty.name)?;
                 insert_unique(&mut deps.strings, id, decode_codec_string(rest)?)?;
             }
-            DependencyKind::SpanRecord(_) | DependencyKind::PropertySet { .. } => pending.push((ty, record)),
+            DependencyKind::SpanRecord(_) | DependencyKind::PropertySet { .. } => {
+                pending.push((ty, record))
+            }
             DependencyKind::Unknown => {}
         }
     }
@@ -94,8 +109,13 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
                     bail!("duplicate dependency id {id:#x}");
                 }
             }
-            DependencyKind::PropertySet { property_size, name_offset, value_offset } => {
-                let (id, set) = read_property_set(record, *property_size, *name_offset, *value_offset, &deps)?;
+            DependencyKind::PropertySet {
+                property_size,
+                name_offset,
+                value_offset,
+            } => {
+                let (id, set) =
+                    read_property_set(record, *property_size, *name_offset, *value_offset, &deps)?;
                 if deps.property_sets.insert(id, set).is_some() {
                     bail!("duplicate dependency id {id:#x}");
                 }
@@ -115,13 +135,20 @@ fn insert_unique(map: &mut HashMap<u64, Arc<str>>, id: u64, value: Arc<str>) -> 
 
 fn split_id<'a>(record: &'a [u8], type_name: &str) -> Result<(u64, &'a [u8])> {
     if record.len() < 8 {
-        bail!("{type_name} record of {} bytes is shorter than its id", record.len());
+        bail!(
+            "{type_name} record of {} bytes is shorter than its id",
+            record.len()
+        );
     }
     Ok((u64_at(record, 0), &record[8..]))
 }
 
 fn u64_at(record: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(record[offset..offset + 8].try_into().expect("checked offset"))
+    u64::from_le_bytes(
+        record[offset..offset + 8]
+            .try_into()
+            .expect("checked offset"),
+    )
 }
 
 /// `u8 codec, u32 len, bytes`: 0 = ANSI (read as UTF-8, lossy), 1 = UTF-16LE, 2 = UTF-8.
@@ -132,7 +159,10 @@ fn decode_codec_string(rest: &[u8]) -> Result<Arc<str>> {
     let codec = rest[0];
     let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
     let Some(bytes) = rest.get(5..5 + len) else {
-        bail!("string dependency of {len} bytes truncated to {}", rest.len() - 5);
+        bail!(
+            "string dependency of {len} bytes truncated to {}",
+            rest.len() - 5
+        );
     };
     Ok(match codec {
         0 | 2 => Arc::from(String::from_utf8_lossy(bytes).as_ref()),
@@ -140,7 +170,9 @@ fn decode_codec_string(rest: &[u8]) -> Result<Arc<str>> {
             if len % 2 != 0 {
                 bail!("UTF-16 string dependency has an odd length ({len} bytes)");
             }
-            let units = bytes.chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]]));
+            let units = bytes
+                .chunks_exact(2)
+                .map(|p| u16::from_le_bytes([p[0], p[1]]));
             let text: String = char::decode_utf16(units)
                 .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
                 .collect();
@@ -158,12 +190,15 @@ fn read_location(plan: &RecordPlan, record: &[u8], deps: &Dependencies) -> Resul
         }
     };
     let location = Location {
-        name: plan.name.map(|o| deps.string(u64_at(record, o)).cloned()).transpose()?,
+        name: plan
+            .name
+            .map(|o| deps.string(u64_at(record, o)).cloned())
+            .transpose()?,
         target: string_at(plan.target)?,
         file: string_at(plan.file)?,
-        line: plan
-            .line
-            .map_or(0, |o| u32::from_le_bytes(record[o..o + 4].try_into().expect("checked offset"))),
+        line: plan.line.map_or(0, |o| {
+            u32::from_le_bytes(record[o..o + 4].try_into().expect("checked offset"))
+        }),
     };
     Ok((u64_at(record, plan.id), location))
 }
@@ -182,11 +217,19 @@ fn read_property_set(
     let count = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes")) as usize;
     let body = &record[12..];
     if property_size < 16 || count.checked_mul(property_size) != Some(body.len()) {
-        bail!("property set {id:#x} declares {count} properties of {property_size} bytes in {} bytes", body.len());
+        bail!(
+            "property set {id:#x} declares {count} properties of {property_size} bytes in {} bytes",
+            body.len()
+        );
     }
     let mut set: Properties = body
         .chunks_exact(property_size)
-        .map(|p| Ok((deps.string(u64_at(p, name_offset))?.clone(), deps.string(u64_at(p, value_offset))?.clone())))
+        .map(|p| {
+            Ok((
+                deps.string(u64_at(p, name_offset))?.clone(),
+                deps.string(u64_at(p, value_offset))?.clone(),
+            ))
+        })
         .collect::<Result<_>>()?;
     set.sort();
     Ok((id, set))

@@ -37,14 +37,21 @@ pub struct SpanEvent {
     pub properties: Vec<(Arc<str>, Arc<str>)>,
 }
 
-pub(super) fn read(decoder: &StreamDecoder, deps: &Dependencies, buffer: &[u8]) -> Result<Vec<SpanEvent>> {
+pub(super) fn read(
+    decoder: &StreamDecoder,
+    deps: &Dependencies,
+    buffer: &[u8],
+) -> Result<Vec<SpanEvent>> {
     let mut events = Vec::new();
     let mut offset = 0usize;
     while offset < buffer.len() {
         let type_index = buffer[offset] as usize;
         offset += 1;
         let Some(object_type) = decoder.object_types.get(type_index) else {
-            bail!("object type index {type_index} out of range (the stream declares {})", decoder.object_types.len());
+            bail!(
+                "object type index {type_index} out of range (the stream declares {})",
+                decoder.object_types.len()
+            );
         };
         let size = match object_type.fixed_size {
             Some(size) => size,
@@ -56,8 +63,14 @@ pub(super) fn read(decoder: &StreamDecoder, deps: &Dependencies, buffer: &[u8]) 
                 u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize
             }
         };
-        let Some(record) = offset.checked_add(size).and_then(|end| buffer.get(offset..end)) else {
-            bail!("truncated {} record at offset {offset}: needs {size} bytes", object_type.name);
+        let Some(record) = offset
+            .checked_add(size)
+            .and_then(|end| buffer.get(offset..end))
+        else {
+            bail!(
+                "truncated {} record at offset {offset}: needs {size} bytes",
+                object_type.name
+            );
         };
         offset += size;
         if let Some(plan) = &object_type.plan {
@@ -86,7 +99,9 @@ fn decode_event(plan: &EventPlan, deps: &Dependencies, record: &[u8]) -> Result<
         file: location.file.clone(),
         line: location.line,
         span_id: plan.span_id_offset.map_or(0, |o| read_u64(record, o)),
-        parent_span_id: plan.parent_span_id_offset.map_or(0, |o| read_u64(record, o)),
+        parent_span_id: plan
+            .parent_span_id_offset
+            .map_or(0, |o| read_u64(record, o)),
         depth: plan.depth_offset.map_or(0, |o| read_u32(record, o)),
         properties,
     })
@@ -94,9 +109,17 @@ fn decode_event(plan: &EventPlan, deps: &Dependencies, record: &[u8]) -> Result<
 
 // Offsets were checked against the record size when the plan was built.
 fn read_u64(record: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(record[offset..offset + 8].try_into().expect("checked offset"))
+    u64::from_le_bytes(
+        record[offset..offset + 8]
+            .try_into()
+            .expect("checked offset"),
+    )
 }
 
 fn read_u32(record: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(record[offset..offset + 4].try_into().expect("checked offset"))
+    u32::from_le_bytes(
+        record[offset..offset + 4]
+            .try_into()
+            .expect("checked offset"),
+    )
 }

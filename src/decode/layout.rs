@@ -55,7 +55,11 @@ pub(super) enum DependencyKind {
     /// A span description: offsets of its members in the record.
     SpanRecord(RecordPlan),
     /// A property set: `u64 id, u32 count`, then `count` properties of this layout.
-    PropertySet { property_size: usize, name_offset: usize, value_offset: usize },
+    PropertySet {
+        property_size: usize,
+        name_offset: usize,
+        value_offset: usize,
+    },
     Unknown,
 }
 
@@ -92,10 +96,13 @@ impl StreamDecoder {
 }
 
 fn parse_udts(cbor: &[u8]) -> Result<Vec<UserDefinedType>> {
-    let udts: Vec<UserDefinedType> =
-        ciborium::de::from_reader(cbor).map_err(|e| anyhow::anyhow!("not a CBOR list of type descriptions: {e}"))?;
+    let udts: Vec<UserDefinedType> = ciborium::de::from_reader(cbor)
+        .map_err(|e| anyhow::anyhow!("not a CBOR list of type descriptions: {e}"))?;
     if udts.len() > 256 {
-        bail!("{} types declared, but a type index is one byte", udts.len());
+        bail!(
+            "{} types declared, but a type index is one byte",
+            udts.len()
+        );
     }
     Ok(udts)
 }
@@ -106,14 +113,21 @@ fn fixed_size(udt: &UserDefinedType) -> Option<usize> {
 
 /// Offset of a member that holds a u64 reference: a reference member, or a member whose type
 /// is itself a reference type (its `id` member holds the reference).
-fn reference_offset(udt: &UserDefinedType, member: &str, all: &[&UserDefinedType]) -> Result<Option<usize>> {
+fn reference_offset(
+    udt: &UserDefinedType,
+    member: &str,
+    all: &[&UserDefinedType],
+) -> Result<Option<usize>> {
     let Some(m) = udt.members.iter().find(|m| m.name.as_str() == member) else {
         return Ok(None);
     };
     let inner = if m.is_reference {
         0
     } else if let Some(ty) = all.iter().find(|t| *t.name == m.type_name) {
-        ty.members.iter().find(|im| im.name.as_str() == "id").map_or(0, |im| im.offset)
+        ty.members
+            .iter()
+            .find(|im| im.name.as_str() == "id")
+            .map_or(0, |im| im.offset)
     } else {
         0
     };
@@ -136,7 +150,11 @@ fn scalar_offset(udt: &UserDefinedType, member: &str, size: usize) -> Result<Opt
 fn check_field(udt: &UserDefinedType, member: &str, offset: usize, size: usize) -> Result<()> {
     match offset.checked_add(size) {
         Some(end) if end <= udt.size => Ok(()),
-        _ => bail!("{}.{member} at offset {offset} exceeds the type's {} bytes", udt.name, udt.size),
+        _ => bail!(
+            "{}.{member} at offset {offset} exceeds the type's {} bytes",
+            udt.name,
+            udt.size
+        ),
     }
 }
 
@@ -170,17 +188,28 @@ fn classify_event(name: &str) -> Option<(EventScope, EventPhase)> {
     rest.ends_with("SpanEvent").then_some((scope, phase))
 }
 
-fn event_plan(udt: &UserDefinedType, scope: EventScope, phase: EventPhase, all: &[&UserDefinedType]) -> Result<EventPlan> {
-    let location_offset = ["thread_span_desc", "span_desc", "thread_span_location", "span_location"]
-        .iter()
-        .find_map(|m| reference_offset(udt, m, all).transpose())
-        .transpose()?
-        .with_context(|| format!("{} has no span description member", udt.name))?;
+fn event_plan(
+    udt: &UserDefinedType,
+    scope: EventScope,
+    phase: EventPhase,
+    all: &[&UserDefinedType],
+) -> Result<EventPlan> {
+    let location_offset = [
+        "thread_span_desc",
+        "span_desc",
+        "thread_span_location",
+        "span_location",
+    ]
+    .iter()
+    .find_map(|m| reference_offset(udt, m, all).transpose())
+    .transpose()?
+    .with_context(|| format!("{} has no span description member", udt.name))?;
     let name = match reference_offset(udt, "name", all)? {
         Some(offset) => NameSource::String(offset),
         None => NameSource::Location,
     };
-    let time_offset = scalar_offset(udt, "time", 8)?.with_context(|| format!("{} has no time member", udt.name))?;
+    let time_offset = scalar_offset(udt, "time", 8)?
+        .with_context(|| format!("{} has no time member", udt.name))?;
     let async_field = |member: &str, size: usize| -> Result<Option<usize>> {
         let offset = scalar_offset(udt, member, size)?;
         if scope == EventScope::Async && offset.is_none() {
@@ -206,13 +235,16 @@ fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<De
         "StaticString" => DependencyKind::StaticString,
         "StaticStringDependency" => DependencyKind::StringWithCodec,
         "PropertySetDependency" => property_set_kind(all)?,
-        "SpanRecord" | "SpanLocationRecord" if udt.size > 0 => DependencyKind::SpanRecord(RecordPlan {
-            id: scalar_offset(udt, "id", 8)?.with_context(|| format!("{} has no id", udt.name))?,
-            name: reference_offset(udt, "name", all)?,
-            target: reference_offset(udt, "target", all)?,
-            file: reference_offset(udt, "file", all)?,
-            line: scalar_offset(udt, "line", 4)?,
-        }),
+        "SpanRecord" | "SpanLocationRecord" if udt.size > 0 => {
+            DependencyKind::SpanRecord(RecordPlan {
+                id: scalar_offset(udt, "id", 8)?
+                    .with_context(|| format!("{} has no id", udt.name))?,
+                name: reference_offset(udt, "name", all)?,
+                target: reference_offset(udt, "target", all)?,
+                file: reference_offset(udt, "file", all)?,
+                line: scalar_offset(udt, "line", 4)?,
+            })
+        }
         _ => DependencyKind::Unknown,
     };
     Ok(DependencyType {
@@ -227,7 +259,11 @@ fn property_set_kind(all: &[&UserDefinedType]) -> Result<DependencyKind> {
     let Some(property) = all.iter().find(|t| t.name.as_str() == "Property") else {
         // Producers before property sets never emit them; a block that does will fail to
         // find the layout when it is read.
-        return Ok(DependencyKind::PropertySet { property_size: 16, name_offset: 0, value_offset: 8 });
+        return Ok(DependencyKind::PropertySet {
+            property_size: 16,
+            name_offset: 0,
+            value_offset: 8,
+        });
     };
     Ok(DependencyKind::PropertySet {
         property_size: property.size,

@@ -19,8 +19,8 @@ pub fn decode_payload(payload: &[u8]) -> Result<Buffers> {
     }
     // The envelope's deserializer (from micromegas-telemetry) accepts both the byte-string and
     // the integer-array encodings of the buffers.
-    let envelope: BlockPayload =
-        ciborium::de::from_reader(payload).map_err(|e| anyhow::anyhow!("payload is not a CBOR block envelope: {e}"))?;
+    let envelope: BlockPayload = ciborium::de::from_reader(payload)
+        .map_err(|e| anyhow::anyhow!("payload is not a CBOR block envelope: {e}"))?;
     Ok(Buffers {
         dependencies: decompress(&envelope.dependencies).context("dependencies buffer")?,
         objects: decompress(&envelope.objects).context("objects buffer")?,

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use object_store::{ObjectStore, local::LocalFileSystem, path::Path as ObjectPath, prefix::PrefixStore};
+use object_store::{
+    ObjectStore, local::LocalFileSystem, path::Path as ObjectPath, prefix::PrefixStore,
+};
 use std::sync::Arc;
 use url::Url;
 
@@ -106,7 +108,9 @@ impl BlobStore {
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot delete {key} from {}", self.description)),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot delete {key} from {}", self.description))
+            }
         }
     }
 }

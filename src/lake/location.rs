@@ -37,7 +37,9 @@ impl LakeLocation {
         if lake.contains("://") {
             return Err(failure(
                 FailureKind::Usage,
-                format!("unsupported lake {lake:?}: give a directory holding lake.db, or a postgres:// URL"),
+                format!(
+                    "unsupported lake {lake:?}: give a directory holding lake.db, or a postgres:// URL"
+                ),
             ));
         }
         let dir = PathBuf::from(lake);
@@ -77,9 +79,12 @@ impl LakeLocation {
                     .filename(dir.join("lake.db"))
                     .read_only(true)
                     .busy_timeout(Duration::from_secs(30));
-                let pool = SqlitePool::connect_with(options)
-                    .await
-                    .with_context(|| format!("cannot open embedded lake {}", dir.join("lake.db").display()))?;
+                let pool = SqlitePool::connect_with(options).await.with_context(|| {
+                    format!(
+                        "cannot open embedded lake {}",
+                        dir.join("lake.db").display()
+                    )
+                })?;
                 Ok((MetadataDb::Sqlite(pool), BlobStore::local(dir)?))
             }
             Self::Postgres { url, blobs_url } => {
@@ -88,7 +93,9 @@ impl LakeLocation {
                     .acquire_timeout(Duration::from_secs(15))
                     .connect(url)
                     .await
-                    .with_context(|| format!("cannot connect to the lake database {}", self.describe()))?;
+                    .with_context(|| {
+                        format!("cannot connect to the lake database {}", self.describe())
+                    })?;
                 Ok((MetadataDb::Postgres(pool), BlobStore::from_url(blobs_url)?))
             }
         }

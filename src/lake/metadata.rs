@@ -93,7 +93,12 @@ impl MetadataDb {
         }
     }
 
-    pub(crate) async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    pub(crate) async fn fetch<T>(
+        &self,
+        pg_sql: &str,
+        sqlite_sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
@@ -187,8 +192,8 @@ impl MetadataDb {
         let pg_sql = format!(
             "SELECT b.block_id::text, b.stream_id::text, b.process_id::text, {}, {}, b.begin_ticks, b.end_ticks, \
              b.nb_objects::int8, b.object_offset, b.payload_size, {} \
-             FROM blocks b JOIN streams s ON s.stream_id = b.stream_id \
-             WHERE b.process_id = $1::uuid AND s.process_id = $1::uuid AND 'cpu' = ANY(s.tags) AND s.format = $2 \
+             FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
+             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id AND 'cpu' = ANY(s.tags) AND s.format = $2 \
              ORDER BY b.stream_id::text, b.object_offset, b.block_id::text",
             pg_time("b.begin_time"),
             pg_time("b.end_time"),
@@ -214,19 +219,28 @@ impl MetadataDb {
         let pg_sql = format!(
             "SELECT p.process_id::text, p.exe, p.computer, {}, \
              (SELECT count(*) FROM streams s WHERE s.process_id = p.process_id AND 'cpu' = ANY(s.tags) AND s.format = $2), \
-             (SELECT count(*) FROM blocks b WHERE b.process_id = p.process_id) \
+             (SELECT count(*) FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
+              WHERE s.process_id = p.process_id AND b.process_id = p.process_id) \
              FROM processes p WHERE p.process_id IS NOT NULL \
              ORDER BY p.start_time DESC NULLS LAST, p.process_id::text LIMIT $1",
             pg_time("p.start_time")
         );
-        type Tuple = (Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>, Option<i64>);
+        type Tuple = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        );
         let rows: Vec<Tuple> = self
             .fetch(
                 &pg_sql,
                 "SELECT lower(p.process_id), p.exe, p.computer, p.start_time, \
                  (SELECT count(*) FROM streams s WHERE lower(s.process_id) = lower(p.process_id) AND s.format = $2 \
                   AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = 'cpu')), \
-                 (SELECT count(*) FROM blocks b WHERE lower(b.process_id) = lower(p.process_id)) \
+                 (SELECT count(*) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
+                  WHERE lower(s.process_id) = lower(p.process_id) AND lower(b.process_id) = lower(p.process_id)) \
                  FROM processes p WHERE p.process_id IS NOT NULL \
                  ORDER BY p.start_time IS NULL, p.start_time DESC, lower(p.process_id) LIMIT $1",
                 &[Arg::Int(limit), Arg::Text(TRANSIT_FORMAT.into())],
@@ -234,14 +248,16 @@ impl MetadataDb {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, exe, computer, start, threads, blocks)| ProcessSummary {
-                process_id: id.unwrap_or_default(),
-                exe: exe.unwrap_or_default(),
-                computer: computer.unwrap_or_default(),
-                start_time: start.unwrap_or_default(),
-                thread_streams: threads.unwrap_or(0),
-                blocks: blocks.unwrap_or(0),
-            })
+            .map(
+                |(id, exe, computer, start, threads, blocks)| ProcessSummary {
+                    process_id: id.unwrap_or_default(),
+                    exe: exe.unwrap_or_default(),
+                    computer: computer.unwrap_or_default(),
+                    start_time: start.unwrap_or_default(),
+                    thread_streams: threads.unwrap_or(0),
+                    blocks: blocks.unwrap_or(0),
+                },
+            )
             .collect())
     }
 }
@@ -263,7 +279,10 @@ fn hyphenate_prefix(hex: &str) -> String {
 }
 
 fn bad_data(what: &str, detail: impl std::fmt::Display) -> anyhow::Error {
-    failure(FailureKind::LakeData, format!("bad lake metadata: {what} {detail}"))
+    failure(
+        FailureKind::LakeData,
+        format!("bad lake metadata: {what} {detail}"),
+    )
 }
 
 fn required<T>(value: Option<T>, column: &str, row: &str) -> Result<T> {
@@ -285,9 +304,11 @@ pub(crate) fn parse_time(text: &str, column: &str) -> Result<DateTime<Utc>> {
 /// Properties as PostgreSQL's `array_to_json` renders them (`[{"key":..,"value":..}]`), or a
 /// plain JSON object; returned sorted by key so that their order never depends on storage.
 pub(crate) fn parse_properties(text: Option<&str>, column: &str) -> Result<Vec<(String, String)>> {
-    let Some(text) = text else { return Ok(Vec::new()) };
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| bad_data(column, format_args!("is not JSON: {e}")))?;
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| bad_data(column, format_args!("is not JSON: {e}")))?;
     let mut out = Vec::new();
     match value {
         serde_json::Value::Null => {}
@@ -304,7 +325,10 @@ pub(crate) fn parse_properties(text: Option<&str>, column: &str) -> Result<Vec<(
         }
         serde_json::Value::Object(map) => {
             for (k, v) in map {
-                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
                 out.push((k, v));
             }
         }
@@ -315,9 +339,15 @@ pub(crate) fn parse_properties(text: Option<&str>, column: &str) -> Result<Vec<(
 }
 
 fn parse_tags(text: Option<&str>) -> Result<Vec<String>> {
-    let Some(text) = text else { return Ok(Vec::new()) };
-    let tags: Option<Vec<Option<String>>> = serde_json::from_str(text)
-        .map_err(|e| bad_data("streams.tags", format_args!("is not a JSON array of strings: {e}")))?;
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let tags: Option<Vec<Option<String>>> = serde_json::from_str(text).map_err(|e| {
+        bad_data(
+            "streams.tags",
+            format_args!("is not a JSON array of strings: {e}"),
+        )
+    })?;
     Ok(tags.unwrap_or_default().into_iter().flatten().collect())
 }
 
@@ -333,7 +363,10 @@ fn process_from_tuple(t: ProcessTuple) -> Result<ProcessRow> {
         distro: t.5.unwrap_or_default(),
         cpu_brand: t.6.unwrap_or_default(),
         tsc_frequency: required(t.7, "processes.tsc_frequency", &row)?,
-        start_time: parse_time(&required(t.8, "processes.start_time", &row)?, "processes.start_time")?,
+        start_time: parse_time(
+            &required(t.8, "processes.start_time", &row)?,
+            "processes.start_time",
+        )?,
         start_ticks: required(t.9, "processes.start_ticks", &row)?,
         insert_time: t
             .10
@@ -355,7 +388,10 @@ fn stream_from_tuple(t: StreamTuple) -> Result<StreamRow> {
     let row = format!("stream {id_text}");
     Ok(StreamRow {
         stream_id: parse_uuid(&id_text, "streams.stream_id")?,
-        process_id: parse_uuid(&required(t.1, "streams.process_id", &row)?, "streams.process_id")?,
+        process_id: parse_uuid(
+            &required(t.1, "streams.process_id", &row)?,
+            "streams.process_id",
+        )?,
         dependencies_metadata: required(t.2, "streams.dependencies_metadata", &row)?,
         objects_metadata: required(t.3, "streams.objects_metadata", &row)?,
         tags: parse_tags(t.4.as_deref())?,
@@ -376,9 +412,18 @@ fn block_from_tuple(t: BlockTuple) -> Result<BlockRow> {
     let nb_objects = required(t.7, "blocks.nb_objects", &row)?;
     Ok(BlockRow {
         block_id: parse_uuid(&id_text, "blocks.block_id")?,
-        stream_id: parse_uuid(&required(t.1, "blocks.stream_id", &row)?, "blocks.stream_id")?,
-        process_id: parse_uuid(&required(t.2, "blocks.process_id", &row)?, "blocks.process_id")?,
-        begin_time: parse_time(&required(t.3, "blocks.begin_time", &row)?, "blocks.begin_time")?,
+        stream_id: parse_uuid(
+            &required(t.1, "blocks.stream_id", &row)?,
+            "blocks.stream_id",
+        )?,
+        process_id: parse_uuid(
+            &required(t.2, "blocks.process_id", &row)?,
+            "blocks.process_id",
+        )?,
+        begin_time: parse_time(
+            &required(t.3, "blocks.begin_time", &row)?,
+            "blocks.begin_time",
+        )?,
         end_time: parse_time(&required(t.4, "blocks.end_time", &row)?, "blocks.end_time")?,
         begin_ticks: required(t.5, "blocks.begin_ticks", &row)?,
         end_ticks: required(t.6, "blocks.end_ticks", &row)?,
@@ -386,7 +431,10 @@ fn block_from_tuple(t: BlockTuple) -> Result<BlockRow> {
             .map_err(|_| bad_data("blocks.nb_objects", format_args!("out of range ({row})")))?,
         object_offset: required(t.8, "blocks.object_offset", &row)?,
         payload_size: required(t.9, "blocks.payload_size", &row)?,
-        insert_time: parse_time(&required(t.10, "blocks.insert_time", &row)?, "blocks.insert_time")?,
+        insert_time: parse_time(
+            &required(t.10, "blocks.insert_time", &row)?,
+            "blocks.insert_time",
+        )?,
     })
 }
 
@@ -426,21 +474,28 @@ mod tests {
 impl MetadataDb {
     /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
     /// known: the inputs of the inferred tick frequency.
-    pub async fn block_end_bounds(&self, process_id: &Uuid) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
+    pub async fn block_end_bounds(
+        &self,
+        process_id: &Uuid,
+    ) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
         let pg_sql = format!(
-            "SELECT max(b.end_ticks), {} FROM blocks b JOIN streams s ON s.stream_id = b.stream_id \
-             WHERE b.process_id = $1::uuid",
+            "SELECT max(b.end_ticks), {} FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
+             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id",
             pg_time("max(b.end_time)")
         );
         let rows: Vec<(Option<i64>, Option<String>)> = self
             .fetch(
                 &pg_sql,
-                "SELECT max(b.end_ticks), max(b.end_time) FROM blocks b JOIN streams s ON lower(s.stream_id) = lower(b.stream_id) \
-                 WHERE lower(b.process_id) = $1",
+                "SELECT max(b.end_ticks), max(b.end_time) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
+                 WHERE lower(s.process_id) = $1 AND lower(b.process_id) = $1",
                 &[Arg::Text(process_id.to_string())],
             )
             .await?;
         let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
-        Ok((ticks, time.map(|t| parse_time(&t, "blocks.end_time")).transpose()?))
+        Ok((
+            ticks,
+            time.map(|t| parse_time(&t, "blocks.end_time"))
+                .transpose()?,
+        ))
     }
 }

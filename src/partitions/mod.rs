@@ -39,9 +39,19 @@ pub async fn stream_events(
     concurrency: usize,
     on_block: &(dyn Fn(u64) + Sync),
 ) -> Result<(Vec<DecodedBlock>, ReadStats)> {
-    let decoder = Arc::new(StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).map_err(|e| {
-        failure(FailureKind::LakeData, format!("stream {} has unusable type metadata: {e:#}", stream.stream_id))
-    })?);
+    let decoder = Arc::new(
+        StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).map_err(
+            |e| {
+                failure(
+                    FailureKind::LakeData,
+                    format!(
+                        "stream {} has unusable type metadata: {e:#}",
+                        stream.stream_id
+                    ),
+                )
+            },
+        )?,
+    );
     let clock = *clock;
     let decoded: Vec<(DecodedBlock, u64)> = futures::stream::iter(blocks.iter().cloned())
         .map(|block| {
@@ -49,9 +59,11 @@ pub async fn stream_events(
             async move {
                 let payload = lake.block_payload(&block).await?;
                 let size = payload.len() as u64;
-                let decoded = tokio::task::spawn_blocking(move || decode_block(&decoder, block, &payload, &clock))
-                    .await
-                    .context("decoding task failed")??;
+                let decoded = tokio::task::spawn_blocking(move || {
+                    decode_block(&decoder, block, &payload, &clock)
+                })
+                .await
+                .context("decoding task failed")??;
                 on_block(size);
                 Ok::<_, anyhow::Error>((decoded, size))
             }
@@ -71,14 +83,28 @@ pub async fn stream_events(
     Ok((blocks, stats))
 }
 
-fn decode_block(decoder: &StreamDecoder, block: BlockRow, payload: &[u8], clock: &Clock) -> Result<DecodedBlock> {
+fn decode_block(
+    decoder: &StreamDecoder,
+    block: BlockRow,
+    payload: &[u8],
+    clock: &Clock,
+) -> Result<DecodedBlock> {
     let events = decoder.decode_block(payload).map_err(|e| {
         failure(
             FailureKind::LakeData,
-            format!("block {} of stream {} cannot be decoded: {e:#}", block.block_id, block.stream_id),
+            format!(
+                "block {} of stream {} cannot be decoded: {e:#}",
+                block.block_id, block.stream_id
+            ),
         )
     })?;
-    let events = events.into_iter().map(|event| TimedEvent { ns: clock.event_ns(event.ticks), event }).collect();
+    let events = events
+        .into_iter()
+        .map(|event| TimedEvent {
+            ns: clock.event_ns(event.ticks),
+            event,
+        })
+        .collect();
     Ok(DecodedBlock {
         begin_ns: clock.relative_ns(block.begin_ticks),
         end_ns: clock.relative_ns(block.end_ticks.max(block.begin_ticks)),

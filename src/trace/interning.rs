@@ -41,7 +41,12 @@ impl SequenceWriter {
         }
     }
 
-    fn packet(&mut self, timestamp_ns: i64, event: TrackEvent, interned: InternedData) -> TracePacket {
+    fn packet(
+        &mut self,
+        timestamp_ns: i64,
+        event: TrackEvent,
+        interned: InternedData,
+    ) -> TracePacket {
         let flags = if std::mem::take(&mut self.first_packet) {
             SEQ_INCREMENTAL_STATE_CLEARED | SEQ_NEEDS_INCREMENTAL_STATE
         } else {
@@ -71,13 +76,19 @@ impl SequenceWriter {
         let mut interned = InternedData::default();
         let (name_iid, new) = intern(&mut self.names, &slice.name);
         if new {
-            interned.event_names.push(EventName { iid: Some(name_iid), name: Some(slice.name.to_string()) });
+            interned.event_names.push(EventName {
+                iid: Some(name_iid),
+                name: Some(slice.name.to_string()),
+            });
         }
         let mut category_iids = Vec::new();
         if !slice.target.is_empty() {
             let (iid, new) = intern(&mut self.categories, &slice.target);
             if new {
-                interned.event_categories.push(EventCategory { iid: Some(iid), name: Some(slice.target.to_string()) });
+                interned.event_categories.push(EventCategory {
+                    iid: Some(iid),
+                    name: Some(slice.target.to_string()),
+                });
             }
             category_iids.push(iid);
         }
@@ -100,14 +111,25 @@ impl SequenceWriter {
             .map(|a| {
                 let (name_iid, new) = intern(&mut self.annotation_names, &a.name);
                 if new {
-                    interned.debug_annotation_names.push(DebugAnnotationName { iid: Some(name_iid), name: Some(a.name.to_string()) });
+                    interned.debug_annotation_names.push(DebugAnnotationName {
+                        iid: Some(name_iid),
+                        name: Some(a.name.to_string()),
+                    });
                 }
-                let mut annotation = DebugAnnotation { name_iid: Some(name_iid), ..Default::default() };
+                let mut annotation = DebugAnnotation {
+                    name_iid: Some(name_iid),
+                    ..Default::default()
+                };
                 match &a.value {
                     AnnotationValue::Text(text) => {
                         let (iid, new) = intern(&mut self.annotation_values, text);
                         if new {
-                            interned.debug_annotation_string_values.push(InternedString { iid: Some(iid), str: Some(text.as_bytes().to_vec()) });
+                            interned
+                                .debug_annotation_string_values
+                                .push(InternedString {
+                                    iid: Some(iid),
+                                    str: Some(text.as_bytes().to_vec()),
+                                });
                         }
                         annotation.string_value_iid = Some(iid);
                     }

@@ -13,7 +13,9 @@ use std::io::Write;
 
 use crate::assembly::timeline::{Slice, Timeline};
 use interning::SequenceWriter;
-use proto::{CHILD_ORDERING_EXPLICIT, ProcessDescriptor, ThreadDescriptor, TrackDescriptor, TracePacket};
+use proto::{
+    CHILD_ORDERING_EXPLICIT, ProcessDescriptor, ThreadDescriptor, TracePacket, TrackDescriptor,
+};
 
 const DESCRIPTOR_SEQUENCE: u32 = 1;
 
@@ -52,7 +54,10 @@ impl<W: Write> CountingWriter<W> {
 
 /// Writes the whole trace; returns the number of bytes written.
 pub fn write_trace(timeline: &Timeline, out: impl Write) -> Result<u64> {
-    let mut out = CountingWriter { inner: out, bytes: 0 };
+    let mut out = CountingWriter {
+        inner: out,
+        bytes: 0,
+    };
     for descriptor in descriptors(timeline) {
         out.packet(&TracePacket {
             trusted_packet_sequence_id: Some(DESCRIPTOR_SEQUENCE),
@@ -61,7 +66,11 @@ pub fn write_trace(timeline: &Timeline, out: impl Write) -> Result<u64> {
         })?;
     }
     let mut sequence_id = DESCRIPTOR_SEQUENCE;
-    let thread_tracks = timeline.threads.iter().enumerate().map(|(i, t)| (thread_uuid(timeline.pid, i), &t.slices));
+    let thread_tracks = timeline
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (thread_uuid(timeline.pid, i), &t.slices));
     let async_tracks = timeline
         .async_tracks
         .iter()
@@ -79,14 +88,21 @@ fn descriptors(timeline: &Timeline) -> Vec<TrackDescriptor> {
     let pid = timeline.pid;
     let mut list = vec![TrackDescriptor {
         uuid: Some(process_uuid(pid)),
-        process: Some(ProcessDescriptor { pid: Some(pid), process_name: Some(timeline.process_name.clone()) }),
+        process: Some(ProcessDescriptor {
+            pid: Some(pid),
+            process_name: Some(timeline.process_name.clone()),
+        }),
         ..Default::default()
     }];
     for (i, thread) in timeline.threads.iter().enumerate() {
         list.push(TrackDescriptor {
             uuid: Some(thread_uuid(pid, i)),
             parent_uuid: Some(process_uuid(pid)),
-            thread: Some(ThreadDescriptor { pid: Some(pid), tid: Some(thread.tid), thread_name: Some(thread.name.clone()) }),
+            thread: Some(ThreadDescriptor {
+                pid: Some(pid),
+                tid: Some(thread.tid),
+                thread_name: Some(thread.name.clone()),
+            }),
             ..Default::default()
         });
     }
@@ -112,11 +128,19 @@ fn descriptors(timeline: &Timeline) -> Vec<TrackDescriptor> {
 }
 
 /// Emits BEGIN/END pairs of strictly nested slices in timestamp order (ENDs first at ties).
-fn write_track_events<W: Write>(out: &mut CountingWriter<W>, sequence_id: u32, uuid: u64, slices: &[Slice]) -> Result<()> {
+fn write_track_events<W: Write>(
+    out: &mut CountingWriter<W>,
+    sequence_id: u32,
+    uuid: u64,
+    slices: &[Slice],
+) -> Result<()> {
     let mut order: Vec<usize> = (0..slices.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (&slices[a], &slices[b]);
-        x.begin_ns.cmp(&y.begin_ns).then(y.end_ns.cmp(&x.end_ns)).then(a.cmp(&b))
+        x.begin_ns
+            .cmp(&y.begin_ns)
+            .then(y.end_ns.cmp(&x.end_ns))
+            .then(a.cmp(&b))
     });
     let mut seq = SequenceWriter::new(sequence_id, uuid);
     let mut open: Vec<i64> = Vec::new();
@@ -137,3 +161,6 @@ fn write_track_events<W: Write>(out: &mut CountingWriter<W>, sequence_id: u32, u
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

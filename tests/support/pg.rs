@@ -70,7 +70,9 @@ impl PgCluster {
         assert!(
             !name.is_empty()
                 && name.len() <= 63
-                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
             "invalid database name {name:?}: use [a-z0-9_]+ (at most 63 bytes)"
         );
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
@@ -150,7 +152,17 @@ impl PgCluster {
     fn initdb(&self) {
         let out = self
             .server_cmd("initdb")
-            .args(["-A", "trust", "-U", OS_USER, "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                OS_USER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "-D",
+            ])
             .arg(self.data_dir())
             .output()
             .unwrap_or_else(|e| panic!("could not run initdb: {e}"));
@@ -219,7 +231,10 @@ impl PgCluster {
                 .arg(self.data_dir())
                 .output();
         }
-        panic!("could not start the test PostgreSQL cluster in {}: {last_failure}", self.base.display());
+        panic!(
+            "could not start the test PostgreSQL cluster in {}: {last_failure}",
+            self.base.display()
+        );
     }
 
     /// Bounded wait until a client can connect over TCP and run a query.
@@ -227,13 +242,31 @@ impl PgCluster {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let ready = client_cmd(&self.bin, "pg_isready")
-                .args(["-q", "-h", "127.0.0.1", "-U", OS_USER, "-d", "postgres", "-p"])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    OS_USER,
+                    "-d",
+                    "postgres",
+                    "-p",
+                ])
                 .arg(self.port.to_string())
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false)
                 && client_cmd(&self.bin, "psql")
-                    .args(["-X", "-At", "-h", "127.0.0.1", "-U", OS_USER, "-d", "postgres"])
+                    .args([
+                        "-X",
+                        "-At",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        OS_USER,
+                        "-d",
+                        "postgres",
+                    ])
                     .arg("-p")
                     .arg(self.port.to_string())
                     .args(["-c", "select 1"])
@@ -258,7 +291,17 @@ impl PgCluster {
 
     fn run_psql(&self, db: &str, args: &[&OsStr]) -> String {
         let out = client_cmd(&self.bin, "psql")
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", OS_USER])
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                OS_USER,
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-d")
@@ -292,8 +335,10 @@ fn find_bin_dir() -> PathBuf {
         .filter_map(|e| {
             let version: u32 = e.file_name().to_str()?.parse().ok()?;
             let bin = e.path().join("bin");
-            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file() && bin.join("psql").is_file())
-                .then_some((version, bin))
+            (bin.join("initdb").is_file()
+                && bin.join("pg_ctl").is_file()
+                && bin.join("psql").is_file())
+            .then_some((version, bin))
         })
         .max_by_key(|(version, _)| *version);
     match newest {
@@ -307,7 +352,9 @@ fn find_bin_dir() -> PathBuf {
 
 /// Whether this process runs as root (the owner of /proc/self is our effective uid).
 fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// A command with the PG* environment variables removed (so a developer's PGHOST, PGPORT,
@@ -361,7 +408,11 @@ fn make_base_dir(as_postgres: bool) -> PathBuf {
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // Root's TMPDIR may be a directory the postgres user cannot enter: use /tmp then.
-    let parent = if as_postgres { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+    let parent = if as_postgres {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
     let base = parent.join(format!("{DIR_PREFIX}{}-{n}-{nanos}", std::process::id()));
     fs::create_dir(&base).unwrap_or_else(|e| panic!("creating {}: {e}", base.display()));
     if as_postgres {
@@ -372,7 +423,13 @@ fn make_base_dir(as_postgres: bool) -> PathBuf {
             .unwrap_or_else(|e| panic!("could not run chown: {e}"));
         if !out.status.success() {
             let _ = fs::remove_dir(&base);
-            check(&out, &format!("chown {OS_USER}: {} (does the `{OS_USER}` user exist?)", base.display()));
+            check(
+                &out,
+                &format!(
+                    "chown {OS_USER}: {} (does the `{OS_USER}` user exist?)",
+                    base.display()
+                ),
+            );
         }
     }
     // The server wants its socket directory private enough; 0700 also keeps others out.
@@ -385,12 +442,22 @@ fn make_base_dir(as_postgres: bool) -> PathBuf {
 /// Stops and removes clusters whose creating process no longer exists (a test binary that
 /// was killed before its `Drop` ran leaves its postmaster running).
 fn reap_stale_clusters(bin: &Path, as_postgres: bool) {
-    let parent = if as_postgres { PathBuf::from("/tmp") } else { std::env::temp_dir() };
-    let Ok(entries) = fs::read_dir(&parent) else { return };
+    let parent = if as_postgres {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
+    let Ok(entries) = fs::read_dir(&parent) else {
+        return;
+    };
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }

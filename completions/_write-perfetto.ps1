@@ -1,0 +1,91 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'write-perfetto'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'write-perfetto' {
+            [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
+            [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--spans', '--spans', [CompletionResultType]::ParameterName, 'Which spans to export: thread (call stacks per thread), async (futures), or both')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace')
+            [CompletionResult]::new('--begin', '--begin', [CompletionResultType]::ParameterName, 'Keep only spans that end at or after this time (RFC 3339), clipped to it')
+            [CompletionResult]::new('--end', '--end', [CompletionResultType]::ParameterName, 'Keep only spans that begin at or before this time (RFC 3339), clipped to it')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blocks fetched and decoded at once')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads (default: the number of cores). The output never depends on it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('processes', 'processes', [CompletionResultType]::ParameterValue, 'List the lake''s processes, newest first')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'write-perfetto;processes' {
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N processes')
+            [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
+            [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'write-perfetto;completions' {
+            [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
+            [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'write-perfetto;help' {
+            [CompletionResult]::new('processes', 'processes', [CompletionResultType]::ParameterValue, 'List the lake''s processes, newest first')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'write-perfetto;help;processes' {
+            break
+        }
+        'write-perfetto;help;completions' {
+            break
+        }
+        'write-perfetto;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,79 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[write-perfetto] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'write-perfetto'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'write-perfetto'= {
+            cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
+            cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --spans 'Which spans to export: thread (call stacks per thread), async (futures), or both'
+            cand -o 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace'
+            cand --output 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace'
+            cand --begin 'Keep only spans that end at or after this time (RFC 3339), clipped to it'
+            cand --end 'Keep only spans that begin at or before this time (RFC 3339), clipped to it'
+            cand --jobs 'Blocks fetched and decoded at once'
+            cand --threads 'Worker threads (default: the number of cores). The output never depends on it'
+            cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand processes 'List the lake''s processes, newest first'
+            cand completions 'Print a shell completion script to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'write-perfetto;processes'= {
+            cand --limit 'Show at most N processes'
+            cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
+            cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --json 'Print JSON instead of a table'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'write-perfetto;completions'= {
+            cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
+            cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'write-perfetto;help'= {
+            cand processes 'List the lake''s processes, newest first'
+            cand completions 'Print a shell completion script to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'write-perfetto;help;processes'= {
+        }
+        &'write-perfetto;help;completions'= {
+        }
+        &'write-perfetto;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,60 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_write_perfetto_global_optspecs
+    string join \n lake= blobs= spans= o/output= begin= end= json q/quiet v/verbose jobs= threads= h/help V/version
+end
+
+function __fish_write_perfetto_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_write_perfetto_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_write_perfetto_using_subcommand
+    set -l cmd (__fish_write_perfetto_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l spans -d 'Which spans to export: thread (call stacks per thread), async (futures), or both' -r -f -a "thread\t''
+async\t''
+both\t''"
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s o -l output -d 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 'Keep only spans that end at or after this time (RFC 3339), clipped to it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only spans that begin at or before this time (RFC 3339), clipped to it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d 'Blocks fetched and decoded at once' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s h -l help -d 'Print help'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s V -l version -d 'Print version'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "processes" -d 'List the lake\'s processes, newest first'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l limit -d 'Show at most N processes' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l json -d 'Print JSON instead of a table'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s q -l quiet -d 'Print nothing but errors'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s h -l help -d 'Print help'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes completions help" -f -a "processes" -d 'List the lake\'s processes, newest first'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,432 @@
+//! Pairing, clipping and layout rules, on hand-made event sequences.
+
+use std::sync::Arc;
+
+use super::timeline::{AnnotationValue, Slice, Timeline};
+use super::*;
+use crate::decode::{EventPhase, EventScope, SpanEvent};
+
+fn event(scope: EventScope, phase: EventPhase, name: &str, span_id: u64, parent: u64) -> SpanEvent {
+    SpanEvent {
+        scope,
+        phase,
+        ticks: 0,
+        name: Arc::from(name),
+        target: Arc::from("test"),
+        file: Arc::from("test.rs"),
+        line: 1,
+        span_id,
+        parent_span_id: parent,
+        depth: 0,
+        properties: Vec::new(),
+    }
+}
+
+fn begin(ns: i64, name: &str) -> TimedEvent {
+    TimedEvent {
+        ns,
+        event: event(EventScope::Thread, EventPhase::Begin, name, 0, 0),
+    }
+}
+fn end(ns: i64, name: &str) -> TimedEvent {
+    TimedEvent {
+        ns,
+        event: event(EventScope::Thread, EventPhase::End, name, 0, 0),
+    }
+}
+fn abegin(ns: i64, name: &str, id: u64, parent: u64) -> TimedEvent {
+    TimedEvent {
+        ns,
+        event: event(EventScope::Async, EventPhase::Begin, name, id, parent),
+    }
+}
+fn aend(ns: i64, name: &str, id: u64, parent: u64) -> TimedEvent {
+    TimedEvent {
+        ns,
+        event: event(EventScope::Async, EventPhase::End, name, id, parent),
+    }
+}
+
+fn thread(name: &str, chains: Vec<(i64, i64, Vec<TimedEvent>)>) -> ThreadData {
+    ThreadData {
+        display_name: Arc::from(name),
+        chains: chains
+            .into_iter()
+            .map(|(b, e, events)| Chain {
+                begin_ns: b,
+                end_ns: e,
+                events,
+            })
+            .collect(),
+    }
+}
+
+fn both() -> AssemblyOptions {
+    AssemblyOptions {
+        thread_spans: true,
+        async_spans: true,
+        range: None,
+    }
+}
+
+fn spans(slices: &[Slice]) -> Vec<(String, i64, i64)> {
+    let mut v: Vec<_> = slices
+        .iter()
+        .map(|s| (s.name.to_string(), s.begin_ns, s.end_ns))
+        .collect();
+    v.sort();
+    v
+}
+
+fn note(slice: &Slice, key: &str) -> Option<String> {
+    slice
+        .annotations
+        .iter()
+        .find(|a| &*a.name == key)
+        .map(|a| match &a.value {
+            AnnotationValue::Text(t) => t.to_string(),
+            AnnotationValue::Int(i) => i.to_string(),
+            AnnotationValue::Uint(u) => u.to_string(),
+        })
+}
+
+fn find<'a>(slices: &'a [Slice], name: &str) -> &'a Slice {
+    slices
+        .iter()
+        .find(|s| &*s.name == name)
+        .unwrap_or_else(|| panic!("no slice {name}"))
+}
+
+/// Every track of the timeline nests strictly: sorted by begin, each slice ends before the
+/// innermost open slice that contains its begin.
+fn assert_strictly_nested(timeline: &Timeline) {
+    let tracks = timeline
+        .threads
+        .iter()
+        .map(|t| &t.slices)
+        .chain(timeline.async_tracks.iter().map(|t| &t.slices));
+    for slices in tracks {
+        let mut sorted: Vec<&Slice> = slices.iter().collect();
+        sorted.sort_by(|a, b| a.begin_ns.cmp(&b.begin_ns).then(b.end_ns.cmp(&a.end_ns)));
+        let mut open: Vec<i64> = Vec::new();
+        for s in sorted {
+            assert!(s.begin_ns <= s.end_ns, "{s:?}");
+            while open.last().is_some_and(|&e| e <= s.begin_ns) {
+                open.pop();
+            }
+            if let Some(&parent_end) = open.last() {
+                assert!(
+                    s.end_ns <= parent_end,
+                    "slice {} [{}, {}] outlives its parent ending {parent_end}",
+                    s.name,
+                    s.begin_ns,
+                    s.end_ns
+                );
+            }
+            open.push(s.end_ns);
+        }
+    }
+}
+
+#[test]
+fn a_span_crossing_blocks_of_one_chain_is_one_slice() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                begin(10, "outer"),
+                begin(20, "inner"),
+                end(30, "inner"),
+                end(90, "outer"),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    assert_eq!(
+        spans(&timeline.threads[0].slices),
+        vec![("inner".into(), 20, 30), ("outer".into(), 10, 90)]
+    );
+    assert_eq!(timeline.stats.thread_spans, 2);
+    assert_eq!(timeline.stats.clipped_begin + timeline.stats.clipped_end, 0);
+}
+
+#[test]
+fn an_end_without_begin_starts_at_the_data_start_and_says_so() {
+    let t = thread(
+        "main",
+        vec![(
+            5,
+            100,
+            vec![
+                end(20, "inner"),
+                end(30, "outer"),
+                begin(40, "next"),
+                end(50, "next"),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    let slices = &timeline.threads[0].slices;
+    assert_eq!(
+        spans(slices),
+        vec![
+            ("inner".into(), 5, 20),
+            ("next".into(), 40, 50),
+            ("outer".into(), 5, 30)
+        ]
+    );
+    assert!(
+        note(find(slices, "outer"), "clipped")
+            .unwrap()
+            .contains("before the data")
+    );
+    assert_eq!(timeline.stats.clipped_begin, 2);
+    assert_strictly_nested(&timeline);
+}
+
+#[test]
+fn a_begin_never_ended_stops_at_the_data_end_and_says_so() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![begin(10, "main loop"), begin(20, "work"), end(30, "work")],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    let slices = &timeline.threads[0].slices;
+    assert_eq!(find(slices, "main loop").end_ns, 100);
+    assert!(
+        note(find(slices, "main loop"), "clipped")
+            .unwrap()
+            .contains("did not end")
+    );
+    assert_eq!(timeline.stats.clipped_end, 1);
+}
+
+#[test]
+fn a_gap_in_the_stream_closes_what_is_open_at_the_gap() {
+    let t = thread(
+        "main",
+        vec![
+            (0, 50, vec![begin(10, "a"), begin(20, "b")]),
+            (60, 100, vec![end(70, "b"), end(80, "a")]),
+        ],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    let slices = &timeline.threads[0].slices;
+    assert_eq!(
+        spans(slices),
+        vec![
+            ("a".into(), 10, 50),
+            ("a".into(), 60, 80),
+            ("b".into(), 20, 50),
+            ("b".into(), 60, 70)
+        ]
+    );
+    assert_eq!(timeline.stats.cut_at_gap, 2);
+    assert_strictly_nested(&timeline);
+}
+
+#[test]
+fn an_end_that_skips_the_innermost_span_closes_it_with_its_parent_and_keeps_the_thread() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                begin(10, "a"),
+                begin(20, "lost"),
+                end(30, "a"),
+                begin(40, "c"),
+                end(50, "c"),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    let slices = &timeline.threads[0].slices;
+    assert_eq!(
+        spans(slices),
+        vec![
+            ("a".into(), 10, 30),
+            ("c".into(), 40, 50),
+            ("lost".into(), 20, 30)
+        ]
+    );
+    assert!(
+        note(find(slices, "lost"), "clipped")
+            .unwrap()
+            .contains("closed with its parent")
+    );
+    assert_eq!(timeline.stats.closed_with_parent, 1);
+}
+
+#[test]
+fn an_end_matching_nothing_open_is_dropped_and_counted() {
+    let t = thread(
+        "main",
+        vec![(0, 100, vec![begin(10, "a"), end(20, "stray"), end(30, "a")])],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    assert_eq!(
+        spans(&timeline.threads[0].slices),
+        vec![("a".into(), 10, 30)]
+    );
+    assert_eq!(timeline.stats.unmatched_ends, 1);
+}
+
+#[test]
+fn a_clock_stepping_back_never_breaks_nesting() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![begin(50, "a"), begin(40, "b"), end(45, "b"), end(60, "a")],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    assert_strictly_nested(&timeline);
+}
+
+#[test]
+fn async_spans_pair_across_threads_and_say_where_they_ran() {
+    let t1 = thread("one", vec![(0, 100, vec![abegin(10, "fetch", 1, 0)])]);
+    let t2 = thread("two", vec![(0, 100, vec![aend(40, "fetch", 1, 0)])]);
+    let timeline = assemble("p".into(), &[t1, t2], &both());
+    let slice = &timeline.async_tracks[0].slices[0];
+    assert_eq!((slice.begin_ns, slice.end_ns), (10, 40));
+    assert_eq!(note(slice, "began on").unwrap(), "one");
+    assert_eq!(note(slice, "ended on").unwrap(), "two");
+}
+
+#[test]
+fn a_child_nests_on_its_parents_track_and_overlapping_siblings_get_their_own_with_a_flow() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                abegin(10, "parent", 1, 0),
+                abegin(20, "child a", 2, 1),
+                abegin(25, "child b", 3, 1),
+                aend(50, "child a", 2, 1),
+                aend(60, "child b", 3, 1),
+                aend(90, "parent", 1, 0),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    assert_eq!(timeline.async_tracks.len(), 2);
+    let lane0 = &timeline.async_tracks[0].slices;
+    let lane1 = &timeline.async_tracks[1].slices;
+    assert_eq!(
+        spans(lane0),
+        vec![("child a".into(), 20, 50), ("parent".into(), 10, 90)]
+    );
+    assert_eq!(spans(lane1), vec![("child b".into(), 25, 60)]);
+    let flow = lane1[0].flow_in.expect("child b is linked to its parent");
+    assert!(find(lane0, "parent").flows_out.contains(&flow));
+    assert!(find(lane0, "child a").flow_in.is_none());
+    assert_strictly_nested(&timeline);
+}
+
+#[test]
+fn a_child_outliving_its_parent_goes_to_another_track() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                abegin(10, "parent", 1, 0),
+                abegin(20, "spawned", 2, 1),
+                aend(30, "parent", 1, 0),
+                aend(80, "spawned", 2, 1),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    assert_eq!(timeline.async_tracks.len(), 2);
+    assert_strictly_nested(&timeline);
+}
+
+#[test]
+fn a_dropped_future_runs_to_the_data_end_marked_unfinished() {
+    let t = thread("main", vec![(0, 100, vec![abegin(10, "dropped", 7, 0)])]);
+    let timeline = assemble("p".into(), &[t], &both());
+    let slice = &timeline.async_tracks[0].slices[0];
+    assert_eq!((slice.begin_ns, slice.end_ns), (10, 100));
+    assert!(note(slice, "unfinished").is_some());
+    assert_eq!(timeline.stats.unfinished_async, 1);
+}
+
+#[test]
+fn a_range_keeps_overlapping_spans_clipped_to_it() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                begin(10, "a"),
+                end(30, "a"),
+                begin(40, "b"),
+                end(60, "b"),
+                begin(70, "c"),
+                end(90, "c"),
+            ],
+        )],
+    );
+    let options = AssemblyOptions {
+        range: Some((50, 75)),
+        ..both()
+    };
+    let timeline = assemble("p".into(), &[t], &options);
+    let slices = &timeline.threads[0].slices;
+    assert_eq!(
+        spans(slices),
+        vec![("b".into(), 50, 60), ("c".into(), 70, 75)]
+    );
+    assert!(
+        note(find(slices, "b"), "clipped")
+            .unwrap()
+            .contains("before the range")
+    );
+}
+
+#[test]
+fn random_async_forests_always_lay_out_strictly_nested() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..50 {
+        let mut events = Vec::new();
+        for id in 1..=40u64 {
+            let parent = if id > 1 && next() % 3 != 0 {
+                next() % (id - 1) + 1
+            } else {
+                0
+            };
+            let b = (next() % 1000) as i64;
+            let e = b + (next() % 300) as i64;
+            events.push(abegin(b, "s", id, parent));
+            if next() % 10 != 0 {
+                events.push(aend(e, "s", id, parent));
+            }
+        }
+        events.sort_by_key(|e| e.ns);
+        let timeline = assemble("p".into(), &[thread("t", vec![(0, 2000, events)])], &both());
+        assert_eq!(timeline.stats.async_spans, 40);
+        assert_strictly_nested(&timeline);
+    }
+}

@@ -1,0 +1,414 @@
+//! End-to-end: the built binary run as a user would, against copies of the fixture lake.
+
+mod support;
+
+use std::path::Path;
+use support::lake::{fixture_copy, run, sha256_hex, write_perfetto};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn fixture_process_ids(lake: &Path) -> Vec<String> {
+    let output = run(
+        &["processes", "--json", "--lake", lake.to_str().unwrap()],
+        lake,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["process_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn processes_lists_the_fixture_processes_newest_first_as_json_and_table() {
+    let lake = fixture_copy();
+    let output = run(
+        &[
+            "processes",
+            "--json",
+            "--lake",
+            lake.path().to_str().unwrap(),
+        ],
+        lake.path(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(list.len() >= 2, "fixture has at least two processes");
+    let starts: Vec<&str> = list
+        .iter()
+        .map(|p| p["start_time"].as_str().unwrap())
+        .collect();
+    let mut sorted = starts.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(starts, sorted, "newest first");
+    for p in &list {
+        assert!(p["thread_streams"].as_i64().unwrap() >= 1);
+        assert!(p["blocks"].as_i64().unwrap() >= 1);
+        assert!(!p["exe"].as_str().unwrap().is_empty());
+    }
+    let table = run(
+        &["processes", "--lake", lake.path().to_str().unwrap()],
+        lake.path(),
+    );
+    let text = stdout(&table);
+    for p in &list {
+        assert!(text.contains(p["process_id"].as_str().unwrap()));
+    }
+    let limited = run(
+        &[
+            "processes",
+            "--json",
+            "--limit",
+            "1",
+            "--lake",
+            lake.path().to_str().unwrap(),
+        ],
+        lake.path(),
+    );
+    assert_eq!(
+        serde_json::from_slice::<Vec<serde_json::Value>>(&limited.stdout)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn json_summary_describes_the_written_file() {
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let out = tempfile::tempdir().unwrap();
+    let trace = out.path().join("t.perfetto-trace");
+    let output = run(
+        &[
+            id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "--json",
+            "-o",
+            trace.to_str().unwrap(),
+        ],
+        out.path(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let bytes = std::fs::read(&trace).unwrap();
+    assert_eq!(summary["process_id"], id.as_str());
+    assert_eq!(summary["bytes"].as_u64().unwrap(), bytes.len() as u64);
+    assert_eq!(summary["sha256"].as_str().unwrap(), sha256_hex(&bytes));
+    assert_eq!(summary["output"].as_str().unwrap(), trace.to_str().unwrap());
+    assert!(summary["thread_tracks"].as_u64().unwrap() >= 1);
+    assert!(summary["spans"]["thread"].as_u64().unwrap() > 0);
+    for key in [
+        "exe",
+        "async_tracks",
+        "clipped",
+        "unfinished",
+        "partitions_reused",
+        "partitions_built",
+        "elapsed_ms",
+    ] {
+        assert!(summary.get(key).is_some(), "summary has {key}");
+    }
+    assert_eq!(
+        files_in(out.path()),
+        vec!["t.perfetto-trace"],
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn stdout_stays_empty_without_json_and_default_output_is_named_after_the_process() {
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let out = tempfile::tempdir().unwrap();
+    let output = run(&[id, "--lake", lake.path().to_str().unwrap()], out.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty(), "stdout: {}", stdout(&output));
+    assert_eq!(files_in(out.path()), vec![format!("{id}.perfetto-trace")]);
+}
+
+#[test]
+fn trace_to_stdout_equals_trace_to_file() {
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let out = tempfile::tempdir().unwrap();
+    let to_stdout = run(
+        &[id, "--lake", lake.path().to_str().unwrap(), "-o", "-"],
+        out.path(),
+    );
+    assert!(to_stdout.status.success());
+    let to_file = run(
+        &[
+            id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-q",
+            "-o",
+            "f.pftrace",
+        ],
+        out.path(),
+    );
+    assert!(to_file.status.success());
+    assert_eq!(
+        to_stdout.stdout,
+        std::fs::read(out.path().join("f.pftrace")).unwrap()
+    );
+}
+
+#[test]
+fn exports_are_byte_identical_whatever_the_thread_and_job_counts() {
+    let lake = fixture_copy();
+    let out = tempfile::tempdir().unwrap();
+    for id in fixture_process_ids(lake.path()) {
+        let mut hashes = Vec::new();
+        for (threads, jobs) in [("1", "1"), ("2", "16"), ("8", "3")] {
+            let output = run(
+                &[
+                    &id,
+                    "--lake",
+                    lake.path().to_str().unwrap(),
+                    "--threads",
+                    threads,
+                    "--jobs",
+                    jobs,
+                    "-o",
+                    "-",
+                ],
+                out.path(),
+            );
+            assert!(output.status.success(), "{}", stderr(&output));
+            hashes.push(sha256_hex(&output.stdout));
+        }
+        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{id}: {hashes:?}");
+    }
+}
+
+#[test]
+fn a_process_resolves_from_a_prefix_an_uppercase_id_or_an_id_without_hyphens() {
+    let lake = fixture_copy();
+    let id = fixture_process_ids(lake.path())[0].clone();
+    let out = tempfile::tempdir().unwrap();
+    let reference = run(
+        &[&id, "--lake", lake.path().to_str().unwrap(), "-o", "-"],
+        out.path(),
+    )
+    .stdout;
+    for form in [id[..8].to_string(), id.to_uppercase(), id.replace('-', "")] {
+        let output = run(
+            &[&form, "--lake", lake.path().to_str().unwrap(), "-o", "-"],
+            out.path(),
+        );
+        assert!(output.status.success(), "{form}: {}", stderr(&output));
+        assert_eq!(output.stdout, reference, "{form}");
+    }
+}
+
+fn assert_fails(output: &std::process::Output, code: i32, needle: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}",
+        stderr(output)
+    );
+    let err = stderr(output);
+    assert!(
+        err.contains(needle),
+        "stderr {err:?} should mention {needle:?}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error: {err:?}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn bad_process_ids_fail_with_their_documented_exit_codes() {
+    let lake = fixture_copy();
+    let dir = lake.path().to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    assert_fails(
+        &run(&["not-a-uuid!", "--lake", dir], out.path()),
+        2,
+        "malformed process id",
+    );
+    assert_fails(&run(&["abc", "--lake", dir], out.path()), 2, "too short");
+    assert_fails(
+        &run(
+            &["00000000-0000-0000-0000-000000000000", "--lake", dir],
+            out.path(),
+        ),
+        3,
+        "no process",
+    );
+    assert!(files_in(out.path()).is_empty());
+}
+
+#[test]
+fn an_ambiguous_prefix_lists_the_candidates() {
+    let lake = fixture_copy();
+    let ids = fixture_process_ids(lake.path());
+    let twin = format!("{}ffffffff-ffff-ffff-ffffffffffff", &ids[0][..9]);
+    let db = lake.path().join("lake.db");
+    let conn = format!("sqlite://{}", db.display());
+    support::lake::runtime().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&conn).await.unwrap();
+        sqlx::query("INSERT INTO processes (process_id, exe, tsc_frequency, start_time, start_ticks) VALUES ($1, 'twin', 1000, '2026-01-01T00:00:00.000000Z', 0)")
+            .bind(&twin)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let out = tempfile::tempdir().unwrap();
+    let output = run(
+        &[&ids[0][..8], "--lake", lake.path().to_str().unwrap()],
+        out.path(),
+    );
+    assert_fails(&output, 3, "ambiguous");
+    assert!(stderr(&output).contains(&ids[0]) && stderr(&output).contains(&twin));
+}
+
+#[test]
+fn a_corrupt_block_fails_with_exit_4_naming_the_block_and_leaves_no_file() {
+    let lake = fixture_copy();
+    let id = fixture_process_ids(lake.path())[0].clone();
+    let stream_dir = std::fs::read_dir(lake.path().join("blobs").join(&id))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let block = std::fs::read_dir(&stream_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&block, b"this is not cbor").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = run(
+        &[
+            &id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-o",
+            "t.pftrace",
+        ],
+        out.path(),
+    );
+    assert_fails(&output, 4, block.file_name().unwrap().to_str().unwrap());
+    assert!(
+        files_in(out.path()).is_empty(),
+        "{:?}",
+        files_in(out.path())
+    );
+}
+
+#[test]
+fn a_missing_block_payload_fails_with_exit_4() {
+    let lake = fixture_copy();
+    let id = fixture_process_ids(lake.path())[0].clone();
+    let stream_dir = std::fs::read_dir(lake.path().join("blobs").join(&id))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let block = std::fs::read_dir(&stream_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&block).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = run(&[&id, "--lake", lake.path().to_str().unwrap()], out.path());
+    assert_fails(&output, 4, block.file_name().unwrap().to_str().unwrap());
+    assert!(files_in(out.path()).is_empty());
+}
+
+#[test]
+fn a_missing_output_directory_fails_with_exit_5() {
+    let lake = fixture_copy();
+    let id = fixture_process_ids(lake.path())[0].clone();
+    let out = tempfile::tempdir().unwrap();
+    let output = run(
+        &[
+            &id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-o",
+            "no/such/dir/t.pftrace",
+        ],
+        out.path(),
+    );
+    assert_fails(&output, 5, "no/such/dir");
+}
+
+#[test]
+fn a_missing_lake_is_a_usage_error() {
+    let out = tempfile::tempdir().unwrap();
+    assert_fails(
+        &run(&["processes", "--lake", "/nonexistent/lake"], out.path()),
+        2,
+        "/nonexistent/lake",
+    );
+    assert_fails(&run(&["processes"], out.path()), 2, "--lake");
+    let unreachable = run(
+        &[
+            "processes",
+            "--lake",
+            "postgres://nobody@127.0.0.1:1/none",
+            "--blobs",
+            "file:///tmp",
+        ],
+        out.path(),
+    );
+    assert_fails(&unreachable, 5, "cannot connect");
+}
+
+#[test]
+fn help_documents_exit_codes_and_the_ci_determinism_check() {
+    let output = write_perfetto().arg("--help").output().unwrap();
+    let help = stdout(&output);
+    assert!(help.contains("cmp a.pftrace b.pftrace"));
+    assert!(help.contains("3 process not found"));
+}
+
+#[test]
+fn committed_completions_are_up_to_date() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    for (shell, file) in [
+        ("bash", "write-perfetto.bash"),
+        ("zsh", "_write-perfetto"),
+        ("fish", "write-perfetto.fish"),
+        ("powershell", "_write-perfetto.ps1"),
+        ("elvish", "write-perfetto.elv"),
+    ] {
+        let output = write_perfetto()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let committed = std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(
+            committed == output.stdout,
+            "completions/{file} is stale: regenerate with `write-perfetto completions {shell} > completions/{file}`"
+        );
+    }
+}

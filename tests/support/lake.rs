@@ -1,0 +1,105 @@
+//! Test lakes: copies of the committed fixture, damaged copies, PostgreSQL copies.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use write_perfetto::lake::writer::LakeWriter;
+use write_perfetto::lake::{BlobStore, Lake, LakeLocation};
+
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lake")
+}
+
+/// A private copy of the fixture lake (tests may write caches or damage it).
+pub fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&fixture_dir(), dir.path());
+    dir
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub async fn open_embedded(dir: &Path) -> Lake {
+    Lake::open(LakeLocation::Embedded {
+        dir: dir.to_path_buf(),
+    })
+    .await
+    .unwrap()
+}
+
+/// Process ids of the lake, newest first.
+pub async fn process_ids(lake: &Lake) -> Vec<String> {
+    lake.metadata
+        .process_summaries(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.process_id)
+        .collect()
+}
+
+/// Copies the metadata of every process's thread streams and blocks into an empty PostgreSQL
+/// database with Micromegas's schema; payloads stay in `blobs_dir` (served as file://).
+pub async fn copy_to_postgres(src_dir: &Path, pg_url: &str) {
+    let src = open_embedded(src_dir).await;
+    let writer = LakeWriter::create_postgres(pg_url, BlobStore::local(src_dir).unwrap())
+        .await
+        .unwrap();
+    for id in process_ids(&src).await {
+        let id = uuid::Uuid::parse_str(&id).unwrap();
+        writer
+            .insert_process(&src.metadata.process(&id).await.unwrap().unwrap())
+            .await
+            .unwrap();
+        for stream in src.metadata.thread_streams(&id).await.unwrap() {
+            writer.insert_stream(&stream).await.unwrap();
+        }
+        for block in src.metadata.thread_blocks(&id).await.unwrap() {
+            writer.insert_block_row(&block).await.unwrap();
+        }
+    }
+    writer.close().await;
+}
+
+/// The built binary, with no lake settings inherited from the environment.
+pub fn write_perfetto() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_write-perfetto"));
+    command
+        .env_remove("MICROMEGAS_SQL_CONNECTION_STRING")
+        .env_remove("MICROMEGAS_OBJECT_STORE_URI")
+        .env_remove("RUST_LOG");
+    command
+}
+
+pub fn run(args: &[&str], cwd: &Path) -> Output {
+    write_perfetto()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run write-perfetto")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    write_perfetto::export::hex(&sha2::Sha256::digest(bytes))
+}
