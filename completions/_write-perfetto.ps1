@@ -29,17 +29,21 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--begin', '--begin', [CompletionResultType]::ParameterName, 'Keep only spans that end at or after this time (RFC 3339), clipped to it')
             [CompletionResult]::new('--end', '--end', [CompletionResultType]::ParameterName, 'Keep only spans that begin at or before this time (RFC 3339), clipped to it')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blocks fetched and decoded at once')
+            [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads (default: the number of cores). The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--explain', '--explain', [CompletionResultType]::ParameterName, 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('processes', 'processes', [CompletionResultType]::ParameterValue, 'List the lake''s processes, newest first')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Manage the partition cache')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -48,34 +52,92 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N processes')
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--explain', '--explain', [CompletionResultType]::ParameterName, 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
-        'write-perfetto;completions' {
+        'write-perfetto;cache' {
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--explain', '--explain', [CompletionResultType]::ParameterName, 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'write-perfetto;cache;gc' {
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Grace period in seconds')
+            [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
+            [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--explain', '--explain', [CompletionResultType]::ParameterName, 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'write-perfetto;cache;help' {
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'write-perfetto;cache;help;gc' {
+            break
+        }
+        'write-perfetto;cache;help;help' {
+            break
+        }
+        'write-perfetto;completions' {
+            [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
+            [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
+            [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter')
+            [CompletionResult]::new('--explain', '--explain', [CompletionResultType]::ParameterName, 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'write-perfetto;help' {
             [CompletionResult]::new('processes', 'processes', [CompletionResultType]::ParameterValue, 'List the lake''s processes, newest first')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Manage the partition cache')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'write-perfetto;help;processes' {
+            break
+        }
+        'write-perfetto;help;cache' {
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)')
+            break
+        }
+        'write-perfetto;help;cache;gc' {
             break
         }
         'write-perfetto;help;completions' {

@@ -16,6 +16,9 @@ _write__perfetto() {
             ",$1")
                 cmd="write__perfetto"
                 ;;
+            write__perfetto,cache)
+                cmd="write__perfetto__subcmd__cache"
+                ;;
             write__perfetto,completions)
                 cmd="write__perfetto__subcmd__completions"
                 ;;
@@ -24,6 +27,21 @@ _write__perfetto() {
                 ;;
             write__perfetto,processes)
                 cmd="write__perfetto__subcmd__processes"
+                ;;
+            write__perfetto__subcmd__cache,gc)
+                cmd="write__perfetto__subcmd__cache__subcmd__gc"
+                ;;
+            write__perfetto__subcmd__cache,help)
+                cmd="write__perfetto__subcmd__cache__subcmd__help"
+                ;;
+            write__perfetto__subcmd__cache__subcmd__help,gc)
+                cmd="write__perfetto__subcmd__cache__subcmd__help__subcmd__gc"
+                ;;
+            write__perfetto__subcmd__cache__subcmd__help,help)
+                cmd="write__perfetto__subcmd__cache__subcmd__help__subcmd__help"
+                ;;
+            write__perfetto__subcmd__help,cache)
+                cmd="write__perfetto__subcmd__help__subcmd__cache"
                 ;;
             write__perfetto__subcmd__help,completions)
                 cmd="write__perfetto__subcmd__help__subcmd__completions"
@@ -34,6 +52,9 @@ _write__perfetto() {
             write__perfetto__subcmd__help,processes)
                 cmd="write__perfetto__subcmd__help__subcmd__processes"
                 ;;
+            write__perfetto__subcmd__help__subcmd__cache,gc)
+                cmd="write__perfetto__subcmd__help__subcmd__cache__subcmd__gc"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +62,7 @@ _write__perfetto() {
 
     case "${cmd}" in
         write__perfetto)
-            opts="-o -q -v -h -V --lake --blobs --spans --output --begin --end --json --quiet --verbose --jobs --threads --help --version processes completions help"
+            opts="-o -q -v -h -V --lake --blobs --spans --output --begin --end --json --quiet --verbose --jobs --cache --partition-seconds --explain --threads --help --version processes cache completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -79,6 +100,14 @@ _write__perfetto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -90,8 +119,8 @@ _write__perfetto() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        write__subcmd__perfetto__subcmd__completions)
-            opts="-q -v -h --lake --blobs --json --quiet --verbose --help bash elvish fish powershell zsh"
+        write__subcmd__perfetto__subcmd__cache)
+            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --explain --help gc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -105,6 +134,120 @@ _write__perfetto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__cache__subcmd__gc)
+            opts="-q -v -h --grace --lake --blobs --json --quiet --verbose --cache --partition-seconds --explain --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lake)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__cache__subcmd__help)
+            opts="gc help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__cache__subcmd__help__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__cache__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__completions)
+            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --explain --help bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lake)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -113,8 +256,36 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__help)
-            opts="processes completions help"
+            opts="processes cache completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__help__subcmd__cache)
+            opts="gc"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        write__subcmd__perfetto__subcmd__help__subcmd__cache__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -169,7 +340,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__processes)
-            opts="-q -v -h --json --limit --lake --blobs --quiet --verbose --help"
+            opts="-q -v -h --json --limit --lake --blobs --quiet --verbose --cache --partition-seconds --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +355,14 @@ _write__perfetto() {
                     return 0
                     ;;
                 --blobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partition-seconds)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,17 +26,21 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --begin 'Keep only spans that end at or after this time (RFC 3339), clipped to it'
             cand --end 'Keep only spans that begin at or before this time (RFC 3339), clipped to it'
             cand --jobs 'Blocks fetched and decoded at once'
+            cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
+            cand --partition-seconds 'Insert-time width of a partition, in seconds. The output never depends on it'
             cand --threads 'Worker threads (default: the number of cores). The output never depends on it'
             cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
             cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --explain 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
             cand processes 'List the lake''s processes, newest first'
+            cand cache 'Manage the partition cache'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -44,31 +48,82 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --limit 'Show at most N processes'
             cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
             cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
+            cand --partition-seconds 'Insert-time width of a partition, in seconds. The output never depends on it'
             cand --json 'Print JSON instead of a table'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
             cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --explain 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
-        &'write-perfetto;completions'= {
+        &'write-perfetto;cache'= {
             cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
             cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
+            cand --partition-seconds 'Insert-time width of a partition, in seconds. The output never depends on it'
             cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
             cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --explain 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand gc 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'write-perfetto;cache;gc'= {
+            cand --grace 'Grace period in seconds'
+            cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
+            cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
+            cand --partition-seconds 'Insert-time width of a partition, in seconds. The output never depends on it'
+            cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --explain 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'write-perfetto;cache;help'= {
+            cand gc 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'write-perfetto;cache;help;gc'= {
+        }
+        &'write-perfetto;cache;help;help'= {
+        }
+        &'write-perfetto;completions'= {
+            cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
+            cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
+            cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
+            cand --partition-seconds 'Insert-time width of a partition, in seconds. The output never depends on it'
+            cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --verbose 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+            cand --explain 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'write-perfetto;help'= {
             cand processes 'List the lake''s processes, newest first'
+            cand cache 'Manage the partition cache'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'write-perfetto;help;processes'= {
+        }
+        &'write-perfetto;help;cache'= {
+            cand gc 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'
+        }
+        &'write-perfetto;help;cache;gc'= {
         }
         &'write-perfetto;help;completions'= {
         }

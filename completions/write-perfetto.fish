@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_write_perfetto_global_optspecs
-    string join \n lake= blobs= spans= o/output= begin= end= json q/quiet v/verbose jobs= threads= h/help V/version
+    string join \n lake= blobs= spans= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
 end
 
 function __fish_write_perfetto_needs_command
@@ -33,28 +33,63 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s o -l outp
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 'Keep only spans that end at or after this time (RFC 3339), clipped to it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only spans that begin at or before this time (RFC 3339), clipped to it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d 'Blocks fetched and decoded at once' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
-complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s h -l help -d 'Print help'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l explain -d 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s V -l version -d 'Print version'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "processes" -d 'List the lake\'s processes, newest first'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "cache" -d 'Manage the partition cache'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l limit -d 'Show at most N processes' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l json -d 'Print JSON instead of a table'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s h -l help -d 'Print help'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l explain -d 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -s q -l quiet -d 'Print nothing but errors'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l explain -d 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -f -a "gc" -d 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l grace -d 'Grace period in seconds' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -s q -l quiet -d 'Print nothing but errors'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l explain -d 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "gc" -d 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes completions help" -f -a "processes" -d 'List the lake\'s processes, newest first'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l explain -d 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes cache completions help" -f -a "processes" -d 'List the lake\'s processes, newest first'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes cache completions help" -f -a "cache" -d 'Manage the partition cache'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes cache completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and not __fish_seen_subcommand_from processes cache completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "gc" -d 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'

@@ -10,14 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::assembly::{self, AssemblyOptions, AssemblyStats, Chain, ThreadData};
+use crate::assembly::{self, AssemblyOptions, AssemblyStats, Chain, ThreadData, TimedEvent};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{Lake, resolve_process};
-use crate::partitions::{self, DecodedBlock};
+use crate::partitions::plan::View;
+use crate::partitions::{EventsRequest, PartitionCache, PartitionStats};
 use crate::progress::Progress;
 use crate::{cleanup, trace};
+use std::collections::HashMap;
 
 /// Which spans go into the trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -43,6 +45,12 @@ pub struct ExportOptions {
     pub output: Option<OutputTarget>,
     /// Blocks fetched and decoded at once.
     pub concurrency: usize,
+    /// Keep the partition cache here instead of with the lake.
+    pub cache_dir: Option<PathBuf>,
+    /// Insert-time width of a partition.
+    pub bucket_seconds: i64,
+    /// Say, per partition, whether it was reused or (re)built and why.
+    pub explain: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,12 +107,13 @@ pub async fn export(
     )?;
     let range = time_range(options)?;
 
-    let (threads, read_stats) = read_threads(
+    let (threads, partition_stats) = read_threads(
         lake,
+        process.process_id,
         &streams,
         &blocks,
         &clock,
-        options.concurrency,
+        options,
         progress,
     )
     .await?;
@@ -149,10 +158,10 @@ pub async fn export(
             + stats.closed_with_parent,
         unfinished: stats.unfinished_async,
         oddities: stats,
-        blocks_read: read_stats.0,
-        payload_bytes: read_stats.1,
-        partitions_reused: 0,
-        partitions_built: 0,
+        blocks_read: partition_stats.blocks_read,
+        payload_bytes: partition_stats.payload_bytes,
+        partitions_reused: partition_stats.reused,
+        partitions_built: partition_stats.built,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -212,39 +221,78 @@ fn thread_display_name(stream: &StreamRow) -> Arc<str> {
     Arc::from(name)
 }
 
+/// The events of every thread stream, through the partition cache, grouped back into each
+/// stream's chains of contiguous blocks.
 async fn read_threads(
     lake: &Lake,
+    process_id: uuid::Uuid,
     streams: &[StreamRow],
     blocks: &[BlockRow],
     clock: &Clock,
-    concurrency: usize,
+    options: &ExportOptions,
     progress: &Progress,
-) -> Result<(Vec<ThreadData>, (u64, u64))> {
-    progress.start_blocks(
-        blocks.len() as u64,
-        blocks.iter().map(|b| b.payload_size.max(0) as u64).sum(),
-    );
-    let on_block = |bytes: u64| progress.block_done(bytes);
-    let mut threads = Vec::with_capacity(streams.len());
-    let (mut count, mut bytes) = (0, 0);
-    for stream in streams {
-        let stream_blocks: Vec<BlockRow> = blocks
-            .iter()
-            .filter(|b| b.stream_id == stream.stream_id)
-            .cloned()
-            .collect();
-        let (decoded, stats) =
-            partitions::stream_events(lake, stream, &stream_blocks, clock, concurrency, &on_block)
-                .await?;
-        count += stats.blocks_read;
-        bytes += stats.payload_bytes;
-        threads.push(ThreadData {
-            display_name: thread_display_name(stream),
-            chains: chains(decoded),
+) -> Result<(Vec<ThreadData>, PartitionStats)> {
+    let cache =
+        PartitionCache::open(lake, options.cache_dir.as_deref(), options.bucket_seconds).await?;
+    let views: Vec<View> = match options.spans {
+        SpanKinds::Thread => vec![View::ThreadSpans],
+        SpanKinds::Async => vec![View::AsyncEvents],
+        SpanKinds::Both => vec![View::ThreadSpans, View::AsyncEvents],
+    };
+    progress.stage(&format!(
+        "partitions: {} blocks, {} MB",
+        blocks.len(),
+        blocks.iter().map(|b| b.payload_size.max(0)).sum::<i64>() / 1_000_000
+    ));
+    let explain = |line: String| {
+        if options.explain {
+            eprintln!("{line}");
+        }
+    };
+    let request = EventsRequest {
+        process_id,
+        streams,
+        blocks,
+        views: &views,
+        concurrency: options.concurrency,
+        explain: &explain,
+    };
+    let events = cache.process_events(lake, &request).await?;
+    let mut by_block: HashMap<uuid::Uuid, Vec<TimedEvent>> = HashMap::new();
+    for row in events.rows {
+        by_block.entry(row.block_id).or_default().push(TimedEvent {
+            ns: clock.event_ns(row.event.ticks),
+            event: row.event,
         });
     }
-    progress.finish_blocks();
-    Ok((threads, (count, bytes)))
+    let threads = streams
+        .iter()
+        .map(|stream| {
+            let decoded = blocks
+                .iter()
+                .filter(|b| b.stream_id == stream.stream_id)
+                .map(|b| DecodedBlock {
+                    begin_ns: clock.relative_ns(b.begin_ticks),
+                    end_ns: clock.relative_ns(b.end_ticks.max(b.begin_ticks)),
+                    events: by_block.remove(&b.block_id).unwrap_or_default(),
+                    block: b.clone(),
+                })
+                .collect();
+            ThreadData {
+                display_name: thread_display_name(stream),
+                chains: chains(decoded),
+            }
+        })
+        .collect();
+    Ok((threads, events.stats))
+}
+
+/// A block's events with times in ns, and its bounds.
+struct DecodedBlock {
+    block: BlockRow,
+    begin_ns: i64,
+    end_ns: i64,
+    events: Vec<TimedEvent>,
 }
 
 /// Splits a stream's blocks into runs without a gap in `object_offset`.

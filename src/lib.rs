@@ -16,4 +16,6 @@ pub mod export;
 pub mod lake;
 pub mod partitions;
 pub mod progress;
+#[doc(hidden)]
+pub mod synth;
 pub mod trace;

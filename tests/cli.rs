@@ -263,7 +263,7 @@ fn bad_process_ids_fail_with_their_documented_exit_codes() {
 fn an_ambiguous_prefix_lists_the_candidates() {
     let lake = fixture_copy();
     let ids = fixture_process_ids(lake.path());
-    let twin = format!("{}ffffffff-ffff-ffff-ffffffffffff", &ids[0][..9]);
+    let twin = format!("{}-ffff-ffff-ffff-ffffffffffff", &ids[0][..8]);
     let db = lake.path().join("lake.db");
     let conn = format!("sqlite://{}", db.display());
     support::lake::runtime().block_on(async {

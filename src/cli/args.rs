@@ -86,6 +86,20 @@ pub struct Cli {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
     pub jobs: u16,
 
+    /// Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for
+    /// lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded
+    /// lake; a table of the lake's database and its object store for PostgreSQL).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<std::path::PathBuf>,
+
+    /// Insert-time width of a partition, in seconds. The output never depends on it.
+    #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_BUCKET_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..), hide_short_help = true)]
+    pub partition_seconds: i64,
+
+    /// Print, per partition, whether it was reused, built or rebuilt, and why (also -v).
+    #[arg(long, global = true)]
+    pub explain: bool,
+
     /// Worker threads (default: the number of cores). The output never depends on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
@@ -112,9 +126,25 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_name = "N")]
         limit: i64,
     },
+    /// Manage the partition cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Print a shell completion script to stdout.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Delete partition files retired longer ago than the grace period (readers that started
+    /// before then may still be reading them).
+    Gc {
+        /// Grace period in seconds.
+        #[arg(long = "grace", default_value_t = 3600, value_name = "SECONDS")]
+        grace_seconds: u64,
     },
 }

@@ -9,8 +9,9 @@ use std::io::{IsTerminal, Write};
 use crate::error::{self, FailureKind, failure};
 use crate::export::{self, ExportOptions, OutputTarget};
 use crate::lake::{Lake, LakeLocation};
+use crate::partitions::PartitionCache;
 use crate::progress::Progress;
-pub use args::{Cli, Command};
+pub use args::{CacheAction, Cli, Command};
 
 /// Runs the tool; returns the process exit status.
 pub fn main() -> i32 {
@@ -74,6 +75,22 @@ async fn run(cli: &Cli) -> Result<()> {
             );
             Ok(())
         }
+        Some(Command::Cache {
+            action: CacheAction::Gc { grace_seconds },
+        }) => {
+            let lake = open_lake(cli).await?;
+            let cache =
+                PartitionCache::open(&lake, cli.cache.as_deref(), cli.partition_seconds).await?;
+            let removed = cache
+                .collect_garbage(std::time::Duration::from_secs(*grace_seconds))
+                .await?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "removed_partitions": removed }));
+            } else if !cli.quiet {
+                eprintln!("removed {removed} retired partition files");
+            }
+            Ok(())
+        }
         Some(Command::Processes { json, limit }) => {
             let lake = open_lake(cli).await?;
             let processes = lake.metadata.process_summaries(*limit).await?;
@@ -99,6 +116,9 @@ async fn run(cli: &Cli) -> Result<()> {
                     }
                 }),
                 concurrency: usize::from(cli.jobs),
+                cache_dir: cli.cache.clone(),
+                bucket_seconds: cli.partition_seconds,
+                explain: cli.verbose > 0 || cli.explain,
             };
             if options.output == Some(OutputTarget::Stdout) && cli.json {
                 return Err(failure(

@@ -167,7 +167,7 @@ fn decode_codec_string(rest: &[u8]) -> Result<Arc<str>> {
     Ok(match codec {
         0 | 2 => Arc::from(String::from_utf8_lossy(bytes).as_ref()),
         1 => {
-            if len % 2 != 0 {
+            if !len.is_multiple_of(2) {
                 bail!("UTF-16 string dependency has an odd length ({len} bytes)");
             }
             let units = bytes

@@ -438,6 +438,35 @@ fn block_from_tuple(t: BlockTuple) -> Result<BlockRow> {
     })
 }
 
+impl MetadataDb {
+    /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
+    /// known: the inputs of the inferred tick frequency.
+    pub async fn block_end_bounds(
+        &self,
+        process_id: &Uuid,
+    ) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
+        let pg_sql = format!(
+            "SELECT max(b.end_ticks), {} FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
+             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id",
+            pg_time("max(b.end_time)")
+        );
+        let rows: Vec<(Option<i64>, Option<String>)> = self
+            .fetch(
+                &pg_sql,
+                "SELECT max(b.end_ticks), max(b.end_time) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
+                 WHERE lower(s.process_id) = $1 AND lower(b.process_id) = $1",
+                &[Arg::Text(process_id.to_string())],
+            )
+            .await?;
+        let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
+        Ok((
+            ticks,
+            time.map(|t| parse_time(&t, "blocks.end_time"))
+                .transpose()?,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,34 +497,5 @@ mod tests {
     fn times_are_truncated_to_microseconds() {
         let t = parse_time("2026-11-27T12:00:00.123456789Z", "t").unwrap();
         assert_eq!(t.timestamp_subsec_nanos(), 123_456_000);
-    }
-}
-
-impl MetadataDb {
-    /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
-    /// known: the inputs of the inferred tick frequency.
-    pub async fn block_end_bounds(
-        &self,
-        process_id: &Uuid,
-    ) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
-        let pg_sql = format!(
-            "SELECT max(b.end_ticks), {} FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
-             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id",
-            pg_time("max(b.end_time)")
-        );
-        let rows: Vec<(Option<i64>, Option<String>)> = self
-            .fetch(
-                &pg_sql,
-                "SELECT max(b.end_ticks), max(b.end_time) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
-                 WHERE lower(s.process_id) = $1 AND lower(b.process_id) = $1",
-                &[Arg::Text(process_id.to_string())],
-            )
-            .await?;
-        let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
-        Ok((
-            ticks,
-            time.map(|t| parse_time(&t, "blocks.end_time"))
-                .transpose()?,
-        ))
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! `make-fixture DIR --scenario main|secondary` runs one scenario, appending to DIR.
 
+mod dump;
 mod sink;
 mod workload;
 

@@ -268,6 +268,18 @@ fn writer_thread(dir: PathBuf, mut rx: UnboundedReceiver<Msg>) -> Result<LakeSta
         let mut stats = LakeStats::default();
         let mut index: HashMap<Uuid, usize> = HashMap::new();
         let mut first_error: Option<anyhow::Error> = None;
+        let mut metadata: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        // MAKE_FIXTURE_DUMP=FILE: append every event written, decoded with Micromegas's parser.
+        let mut dump = match std::env::var_os("MAKE_FIXTURE_DUMP") {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", PathBuf::from(&path).display()))?,
+            ),
+            None => None,
+        };
         while let Some(msg) = rx.recv().await {
             let result = match msg {
                 Msg::Shutdown => break,
@@ -281,6 +293,10 @@ fn writer_thread(dir: PathBuf, mut rx: UnboundedReceiver<Msg>) -> Result<LakeSta
                     row.insert_time = Utc::now();
                     let r = writer.insert_stream(&row).await;
                     index.insert(row.stream_id, stats.streams.len());
+                    metadata.push((
+                        row.dependencies_metadata.clone(),
+                        row.objects_metadata.clone(),
+                    ));
                     stats.streams.push((
                         row.stream_id,
                         StreamStats {
@@ -293,6 +309,22 @@ fn writer_thread(dir: PathBuf, mut rx: UnboundedReceiver<Msg>) -> Result<LakeSta
                 }
                 Msg::Block(mut row, payload) => {
                     row.insert_time = Utc::now();
+                    if let Some(dump) = dump.as_mut()
+                        && let Some(&i) = index.get(&row.stream_id)
+                    {
+                        let (stream, s) = &stats.streams[i];
+                        let thread = s.property("thread-name").unwrap_or("(unnamed)");
+                        let header = format!(
+                            "process={} thread={thread} stream={stream} block={}",
+                            row.process_id, s.blocks
+                        );
+                        let (deps_meta, objs_meta) = &metadata[i];
+                        if let Err(e) =
+                            crate::dump::dump_block(dump, &header, deps_meta, objs_meta, &payload)
+                        {
+                            first_error.get_or_insert(e.context("dumping a block"));
+                        }
+                    }
                     let r = writer.insert_block(&row, payload).await;
                     if let Some(&i) = index.get(&row.stream_id) {
                         let s = &mut stats.streams[i].1;

@@ -1,0 +1,346 @@
+//! The catalog of partition files: a table of our own, in the lake's PostgreSQL database or in
+//! a SQLite file of the cache directory, versioned and created by the tool.
+//!
+//! A row is live while `retired_us` is NULL. Replacing a partition retires the live rows of the
+//! same view instance whose insert range overlaps the new one and inserts the new row, in one
+//! transaction: readers see the old partition or the new one, never both, never neither.
+
+use anyhow::{Context, Result, bail};
+use sqlx::{PgPool, SqlitePool, sqlite::SqliteConnectOptions};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Version of the catalog's own schema (not of the partition files).
+const CATALOG_SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS write_perfetto_catalog_version (version BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS write_perfetto_partitions (
+    view TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    process_id TEXT NOT NULL,
+    begin_us BIGINT NOT NULL,
+    end_us BIGINT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    format_version BIGINT NOT NULL,
+    nb_blocks BIGINT NOT NULL,
+    nb_objects BIGINT NOT NULL,
+    file_key TEXT NOT NULL,
+    file_size BIGINT NOT NULL,
+    created_us BIGINT NOT NULL,
+    retired_us BIGINT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS write_perfetto_partitions_live
+    ON write_perfetto_partitions (view, instance, begin_us) WHERE retired_us IS NULL;
+CREATE INDEX IF NOT EXISTS write_perfetto_partitions_process ON write_perfetto_partitions (process_id);
+";
+
+/// A catalog row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PartitionRow {
+    pub view: String,
+    pub instance: String,
+    pub process_id: String,
+    pub begin_us: i64,
+    pub end_us: i64,
+    pub fingerprint: String,
+    pub format_version: i64,
+    pub nb_blocks: i64,
+    pub nb_objects: i64,
+    pub file_key: String,
+    pub file_size: i64,
+    pub created_us: i64,
+    pub retired_us: Option<i64>,
+}
+
+#[derive(Clone)]
+pub enum Catalog {
+    Postgres(PgPool),
+    Sqlite {
+        pool: SqlitePool,
+        lock_path: PathBuf,
+    },
+}
+
+/// Held while partitions of a process are being built: other exporters wait, then reuse.
+pub enum BuildLock {
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>, i64),
+    File(std::fs::File),
+}
+
+const COLUMNS: &str = "view, instance, process_id, begin_us, end_us, fingerprint, format_version, nb_blocks, \
+    nb_objects, file_key, file_size, created_us, retired_us";
+
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl Catalog {
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(60));
+        let pool = SqlitePool::connect_with(options)
+            .await
+            .with_context(|| format!("cannot open partition catalog {}", path.display()))?;
+        let catalog = Catalog::Sqlite {
+            pool,
+            lock_path: path.with_extension("lock"),
+        };
+        catalog.migrate().await?;
+        Ok(catalog)
+    }
+
+    pub async fn open_postgres(pool: PgPool) -> Result<Self> {
+        let catalog = Catalog::Postgres(pool);
+        catalog.migrate().await?;
+        Ok(catalog)
+    }
+
+    /// Creates the tables on first use; refuses a catalog from a newer version of the tool.
+    async fn migrate(&self) -> Result<()> {
+        let version: Option<i64> = match self {
+            Catalog::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Serializes concurrent first runs: CREATE IF NOT EXISTS alone can race.
+                sqlx::query("SELECT pg_advisory_xact_lock(7307480417322) ")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+                let v: Option<i64> =
+                    sqlx::query_scalar("SELECT max(version) FROM write_perfetto_catalog_version")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if v.is_none() {
+                    sqlx::query("INSERT INTO write_perfetto_catalog_version (version) VALUES ($1)")
+                        .bind(CATALOG_SCHEMA_VERSION)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                v
+            }
+            Catalog::Sqlite { pool, .. } => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let result: Result<Option<i64>> = async {
+                    sqlx::raw_sql(SCHEMA).execute(&mut *conn).await?;
+                    let v: Option<i64> = sqlx::query_scalar(
+                        "SELECT max(version) FROM write_perfetto_catalog_version",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if v.is_none() {
+                        sqlx::query(
+                            "INSERT INTO write_perfetto_catalog_version (version) VALUES ($1)",
+                        )
+                        .bind(CATALOG_SCHEMA_VERSION)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(v)
+                }
+                .await;
+                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                sqlx::query(end).execute(&mut *conn).await?;
+                result?
+            }
+        };
+        if let Some(v) = version
+            && v > CATALOG_SCHEMA_VERSION
+        {
+            bail!(
+                "the partition catalog has schema version {v}, newer than this write-perfetto ({CATALOG_SCHEMA_VERSION}): upgrade write-perfetto or use another --cache"
+            );
+        }
+        Ok(())
+    }
+
+    /// Live rows of a process, in a total order.
+    pub async fn live_rows(&self, process_id: &Uuid) -> Result<Vec<PartitionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM write_perfetto_partitions WHERE process_id = $1 AND retired_us IS NULL \
+             ORDER BY view, instance, begin_us, file_key"
+        );
+        let rows = match self {
+            Catalog::Postgres(pool) => {
+                sqlx::query_as(&sql)
+                    .bind(process_id.to_string())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Catalog::Sqlite { pool, .. } => {
+                sqlx::query_as(&sql)
+                    .bind(process_id.to_string())
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Every row (tests check the catalog's consistency with it).
+    pub async fn all_rows(&self) -> Result<Vec<PartitionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM write_perfetto_partitions ORDER BY view, instance, begin_us, created_us, file_key"
+        );
+        let rows = match self {
+            Catalog::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await?,
+            Catalog::Sqlite { pool, .. } => sqlx::query_as(&sql).fetch_all(pool).await?,
+        };
+        Ok(rows)
+    }
+
+    /// Retires the live rows the new one supersedes and inserts it, atomically.
+    pub async fn replace(&self, row: &PartitionRow) -> Result<()> {
+        let retire = "UPDATE write_perfetto_partitions SET retired_us = $1 WHERE view = $2 AND instance = $3 \
+                      AND retired_us IS NULL AND begin_us < $5 AND end_us > $4";
+        let insert = format!(
+            "INSERT INTO write_perfetto_partitions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)"
+        );
+        macro_rules! run {
+            ($tx:expr) => {{
+                sqlx::query(retire)
+                    .bind(row.created_us)
+                    .bind(&row.view)
+                    .bind(&row.instance)
+                    .bind(row.begin_us)
+                    .bind(row.end_us)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query(&insert)
+                    .bind(&row.view)
+                    .bind(&row.instance)
+                    .bind(&row.process_id)
+                    .bind(row.begin_us)
+                    .bind(row.end_us)
+                    .bind(&row.fingerprint)
+                    .bind(row.format_version)
+                    .bind(row.nb_blocks)
+                    .bind(row.nb_objects)
+                    .bind(&row.file_key)
+                    .bind(row.file_size)
+                    .bind(row.created_us)
+                    .execute(&mut *$tx)
+                    .await?;
+            }};
+        }
+        match self {
+            Catalog::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                run!(tx);
+                tx.commit().await?;
+            }
+            Catalog::Sqlite { pool, .. } => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let result: Result<()> = async {
+                    run!(conn);
+                    Ok(())
+                }
+                .await;
+                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                sqlx::query(end).execute(&mut *conn).await?;
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the right to build partitions of this process.
+    pub async fn lock(&self, process_id: &Uuid) -> Result<BuildLock> {
+        match self {
+            Catalog::Postgres(pool) => {
+                let key =
+                    i64::from_le_bytes(process_id.as_bytes()[..8].try_into().expect("8 bytes"))
+                        ^ 0x5752_4954_4550_4552;
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(BuildLock::Postgres(conn, key))
+            }
+            Catalog::Sqlite { lock_path, .. } => {
+                let path = lock_path.clone();
+                let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)
+                        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+                    file.lock()
+                        .with_context(|| format!("cannot lock {}", path.display()))?;
+                    Ok(file)
+                })
+                .await??;
+                Ok(BuildLock::File(file))
+            }
+        }
+    }
+
+    /// Rows retired before `cutoff_us`: no reader that started after the cutoff needs them.
+    pub async fn retired_before(&self, cutoff_us: i64) -> Result<Vec<PartitionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM write_perfetto_partitions WHERE retired_us IS NOT NULL AND retired_us < $1 ORDER BY file_key"
+        );
+        let rows = match self {
+            Catalog::Postgres(pool) => sqlx::query_as(&sql).bind(cutoff_us).fetch_all(pool).await?,
+            Catalog::Sqlite { pool, .. } => {
+                sqlx::query_as(&sql).bind(cutoff_us).fetch_all(pool).await?
+            }
+        };
+        Ok(rows)
+    }
+
+    pub async fn forget(&self, file_key: &str) -> Result<()> {
+        let sql =
+            "DELETE FROM write_perfetto_partitions WHERE file_key = $1 AND retired_us IS NOT NULL";
+        match self {
+            Catalog::Postgres(pool) => sqlx::query(sql)
+                .bind(file_key)
+                .execute(pool)
+                .await
+                .map(|_| ())?,
+            Catalog::Sqlite { pool, .. } => sqlx::query(sql)
+                .bind(file_key)
+                .execute(pool)
+                .await
+                .map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    /// Runs SQL on the catalog database (tests use it to age or damage rows on purpose).
+    pub async fn execute_sql(&self, sql: &str) -> Result<()> {
+        match self {
+            Catalog::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ())?,
+            Catalog::Sqlite { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+}
+
+impl BuildLock {
+    pub async fn release(self) -> Result<()> {
+        match self {
+            BuildLock::Postgres(mut conn, key) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            BuildLock::File(file) => drop(file),
+        }
+        Ok(())
+    }
+}

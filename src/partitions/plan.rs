@@ -1,0 +1,166 @@
+//! Which partitions a process needs: blocks grouped by view instance and insert-time bucket,
+//! each with the fingerprint of its exact block set. Pure and deterministic.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::lake::rows::BlockRow;
+
+/// Bumped whenever what a partition file holds, or how it is computed, changes.
+pub const FORMAT_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum View {
+    /// Thread span events of one stream.
+    ThreadSpans,
+    /// Async span events of all the thread streams of one process.
+    AsyncEvents,
+}
+
+impl View {
+    pub fn name(self) -> &'static str {
+        match self {
+            View::ThreadSpans => "thread_spans",
+            View::AsyncEvents => "async_events",
+        }
+    }
+}
+
+/// One partition as needed now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub view: View,
+    /// Stream id (thread view) or process id (async view).
+    pub instance: Uuid,
+    /// Insert-time range `[begin_us, end_us)` in Unix microseconds.
+    pub begin_us: i64,
+    pub end_us: i64,
+    /// Indexes into the block list given to [`plan`], in stream order.
+    pub blocks: Vec<usize>,
+    pub fingerprint: String,
+    pub nb_objects: i64,
+}
+
+/// Groups `blocks` (ordered by stream, object offset, id) into partitions of `bucket_us`
+/// insert-time buckets: per stream for the thread view, per process for the async view.
+pub fn plan(process_id: Uuid, blocks: &[BlockRow], views: &[View], bucket_us: i64) -> Vec<Planned> {
+    let mut groups: BTreeMap<(View, Uuid, i64), Vec<usize>> = BTreeMap::new();
+    for (index, block) in blocks.iter().enumerate() {
+        let bucket = block.insert_time.timestamp_micros().div_euclid(bucket_us);
+        for &view in views {
+            let instance = match view {
+                View::ThreadSpans => block.stream_id,
+                View::AsyncEvents => process_id,
+            };
+            groups
+                .entry((view, instance, bucket))
+                .or_default()
+                .push(index);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((view, instance, bucket), indexes)| Planned {
+            view,
+            instance,
+            begin_us: bucket * bucket_us,
+            end_us: (bucket + 1) * bucket_us,
+            fingerprint: fingerprint(view, indexes.iter().map(|&i| &blocks[i])),
+            nb_objects: indexes.iter().map(|&i| blocks[i].nb_objects as i64).sum(),
+            blocks: indexes,
+        })
+        .collect()
+}
+
+/// Covers the exact block set (ids, streams, object counts and offsets, payload sizes, tick
+/// bounds) and the format version: any change to any of them changes it.
+pub fn fingerprint<'a>(view: View, blocks: impl Iterator<Item = &'a BlockRow>) -> String {
+    let mut sorted: Vec<&BlockRow> = blocks.collect();
+    sorted.sort_by_key(|b| b.block_id);
+    let mut hasher = Sha256::new();
+    hasher.update(format!(
+        "write-perfetto partition v{FORMAT_VERSION} {}\n",
+        view.name()
+    ));
+    for b in sorted {
+        hasher.update(format!(
+            "{} {} {} {} {} {} {}\n",
+            b.block_id,
+            b.stream_id,
+            b.nb_objects,
+            b.object_offset,
+            b.payload_size,
+            b.begin_ticks,
+            b.end_ticks
+        ));
+    }
+    crate::export::hex(&hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn block(n: u128, stream: u128, insert_minute: u32, nb_objects: i32) -> BlockRow {
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 1, 10, insert_minute, 0)
+            .unwrap();
+        BlockRow {
+            block_id: Uuid::from_u128(n),
+            stream_id: Uuid::from_u128(stream),
+            process_id: Uuid::from_u128(1),
+            begin_time: t,
+            end_time: t,
+            begin_ticks: 0,
+            end_ticks: 10,
+            nb_objects,
+            object_offset: 0,
+            payload_size: 100,
+            insert_time: t,
+        }
+    }
+
+    #[test]
+    fn blocks_group_by_stream_and_bucket_for_threads_and_by_process_for_async() {
+        let blocks = vec![block(1, 10, 0, 5), block(2, 10, 40, 5), block(3, 20, 10, 5)];
+        let planned = plan(
+            Uuid::from_u128(1),
+            &blocks,
+            &[View::ThreadSpans, View::AsyncEvents],
+            30 * 60 * 1_000_000,
+        );
+        let shape: Vec<(View, u128, Vec<usize>)> = planned
+            .iter()
+            .map(|p| (p.view, p.instance.as_u128(), p.blocks.clone()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (View::ThreadSpans, 10, vec![0]),
+                (View::ThreadSpans, 10, vec![1]),
+                (View::ThreadSpans, 20, vec![2]),
+                (View::AsyncEvents, 1, vec![0, 2]),
+                (View::AsyncEvents, 1, vec![1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replaced_block_with_the_same_object_count_changes_the_fingerprint() {
+        let original = [block(1, 10, 0, 5), block(2, 10, 1, 5)];
+        let replaced = [block(1, 10, 0, 5), block(3, 10, 1, 5)];
+        let f = |b: &[BlockRow]| fingerprint(View::ThreadSpans, b.iter());
+        assert_ne!(f(&original), f(&replaced));
+        assert_eq!(
+            f(&original),
+            f(&[original[1].clone(), original[0].clone()]),
+            "order does not matter"
+        );
+        assert_ne!(
+            fingerprint(View::ThreadSpans, original.iter()),
+            fingerprint(View::AsyncEvents, original.iter())
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! Generates one process: its row, its streams, and the blocks of its thread streams.
+//!
+//! All threads of the process are simulated together in time order (the thread whose next
+//! event is earliest goes next), so that an async span can begin on one thread and end on
+//! another at a later time. Only the current block of each thread and the async spans in
+//! flight are held in memory: a block is encoded and written as soon as it is full.
+
+use anyhow::Result;
+use bytes::Bytes;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use uuid::Uuid;
+
+use super::block::{AsyncIds, BlockBuilder, Event, FinishedBlock, Layouts, Naming, Tag};
+use super::catalog::Catalog;
+use super::metadata::{
+    LOG_DEPENDENCIES, LOG_OBJECTS, METRICS_DEPENDENCIES, METRICS_OBJECTS, THREAD_DEPENDENCIES,
+    THREAD_OBJECTS, metadata_cbor,
+};
+use super::rng::Rng;
+use super::{SynthReport, SynthSpec};
+use crate::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
+use crate::lake::writer::LakeWriter;
+
+/// An async end waiting for its time on the thread that will poll the future last:
+/// (time, span id, ids, naming, tag). The span id makes the order total.
+type PendingEnd = Reverse<(i64, u64, AsyncIds, Naming, Option<Tag>)>;
+
+/// Async spans recently begun, candidates for parents: (span id, depth, end tick).
+#[derive(Clone, Copy)]
+struct AsyncSpan {
+    id: u64,
+    depth: u32,
+    end: i64,
+}
+
+const RECENT_ASYNC: usize = 64;
+/// Async trees are at most this deep (depths 0..=MAX_ASYNC_DEPTH).
+const MAX_ASYNC_DEPTH: u32 = 4;
+
+struct ThreadGen {
+    stream_id: Uuid,
+    builder: BlockBuilder,
+    /// Absolute ticks where the current block began.
+    block_begin: i64,
+    block_target: usize,
+    object_offset: i64,
+    last_time: i64,
+    stack: Vec<Naming>,
+    remaining_spans: u64,
+    remaining_async: u64,
+    next_own: Option<i64>,
+    pending: BinaryHeap<PendingEnd>,
+}
+
+impl ThreadGen {
+    fn next_time(&self) -> Option<i64> {
+        let pending = self.pending.peek().map(|Reverse(p)| p.0);
+        match (pending, self.next_own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Event times of a thread strictly increase.
+    fn stamp(&mut self, time: i64) -> i64 {
+        let time = time.max(self.last_time + 1);
+        self.last_time = time;
+        time
+    }
+
+    fn has_own_work(&self) -> bool {
+        self.remaining_spans > 0 || self.remaining_async > 0 || !self.stack.is_empty()
+    }
+}
+
+/// Splits `total` into `weights.len()` parts proportional to the weights.
+fn split(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u64 = weights.iter().sum::<u64>().max(1);
+    let mut cumulative = 0u64;
+    let mut previous = 0u64;
+    weights
+        .iter()
+        .map(|w| {
+            cumulative += w;
+            let upto = (u128::from(total) * u128::from(cumulative) / u128::from(sum)) as u64;
+            let part = upto - previous;
+            previous = upto;
+            part
+        })
+        .collect()
+}
+
+pub(super) struct ProcessGen<'a> {
+    spec: &'a SynthSpec,
+    layouts: &'a Layouts,
+    catalog: Catalog,
+    rng: Rng,
+    ids: Rng,
+    process_id: Uuid,
+    start_time: DateTime<Utc>,
+    start_ticks: i64,
+    /// Ticks per second used to place blocks in time (also when 0 is written to the lake).
+    frequency: i64,
+    threads: Vec<ThreadGen>,
+    recent_async: VecDeque<AsyncSpan>,
+    next_span_id: u64,
+    parent_process_id: Option<Uuid>,
+}
+
+impl<'a> ProcessGen<'a> {
+    pub(super) fn new(
+        spec: &'a SynthSpec,
+        layouts: &'a Layouts,
+        mut rng: Rng,
+        spans: u64,
+        async_spans: u64,
+        parent_process_id: Option<Uuid>,
+    ) -> Self {
+        let mut ids = rng.fork(1);
+        let catalog = Catalog::new(&mut rng.fork(2));
+        let process_id = ids.uuid();
+        let epoch = Utc
+            .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid date");
+        let start_time = epoch + Duration::microseconds(rng.below(365 * 86_400 * 1_000_000) as i64);
+        let start_ticks = 1_000_000 + rng.below(1_000_000) as i64;
+        let frequency = if spec.tsc_frequency > 0 {
+            spec.tsc_frequency
+        } else {
+            1_000_000_000 + rng.below(3000) as i64 * 1_000_000
+        };
+        let span_weights: Vec<u64> = (0..spec.threads).map(|_| rng.range(1, 4)).collect();
+        let async_weights: Vec<u64> = (0..spec.threads).map(|_| rng.range(1, 4)).collect();
+        let span_shares = split(spans, &span_weights);
+        let async_shares = split(async_spans, &async_weights);
+        let threads = (0..spec.threads)
+            .map(|k| {
+                // The main thread starts at once, workers within the first 50 ms.
+                let start = if k == 0 {
+                    start_ticks + rng.range(1000, (frequency / 1000).max(1001) as u64) as i64
+                } else {
+                    start_ticks
+                        + rng.range(
+                            (frequency / 1000) as u64,
+                            (frequency / 20).max(frequency / 1000 + 1) as u64,
+                        ) as i64
+                };
+                let mut t = ThreadGen {
+                    stream_id: ids.uuid(),
+                    builder: BlockBuilder::default(),
+                    block_begin: start,
+                    block_target: 0,
+                    object_offset: 0,
+                    last_time: start,
+                    stack: Vec::new(),
+                    remaining_spans: span_shares[k],
+                    remaining_async: async_shares[k],
+                    next_own: None,
+                    pending: BinaryHeap::new(),
+                };
+                if t.has_own_work() {
+                    t.next_own = Some(start + rng.range(100, 10_000) as i64);
+                }
+                t
+            })
+            .collect();
+        let mut generator = Self {
+            spec,
+            layouts,
+            catalog,
+            rng,
+            ids,
+            process_id,
+            start_time,
+            start_ticks,
+            frequency,
+            threads,
+            recent_async: VecDeque::new(),
+            next_span_id: 1,
+            parent_process_id,
+        };
+        for k in 0..generator.threads.len() {
+            generator.threads[k].block_target = generator.block_target();
+        }
+        generator
+    }
+
+    pub(super) fn process_id(&self) -> Uuid {
+        self.process_id
+    }
+
+    fn block_target(&mut self) -> usize {
+        let n = self.spec.events_per_block.max(1);
+        n - self.rng.below(n as u64 / 8 + 1) as usize
+    }
+
+    /// Ticks → a duration at the nominal frequency, in whole nanoseconds.
+    fn ticks_duration(&self, ticks: i64) -> Duration {
+        Duration::nanoseconds(
+            (i128::from(ticks) * 1_000_000_000 / i128::from(self.frequency)) as i64,
+        )
+    }
+
+    fn ticks_per_micro(&self) -> u64 {
+        (self.frequency / 1_000_000).max(1) as u64
+    }
+
+    pub(super) async fn run(mut self, writer: &LakeWriter, report: &mut SynthReport) -> Result<()> {
+        self.write_metadata(writer, report).await?;
+        loop {
+            let mut best: Option<(i64, usize)> = None;
+            for (k, t) in self.threads.iter().enumerate() {
+                if let Some(time) = t.next_time()
+                    && best.is_none_or(|(b, _)| time < b)
+                {
+                    best = Some((time, k));
+                }
+            }
+            let Some((_, k)) = best else { break };
+            self.step(k, report);
+            if self.threads[k].builder.nb_objects() >= self.threads[k].block_target {
+                self.flush(k, writer, report).await?;
+            }
+        }
+        for k in 0..self.threads.len() {
+            if self.threads[k].builder.nb_objects() > 0 {
+                self.flush(k, writer, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_metadata(
+        &mut self,
+        writer: &LakeWriter,
+        report: &mut SynthReport,
+    ) -> Result<()> {
+        let ms = |n: u64| Duration::milliseconds(n as i64);
+        let index = report.process_ids.len();
+        writer
+            .insert_process(&ProcessRow {
+                process_id: self.process_id,
+                exe: format!("/opt/synth/bin/synth-app-{index}"),
+                username: "synth".into(),
+                realname: "Synthetic User".into(),
+                computer: format!("synth-host-{:02}", self.rng.below(100)),
+                distro: "Ubuntu 24.04.1 LTS".into(),
+                cpu_brand: "Synthetic CPU @ 3.00GHz".into(),
+                tsc_frequency: self.spec.tsc_frequency,
+                start_time: self.start_time,
+                start_ticks: self.start_ticks,
+                insert_time: self.start_time + ms(self.rng.range(5, 50)),
+                parent_process_id: self.parent_process_id,
+                properties: vec![("synth-seed".into(), self.spec.seed.to_string())],
+            })
+            .await?;
+        report.process_ids.push(self.process_id);
+
+        let thread_deps = metadata_cbor(THREAD_DEPENDENCIES)?;
+        let thread_objs = metadata_cbor(THREAD_OBJECTS)?;
+        // pthread_self() values: addresses of thread control blocks near the top of the heap.
+        let thread_base: u64 = 0x7f00_0000_0000 + self.rng.below(0x00ff_ffff) * 0x1000;
+        let nb_threads = self.threads.len();
+        for k in 0..nb_threads {
+            let mut thread_id = thread_base + k as u64 * 0x80_1000;
+            if nb_threads >= 3 && k == nb_threads - 2 {
+                // Same low 32 bits as thread 0: tools that truncate thread ids merge the two.
+                thread_id = thread_base + 0x1_0000_0000;
+            }
+            let mut properties = vec![("thread-id".to_string(), thread_id.to_string())];
+            if nb_threads < 2 || k != nb_threads - 1 {
+                properties.push(("thread-name".into(), format!("worker-{k}")));
+            }
+            let started = self.threads[k].block_begin - self.start_ticks;
+            writer
+                .insert_stream(&StreamRow {
+                    stream_id: self.threads[k].stream_id,
+                    process_id: self.process_id,
+                    dependencies_metadata: thread_deps.clone(),
+                    objects_metadata: thread_objs.clone(),
+                    tags: vec!["cpu".into()],
+                    properties,
+                    insert_time: self.start_time
+                        + self.ticks_duration(started)
+                        + ms(self.rng.range(1, 20)),
+                    format: TRANSIT_FORMAT.into(),
+                })
+                .await?;
+            report.streams += 1;
+            report.thread_streams += 1;
+        }
+        // A log and a metrics stream without blocks: not thread streams, readers skip them.
+        for (tag, deps, objs) in [
+            ("log", LOG_DEPENDENCIES, LOG_OBJECTS),
+            ("metrics", METRICS_DEPENDENCIES, METRICS_OBJECTS),
+        ] {
+            writer
+                .insert_stream(&StreamRow {
+                    stream_id: self.ids.uuid(),
+                    process_id: self.process_id,
+                    dependencies_metadata: metadata_cbor(deps)?,
+                    objects_metadata: metadata_cbor(objs)?,
+                    tags: vec![tag.into()],
+                    properties: vec![],
+                    insert_time: self.start_time + ms(self.rng.range(1, 20)),
+                    format: TRANSIT_FORMAT.into(),
+                })
+                .await?;
+            report.streams += 1;
+        }
+        Ok(())
+    }
+
+    fn pick_naming(&mut self) -> Naming {
+        let c = &self.catalog;
+        let roll = self.rng.below(1000);
+        if roll < 700 {
+            Naming::Desc(self.rng.skewed(c.descs.len()) as u32)
+        } else if roll < 900 {
+            Naming::Static {
+                location: self.rng.index(c.locations.len()) as u32,
+                name: self.rng.skewed(c.static_names.len()) as u32,
+            }
+        } else {
+            Naming::Dyn {
+                location: self.rng.index(c.locations.len()) as u32,
+                name: self.rng.skewed(c.dyn_names.len()) as u32,
+            }
+        }
+    }
+
+    /// About 3% of ends carry properties.
+    fn pick_tag(&mut self) -> Option<Tag> {
+        if !self.rng.per_mille(30) {
+            return None;
+        }
+        let set = self.rng.index(self.catalog.prop_sets.len()) as u32;
+        Some(if self.rng.per_mille(500) {
+            Tag::Interned(set)
+        } else {
+            Tag::Merged {
+                set,
+                name: self.rng.index(self.catalog.dyn_prop_names.len()) as u32,
+                value: self.rng.below(1000),
+            }
+        })
+    }
+
+    fn push(&mut self, k: usize, event: Event, report: &mut SynthReport) {
+        self.threads[k]
+            .builder
+            .push(&self.catalog, self.layouts, &event);
+        report.events += 1;
+    }
+
+    /// One event on thread `k`: a due async end, or the thread's own next event.
+    fn step(&mut self, k: usize, report: &mut SynthReport) {
+        let t = &self.threads[k];
+        let pending_first = match (t.pending.peek(), t.next_own) {
+            (Some(Reverse(p)), Some(own)) => p.0 <= own,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if pending_first {
+            let t = &mut self.threads[k];
+            let Some(Reverse((time, _, ids, naming, tag))) = t.pending.pop() else {
+                return;
+            };
+            let time = t.stamp(time);
+            self.push(
+                k,
+                Event {
+                    async_ids: Some(ids),
+                    begin: false,
+                    naming,
+                    tag,
+                    time,
+                },
+                report,
+            );
+            return;
+        }
+        let Some(own) = t.next_own else { return };
+        let now = self.threads[k].stamp(own);
+        let (remaining_spans, remaining_async, depth) = {
+            let t = &self.threads[k];
+            (t.remaining_spans, t.remaining_async, t.stack.len() as u64)
+        };
+        if self.rng.ratio(remaining_async, 2 * remaining_spans + depth) {
+            self.threads[k].remaining_async -= 1;
+            self.begin_async(k, now, report);
+        } else if remaining_spans > 0
+            && (depth == 0
+                || (depth < u64::from(self.spec.max_depth.max(1)) && self.rng.per_mille(480)))
+        {
+            let naming = self.pick_naming();
+            let t = &mut self.threads[k];
+            t.remaining_spans -= 1;
+            t.stack.push(naming);
+            report.thread_spans += 1;
+            self.push(
+                k,
+                Event {
+                    async_ids: None,
+                    begin: true,
+                    naming,
+                    tag: None,
+                    time: now,
+                },
+                report,
+            );
+        } else if let Some(naming) = self.threads[k].stack.pop() {
+            let tag = self.pick_tag();
+            self.push(
+                k,
+                Event {
+                    async_ids: None,
+                    begin: false,
+                    naming,
+                    tag,
+                    time: now,
+                },
+                report,
+            );
+        }
+        let us = self.ticks_per_micro();
+        let t = &self.threads[k];
+        let next = if !t.has_own_work() {
+            None
+        } else if t.stack.is_empty() {
+            // Idle between top-level spans: 10 µs to 10 ms.
+            Some(now + self.rng.log_uniform(10 * us, 10_000 * us) as i64)
+        } else {
+            // Work between two events of a call stack: 0.1 µs to 100 µs.
+            Some(now + self.rng.log_uniform((us / 10).max(1), 100 * us) as i64)
+        };
+        self.threads[k].next_own = next;
+    }
+
+    fn begin_async(&mut self, k: usize, now: i64, report: &mut SynthReport) {
+        let us = self.ticks_per_micro() as i64;
+        let span_id = self.next_span_id;
+        self.next_span_id += 1;
+        let mut parent: Option<AsyncSpan> = None;
+        if !self.recent_async.is_empty() && self.rng.per_mille(600) {
+            let candidate = self.recent_async[self.rng.index(self.recent_async.len())];
+            if candidate.depth < MAX_ASYNC_DEPTH && candidate.end > now + 20 * us {
+                parent = Some(candidate);
+            }
+        }
+        let ids = AsyncIds {
+            span_id,
+            parent_span_id: parent.map_or(0, |p| p.id),
+            depth: parent.map_or(0, |p| p.depth + 1),
+        };
+        let naming = self.pick_naming();
+        self.push(
+            k,
+            Event {
+                async_ids: Some(ids),
+                begin: true,
+                naming,
+                tag: None,
+                time: now,
+            },
+            report,
+        );
+        report.async_spans += 1;
+
+        // 10 µs to 100 ms; most children finish before their parent, some outlive it.
+        let mut end = now + self.rng.log_uniform(10 * us as u64, 100_000 * us as u64) as i64;
+        if let Some(p) = parent
+            && p.end != i64::MAX
+            && self.rng.per_mille(900)
+        {
+            end = end.min(p.end - 1).max(now + 1);
+        }
+        let unended = self.rng.per_mille(10);
+        self.recent_async.push_back(AsyncSpan {
+            id: span_id,
+            depth: ids.depth,
+            end: if unended { i64::MAX } else { end },
+        });
+        if self.recent_async.len() > RECENT_ASYNC {
+            self.recent_async.pop_front();
+        }
+        if unended {
+            // A future dropped before completion: a begin and no end.
+            report.async_unended += 1;
+            return;
+        }
+        let target = if self.rng.per_mille(500) {
+            k
+        } else {
+            self.rng.index(self.threads.len())
+        };
+        let tag = self.pick_tag();
+        self.threads[target]
+            .pending
+            .push(Reverse((end, span_id, ids, naming, tag)));
+    }
+
+    async fn flush(
+        &mut self,
+        k: usize,
+        writer: &LakeWriter,
+        report: &mut SynthReport,
+    ) -> Result<()> {
+        let FinishedBlock {
+            payload,
+            nb_objects,
+        } = self.threads[k].builder.finish(&self.catalog)?;
+        // The block is closed shortly after its last event; the next one begins there.
+        let flush_delay = self.rng.range(1, 1000) as i64;
+        let target = self.block_target();
+        let t = &mut self.threads[k];
+        let end = t.stamp(t.last_time + flush_delay);
+        let begin = std::mem::replace(&mut t.block_begin, end);
+        let object_offset = t.object_offset;
+        t.object_offset += nb_objects as i64;
+        t.block_target = target;
+        let stream_id = t.stream_id;
+        let (begin_ticks, end_ticks) = (begin - self.start_ticks, end - self.start_ticks);
+        let end_time = self.start_time + self.ticks_duration(end_ticks);
+        let row = BlockRow {
+            block_id: self.ids.uuid(),
+            stream_id,
+            process_id: self.process_id,
+            begin_time: self.start_time + self.ticks_duration(begin_ticks),
+            end_time,
+            begin_ticks,
+            end_ticks,
+            nb_objects: nb_objects as i32,
+            object_offset,
+            payload_size: payload.len() as i64,
+            insert_time: end_time + Duration::microseconds(self.rng.range(20_000, 500_000) as i64),
+        };
+        report.blocks += 1;
+        report.payload_bytes += payload.len() as u64;
+        writer.insert_block(&row, Bytes::from(payload)).await
+    }
+}

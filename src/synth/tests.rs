@@ -1,0 +1,516 @@
+//! Tests of the generator: determinism, decodability with the crate's own decoder, consistency
+//! of what was generated, and metadata identical to micromegas-tracing's.
+
+use anyhow::Result;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::metadata::{THREAD_DEPENDENCIES, THREAD_OBJECTS, TypeDesc};
+use super::{SynthReport, SynthSpec, generate};
+use crate::clock::Clock;
+use crate::decode::{EventPhase, EventScope, SpanEvent, StreamDecoder};
+use crate::lake::writer::LakeWriter;
+use crate::lake::{Lake, LakeLocation};
+
+fn small_spec(seed: u64) -> SynthSpec {
+    SynthSpec {
+        seed,
+        processes: 2,
+        threads: 5,
+        spans: 12_000,
+        async_spans: 1_500,
+        max_depth: 12,
+        events_per_block: 700,
+        tsc_frequency: 0,
+    }
+}
+
+async fn generate_into(dir: &Path, spec: &SynthSpec) -> Result<SynthReport> {
+    let writer = LakeWriter::create_embedded(dir).await?;
+    let report = generate(&writer, spec).await?;
+    writer.close().await;
+    Ok(report)
+}
+
+/// Every row of the three tables, in insertion order, as SQLite quotes them.
+async fn dump_tables(dir: &Path) -> Result<Vec<String>> {
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        dir.join("lake.db").display()
+    ))
+    .await?;
+    let mut out = Vec::new();
+    for (table, columns) in [
+        (
+            "processes",
+            "process_id, exe, username, realname, computer, distro, cpu_brand, tsc_frequency, start_time, start_ticks, insert_time, parent_process_id, properties",
+        ),
+        (
+            "streams",
+            "stream_id, process_id, dependencies_metadata, objects_metadata, tags, properties, insert_time, format",
+        ),
+        (
+            "blocks",
+            "block_id, stream_id, process_id, begin_time, end_time, begin_ticks, end_ticks, nb_objects, object_offset, payload_size, insert_time",
+        ),
+    ] {
+        let quoted: Vec<String> = columns.split(", ").map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT {} FROM {table} ORDER BY rowid",
+            quoted.join(" || '|' || ")
+        );
+        let rows: Vec<(String,)> = sqlx::query_as(&sql).fetch_all(&pool).await?;
+        out.extend(rows.into_iter().map(|(r,)| format!("{table}: {r}")));
+    }
+    pool.close().await;
+    Ok(out)
+}
+
+fn files_under(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.insert(
+                    path.strip_prefix(root)?.to_path_buf(),
+                    std::fs::read(&path)?,
+                );
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[tokio::test]
+async fn same_seed_gives_identical_lakes() -> Result<()> {
+    let (a, b, c) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let spec = small_spec(7);
+    let report_a = generate_into(a.path(), &spec).await?;
+    let report_b = generate_into(b.path(), &spec).await?;
+    assert_eq!(report_a, report_b);
+    let rows_a = dump_tables(a.path()).await?;
+    assert_eq!(rows_a.len(), 2 + report_a.streams + report_a.blocks);
+    assert_eq!(rows_a, dump_tables(b.path()).await?);
+    let blobs_a = files_under(&a.path().join("blobs"))?;
+    assert_eq!(blobs_a.len(), report_a.blocks);
+    assert_eq!(blobs_a, files_under(&b.path().join("blobs"))?);
+
+    // Another seed gives another lake.
+    let report_c = generate_into(c.path(), &small_spec(8)).await?;
+    assert_ne!(report_a.process_ids, report_c.process_ids);
+    assert_ne!(blobs_a, files_under(&c.path().join("blobs"))?);
+    Ok(())
+}
+
+#[derive(Default, Debug, PartialEq)]
+struct Counts {
+    thread_begins: u64,
+    thread_ends: u64,
+    async_begins: u64,
+    async_ends: u64,
+}
+
+#[tokio::test]
+async fn every_block_decodes_and_matches_the_report() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let spec = small_spec(11);
+    let report = generate_into(dir.path(), &spec).await?;
+    assert_eq!(report.thread_spans, spec.spans);
+    assert_eq!(report.async_spans, spec.async_spans);
+    assert!(report.async_unended > 0, "{report:?}");
+    assert_eq!(
+        report.events,
+        2 * report.thread_spans + 2 * report.async_spans - report.async_unended
+    );
+
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: dir.path().to_path_buf(),
+    })
+    .await?;
+    let mut counts = Counts::default();
+    let (mut blocks, mut thread_streams) = (0usize, 0usize);
+    let (mut utf16_names, mut tagged_ends, mut cross_thread_async, mut max_depth) =
+        (0, 0, 0, 0usize);
+    for process_id in &report.process_ids {
+        let streams = lake.metadata.thread_streams(process_id).await?;
+        assert_eq!(
+            streams.len(),
+            spec.threads,
+            "only the cpu streams are thread streams"
+        );
+        thread_streams += streams.len();
+        let decoders: HashMap<_, _> = streams
+            .iter()
+            .map(|s| {
+                Ok((
+                    s.stream_id,
+                    StreamDecoder::new(&s.dependencies_metadata, &s.objects_metadata)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let process = lake
+            .metadata
+            .process(process_id)
+            .await?
+            .expect("process row");
+        let mut by_stream: HashMap<uuid::Uuid, Vec<SpanEvent>> = HashMap::new();
+        let mut previous_block: Option<crate::lake::rows::BlockRow> = None;
+        for block in lake.metadata.thread_blocks(process_id).await? {
+            let payload = lake.block_payload(&block).await?;
+            assert_eq!(payload.len() as i64, block.payload_size);
+            let events = decoders[&block.stream_id].decode_block(&payload)?;
+            assert_eq!(events.len(), block.nb_objects as usize);
+            assert!(block.begin_ticks < block.end_ticks && block.begin_time <= block.end_time);
+            assert!(block.insert_time > block.end_time);
+            for e in &events {
+                let rel = e.ticks - process.start_ticks;
+                assert!(
+                    block.begin_ticks < rel && rel < block.end_ticks,
+                    "event outside its block"
+                );
+            }
+            let stream_events = by_stream.entry(block.stream_id).or_default();
+            match &previous_block {
+                Some(p) if p.stream_id == block.stream_id => {
+                    assert_eq!(p.end_ticks, block.begin_ticks, "blocks of a stream touch");
+                    assert_eq!(
+                        p.object_offset + i64::from(p.nb_objects),
+                        block.object_offset
+                    );
+                }
+                _ => assert_eq!(block.object_offset, 0),
+            }
+            stream_events.extend(events);
+            blocks += 1;
+            previous_block = Some(block);
+        }
+
+        // Thread spans nest per stream; async spans pair by id across the process's streams.
+        let mut async_begins: HashMap<u64, (SpanEvent, uuid::Uuid)> = HashMap::new();
+        let mut async_ends: Vec<(SpanEvent, uuid::Uuid)> = Vec::new();
+        for (stream_id, events) in &by_stream {
+            let mut stack: Vec<&SpanEvent> = Vec::new();
+            for pair in events.windows(2) {
+                assert!(
+                    pair[0].ticks < pair[1].ticks,
+                    "times increase within a stream"
+                );
+            }
+            for e in events {
+                utf16_names +=
+                    usize::from(e.name.contains("задача") || e.name.contains("描画パス"));
+                tagged_ends += usize::from(!e.properties.is_empty());
+                assert!(!e.name.is_empty() && !e.target.is_empty() && !e.file.is_empty());
+                match (e.scope, e.phase) {
+                    (EventScope::Thread, EventPhase::Begin) => {
+                        counts.thread_begins += 1;
+                        stack.push(e);
+                        max_depth = max_depth.max(stack.len());
+                    }
+                    (EventScope::Thread, EventPhase::End) => {
+                        counts.thread_ends += 1;
+                        let begin = stack.pop().expect("end without begin");
+                        assert_eq!(
+                            (&begin.name, &begin.file, begin.line),
+                            (&e.name, &e.file, e.line)
+                        );
+                    }
+                    (EventScope::Async, EventPhase::Begin) => {
+                        counts.async_begins += 1;
+                        assert!(
+                            async_begins
+                                .insert(e.span_id, (e.clone(), *stream_id))
+                                .is_none(),
+                            "span ids are unique"
+                        );
+                    }
+                    (EventScope::Async, EventPhase::End) => {
+                        counts.async_ends += 1;
+                        async_ends.push((e.clone(), *stream_id));
+                    }
+                }
+            }
+            assert!(stack.is_empty(), "every thread span ends");
+        }
+        for (end, stream_id) in &async_ends {
+            let (begin, begin_stream) = &async_begins[&end.span_id];
+            assert_eq!(
+                (&begin.name, begin.parent_span_id, begin.depth),
+                (&end.name, end.parent_span_id, end.depth)
+            );
+            assert!(begin.ticks < end.ticks);
+            cross_thread_async += usize::from(begin_stream != stream_id);
+        }
+        for (begin, _) in async_begins.values() {
+            if begin.parent_span_id == 0 {
+                assert_eq!(begin.depth, 0);
+            } else {
+                let (parent, _) = &async_begins[&begin.parent_span_id];
+                assert_eq!(begin.depth, parent.depth + 1);
+                assert!(parent.ticks < begin.ticks);
+                assert!(begin.depth <= 4);
+            }
+        }
+    }
+    assert_eq!(thread_streams, report.thread_streams);
+    assert_eq!(blocks, report.blocks);
+    assert_eq!(
+        counts,
+        Counts {
+            thread_begins: report.thread_spans,
+            thread_ends: report.thread_spans,
+            async_begins: report.async_spans,
+            async_ends: report.async_spans - report.async_unended,
+        }
+    );
+    assert!(
+        utf16_names > 0 && tagged_ends > 0 && cross_thread_async > 0,
+        "{utf16_names} {tagged_ends} {cross_thread_async}"
+    );
+    assert!(
+        max_depth as u32 == spec.max_depth,
+        "deepest stack {max_depth}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn block_times_follow_the_frequency() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let spec = SynthSpec {
+        tsc_frequency: 2_345_678_901,
+        ..small_spec(3)
+    };
+    let report = generate_into(dir.path(), &spec).await?;
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: dir.path().to_path_buf(),
+    })
+    .await?;
+    for process_id in &report.process_ids {
+        let mut process = lake
+            .metadata
+            .process(process_id)
+            .await?
+            .expect("process row");
+        assert_eq!(process.tsc_frequency, spec.tsc_frequency);
+        // What a reader would infer if the frequency were unknown.
+        process.tsc_frequency = 0;
+        let bounds = lake.metadata.block_end_bounds(process_id).await?;
+        let inferred = Clock::for_process(&process, bounds)?.frequency;
+        let error = (inferred - spec.tsc_frequency).abs() as f64 / spec.tsc_frequency as f64;
+        assert!(error < 1e-4, "inferred {inferred}");
+    }
+    Ok(())
+}
+
+/// Flattened the way micromegas-telemetry-sink's `make_stream_info` does, secondaries by name.
+fn real_metadata(
+    primary: Vec<micromegas_transit::UserDefinedType>,
+) -> Vec<micromegas_transit::UserDefinedType> {
+    fn walk(
+        map: &mut BTreeMap<String, micromegas_transit::UserDefinedType>,
+        udt: &micromegas_transit::UserDefinedType,
+    ) {
+        for s in &udt.secondary_udts {
+            map.insert(s.name.to_string(), s.clone());
+            walk(map, s);
+        }
+    }
+    let mut secondaries = BTreeMap::new();
+    for udt in &primary {
+        walk(&mut secondaries, udt);
+    }
+    primary
+        .into_iter()
+        .chain(secondaries.into_values())
+        .collect()
+}
+
+fn assert_same(table: &[TypeDesc], real: &[micromegas_transit::UserDefinedType]) {
+    let ours: Vec<String> = table.iter().map(|t| format!("{:?}", t.to_udt())).collect();
+    let theirs: Vec<String> = real
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            u.secondary_udts.clear();
+            format!("{u:?}")
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn metadata_matches_micromegas_tracing() {
+    use micromegas_tracing::event::{ExtractDeps, TracingBlock};
+    use micromegas_transit::HeterogeneousQueue;
+    type Thread = <micromegas_tracing::spans::ThreadBlock as TracingBlock>::Queue;
+    type Log = <micromegas_tracing::logs::LogBlock as TracingBlock>::Queue;
+    type Metrics = <micromegas_tracing::metrics::MetricsBlock as TracingBlock>::Queue;
+    assert_same(THREAD_OBJECTS, &real_metadata(Thread::reflect_contained()));
+    assert_same(
+        THREAD_DEPENDENCIES,
+        &real_metadata(<Thread as ExtractDeps>::DepsQueue::reflect_contained()),
+    );
+    assert_same(
+        super::metadata::LOG_OBJECTS,
+        &real_metadata(Log::reflect_contained()),
+    );
+    assert_same(
+        super::metadata::LOG_DEPENDENCIES,
+        &real_metadata(<Log as ExtractDeps>::DepsQueue::reflect_contained()),
+    );
+    assert_same(
+        super::metadata::METRICS_OBJECTS,
+        &real_metadata(Metrics::reflect_contained()),
+    );
+    assert_same(
+        super::metadata::METRICS_DEPENDENCIES,
+        &real_metadata(<Metrics as ExtractDeps>::DepsQueue::reflect_contained()),
+    );
+    // The type indices the generator writes.
+    assert_eq!(
+        THREAD_OBJECTS[usize::from(super::metadata::obj::TAGGED_END_ASYNC_NAMED)].name,
+        "TaggedEndAsyncNamedSpanEvent"
+    );
+    assert_eq!(
+        THREAD_DEPENDENCIES[usize::from(super::metadata::dep::PROPERTY_SET_DEPENDENCY)].name,
+        "PropertySetDependency"
+    );
+}
+
+/// The name and tick time of an object as Micromegas's own parser (micromegas-transit) reads it.
+fn reference_view(value: &micromegas_transit::value::Value<'_>) -> Result<(String, i64, usize)> {
+    use micromegas_transit::value::Value;
+    let Value::Object(obj) = value else {
+        anyhow::bail!("not an object: {value:?}")
+    };
+    let name = match obj.get_ref("name") {
+        Ok(Value::String(s)) => s.to_string(),
+        _ => {
+            let desc = ["thread_span_desc", "span_desc"]
+                .iter()
+                .find_map(|m| obj.get_ref(m).ok())
+                .ok_or_else(|| anyhow::anyhow!("no name in {obj:?}"))?;
+            let Value::Object(desc) = desc else {
+                anyhow::bail!("bad desc {desc:?}")
+            };
+            let Value::String(s) = desc.get_ref("name")? else {
+                anyhow::bail!("bad name")
+            };
+            s.to_string()
+        }
+    };
+    let properties = match obj.get_ref("properties") {
+        Ok(Value::Object(set)) => set.members.len(),
+        _ => 0,
+    };
+    Ok((name, obj.get::<i64>("time")?, properties))
+}
+
+/// Micromegas's analytics reads `PropertySetDependency` with a custom reader; this one returns
+/// the set as an object of name → value.
+fn property_set_reader() -> micromegas_transit::CustomReaderMap {
+    use micromegas_transit::value::{Object, Value};
+    let reader: micromegas_transit::CustomReader =
+        std::sync::Arc::new(|bump, _udt, udts, deps, window| {
+            let property = udts
+                .iter()
+                .find(|t| t.name.as_str() == "Property")
+                .expect("Property type");
+            let u64_at =
+                |at: usize| u64::from_le_bytes(window[at..at + 8].try_into().expect("8 bytes"));
+            let id = u64_at(0);
+            let count = u32::from_le_bytes(window[8..12].try_into().expect("4 bytes")) as usize;
+            let (name_at, value_at) = (property.members[0].offset, property.members[1].offset);
+            let mut members = Vec::new();
+            for i in 0..count {
+                let base = 12 + i * property.size;
+                let string = |at: usize| -> Result<&str> {
+                    match deps.get(&u64_at(base + at)) {
+                        Some(Value::String(s)) => Ok(*s),
+                        other => {
+                            anyhow::bail!("property string {:#x}: {other:?}", u64_at(base + at))
+                        }
+                    }
+                };
+                members.push((string(name_at)?, Value::String(string(value_at)?)));
+            }
+            let set = bump.alloc(Object {
+                type_name: "PropertySet",
+                members: bump.alloc_slice_copy(&members),
+            });
+            let entry = bump.alloc(Object {
+                type_name: "PropertySetDependency",
+                members: bump
+                    .alloc_slice_copy(&[("id", Value::U64(id)), ("value", Value::Object(set))]),
+            });
+            Ok(Value::Object(entry))
+        });
+    let mut map = micromegas_transit::CustomReaderMap::new();
+    map.insert("PropertySetDependency".to_string(), reader);
+    map
+}
+
+#[tokio::test]
+async fn micromegas_parser_reads_what_our_decoder_reads() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let report = generate_into(dir.path(), &small_spec(5)).await?;
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: dir.path().to_path_buf(),
+    })
+    .await?;
+    let readers = property_set_reader();
+    let mut compared = 0u64;
+    for process_id in &report.process_ids {
+        let streams = lake.metadata.thread_streams(process_id).await?;
+        for block in lake.metadata.thread_blocks(process_id).await? {
+            let stream = streams
+                .iter()
+                .find(|s| s.stream_id == block.stream_id)
+                .expect("stream");
+            let dep_udts: Vec<micromegas_transit::UserDefinedType> =
+                ciborium::from_reader(&stream.dependencies_metadata[..])?;
+            let obj_udts: Vec<micromegas_transit::UserDefinedType> =
+                ciborium::from_reader(&stream.objects_metadata[..])?;
+            let payload = lake.block_payload(&block).await?;
+            let envelope: micromegas_telemetry::block_wire_format::BlockPayload =
+                ciborium::from_reader(&payload[..])?;
+            let deps_buffer =
+                micromegas_telemetry::compression::decompress(&envelope.dependencies)?;
+            let objs_buffer = micromegas_telemetry::compression::decompress(&envelope.objects)?;
+            let bump = bumpalo::Bump::new();
+            let deps =
+                micromegas_transit::read_dependencies(&bump, &readers, &dep_udts, &deps_buffer)?;
+            let mut theirs = Vec::new();
+            micromegas_transit::parse_object_buffer(
+                &bump,
+                &readers,
+                &deps,
+                &obj_udts,
+                &objs_buffer,
+                |v| {
+                    theirs.push(reference_view(&v)?);
+                    Ok(true)
+                },
+            )?;
+            let ours: Vec<(String, i64, usize)> =
+                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)?
+                    .decode_block(&payload)?
+                    .into_iter()
+                    .map(|e| (e.name.to_string(), e.ticks, e.properties.len()))
+                    .collect();
+            assert_eq!(theirs, ours);
+            compared += ours.len() as u64;
+        }
+    }
+    assert_eq!(compared, report.events);
+    Ok(())
+}
