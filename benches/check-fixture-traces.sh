@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 inspect="${WRITE_PERFETTO_INSPECT_TRACE:-$(cd .. && pwd)/shared/tools/inspect-trace}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cargo build --release -q
-bin="${CARGO_TARGET_DIR:-target}/release/write-perfetto"
+cargo build -q
+bin="${CARGO_TARGET_DIR:-target}/debug/write-perfetto"
 lake="$(mktemp -d)"
 trap 'rm -rf "$out" "$lake"' EXIT
 cp -r fixtures/lake/. "$lake/"
