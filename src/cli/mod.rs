@@ -30,12 +30,17 @@ pub fn main() -> i32 {
             );
         }
     };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = run(&cli) => result,
-            _ = tokio::signal::ctrl_c() => Err(failure(FailureKind::Interrupted, "interrupted")),
+    // Ctrl-C: delete the temporary files of the run and exit at once, even while a
+    // synchronous stage (trace writing) is busy; the partition catalog only ever sees
+    // committed transactions, so it stays consistent.
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            crate::cleanup::remove_all();
+            eprintln!("write-perfetto: interrupted");
+            std::process::exit(FailureKind::Interrupted.exit_code());
         }
     });
+    let outcome = runtime.block_on(run(&cli));
     crate::cleanup::remove_all();
     match outcome {
         Ok(()) => 0,
