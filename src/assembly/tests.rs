@@ -430,3 +430,42 @@ fn random_async_forests_always_lay_out_strictly_nested() {
         assert_strictly_nested(&timeline);
     }
 }
+
+#[test]
+fn a_parent_and_child_with_equal_bounds_keep_their_order() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                begin(10, "outer"),
+                begin(10, "inner"),
+                end(20, "inner"),
+                end(20, "outer"),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    let names: Vec<&str> = timeline.threads[0]
+        .slices
+        .iter()
+        .map(|s| &*s.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["outer", "inner"],
+        "outer first, so the writer opens it first"
+    );
+    let clipped = thread(
+        "main",
+        vec![(0, 100, vec![end(20, "inner"), end(20, "outer")])],
+    );
+    let timeline = assemble("p".into(), &[clipped], &both());
+    let names: Vec<&str> = timeline.threads[0]
+        .slices
+        .iter()
+        .map(|s| &*s.name)
+        .collect();
+    assert_eq!(names, vec!["outer", "inner"]);
+}

@@ -16,11 +16,14 @@ pub fn thread_tracks(
         let mut slices = Vec::new();
         let last_chain = thread.chains.len().saturating_sub(1);
         for (index, chain) in thread.chains.iter().enumerate() {
-            pair_chain(chain, index == last_chain, &mut slices, stats);
+            pair_chain(chain, index, index == last_chain, &mut slices, stats);
         }
+        // Outer spans first: with equal bounds (same-time or clipped spans), the writer keeps
+        // this order, so a parent is never drawn inside its child.
+        slices.sort_by_key(|(order, _)| *order);
         let slices: Vec<Slice> = slices
             .into_iter()
-            .filter_map(|s| clip_slice(s, range, stats))
+            .filter_map(|(_, s)| clip_slice(s, range, stats))
             .collect();
         if slices.is_empty() {
             continue;
@@ -38,14 +41,27 @@ pub fn thread_tracks(
 struct Open<'a> {
     begin_ns: i64,
     event: &'a SpanEvent,
+    order: Order,
 }
+
+/// Where a slice goes in its track's list: by chain, then outermost first. Spans begun in the
+/// data count up in begin order; spans that began before the data count down as they end,
+/// since each one that ends later encloses those that ended before it.
+type Order = (usize, i64);
 
 fn same_span(a: &SpanEvent, b: &SpanEvent) -> bool {
     a.name == b.name && a.line == b.line && a.file == b.file && a.target == b.target
 }
 
-fn pair_chain(chain: &Chain, is_last: bool, slices: &mut Vec<Slice>, stats: &mut AssemblyStats) {
+fn pair_chain(
+    chain: &Chain,
+    chain_index: usize,
+    is_last: bool,
+    slices: &mut Vec<(Order, Slice)>,
+    stats: &mut AssemblyStats,
+) {
     let mut stack: Vec<Open> = Vec::new();
+    let (mut begun, mut clipped) = (0i64, 0i64);
     // Times never go back within a stream: a clock step backwards is pinned to the last time,
     // which keeps the pairs strictly nested.
     let mut now = chain.begin_ns;
@@ -56,39 +72,45 @@ fn pair_chain(chain: &Chain, is_last: bool, slices: &mut Vec<Slice>, stats: &mut
     {
         now = now.max(*ns);
         match event.phase {
-            EventPhase::Begin => stack.push(Open {
-                begin_ns: now,
-                event,
-            }),
+            EventPhase::Begin => {
+                begun += 1;
+                stack.push(Open {
+                    begin_ns: now,
+                    event,
+                    order: (chain_index, begun),
+                });
+            }
             EventPhase::End => match stack.iter().rposition(|open| same_span(open.event, event)) {
                 Some(position) => {
                     while stack.len() > position + 1 {
                         let inner = stack.pop().expect("above position");
                         stats.closed_with_parent += 1;
-                        slices.push(make_slice(
+                        let note = "no end of its own: closed with its parent";
+                        let slice = make_slice(
                             inner.begin_ns,
                             now,
                             inner.event,
-                            vec![Annotation::text(
-                                "clipped",
-                                "no end of its own: closed with its parent",
-                            )],
-                        ));
+                            vec![Annotation::text("clipped", note)],
+                        );
+                        slices.push((inner.order, slice));
                     }
                     let open = stack.pop().expect("at position");
-                    slices.push(make_slice(open.begin_ns, now, open.event, Vec::new()));
+                    slices.push((
+                        open.order,
+                        make_slice(open.begin_ns, now, open.event, Vec::new()),
+                    ));
                 }
                 None if stack.is_empty() => {
                     stats.clipped_begin += 1;
-                    slices.push(make_slice(
+                    clipped -= 1;
+                    let note = "began before the data: drawn from the start of the data";
+                    let slice = make_slice(
                         chain.begin_ns.min(now),
                         now,
                         event,
-                        vec![Annotation::text(
-                            "clipped",
-                            "began before the data: drawn from the start of the data",
-                        )],
-                    ));
+                        vec![Annotation::text("clipped", note)],
+                    );
+                    slices.push(((chain_index, clipped), slice));
                 }
                 None => stats.unmatched_ends += 1,
             },
@@ -106,12 +128,13 @@ fn pair_chain(chain: &Chain, is_last: bool, slices: &mut Vec<Slice>, stats: &mut
         } else {
             stats.cut_at_gap += 1;
         }
-        slices.push(make_slice(
+        let slice = make_slice(
             open.begin_ns,
             end,
             open.event,
             vec![Annotation::text("clipped", note)],
-        ));
+        );
+        slices.push((open.order, slice));
     }
 }
 

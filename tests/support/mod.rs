@@ -2,3 +2,4 @@
 
 pub mod lake;
 pub mod pg;
+pub mod trace;
