@@ -312,7 +312,8 @@ impl PartitionCache {
         Ok(())
     }
 
-    /// Deletes partition files retired longer than `grace` ago, and their rows; returns how many.
+    /// Deletes partition files retired longer than `grace` ago with their rows, and files no
+    /// row names (left by an interrupted build) older than `grace`; returns how many files.
     pub async fn collect_garbage(&self, grace: std::time::Duration) -> Result<usize> {
         let cutoff = catalog::now_us() - grace.as_micros() as i64;
         let rows = self.catalog.retired_before(cutoff).await?;
@@ -320,7 +321,30 @@ impl PartitionCache {
             self.store.delete(&row.file_key).await?;
             self.catalog.forget(&row.file_key).await?;
         }
-        Ok(rows.len())
+        let known: std::collections::HashSet<String> = self
+            .catalog
+            .all_rows()
+            .await?
+            .into_iter()
+            .map(|r| r.file_key)
+            .collect();
+        let mut orphans = Vec::new();
+        let prefix = object_store::path::Path::from(FILE_PREFIX);
+        let mut listing = self.store.inner().list(Some(&prefix));
+        use futures::StreamExt;
+        while let Some(meta) = listing.next().await {
+            let meta = meta.with_context(|| {
+                format!("cannot list {FILE_PREFIX} in {}", self.store.description())
+            })?;
+            let key = meta.location.to_string();
+            if !known.contains(&key) && meta.last_modified.timestamp_micros() < cutoff {
+                orphans.push(key);
+            }
+        }
+        for key in &orphans {
+            self.store.delete(key).await?;
+        }
+        Ok(rows.len() + orphans.len())
     }
 }
 
