@@ -7,6 +7,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 use write_perfetto::lake::BlobStore;
 use write_perfetto::lake::writer::LakeWriter;
@@ -55,8 +56,17 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gen-lake: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
     let spec = SynthSpec {
         seed: args.seed,
         processes: args.processes,

@@ -7,7 +7,7 @@
 //! block's dynamic property sets; then the block's dynamic queue (runtime strings and sets,
 //! with ids `1 << 63 | offset << 1`, `| 1` for sets, offset = byte offset in that queue).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use micromegas_telemetry::block_wire_format::BlockPayload;
 use micromegas_telemetry::compression::compress;
 use micromegas_telemetry::wire_format::encode_cbor;
@@ -112,11 +112,6 @@ impl Layouts {
             .iter()
             .find(|t| t.name == "Property")
             .context("no Property type")?;
-        if THREAD_DEPENDENCIES[dep::SPAN_RECORD as usize].size != 48
-            || THREAD_DEPENDENCIES[dep::SPAN_LOCATION_RECORD as usize].size != 40
-        {
-            bail!("unexpected span record sizes");
-        }
         Ok(Self {
             objects,
             property_size: property.size,
@@ -205,8 +200,21 @@ pub struct BlockBuilder {
 
 /// A block ready to be stored.
 pub struct FinishedBlock {
-    pub payload: Vec<u8>,
+    pub dependencies: Vec<u8>,
+    pub objects: Vec<u8>,
     pub nb_objects: usize,
+}
+
+impl FinishedBlock {
+    /// Encodes the block as the sink does: each buffer LZ4-framed (`compress`, level 10, as
+    /// micromegas-telemetry-sink), then the CBOR envelope. This is most of the generator's CPU
+    /// time, so it runs off the generating task.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        encode_cbor(&BlockPayload {
+            dependencies: compress(&self.dependencies)?,
+            objects: compress(&self.objects)?,
+        })
+    }
 }
 
 impl BlockBuilder {
@@ -495,27 +503,24 @@ impl BlockBuilder {
         id
     }
 
-    /// Encodes the block as the sink does (each buffer LZ4-framed, then the CBOR envelope) and
-    /// empties the builder for the next block.
-    pub fn finish(&mut self, catalog: &Catalog) -> Result<FinishedBlock> {
-        let mut deps = std::mem::take(&mut self.deps);
+    /// The block's two buffers, dependencies as `extract` completes them; empties the builder
+    /// for the next block.
+    pub fn finish(&mut self, catalog: &Catalog) -> FinishedBlock {
+        let mut dependencies = std::mem::take(&mut self.deps);
         for index in std::mem::take(&mut self.static_refs) {
             let s = &catalog.strings[index];
             if self.recorded.insert(s.addr) {
-                push_codec_string(&mut deps, s.addr, CODEC_UTF8, s.text.as_bytes());
+                push_codec_string(&mut dependencies, s.addr, CODEC_UTF8, s.text.as_bytes());
             }
         }
-        deps.extend_from_slice(&self.dyn_queue);
-        let payload = BlockPayload {
-            dependencies: compress(&deps)?,
-            objects: compress(&self.objects)?,
-        };
+        dependencies.extend_from_slice(&self.dyn_queue);
         let finished = FinishedBlock {
-            payload: encode_cbor(&payload)?,
+            dependencies,
+            objects: std::mem::take(&mut self.objects),
             nb_objects: self.nb_objects,
         };
         *self = Self::default();
-        Ok(finished)
+        finished
     }
 }
 

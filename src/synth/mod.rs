@@ -12,7 +12,8 @@
 //! stream without blocks; thread spans nested up to `max_depth` (about 70% plain, 20% named,
 //! 10% with runtime names, some UTF-16), async spans in trees up to 5 deep whose begin and end
 //! often sit on different threads (1% never end), about 3% of ends tagged with property sets.
-//! Generation is streamed: a block is written as soon as it is full.
+//! Generation is streamed: a block is encoded (on the blocking pool, a few at a time) and
+//! written as soon as it is full; memory stays flat whatever the size of the lake.
 
 mod block;
 mod catalog;
@@ -96,6 +97,9 @@ pub async fn generate(writer: &LakeWriter, spec: &SynthSpec) -> Result<SynthRepo
     }
     if spec.max_depth == 0 || spec.events_per_block == 0 {
         bail!("max_depth and events_per_block must be positive");
+    }
+    if spec.tsc_frequency < 0 {
+        bail!("tsc_frequency must be 0 (unknown) or positive");
     }
     let layouts = Layouts::new()?;
     let root = Rng::new(spec.seed);

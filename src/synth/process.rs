@@ -5,14 +5,14 @@
 //! another at a later time. Only the current block of each thread and the async spans in
 //! flight are held in memory: a block is encoded and written as soon as it is full.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use uuid::Uuid;
 
-use super::block::{AsyncIds, BlockBuilder, Event, FinishedBlock, Layouts, Naming, Tag};
+use super::block::{AsyncIds, BlockBuilder, Event, Layouts, Naming, Tag};
 use super::catalog::Catalog;
 use super::metadata::{
     LOG_DEPENDENCIES, LOG_OBJECTS, METRICS_DEPENDENCIES, METRICS_OBJECTS, THREAD_DEPENDENCIES,
@@ -36,6 +36,8 @@ struct AsyncSpan {
 }
 
 const RECENT_ASYNC: usize = 64;
+/// Blocks being encoded on the blocking pool while generation goes on.
+const MAX_IN_FLIGHT: usize = 4;
 /// Async trees are at most this deep (depths 0..=MAX_ASYNC_DEPTH).
 const MAX_ASYNC_DEPTH: u32 = 4;
 
@@ -107,6 +109,8 @@ pub(super) struct ProcessGen<'a> {
     recent_async: VecDeque<AsyncSpan>,
     next_span_id: u64,
     parent_process_id: Option<Uuid>,
+    /// Closed blocks, oldest first: their rows (payload size still 0) and encodings.
+    in_flight: VecDeque<(BlockRow, tokio::task::JoinHandle<Result<Vec<u8>>>)>,
 }
 
 impl<'a> ProcessGen<'a> {
@@ -181,6 +185,7 @@ impl<'a> ProcessGen<'a> {
             recent_async: VecDeque::new(),
             next_span_id: 1,
             parent_process_id,
+            in_flight: VecDeque::new(),
         };
         for k in 0..generator.threads.len() {
             generator.threads[k].block_target = generator.block_target();
@@ -229,6 +234,9 @@ impl<'a> ProcessGen<'a> {
             if self.threads[k].builder.nb_objects() > 0 {
                 self.flush(k, writer, report).await?;
             }
+        }
+        while !self.in_flight.is_empty() {
+            self.write_oldest(writer, report).await?;
         }
         Ok(())
     }
@@ -503,16 +511,15 @@ impl<'a> ProcessGen<'a> {
             .push(Reverse((end, span_id, ids, naming, tag)));
     }
 
+    /// Closes thread `k`'s block and queues it for encoding; writes the oldest queued blocks.
     async fn flush(
         &mut self,
         k: usize,
         writer: &LakeWriter,
         report: &mut SynthReport,
     ) -> Result<()> {
-        let FinishedBlock {
-            payload,
-            nb_objects,
-        } = self.threads[k].builder.finish(&self.catalog)?;
+        let block = self.threads[k].builder.finish(&self.catalog);
+        let nb_objects = block.nb_objects;
         // The block is closed shortly after its last event; the next one begins there.
         let flush_delay = self.rng.range(1, 1000) as i64;
         let target = self.block_target();
@@ -535,9 +542,24 @@ impl<'a> ProcessGen<'a> {
             end_ticks,
             nb_objects: nb_objects as i32,
             object_offset,
-            payload_size: payload.len() as i64,
+            payload_size: 0, // known once encoded
             insert_time: end_time + Duration::microseconds(self.rng.range(20_000, 500_000) as i64),
         };
+        let encoding = tokio::task::spawn_blocking(move || block.encode());
+        self.in_flight.push_back((row, encoding));
+        while self.in_flight.len() > MAX_IN_FLIGHT {
+            self.write_oldest(writer, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes blocks in the order they were closed, whatever order their encodings finish in.
+    async fn write_oldest(&mut self, writer: &LakeWriter, report: &mut SynthReport) -> Result<()> {
+        let Some((mut row, encoding)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let payload = encoding.await.context("block encoding task")??;
+        row.payload_size = payload.len() as i64;
         report.blocks += 1;
         report.payload_bytes += payload.len() as u64;
         writer.insert_block(&row, Bytes::from(payload)).await

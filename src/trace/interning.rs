@@ -6,10 +6,14 @@ use std::sync::Arc;
 use super::proto::*;
 use crate::assembly::timeline::{AnnotationValue, Slice};
 
+/// Packets of one track's sequence, written as Perfetto's SDK writes them: the first packet
+/// clears the incremental state and sets the sequence's defaults (the track, and an
+/// incremental clock), so each event carries only a timestamp delta and interned ids.
 pub struct SequenceWriter {
     sequence_id: u32,
     track_uuid: u64,
-    first_packet: bool,
+    /// Timestamp of the previous packet; `None` before the first.
+    last_ns: Option<u64>,
     names: HashMap<Arc<str>, u64>,
     categories: HashMap<Arc<str>, u64>,
     locations: HashMap<(Arc<str>, u32), u64>,
@@ -32,12 +36,43 @@ impl SequenceWriter {
         Self {
             sequence_id,
             track_uuid,
-            first_packet: true,
+            last_ns: None,
             names: HashMap::new(),
             categories: HashMap::new(),
             locations: HashMap::new(),
             annotation_names: HashMap::new(),
             annotation_values: HashMap::new(),
+        }
+    }
+
+    /// The packet that opens the sequence: defaults, and the incremental clock's origin.
+    pub fn start(&mut self, first_ns: i64) -> TracePacket {
+        let origin = first_ns.max(0) as u64;
+        self.last_ns = Some(origin);
+        TracePacket {
+            trusted_packet_sequence_id: Some(self.sequence_id),
+            sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
+            trace_packet_defaults: Some(TracePacketDefaults {
+                timestamp_clock_id: Some(INCREMENTAL_CLOCK),
+                track_event_defaults: Some(TrackEventDefaults {
+                    track_uuid: Some(self.track_uuid),
+                }),
+            }),
+            clock_snapshot: Some(ClockSnapshot {
+                clocks: vec![
+                    Clock {
+                        clock_id: Some(BUILTIN_CLOCK_BOOTTIME),
+                        timestamp: Some(origin),
+                        is_incremental: None,
+                    },
+                    Clock {
+                        clock_id: Some(INCREMENTAL_CLOCK),
+                        timestamp: Some(origin),
+                        is_incremental: Some(true),
+                    },
+                ],
+            }),
+            ..Default::default()
         }
     }
 
@@ -47,18 +82,18 @@ impl SequenceWriter {
         event: TrackEvent,
         interned: InternedData,
     ) -> TracePacket {
-        let flags = if std::mem::take(&mut self.first_packet) {
-            SEQ_INCREMENTAL_STATE_CLEARED | SEQ_NEEDS_INCREMENTAL_STATE
-        } else {
-            SEQ_NEEDS_INCREMENTAL_STATE
-        };
+        let now = timestamp_ns.max(0) as u64;
+        let last = self.last_ns.expect("start() opens the sequence");
+        // Callers write in non-decreasing time order, so a delta is never negative.
+        let delta = now.saturating_sub(last);
+        self.last_ns = Some(last + delta);
         let has_interned = interned != InternedData::default();
         TracePacket {
-            timestamp: Some(timestamp_ns.max(0) as u64),
+            timestamp: Some(delta),
             trusted_packet_sequence_id: Some(self.sequence_id),
             track_event: Some(event),
             interned_data: has_interned.then_some(interned),
-            sequence_flags: Some(flags),
+            sequence_flags: Some(SEQ_NEEDS_INCREMENTAL_STATE),
             ..Default::default()
         }
     }
@@ -66,7 +101,6 @@ impl SequenceWriter {
     pub fn end(&mut self, timestamp_ns: i64) -> TracePacket {
         let event = TrackEvent {
             r#type: Some(TYPE_SLICE_END),
-            track_uuid: Some(self.track_uuid),
             ..Default::default()
         };
         self.packet(timestamp_ns, event, InternedData::default())
@@ -144,7 +178,7 @@ impl SequenceWriter {
             debug_annotations,
             r#type: Some(TYPE_SLICE_BEGIN),
             name_iid: Some(name_iid),
-            track_uuid: Some(self.track_uuid),
+            track_uuid: None,
             source_location_iid,
             flow_ids: slice.flows_out.clone(),
             terminating_flow_ids: slice.flow_in.into_iter().collect(),

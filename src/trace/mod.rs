@@ -143,6 +143,10 @@ fn write_track_events<W: Write>(
             .then(a.cmp(&b))
     });
     let mut seq = SequenceWriter::new(sequence_id, uuid);
+    let Some(&first) = order.first() else {
+        return Ok(());
+    };
+    out.packet(&seq.start(slices[first].begin_ns))?;
     let mut open: Vec<i64> = Vec::new();
     for index in order {
         let slice = &slices[index];

@@ -57,74 +57,121 @@ fn packets(bytes: &[u8]) -> Vec<TracePacket> {
     out
 }
 
+/// A track event as the trace processor resolves it.
+struct Resolved {
+    sequence: u32,
+    track: u64,
+    timestamp: u64,
+    kind: i32,
+}
+
+/// Applies each sequence's defaults and incremental clock; fails on events before a clear.
+fn resolve(packets: &[TracePacket]) -> Vec<Resolved> {
+    let mut state: HashMap<u32, (Option<u64>, u64)> = HashMap::new();
+    let mut out = Vec::new();
+    for p in packets {
+        let seq = p.trusted_packet_sequence_id.expect("sequence id");
+        assert!(seq != 0);
+        if p.sequence_flags.unwrap_or(0) & SEQ_INCREMENTAL_STATE_CLEARED != 0 {
+            let defaults = p
+                .trace_packet_defaults
+                .as_ref()
+                .expect("a clearing packet sets the defaults");
+            assert_eq!(defaults.timestamp_clock_id, Some(INCREMENTAL_CLOCK));
+            let clock = p.clock_snapshot.as_ref().expect("and the clock origin");
+            let origin = clock
+                .clocks
+                .iter()
+                .find(|c| c.clock_id == Some(INCREMENTAL_CLOCK))
+                .unwrap();
+            assert_eq!(origin.is_incremental, Some(true));
+            let track = defaults
+                .track_event_defaults
+                .as_ref()
+                .and_then(|d| d.track_uuid);
+            state.insert(seq, (track, origin.timestamp.unwrap()));
+        }
+        let Some(event) = &p.track_event else {
+            continue;
+        };
+        assert_eq!(p.sequence_flags, Some(SEQ_NEEDS_INCREMENTAL_STATE));
+        let (track, clock) = state
+            .get_mut(&seq)
+            .expect("an event after its sequence was cleared");
+        *clock += p.timestamp.unwrap();
+        out.push(Resolved {
+            sequence: seq,
+            track: event.track_uuid.or(*track).unwrap(),
+            timestamp: *clock,
+            kind: event.r#type.unwrap(),
+        });
+    }
+    out
+}
+
 #[test]
 fn descriptors_come_first_and_every_event_names_a_described_track() {
     let mut bytes = Vec::new();
     let written = write_trace(&sample(), &mut bytes).unwrap();
     assert_eq!(written, bytes.len() as u64);
     let packets = packets(&bytes);
-    let mut described = HashSet::new();
-    for p in &packets {
-        if let Some(d) = &p.track_descriptor {
-            assert!(d.uuid.unwrap() != 0);
-            described.insert(d.uuid.unwrap());
-        }
-        if let Some(e) = &p.track_event {
-            assert!(
-                described.contains(&e.track_uuid.unwrap()),
-                "descriptor before use"
-            );
-        }
-        assert!(p.trusted_packet_sequence_id.unwrap() != 0);
-    }
+    let first_event = packets
+        .iter()
+        .position(|p| p.track_event.is_some())
+        .unwrap();
+    let described: HashSet<u64> = packets[..first_event]
+        .iter()
+        .filter_map(|p| p.track_descriptor.as_ref())
+        .map(|d| d.uuid.unwrap())
+        .collect();
+    assert!(!described.contains(&0));
+    assert!(
+        packets[first_event..]
+            .iter()
+            .all(|p| p.track_descriptor.is_none())
+    );
     assert_eq!(
         described.len(),
         1 + 1 + 2,
         "process, thread, async group, one lane"
     );
+    for event in resolve(&packets) {
+        assert!(described.contains(&event.track), "descriptor before use");
+    }
 }
 
 #[test]
-fn each_sequence_clears_state_first_and_keeps_time_order_with_ends_before_begins() {
+fn each_sequence_keeps_time_order_with_ends_before_begins() {
     let mut bytes = Vec::new();
     write_trace(&sample(), &mut bytes).unwrap();
-    let mut last: HashMap<u32, (u64, i32)> = HashMap::new();
-    for p in packets(&bytes).iter().filter(|p| p.track_event.is_some()) {
-        let seq = p.trusted_packet_sequence_id.unwrap();
-        let flags = p.sequence_flags.unwrap();
-        let kind = p.track_event.as_ref().unwrap().r#type.unwrap();
-        let ts = p.timestamp.unwrap();
-        match last.get(&seq) {
-            None => assert_eq!(
-                flags & SEQ_INCREMENTAL_STATE_CLEARED,
-                SEQ_INCREMENTAL_STATE_CLEARED
-            ),
-            Some(&(prev_ts, prev_kind)) => {
-                assert!(ts >= prev_ts, "timestamps non-decreasing");
-                let _ = prev_kind;
-                assert_eq!(flags, SEQ_NEEDS_INCREMENTAL_STATE);
-            }
-        }
-        last.insert(seq, (ts, kind));
+    let events = resolve(&packets(&bytes));
+    let mut last: HashMap<u32, u64> = HashMap::new();
+    for e in &events {
+        assert!(
+            e.timestamp >= *last.get(&e.sequence).unwrap_or(&0),
+            "timestamps non-decreasing"
+        );
+        last.insert(e.sequence, e.timestamp);
     }
-    // "a" ends at 30 where "b" begins: the END is written first.
-    let thread_events: Vec<(u64, i32)> = packets(&bytes)
+    let thread: Vec<(u64, i32)> = events
         .iter()
-        .filter(|p| p.trusted_packet_sequence_id == Some(2) && p.track_event.is_some())
-        .map(|p| {
-            (
-                p.timestamp.unwrap(),
-                p.track_event.as_ref().unwrap().r#type.unwrap(),
-            )
-        })
+        .filter(|e| e.sequence == 2)
+        .map(|e| (e.timestamp, e.kind))
         .collect();
-    let at_30: Vec<i32> = thread_events
-        .iter()
-        .filter(|(t, _)| *t == 30)
-        .map(|(_, k)| *k)
-        .collect();
-    assert_eq!(at_30, vec![TYPE_SLICE_END, TYPE_SLICE_BEGIN]);
-    assert_eq!(thread_events.len(), 8);
+    assert_eq!(
+        thread,
+        vec![
+            (10, TYPE_SLICE_BEGIN),
+            (20, TYPE_SLICE_BEGIN),
+            (30, TYPE_SLICE_END),
+            (30, TYPE_SLICE_BEGIN),
+            (40, TYPE_SLICE_END),
+            (50, TYPE_SLICE_BEGIN),
+            (60, TYPE_SLICE_END),
+            (100, TYPE_SLICE_END),
+        ],
+        "\"a\" ends at 30 where \"b\" begins: the END comes first"
+    );
 }
 
 #[test]

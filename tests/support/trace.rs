@@ -8,7 +8,8 @@ use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 
 use write_perfetto::trace::proto::{
-    SEQ_INCREMENTAL_STATE_CLEARED, TYPE_SLICE_BEGIN, TYPE_SLICE_END, TracePacket, TrackDescriptor,
+    INCREMENTAL_CLOCK, SEQ_INCREMENTAL_STATE_CLEARED, TYPE_SLICE_BEGIN, TYPE_SLICE_END,
+    TracePacket, TrackDescriptor,
 };
 
 /// One track descriptor.
@@ -104,6 +105,11 @@ struct Interned {
 struct SequenceState {
     cleared: bool,
     last_timestamp: u64,
+    /// From `trace_packet_defaults`: events without a track uuid are on this track.
+    default_track: Option<u64>,
+    /// Timestamps are deltas on the sequence-scoped incremental clock.
+    incremental: bool,
+    clock: u64,
     interned: Interned,
 }
 
@@ -169,6 +175,31 @@ pub fn decode(bytes: &[u8]) -> Trace {
         if let Some(descriptor) = packet.track_descriptor {
             add_descriptor(&mut trace.tracks, descriptor, problems);
         }
+        if let Some(sequence_id) = packet.trusted_packet_sequence_id {
+            let state = sequences.entry(sequence_id).or_default();
+            if packet.sequence_flags.unwrap_or(0) & SEQ_INCREMENTAL_STATE_CLEARED != 0 {
+                *state = SequenceState {
+                    cleared: true,
+                    ..Default::default()
+                };
+            }
+            if let Some(defaults) = &packet.trace_packet_defaults {
+                state.default_track = defaults
+                    .track_event_defaults
+                    .as_ref()
+                    .and_then(|d| d.track_uuid);
+                state.incremental = defaults.timestamp_clock_id == Some(INCREMENTAL_CLOCK);
+            }
+            if let Some(snapshot) = &packet.clock_snapshot {
+                for clock in snapshot
+                    .clocks
+                    .iter()
+                    .filter(|c| c.clock_id == Some(INCREMENTAL_CLOCK))
+                {
+                    state.clock = clock.timestamp.unwrap_or(0);
+                }
+            }
+        }
         let Some(event) = packet.track_event else {
             continue;
         };
@@ -221,9 +252,15 @@ pub fn decode(bytes: &[u8]) -> Trace {
                 );
             }
         }
-        let Some(timestamp) = packet.timestamp else {
+        let Some(raw_timestamp) = packet.timestamp else {
             problems.push(format!("packet {index}: track event without a timestamp"));
             continue;
+        };
+        let timestamp = if state.incremental && packet.timestamp_clock_id.is_none() {
+            state.clock += raw_timestamp;
+            state.clock
+        } else {
+            raw_timestamp
         };
         if timestamp < state.last_timestamp {
             problems.push(format!(
@@ -232,7 +269,7 @@ pub fn decode(bytes: &[u8]) -> Trace {
             ));
         }
         state.last_timestamp = timestamp;
-        let Some(uuid) = event.track_uuid else {
+        let Some(uuid) = event.track_uuid.or(state.default_track) else {
             problems.push(format!("packet {index}: track event without a track uuid"));
             continue;
         };
