@@ -2,10 +2,10 @@
 //! when provably current.
 //!
 //! Two views: thread span events per stream, async span events per process, cut by
-//! insert-time bucket. A partition is reused when a live catalog row covers its insert range
-//! (inclusive bounds: an equal range matches) with the same fingerprint of the exact block
-//! set and the same format version; anything else is rebuilt under a per-process build lock,
-//! then swapped in atomically. Spans are paired later, at assembly, so a partition boundary
+//! insert-time bucket. A partition is reused when a live catalog row has its very insert range
+//! (bounds compared for equality, so an equal range is a match, never a miss) with the same
+//! fingerprint of the exact block set and the same format version; anything else is rebuilt
+//! under a per-process build lock, then swapped in atomically. Spans are paired later, at assembly, so a partition boundary
 //! never cuts a span.
 
 mod build;
@@ -177,9 +177,11 @@ impl PartitionCache {
                     && r.end_us > p.begin_us
             })
             .collect();
+        // Only a row with the very same bounds: a wider row may be retired by a sibling's
+        // rebuild in this very run, which would leave the partition served from it unrecorded.
         let covering = same_instance
             .iter()
-            .find(|r| r.begin_us <= p.begin_us && r.end_us >= p.end_us);
+            .find(|r| r.begin_us == p.begin_us && r.end_us == p.end_us);
         let Some(row) = covering else {
             return Ok(Err(if same_instance.is_empty() {
                 "no partition yet".into()
