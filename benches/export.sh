@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Export benchmark: generates synthetic lakes once (cached outside the repository), then
+# measures cold and warm exports with the release binary: wall time and peak RSS (median of
+# RUNS runs), trace bytes, bytes per span event, spans per second.
+#
+# Usage: benches/export.sh [SIZES...]          sizes: S (100k spans) M (1M) L (10M); default S M L
+# Env:   WRITE_PERFETTO_BENCH_DIR  lakes and results (default /var/tmp/write-perfetto-bench)
+#        RUNS                      runs per figure (default 3)
+#        BENCH_POSTGRES=URL        also generate the lakes into this PostgreSQL server
+#                                  (one database per size must not exist yet: created with psql)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bench_dir="${WRITE_PERFETTO_BENCH_DIR:-/var/tmp/write-perfetto-bench}"
+runs="${RUNS:-3}"
+sizes=("${@:-S M L}")
+read -r -a sizes <<<"${sizes[*]}"
+mkdir -p "$bench_dir"
+cargo build --release -q --bin write-perfetto --bin gen-lake
+target="${CARGO_TARGET_DIR:-target}/release"
+
+spans_of() { case "$1" in S) echo 100000 ;; M) echo 1000000 ;; L) echo 10000000 ;; *) echo "unknown size $1" >&2; exit 2 ;; esac; }
+
+lake_of() {
+  local size=$1 spans dir
+  spans=$(spans_of "$size")
+  dir="$bench_dir/lake-$size"
+  if [ ! -f "$dir/lake.db" ]; then
+    echo "generating lake $size ($spans spans) in $dir" >&2
+    rm -rf "$dir"
+    "$target/gen-lake" --out "$dir" --seed 42 --threads 16 --spans "$spans" \
+      --async-spans $((spans / 10)) --max-depth 20 >"$dir.report.json"
+  fi
+  echo "$dir"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# One measured export: prints "seconds max_rss_kb".
+measure() {
+  local lake=$1 cache=$2 out=$3 log
+  log=$(mktemp)
+  /usr/bin/time -v "$target/write-perfetto" "$(process_of "$lake")" --lake "$lake" --cache "$cache" -q -o "$out" 2>"$log"
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+  rm -f "$log"
+  echo "$wall $rss"
+}
+
+process_of() { "$target/write-perfetto" processes --lake "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["process_id"])'; }
+
+results="$bench_dir/results.json"
+echo "[" >"$results.tmp"
+printf '%-4s %10s %10s %10s %10s %12s %10s %12s\n' size cold_s cold_MB warm_s warm_MB bytes B/event spans/s_warm
+first=1
+for size in "${sizes[@]}"; do
+  lake=$(lake_of "$size")
+  spans=$(spans_of "$size")
+  total_spans=$((spans + spans / 10))
+  events=$((2 * total_spans))
+  out=$(mktemp -d)
+  cold_t=(); cold_r=(); warm_t=(); warm_r=()
+  for _ in $(seq "$runs"); do
+    rm -rf "$out/cache"
+    read -r t r < <(measure "$lake" "$out/cache" "$out/trace")
+    cold_t+=("$t"); cold_r+=("$r")
+  done
+  for _ in $(seq "$runs"); do
+    read -r t r < <(measure "$lake" "$out/cache" "$out/trace")
+    warm_t+=("$t"); warm_r+=("$r")
+  done
+  bytes=$(stat -c %s "$out/trace")
+  ct=$(printf '%s\n' "${cold_t[@]}" | median); cr=$(printf '%s\n' "${cold_r[@]}" | median)
+  wt=$(printf '%s\n' "${warm_t[@]}" | median); wr=$(printf '%s\n' "${warm_r[@]}" | median)
+  bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN {printf "%.1f", b/e}')
+  sps=$(awk -v s="$total_spans" -v t="$wt" 'BEGIN {printf "%.0f", (t>0)? s/t : 0}')
+  printf '%-4s %10s %10d %10s %10d %12d %10s %12s\n' "$size" "$ct" $((cr / 1024)) "$wt" $((wr / 1024)) "$bytes" "$bpe" "$sps"
+  [ $first = 1 ] || echo "," >>"$results.tmp"
+  first=0
+  printf '{"size":"%s","spans":%d,"cold_s":%s,"cold_rss_kb":%d,"warm_s":%s,"warm_rss_kb":%d,"bytes":%d,"bytes_per_event":%s,"spans_per_s_warm":%s}\n' \
+    "$size" "$total_spans" "$ct" "$cr" "$wt" "$wr" "$bytes" "$bpe" "$sps" >>"$results.tmp"
+  rm -rf "$out"
+done
+echo "]" >>"$results.tmp"
+mv "$results.tmp" "$results"
+echo "results: $results" >&2
