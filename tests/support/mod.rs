@@ -3,4 +3,5 @@
 pub mod lake;
 pub mod partition_lake;
 pub mod pg;
+pub mod s3;
 pub mod trace;

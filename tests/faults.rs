@@ -1,0 +1,894 @@
+//! Faults: unreachable or refusing databases and object stores, unwritable or full output
+//! directories, Ctrl-C and SIGKILL. Each fault gives its exit status and a one-line error
+//! naming what is at fault, leaves no partial output behind, and the next clean run produces
+//! the same bytes as a run never disturbed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::lake::{copy_to_postgres, fixture_copy, run, runtime, write_perfetto};
+use support::pg::PgCluster;
+use support::s3::{S3Server, free_port};
+use write_perfetto::partitions::catalog::Catalog;
+
+/// The fixture lake's main process.
+const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
+const BUCKET: &str = "micromegas-lake";
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The error line of a failed run: stderr must be exactly one line, naming the fault.
+fn error_line(output: &Output, expected_code: i32) -> String {
+    let text = stderr(output);
+    assert_eq!(
+        output.status.code(),
+        Some(expected_code),
+        "expected exit {expected_code}, got {:?}; stderr: {text}",
+        output.status
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "stderr is not one line: {text:?}");
+    assert!(
+        lines[0].starts_with("write-perfetto: error: "),
+        "unexpected stderr: {text:?}"
+    );
+    lines[0].to_string()
+}
+
+fn assert_mentions(line: &str, what: &[&str]) {
+    for w in what {
+        assert!(line.contains(w), "{line:?} does not mention {w:?}");
+    }
+}
+
+fn succeeded(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        stderr(&output)
+    );
+    output
+}
+
+fn summary(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).expect("--json summary")
+}
+
+/// Names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    entries(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(".write-perfetto-") && n.ends_with(".tmp"))
+        .collect()
+}
+
+/// The trace of `process` exported from the embedded lake at `lake` into a fresh cache: what
+/// a run never disturbed produces.
+fn reference_trace(lake: &Path, process: &str) -> Vec<u8> {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reference.pftrace");
+    succeeded(run(
+        &[
+            process,
+            "--lake",
+            lake.to_str().unwrap(),
+            "--cache",
+            scratch.path().join("cache").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        scratch.path(),
+    ));
+    std::fs::read(out).unwrap()
+}
+
+/// A tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// `mount -t tmpfs -o OPTIONS tmpfs DIR`; Err says why it could not be mounted.
+    fn mount(dir: &Path, options: &str) -> Result<Tmpfs, String> {
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "mount -t tmpfs -o {options} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let status = Command::new("umount").arg(&self.dir).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("could not unmount {}: {status:?}", self.dir.display());
+        }
+    }
+}
+
+/// Writes `path` until the file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = [0u8; 4096];
+    for _ in 0..1_000_000 {
+        match file.write_all(&chunk).and_then(|_| file.sync_all()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return, // ENOSPC
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    panic!("{} never filled up", path.display());
+}
+
+/// Waits for `child` at most `timeout`; kills it and panics past that.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("write-perfetto still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run kill");
+    // The process may have exited in the meantime: that is for the caller to find out.
+    let _ = status;
+}
+
+/// A PostgreSQL lake (the fixture's metadata) whose payloads are in moto's S3.
+struct S3Lake {
+    /// Kept running for the lake's lifetime.
+    _cluster: PgCluster,
+    s3: S3Server,
+    url: String,
+    blobs_url: String,
+    lake_dir: tempfile::TempDir,
+    reference: Vec<u8>,
+}
+
+impl S3Lake {
+    fn new(database: &str) -> S3Lake {
+        let cluster = PgCluster::start();
+        let url = cluster.create_database(database);
+        let s3 = S3Server::start();
+        let lake_dir = fixture_copy();
+        let reference = reference_trace(lake_dir.path(), MAIN_PROCESS);
+        runtime().block_on(copy_to_postgres(lake_dir.path(), &url));
+        let lake = S3Lake {
+            _cluster: cluster,
+            s3,
+            url,
+            blobs_url: format!("s3://{BUCKET}/lake"),
+            lake_dir,
+            reference,
+        };
+        lake.load_blobs();
+        lake
+    }
+
+    /// Creates the bucket and uploads the block payloads (after a restart, moto is empty).
+    fn load_blobs(&self) {
+        self.s3.create_bucket(BUCKET);
+        let uploaded = runtime().block_on(self.s3.upload_dir(
+            BUCKET,
+            "lake/blobs",
+            &self.lake_dir.path().join("blobs"),
+        ));
+        assert!(uploaded > 0);
+    }
+
+    fn command(&self, out: &Path) -> Command {
+        let mut command = write_perfetto();
+        self.s3.configure(&mut command);
+        command.args([
+            MAIN_PROCESS,
+            "--lake",
+            &self.url,
+            "--blobs",
+            &self.blobs_url,
+            "--json",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        command
+    }
+
+    fn export(&self, out: &Path) -> Output {
+        self.command(out)
+            .current_dir(out.parent().unwrap())
+            .output()
+            .expect("run write-perfetto")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The metadata database
+
+#[test]
+fn an_unreachable_metadata_database_exits_5_naming_it() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens there any more
+    let url = format!("postgres://postgres@127.0.0.1:{port}/micromegas");
+    let started = Instant::now();
+    let output = run(
+        &[
+            MAIN_PROCESS,
+            "--lake",
+            &url,
+            "--blobs",
+            "file:///nonexistent",
+            "-o",
+            "out.pftrace",
+        ],
+        out_dir.path(),
+    );
+    let line = error_line(&output, 5);
+    assert_mentions(
+        &line,
+        &["lake database", &format!("127.0.0.1:{port}/micromegas")],
+    );
+    eprintln!(
+        "unreachable database reported in {:?}: {line}",
+        started.elapsed()
+    );
+    assert!(entries(out_dir.path()).is_empty());
+}
+
+#[test]
+fn a_postgresql_server_refusing_the_connection_exits_5_naming_the_database() {
+    let cluster = PgCluster::start();
+    let out_dir = tempfile::tempdir().unwrap();
+    let blobs = format!("file://{}", out_dir.path().display());
+    // A database that does not exist, then a role that does not exist.
+    for (url, named) in [
+        (cluster.url("no_such_lake"), "no_such_lake"),
+        (
+            format!("postgres://nobody@127.0.0.1:{}/postgres", cluster.port()),
+            "nobody",
+        ),
+    ] {
+        for args in [
+            vec![
+                MAIN_PROCESS,
+                "--lake",
+                &url,
+                "--blobs",
+                &blobs,
+                "-o",
+                "out.pftrace",
+            ],
+            vec!["processes", "--lake", &url, "--blobs", &blobs],
+        ] {
+            let output = run(&args, out_dir.path());
+            let line = error_line(&output, 5);
+            assert_mentions(&line, &["lake database", named]);
+            assert!(output.stdout.is_empty());
+        }
+    }
+    assert!(entries(out_dir.path()).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The object store
+
+#[test]
+fn an_object_store_down_before_the_run_exits_5_and_leaves_the_catalog_usable() {
+    let mut lake = S3Lake::new("s3_down_before");
+    lake.s3.stop();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.pftrace");
+    let started = Instant::now();
+    let output = lake.export(&out);
+    let line = error_line(&output, 5);
+    eprintln!("S3 down reported in {:?}: {line}", started.elapsed());
+    assert_mentions(&line, &["block", &format!("127.0.0.1:{}", lake.s3.port())]);
+    assert!(entries(out_dir.path()).is_empty());
+
+    // Back up (empty, as moto forgets): the next run builds everything and matches.
+    lake.s3.restart();
+    lake.load_blobs();
+    let output = succeeded(lake.export(&out));
+    assert!(summary(&output)["partitions_built"].as_u64().unwrap() > 0);
+    assert!(std::fs::read(&out).unwrap() == lake.reference);
+}
+
+#[test]
+fn an_object_store_lost_after_partitions_were_stored_exits_5_then_rebuilds() {
+    let mut lake = S3Lake::new("s3_down_warm");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.pftrace");
+    let cold = succeeded(lake.export(&out));
+    assert!(summary(&cold)["partitions_built"].as_u64().unwrap() > 0);
+    std::fs::remove_file(&out).unwrap();
+
+    // The partitions are in S3; S3 goes away.
+    lake.s3.stop();
+    let started = Instant::now();
+    let output = lake.export(&out);
+    let line = error_line(&output, 5);
+    eprintln!(
+        "S3 down on a warm run reported in {:?}: {line}",
+        started.elapsed()
+    );
+    assert_mentions(&line, &["partition file", "write-perfetto/partitions/"]);
+    assert!(entries(out_dir.path()).is_empty());
+
+    // It comes back without the partition files: they are rebuilt, same bytes.
+    lake.s3.restart();
+    lake.load_blobs();
+    let output = succeeded(lake.export(&out));
+    let s = summary(&output);
+    assert_eq!(s["partitions_reused"].as_u64().unwrap(), 0, "{s}");
+    assert!(s["partitions_built"].as_u64().unwrap() > 0, "{s}");
+    assert!(std::fs::read(&out).unwrap() == lake.reference);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The output file
+
+/// Exports the fixture's main process from a fresh fixture copy to `out`.
+fn export_fixture(lake: &Path, out: &Path, cwd: &Path) -> Output {
+    run(
+        &[
+            MAIN_PROCESS,
+            "--lake",
+            lake.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        cwd,
+    )
+}
+
+/// After a failed write the lake's cache still gives the reference bytes.
+fn assert_next_clean_run_matches(lake: &Path, reference: &[u8]) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("clean.pftrace");
+    succeeded(export_fixture(lake, &out, out_dir.path()));
+    assert!(std::fs::read(&out).unwrap() == reference);
+    assert_eq!(entries(out_dir.path()), ["clean.pftrace"]);
+}
+
+#[test]
+fn a_missing_output_directory_exits_5_naming_it() {
+    let lake = fixture_copy();
+    let reference = reference_trace(lake.path(), MAIN_PROCESS);
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("missing");
+    let output = export_fixture(lake.path(), &missing.join("out.pftrace"), work.path());
+    let line = error_line(&output, 5);
+    assert_mentions(&line, &[missing.to_str().unwrap(), "does not exist"]);
+    assert!(entries(work.path()).is_empty());
+
+    // A regular file where the directory should be.
+    let file = work.path().join("file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let output = export_fixture(lake.path(), &file.join("out.pftrace"), work.path());
+    let line = error_line(&output, 5);
+    assert_mentions(&line, &[file.to_str().unwrap()]);
+    assert_eq!(entries(work.path()), ["file"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+
+    assert_next_clean_run_matches(lake.path(), &reference);
+}
+
+#[test]
+fn an_output_path_that_is_a_directory_exits_5_and_leaves_no_temporary_file() {
+    let lake = fixture_copy();
+    let reference = reference_trace(lake.path(), MAIN_PROCESS);
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("trace.pftrace");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("inside"), b"kept").unwrap();
+    let output = export_fixture(lake.path(), &target, work.path());
+    let line = error_line(&output, 5);
+    assert_mentions(&line, &[target.to_str().unwrap()]);
+    assert_eq!(entries(work.path()), ["trace.pftrace"]);
+    assert_eq!(entries(&target), ["inside"]);
+    assert_next_clean_run_matches(lake.path(), &reference);
+}
+
+#[test]
+fn a_read_only_output_directory_exits_5_naming_it() {
+    // Tests run as root, which ignores permission bits: a read-only mount is what refuses.
+    let lake = fixture_copy();
+    let work = tempfile::tempdir().unwrap();
+    let read_only = work.path().join("ro");
+    std::fs::create_dir(&read_only).unwrap();
+    let mount = match Tmpfs::mount(&read_only, "ro,size=64k") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipping the read-only output directory case: {why}");
+            return;
+        }
+    };
+    let output = export_fixture(lake.path(), &read_only.join("out.pftrace"), work.path());
+    let line = error_line(&output, 5);
+    assert_mentions(&line, &[read_only.to_str().unwrap()]);
+    assert!(entries(&read_only).is_empty());
+    drop(mount);
+    assert_next_clean_run_matches(lake.path(), &reference_trace(lake.path(), MAIN_PROCESS));
+}
+
+#[test]
+fn a_full_disk_exits_5_and_leaves_nothing_in_the_output_directory() {
+    let lake = fixture_copy();
+    let reference = reference_trace(lake.path(), MAIN_PROCESS);
+    let work = tempfile::tempdir().unwrap();
+    let full = work.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let mount = match Tmpfs::mount(&full, "size=64k") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipping the full disk case: {why}");
+            return;
+        }
+    };
+    // Fill the disk: creating the temporary file still works, writing the trace does not.
+    fill(&full.join("filler"));
+    let out = full.join("out.pftrace");
+    let output = export_fixture(lake.path(), &out, work.path());
+    let line = error_line(&output, 5);
+    assert_mentions(&line, &[out.to_str().unwrap(), "No space left on device"]);
+    assert_eq!(entries(&full), ["filler"], "left behind");
+    drop(mount);
+    assert_next_clean_run_matches(lake.path(), &reference);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interruptions
+
+/// A synthetic lake big enough for a run to last a couple of seconds; returns its process id.
+fn synthetic_lake(dir: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_gen-lake"))
+        .args(["--out", dir.to_str().unwrap()])
+        .args(["--seed", "1", "--threads", "8", "--spans", "200000"])
+        .args(["--async-spans", "20000"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gen-lake");
+    assert!(output.status.success(), "gen-lake: {}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    report["process_ids"][0].as_str().unwrap().to_string()
+}
+
+/// Starts an export in the background; its stderr goes to `stderr_path`.
+fn spawn_export(args: &[&str], cwd: &Path, stderr_path: &Path) -> Child {
+    let mut command = write_perfetto();
+    command.args(args);
+    spawn(command, cwd, stderr_path)
+}
+
+fn spawn(mut command: Command, cwd: &Path, stderr_path: &Path) -> Child {
+    command
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr_path).unwrap())
+        .spawn()
+        .expect("spawn write-perfetto")
+}
+
+/// Polls until `condition` holds or the child exits; false when the child exited first.
+fn wait_until(child: &mut Child, poll: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        if condition() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met after {RUN_TIMEOUT:?}"
+        );
+        std::thread::sleep(poll);
+    }
+}
+
+/// The partition files stored under `files_root` (a cache directory, or an embedded lake), as
+/// keys relative to it.
+fn partition_keys(files_root: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pending = vec![files_root.join("write-perfetto/partitions")];
+    while let Some(dir) = pending.pop() {
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in read.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let key = path.strip_prefix(files_root).unwrap();
+                keys.push(key.to_string_lossy().into_owned());
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
+fn partition_files(files_root: &Path) -> usize {
+    partition_keys(files_root).len()
+}
+
+/// The partition catalog `catalog_db`, whose files are under `files_root`, has no live row
+/// whose file is missing, and at most one live row per partition. Returns (live rows,
+/// partition files without any row).
+fn check_catalog(catalog_db: &Path, files_root: &Path) -> (usize, usize) {
+    let rows = runtime().block_on(async {
+        let catalog = Catalog::open_sqlite(catalog_db).await.unwrap();
+        catalog.all_rows().await.unwrap()
+    });
+    let live: Vec<_> = rows.iter().filter(|r| r.retired_us.is_none()).collect();
+    let mut keys = std::collections::HashSet::new();
+    for row in &live {
+        assert!(
+            files_root.join(&row.file_key).is_file(),
+            "live catalog row without its file: {row:?}"
+        );
+        assert!(
+            keys.insert((&row.view, &row.instance, row.begin_us)),
+            "two live rows for one partition: {row:?}"
+        );
+    }
+    let known: std::collections::HashSet<&str> = rows.iter().map(|r| r.file_key.as_str()).collect();
+    let orphans: Vec<String> = partition_keys(files_root)
+        .into_iter()
+        .filter(|key| !known.contains(key.as_str()))
+        .collect();
+    if !orphans.is_empty() {
+        eprintln!("partition files without a catalog row: {orphans:?}");
+    }
+    (live.len(), orphans.len())
+}
+
+#[test]
+fn ctrl_c_exits_130_and_leaves_nothing_behind_while_building_and_while_writing() {
+    let base = tempfile::tempdir().unwrap();
+    let lake = base.path().join("lake");
+    let id = synthetic_lake(&lake);
+    let lake_arg = lake.to_str().unwrap();
+    let reference = reference_trace(&lake, &id);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr");
+
+    // 1. Cold cache: interrupted while the partitions are being built.
+    let mut interrupted = None;
+    // Ctrl-C as soon as the first partition file is stored (between partition commits); if
+    // the run outpaces that, as soon as the catalog exists (the Ctrl-C handler is set by then).
+    for trigger in ["first partition file", "catalog created", "catalog created"] {
+        let cache = tempfile::tempdir().unwrap();
+        let out_dir = tempfile::tempdir().unwrap();
+        let cache_arg = cache.path().to_str().unwrap();
+        let args = [
+            &id,
+            "--lake",
+            lake_arg,
+            "--cache",
+            cache_arg,
+            "--jobs",
+            "1",
+            "-o",
+            "out.pftrace",
+        ];
+        let mut child = spawn_export(&args, out_dir.path(), &log);
+        let catalog = cache.path().join("catalog.db");
+        let started = wait_until(&mut child, Duration::from_millis(1), || match trigger {
+            "first partition file" => partition_files(cache.path()) > 0,
+            _ => catalog.exists(),
+        });
+        if started {
+            send_signal(&child, "INT");
+        }
+        let status = wait_bounded(&mut child, RUN_TIMEOUT);
+        if status.code() == Some(0) {
+            eprintln!("the cold run finished before Ctrl-C ({trigger}); trying earlier");
+            continue;
+        }
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{status:?}: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().trim(),
+            "write-perfetto: interrupted"
+        );
+        assert!(
+            entries(out_dir.path()).is_empty(),
+            "left behind: {:?}",
+            entries(out_dir.path())
+        );
+        let (live, orphans) = check_catalog(&catalog, cache.path());
+        eprintln!("Ctrl-C at {trigger}: {live} partitions committed, {orphans} orphan files");
+        interrupted = Some((cache, out_dir));
+        break;
+    }
+    let (cache, out_dir) =
+        interrupted.expect("no cold run could be interrupted: all finished first");
+    // The next run completes the cache and gives the undisturbed bytes.
+    let output = succeeded(run(
+        &[
+            &id,
+            "--lake",
+            lake_arg,
+            "--cache",
+            cache.path().to_str().unwrap(),
+            "-o",
+            "out.pftrace",
+            "--json",
+        ],
+        out_dir.path(),
+    ));
+    assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
+    eprintln!("after Ctrl-C: {}", summary(&output)["partitions_built"]);
+    std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
+
+    // 2. Warm cache: interrupted while the trace is being written (its temporary file exists).
+    let cache_arg = cache.path().to_str().unwrap();
+    let args = [
+        &id,
+        "--lake",
+        lake_arg,
+        "--cache",
+        cache_arg,
+        "-o",
+        "out.pftrace",
+    ];
+    let mut interrupted_while_writing = false;
+    for attempt in 0..5 {
+        let mut child = spawn_export(&args, out_dir.path(), &log);
+        let writing = wait_until(&mut child, Duration::from_millis(1), || {
+            !temp_files(out_dir.path()).is_empty()
+        });
+        if writing {
+            send_signal(&child, "INT");
+        }
+        let status = wait_bounded(&mut child, RUN_TIMEOUT);
+        let left = entries(out_dir.path());
+        if status.code() == Some(0) {
+            eprintln!("attempt {attempt}: the warm run finished before Ctrl-C");
+            assert_eq!(left, ["out.pftrace"]);
+            std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
+            continue;
+        }
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{status:?}: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().trim(),
+            "write-perfetto: interrupted"
+        );
+        assert!(left.is_empty(), "left behind: {left:?}");
+        interrupted_while_writing = true;
+        break;
+    }
+    assert!(
+        interrupted_while_writing,
+        "no warm run could be interrupted while writing"
+    );
+    succeeded(run(&args, out_dir.path()));
+    assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
+}
+
+#[test]
+fn sigkill_at_any_point_leaves_a_consistent_cache_and_the_next_run_matches() {
+    let base = tempfile::tempdir().unwrap();
+    let lake = base.path().join("lake");
+    let id = synthetic_lake(&lake);
+    let lake_arg = lake.to_str().unwrap();
+    let reference = reference_trace(&lake, &id);
+    let catalog = lake.join("write-perfetto/catalog.db");
+    let out_dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr");
+    let args = [&id, "--lake", lake_arg, "--jobs", "2", "-o", "out.pftrace"];
+
+    // The lake's own cache, killed at successive points of successive runs: each run reuses
+    // what the previous ones committed, so the points move from the build to the writing.
+    let mut killed_while_writing = 0;
+    for trigger in [
+        "20 ms in",
+        "catalog opened",
+        "a partition file stored",
+        "a partition file stored",
+        "the trace being written",
+        "the trace being written",
+    ] {
+        let files_before = partition_files(&lake);
+        let temps_before = temp_files(out_dir.path()).len();
+        let mut child = spawn_export(&args, out_dir.path(), &log);
+        let started = Instant::now();
+        let reached = wait_until(&mut child, Duration::from_millis(1), || match trigger {
+            "20 ms in" => started.elapsed() >= Duration::from_millis(20),
+            "catalog opened" => catalog.exists(),
+            "a partition file stored" => partition_files(&lake) > files_before,
+            _ => temp_files(out_dir.path()).len() > temps_before,
+        });
+        send_signal(&child, "KILL");
+        let status = wait_bounded(&mut child, RUN_TIMEOUT);
+        let left = entries(out_dir.path());
+        let (live, orphans) = if catalog.exists() {
+            check_catalog(&catalog, &lake)
+        } else {
+            (0, 0)
+        };
+        eprintln!(
+            "SIGKILL at {trigger} (reached: {reached}): {status:?}, {live} live partitions, {orphans} orphan files, output dir {left:?}"
+        );
+        if status.success() {
+            assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
+            std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
+        } else {
+            assert!(
+                !left.contains(&"out.pftrace".to_string()),
+                "a killed run left its output"
+            );
+            if reached && trigger == "the trace being written" {
+                killed_while_writing += 1;
+            }
+        }
+    }
+    assert!(killed_while_writing > 0, "no run was killed while writing");
+    // Temporary files of killed runs may remain (nothing can delete them on SIGKILL); they do
+    // not disturb the next run.
+    let output = succeeded(run(
+        &[&id, "--lake", lake_arg, "-o", "out.pftrace", "--json"],
+        out_dir.path(),
+    ));
+    assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
+    let s = summary(&output);
+    eprintln!(
+        "clean run after the kills: {} reused, {} built",
+        s["partitions_reused"], s["partitions_built"]
+    );
+    let (live_after, _) = check_catalog(&catalog, &lake);
+    // `cache gc` removes the files of builds killed before their commit, nothing else.
+    let gc = succeeded(run(
+        &["cache", "gc", "--grace", "0", "--lake", lake_arg, "--json"],
+        out_dir.path(),
+    ));
+    eprintln!("cache gc: {}", String::from_utf8_lossy(&gc.stdout).trim());
+    assert_eq!(check_catalog(&catalog, &lake), (live_after, 0));
+    // And the cache is complete now.
+    let output = succeeded(run(
+        &[&id, "--lake", lake_arg, "-o", "again.pftrace", "--json"],
+        out_dir.path(),
+    ));
+    assert_eq!(summary(&output)["partitions_built"], 0);
+    assert!(std::fs::read(out_dir.path().join("again.pftrace")).unwrap() == reference);
+}
+
+#[test]
+fn an_object_store_dying_mid_run_exits_5_and_the_next_run_matches() {
+    let base = tempfile::tempdir().unwrap();
+    let lake = base.path().join("lake");
+    let id = synthetic_lake(&lake);
+    let reference = reference_trace(&lake, &id);
+    let cluster = PgCluster::start();
+    let url = cluster.create_database("s3_mid_run");
+    runtime().block_on(copy_to_postgres(&lake, &url));
+    let mut s3 = S3Server::start();
+    let load = |s3: &S3Server| {
+        s3.create_bucket(BUCKET);
+        runtime().block_on(s3.upload_dir(BUCKET, "lake/blobs", &lake.join("blobs")))
+    };
+    let blocks = load(&s3);
+    assert!(blocks > 20);
+    let blobs_url = format!("s3://{BUCKET}/lake");
+    let out_dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr");
+    let command = |s3: &S3Server| {
+        let mut command = write_perfetto();
+        s3.configure(&mut command);
+        command.args([&id, "--lake", &url, "--blobs", &blobs_url]);
+        command.args(["--jobs", "1", "--json", "-o", "out.pftrace"]);
+        command
+    };
+
+    // Stop the server once the export has fetched some of the blocks, one at a time.
+    let mut child = spawn(command(&s3), out_dir.path(), &log);
+    let fetched = || {
+        s3.log()
+            .matches(&format!("\"GET /{BUCKET}/lake/blobs/"))
+            .count()
+    };
+    let reached = wait_until(&mut child, Duration::from_millis(2), || fetched() >= 10);
+    assert!(
+        reached,
+        "the export ended before fetching 10 of {blocks} blocks"
+    );
+    let started = Instant::now();
+    s3.stop();
+    let status = wait_bounded(&mut child, RUN_TIMEOUT);
+    let output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: std::fs::read(&log).unwrap(),
+    };
+    let line = error_line(&output, 5);
+    eprintln!(
+        "S3 stopped mid-run, reported {:?} later: {line}",
+        started.elapsed()
+    );
+    assert_mentions(&line, &["block", &format!("127.0.0.1:{}", s3.port())]);
+    assert!(
+        entries(out_dir.path()).is_empty(),
+        "left behind: {:?}",
+        entries(out_dir.path())
+    );
+
+    // Back up (empty: moto forgets); the next run gives the undisturbed bytes.
+    s3.restart();
+    load(&s3);
+    let output = command(&s3).current_dir(out_dir.path()).output().unwrap();
+    let output = succeeded(output);
+    assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
+    eprintln!(
+        "after the S3 outage: {}",
+        String::from_utf8_lossy(&output.stdout).trim()
+    );
+    // Every live catalog row (a table of the lake's database) has its file in S3.
+    runtime().block_on(async {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let catalog = Catalog::open_postgres(pool).await.unwrap();
+        let stored = s3.list(BUCKET, "lake/write-perfetto/partitions").await;
+        for row in catalog.all_rows().await.unwrap() {
+            if row.retired_us.is_none() {
+                let key = format!("lake/{}", row.file_key);
+                assert!(stored.contains(&key), "live row without its file: {row:?}");
+            }
+        }
+    });
+}
