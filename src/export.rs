@@ -88,6 +88,9 @@ pub async fn export(
     progress: &Progress,
 ) -> Result<ExportSummary> {
     let started = Instant::now();
+    if let Some(OutputTarget::File(path)) = &options.output {
+        output_dir(path)?;
+    }
     progress.stage("resolving process");
     let process = resolve_process(&lake.metadata, process_arg).await?;
     let streams = lake.metadata.thread_streams(&process.process_id).await?;
@@ -348,52 +351,73 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes next to the destination under a temporary name, then renames: the destination only
-/// ever holds a complete trace, and a failed or interrupted run leaves nothing behind.
-fn write_file_atomically(timeline: &assembly::Timeline, path: &Path) -> Result<(u64, String)> {
+/// The directory the trace goes to, checked before any work is done.
+fn output_dir(path: &Path) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(failure(
+            FailureKind::Io,
+            format!(
+                "cannot write {}: {} is not a directory",
+                path.display(),
+                dir.display()
+            ),
+        ));
+    }
     if !dir.is_dir() {
         return Err(failure(
             FailureKind::Io,
-            format!("output directory {} does not exist", dir.display()),
+            format!(
+                "cannot write {}: output directory {} does not exist",
+                path.display(),
+                dir.display()
+            ),
         ));
     }
-    let temp = tempfile::Builder::new()
-        .prefix(".write-perfetto-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
+    if path.is_dir() {
+        return Err(failure(
+            FailureKind::Io,
+            format!("cannot write {}: it is a directory", path.display()),
+        ));
+    }
+    Ok(dir)
+}
+
+/// Writes next to the destination under a temporary name, then renames: the destination only
+/// ever holds a complete trace, and a failed or interrupted run leaves nothing behind.
+fn write_file_atomically(timeline: &assembly::Timeline, path: &Path) -> Result<(u64, String)> {
+    let dir = output_dir(path)?;
+    let temp = cleanup::TempFile::create_in(&dir).map_err(|e| {
+        failure(
+            FailureKind::Io,
+            format!("cannot create a file in {}: {e}", dir.display()),
+        )
+    })?;
+    let (bytes, sha) = write_to(timeline, temp.file())
+        .and_then(|written| {
+            temp.file()
+                .sync_all()
+                .context("cannot flush the trace to disk")?;
+            Ok(written)
+        })
         .map_err(|e| {
             failure(
                 FailureKind::Io,
-                format!("cannot create a file in {}: {e}", dir.display()),
+                format!(
+                    "cannot write {}: {}",
+                    path.display(),
+                    crate::error::one_line(&e)
+                ),
             )
         })?;
-    let guard = cleanup::register(temp.path().to_path_buf());
-    let result = write_to(timeline, temp.as_file()).and_then(|r| {
-        temp.as_file()
-            .sync_all()
-            .context("cannot flush the trace to disk")?;
-        Ok(r)
-    });
-    let (bytes, sha) = result.map_err(|e| {
-        failure(
-            FailureKind::Io,
-            format!(
-                "cannot write {}: {}",
-                path.display(),
-                crate::error::one_line(&e)
-            ),
-        )
-    })?;
     temp.persist(path).map_err(|e| {
         failure(
             FailureKind::Io,
-            format!("cannot move the trace to {}: {}", path.display(), e.error),
+            format!("cannot move the trace to {}: {e}", path.display()),
         )
     })?;
-    drop(guard);
     Ok((bytes, sha))
 }

@@ -1,7 +1,10 @@
 //! Where the lake lives: an embedded directory, or a PostgreSQL URL plus an object store URL.
 
 use anyhow::{Context, Result};
-use sqlx::{PgPool, SqlitePool, postgres::PgPoolOptions, sqlite::SqliteConnectOptions};
+use sqlx::{
+    Connection, PgConnection, PgPool, SqlitePool, postgres::PgPoolOptions,
+    sqlite::SqliteConnectOptions,
+};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,6 +12,8 @@ use std::time::Duration;
 use super::blobs::BlobStore;
 use super::metadata::MetadataDb;
 use crate::error::{FailureKind, failure};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The lake as the user named it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,14 +93,25 @@ impl LakeLocation {
                 Ok((MetadataDb::Sqlite(pool), BlobStore::local(dir)?))
             }
             Self::Postgres { url, blobs_url } => {
+                // One direct attempt first: a pool would retry a refused connection until its
+                // timeout and then report only that it timed out, losing the cause.
+                let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await;
+                let cannot = || format!("cannot connect to the lake database {}", self.describe());
+                match probe {
+                    Err(_) => anyhow::bail!(
+                        "{}: no answer within {} s",
+                        cannot(),
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                    Ok(Err(e)) => return Err(anyhow::Error::new(e).context(cannot())),
+                    Ok(Ok(connection)) => drop(connection),
+                }
                 let pool: PgPool = PgPoolOptions::new()
                     .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(15))
+                    .acquire_timeout(CONNECT_TIMEOUT)
                     .connect(url)
                     .await
-                    .with_context(|| {
-                        format!("cannot connect to the lake database {}", self.describe())
-                    })?;
+                    .with_context(cannot)?;
                 Ok((MetadataDb::Postgres(pool), BlobStore::from_url(blobs_url)?))
             }
         }
