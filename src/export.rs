@@ -5,21 +5,22 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::assembly::{self, AssemblyOptions, AssemblyStats, Chain, ThreadData, TimedEvent};
+use crate::assembly::{self, AssemblyStats, AsyncEvent, Chain, ThreadData};
+use crate::cleanup;
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{Lake, resolve_process};
 use crate::partitions::plan::View;
-use crate::partitions::{EventsRequest, PartitionCache, PartitionStats};
+use crate::partitions::{EventsRequest, PartitionCache, Prepared, StoredEvent};
 use crate::progress::Progress;
-use crate::{cleanup, trace};
-use std::collections::HashMap;
+use crate::symbols::{Sym, Symbols};
+use crate::trace::TraceWriter;
 
 /// Which spans go into the trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -110,36 +111,57 @@ pub async fn export(
     )?;
     let range = time_range(options)?;
 
-    let (threads, partition_stats) = read_threads(
-        lake,
-        process.process_id,
-        &streams,
-        &blocks,
-        &clock,
+    let cache =
+        PartitionCache::open(lake, options.cache_dir.as_deref(), options.bucket_seconds).await?;
+    let views: Vec<View> = match options.spans {
+        SpanKinds::Thread => vec![View::ThreadSpans],
+        SpanKinds::Async => vec![View::AsyncEvents],
+        SpanKinds::Both => vec![View::ThreadSpans, View::AsyncEvents],
+    };
+    let payload_mb = blocks.iter().map(|b| b.payload_size.max(0)).sum::<i64>() / 1_000_000;
+    progress.stage(&format!(
+        "partitions: {} blocks, {payload_mb} MB",
+        blocks.len()
+    ));
+    let explain = |line: String| {
+        if options.explain {
+            eprintln!("{line}");
+        }
+    };
+    let request = EventsRequest {
+        process_id: process.process_id,
+        streams: &streams,
+        blocks: &blocks,
+        views: &views,
+        concurrency: options.concurrency,
+        explain: &explain,
+    };
+    let prepared = cache.prepare(lake, &request).await?;
+
+    progress.stage("writing spans");
+    let source = Source {
+        cache: &cache,
+        prepared: &prepared,
+        process_id: process.process_id,
+        streams: &streams,
+        blocks: &blocks,
+        clock,
         options,
-        progress,
-    )
-    .await?;
-    progress.stage("assembling spans");
-    let assembly_options = AssemblyOptions {
-        thread_spans: options.spans != SpanKinds::Async,
-        async_spans: options.spans != SpanKinds::Thread,
         range,
     };
-    let timeline = assembly::assemble(process_name(&process.exe), &threads, &assembly_options);
-
-    progress.stage("writing trace");
+    let name = process_name(&process.exe);
     let target = options.output.clone().unwrap_or_else(|| {
         OutputTarget::File(PathBuf::from(format!(
             "{}.perfetto-trace",
             process.process_id
         )))
     });
-    let (bytes, sha256) = match &target {
-        OutputTarget::Stdout => write_to(&timeline, std::io::stdout().lock())?,
-        OutputTarget::File(path) => write_file_atomically(&timeline, path)?,
+    let written = match &target {
+        OutputTarget::Stdout => write_tracks(&source, &name, std::io::stdout().lock()).await?,
+        OutputTarget::File(path) => write_file_atomically(&source, &name, path).await?,
     };
-    let stats = timeline.stats.clone();
+    let stats = written.stats;
+    let partition_stats = prepared.stats;
     Ok(ExportSummary {
         process_id: process.process_id.to_string(),
         exe: process.exe.clone(),
@@ -147,10 +169,10 @@ pub async fn export(
             OutputTarget::Stdout => "-".into(),
             OutputTarget::File(p) => p.display().to_string(),
         },
-        bytes,
-        sha256,
-        thread_tracks: timeline.threads.len(),
-        async_tracks: timeline.async_tracks.len(),
+        bytes: written.bytes,
+        sha256: written.sha256,
+        thread_tracks: written.thread_tracks,
+        async_tracks: written.async_tracks,
         spans: SpanCounts {
             thread: stats.thread_spans,
             async_: stats.async_spans,
@@ -167,6 +189,166 @@ pub async fn export(
         partitions_built: partition_stats.built,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Where the tracks' events come from.
+struct Source<'a> {
+    cache: &'a PartitionCache,
+    prepared: &'a Prepared,
+    process_id: uuid::Uuid,
+    streams: &'a [StreamRow],
+    blocks: &'a [BlockRow],
+    clock: Clock,
+    options: &'a ExportOptions,
+    range: Option<(i64, i64)>,
+}
+
+/// What writing the trace produced.
+struct Written {
+    bytes: u64,
+    sha256: String,
+    thread_tracks: usize,
+    async_tracks: usize,
+    stats: AssemblyStats,
+}
+
+/// Streams the trace: one thread at a time (read its partitions, pair, write, drop), then
+/// the async spans of the process.
+async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) -> Result<Written> {
+    let hashing = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        hasher: Sha256::new(),
+    };
+    let mut writer = TraceWriter::new(hashing, 1, process_name)?;
+    let mut symbols = Symbols::new();
+    let mut stats = AssemblyStats::default();
+    let block_position: HashMap<uuid::Uuid, u32> = source
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.block_id, i as u32))
+        .collect();
+    let thread_names: HashMap<uuid::Uuid, Sym> = source
+        .streams
+        .iter()
+        .map(|s| (s.stream_id, symbols.intern(&thread_display_name(s))))
+        .collect();
+    let concurrency = source.options.concurrency;
+    let mut thread_tracks = 0;
+    if source.options.spans != SpanKinds::Async {
+        for stream in source.streams {
+            let files = source.prepared.files(View::ThreadSpans, stream.stream_id);
+            let events = source
+                .cache
+                .read_events(
+                    files,
+                    &mut symbols,
+                    &block_position,
+                    &source.clock,
+                    concurrency,
+                )
+                .await?;
+            let thread = ThreadData {
+                display_name: thread_names[&stream.stream_id],
+                chains: chains(source, stream, events),
+            };
+            let tid = assembly::FIRST_TID + thread_tracks as i32;
+            if let Some(track) = assembly::thread_track(&thread, tid, source.range, &mut stats) {
+                writer
+                    .thread_track(&symbols, &track)
+                    .context("cannot write the trace")?;
+                thread_tracks += 1;
+            }
+        }
+    }
+    let mut async_tracks = 0;
+    if source.options.spans != SpanKinds::Thread {
+        let files = source.prepared.files(View::AsyncEvents, source.process_id);
+        let events = source
+            .cache
+            .read_events(
+                files,
+                &mut symbols,
+                &block_position,
+                &source.clock,
+                concurrency,
+            )
+            .await?;
+        let events: Vec<AsyncEvent> = events
+            .into_iter()
+            .map(|e| AsyncEvent {
+                event: e.event,
+                thread: thread_names.get(&e.stream).copied().unwrap_or_default(),
+                order: e.order,
+            })
+            .collect();
+        let data_begin = source
+            .blocks
+            .iter()
+            .map(|b| source.clock.relative_ns(b.begin_ticks))
+            .min()
+            .unwrap_or(0);
+        let data_end = source
+            .blocks
+            .iter()
+            .map(|b| source.clock.relative_ns(b.end_ticks.max(b.begin_ticks)))
+            .max()
+            .unwrap_or(0);
+        let tracks =
+            assembly::async_tracks(events, (data_begin, data_end), source.range, &mut stats);
+        writer
+            .async_tracks(&symbols, &tracks)
+            .context("cannot write the trace")?;
+        async_tracks = tracks.len();
+    }
+    let (bytes, mut hashing) = writer.finish().context("cannot write the trace")?;
+    hashing.flush().context("cannot write the trace")?;
+    Ok(Written {
+        bytes,
+        sha256: hex(&hashing.hasher.finalize()),
+        thread_tracks,
+        async_tracks,
+        stats,
+    })
+}
+
+/// Splits a stream's blocks into runs without a gap in `object_offset`, with their events
+/// (given in stream order).
+fn chains(source: &Source<'_>, stream: &StreamRow, events: Vec<StoredEvent>) -> Vec<Chain> {
+    let mut chains: Vec<Chain> = Vec::new();
+    let mut expected_offset: Option<i64> = None;
+    let mut events = events.into_iter().peekable();
+    for (position, block) in source
+        .blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.stream_id == stream.stream_id)
+    {
+        let begin_ns = source.clock.relative_ns(block.begin_ticks);
+        let end_ns = source
+            .clock
+            .relative_ns(block.end_ticks.max(block.begin_ticks));
+        let contiguous = expected_offset == Some(block.object_offset);
+        expected_offset = Some(block.object_offset + block.nb_objects as i64);
+        let chain = match chains.last_mut() {
+            Some(chain) if contiguous => {
+                chain.end_ns = chain.end_ns.max(end_ns);
+                chain
+            }
+            _ => {
+                chains.push(Chain {
+                    begin_ns,
+                    end_ns,
+                    events: Vec::new(),
+                });
+                chains.last_mut().expect("just pushed")
+            }
+        };
+        while let Some(e) = events.next_if(|e| (e.order >> 32) as usize == position) {
+            chain.events.push(e.event);
+        }
+    }
+    chains
 }
 
 fn time_range(options: &ExportOptions) -> Result<Option<(i64, i64)>> {
@@ -206,7 +388,7 @@ fn process_name(exe: &str) -> String {
 }
 
 /// `thread-name`, else `thread <thread-id>`; the 64-bit thread id always stays visible.
-fn thread_display_name(stream: &StreamRow) -> Arc<str> {
+fn thread_display_name(stream: &StreamRow) -> String {
     let property = |key: &str| {
         stream
             .properties
@@ -215,109 +397,12 @@ fn thread_display_name(stream: &StreamRow) -> Arc<str> {
             .map(|(_, v)| v.as_str())
     };
     let id = property("thread-id");
-    let name = match (property("thread-name").filter(|n| !n.is_empty()), id) {
+    match (property("thread-name").filter(|n| !n.is_empty()), id) {
         (Some(name), Some(id)) => format!("{name} [{id}]"),
         (Some(name), None) => name.to_string(),
         (None, Some(id)) => format!("thread {id}"),
         (None, None) => format!("stream {}", stream.stream_id),
-    };
-    Arc::from(name)
-}
-
-/// The events of every thread stream, through the partition cache, grouped back into each
-/// stream's chains of contiguous blocks.
-async fn read_threads(
-    lake: &Lake,
-    process_id: uuid::Uuid,
-    streams: &[StreamRow],
-    blocks: &[BlockRow],
-    clock: &Clock,
-    options: &ExportOptions,
-    progress: &Progress,
-) -> Result<(Vec<ThreadData>, PartitionStats)> {
-    let cache =
-        PartitionCache::open(lake, options.cache_dir.as_deref(), options.bucket_seconds).await?;
-    let views: Vec<View> = match options.spans {
-        SpanKinds::Thread => vec![View::ThreadSpans],
-        SpanKinds::Async => vec![View::AsyncEvents],
-        SpanKinds::Both => vec![View::ThreadSpans, View::AsyncEvents],
-    };
-    progress.stage(&format!(
-        "partitions: {} blocks, {} MB",
-        blocks.len(),
-        blocks.iter().map(|b| b.payload_size.max(0)).sum::<i64>() / 1_000_000
-    ));
-    let explain = |line: String| {
-        if options.explain {
-            eprintln!("{line}");
-        }
-    };
-    let request = EventsRequest {
-        process_id,
-        streams,
-        blocks,
-        views: &views,
-        concurrency: options.concurrency,
-        explain: &explain,
-    };
-    let events = cache.process_events(lake, &request).await?;
-    let mut by_block: HashMap<uuid::Uuid, Vec<TimedEvent>> = HashMap::new();
-    for row in events.rows {
-        by_block.entry(row.block_id).or_default().push(TimedEvent {
-            ns: clock.event_ns(row.event.ticks),
-            event: row.event,
-        });
     }
-    let threads = streams
-        .iter()
-        .map(|stream| {
-            let decoded = blocks
-                .iter()
-                .filter(|b| b.stream_id == stream.stream_id)
-                .map(|b| DecodedBlock {
-                    begin_ns: clock.relative_ns(b.begin_ticks),
-                    end_ns: clock.relative_ns(b.end_ticks.max(b.begin_ticks)),
-                    events: by_block.remove(&b.block_id).unwrap_or_default(),
-                    block: b.clone(),
-                })
-                .collect();
-            ThreadData {
-                display_name: thread_display_name(stream),
-                chains: chains(decoded),
-            }
-        })
-        .collect();
-    Ok((threads, events.stats))
-}
-
-/// A block's events with times in ns, and its bounds.
-struct DecodedBlock {
-    block: BlockRow,
-    begin_ns: i64,
-    end_ns: i64,
-    events: Vec<TimedEvent>,
-}
-
-/// Splits a stream's blocks into runs without a gap in `object_offset`.
-fn chains(blocks: Vec<DecodedBlock>) -> Vec<Chain> {
-    let mut chains: Vec<Chain> = Vec::new();
-    let mut expected_offset: Option<i64> = None;
-    for block in blocks {
-        let contiguous = expected_offset == Some(block.block.object_offset);
-        expected_offset = Some(block.block.object_offset + block.block.nb_objects as i64);
-        match chains.last_mut() {
-            Some(chain) if contiguous => {
-                chain.end_ns = chain.end_ns.max(block.end_ns);
-                chain.events.extend(block.events);
-            }
-            _ => chains.push(Chain {
-                begin_ns: block.begin_ns,
-                end_ns: block.end_ns,
-                events: block.events,
-            }),
-        }
-    }
-    chains
 }
 
 /// Hashes what passes through.
@@ -335,16 +420,6 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
-}
-
-fn write_to(timeline: &assembly::Timeline, out: impl Write) -> Result<(u64, String)> {
-    let mut writer = HashingWriter {
-        inner: std::io::BufWriter::with_capacity(1 << 20, out),
-        hasher: Sha256::new(),
-    };
-    let bytes = trace::write_trace(timeline, &mut writer).context("cannot write the trace")?;
-    writer.flush().context("cannot write the trace")?;
-    Ok((bytes, hex(&writer.hasher.finalize())))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -388,7 +463,11 @@ fn output_dir(path: &Path) -> Result<PathBuf> {
 
 /// Writes next to the destination under a temporary name, then renames: the destination only
 /// ever holds a complete trace, and a failed or interrupted run leaves nothing behind.
-fn write_file_atomically(timeline: &assembly::Timeline, path: &Path) -> Result<(u64, String)> {
+async fn write_file_atomically(
+    source: &Source<'_>,
+    process_name: &str,
+    path: &Path,
+) -> Result<Written> {
     let dir = output_dir(path)?;
     let temp = cleanup::TempFile::create_in(&dir).map_err(|e| {
         failure(
@@ -396,28 +475,30 @@ fn write_file_atomically(timeline: &assembly::Timeline, path: &Path) -> Result<(
             format!("cannot create a file in {}: {e}", dir.display()),
         )
     })?;
-    let (bytes, sha) = write_to(timeline, temp.file())
-        .and_then(|written| {
-            temp.file()
-                .sync_all()
-                .context("cannot flush the trace to disk")?;
-            Ok(written)
-        })
-        .map_err(|e| {
-            failure(
+    let written = write_tracks(source, process_name, temp.file())
+        .await
+        .map_err(|e| match crate::error::kind_of(&e) {
+            FailureKind::Io => failure(
                 FailureKind::Io,
                 format!(
                     "cannot write {}: {}",
                     path.display(),
                     crate::error::one_line(&e)
                 ),
-            )
+            ),
+            _ => e,
         })?;
+    temp.file().sync_all().map_err(|e| {
+        failure(
+            FailureKind::Io,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
     temp.persist(path).map_err(|e| {
         failure(
             FailureKind::Io,
             format!("cannot move the trace to {}: {e}", path.display()),
         )
     })?;
-    Ok((bytes, sha))
+    Ok(written)
 }

@@ -16,6 +16,7 @@ pub mod export;
 pub mod lake;
 pub mod partitions;
 pub mod progress;
+pub mod symbols;
 #[doc(hidden)]
 pub mod synth;
 pub mod trace;

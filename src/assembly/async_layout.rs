@@ -6,82 +6,78 @@
 //! on a new lane. A span not on its parent's lane gets a flow arrow from the parent.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use super::timeline::{Annotation, AssemblyStats, AsyncTrack, Slice};
-use super::{ThreadData, clip};
-use crate::decode::{EventPhase, EventScope, SpanEvent};
+use super::timeline::{AssemblyStats, AsyncDetail, AsyncTrack, Slice, notes};
+use super::{AsyncEvent, Event, clip};
+use crate::decode::EventPhase;
+use crate::symbols::Sym;
 
-struct AsyncSpan<'a> {
+struct AsyncSpan {
     begin_ns: i64,
     end_ns: i64,
-    event: &'a SpanEvent,
-    began_on: Option<&'a Arc<str>>,
-    ended_on: Option<&'a Arc<str>>,
-    unfinished: bool,
-    clipped_begin: bool,
+    event: Event,
+    began_on: Option<Sym>,
+    ended_on: Option<Sym>,
+    notes: u8,
 }
 
+/// Lays out the async spans of a process; `data` is the `[begin, end]` of all its blocks.
 pub fn async_tracks(
-    threads: &[ThreadData],
+    events: Vec<AsyncEvent>,
+    data: (i64, i64),
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
 ) -> Vec<AsyncTrack> {
-    let spans = pair_spans(threads, stats);
-    let mut spans: Vec<(AsyncSpan, bool, bool)> = spans
+    let mut spans: Vec<AsyncSpan> = pair_spans(events, data, stats)
         .into_iter()
         .filter_map(|mut s| {
             let (begin, end, cut_begin, cut_end) = clip(s.begin_ns, s.end_ns, range)?;
             s.begin_ns = begin;
             s.end_ns = end;
-            Some((s, cut_begin, cut_end))
+            if cut_begin {
+                stats.clipped_begin += 1;
+                s.notes |= notes::BEFORE_RANGE;
+            }
+            if cut_end {
+                stats.clipped_end += 1;
+                s.notes |= notes::AFTER_RANGE;
+            }
+            Some(s)
         })
         .collect();
-    spans.sort_by(|(a, ..), (b, ..)| {
+    spans.sort_by(|a, b| {
         a.begin_ns
             .cmp(&b.begin_ns)
             .then(b.end_ns.cmp(&a.end_ns))
             .then(a.event.span_id.cmp(&b.event.span_id))
             .then(a.event.name.cmp(&b.event.name))
+            .then(a.event.ns.cmp(&b.event.ns))
     });
     stats.async_spans += spans.len() as u64;
-    layout(spans, stats)
+    layout(spans)
 }
 
 /// Pairs begins and ends by span id, in time order over all threads.
-fn pair_spans<'a>(threads: &'a [ThreadData], stats: &mut AssemblyStats) -> Vec<AsyncSpan<'a>> {
-    let mut events: Vec<(i64, usize, usize, &'a SpanEvent)> = Vec::new();
-    let (mut data_begin, mut data_end) = (i64::MAX, i64::MIN);
-    for (thread_index, thread) in threads.iter().enumerate() {
-        for chain in &thread.chains {
-            data_begin = data_begin.min(chain.begin_ns);
-            data_end = data_end.max(chain.end_ns);
-            for e in chain
-                .events
-                .iter()
-                .filter(|e| e.event.scope == EventScope::Async)
-            {
-                events.push((e.ns, thread_index, events.len(), &e.event));
-            }
-        }
-    }
+fn pair_spans(
+    mut events: Vec<AsyncEvent>,
+    (data_begin, data_end): (i64, i64),
+    stats: &mut AssemblyStats,
+) -> Vec<AsyncSpan> {
     // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
-    // begins go first (a zero-length span stays whole), then thread and stream order.
-    events.sort_by_key(|&(ns, thread, seq, e)| (ns, e.phase == EventPhase::End, thread, seq));
-    let mut open: HashMap<u64, AsyncSpan<'a>> = HashMap::new();
-    let mut done: Vec<AsyncSpan<'a>> = Vec::new();
-    for (ns, thread, _, event) in events {
-        let thread_name = Some(&threads[thread].display_name);
+    // begins go first (a zero-length span stays whole), then stream order.
+    events.sort_by_key(|e| (e.event.ns, e.event.phase == EventPhase::End, e.order));
+    let mut open: HashMap<u64, AsyncSpan> = HashMap::new();
+    let mut done: Vec<AsyncSpan> = Vec::with_capacity(events.len() / 2 + 1);
+    for AsyncEvent { event, thread, .. } in events {
         match event.phase {
             EventPhase::Begin => {
                 let span = AsyncSpan {
-                    begin_ns: ns,
-                    end_ns: ns,
+                    begin_ns: event.ns,
+                    end_ns: event.ns,
                     event,
-                    began_on: thread_name,
+                    began_on: Some(thread),
                     ended_on: None,
-                    unfinished: true,
-                    clipped_begin: false,
+                    notes: notes::UNFINISHED,
                 };
                 if let Some(previous) = open.insert(event.span_id, span) {
                     stats.duplicate_span_ids += 1;
@@ -90,28 +86,31 @@ fn pair_spans<'a>(threads: &'a [ThreadData], stats: &mut AssemblyStats) -> Vec<A
             }
             EventPhase::End => match open.remove(&event.span_id) {
                 Some(mut span) => {
-                    span.end_ns = ns;
-                    span.ended_on = thread_name;
-                    span.unfinished = false;
+                    span.end_ns = event.ns;
+                    span.ended_on = Some(thread);
+                    span.notes = 0;
+                    if event.properties != 0 {
+                        span.event.properties = event.properties;
+                    }
                     done.push(span);
                 }
                 None => {
                     stats.clipped_begin += 1;
+                    let begin_ns = data_begin.min(event.ns);
                     done.push(AsyncSpan {
-                        begin_ns: data_begin.min(ns),
-                        end_ns: ns,
+                        begin_ns,
+                        end_ns: event.ns,
                         event,
                         began_on: None,
-                        ended_on: thread_name,
-                        unfinished: false,
-                        clipped_begin: true,
+                        ended_on: Some(thread),
+                        notes: notes::BEGAN_BEFORE_DATA,
                     });
                 }
             },
         }
     }
     done.extend(open.into_values());
-    for span in done.iter_mut().filter(|s| s.unfinished) {
+    for span in done.iter_mut().filter(|s| s.notes & notes::UNFINISHED != 0) {
         stats.unfinished_async += 1;
         span.end_ns = data_end.max(span.begin_ns);
     }
@@ -124,19 +123,35 @@ struct Lane {
     slices: Vec<Slice>,
 }
 
-fn layout(spans: Vec<(AsyncSpan, bool, bool)>, stats: &mut AssemblyStats) -> Vec<AsyncTrack> {
+fn layout(spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
     let mut lanes: Vec<Lane> = Vec::new();
+    // Lanes with nothing open, by index: the first free lane is the smallest.
+    let mut free: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    // Lanes with something open, by the end of their innermost slice: the next to free up.
+    let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
+        std::collections::BinaryHeap::new();
     // span id → (lane, slice index) of the most recent span placed with that id.
     let mut placed: HashMap<u64, (usize, usize)> = HashMap::new();
     let mut next_flow: u64 = 1;
-    for (span, cut_begin, cut_end) in spans {
-        for lane in lanes.iter_mut() {
-            while lane
-                .open
-                .last()
-                .is_some_and(|&(end, _)| end <= span.begin_ns)
-            {
+    for span in spans {
+        // Close what ended by this begin, lane by lane, in order of the innermost ends.
+        while let Some(&std::cmp::Reverse((end, lane_index))) = busy.peek() {
+            if end > span.begin_ns {
+                break;
+            }
+            busy.pop();
+            let lane = &mut lanes[lane_index];
+            if lane.open.last().map(|&(e, _)| e) != Some(end) {
+                continue; // stale entry: the lane changed since
+            }
+            while lane.open.last().is_some_and(|&(e, _)| e <= span.begin_ns) {
                 lane.open.pop();
+            }
+            match lane.open.last() {
+                Some(&(e, _)) => busy.push(std::cmp::Reverse((e, lane_index))),
+                None => {
+                    free.insert(lane_index);
+                }
             }
         }
         let parent = (span.event.parent_span_id != 0)
@@ -150,8 +165,8 @@ fn layout(spans: Vec<(AsyncSpan, bool, bool)>, stats: &mut AssemblyStats) -> Vec
         });
         let lane_index = match on_parent_lane {
             Some((lane, _)) => lane,
-            None => match lanes.iter().position(|l| l.open.is_empty()) {
-                Some(free) => free,
+            None => match free.pop_first() {
+                Some(lane) => lane,
                 None => {
                     lanes.push(Lane {
                         open: Vec::new(),
@@ -161,16 +176,21 @@ fn layout(spans: Vec<(AsyncSpan, bool, bool)>, stats: &mut AssemblyStats) -> Vec
                 }
             },
         };
-        let mut slice = async_slice(&span, cut_begin, cut_end, stats);
+        let mut slice = async_slice(&span);
         if let (Some((parent_lane, parent_slice)), None) = (parent, on_parent_lane) {
             let flow = next_flow;
             next_flow += 1;
-            lanes[parent_lane].slices[parent_slice].flows_out.push(flow);
-            slice.flow_in = Some(flow);
+            if let Some(detail) = lanes[parent_lane].slices[parent_slice].detail.as_mut() {
+                detail.flows_out.push(flow);
+            }
+            if let Some(detail) = slice.detail.as_mut() {
+                detail.flow_in = Some(flow);
+            }
         }
         let lane = &mut lanes[lane_index];
         lane.slices.push(slice);
         lane.open.push((span.end_ns, lane.slices.len() - 1));
+        busy.push(std::cmp::Reverse((span.end_ns, lane_index)));
         placed.insert(span.event.span_id, (lane_index, lane.slices.len() - 1));
     }
     lanes
@@ -183,65 +203,25 @@ fn layout(spans: Vec<(AsyncSpan, bool, bool)>, stats: &mut AssemblyStats) -> Vec
         .collect()
 }
 
-fn async_slice(
-    span: &AsyncSpan,
-    cut_begin: bool,
-    cut_end: bool,
-    stats: &mut AssemblyStats,
-) -> Slice {
-    let e = span.event;
-    let mut annotations = vec![
-        Annotation::uint("span_id", e.span_id),
-        Annotation::uint("parent_span_id", e.parent_span_id),
-        Annotation::uint("depth", e.depth as u64),
-    ];
-    if let Some(thread) = span.began_on {
-        annotations.push(Annotation::text("began on", thread.clone()));
-    }
-    if let Some(thread) = span.ended_on {
-        annotations.push(Annotation::text("ended on", thread.clone()));
-    }
-    if span.unfinished {
-        annotations.push(Annotation::text(
-            "unfinished",
-            "never ended (future dropped or still running): drawn to the end of the data",
-        ));
-    }
-    if span.clipped_begin {
-        annotations.push(Annotation::text(
-            "clipped",
-            "began before the data: drawn from the start of the data",
-        ));
-    }
-    if cut_begin {
-        stats.clipped_begin += 1;
-        annotations.push(Annotation::text(
-            "clipped",
-            "began before the range: drawn from its start",
-        ));
-    }
-    if cut_end {
-        stats.clipped_end += 1;
-        annotations.push(Annotation::text(
-            "clipped",
-            "ended after the range: drawn to its end",
-        ));
-    }
-    for (key, value) in &e.properties {
-        annotations.push(Annotation {
-            name: key.clone(),
-            value: super::timeline::AnnotationValue::Text(value.clone()),
-        });
-    }
+fn async_slice(span: &AsyncSpan) -> Slice {
+    let e = &span.event;
     Slice {
         begin_ns: span.begin_ns,
         end_ns: span.end_ns,
-        name: e.name.clone(),
-        target: e.target.clone(),
-        file: e.file.clone(),
+        name: e.name,
+        target: e.target,
+        file: e.file,
         line: e.line,
-        annotations,
-        flows_out: Vec::new(),
-        flow_in: None,
+        properties: e.properties,
+        notes: span.notes,
+        detail: Some(Box::new(AsyncDetail {
+            span_id: e.span_id,
+            parent_span_id: e.parent_span_id,
+            depth: e.depth,
+            began_on: span.began_on,
+            ended_on: span.ended_on,
+            flows_out: Vec::new(),
+            flow_in: None,
+        })),
     }
 }

@@ -1,23 +1,36 @@
-//! Span assembly: paired, clipped, laid-out spans of one process as a [`Timeline`].
+//! Span assembly: paired, clipped, laid-out spans of one process.
 //!
 //! Thread spans pair as a call stack per stream, across blocks and partitions, and are cut
 //! only where the stream itself has a gap. Async spans pair by `span_id` across all threads,
 //! then are laid out on as few strictly nested tracks as a deterministic greedy rule allows.
+//! Exports feed one thread at a time ([`thread_track`]) and then the async events
+//! ([`async_tracks`]); [`assemble`] does the whole process at once.
 
 mod async_layout;
 mod threads;
 pub mod timeline;
 
-use std::sync::Arc;
-
-use crate::decode::SpanEvent;
+use crate::decode::{EventPhase, EventScope};
+use crate::symbols::Sym;
+pub use async_layout::async_tracks;
+pub use threads::thread_track;
 pub use timeline::{AssemblyStats, Timeline};
 
-/// A span event with its time in Unix nanoseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimedEvent {
+/// A span event with its time in Unix nanoseconds and its strings interned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Event {
     pub ns: i64,
-    pub event: SpanEvent,
+    pub scope: EventScope,
+    pub phase: EventPhase,
+    pub name: Sym,
+    pub target: Sym,
+    pub file: Sym,
+    pub line: u32,
+    pub span_id: u64,
+    pub parent_span_id: u64,
+    pub depth: u32,
+    /// JSON of a tagged end's properties, or the empty string.
+    pub properties: Sym,
 }
 
 /// A run of blocks of one stream with no gap in `object_offset`.
@@ -25,15 +38,23 @@ pub struct TimedEvent {
 pub struct Chain {
     pub begin_ns: i64,
     pub end_ns: i64,
-    pub events: Vec<TimedEvent>,
+    pub events: Vec<Event>,
 }
 
 /// One thread stream's data, in stream order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadData {
     /// Shown on the track and in async span annotations.
-    pub display_name: Arc<str>,
+    pub display_name: Sym,
     pub chains: Vec<Chain>,
+}
+
+/// An async event and the thread that wrote it; `order` is its place in stream order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsyncEvent {
+    pub event: Event,
+    pub thread: Sym,
+    pub order: u64,
 }
 
 /// Which spans to assemble, over which time range.
@@ -45,7 +66,11 @@ pub struct AssemblyOptions {
     pub range: Option<(i64, i64)>,
 }
 
-/// Builds the timeline of a process from its threads' data (in a stable order).
+/// The first tid of thread tracks (pid is 1).
+pub const FIRST_TID: i32 = 2;
+
+/// Builds the timeline of a process from its threads' data (in a stable order); async events
+/// are taken from the same chains.
 pub fn assemble(
     process_name: String,
     threads: &[ThreadData],
@@ -58,10 +83,30 @@ pub fn assemble(
         ..Default::default()
     };
     if options.thread_spans {
-        timeline.threads = threads::thread_tracks(threads, options.range, &mut stats);
+        for thread in threads {
+            let tid = FIRST_TID + timeline.threads.len() as i32;
+            timeline
+                .threads
+                .extend(thread_track(thread, tid, options.range, &mut stats));
+        }
     }
     if options.async_spans {
-        timeline.async_tracks = async_layout::async_tracks(threads, options.range, &mut stats);
+        let mut events = Vec::new();
+        let (mut begin, mut end) = (i64::MAX, i64::MIN);
+        for thread in threads {
+            for chain in &thread.chains {
+                begin = begin.min(chain.begin_ns);
+                end = end.max(chain.end_ns);
+                for e in chain.events.iter().filter(|e| e.scope == EventScope::Async) {
+                    events.push(AsyncEvent {
+                        event: *e,
+                        thread: thread.display_name,
+                        order: events.len() as u64,
+                    });
+                }
+            }
+        }
+        timeline.async_tracks = async_tracks(events, (begin, end), options.range, &mut stats);
     }
     timeline.stats = stats;
     timeline

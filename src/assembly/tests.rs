@@ -1,55 +1,63 @@
 //! Pairing, clipping and layout rules, on hand-made event sequences.
 
-use std::sync::Arc;
+use std::cell::RefCell;
 
-use super::timeline::{AnnotationValue, Slice, Timeline};
+use super::timeline::{Slice, Timeline, notes};
 use super::*;
-use crate::decode::{EventPhase, EventScope, SpanEvent};
+use crate::decode::{EventPhase, EventScope};
+use crate::symbols::{Sym, Symbols};
 
-fn event(scope: EventScope, phase: EventPhase, name: &str, span_id: u64, parent: u64) -> SpanEvent {
-    SpanEvent {
+thread_local! {
+    static SYMBOLS: RefCell<Symbols> = RefCell::new(Symbols::new());
+}
+
+fn sym(text: &str) -> Sym {
+    SYMBOLS.with(|s| s.borrow_mut().intern(text))
+}
+
+fn text(sym: Sym) -> String {
+    SYMBOLS.with(|s| s.borrow().get(sym).to_string())
+}
+
+fn event(
+    ns: i64,
+    scope: EventScope,
+    phase: EventPhase,
+    name: &str,
+    span_id: u64,
+    parent: u64,
+) -> Event {
+    Event {
+        ns,
         scope,
         phase,
-        ticks: 0,
-        name: Arc::from(name),
-        target: Arc::from("test"),
-        file: Arc::from("test.rs"),
+        name: sym(name),
+        target: sym("test"),
+        file: sym("test.rs"),
         line: 1,
         span_id,
         parent_span_id: parent,
         depth: 0,
-        properties: Vec::new(),
+        properties: 0,
     }
 }
 
-fn begin(ns: i64, name: &str) -> TimedEvent {
-    TimedEvent {
-        ns,
-        event: event(EventScope::Thread, EventPhase::Begin, name, 0, 0),
-    }
+fn begin(ns: i64, name: &str) -> Event {
+    event(ns, EventScope::Thread, EventPhase::Begin, name, 0, 0)
 }
-fn end(ns: i64, name: &str) -> TimedEvent {
-    TimedEvent {
-        ns,
-        event: event(EventScope::Thread, EventPhase::End, name, 0, 0),
-    }
+fn end(ns: i64, name: &str) -> Event {
+    event(ns, EventScope::Thread, EventPhase::End, name, 0, 0)
 }
-fn abegin(ns: i64, name: &str, id: u64, parent: u64) -> TimedEvent {
-    TimedEvent {
-        ns,
-        event: event(EventScope::Async, EventPhase::Begin, name, id, parent),
-    }
+fn abegin(ns: i64, name: &str, id: u64, parent: u64) -> Event {
+    event(ns, EventScope::Async, EventPhase::Begin, name, id, parent)
 }
-fn aend(ns: i64, name: &str, id: u64, parent: u64) -> TimedEvent {
-    TimedEvent {
-        ns,
-        event: event(EventScope::Async, EventPhase::End, name, id, parent),
-    }
+fn aend(ns: i64, name: &str, id: u64, parent: u64) -> Event {
+    event(ns, EventScope::Async, EventPhase::End, name, id, parent)
 }
 
-fn thread(name: &str, chains: Vec<(i64, i64, Vec<TimedEvent>)>) -> ThreadData {
+fn thread(name: &str, chains: Vec<(i64, i64, Vec<Event>)>) -> ThreadData {
     ThreadData {
-        display_name: Arc::from(name),
+        display_name: sym(name),
         chains: chains
             .into_iter()
             .map(|(b, e, events)| Chain {
@@ -72,29 +80,36 @@ fn both() -> AssemblyOptions {
 fn spans(slices: &[Slice]) -> Vec<(String, i64, i64)> {
     let mut v: Vec<_> = slices
         .iter()
-        .map(|s| (s.name.to_string(), s.begin_ns, s.end_ns))
+        .map(|s| (text(s.name), s.begin_ns, s.end_ns))
         .collect();
     v.sort();
     v
 }
 
+/// The argument `key` of a slice as the trace shows it.
 fn note(slice: &Slice, key: &str) -> Option<String> {
-    slice
-        .annotations
+    if let Some(detail) = &slice.detail {
+        match key {
+            "began on" => return detail.began_on.map(text),
+            "ended on" => return detail.ended_on.map(text),
+            _ => {}
+        }
+    }
+    notes::ALL
         .iter()
-        .find(|a| &*a.name == key)
-        .map(|a| match &a.value {
-            AnnotationValue::Text(t) => t.to_string(),
-            AnnotationValue::Int(i) => i.to_string(),
-            AnnotationValue::Uint(u) => u.to_string(),
-        })
+        .find(|(flag, name, _)| slice.notes & flag != 0 && *name == key)
+        .map(|(_, _, t)| t.to_string())
 }
 
 fn find<'a>(slices: &'a [Slice], name: &str) -> &'a Slice {
     slices
         .iter()
-        .find(|s| &*s.name == name)
+        .find(|s| text(s.name) == name)
         .unwrap_or_else(|| panic!("no slice {name}"))
+}
+
+fn detail(slice: &Slice) -> &timeline::AsyncDetail {
+    slice.detail.as_ref().expect("an async slice")
 }
 
 /// Every track of the timeline nests strictly: sorted by begin, each slice ends before the
@@ -330,9 +345,11 @@ fn a_child_nests_on_its_parents_track_and_overlapping_siblings_get_their_own_wit
         vec![("child a".into(), 20, 50), ("parent".into(), 10, 90)]
     );
     assert_eq!(spans(lane1), vec![("child b".into(), 25, 60)]);
-    let flow = lane1[0].flow_in.expect("child b is linked to its parent");
-    assert!(find(lane0, "parent").flows_out.contains(&flow));
-    assert!(find(lane0, "child a").flow_in.is_none());
+    let flow = detail(&lane1[0])
+        .flow_in
+        .expect("child b is linked to its parent");
+    assert!(detail(find(lane0, "parent")).flows_out.contains(&flow));
+    assert!(detail(find(lane0, "child a")).flow_in.is_none());
     assert_strictly_nested(&timeline);
 }
 
@@ -447,10 +464,10 @@ fn a_parent_and_child_with_equal_bounds_keep_their_order() {
         )],
     );
     let timeline = assemble("p".into(), &[t], &both());
-    let names: Vec<&str> = timeline.threads[0]
+    let names: Vec<String> = timeline.threads[0]
         .slices
         .iter()
-        .map(|s| &*s.name)
+        .map(|s| text(s.name))
         .collect();
     assert_eq!(
         names,
@@ -462,10 +479,10 @@ fn a_parent_and_child_with_equal_bounds_keep_their_order() {
         vec![(0, 100, vec![end(20, "inner"), end(20, "outer")])],
     );
     let timeline = assemble("p".into(), &[clipped], &both());
-    let names: Vec<&str> = timeline.threads[0]
+    let names: Vec<String> = timeline.threads[0]
         .slices
         .iter()
-        .map(|s| &*s.name)
+        .map(|s| text(s.name))
         .collect();
     assert_eq!(names, vec!["outer", "inner"]);
 }

@@ -1,46 +1,42 @@
 //! Thread tracks: per stream, begin/end events nest like a call stack.
 
-use std::sync::Arc;
+use super::timeline::{AssemblyStats, Notes, Slice, ThreadTrack, notes};
+use super::{Chain, Event, ThreadData, clip};
+use crate::decode::{EventPhase, EventScope};
 
-use super::timeline::{Annotation, AssemblyStats, Slice, ThreadTrack};
-use super::{Chain, ThreadData, TimedEvent, clip};
-use crate::decode::{EventPhase, EventScope, SpanEvent};
-
-pub fn thread_tracks(
-    threads: &[ThreadData],
+/// The track of one thread, or `None` when it has no span in the range.
+pub fn thread_track(
+    thread: &ThreadData,
+    tid: i32,
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
-) -> Vec<ThreadTrack> {
-    let mut tracks = Vec::new();
-    for thread in threads {
-        let mut slices = Vec::new();
-        let last_chain = thread.chains.len().saturating_sub(1);
-        for (index, chain) in thread.chains.iter().enumerate() {
-            pair_chain(chain, index, index == last_chain, &mut slices, stats);
-        }
-        // Outer spans first: with equal bounds (same-time or clipped spans), the writer keeps
-        // this order, so a parent is never drawn inside its child.
-        slices.sort_by_key(|(order, _)| *order);
-        let slices: Vec<Slice> = slices
-            .into_iter()
-            .filter_map(|(_, s)| clip_slice(s, range, stats))
-            .collect();
-        if slices.is_empty() {
-            continue;
-        }
-        stats.thread_spans += slices.len() as u64;
-        tracks.push(ThreadTrack {
-            tid: tracks.len() as i32 + 2,
-            name: thread.display_name.to_string(),
-            slices,
-        });
+) -> Option<ThreadTrack> {
+    let mut slices = Vec::new();
+    let last_chain = thread.chains.len().saturating_sub(1);
+    for (index, chain) in thread.chains.iter().enumerate() {
+        pair_chain(chain, index, index == last_chain, &mut slices, stats);
     }
-    tracks
+    // Outer spans first: with equal bounds (same-time or clipped spans), the writer keeps
+    // this order, so a parent is never drawn inside its child.
+    slices.sort_by_key(|(order, _)| *order);
+    let slices: Vec<Slice> = slices
+        .into_iter()
+        .filter_map(|(_, s)| clip_slice(s, range, stats))
+        .collect();
+    if slices.is_empty() {
+        return None;
+    }
+    stats.thread_spans += slices.len() as u64;
+    Some(ThreadTrack {
+        tid,
+        name: thread.display_name,
+        slices,
+    })
 }
 
 struct Open<'a> {
     begin_ns: i64,
-    event: &'a SpanEvent,
+    event: &'a Event,
     order: Order,
 }
 
@@ -49,7 +45,7 @@ struct Open<'a> {
 /// since each one that ends later encloses those that ended before it.
 type Order = (usize, i64);
 
-fn same_span(a: &SpanEvent, b: &SpanEvent) -> bool {
+fn same_span(a: &Event, b: &Event) -> bool {
     a.name == b.name && a.line == b.line && a.file == b.file && a.target == b.target
 }
 
@@ -65,12 +61,12 @@ fn pair_chain(
     // Times never go back within a stream: a clock step backwards is pinned to the last time,
     // which keeps the pairs strictly nested.
     let mut now = chain.begin_ns;
-    for TimedEvent { ns, event } in chain
+    for event in chain
         .events
         .iter()
-        .filter(|e| e.event.scope == EventScope::Thread)
+        .filter(|e| e.scope == EventScope::Thread)
     {
-        now = now.max(*ns);
+        now = now.max(event.ns);
         match event.phase {
             EventPhase::Begin => {
                 begun += 1;
@@ -85,30 +81,22 @@ fn pair_chain(
                     while stack.len() > position + 1 {
                         let inner = stack.pop().expect("above position");
                         stats.closed_with_parent += 1;
-                        let note = "no end of its own: closed with its parent";
-                        let slice = make_slice(
-                            inner.begin_ns,
-                            now,
-                            inner.event,
-                            vec![Annotation::text("clipped", note)],
-                        );
-                        slices.push((inner.order, slice));
+                        slices.push((
+                            inner.order,
+                            make_slice(inner.begin_ns, now, inner.event, notes::CLOSED_WITH_PARENT),
+                        ));
                     }
                     let open = stack.pop().expect("at position");
-                    slices.push((
-                        open.order,
-                        make_slice(open.begin_ns, now, open.event, Vec::new()),
-                    ));
+                    slices.push((open.order, make_slice(open.begin_ns, now, open.event, 0)));
                 }
                 None if stack.is_empty() => {
                     stats.clipped_begin += 1;
                     clipped -= 1;
-                    let note = "began before the data: drawn from the start of the data";
                     let slice = make_slice(
                         chain.begin_ns.min(now),
                         now,
                         event,
-                        vec![Annotation::text("clipped", note)],
+                        notes::BEGAN_BEFORE_DATA,
                     );
                     slices.push(((chain_index, clipped), slice));
                 }
@@ -118,9 +106,9 @@ fn pair_chain(
     }
     let end = chain.end_ns.max(now);
     let note = if is_last {
-        "did not end in the data: drawn to the end of the data"
+        notes::DID_NOT_END
     } else {
-        "cut at a gap in the stream (missing block)"
+        notes::CUT_AT_GAP
     };
     while let Some(open) = stack.pop() {
         if is_last {
@@ -128,38 +116,21 @@ fn pair_chain(
         } else {
             stats.cut_at_gap += 1;
         }
-        let slice = make_slice(
-            open.begin_ns,
-            end,
-            open.event,
-            vec![Annotation::text("clipped", note)],
-        );
-        slices.push((open.order, slice));
+        slices.push((open.order, make_slice(open.begin_ns, end, open.event, note)));
     }
 }
 
-fn make_slice(
-    begin_ns: i64,
-    end_ns: i64,
-    event: &SpanEvent,
-    mut annotations: Vec<Annotation>,
-) -> Slice {
-    for (key, value) in &event.properties {
-        annotations.push(Annotation {
-            name: key.clone(),
-            value: super::timeline::AnnotationValue::Text(value.clone()),
-        });
-    }
+fn make_slice(begin_ns: i64, end_ns: i64, event: &Event, notes: Notes) -> Slice {
     Slice {
         begin_ns,
         end_ns,
-        name: event.name.clone(),
-        target: event.target.clone(),
-        file: event.file.clone(),
+        name: event.name,
+        target: event.target,
+        file: event.file,
         line: event.line,
-        annotations,
-        flows_out: Vec::new(),
-        flow_in: None,
+        properties: event.properties,
+        notes,
+        detail: None,
     }
 }
 
@@ -173,17 +144,11 @@ fn clip_slice(
     slice.end_ns = end;
     if cut_begin {
         stats.clipped_begin += 1;
-        slice.annotations.push(Annotation::text(
-            "clipped",
-            Arc::<str>::from("began before the range: drawn from its start"),
-        ));
+        slice.notes |= notes::BEFORE_RANGE;
     }
     if cut_end {
         stats.clipped_end += 1;
-        slice.annotations.push(Annotation::text(
-            "clipped",
-            Arc::<str>::from("ended after the range: drawn to its end"),
-        ));
+        slice.notes |= notes::AFTER_RANGE;
     }
     Some(slice)
 }

@@ -1,8 +1,11 @@
-//! Partition files: span event rows as Parquet, one file per partition.
+//! Partition files: span event rows as Parquet, one file per partition. Strings are
+//! dictionary-encoded, so reading maps each distinct string once per batch, not once per row.
 
 use anyhow::{Context, Result, bail};
+use arrow_array::types::Int32Type;
 use arrow_array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt8Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray, UInt8Array,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
@@ -14,7 +17,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::assembly::Event;
+use crate::clock::Clock;
 use crate::decode::{EventPhase, EventScope, SpanEvent};
+use crate::symbols::{Sym, Symbols};
 
 /// One stored event: where it comes from, and the event with its raw ticks (times are converted
 /// at export, since the tick frequency may depend on all of the process's blocks).
@@ -27,32 +33,98 @@ pub struct EventRow {
     pub event: SpanEvent,
 }
 
+fn dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
-        Field::new("stream_id", DataType::Utf8, false),
-        Field::new("block_id", DataType::Utf8, false),
+        Field::new("stream_id", dictionary(), false),
+        Field::new("block_id", dictionary(), false),
         Field::new("index", DataType::UInt32, false),
         Field::new("scope", DataType::UInt8, false),
         Field::new("phase", DataType::UInt8, false),
         Field::new("ticks", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("target", DataType::Utf8, false),
-        Field::new("file", DataType::Utf8, false),
+        Field::new("name", dictionary(), false),
+        Field::new("target", dictionary(), false),
+        Field::new("file", dictionary(), false),
         Field::new("line", DataType::UInt32, false),
         Field::new("span_id", DataType::UInt64, false),
         Field::new("parent_span_id", DataType::UInt64, false),
         Field::new("depth", DataType::UInt32, false),
-        Field::new("properties", DataType::Utf8, false),
+        Field::new("properties", dictionary(), false),
     ]))
 }
 
+/// Builds a dictionary column; equal `Arc`s (the decoder shares them) skip the string hash.
+#[derive(Default)]
+struct DictionaryColumn {
+    by_pointer: HashMap<(usize, usize), i32>,
+    by_text: HashMap<String, i32>,
+    values: Vec<String>,
+    keys: Vec<i32>,
+}
+
+impl DictionaryColumn {
+    fn push_arc(&mut self, text: &Arc<str>) {
+        let pointer = (Arc::as_ptr(text) as *const u8 as usize, text.len());
+        let key = match self.by_pointer.get(&pointer) {
+            Some(&key) => key,
+            None => {
+                let key = self.key_of(text);
+                self.by_pointer.insert(pointer, key);
+                key
+            }
+        };
+        self.keys.push(key);
+    }
+
+    fn push_text(&mut self, text: &str) {
+        let key = self.key_of(text);
+        self.keys.push(key);
+    }
+
+    fn key_of(&mut self, text: &str) -> i32 {
+        if let Some(&key) = self.by_text.get(text) {
+            return key;
+        }
+        let key = self.values.len() as i32;
+        self.values.push(text.to_string());
+        self.by_text.insert(text.to_string(), key);
+        key
+    }
+
+    fn finish(self) -> ArrayRef {
+        let keys = Int32Array::from(self.keys);
+        let values = Arc::new(StringArray::from(self.values));
+        Arc::new(
+            DictionaryArray::<Int32Type>::try_new(keys, values).expect("keys index the values"),
+        )
+    }
+}
+
 pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
-    let strings = |f: &dyn Fn(&EventRow) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
+    let mut streams = DictionaryColumn::default();
+    let mut blocks = DictionaryColumn::default();
+    let (mut names, mut targets, mut files, mut properties) = (
+        DictionaryColumn::default(),
+        DictionaryColumn::default(),
+        DictionaryColumn::default(),
+        DictionaryColumn::default(),
+    );
+    let mut uuids: HashMap<Uuid, String> = HashMap::new();
+    for row in rows {
+        let mut text = |u: Uuid| uuids.entry(u).or_insert_with(|| u.to_string()).clone();
+        streams.push_text(&text(row.stream_id));
+        blocks.push_text(&text(row.block_id));
+        names.push_arc(&row.event.name);
+        targets.push_arc(&row.event.target);
+        files.push_arc(&row.event.file);
+        properties.push_text(&properties_text(&row.event.properties));
+    }
     let columns: Vec<ArrayRef> = vec![
-        strings(&|r| r.stream_id.to_string()),
-        strings(&|r| r.block_id.to_string()),
+        streams.finish(),
+        blocks.finish(),
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
         Arc::new(UInt8Array::from_iter_values(
             rows.iter()
@@ -65,9 +137,9 @@ pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| r.event.ticks),
         )),
-        strings(&|r| r.event.name.to_string()),
-        strings(&|r| r.event.target.to_string()),
-        strings(&|r| r.event.file.to_string()),
+        names.finish(),
+        targets.finish(),
+        files.finish(),
         Arc::new(UInt32Array::from_iter_values(
             rows.iter().map(|r| r.event.line),
         )),
@@ -80,7 +152,7 @@ pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
         Arc::new(UInt32Array::from_iter_values(
             rows.iter().map(|r| r.event.depth),
         )),
-        strings(&|r| properties_text(&r.event.properties)),
+        properties.finish(),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
     let props = WriterProperties::builder()
@@ -93,6 +165,7 @@ pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
     Ok(Bytes::from(buffer))
 }
 
+/// `[["key","value"],...]`, or the empty string without properties.
 fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
     if properties.is_empty() {
         return String::new();
@@ -101,79 +174,92 @@ fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
     serde_json::to_string(&pairs).expect("strings serialize")
 }
 
-/// Shares equal strings between rows of one file.
-#[derive(Default)]
-struct Interner(HashMap<String, Arc<str>>);
-
-impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.0.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        self.0.insert(s.to_string(), a.clone());
-        a
-    }
+/// A decoded row: its place in stream order, the stream it came from, and the event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredEvent {
+    /// `(position of its block in the process's block list) << 32 | index in the block`.
+    pub order: u64,
+    pub stream: Uuid,
+    pub event: Event,
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
     batch
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
-        .with_context(|| format!("partition file lacks column {name}"))
+        .with_context(|| format!("partition file lacks column {name} of the expected type"))
 }
 
-pub fn decode(data: Bytes) -> Result<Vec<EventRow>> {
+/// A dictionary column's keys, and its values mapped through `map` once each.
+fn dictionary_column<'a, T>(
+    batch: &'a RecordBatch,
+    name: &str,
+    mut map: impl FnMut(&str) -> Result<T>,
+) -> Result<(&'a Int32Array, Vec<T>)> {
+    let dictionary = column::<DictionaryArray<Int32Type>>(batch, name)?;
+    let values = dictionary
+        .values()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .with_context(|| format!("partition column {name} is not text"))?;
+    let mapped = (0..values.len())
+        .map(|i| map(values.value(i)))
+        .collect::<Result<Vec<T>>>()?;
+    if dictionary.keys().null_count() > 0
+        || dictionary
+            .keys()
+            .values()
+            .iter()
+            .any(|&k| k < 0 || k as usize >= mapped.len())
+    {
+        bail!("partition column {name} has bad keys");
+    }
+    Ok((dictionary.keys(), mapped))
+}
+
+/// Reads a partition file into events with times in ns and strings interned in `symbols`.
+/// `block_position` gives each block's place in stream order (blocks it lacks are skipped:
+/// they are not part of this export).
+pub fn decode(
+    data: Bytes,
+    symbols: &mut Symbols,
+    block_position: &HashMap<Uuid, u32>,
+    clock: &Clock,
+) -> Result<Vec<StoredEvent>> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(data)?
         .with_batch_size(64 * 1024)
         .build()?;
-    let mut rows = Vec::new();
-    let mut interner = Interner::default();
-    let mut uuids: HashMap<String, Uuid> = HashMap::new();
+    let mut out = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let stream_id = column::<StringArray>(&batch, "stream_id")?;
-        let block_id = column::<StringArray>(&batch, "block_id")?;
+        let parse_uuid = |s: &str| Uuid::parse_str(s).context("partition file holds a bad UUID");
+        let (stream_keys, streams) = dictionary_column(&batch, "stream_id", parse_uuid)?;
+        let (block_keys, blocks) = dictionary_column(&batch, "block_id", |s| {
+            Ok(block_position.get(&parse_uuid(s)?).copied())
+        })?;
+        let mut intern = |s: &str| -> Result<Sym> { Ok(symbols.intern(s)) };
+        let (name_keys, names) = dictionary_column(&batch, "name", &mut intern)?;
+        let (target_keys, targets) = dictionary_column(&batch, "target", &mut intern)?;
+        let (file_keys, files) = dictionary_column(&batch, "file", &mut intern)?;
+        let (property_keys, properties) = dictionary_column(&batch, "properties", &mut intern)?;
         let index = column::<UInt32Array>(&batch, "index")?;
         let scope = column::<UInt8Array>(&batch, "scope")?;
         let phase = column::<UInt8Array>(&batch, "phase")?;
         let ticks = column::<Int64Array>(&batch, "ticks")?;
-        let name = column::<StringArray>(&batch, "name")?;
-        let target = column::<StringArray>(&batch, "target")?;
-        let file = column::<StringArray>(&batch, "file")?;
         let line = column::<UInt32Array>(&batch, "line")?;
         let span_id = column::<UInt64Array>(&batch, "span_id")?;
         let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?;
         let depth = column::<UInt32Array>(&batch, "depth")?;
-        let properties = column::<StringArray>(&batch, "properties")?;
-        if stream_id.null_count() + block_id.null_count() + name.null_count() > 0 {
-            bail!("partition file holds NULLs");
-        }
-        let mut uuid_of = |s: &str| -> Result<Uuid> {
-            if let Some(u) = uuids.get(s) {
-                return Ok(*u);
-            }
-            let u = Uuid::parse_str(s).context("partition file holds a bad UUID")?;
-            uuids.insert(s.to_string(), u);
-            Ok(u)
-        };
+        out.reserve(batch.num_rows());
         for i in 0..batch.num_rows() {
-            let props_text = properties.value(i);
-            let props = if props_text.is_empty() {
-                Vec::new()
-            } else {
-                let pairs: Vec<(String, String)> = serde_json::from_str(props_text)
-                    .context("partition file holds bad properties")?;
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| (interner.get(&k), interner.get(&v)))
-                    .collect()
+            let Some(block) = blocks[block_keys.value(i) as usize] else {
+                continue;
             };
-            rows.push(EventRow {
-                stream_id: uuid_of(stream_id.value(i))?,
-                block_id: uuid_of(block_id.value(i))?,
-                index: index.value(i),
-                event: SpanEvent {
+            out.push(StoredEvent {
+                order: (block as u64) << 32 | index.value(i) as u64,
+                stream: streams[stream_keys.value(i) as usize],
+                event: Event {
+                    ns: clock.event_ns(ticks.value(i)),
                     scope: if scope.value(i) == 1 {
                         EventScope::Async
                     } else {
@@ -184,20 +270,19 @@ pub fn decode(data: Bytes) -> Result<Vec<EventRow>> {
                     } else {
                         EventPhase::Begin
                     },
-                    ticks: ticks.value(i),
-                    name: interner.get(name.value(i)),
-                    target: interner.get(target.value(i)),
-                    file: interner.get(file.value(i)),
+                    name: names[name_keys.value(i) as usize],
+                    target: targets[target_keys.value(i) as usize],
+                    file: files[file_keys.value(i) as usize],
                     line: line.value(i),
                     span_id: span_id.value(i),
                     parent_span_id: parent_span_id.value(i),
                     depth: depth.value(i),
-                    properties: props,
+                    properties: properties[property_keys.value(i) as usize],
                 },
             });
         }
     }
-    Ok(rows)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -209,7 +294,7 @@ mod tests {
         let event = |scope, phase, name: &str, props: Vec<(Arc<str>, Arc<str>)>| SpanEvent {
             scope,
             phase,
-            ticks: -5,
+            ticks: 5,
             name: Arc::from(name),
             target: Arc::from("t"),
             file: Arc::from("f.rs"),
@@ -238,6 +323,43 @@ mod tests {
                 ),
             },
         ];
-        assert_eq!(decode(encode(&rows).unwrap()).unwrap(), rows);
+        let mut symbols = Symbols::new();
+        let positions = HashMap::from([(Uuid::from_u128(2), 0u32), (Uuid::from_u128(3), 1u32)]);
+        let process = crate::lake::rows::ProcessRow {
+            process_id: Uuid::from_u128(9),
+            exe: String::new(),
+            username: String::new(),
+            realname: String::new(),
+            computer: String::new(),
+            distro: String::new(),
+            cpu_brand: String::new(),
+            tsc_frequency: 1_000_000_000,
+            start_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            start_ticks: 0,
+            insert_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            parent_process_id: None,
+            properties: vec![],
+        };
+        let clock = Clock::for_process(&process, (None, None)).unwrap();
+        let decoded = decode(encode(&rows).unwrap(), &mut symbols, &positions, &clock).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[1].order, 1 << 32 | 9);
+        assert_eq!(decoded[1].stream, Uuid::from_u128(1));
+        let e = decoded[1].event;
+        assert_eq!(
+            (
+                e.scope,
+                e.phase,
+                e.ns,
+                e.line,
+                e.span_id,
+                e.parent_span_id,
+                e.depth
+            ),
+            (EventScope::Async, EventPhase::End, 5, 3, u64::MAX, 7, 2)
+        );
+        assert_eq!(symbols.get(e.name), "b\"é");
+        assert_eq!(symbols.get(e.properties), r#"[["k","v\n"]]"#);
+        assert_eq!(symbols.get(decoded[0].event.properties), "");
     }
 }

@@ -5,8 +5,8 @@
 //! insert-time bucket. A partition is reused when a live catalog row has its very insert range
 //! (bounds compared for equality, so an equal range is a match, never a miss) with the same
 //! fingerprint of the exact block set and the same format version; anything else is rebuilt
-//! under a per-process build lock, then swapped in atomically. Spans are paired later, at assembly, so a partition boundary
-//! never cuts a span.
+//! under a per-process build lock, then swapped in atomically. Spans are paired later, at
+//! assembly, so a partition boundary never cuts a span.
 
 mod build;
 pub mod catalog;
@@ -14,15 +14,18 @@ mod files;
 pub mod plan;
 
 use anyhow::{Context, Result};
-use std::collections::HashMap;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
+use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
-pub use files::EventRow;
+pub use files::{EventRow, StoredEvent};
 use plan::{FORMAT_VERSION, Planned, View};
 
 /// One hour of insert time per partition, as Micromegas cuts its own.
@@ -59,10 +62,20 @@ pub struct PartitionStats {
     pub payload_bytes: u64,
 }
 
-/// The rows of all partitions of an export, in stream, block and event order.
-pub struct ProcessEvents {
-    pub rows: Vec<EventRow>,
+/// The current partition files of an export, per view instance, in insert-time order.
+pub struct Prepared {
+    files: BTreeMap<(View, Uuid), Vec<String>>,
     pub stats: PartitionStats,
+}
+
+impl Prepared {
+    /// Files of a view instance: a stream (thread view) or the process (async view).
+    pub fn files(&self, view: View, instance: Uuid) -> &[String] {
+        self.files
+            .get(&(view, instance))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
 }
 
 const FILE_PREFIX: &str = "write-perfetto/partitions";
@@ -77,9 +90,12 @@ impl PartitionCache {
             (None, LakeLocation::Embedded { dir }, _) => {
                 (Catalog::open_sqlite(&dir.join("write-perfetto").join("catalog.db")).await?, BlobStore::local(dir)?)
             }
-            (None, LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => {
-                (Catalog::open_postgres(pool.clone()).await.context("cannot create the partition catalog in the lake's database (use --cache DIR for a read-only lake)")?, lake.blobs.clone())
-            }
+            (None, LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => (
+                Catalog::open_postgres(pool.clone())
+                    .await
+                    .context("cannot create the partition catalog in the lake's database (use --cache DIR for a read-only lake)")?,
+                lake.blobs.clone(),
+            ),
             (None, LakeLocation::Postgres { .. }, MetadataDb::Sqlite(_)) => unreachable!("a PostgreSQL location opens a PostgreSQL pool"),
         };
         Ok(Self {
@@ -97,76 +113,49 @@ impl PartitionCache {
         &self.store
     }
 
-    /// The rows of the requested views for the request's blocks.
-    pub async fn process_events(
-        &self,
-        lake: &Lake,
-        request: &EventsRequest<'_>,
-    ) -> Result<ProcessEvents> {
-        let EventsRequest {
-            process_id,
-            streams,
-            blocks,
-            views,
-            concurrency,
-            explain,
-        } = *request;
-        let planned = plan::plan(process_id, blocks, views, self.bucket_us);
+    /// Makes every partition the request needs current (reusing what is, building the rest
+    /// under the process's build lock) and returns their files.
+    pub async fn prepare(&self, lake: &Lake, request: &EventsRequest<'_>) -> Result<Prepared> {
+        let planned = plan::plan(
+            request.process_id,
+            request.blocks,
+            request.views,
+            self.bucket_us,
+        );
         let mut stats = PartitionStats::default();
-        let mut results: Vec<Option<Vec<EventRow>>> = vec![None; planned.len()];
-        let live = self.catalog.live_rows(&process_id).await?;
+        let mut keys: Vec<Option<String>> = vec![None; planned.len()];
+        let live = self.catalog.live_rows(&request.process_id).await?;
         let mut stale = Vec::new();
         for (i, p) in planned.iter().enumerate() {
-            match self.try_reuse(p, &live).await? {
-                Ok(rows) => {
-                    explain(format!("{}: reused", describe(p)));
+            match self.reusable(p, &live).await? {
+                Ok(key) => {
+                    (request.explain)(format!("{}: reused", describe(p)));
                     stats.reused += 1;
-                    results[i] = Some(rows);
+                    keys[i] = Some(key);
                 }
                 Err(reason) => stale.push((i, reason)),
             }
         }
         if !stale.is_empty() {
-            let lock = self.catalog.lock(&process_id).await?;
+            let lock = self.catalog.lock(&request.process_id).await?;
             let built = self
-                .build_stale(
-                    lake,
-                    process_id,
-                    streams,
-                    blocks,
-                    &planned,
-                    stale,
-                    concurrency,
-                    explain,
-                    &mut stats,
-                    &mut results,
-                )
+                .build_stale(lake, request, &planned, stale, &mut stats, &mut keys)
                 .await;
             lock.release().await?;
             built?;
         }
-        let mut rows: Vec<EventRow> = results.into_iter().flatten().flatten().collect();
-        let position: HashMap<Uuid, usize> = blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.block_id, i))
-            .collect();
-        rows.sort_by_key(|r| {
-            (
-                position.get(&r.block_id).copied().unwrap_or(usize::MAX),
-                r.index,
-                r.event.scope,
-            )
-        });
-        Ok(ProcessEvents { rows, stats })
+        let mut files: BTreeMap<(View, Uuid), Vec<String>> = BTreeMap::new();
+        for (p, key) in planned.iter().zip(keys) {
+            files
+                .entry((p.view, p.instance))
+                .or_default()
+                .push(key.expect("every partition is reused or built"));
+        }
+        Ok(Prepared { files, stats })
     }
 
-    /// The partition's rows when a live row proves it current; otherwise why not.
-    async fn try_reuse(
-        &self,
-        p: &Planned,
-        live: &[PartitionRow],
-    ) -> Result<Result<Vec<EventRow>, String>> {
+    /// The file of a live row proving the partition current; otherwise why there is none.
+    async fn reusable(&self, p: &Planned, live: &[PartitionRow]) -> Result<Result<String, String>> {
         let instance = p.instance.to_string();
         let same_instance: Vec<&PartitionRow> = live
             .iter()
@@ -179,10 +168,10 @@ impl PartitionCache {
             .collect();
         // Only a row with the very same bounds: a wider row may be retired by a sibling's
         // rebuild in this very run, which would leave the partition served from it unrecorded.
-        let covering = same_instance
+        let Some(row) = same_instance
             .iter()
-            .find(|r| r.begin_us == p.begin_us && r.end_us == p.end_us);
-        let Some(row) = covering else {
+            .find(|r| r.begin_us == p.begin_us && r.end_us == p.end_us)
+        else {
             return Ok(Err(if same_instance.is_empty() {
                 "no partition yet".into()
             } else {
@@ -203,11 +192,14 @@ impl PartitionCache {
                 _ => "blocks replaced or changed".into(),
             }));
         }
-        match self.store.get(&row.file_key).await {
-            Ok(data) => {
-                let rows = tokio::task::spawn_blocking(move || files::decode(data)).await?;
-                Ok(rows.map_err(|e| format!("partition file unreadable: {e:#}")))
-            }
+        match self
+            .store
+            .inner()
+            .head(&object_store::path::Path::from(row.file_key.as_str()))
+            .await
+        {
+            Ok(meta) if meta.size as i64 == row.file_size => Ok(Ok(row.file_key.clone())),
+            Ok(_) => Ok(Err("partition file has the wrong size".into())),
             Err(object_store::Error::NotFound { .. }) => Ok(Err("partition file missing".into())),
             Err(e) => Err(failure(
                 FailureKind::Io,
@@ -216,32 +208,27 @@ impl PartitionCache {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn build_stale(
         &self,
         lake: &Lake,
-        process_id: Uuid,
-        streams: &[StreamRow],
-        blocks: &[BlockRow],
+        request: &EventsRequest<'_>,
         planned: &[Planned],
         stale: Vec<(usize, String)>,
-        concurrency: usize,
-        explain: &(dyn Fn(String) + Sync),
         stats: &mut PartitionStats,
-        results: &mut [Option<Vec<EventRow>>],
+        keys: &mut [Option<String>],
     ) -> Result<()> {
         // Another exporter may have built them while we waited for the lock.
-        let live = self.catalog.live_rows(&process_id).await?;
+        let live = self.catalog.live_rows(&request.process_id).await?;
         let mut to_build = Vec::new();
         for (i, first_reason) in stale {
-            match self.try_reuse(&planned[i], &live).await? {
-                Ok(rows) => {
-                    explain(format!(
+            match self.reusable(&planned[i], &live).await? {
+                Ok(key) => {
+                    (request.explain)(format!(
                         "{}: reused (built meanwhile by another exporter)",
                         describe(&planned[i])
                     ));
                     stats.reused += 1;
-                    results[i] = Some(rows);
+                    keys[i] = Some(key);
                 }
                 Err(_) => to_build.push((i, first_reason)),
             }
@@ -249,69 +236,84 @@ impl PartitionCache {
         if to_build.is_empty() {
             return Ok(());
         }
-        let mut needed: Vec<usize> = to_build
-            .iter()
-            .flat_map(|(i, _)| planned[*i].blocks.iter().copied())
-            .collect();
-        needed.sort_unstable();
-        needed.dedup();
-        let (decoded, read) =
-            build::decode_blocks(lake, streams, blocks, &needed, concurrency).await?;
-        stats.blocks_read += read.0;
-        stats.payload_bytes += read.1;
-        for (i, reason) in to_build {
-            let p = &planned[i];
-            let rows: Vec<EventRow> = p
-                .blocks
-                .iter()
-                .flat_map(|b| decoded.get(b).into_iter().flatten())
-                .filter(|r| r.event.scope == build::scope_of(p.view))
-                .cloned()
-                .collect();
-            let data = files::encode(&rows)?;
-            let file_key = format!(
-                "{FILE_PREFIX}/{}/{}/{}-{}-{}.parquet",
-                p.view.name(),
-                p.instance,
-                p.begin_us,
-                p.end_us,
-                Uuid::new_v4()
-            );
-            let file_size = data.len() as i64;
-            self.store.put(&file_key, data).await?;
-            self.catalog
-                .replace(&PartitionRow {
-                    view: p.view.name().into(),
-                    instance: p.instance.to_string(),
-                    process_id: process_id.to_string(),
-                    begin_us: p.begin_us,
-                    end_us: p.end_us,
-                    fingerprint: p.fingerprint.clone(),
-                    format_version: FORMAT_VERSION,
-                    nb_blocks: p.blocks.len() as i64,
-                    nb_objects: p.nb_objects,
-                    file_key,
-                    file_size,
-                    created_us: catalog::now_us(),
-                    retired_us: None,
-                })
-                .await
-                .context("cannot record the partition in the catalog")?;
-            let verb = if reason == "no partition yet" {
-                "built"
-            } else {
-                "rebuilt"
-            };
-            explain(format!(
-                "{}: {verb} ({reason}; {} blocks, {} events)",
-                describe(p),
-                p.blocks.len(),
-                rows.len()
-            ));
-            stats.built += 1;
-            results[i] = Some(rows);
+        build::build(self, lake, request, planned, &to_build, stats, keys).await
+    }
+
+    /// Writes a partition's file, then records it in the catalog (retiring what it replaces).
+    async fn store_partition(
+        &self,
+        process_id: Uuid,
+        p: &Planned,
+        rows: &[EventRow],
+    ) -> Result<String> {
+        let data = files::encode(rows)?;
+        let file_key = format!(
+            "{FILE_PREFIX}/{}/{}/{}-{}-{}.parquet",
+            p.view.name(),
+            p.instance,
+            p.begin_us,
+            p.end_us,
+            Uuid::new_v4()
+        );
+        let file_size = data.len() as i64;
+        self.store.put(&file_key, data).await?;
+        self.catalog
+            .replace(&PartitionRow {
+                view: p.view.name().into(),
+                instance: p.instance.to_string(),
+                process_id: process_id.to_string(),
+                begin_us: p.begin_us,
+                end_us: p.end_us,
+                fingerprint: p.fingerprint.clone(),
+                format_version: FORMAT_VERSION,
+                nb_blocks: p.blocks.len() as i64,
+                nb_objects: p.nb_objects,
+                file_key: file_key.clone(),
+                file_size,
+                created_us: catalog::now_us(),
+                retired_us: None,
+            })
+            .await
+            .context("cannot record the partition in the catalog")?;
+        Ok(file_key)
+    }
+
+    /// Reads partition files (fetched concurrently, decoded in order) into events in stream
+    /// order.
+    pub async fn read_events(
+        &self,
+        files: &[String],
+        symbols: &mut Symbols,
+        block_position: &HashMap<Uuid, u32>,
+        clock: &Clock,
+        concurrency: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut fetches = futures::stream::iter(files.iter().map(|key| async move {
+            self.store.get(key).await.map_err(|e| {
+                failure(
+                    FailureKind::Io,
+                    format!("cannot read partition file {key}: {e}"),
+                )
+            })
+        }))
+        .buffered(concurrency.max(1));
+        let mut events = Vec::new();
+        let mut index = 0;
+        while let Some(data) = fetches.next().await {
+            let key = &files[index];
+            index += 1;
+            let mut decoded = files::decode(data?, symbols, block_position, clock).map_err(|e| {
+                failure(
+                    FailureKind::LakeData,
+                    format!("partition file {key} is unreadable ({e:#}); delete the partition cache to rebuild it"),
+                )
+            })?;
+            events.append(&mut decoded);
         }
-        Ok(())
+        if !events.is_sorted_by_key(|e| e.order) {
+            events.sort_by_key(|e| e.order);
+        }
+        Ok(events)
     }
 
     /// Deletes partition files retired longer than `grace` ago with their rows, and files no
@@ -333,7 +335,6 @@ impl PartitionCache {
         let mut orphans = Vec::new();
         let prefix = object_store::path::Path::from(FILE_PREFIX);
         let mut listing = self.store.inner().list(Some(&prefix));
-        use futures::StreamExt;
         while let Some(meta) = listing.next().await {
             let meta = meta.with_context(|| {
                 format!("cannot list {FILE_PREFIX} in {}", self.store.description())

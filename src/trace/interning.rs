@@ -1,61 +1,101 @@
-//! One sequence's packets: interning tables and the flags Perfetto needs to resolve them.
+//! One track's sequence: interning tables, the incremental clock, and the packets' bytes.
 
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use super::encode::{bytes_field, fixed64_field, frame, varint_field};
 use super::proto::*;
-use crate::assembly::timeline::{AnnotationValue, Slice};
+use crate::assembly::timeline::{Slice, notes};
+use crate::symbols::{Sym, Symbols};
 
-/// Packets of one track's sequence, written as Perfetto's SDK writes them: the first packet
-/// clears the incremental state and sets the sequence's defaults (the track, and an
-/// incremental clock), so each event carries only a timestamp delta and interned ids.
+/// Interned ids of symbols on the current sequence; a new sequence starts a new generation
+/// instead of clearing the table.
+#[derive(Default)]
+struct SymTable {
+    slots: Vec<(u32, u64)>,
+    next: u64,
+}
+
+impl SymTable {
+    fn reset(&mut self) {
+        self.next = 0;
+    }
+
+    /// The id of `sym` on this sequence, and whether it is new (ids start at 1).
+    fn intern(&mut self, sym: Sym, generation: u32) -> (u64, bool) {
+        let index = sym as usize;
+        if index >= self.slots.len() {
+            self.slots.resize(index + 1, (0, 0));
+        }
+        let slot = &mut self.slots[index];
+        if slot.0 == generation {
+            return (slot.1, false);
+        }
+        self.next += 1;
+        *slot = (generation, self.next);
+        (self.next, true)
+    }
+}
+
+/// Interned ids of strings that are not symbols (annotation names, fixed texts, properties).
+#[derive(Default)]
+struct TextTable(HashMap<String, u64>);
+
+impl TextTable {
+    fn intern(&mut self, text: &str) -> (u64, bool) {
+        if let Some(&iid) = self.0.get(text) {
+            return (iid, false);
+        }
+        let iid = self.0.len() as u64 + 1;
+        self.0.insert(text.to_string(), iid);
+        (iid, true)
+    }
+}
+
+#[derive(Default)]
 pub struct SequenceWriter {
     sequence_id: u32,
-    track_uuid: u64,
-    /// Timestamp of the previous packet; `None` before the first.
-    last_ns: Option<u64>,
-    names: HashMap<Arc<str>, u64>,
-    categories: HashMap<Arc<str>, u64>,
-    locations: HashMap<(Arc<str>, u32), u64>,
-    annotation_names: HashMap<Arc<str>, u64>,
-    annotation_values: HashMap<Arc<str>, u64>,
+    last_ns: u64,
+    generation: u32,
+    names: SymTable,
+    categories: SymTable,
+    locations: HashMap<(Sym, u32), u64>,
+    annotation_names: TextTable,
+    texts: TextTable,
+    event: Vec<u8>,
+    interned: Vec<u8>,
+    packet: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
-/// Looks `key` up, or gives it the next id (from 1) and reports it as new.
-fn intern<K: std::hash::Hash + Eq + Clone>(table: &mut HashMap<K, u64>, key: &K) -> (u64, bool) {
-    if let Some(&iid) = table.get(key) {
-        return (iid, false);
-    }
-    let iid = table.len() as u64 + 1;
-    table.insert(key.clone(), iid);
-    (iid, true)
-}
+/// `InternedData` field numbers.
+const INTERNED_CATEGORY: u32 = 1;
+const INTERNED_NAME: u32 = 2;
+const INTERNED_ANNOTATION_NAME: u32 = 3;
+const INTERNED_SOURCE_LOCATION: u32 = 4;
+const INTERNED_ANNOTATION_STRING: u32 = 29;
 
 impl SequenceWriter {
-    pub fn new(sequence_id: u32, track_uuid: u64) -> Self {
-        Self {
-            sequence_id,
-            track_uuid,
-            last_ns: None,
-            names: HashMap::new(),
-            categories: HashMap::new(),
-            locations: HashMap::new(),
-            annotation_names: HashMap::new(),
-            annotation_values: HashMap::new(),
-        }
-    }
-
-    /// The packet that opens the sequence: defaults, and the incremental clock's origin.
-    pub fn start(&mut self, first_ns: i64) -> TracePacket {
+    /// Opens a new sequence: clears the incremental state, sets the defaults (the track, the
+    /// incremental clock) and the clock's origin.
+    pub fn start(&mut self, sequence_id: u32, track_uuid: u64, first_ns: i64, out: &mut Vec<u8>) {
+        self.sequence_id = sequence_id;
+        self.generation += 1;
+        self.names.reset();
+        self.categories.reset();
+        self.locations.clear();
+        self.annotation_names.0.clear();
+        self.texts.0.clear();
         let origin = first_ns.max(0) as u64;
-        self.last_ns = Some(origin);
-        TracePacket {
-            trusted_packet_sequence_id: Some(self.sequence_id),
+        self.last_ns = origin;
+        let packet = TracePacket {
+            trusted_packet_sequence_id: Some(sequence_id),
             sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
             trace_packet_defaults: Some(TracePacketDefaults {
                 timestamp_clock_id: Some(INCREMENTAL_CLOCK),
                 track_event_defaults: Some(TrackEventDefaults {
-                    track_uuid: Some(self.track_uuid),
+                    track_uuid: Some(track_uuid),
                 }),
             }),
             clock_snapshot: Some(ClockSnapshot {
@@ -73,116 +113,187 @@ impl SequenceWriter {
                 ],
             }),
             ..Default::default()
-        }
-    }
-
-    fn packet(
-        &mut self,
-        timestamp_ns: i64,
-        event: TrackEvent,
-        interned: InternedData,
-    ) -> TracePacket {
-        let now = timestamp_ns.max(0) as u64;
-        let last = self.last_ns.expect("start() opens the sequence");
-        // Callers write in non-decreasing time order, so a delta is never negative.
-        let delta = now.saturating_sub(last);
-        self.last_ns = Some(last + delta);
-        let has_interned = interned != InternedData::default();
-        TracePacket {
-            timestamp: Some(delta),
-            trusted_packet_sequence_id: Some(self.sequence_id),
-            track_event: Some(event),
-            interned_data: has_interned.then_some(interned),
-            sequence_flags: Some(SEQ_NEEDS_INCREMENTAL_STATE),
-            ..Default::default()
-        }
-    }
-
-    pub fn end(&mut self, timestamp_ns: i64) -> TracePacket {
-        let event = TrackEvent {
-            r#type: Some(TYPE_SLICE_END),
-            ..Default::default()
         };
-        self.packet(timestamp_ns, event, InternedData::default())
+        frame(&packet.encode_to_vec(), out);
     }
 
-    pub fn begin(&mut self, slice: &Slice) -> TracePacket {
-        let mut interned = InternedData::default();
-        let (name_iid, new) = intern(&mut self.names, &slice.name);
+    pub fn end(&mut self, timestamp_ns: i64, out: &mut Vec<u8>) {
+        self.event.clear();
+        varint_field(9, TYPE_SLICE_END as u64, &mut self.event);
+        self.interned.clear();
+        self.finish_packet(timestamp_ns, out);
+    }
+
+    pub fn begin(&mut self, symbols: &Symbols, slice: &Slice, out: &mut Vec<u8>) {
+        self.event.clear();
+        self.interned.clear();
+        let generation = self.generation;
+        if slice.target != 0 {
+            let (iid, new) = self.categories.intern(slice.target, generation);
+            if new {
+                interned_entry(
+                    INTERNED_CATEGORY,
+                    iid,
+                    2,
+                    symbols.get(slice.target).as_bytes(),
+                    &mut self.scratch,
+                    &mut self.interned,
+                );
+            }
+            varint_field(3, iid, &mut self.event);
+        }
+        self.annotations(symbols, slice);
+        varint_field(9, TYPE_SLICE_BEGIN as u64, &mut self.event);
+        let (name_iid, new) = self.names.intern(slice.name, generation);
         if new {
-            interned.event_names.push(EventName {
-                iid: Some(name_iid),
-                name: Some(slice.name.to_string()),
-            });
+            interned_entry(
+                INTERNED_NAME,
+                name_iid,
+                2,
+                symbols.get(slice.name).as_bytes(),
+                &mut self.scratch,
+                &mut self.interned,
+            );
         }
-        let mut category_iids = Vec::new();
-        if !slice.target.is_empty() {
-            let (iid, new) = intern(&mut self.categories, &slice.target);
-            if new {
-                interned.event_categories.push(EventCategory {
-                    iid: Some(iid),
-                    name: Some(slice.target.to_string()),
-                });
+        varint_field(10, name_iid, &mut self.event);
+        if slice.file != 0 {
+            let next = self.locations.len() as u64 + 1;
+            let iid = *self
+                .locations
+                .entry((slice.file, slice.line))
+                .or_insert(next);
+            if iid == next {
+                self.scratch.clear();
+                varint_field(1, iid, &mut self.scratch);
+                bytes_field(2, symbols.get(slice.file).as_bytes(), &mut self.scratch);
+                varint_field(4, slice.line as u64, &mut self.scratch);
+                bytes_field(INTERNED_SOURCE_LOCATION, &self.scratch, &mut self.interned);
             }
-            category_iids.push(iid);
+            varint_field(34, iid, &mut self.event);
         }
-        let mut source_location_iid = None;
-        if !slice.file.is_empty() {
-            let key = (slice.file.clone(), slice.line);
-            let (iid, new) = intern(&mut self.locations, &key);
-            if new {
-                interned.source_locations.push(SourceLocation {
-                    iid: Some(iid),
-                    file_name: Some(slice.file.to_string()),
-                    line_number: Some(slice.line),
-                });
+        if let Some(detail) = &slice.detail {
+            for &flow in &detail.flows_out {
+                fixed64_field(47, flow, &mut self.event);
             }
-            source_location_iid = Some(iid);
+            if let Some(flow) = detail.flow_in {
+                fixed64_field(48, flow, &mut self.event);
+            }
         }
-        let debug_annotations = slice
-            .annotations
-            .iter()
-            .map(|a| {
-                let (name_iid, new) = intern(&mut self.annotation_names, &a.name);
-                if new {
-                    interned.debug_annotation_names.push(DebugAnnotationName {
-                        iid: Some(name_iid),
-                        name: Some(a.name.to_string()),
-                    });
-                }
-                let mut annotation = DebugAnnotation {
-                    name_iid: Some(name_iid),
-                    ..Default::default()
-                };
-                match &a.value {
-                    AnnotationValue::Text(text) => {
-                        let (iid, new) = intern(&mut self.annotation_values, text);
-                        if new {
-                            interned
-                                .debug_annotation_string_values
-                                .push(InternedString {
-                                    iid: Some(iid),
-                                    str: Some(text.as_bytes().to_vec()),
-                                });
-                        }
-                        annotation.string_value_iid = Some(iid);
-                    }
-                    AnnotationValue::Int(v) => annotation.int_value = Some(*v),
-                    AnnotationValue::Uint(v) => annotation.uint_value = Some(*v),
-                }
-                annotation
-            })
-            .collect();
-        let event = TrackEvent {
-            category_iids,
-            debug_annotations,
-            r#type: Some(TYPE_SLICE_BEGIN),
-            name_iid: Some(name_iid),
-            track_uuid: None,
-            source_location_iid,
-            flow_ids: slice.flows_out.clone(),
-            terminating_flow_ids: slice.flow_in.into_iter().collect(),
-        };
-        self.packet(slice.begin_ns, event, interned)
+        self.finish_packet(slice.begin_ns, out);
     }
+
+    /// Arguments: async ids and threads, what was clipped, a tagged end's properties.
+    fn annotations(&mut self, symbols: &Symbols, slice: &Slice) {
+        if let Some(detail) = &slice.detail {
+            self.uint_annotation("span_id", detail.span_id);
+            self.uint_annotation("parent_span_id", detail.parent_span_id);
+            self.uint_annotation("depth", detail.depth as u64);
+            if let Some(thread) = detail.began_on {
+                self.thread_annotation(symbols, "began on", thread);
+            }
+            if let Some(thread) = detail.ended_on {
+                self.thread_annotation(symbols, "ended on", thread);
+            }
+        }
+        if slice.notes != 0 {
+            for (flag, name, text) in notes::ALL {
+                if slice.notes & flag != 0 {
+                    self.text_annotation(name, text);
+                }
+            }
+        }
+        if slice.properties != 0 {
+            let pairs: Vec<(String, String)> =
+                serde_json::from_str(symbols.get(slice.properties)).unwrap_or_default();
+            for (key, value) in pairs {
+                self.text_annotation(&key, &value);
+            }
+        }
+    }
+
+    fn annotation_name(&mut self, name: &str) -> u64 {
+        let (iid, new) = self.annotation_names.intern(name);
+        if new {
+            interned_entry(
+                INTERNED_ANNOTATION_NAME,
+                iid,
+                2,
+                name.as_bytes(),
+                &mut self.scratch,
+                &mut self.interned,
+            );
+        }
+        iid
+    }
+
+    fn uint_annotation(&mut self, name: &str, value: u64) {
+        let name_iid = self.annotation_name(name);
+        self.scratch.clear();
+        varint_field(1, name_iid, &mut self.scratch);
+        varint_field(3, value, &mut self.scratch);
+        bytes_field(4, &self.scratch, &mut self.event);
+    }
+
+    fn text_annotation(&mut self, name: &str, text: &str) {
+        let name_iid = self.annotation_name(name);
+        let (iid, new) = self.texts.intern(text);
+        if new {
+            interned_entry(
+                INTERNED_ANNOTATION_STRING,
+                iid,
+                2,
+                text.as_bytes(),
+                &mut self.scratch,
+                &mut self.interned,
+            );
+        }
+        self.string_annotation(name_iid, iid);
+    }
+
+    /// Thread names are symbols, interned in their own id space of the string values.
+    fn thread_annotation(&mut self, symbols: &Symbols, name: &str, thread: Sym) {
+        let text = symbols.get(thread);
+        self.text_annotation(name, text);
+    }
+
+    fn string_annotation(&mut self, name_iid: u64, value_iid: u64) {
+        self.scratch.clear();
+        varint_field(1, name_iid, &mut self.scratch);
+        varint_field(17, value_iid, &mut self.scratch);
+        bytes_field(4, &self.scratch, &mut self.event);
+    }
+
+    /// timestamp (delta), sequence id, the event, interned data if any, flags; then framing.
+    fn finish_packet(&mut self, timestamp_ns: i64, out: &mut Vec<u8>) {
+        let now = timestamp_ns.max(0) as u64;
+        // Callers write in non-decreasing time order, so a delta is never negative.
+        let delta = now.saturating_sub(self.last_ns);
+        self.last_ns += delta;
+        self.packet.clear();
+        varint_field(8, delta, &mut self.packet);
+        varint_field(10, self.sequence_id as u64, &mut self.packet);
+        bytes_field(11, &self.event, &mut self.packet);
+        if !self.interned.is_empty() {
+            bytes_field(12, &self.interned, &mut self.packet);
+        }
+        varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, &mut self.packet);
+        frame(&self.packet, out);
+    }
+}
+
+/// An `InternedData` entry `{iid = 1; <text_tag> = text}` as field `field` of `out`.
+fn interned_entry(
+    field: u32,
+    iid: u64,
+    text_tag: u32,
+    text: &[u8],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    scratch.clear();
+    varint_field(1, iid, scratch);
+    bytes_field(text_tag, text, scratch);
+    encode_key(field, WireType::LengthDelimited, out);
+    encode_varint(scratch.len() as u64, out);
+    out.extend_from_slice(scratch);
 }

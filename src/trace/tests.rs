@@ -2,46 +2,63 @@
 
 use prost::Message;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use super::proto::*;
 use super::write_trace;
-use crate::assembly::timeline::{Annotation, AsyncTrack, Slice, ThreadTrack, Timeline};
+use crate::assembly::timeline::{AsyncDetail, AsyncTrack, Slice, ThreadTrack, Timeline, notes};
+use crate::symbols::Symbols;
 
-fn slice(name: &str, begin_ns: i64, end_ns: i64) -> Slice {
+fn slice(symbols: &mut Symbols, name: &str, begin_ns: i64, end_ns: i64) -> Slice {
     Slice {
         begin_ns,
         end_ns,
-        name: Arc::from(name),
-        target: Arc::from("app"),
-        file: Arc::from("src/main.rs"),
+        name: symbols.intern(name),
+        target: symbols.intern("app"),
+        file: symbols.intern("src/main.rs"),
         line: 7,
-        annotations: vec![Annotation::text("began on", "main")],
-        flows_out: Vec::new(),
-        flow_in: None,
+        properties: 0,
+        notes: 0,
+        detail: None,
     }
 }
 
-fn sample() -> Timeline {
-    Timeline {
+fn sample() -> (Timeline, Symbols) {
+    let mut s = Symbols::new();
+    let mut future = slice(&mut s, "fut", 5, 30);
+    future.detail = Some(Box::new(AsyncDetail {
+        span_id: 1,
+        began_on: Some(s.intern("main")),
+        ..Default::default()
+    }));
+    future.notes = notes::UNFINISHED;
+    let timeline = Timeline {
         pid: 1,
         process_name: "app".into(),
         threads: vec![ThreadTrack {
             tid: 2,
-            name: "main".into(),
+            name: s.intern("main"),
             slices: vec![
-                slice("outer", 10, 100),
-                slice("a", 20, 30),
-                slice("b", 30, 40),
-                slice("a", 50, 60),
+                slice(&mut s, "outer", 10, 100),
+                slice(&mut s, "a", 20, 30),
+                slice(&mut s, "b", 30, 40),
+                slice(&mut s, "a", 50, 60),
             ],
         }],
         async_tracks: vec![AsyncTrack {
             name: "async #1".into(),
-            slices: vec![slice("fut", 5, 30)],
+            slices: vec![future],
         }],
         ..Default::default()
-    }
+    };
+    (timeline, s)
+}
+
+fn written() -> Vec<u8> {
+    let (timeline, symbols) = sample();
+    let mut bytes = Vec::new();
+    let count = write_trace(&timeline, &symbols, &mut bytes).unwrap();
+    assert_eq!(count, bytes.len() as u64);
+    bytes
 }
 
 fn packets(bytes: &[u8]) -> Vec<TracePacket> {
@@ -110,41 +127,81 @@ fn resolve(packets: &[TracePacket]) -> Vec<Resolved> {
 }
 
 #[test]
-fn descriptors_come_first_and_every_event_names_a_described_track() {
-    let mut bytes = Vec::new();
-    let written = write_trace(&sample(), &mut bytes).unwrap();
-    assert_eq!(written, bytes.len() as u64);
-    let packets = packets(&bytes);
-    let first_event = packets
-        .iter()
-        .position(|p| p.track_event.is_some())
-        .unwrap();
-    let described: HashSet<u64> = packets[..first_event]
-        .iter()
-        .filter_map(|p| p.track_descriptor.as_ref())
-        .map(|d| d.uuid.unwrap())
-        .collect();
-    assert!(!described.contains(&0));
-    assert!(
-        packets[first_event..]
-            .iter()
-            .all(|p| p.track_descriptor.is_none())
-    );
+fn every_event_names_a_track_described_earlier_in_the_file() {
+    let packets = packets(&written());
+    let mut described: HashSet<u64> = HashSet::new();
+    let mut state: HashMap<u32, u64> = HashMap::new();
+    for p in &packets {
+        if let Some(d) = &p.track_descriptor {
+            assert!(d.uuid.unwrap() != 0);
+            assert!(
+                described.insert(d.uuid.unwrap()),
+                "each track described once"
+            );
+        }
+        if let Some(defaults) = &p.trace_packet_defaults {
+            let track = defaults
+                .track_event_defaults
+                .as_ref()
+                .unwrap()
+                .track_uuid
+                .unwrap();
+            assert!(
+                described.contains(&track),
+                "descriptor before the sequence that uses it"
+            );
+            state.insert(p.trusted_packet_sequence_id.unwrap(), track);
+        }
+    }
     assert_eq!(
         described.len(),
         1 + 1 + 2,
         "process, thread, async group, one lane"
     );
-    for event in resolve(&packets) {
-        assert!(described.contains(&event.track), "descriptor before use");
+    let events = resolve(&packets);
+    assert_eq!(events.len(), 10);
+    assert!(events.iter().all(|e| described.contains(&e.track)));
+}
+
+#[test]
+fn async_slices_carry_their_ids_threads_and_notes_as_interned_arguments() {
+    let packets = packets(&written());
+    let names: Vec<String> = packets
+        .iter()
+        .filter_map(|p| p.interned_data.as_ref())
+        .flat_map(|d| {
+            d.debug_annotation_names
+                .iter()
+                .map(|n| n.name.clone().unwrap())
+        })
+        .collect();
+    for expected in [
+        "span_id",
+        "parent_span_id",
+        "depth",
+        "began on",
+        "unfinished",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
     }
+    let texts: Vec<Vec<u8>> = packets
+        .iter()
+        .filter_map(|p| p.interned_data.as_ref())
+        .flat_map(|d| {
+            d.debug_annotation_string_values
+                .iter()
+                .map(|v| v.str.clone().unwrap())
+        })
+        .collect();
+    assert!(texts.iter().any(|t| t == b"main"));
 }
 
 #[test]
 fn each_sequence_keeps_time_order_with_ends_before_begins() {
-    let mut bytes = Vec::new();
-    write_trace(&sample(), &mut bytes).unwrap();
-    let events = resolve(&packets(&bytes));
+    let events = resolve(&packets(&written()));
     let mut last: HashMap<u32, u64> = HashMap::new();
     for e in &events {
         assert!(
@@ -176,10 +233,8 @@ fn each_sequence_keeps_time_order_with_ends_before_begins() {
 
 #[test]
 fn names_are_interned_once_per_sequence_from_iid_one() {
-    let mut bytes = Vec::new();
-    write_trace(&sample(), &mut bytes).unwrap();
     let mut names: HashMap<(u32, u64), String> = HashMap::new();
-    for p in packets(&bytes) {
+    for p in packets(&written()) {
         let seq = p.trusted_packet_sequence_id.unwrap();
         if let Some(interned) = &p.interned_data {
             for n in &interned.event_names {
@@ -207,8 +262,5 @@ fn names_are_interned_once_per_sequence_from_iid_one() {
 
 #[test]
 fn the_same_timeline_always_gives_the_same_bytes() {
-    let (mut first, mut second) = (Vec::new(), Vec::new());
-    write_trace(&sample(), &mut first).unwrap();
-    write_trace(&sample(), &mut second).unwrap();
-    assert_eq!(first, second);
+    assert_eq!(written(), written());
 }

@@ -1,0 +1,52 @@
+//! The strings of one export (span names, targets, files, thread names, annotation texts),
+//! each stored once and referred to by a small integer everywhere downstream of decoding.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An interned string; `Sym::default()` is the empty string.
+pub type Sym = u32;
+
+pub struct Symbols {
+    strings: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, Sym>,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Symbols {
+    pub fn new() -> Self {
+        let empty: Arc<str> = Arc::from("");
+        Self {
+            strings: vec![empty.clone()],
+            index: HashMap::from([(empty, 0)]),
+        }
+    }
+
+    pub fn intern(&mut self, text: &str) -> Sym {
+        if let Some(&sym) = self.index.get(text) {
+            return sym;
+        }
+        let sym = self.strings.len() as Sym;
+        let text: Arc<str> = Arc::from(text);
+        self.strings.push(text.clone());
+        self.index.insert(text, sym);
+        sym
+    }
+
+    pub fn get(&self, sym: Sym) -> &str {
+        &self.strings[sym as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
