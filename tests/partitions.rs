@@ -420,8 +420,10 @@ fn a_format_version_bump_rebuilds_every_partition(backend: Backend) {
     assert_eq!(decisions.len() as u64, DEFAULT_PARTITIONS);
     for d in &decisions {
         assert!(
-            d.verdict
-                .starts_with("rebuilt (format version changed (0 → 1);"),
+            d.verdict.starts_with(&format!(
+                "rebuilt (format version changed (0 → {});",
+                write_perfetto::partitions::plan::FORMAT_VERSION
+            )),
             "{d:?}"
         );
     }
@@ -430,7 +432,10 @@ fn a_format_version_bump_rebuilds_every_partition(backend: Backend) {
     let rows = lake.catalog_rows();
     let (live, retired): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.retired_us.is_none());
     assert_eq!(live.len() as u64, DEFAULT_PARTITIONS);
-    assert!(live.iter().all(|r| r.format_version == 1));
+    assert!(
+        live.iter()
+            .all(|r| r.format_version == write_perfetto::partitions::plan::FORMAT_VERSION)
+    );
     assert_eq!(retired.len() as u64, DEFAULT_PARTITIONS);
     assert!(retired.iter().all(|r| r.format_version == 0));
     assert_live_rows_consistent(&rows, lake.store_root());

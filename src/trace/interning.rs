@@ -79,7 +79,15 @@ const INTERNED_ANNOTATION_STRING: u32 = 29;
 impl SequenceWriter {
     /// Opens a new sequence: clears the incremental state, sets the defaults (the track, the
     /// incremental clock) and the clock's origin.
-    pub fn start(&mut self, sequence_id: u32, track_uuid: u64, first_ns: i64, out: &mut Vec<u8>) {
+    /// `track_uuid`: the track of every event of the sequence, or `None` when each event
+    /// names its own.
+    pub fn start(
+        &mut self,
+        sequence_id: u32,
+        track_uuid: Option<u64>,
+        first_ns: i64,
+        out: &mut Vec<u8>,
+    ) {
         self.sequence_id = sequence_id;
         self.generation += 1;
         self.names.reset();
@@ -94,8 +102,8 @@ impl SequenceWriter {
             sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
             trace_packet_defaults: Some(TracePacketDefaults {
                 timestamp_clock_id: Some(INCREMENTAL_CLOCK),
-                track_event_defaults: Some(TrackEventDefaults {
-                    track_uuid: Some(track_uuid),
+                track_event_defaults: track_uuid.map(|uuid| TrackEventDefaults {
+                    track_uuid: Some(uuid),
                 }),
             }),
             clock_snapshot: Some(ClockSnapshot {
@@ -117,14 +125,23 @@ impl SequenceWriter {
         frame(&packet.encode_to_vec(), out);
     }
 
-    pub fn end(&mut self, timestamp_ns: i64, out: &mut Vec<u8>) {
+    pub fn end(&mut self, timestamp_ns: i64, track_uuid: Option<u64>, out: &mut Vec<u8>) {
         self.event.clear();
         varint_field(9, TYPE_SLICE_END as u64, &mut self.event);
+        if let Some(uuid) = track_uuid {
+            varint_field(11, uuid, &mut self.event);
+        }
         self.interned.clear();
         self.finish_packet(timestamp_ns, out);
     }
 
-    pub fn begin(&mut self, symbols: &Symbols, slice: &Slice, out: &mut Vec<u8>) {
+    pub fn begin(
+        &mut self,
+        symbols: &Symbols,
+        slice: &Slice,
+        track_uuid: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
         self.event.clear();
         self.interned.clear();
         let generation = self.generation;
@@ -156,6 +173,9 @@ impl SequenceWriter {
             );
         }
         varint_field(10, name_iid, &mut self.event);
+        if let Some(uuid) = track_uuid {
+            varint_field(11, uuid, &mut self.event);
+        }
         if slice.file != 0 {
             let next = self.locations.len() as u64 + 1;
             let iid = *self

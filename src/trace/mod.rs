@@ -24,18 +24,15 @@ use proto::{
 
 const DESCRIPTOR_SEQUENCE: u32 = 1;
 
-/// Track uuids: stable functions of the track's identity, never zero.
-fn process_uuid(pid: i32) -> u64 {
-    0x7000_0000_0000_0000 | pid as u64
+/// Track uuids: stable functions of the track's identity, never zero, and small where events
+/// name them (async lanes share one sequence, so each of their events carries its track).
+const PROCESS_UUID: u64 = 1;
+const ASYNC_GROUP_UUID: u64 = 2;
+fn thread_uuid(tid: i32) -> u64 {
+    (1 << 32) | tid as u64
 }
-fn thread_uuid(pid: i32, tid: i32) -> u64 {
-    process_uuid(pid) ^ (0x0100_0000_0000 | (tid as u64) << 8)
-}
-fn async_group_uuid(pid: i32) -> u64 {
-    process_uuid(pid) ^ 0x0200_0000_0000
-}
-fn async_lane_uuid(pid: i32, index: usize) -> u64 {
-    process_uuid(pid) ^ (0x0300_0000_0000 | (index as u64 + 1) << 8)
+fn async_lane_uuid(index: usize) -> u64 {
+    0x100 + index as u64
 }
 
 /// Writes one process's trace, track by track; nothing is kept once a track is written.
@@ -60,7 +57,7 @@ impl<W: Write> TraceWriter<W> {
             sequence: SequenceWriter::default(),
         };
         writer.descriptor(TrackDescriptor {
-            uuid: Some(process_uuid(pid)),
+            uuid: Some(PROCESS_UUID),
             process: Some(ProcessDescriptor {
                 pid: Some(pid),
                 process_name: Some(process_name.to_string()),
@@ -72,8 +69,8 @@ impl<W: Write> TraceWriter<W> {
 
     pub fn thread_track(&mut self, symbols: &Symbols, track: &ThreadTrack) -> Result<()> {
         self.descriptor(TrackDescriptor {
-            uuid: Some(thread_uuid(self.pid, track.tid)),
-            parent_uuid: Some(process_uuid(self.pid)),
+            uuid: Some(thread_uuid(track.tid)),
+            parent_uuid: Some(PROCESS_UUID),
             thread: Some(ThreadDescriptor {
                 pid: Some(self.pid),
                 tid: Some(track.tid),
@@ -81,7 +78,7 @@ impl<W: Write> TraceWriter<W> {
             }),
             ..Default::default()
         })?;
-        self.track_events(symbols, thread_uuid(self.pid, track.tid), &track.slices)
+        self.track_events(symbols, thread_uuid(track.tid), &track.slices)
     }
 
     /// The async lanes, grouped under one `async` track of the process.
@@ -90,23 +87,46 @@ impl<W: Write> TraceWriter<W> {
             return Ok(());
         }
         self.descriptor(TrackDescriptor {
-            uuid: Some(async_group_uuid(self.pid)),
-            parent_uuid: Some(process_uuid(self.pid)),
+            uuid: Some(ASYNC_GROUP_UUID),
+            parent_uuid: Some(PROCESS_UUID),
             name: Some("async".into()),
             child_ordering: Some(CHILD_ORDERING_EXPLICIT),
             ..Default::default()
         })?;
         for (i, lane) in tracks.iter().enumerate() {
             self.descriptor(TrackDescriptor {
-                uuid: Some(async_lane_uuid(self.pid, i)),
-                parent_uuid: Some(async_group_uuid(self.pid)),
+                uuid: Some(async_lane_uuid(i)),
+                parent_uuid: Some(ASYNC_GROUP_UUID),
                 name: Some(lane.name.clone()),
                 sibling_order_rank: Some(i as i32),
                 ..Default::default()
             })?;
         }
-        for (i, lane) in tracks.iter().enumerate() {
-            self.track_events(symbols, async_lane_uuid(self.pid, i), &lane.slices)?;
+        // One sequence for all lanes: names and threads are interned once for all of them.
+        let mut events: Vec<(i64, usize, usize, Option<&Slice>)> = Vec::new();
+        for (lane, track) in tracks.iter().enumerate() {
+            for (ts, slice) in nested_events(&track.slices) {
+                events.push((ts, lane, events.len(), slice));
+            }
+        }
+        // Time order; each lane keeps its own order (ENDs before BEGINs at equal times).
+        events.sort_by_key(|&(ts, lane, seq, _)| (ts, lane, seq));
+        let Some(&(first_ts, ..)) = events.first() else {
+            return Ok(());
+        };
+        self.next_sequence += 1;
+        self.frame.clear();
+        self.sequence
+            .start(self.next_sequence, None, first_ts, &mut self.frame);
+        self.emit()?;
+        for (ts, lane, _, slice) in events {
+            self.frame.clear();
+            let track = Some(async_lane_uuid(lane));
+            match slice {
+                Some(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
+                None => self.sequence.end(ts, track, &mut self.frame),
+            }
+            self.emit()?;
         }
         Ok(())
     }
@@ -135,52 +155,58 @@ impl<W: Write> TraceWriter<W> {
         Ok(())
     }
 
-    /// BEGIN/END pairs of strictly nested slices in timestamp order (ENDs first at ties).
+    /// The events of one track on a sequence of its own, whose default track it is.
     fn track_events(&mut self, symbols: &Symbols, uuid: u64, slices: &[Slice]) -> Result<()> {
-        let mut order: Vec<u32> = (0..slices.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            let (x, y) = (&slices[a as usize], &slices[b as usize]);
-            x.begin_ns
-                .cmp(&y.begin_ns)
-                .then(y.end_ns.cmp(&x.end_ns))
-                .then(a.cmp(&b))
-        });
-        let Some(&first) = order.first() else {
+        let events = nested_events(slices);
+        let Some(&(first_ts, _)) = events.first() else {
             return Ok(());
         };
         self.next_sequence += 1;
         self.frame.clear();
-        self.sequence.start(
-            self.next_sequence,
-            uuid,
-            slices[first as usize].begin_ns,
-            &mut self.frame,
-        );
+        self.sequence
+            .start(self.next_sequence, Some(uuid), first_ts, &mut self.frame);
         self.emit()?;
-        let mut open: Vec<i64> = Vec::new();
-        for index in order {
-            let slice = &slices[index as usize];
-            while let Some(&end) = open.last() {
-                if end > slice.begin_ns {
-                    break;
-                }
-                self.frame.clear();
-                self.sequence.end(end, &mut self.frame);
-                self.emit()?;
-                open.pop();
+        for (ts, slice) in events {
+            self.frame.clear();
+            match slice {
+                Some(slice) => self.sequence.begin(symbols, slice, None, &mut self.frame),
+                None => self.sequence.end(ts, None, &mut self.frame),
             }
-            self.frame.clear();
-            self.sequence.begin(symbols, slice, &mut self.frame);
-            self.emit()?;
-            open.push(slice.end_ns);
-        }
-        while let Some(end) = open.pop() {
-            self.frame.clear();
-            self.sequence.end(end, &mut self.frame);
             self.emit()?;
         }
         Ok(())
     }
+}
+
+/// BEGIN (`Some(slice)`) and END (`None`) events of strictly nested slices, in timestamp
+/// order, ENDs first at equal times.
+fn nested_events(slices: &[Slice]) -> Vec<(i64, Option<&Slice>)> {
+    let mut order: Vec<u32> = (0..slices.len() as u32).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&slices[a as usize], &slices[b as usize]);
+        x.begin_ns
+            .cmp(&y.begin_ns)
+            .then(y.end_ns.cmp(&x.end_ns))
+            .then(a.cmp(&b))
+    });
+    let mut events = Vec::with_capacity(slices.len() * 2);
+    let mut open: Vec<i64> = Vec::new();
+    for index in order {
+        let slice = &slices[index as usize];
+        while let Some(&end) = open.last() {
+            if end > slice.begin_ns {
+                break;
+            }
+            events.push((end, None));
+            open.pop();
+        }
+        events.push((slice.begin_ns, Some(slice)));
+        open.push(slice.end_ns);
+    }
+    while let Some(end) = open.pop() {
+        events.push((end, None));
+    }
+    events
 }
 
 /// Writes a whole timeline; returns the number of bytes written.

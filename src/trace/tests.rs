@@ -139,18 +139,22 @@ fn every_event_names_a_track_described_earlier_in_the_file() {
                 "each track described once"
             );
         }
-        if let Some(defaults) = &p.trace_packet_defaults {
-            let track = defaults
-                .track_event_defaults
-                .as_ref()
-                .unwrap()
-                .track_uuid
-                .unwrap();
+        let default_track = p
+            .trace_packet_defaults
+            .as_ref()
+            .and_then(|d| d.track_event_defaults.as_ref());
+        if let Some(track) = default_track.and_then(|t| t.track_uuid) {
             assert!(
                 described.contains(&track),
                 "descriptor before the sequence that uses it"
             );
             state.insert(p.trusted_packet_sequence_id.unwrap(), track);
+        }
+        if let Some(uuid) = p.track_event.as_ref().and_then(|e| e.track_uuid) {
+            assert!(
+                described.contains(&uuid),
+                "descriptor before the event that names it"
+            );
         }
     }
     assert_eq!(
