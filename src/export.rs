@@ -215,11 +215,16 @@ struct Written {
 /// Streams the trace: one thread at a time (read its partitions, pair, write, drop), then
 /// the async spans of the process.
 async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) -> Result<Written> {
+    // Hash what leaves the buffer: large chunks, not one call per packet.
     let hashing = HashingWriter {
-        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        inner: out,
         hasher: Sha256::new(),
     };
-    let mut writer = TraceWriter::new(hashing, 1, process_name)?;
+    let mut writer = TraceWriter::new(
+        std::io::BufWriter::with_capacity(1 << 20, hashing),
+        1,
+        process_name,
+    )?;
     let mut symbols = Symbols::new();
     let mut stats = AssemblyStats::default();
     let block_position: HashMap<uuid::Uuid, u32> = source
@@ -301,8 +306,11 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
             .context("cannot write the trace")?;
         async_tracks = tracks.len();
     }
-    let (bytes, mut hashing) = writer.finish().context("cannot write the trace")?;
-    hashing.flush().context("cannot write the trace")?;
+    let (bytes, buffered) = writer.finish().context("cannot write the trace")?;
+    let hashing = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("cannot write the trace")?;
     Ok(Written {
         bytes,
         sha256: hex(&hashing.hasher.finalize()),

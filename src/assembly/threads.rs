@@ -14,14 +14,11 @@ pub fn thread_track(
     let mut slices = Vec::new();
     let last_chain = thread.chains.len().saturating_sub(1);
     for (index, chain) in thread.chains.iter().enumerate() {
-        pair_chain(chain, index, index == last_chain, &mut slices, stats);
+        pair_chain(chain, index == last_chain, &mut slices, stats);
     }
-    // Outer spans first: with equal bounds (same-time or clipped spans), the writer keeps
-    // this order, so a parent is never drawn inside its child.
-    slices.sort_by_key(|(order, _)| *order);
     let slices: Vec<Slice> = slices
         .into_iter()
-        .filter_map(|(_, s)| clip_slice(s, range, stats))
+        .filter_map(|s| clip_slice(s, range, stats))
         .collect();
     if slices.is_empty() {
         return None;
@@ -37,27 +34,22 @@ pub fn thread_track(
 struct Open<'a> {
     begin_ns: i64,
     event: &'a Event,
-    order: Order,
+    /// Where its slice goes in the chain's list.
+    slot: usize,
 }
-
-/// Where a slice goes in its track's list: by chain, then outermost first. Spans begun in the
-/// data count up in begin order; spans that began before the data count down as they end,
-/// since each one that ends later encloses those that ended before it.
-type Order = (usize, i64);
 
 fn same_span(a: &Event, b: &Event) -> bool {
     a.name == b.name && a.line == b.line && a.file == b.file && a.target == b.target
 }
 
-fn pair_chain(
-    chain: &Chain,
-    chain_index: usize,
-    is_last: bool,
-    slices: &mut Vec<(Order, Slice)>,
-    stats: &mut AssemblyStats,
-) {
+/// Pairs one chain's events and appends its slices outermost first: with equal bounds
+/// (same-time or clipped spans) the writer keeps this order, so a parent is never drawn
+/// inside its child. Spans that began before the data come first, the last to end (the
+/// outermost) leading; then spans begun in the data, in begin order.
+fn pair_chain(chain: &Chain, is_last: bool, out: &mut Vec<Slice>, stats: &mut AssemblyStats) {
     let mut stack: Vec<Open> = Vec::new();
-    let (mut begun, mut clipped) = (0i64, 0i64);
+    let mut began_before: Vec<Slice> = Vec::new();
+    let mut slots: Vec<Option<Slice>> = Vec::new();
     // Times never go back within a stream: a clock step backwards is pinned to the last time,
     // which keeps the pairs strictly nested.
     let mut now = chain.begin_ns;
@@ -69,11 +61,11 @@ fn pair_chain(
         now = now.max(event.ns);
         match event.phase {
             EventPhase::Begin => {
-                begun += 1;
+                slots.push(None);
                 stack.push(Open {
                     begin_ns: now,
                     event,
-                    order: (chain_index, begun),
+                    slot: slots.len() - 1,
                 });
             }
             EventPhase::End => match stack.iter().rposition(|open| same_span(open.event, event)) {
@@ -81,24 +73,24 @@ fn pair_chain(
                     while stack.len() > position + 1 {
                         let inner = stack.pop().expect("above position");
                         stats.closed_with_parent += 1;
-                        slices.push((
-                            inner.order,
-                            make_slice(inner.begin_ns, now, inner.event, notes::CLOSED_WITH_PARENT),
+                        slots[inner.slot] = Some(make_slice(
+                            inner.begin_ns,
+                            now,
+                            inner.event,
+                            notes::CLOSED_WITH_PARENT,
                         ));
                     }
                     let open = stack.pop().expect("at position");
-                    slices.push((open.order, make_slice(open.begin_ns, now, open.event, 0)));
+                    slots[open.slot] = Some(make_slice(open.begin_ns, now, open.event, 0));
                 }
                 None if stack.is_empty() => {
                     stats.clipped_begin += 1;
-                    clipped -= 1;
-                    let slice = make_slice(
+                    began_before.push(make_slice(
                         chain.begin_ns.min(now),
                         now,
                         event,
                         notes::BEGAN_BEFORE_DATA,
-                    );
-                    slices.push(((chain_index, clipped), slice));
+                    ));
                 }
                 None => stats.unmatched_ends += 1,
             },
@@ -116,8 +108,14 @@ fn pair_chain(
         } else {
             stats.cut_at_gap += 1;
         }
-        slices.push((open.order, make_slice(open.begin_ns, end, open.event, note)));
+        slots[open.slot] = Some(make_slice(open.begin_ns, end, open.event, note));
     }
+    out.extend(began_before.into_iter().rev());
+    out.extend(
+        slots
+            .into_iter()
+            .map(|s| s.expect("every begun span is closed")),
+    );
 }
 
 fn make_slice(begin_ns: i64, end_ns: i64, event: &Event, notes: Notes) -> Slice {

@@ -1,10 +1,9 @@
 //! One track's sequence: interning tables, the incremental clock, and the packets' bytes.
 
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint};
 use std::collections::HashMap;
 
-use super::encode::{bytes_field, fixed64_field, frame, varint_field};
+use super::encode::{bytes_field, fixed64_field, frame, varint, varint_field, varint_len};
 use super::proto::*;
 use crate::assembly::timeline::{Slice, notes};
 use crate::symbols::{Sym, Symbols};
@@ -65,7 +64,6 @@ pub struct SequenceWriter {
     texts: TextTable,
     event: Vec<u8>,
     interned: Vec<u8>,
-    packet: Vec<u8>,
     scratch: Vec<u8>,
 }
 
@@ -289,15 +287,30 @@ impl SequenceWriter {
         // Callers write in non-decreasing time order, so a delta is never negative.
         let delta = now.saturating_sub(self.last_ns);
         self.last_ns += delta;
-        self.packet.clear();
-        varint_field(8, delta, &mut self.packet);
-        varint_field(10, self.sequence_id as u64, &mut self.packet);
-        bytes_field(11, &self.event, &mut self.packet);
-        if !self.interned.is_empty() {
-            bytes_field(12, &self.interned, &mut self.packet);
+        // Written straight into the frame: the packet's size is known from its parts.
+        let event_len = self.event.len();
+        let interned_len = self.interned.len();
+        let mut size = 1
+            + varint_len(delta)
+            + 1
+            + varint_len(self.sequence_id as u64)
+            + 1
+            + varint_len(event_len as u64)
+            + event_len
+            + 2;
+        if interned_len > 0 {
+            size += 1 + varint_len(interned_len as u64) + interned_len;
         }
-        varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, &mut self.packet);
-        frame(&self.packet, out);
+        out.reserve(size + 6);
+        out.push(0x0a);
+        varint(size as u64, out);
+        varint_field(8, delta, out);
+        varint_field(10, self.sequence_id as u64, out);
+        bytes_field(11, &self.event, out);
+        if interned_len > 0 {
+            bytes_field(12, &self.interned, out);
+        }
+        varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);
     }
 }
 
@@ -313,7 +326,5 @@ fn interned_entry(
     scratch.clear();
     varint_field(1, iid, scratch);
     bytes_field(text_tag, text, scratch);
-    encode_key(field, WireType::LengthDelimited, out);
-    encode_varint(scratch.len() as u64, out);
-    out.extend_from_slice(scratch);
+    bytes_field(field, scratch, out);
 }
