@@ -17,7 +17,7 @@ use crate::error::{FailureKind, failure};
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{Lake, resolve_process};
 use crate::partitions::plan::View;
-use crate::partitions::{EventsRequest, PartitionCache, Prepared, StoredEvent};
+use crate::partitions::{EventTable, EventsRequest, PartitionCache, Prepared};
 use crate::progress::Progress;
 use crate::symbols::{Sym, Symbols};
 use crate::trace::TraceWriter;
@@ -239,11 +239,13 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
         .map(|s| (s.stream_id, symbols.intern(&thread_display_name(s))))
         .collect();
     let concurrency = source.options.concurrency;
+    // One table for all streams: its buffers are reused instead of reallocated.
+    let mut table = EventTable::default();
     let mut thread_tracks = 0;
     if source.options.spans != SpanKinds::Async {
         for stream in source.streams {
             let files = source.prepared.files(View::ThreadSpans, stream.stream_id);
-            let events = source
+            source
                 .cache
                 .read_events(
                     files,
@@ -251,11 +253,14 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
                     &block_position,
                     &source.clock,
                     concurrency,
+                    &mut table,
                 )
                 .await?;
+            let chains = chains(source, stream, &table.orders);
             let thread = ThreadData {
                 display_name: thread_names[&stream.stream_id],
-                chains: chains(source, stream, events),
+                events: std::mem::take(&mut table.events),
+                chains,
             };
             let tid = assembly::FIRST_TID + thread_tracks as i32;
             if let Some(track) = assembly::thread_track(&thread, tid, source.range, &mut stats) {
@@ -264,12 +269,13 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
                     .context("cannot write the trace")?;
                 thread_tracks += 1;
             }
+            table.events = thread.events;
         }
     }
     let mut async_tracks = 0;
     if source.options.spans != SpanKinds::Thread {
         let files = source.prepared.files(View::AsyncEvents, source.process_id);
-        let events = source
+        source
             .cache
             .read_events(
                 files,
@@ -277,14 +283,21 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
                 &block_position,
                 &source.clock,
                 concurrency,
+                &mut table,
             )
             .await?;
-        let events: Vec<AsyncEvent> = events
+        let table = std::mem::take(&mut table);
+        let events: Vec<AsyncEvent> = table
+            .events
             .into_iter()
-            .map(|e| AsyncEvent {
-                event: e.event,
-                thread: thread_names.get(&e.stream).copied().unwrap_or_default(),
-                order: e.order,
+            .zip(table.orders)
+            .map(|(event, order)| {
+                let stream = source.blocks[(order >> 32) as usize].stream_id;
+                AsyncEvent {
+                    event,
+                    thread: thread_names.get(&stream).copied().unwrap_or_default(),
+                    order,
+                }
             })
             .collect();
         let data_begin = source
@@ -320,12 +333,12 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
     })
 }
 
-/// Splits a stream's blocks into runs without a gap in `object_offset`, with their events
-/// (given in stream order).
-fn chains(source: &Source<'_>, stream: &StreamRow, events: Vec<StoredEvent>) -> Vec<Chain> {
+/// Splits a stream's blocks into runs without a gap in `object_offset`, each with the range
+/// of its events (`orders`: the stream's event places, in stream order).
+fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Vec<Chain> {
     let mut chains: Vec<Chain> = Vec::new();
     let mut expected_offset: Option<i64> = None;
-    let mut events = events.into_iter().peekable();
+    let mut next = 0;
     for (position, block) in source
         .blocks
         .iter()
@@ -347,14 +360,18 @@ fn chains(source: &Source<'_>, stream: &StreamRow, events: Vec<StoredEvent>) -> 
                 chains.push(Chain {
                     begin_ns,
                     end_ns,
-                    events: Vec::new(),
+                    events: next..next,
                 });
                 chains.last_mut().expect("just pushed")
             }
         };
-        while let Some(e) = events.next_if(|e| (e.order >> 32) as usize == position) {
-            chain.events.push(e.event);
+        while orders
+            .get(next)
+            .is_some_and(|&order| (order >> 32) as usize == position)
+        {
+            next += 1;
         }
+        chain.events.end = next;
     }
     chains
 }

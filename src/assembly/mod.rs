@@ -33,12 +33,13 @@ pub struct Event {
     pub properties: Sym,
 }
 
-/// A run of blocks of one stream with no gap in `object_offset`.
+/// A run of blocks of one stream with no gap in `object_offset`: its bounds, and the range
+/// of its events in the thread's event list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chain {
     pub begin_ns: i64,
     pub end_ns: i64,
-    pub events: Vec<Event>,
+    pub events: std::ops::Range<usize>,
 }
 
 /// One thread stream's data, in stream order.
@@ -46,6 +47,7 @@ pub struct Chain {
 pub struct ThreadData {
     /// Shown on the track and in async span annotations.
     pub display_name: Sym,
+    pub events: Vec<Event>,
     pub chains: Vec<Chain>,
 }
 
@@ -97,7 +99,10 @@ pub fn assemble(
             for chain in &thread.chains {
                 begin = begin.min(chain.begin_ns);
                 end = end.max(chain.end_ns);
-                for e in chain.events.iter().filter(|e| e.scope == EventScope::Async) {
+                for e in thread.events[chain.events.clone()]
+                    .iter()
+                    .filter(|e| e.scope == EventScope::Async)
+                {
                     events.push(AsyncEvent {
                         event: *e,
                         thread: thread.display_name,

@@ -56,16 +56,23 @@ fn aend(ns: i64, name: &str, id: u64, parent: u64) -> Event {
 }
 
 fn thread(name: &str, chains: Vec<(i64, i64, Vec<Event>)>) -> ThreadData {
+    let mut events = Vec::new();
+    let chains = chains
+        .into_iter()
+        .map(|(begin_ns, end_ns, chain_events)| {
+            let start = events.len();
+            events.extend(chain_events);
+            Chain {
+                begin_ns,
+                end_ns,
+                events: start..events.len(),
+            }
+        })
+        .collect();
     ThreadData {
         display_name: sym(name),
-        chains: chains
-            .into_iter()
-            .map(|(b, e, events)| Chain {
-                begin_ns: b,
-                end_ns: e,
-                events,
-            })
-            .collect(),
+        events,
+        chains,
     }
 }
 

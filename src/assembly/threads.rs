@@ -14,7 +14,13 @@ pub fn thread_track(
     let mut slices = Vec::new();
     let last_chain = thread.chains.len().saturating_sub(1);
     for (index, chain) in thread.chains.iter().enumerate() {
-        pair_chain(chain, index == last_chain, &mut slices, stats);
+        pair_chain(
+            chain,
+            &thread.events[chain.events.clone()],
+            index == last_chain,
+            &mut slices,
+            stats,
+        );
     }
     let slices: Vec<Slice> = slices
         .into_iter()
@@ -46,18 +52,20 @@ fn same_span(a: &Event, b: &Event) -> bool {
 /// (same-time or clipped spans) the writer keeps this order, so a parent is never drawn
 /// inside its child. Spans that began before the data come first, the last to end (the
 /// outermost) leading; then spans begun in the data, in begin order.
-fn pair_chain(chain: &Chain, is_last: bool, out: &mut Vec<Slice>, stats: &mut AssemblyStats) {
+fn pair_chain(
+    chain: &Chain,
+    events: &[Event],
+    is_last: bool,
+    out: &mut Vec<Slice>,
+    stats: &mut AssemblyStats,
+) {
     let mut stack: Vec<Open> = Vec::new();
     let mut began_before: Vec<Slice> = Vec::new();
     let mut slots: Vec<Option<Slice>> = Vec::new();
     // Times never go back within a stream: a clock step backwards is pinned to the last time,
     // which keeps the pairs strictly nested.
     let mut now = chain.begin_ns;
-    for event in chain
-        .events
-        .iter()
-        .filter(|e| e.scope == EventScope::Thread)
-    {
+    for event in events.iter().filter(|e| e.scope == EventScope::Thread) {
         now = now.max(event.ns);
         match event.phase {
             EventPhase::Begin => {

@@ -174,13 +174,36 @@ fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
     serde_json::to_string(&pairs).expect("strings serialize")
 }
 
-/// A decoded row: its place in stream order, the stream it came from, and the event.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StoredEvent {
-    /// `(position of its block in the process's block list) << 32 | index in the block`.
-    pub order: u64,
-    pub stream: Uuid,
-    pub event: Event,
+/// Decoded rows: events, and their places in stream order
+/// (`(position of the block in the process's block list) << 32 | index in the block`).
+#[derive(Debug, Default)]
+pub struct EventTable {
+    pub events: Vec<Event>,
+    pub orders: Vec<u64>,
+}
+
+impl EventTable {
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.orders.clear();
+    }
+
+    /// Puts rows in stream order (partitions of one instance may interleave blocks).
+    pub fn sort(&mut self) {
+        if self.orders.is_sorted() {
+            return;
+        }
+        let mut permutation: Vec<u32> = (0..self.orders.len() as u32).collect();
+        permutation.sort_by_key(|&i| self.orders[i as usize]);
+        self.events = permutation
+            .iter()
+            .map(|&i| self.events[i as usize])
+            .collect();
+        self.orders = permutation
+            .iter()
+            .map(|&i| self.orders[i as usize])
+            .collect();
+    }
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
@@ -225,15 +248,16 @@ pub fn decode(
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
     clock: &Clock,
-) -> Result<Vec<StoredEvent>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?
-        .with_batch_size(64 * 1024)
-        .build()?;
-    let mut out = Vec::new();
+    out: &mut EventTable,
+) -> Result<()> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(64 * 1024);
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    out.events.reserve(rows);
+    out.orders.reserve(rows);
+    let reader = builder.build()?;
     for batch in reader {
         let batch = batch?;
         let parse_uuid = |s: &str| Uuid::parse_str(s).context("partition file holds a bad UUID");
-        let (stream_keys, streams) = dictionary_column(&batch, "stream_id", parse_uuid)?;
         let (block_keys, blocks) = dictionary_column(&batch, "block_id", |s| {
             Ok(block_position.get(&parse_uuid(s)?).copied())
         })?;
@@ -250,39 +274,36 @@ pub fn decode(
         let span_id = column::<UInt64Array>(&batch, "span_id")?;
         let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?;
         let depth = column::<UInt32Array>(&batch, "depth")?;
-        out.reserve(batch.num_rows());
         for i in 0..batch.num_rows() {
             let Some(block) = blocks[block_keys.value(i) as usize] else {
                 continue;
             };
-            out.push(StoredEvent {
-                order: (block as u64) << 32 | index.value(i) as u64,
-                stream: streams[stream_keys.value(i) as usize],
-                event: Event {
-                    ns: clock.event_ns(ticks.value(i)),
-                    scope: if scope.value(i) == 1 {
-                        EventScope::Async
-                    } else {
-                        EventScope::Thread
-                    },
-                    phase: if phase.value(i) == 1 {
-                        EventPhase::End
-                    } else {
-                        EventPhase::Begin
-                    },
-                    name: names[name_keys.value(i) as usize],
-                    target: targets[target_keys.value(i) as usize],
-                    file: files[file_keys.value(i) as usize],
-                    line: line.value(i),
-                    span_id: span_id.value(i),
-                    parent_span_id: parent_span_id.value(i),
-                    depth: depth.value(i),
-                    properties: properties[property_keys.value(i) as usize],
+            out.orders
+                .push((block as u64) << 32 | index.value(i) as u64);
+            out.events.push(Event {
+                ns: clock.event_ns(ticks.value(i)),
+                scope: if scope.value(i) == 1 {
+                    EventScope::Async
+                } else {
+                    EventScope::Thread
                 },
+                phase: if phase.value(i) == 1 {
+                    EventPhase::End
+                } else {
+                    EventPhase::Begin
+                },
+                name: names[name_keys.value(i) as usize],
+                target: targets[target_keys.value(i) as usize],
+                file: files[file_keys.value(i) as usize],
+                line: line.value(i),
+                span_id: span_id.value(i),
+                parent_span_id: parent_span_id.value(i),
+                depth: depth.value(i),
+                properties: properties[property_keys.value(i) as usize],
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -341,11 +362,18 @@ mod tests {
             properties: vec![],
         };
         let clock = Clock::for_process(&process, (None, None)).unwrap();
-        let decoded = decode(encode(&rows).unwrap(), &mut symbols, &positions, &clock).unwrap();
-        assert_eq!(decoded.len(), 2);
-        assert_eq!(decoded[1].order, 1 << 32 | 9);
-        assert_eq!(decoded[1].stream, Uuid::from_u128(1));
-        let e = decoded[1].event;
+        let mut decoded = EventTable::default();
+        decode(
+            encode(&rows).unwrap(),
+            &mut symbols,
+            &positions,
+            &clock,
+            &mut decoded,
+        )
+        .unwrap();
+        assert_eq!(decoded.events.len(), 2);
+        assert_eq!(decoded.orders[1], 1 << 32 | 9);
+        let e = decoded.events[1];
         assert_eq!(
             (
                 e.scope,
@@ -360,6 +388,6 @@ mod tests {
         );
         assert_eq!(symbols.get(e.name), "b\"é");
         assert_eq!(symbols.get(e.properties), r#"[["k","v\n"]]"#);
-        assert_eq!(symbols.get(decoded[0].event.properties), "");
+        assert_eq!(symbols.get(decoded.events[0].properties), "");
     }
 }

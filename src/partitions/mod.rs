@@ -25,7 +25,7 @@ use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
-pub use files::{EventRow, StoredEvent};
+pub use files::{EventRow, EventTable};
 use plan::{FORMAT_VERSION, Planned, View};
 
 /// One hour of insert time per partition, as Micromegas cuts its own.
@@ -278,8 +278,8 @@ impl PartitionCache {
         Ok(file_key)
     }
 
-    /// Reads partition files (fetched concurrently, decoded in order) into events in stream
-    /// order.
+    /// Reads partition files (fetched concurrently, decoded in order) into `table`, in
+    /// stream order.
     pub async fn read_events(
         &self,
         files: &[String],
@@ -287,7 +287,9 @@ impl PartitionCache {
         block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
         concurrency: usize,
-    ) -> Result<Vec<StoredEvent>> {
+        table: &mut EventTable,
+    ) -> Result<()> {
+        table.clear();
         let mut fetches = futures::stream::iter(files.iter().map(|key| async move {
             self.store.get(key).await.map_err(|e| {
                 failure(
@@ -297,23 +299,19 @@ impl PartitionCache {
             })
         }))
         .buffered(concurrency.max(1));
-        let mut events = Vec::new();
         let mut index = 0;
         while let Some(data) = fetches.next().await {
             let key = &files[index];
             index += 1;
-            let mut decoded = files::decode(data?, symbols, block_position, clock).map_err(|e| {
+            files::decode(data?, symbols, block_position, clock, table).map_err(|e| {
                 failure(
                     FailureKind::LakeData,
                     format!("partition file {key} is unreadable ({e:#}); delete the partition cache to rebuild it"),
                 )
             })?;
-            events.append(&mut decoded);
         }
-        if !events.is_sorted_by_key(|e| e.order) {
-            events.sort_by_key(|e| e.order);
-        }
-        Ok(events)
+        table.sort();
+        Ok(())
     }
 
     /// Deletes partition files retired longer than `grace` ago with their rows, and files no

@@ -47,7 +47,7 @@ pub fn bytes_field(tag: u32, value: &[u8], out: &mut Vec<u8>) {
 /// The size of `value` as a varint.
 #[inline]
 pub fn varint_len(value: u64) -> usize {
-    ((64 - (value | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]
