@@ -1,7 +1,9 @@
 //! The strings of one export (span names, targets, files, thread names, annotation texts),
 //! each stored once and referred to by a small integer everywhere downstream of decoding.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 /// An interned string; `Sym::default()` is the empty string.
@@ -23,7 +25,7 @@ impl Symbols {
         let empty: Arc<str> = Arc::from("");
         Self {
             strings: vec![empty.clone()],
-            index: HashMap::from([(empty, 0)]),
+            index: HashMap::from_iter([(empty, 0)]),
         }
     }
 

@@ -5,7 +5,9 @@
 //! there and the span ends within it; otherwise on the first lane with nothing open; otherwise
 //! on a new lane. A span not on its parent's lane gets a flow arrow from the parent.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::timeline::{AssemblyStats, AsyncDetail, AsyncTrack, Slice, notes};
 use super::{AsyncEvent, Event, clip};
@@ -66,7 +68,7 @@ fn pair_spans(
     // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
     // begins go first (a zero-length span stays whole), then stream order.
     events.sort_by_key(|e| (e.event.ns, e.event.phase == EventPhase::End, e.order));
-    let mut open: HashMap<u64, AsyncSpan> = HashMap::new();
+    let mut open: HashMap<u64, AsyncSpan> = HashMap::default();
     let mut done: Vec<AsyncSpan> = Vec::with_capacity(events.len() / 2 + 1);
     for AsyncEvent { event, thread, .. } in events {
         match event.phase {
@@ -131,7 +133,7 @@ fn layout(spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
     let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
         std::collections::BinaryHeap::new();
     // span id → (lane, slice index) of the most recent span placed with that id.
-    let mut placed: HashMap<u64, (usize, usize)> = HashMap::new();
+    let mut placed: HashMap<u64, (usize, usize)> = HashMap::default();
     let mut next_flow: u64 = 1;
     for span in spans {
         // Close what ended by this begin, lane by lane, in order of the innermost ends.

@@ -1,7 +1,9 @@
 //! The dependencies buffer of a block: strings, span descriptions and property sets by id.
 
 use anyhow::{Result, bail};
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::layout::{DependencyKind, DependencyType, RecordPlan};

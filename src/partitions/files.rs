@@ -1,17 +1,17 @@
-//! Partition files: span event rows as Parquet, one file per partition. Strings are
-//! dictionary-encoded, so reading maps each distinct string once per batch, not once per row.
+//! Partition files: span event rows as Parquet, one file per partition.
+//!
+//! Strings (names, targets, files, properties) and block ids are stored once, in a table in
+//! the file's key-value metadata; columns hold indexes into it. Writing needs no per-row string
+//! hashing, and reading maps each distinct string to a symbol once per file.
 
 use anyhow::{Context, Result, bail};
-use arrow_array::types::Int32Type;
-use arrow_array::{
-    Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray, UInt8Array,
-    UInt32Array, UInt64Array,
-};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,98 +33,92 @@ pub struct EventRow {
     pub event: SpanEvent,
 }
 
-fn dictionary() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+const STRINGS_KEY: &str = "write-perfetto.strings";
+const BLOCKS_KEY: &str = "write-perfetto.blocks";
 
 fn schema() -> Arc<Schema> {
+    let u32_column = |name: &str| Field::new(name, DataType::UInt32, false);
     Arc::new(Schema::new(vec![
-        Field::new("stream_id", dictionary(), false),
-        Field::new("block_id", dictionary(), false),
-        Field::new("index", DataType::UInt32, false),
+        u32_column("block"),
+        u32_column("index"),
         Field::new("scope", DataType::UInt8, false),
         Field::new("phase", DataType::UInt8, false),
         Field::new("ticks", DataType::Int64, false),
-        Field::new("name", dictionary(), false),
-        Field::new("target", dictionary(), false),
-        Field::new("file", dictionary(), false),
-        Field::new("line", DataType::UInt32, false),
+        u32_column("name"),
+        u32_column("target"),
+        u32_column("file"),
+        u32_column("line"),
         Field::new("span_id", DataType::UInt64, false),
         Field::new("parent_span_id", DataType::UInt64, false),
-        Field::new("depth", DataType::UInt32, false),
-        Field::new("properties", dictionary(), false),
+        u32_column("depth"),
+        u32_column("properties"),
     ]))
 }
 
-/// Builds a dictionary column; equal `Arc`s (the decoder shares them) skip the string hash.
+/// The file's string table; equal `Arc`s (the decoder shares them within a block) skip the
+/// string hash.
 #[derive(Default)]
-struct DictionaryColumn {
-    by_pointer: HashMap<(usize, usize), i32>,
-    by_text: HashMap<String, i32>,
+struct StringTable {
+    by_pointer: FastMap<(usize, usize), u32>,
+    by_text: FastMap<String, u32>,
     values: Vec<String>,
-    keys: Vec<i32>,
 }
 
-impl DictionaryColumn {
-    fn push_arc(&mut self, text: &Arc<str>) {
+impl StringTable {
+    fn key_of_arc(&mut self, text: &Arc<str>) -> u32 {
         let pointer = (Arc::as_ptr(text) as *const u8 as usize, text.len());
-        let key = match self.by_pointer.get(&pointer) {
-            Some(&key) => key,
-            None => {
-                let key = self.key_of(text);
-                self.by_pointer.insert(pointer, key);
-                key
-            }
-        };
-        self.keys.push(key);
-    }
-
-    fn push_text(&mut self, text: &str) {
+        if let Some(&key) = self.by_pointer.get(&pointer) {
+            return key;
+        }
         let key = self.key_of(text);
-        self.keys.push(key);
+        self.by_pointer.insert(pointer, key);
+        key
     }
 
-    fn key_of(&mut self, text: &str) -> i32 {
+    fn key_of(&mut self, text: &str) -> u32 {
         if let Some(&key) = self.by_text.get(text) {
             return key;
         }
-        let key = self.values.len() as i32;
+        let key = self.values.len() as u32;
         self.values.push(text.to_string());
         self.by_text.insert(text.to_string(), key);
         key
     }
-
-    fn finish(self) -> ArrayRef {
-        let keys = Int32Array::from(self.keys);
-        let values = Arc::new(StringArray::from(self.values));
-        Arc::new(
-            DictionaryArray::<Int32Type>::try_new(keys, values).expect("keys index the values"),
-        )
-    }
 }
 
 pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
-    let mut streams = DictionaryColumn::default();
-    let mut blocks = DictionaryColumn::default();
-    let (mut names, mut targets, mut files, mut properties) = (
-        DictionaryColumn::default(),
-        DictionaryColumn::default(),
-        DictionaryColumn::default(),
-        DictionaryColumn::default(),
-    );
-    let mut uuids: HashMap<Uuid, String> = HashMap::new();
+    let mut strings = StringTable::default();
+    let empty = strings.key_of("");
+    let mut blocks: Vec<Uuid> = Vec::new();
+    let mut block_keys = Vec::with_capacity(rows.len());
+    let mut keys = |f: &mut dyn FnMut(&mut StringTable, &EventRow) -> u32| -> Vec<u32> {
+        rows.iter().map(|r| f(&mut strings, r)).collect()
+    };
+    let names = keys(&mut |t, r| t.key_of_arc(&r.event.name));
+    let targets = keys(&mut |t, r| t.key_of_arc(&r.event.target));
+    let files = keys(&mut |t, r| t.key_of_arc(&r.event.file));
+    let properties = keys(&mut |t, r| {
+        if r.event.properties.is_empty() {
+            empty
+        } else {
+            t.key_of(&properties_text(&r.event.properties))
+        }
+    });
     for row in rows {
-        let mut text = |u: Uuid| uuids.entry(u).or_insert_with(|| u.to_string()).clone();
-        streams.push_text(&text(row.stream_id));
-        blocks.push_text(&text(row.block_id));
-        names.push_arc(&row.event.name);
-        targets.push_arc(&row.event.target);
-        files.push_arc(&row.event.file);
-        properties.push_text(&properties_text(&row.event.properties));
+        // Rows come grouped by block: only a change of block costs a lookup.
+        if blocks.last() != Some(&row.block_id) {
+            if blocks.contains(&row.block_id) {
+                bail!("partition rows are not grouped by block");
+            }
+            blocks.push(row.block_id);
+        }
+        block_keys.push(blocks.len() as u32 - 1);
     }
+    let column_u32 = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
     let columns: Vec<ArrayRef> = vec![
-        streams.finish(),
-        blocks.finish(),
+        column_u32(block_keys),
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
         Arc::new(UInt8Array::from_iter_values(
             rows.iter()
@@ -137,9 +131,9 @@ pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| r.event.ticks),
         )),
-        names.finish(),
-        targets.finish(),
-        files.finish(),
+        column_u32(names),
+        column_u32(targets),
+        column_u32(files),
         Arc::new(UInt32Array::from_iter_values(
             rows.iter().map(|r| r.event.line),
         )),
@@ -152,11 +146,19 @@ pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
         Arc::new(UInt32Array::from_iter_values(
             rows.iter().map(|r| r.event.depth),
         )),
-        properties.finish(),
+        column_u32(properties),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
+    let block_texts: Vec<String> = blocks.iter().map(Uuid::to_string).collect();
     let props = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(
+                STRINGS_KEY.to_string(),
+                serde_json::to_string(&strings.values)?,
+            ),
+            KeyValue::new(BLOCKS_KEY.to_string(), serde_json::to_string(&block_texts)?),
+        ]))
         .build();
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, schema(), Some(props))?;
@@ -165,11 +167,8 @@ pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
     Ok(Bytes::from(buffer))
 }
 
-/// `[["key","value"],...]`, or the empty string without properties.
+/// `[["key","value"],...]` of a tagged end's properties.
 fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
-    if properties.is_empty() {
-        return String::new();
-    }
     let pairs: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (&**k, &**v)).collect();
     serde_json::to_string(&pairs).expect("strings serialize")
 }
@@ -207,42 +206,39 @@ impl EventTable {
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
-    batch
+    let column = batch
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
-        .with_context(|| format!("partition file lacks column {name} of the expected type"))
+        .with_context(|| format!("partition file lacks column {name} of the expected type"))?;
+    Ok(column)
 }
 
-/// A dictionary column's keys, and its values mapped through `map` once each.
-fn dictionary_column<'a, T>(
-    batch: &'a RecordBatch,
-    name: &str,
-    mut map: impl FnMut(&str) -> Result<T>,
-) -> Result<(&'a Int32Array, Vec<T>)> {
-    let dictionary = column::<DictionaryArray<Int32Type>>(batch, name)?;
-    let values = dictionary
-        .values()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .with_context(|| format!("partition column {name} is not text"))?;
-    let mapped = (0..values.len())
-        .map(|i| map(values.value(i)))
-        .collect::<Result<Vec<T>>>()?;
-    if dictionary.keys().null_count() > 0
-        || dictionary
-            .keys()
-            .values()
-            .iter()
-            .any(|&k| k < 0 || k as usize >= mapped.len())
-    {
-        bail!("partition column {name} has bad keys");
+/// A column of indexes into `table`, checked once so rows can index without a check.
+fn keys<'a, T: Copy>(batch: &'a RecordBatch, name: &str, table: &[T]) -> Result<&'a [u32]> {
+    let array = column::<UInt32Array>(batch, name)?;
+    if array.null_count() > 0 || array.values().iter().any(|&k| k as usize >= table.len()) {
+        bail!("partition column {name} indexes past its table");
     }
-    Ok((dictionary.keys(), mapped))
+    Ok(array.values())
 }
 
-/// Reads a partition file into events with times in ns and strings interned in `symbols`.
-/// `block_position` gives each block's place in stream order (blocks it lacks are skipped:
-/// they are not part of this export).
+fn metadata_list(
+    builder: &ParquetRecordBatchReaderBuilder<Bytes>,
+    key: &str,
+) -> Result<Vec<String>> {
+    let text = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == key))
+        .and_then(|e| e.value.clone())
+        .with_context(|| format!("partition file lacks its {key} table"))?;
+    serde_json::from_str(&text).with_context(|| format!("partition file has a bad {key} table"))
+}
+
+/// Reads a partition file into `out`: events with times in ns, strings interned in `symbols`.
+/// `block_position` gives each block's place in stream order (rows of blocks it lacks are
+/// skipped: they are not part of this export).
 pub fn decode(
     data: Bytes,
     symbols: &mut Symbols,
@@ -251,55 +247,61 @@ pub fn decode(
     out: &mut EventTable,
 ) -> Result<()> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(64 * 1024);
+    let strings: Vec<Sym> = metadata_list(&builder, STRINGS_KEY)?
+        .iter()
+        .map(|s| symbols.intern(s))
+        .collect();
+    let blocks: Vec<Option<u32>> = metadata_list(&builder, BLOCKS_KEY)?
+        .iter()
+        .map(|s| {
+            Ok(block_position
+                .get(&Uuid::parse_str(s).context("partition file holds a bad block id")?)
+                .copied())
+        })
+        .collect::<Result<_>>()?;
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     out.events.reserve(rows);
     out.orders.reserve(rows);
-    let reader = builder.build()?;
-    for batch in reader {
+    for batch in builder.build()? {
         let batch = batch?;
-        let parse_uuid = |s: &str| Uuid::parse_str(s).context("partition file holds a bad UUID");
-        let (block_keys, blocks) = dictionary_column(&batch, "block_id", |s| {
-            Ok(block_position.get(&parse_uuid(s)?).copied())
-        })?;
-        let mut intern = |s: &str| -> Result<Sym> { Ok(symbols.intern(s)) };
-        let (name_keys, names) = dictionary_column(&batch, "name", &mut intern)?;
-        let (target_keys, targets) = dictionary_column(&batch, "target", &mut intern)?;
-        let (file_keys, files) = dictionary_column(&batch, "file", &mut intern)?;
-        let (property_keys, properties) = dictionary_column(&batch, "properties", &mut intern)?;
-        let index = column::<UInt32Array>(&batch, "index")?;
-        let scope = column::<UInt8Array>(&batch, "scope")?;
-        let phase = column::<UInt8Array>(&batch, "phase")?;
-        let ticks = column::<Int64Array>(&batch, "ticks")?;
-        let line = column::<UInt32Array>(&batch, "line")?;
-        let span_id = column::<UInt64Array>(&batch, "span_id")?;
-        let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?;
-        let depth = column::<UInt32Array>(&batch, "depth")?;
+        let block = keys(&batch, "block", &blocks)?;
+        let name = keys(&batch, "name", &strings)?;
+        let target = keys(&batch, "target", &strings)?;
+        let file = keys(&batch, "file", &strings)?;
+        let properties = keys(&batch, "properties", &strings)?;
+        let index = column::<UInt32Array>(&batch, "index")?.values();
+        let scope = column::<UInt8Array>(&batch, "scope")?.values();
+        let phase = column::<UInt8Array>(&batch, "phase")?.values();
+        let ticks = column::<Int64Array>(&batch, "ticks")?.values();
+        let line = column::<UInt32Array>(&batch, "line")?.values();
+        let span_id = column::<UInt64Array>(&batch, "span_id")?.values();
+        let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?.values();
+        let depth = column::<UInt32Array>(&batch, "depth")?.values();
         for i in 0..batch.num_rows() {
-            let Some(block) = blocks[block_keys.value(i) as usize] else {
+            let Some(position) = blocks[block[i] as usize] else {
                 continue;
             };
-            out.orders
-                .push((block as u64) << 32 | index.value(i) as u64);
+            out.orders.push((position as u64) << 32 | index[i] as u64);
             out.events.push(Event {
-                ns: clock.event_ns(ticks.value(i)),
-                scope: if scope.value(i) == 1 {
+                ns: clock.event_ns(ticks[i]),
+                scope: if scope[i] == 1 {
                     EventScope::Async
                 } else {
                     EventScope::Thread
                 },
-                phase: if phase.value(i) == 1 {
+                phase: if phase[i] == 1 {
                     EventPhase::End
                 } else {
                     EventPhase::Begin
                 },
-                name: names[name_keys.value(i) as usize],
-                target: targets[target_keys.value(i) as usize],
-                file: files[file_keys.value(i) as usize],
-                line: line.value(i),
-                span_id: span_id.value(i),
-                parent_span_id: parent_span_id.value(i),
-                depth: depth.value(i),
-                properties: properties[property_keys.value(i) as usize],
+                name: strings[name[i] as usize],
+                target: strings[target[i] as usize],
+                file: strings[file[i] as usize],
+                line: line[i],
+                span_id: span_id[i],
+                parent_span_id: parent_span_id[i],
+                depth: depth[i],
+                properties: strings[properties[i] as usize],
             });
         }
     }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::lake::rows::BlockRow;
 
 /// Bumped whenever what a partition file holds, or how it is computed, changes.
-pub const FORMAT_VERSION: i64 = 2;
+pub const FORMAT_VERSION: i64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum View {
