@@ -1,20 +1,22 @@
 //! Building partitions, one stream at a time: each needed block is fetched and decoded once
-//! (in parallel, kept in stream order); a stream's thread partitions are written as soon as
-//! the stream is done, the process's async partitions at the end. Any block that cannot be
-//! read or decoded fails the build, naming the block, before its partitions are recorded.
+//! (in parallel, consumed in stream order as it arrives) and its events go straight into the
+//! column builders of the partitions being built. A stream's thread partitions are written as
+//! soon as the stream is done, the process's async partitions at the end. Any block that
+//! cannot be read or decoded fails the build, naming the block, before its partitions are
+//! recorded.
 
 use anyhow::{Context, Result};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::files::EventRow;
+use super::files::PartitionBuilder;
 use super::plan::{Planned, View};
 use super::{EventsRequest, PartitionCache, PartitionStats, describe};
-use crate::decode::{EventScope, StreamDecoder};
+use crate::decode::{EventScope, SpanEvent, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
-use crate::lake::rows::{BlockRow, StreamRow};
+use crate::lake::rows::StreamRow;
 
 pub async fn build(
     cache: &PartitionCache,
@@ -28,12 +30,12 @@ pub async fn build(
     let reasons: HashMap<usize, &str> = to_build.iter().map(|(i, r)| (*i, r.as_str())).collect();
     // Which partition being built each block feeds, per view.
     let (mut thread_of, mut async_of) = (HashMap::new(), HashMap::new());
-    let mut async_rows: BTreeMap<usize, Vec<EventRow>> = BTreeMap::new();
+    let mut async_builders: BTreeMap<usize, PartitionBuilder> = BTreeMap::new();
     for &(i, _) in to_build {
         let target = match planned[i].view {
             View::ThreadSpans => &mut thread_of,
             View::AsyncEvents => {
-                async_rows.insert(i, Vec::new());
+                async_builders.insert(i, PartitionBuilder::default());
                 &mut async_of
             }
         };
@@ -51,34 +53,54 @@ pub async fn build(
         if needed.is_empty() {
             continue;
         }
-        let decoded =
-            decode_blocks(lake, stream, request.blocks, &needed, request.concurrency).await?;
-        let mut thread_rows: BTreeMap<usize, Vec<EventRow>> = to_build
+        let mut thread_builders: BTreeMap<usize, PartitionBuilder> = to_build
             .iter()
             .filter(|(i, _)| {
                 planned[*i].view == View::ThreadSpans && planned[*i].instance == stream.stream_id
             })
-            .map(|(i, _)| (*i, Vec::new()))
+            .map(|(i, _)| (*i, PartitionBuilder::default()))
             .collect();
-        for (b, rows, size) in decoded {
+        let decoder = Arc::new(
+            StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).map_err(
+                |e| {
+                    failure(
+                        FailureKind::LakeData,
+                        format!(
+                            "stream {} has unusable type metadata: {e:#}",
+                            stream.stream_id
+                        ),
+                    )
+                },
+            )?,
+        );
+        let mut decoded = futures::stream::iter(needed.iter().copied())
+            .map(|b| decode_block(lake, stream, &decoder, request, b))
+            .buffered(request.concurrency.max(1));
+        while let Some(block) = decoded.next().await {
+            let (b, events, size) = block?;
             stats.blocks_read += 1;
             stats.payload_bytes += size;
-            for row in rows {
-                let (partition, target) = match row.event.scope {
-                    EventScope::Thread => (thread_of.get(&b), &mut thread_rows),
-                    EventScope::Async => (async_of.get(&b), &mut async_rows),
-                };
-                if let Some(rows) = partition.and_then(|p| target.get_mut(p)) {
-                    rows.push(row);
-                }
+            let block_id = request.blocks[b].block_id;
+            let of_scope = |scope: EventScope| {
+                events
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, e)| e.scope == scope)
+                    .map(|(i, e)| (i as u32, e))
+            };
+            if let Some(builder) = thread_of.get(&b).and_then(|p| thread_builders.get_mut(p)) {
+                builder.push_block(block_id, of_scope(EventScope::Thread));
+            }
+            if let Some(builder) = async_of.get(&b).and_then(|p| async_builders.get_mut(p)) {
+                builder.push_block(block_id, of_scope(EventScope::Async));
             }
         }
-        for (p, rows) in thread_rows {
-            keys[p] = Some(store(cache, request, &planned[p], &rows, reasons[&p], stats).await?);
+        for (p, builder) in thread_builders {
+            keys[p] = Some(store(cache, request, &planned[p], builder, reasons[&p], stats).await?);
         }
     }
-    for (p, rows) in async_rows {
-        keys[p] = Some(store(cache, request, &planned[p], &rows, reasons[&p], stats).await?);
+    for (p, builder) in async_builders {
+        keys[p] = Some(store(cache, request, &planned[p], builder, reasons[&p], stats).await?);
     }
     Ok(())
 }
@@ -87,10 +109,11 @@ async fn store(
     cache: &PartitionCache,
     request: &EventsRequest<'_>,
     p: &Planned,
-    rows: &[EventRow],
+    rows: PartitionBuilder,
     reason: &str,
     stats: &mut PartitionStats,
 ) -> Result<String> {
+    let events = rows.len();
     let key = cache.store_partition(request.process_id, p, rows).await?;
     let verb = if reason == "no partition yet" {
         "built"
@@ -98,71 +121,39 @@ async fn store(
         "rebuilt"
     };
     (request.explain)(format!(
-        "{}: {verb} ({reason}; {} blocks, {} events)",
+        "{}: {verb} ({reason}; {} blocks, {events} events)",
         describe(p),
-        p.blocks.len(),
-        rows.len()
+        p.blocks.len()
     ));
     stats.built += 1;
     Ok(key)
 }
 
-/// Decodes the blocks at `needed` (indexes into `blocks`, all of `stream`), in that order,
-/// with their payload sizes.
-async fn decode_blocks(
+/// Fetches and decodes one block (index `b` of the request's blocks) on a blocking thread.
+async fn decode_block(
     lake: &Lake,
     stream: &StreamRow,
-    blocks: &[BlockRow],
-    needed: &[usize],
-    concurrency: usize,
-) -> Result<Vec<(usize, Vec<EventRow>, u64)>> {
-    let decoder = Arc::new(
-        StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).map_err(
-            |e| {
-                failure(
-                    FailureKind::LakeData,
-                    format!(
-                        "stream {} has unusable type metadata: {e:#}",
-                        stream.stream_id
-                    ),
-                )
-            },
-        )?,
-    );
-    futures::stream::iter(needed.iter().copied())
-        .map(|index| {
-            let block = blocks[index].clone();
-            let decoder = decoder.clone();
-            async move {
-                let payload = lake.block_payload(&block).await?;
-                let size = payload.len() as u64;
-                let rows = tokio::task::spawn_blocking(move || -> Result<Vec<EventRow>> {
-                    let events = decoder.decode_block(&payload).map_err(|e| {
-                        failure(
-                            FailureKind::LakeData,
-                            format!(
-                                "block {} of stream {} cannot be decoded: {e:#}",
-                                block.block_id, block.stream_id
-                            ),
-                        )
-                    })?;
-                    Ok(events
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, event)| EventRow {
-                            stream_id: block.stream_id,
-                            block_id: block.block_id,
-                            index: i as u32,
-                            event,
-                        })
-                        .collect())
-                })
-                .await
-                .context("decoding task failed")??;
-                Ok::<_, anyhow::Error>((index, rows, size))
-            }
+    decoder: &Arc<StreamDecoder>,
+    request: &EventsRequest<'_>,
+    b: usize,
+) -> Result<(usize, Vec<SpanEvent>, u64)> {
+    let block = request.blocks[b].clone();
+    let decoder = decoder.clone();
+    debug_assert_eq!(block.stream_id, stream.stream_id);
+    let payload = lake.block_payload(&block).await?;
+    let size = payload.len() as u64;
+    let events = tokio::task::spawn_blocking(move || {
+        decoder.decode_block(&payload).map_err(|e| {
+            failure(
+                FailureKind::LakeData,
+                format!(
+                    "block {} of stream {} cannot be decoded: {e:#}",
+                    block.block_id, block.stream_id
+                ),
+            )
         })
-        .buffered(concurrency.max(1))
-        .try_collect()
-        .await
+    })
+    .await
+    .context("decoding task failed")??;
+    Ok((b, events, size))
 }

@@ -22,17 +22,6 @@ use crate::clock::Clock;
 use crate::decode::{EventPhase, EventScope, SpanEvent};
 use crate::symbols::{Sym, Symbols};
 
-/// One stored event: where it comes from, and the event with its raw ticks (times are converted
-/// at export, since the tick frequency may depend on all of the process's blocks).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    pub stream_id: Uuid,
-    pub block_id: Uuid,
-    /// Position of the event within its block.
-    pub index: u32,
-    pub event: SpanEvent,
-}
-
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const STRINGS_KEY: &str = "write-perfetto.strings";
@@ -58,7 +47,7 @@ fn schema() -> Arc<Schema> {
 }
 
 /// The file's string table; equal `Arc`s (the decoder shares them within a block) skip the
-/// string hash.
+/// string hash, as long as they are alive: the pointer memo is only valid within one block.
 #[derive(Default)]
 struct StringTable {
     by_pointer: FastMap<(usize, usize), u32>,
@@ -88,83 +77,105 @@ impl StringTable {
     }
 }
 
-pub fn encode(rows: &[EventRow]) -> Result<Bytes> {
-    let mut strings = StringTable::default();
-    let empty = strings.key_of("");
-    let mut blocks: Vec<Uuid> = Vec::new();
-    let mut block_keys = Vec::with_capacity(rows.len());
-    let mut keys = |f: &mut dyn FnMut(&mut StringTable, &EventRow) -> u32| -> Vec<u32> {
-        rows.iter().map(|r| f(&mut strings, r)).collect()
-    };
-    let names = keys(&mut |t, r| t.key_of_arc(&r.event.name));
-    let targets = keys(&mut |t, r| t.key_of_arc(&r.event.target));
-    let files = keys(&mut |t, r| t.key_of_arc(&r.event.file));
-    let properties = keys(&mut |t, r| {
-        if r.event.properties.is_empty() {
-            empty
-        } else {
-            t.key_of(&properties_text(&r.event.properties))
+/// The rows of one partition file, accumulated column by column as blocks are decoded
+/// (about 50 bytes a row, no reference counts), then encoded at once.
+#[derive(Default)]
+pub struct PartitionBuilder {
+    strings: StringTable,
+    blocks: Vec<Uuid>,
+    block: Vec<u32>,
+    index: Vec<u32>,
+    scope: Vec<u8>,
+    phase: Vec<u8>,
+    ticks: Vec<i64>,
+    name: Vec<u32>,
+    target: Vec<u32>,
+    file: Vec<u32>,
+    line: Vec<u32>,
+    span_id: Vec<u64>,
+    parent_span_id: Vec<u64>,
+    depth: Vec<u32>,
+    properties: Vec<u32>,
+}
+
+impl PartitionBuilder {
+    /// Appends the events of one block (blocks are appended whole, in stream order).
+    pub fn push_block<'a>(
+        &mut self,
+        block_id: Uuid,
+        events: impl Iterator<Item = (u32, &'a SpanEvent)>,
+    ) {
+        // The decoder shares one `Arc` per string within a block; across blocks an address may
+        // be reused by another string once the previous block is dropped.
+        self.strings.by_pointer.clear();
+        let mut block_key = None;
+        for (index, event) in events {
+            let key = *block_key.get_or_insert_with(|| {
+                self.blocks.push(block_id);
+                self.blocks.len() as u32 - 1
+            });
+            self.block.push(key);
+            self.index.push(index);
+            self.scope.push((event.scope == EventScope::Async) as u8);
+            self.phase.push((event.phase == EventPhase::End) as u8);
+            self.ticks.push(event.ticks);
+            self.name.push(self.strings.key_of_arc(&event.name));
+            self.target.push(self.strings.key_of_arc(&event.target));
+            self.file.push(self.strings.key_of_arc(&event.file));
+            self.line.push(event.line);
+            self.span_id.push(event.span_id);
+            self.parent_span_id.push(event.parent_span_id);
+            self.depth.push(event.depth);
+            let properties = if event.properties.is_empty() {
+                self.strings.key_of("")
+            } else {
+                self.strings.key_of(&properties_text(&event.properties))
+            };
+            self.properties.push(properties);
         }
-    });
-    for row in rows {
-        // Rows come grouped by block: only a change of block costs a lookup.
-        if blocks.last() != Some(&row.block_id) {
-            if blocks.contains(&row.block_id) {
-                bail!("partition rows are not grouped by block");
-            }
-            blocks.push(row.block_id);
-        }
-        block_keys.push(blocks.len() as u32 - 1);
     }
-    let column_u32 = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
-    let columns: Vec<ArrayRef> = vec![
-        column_u32(block_keys),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
-        Arc::new(UInt8Array::from_iter_values(
-            rows.iter()
-                .map(|r| (r.event.scope == EventScope::Async) as u8),
-        )),
-        Arc::new(UInt8Array::from_iter_values(
-            rows.iter()
-                .map(|r| (r.event.phase == EventPhase::End) as u8),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.event.ticks),
-        )),
-        column_u32(names),
-        column_u32(targets),
-        column_u32(files),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.event.line),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.event.span_id),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.event.parent_span_id),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.event.depth),
-        )),
-        column_u32(properties),
-    ];
-    let batch = RecordBatch::try_new(schema(), columns)?;
-    let block_texts: Vec<String> = blocks.iter().map(Uuid::to_string).collect();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::LZ4_RAW)
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(
-                STRINGS_KEY.to_string(),
-                serde_json::to_string(&strings.values)?,
-            ),
-            KeyValue::new(BLOCKS_KEY.to_string(), serde_json::to_string(&block_texts)?),
-        ]))
-        .build();
-    let mut buffer = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buffer, schema(), Some(props))?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(Bytes::from(buffer))
+
+    pub fn len(&self) -> usize {
+        self.block.len()
+    }
+
+    pub fn encode(self) -> Result<Bytes> {
+        let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
+        let u64s = |values: Vec<u64>| -> ArrayRef { Arc::new(UInt64Array::from(values)) };
+        let u8s = |values: Vec<u8>| -> ArrayRef { Arc::new(UInt8Array::from(values)) };
+        let columns: Vec<ArrayRef> = vec![
+            u32s(self.block),
+            u32s(self.index),
+            u8s(self.scope),
+            u8s(self.phase),
+            Arc::new(Int64Array::from(self.ticks)),
+            u32s(self.name),
+            u32s(self.target),
+            u32s(self.file),
+            u32s(self.line),
+            u64s(self.span_id),
+            u64s(self.parent_span_id),
+            u32s(self.depth),
+            u32s(self.properties),
+        ];
+        let batch = RecordBatch::try_new(schema(), columns)?;
+        let block_texts: Vec<String> = self.blocks.iter().map(Uuid::to_string).collect();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::LZ4_RAW)
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(
+                    STRINGS_KEY.to_string(),
+                    serde_json::to_string(&self.strings.values)?,
+                ),
+                KeyValue::new(BLOCKS_KEY.to_string(), serde_json::to_string(&block_texts)?),
+            ]))
+            .build();
+        let mut buffer = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buffer, schema(), Some(props))?;
+        writer.write(&batch)?;
+        writer.close()?;
+        Ok(Bytes::from(buffer))
+    }
 }
 
 /// `[["key","value"],...]` of a tagged end's properties.
@@ -327,25 +338,17 @@ mod tests {
             depth: 2,
             properties: props,
         };
-        let rows = vec![
-            EventRow {
-                stream_id: Uuid::from_u128(1),
-                block_id: Uuid::from_u128(2),
-                index: 0,
-                event: event(EventScope::Thread, EventPhase::Begin, "a", vec![]),
-            },
-            EventRow {
-                stream_id: Uuid::from_u128(1),
-                block_id: Uuid::from_u128(3),
-                index: 9,
-                event: event(
-                    EventScope::Async,
-                    EventPhase::End,
-                    "b\"é",
-                    vec![(Arc::from("k"), Arc::from("v\n"))],
-                ),
-            },
-        ];
+        let first = event(EventScope::Thread, EventPhase::Begin, "a", vec![]);
+        let second = event(
+            EventScope::Async,
+            EventPhase::End,
+            "b\"é",
+            vec![(Arc::from("k"), Arc::from("v\n"))],
+        );
+        let mut builder = PartitionBuilder::default();
+        builder.push_block(Uuid::from_u128(2), [(0, &first)].into_iter());
+        builder.push_block(Uuid::from_u128(3), [(9, &second)].into_iter());
+        assert_eq!(builder.len(), 2);
         let mut symbols = Symbols::new();
         let positions = HashMap::from([(Uuid::from_u128(2), 0u32), (Uuid::from_u128(3), 1u32)]);
         let process = crate::lake::rows::ProcessRow {
@@ -366,7 +369,7 @@ mod tests {
         let clock = Clock::for_process(&process, (None, None)).unwrap();
         let mut decoded = EventTable::default();
         decode(
-            encode(&rows).unwrap(),
+            builder.encode().unwrap(),
             &mut symbols,
             &positions,
             &clock,
@@ -374,7 +377,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(decoded.events.len(), 2);
-        assert_eq!(decoded.orders[1], 1 << 32 | 9);
+        assert_eq!(decoded.orders, vec![0, 1 << 32 | 9]);
         let e = decoded.events[1];
         assert_eq!(
             (

@@ -25,7 +25,8 @@ use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
-pub use files::{EventRow, EventTable};
+pub use files::EventTable;
+use files::PartitionBuilder;
 use plan::{FORMAT_VERSION, Planned, View};
 
 /// One hour of insert time per partition, as Micromegas cuts its own.
@@ -244,9 +245,12 @@ impl PartitionCache {
         &self,
         process_id: Uuid,
         p: &Planned,
-        rows: &[EventRow],
+        rows: PartitionBuilder,
     ) -> Result<String> {
-        let data = files::encode(rows)?;
+        // Parquet encoding is CPU work: off the async workers.
+        let data = tokio::task::spawn_blocking(move || rows.encode())
+            .await
+            .context("encoding task failed")??;
         let file_key = format!(
             "{FILE_PREFIX}/{}/{}/{}-{}-{}.parquet",
             p.view.name(),
