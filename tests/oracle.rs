@@ -153,3 +153,45 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
         }
     }
 }
+
+/// `WRITE_PERFETTO_ORACLE_LAKE=DIR cargo test --release --test oracle -- --ignored` checks a
+/// large generated lake (e.g. a benchmark lake) the same way.
+#[test]
+#[ignore = "needs a generated lake named by WRITE_PERFETTO_ORACLE_LAKE"]
+fn a_large_lake_exports_equal_the_in_memory_reference() {
+    let lake_dir = std::path::PathBuf::from(
+        std::env::var("WRITE_PERFETTO_ORACLE_LAKE").expect("set WRITE_PERFETTO_ORACLE_LAKE"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let (id, reference) = runtime().block_on(async {
+        let lake = Lake::open(LakeLocation::Embedded {
+            dir: lake_dir.clone(),
+        })
+        .await
+        .unwrap();
+        let id = lake.metadata.process_summaries(1).await.unwrap()[0]
+            .process_id
+            .clone();
+        let reference = reference_trace(&lake, uuid::Uuid::parse_str(&id).unwrap()).await;
+        (id, reference)
+    });
+    let args = [
+        id.as_str(),
+        "--lake",
+        lake_dir.to_str().unwrap(),
+        "--cache",
+        cache.path().to_str().unwrap(),
+        "-o",
+        "-",
+    ];
+    let output = run(&args, cache.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout == reference,
+        "process {id} differs from the in-memory reference"
+    );
+}
