@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::assembly::{self, AssemblyStats, AsyncEvent, Chain, ThreadData};
+use crate::assembly::{self, AssemblyStats, AsyncEvents, Chain, ThreadData};
 use crate::cleanup;
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
@@ -287,19 +287,15 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
             )
             .await?;
         let table = std::mem::take(&mut table);
-        let events: Vec<AsyncEvent> = table
-            .events
-            .into_iter()
-            .zip(table.orders)
-            .map(|(event, order)| {
-                let stream = source.blocks[(order >> 32) as usize].stream_id;
-                AsyncEvent {
-                    event,
-                    thread: thread_names.get(&stream).copied().unwrap_or_default(),
-                    order,
-                }
-            })
-            .collect();
+        let thread_of = |order: u64| {
+            let stream = source.blocks[(order >> 32) as usize].stream_id;
+            thread_names.get(&stream).copied().unwrap_or_default()
+        };
+        let events = AsyncEvents {
+            events: table.events,
+            orders: table.orders,
+            thread_of: &thread_of,
+        };
         let data_begin = source
             .blocks
             .iter()

@@ -10,7 +10,7 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::timeline::{AssemblyStats, AsyncDetail, AsyncTrack, Slice, notes};
-use super::{AsyncEvent, Event, clip};
+use super::{AsyncEvents, Event, clip};
 use crate::decode::EventPhase;
 use crate::symbols::Sym;
 
@@ -25,7 +25,7 @@ struct AsyncSpan {
 
 /// Lays out the async spans of a process; `data` is the `[begin, end]` of all its blocks.
 pub fn async_tracks(
-    events: Vec<AsyncEvent>,
+    events: AsyncEvents,
     data: (i64, i64),
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
@@ -60,17 +60,29 @@ pub fn async_tracks(
 }
 
 /// Pairs begins and ends by span id, in time order over all threads.
+/// The events are consumed: only the spans remain (a third of the memory).
 fn pair_spans(
-    mut events: Vec<AsyncEvent>,
+    input: AsyncEvents,
     (data_begin, data_end): (i64, i64),
     stats: &mut AssemblyStats,
 ) -> Vec<AsyncSpan> {
+    let AsyncEvents {
+        events,
+        orders,
+        thread_of,
+    } = input;
     // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
     // begins go first (a zero-length span stays whole), then stream order.
-    events.sort_by_key(|e| (e.event.ns, e.event.phase == EventPhase::End, e.order));
+    let mut sequence: Vec<u32> = (0..events.len() as u32).collect();
+    sequence.sort_by_key(|&i| {
+        let e = &events[i as usize];
+        (e.ns, e.phase == EventPhase::End, orders[i as usize])
+    });
     let mut open: HashMap<u64, AsyncSpan> = HashMap::default();
     let mut done: Vec<AsyncSpan> = Vec::with_capacity(events.len() / 2 + 1);
-    for AsyncEvent { event, thread, .. } in events {
+    for i in sequence {
+        let event = events[i as usize];
+        let thread = thread_of(orders[i as usize]);
         match event.phase {
             EventPhase::Begin => {
                 let span = AsyncSpan {

@@ -51,12 +51,12 @@ pub struct ThreadData {
     pub chains: Vec<Chain>,
 }
 
-/// An async event and the thread that wrote it; `order` is its place in stream order.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AsyncEvent {
-    pub event: Event,
-    pub thread: Sym,
-    pub order: u64,
+/// The async events of a process: events, their places in stream order, and the thread (a
+/// display name) that wrote each, found from its place.
+pub struct AsyncEvents<'a> {
+    pub events: Vec<Event>,
+    pub orders: Vec<u64>,
+    pub thread_of: &'a dyn Fn(u64) -> Sym,
 }
 
 /// Which spans to assemble, over which time range.
@@ -93,7 +93,7 @@ pub fn assemble(
         }
     }
     if options.async_spans {
-        let mut events = Vec::new();
+        let (mut events, mut threads_of_events) = (Vec::new(), Vec::new());
         let (mut begin, mut end) = (i64::MAX, i64::MIN);
         for thread in threads {
             for chain in &thread.chains {
@@ -103,15 +103,19 @@ pub fn assemble(
                     .iter()
                     .filter(|e| e.scope == EventScope::Async)
                 {
-                    events.push(AsyncEvent {
-                        event: *e,
-                        thread: thread.display_name,
-                        order: events.len() as u64,
-                    });
+                    events.push(*e);
+                    threads_of_events.push(thread.display_name);
                 }
             }
         }
-        timeline.async_tracks = async_tracks(events, (begin, end), options.range, &mut stats);
+        let orders = (0..events.len() as u64).collect();
+        let thread_of = |order: u64| threads_of_events[order as usize];
+        let input = AsyncEvents {
+            events,
+            orders,
+            thread_of: &thread_of,
+        };
+        timeline.async_tracks = async_tracks(input, (begin, end), options.range, &mut stats);
     }
     timeline.stats = stats;
     timeline
