@@ -125,8 +125,9 @@ pub async fn export(
     ));
     let explain = |line: String| {
         if options.explain {
-            eprintln!("{line}");
+            progress.note(&line);
         }
+        progress.stage(&format!("partitions: {line}"));
     };
     let request = EventsRequest {
         process_id: process.process_id,
@@ -148,6 +149,7 @@ pub async fn export(
         clock,
         options,
         range,
+        progress,
     };
     let name = process_name(&process.exe);
     let target = options.output.clone().unwrap_or_else(|| {
@@ -201,6 +203,7 @@ struct Source<'a> {
     clock: Clock,
     options: &'a ExportOptions,
     range: Option<(i64, i64)>,
+    progress: &'a Progress,
 }
 
 /// What writing the trace produced.
@@ -243,7 +246,7 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
     let mut table = EventTable::default();
     let mut thread_tracks = 0;
     if source.options.spans != SpanKinds::Async {
-        for stream in source.streams {
+        for (k, stream) in source.streams.iter().enumerate() {
             let files = source.prepared.files(View::ThreadSpans, stream.stream_id);
             source
                 .cache
@@ -270,10 +273,21 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
                 thread_tracks += 1;
             }
             table.events = thread.events;
+            let done = format!(
+                "{} thread spans, thread {} of {}",
+                stats.thread_spans,
+                k + 1,
+                source.streams.len()
+            );
+            source.progress.stage(&format!("writing spans: {done}"));
         }
     }
     let mut async_tracks = 0;
     if source.options.spans != SpanKinds::Thread {
+        source.progress.stage(&format!(
+            "writing spans: {} thread spans, now the async spans",
+            stats.thread_spans
+        ));
         let files = source.prepared.files(View::AsyncEvents, source.process_id);
         source
             .cache

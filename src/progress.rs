@@ -17,10 +17,6 @@ impl Progress {
         Self { bar }
     }
 
-    pub fn hidden() -> Self {
-        Self { bar: None }
-    }
-
     pub fn stage(&self, message: &str) {
         if let Some(bar) = &self.bar {
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
@@ -29,27 +25,13 @@ impl Progress {
         }
     }
 
-    pub fn start_blocks(&self, blocks: u64, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} reading blocks {pos}/{len} ({msg}) {wide_bar} {eta}",
-                )
-                .expect("valid template"),
-            );
-            bar.set_length(blocks);
-            bar.set_position(0);
-            bar.set_message(format!("{} MB", bytes / 1_000_000));
+    /// A line for the user (explanations), printed without garbling the bar.
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
-
-    pub fn block_done(&self, _bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-        }
-    }
-
-    pub fn finish_blocks(&self) {}
 
     pub fn clear(&self) {
         if let Some(bar) = &self.bar {
