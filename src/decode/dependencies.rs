@@ -7,6 +7,7 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::layout::{DependencyKind, DependencyType, RecordPlan};
+use super::records::for_each_record;
 
 /// What a span event's description reference points to.
 pub struct Location {
@@ -54,36 +55,7 @@ impl Dependencies {
 pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
     let mut deps = Dependencies::default();
     let mut pending: Vec<(&DependencyType, &[u8])> = Vec::new();
-    let mut offset = 0usize;
-    while offset < buffer.len() {
-        let type_index = buffer[offset] as usize;
-        offset += 1;
-        let Some(ty) = types.get(type_index) else {
-            bail!(
-                "dependency type index {type_index} out of range (the stream declares {})",
-                types.len()
-            );
-        };
-        let size = match ty.fixed_size {
-            Some(size) => size,
-            None => {
-                let Some(bytes) = buffer.get(offset..offset + 4) else {
-                    bail!("truncated dependency record at offset {offset}");
-                };
-                offset += 4;
-                u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize
-            }
-        };
-        let Some(record) = offset
-            .checked_add(size)
-            .and_then(|end| buffer.get(offset..end))
-        else {
-            bail!(
-                "truncated {} record at offset {offset}: needs {size} bytes",
-                ty.name
-            );
-        };
-        offset += size;
+    for_each_record(buffer, types, "dependency", |ty, record| {
         match &ty.kind {
             DependencyKind::StaticString => {
                 let (id, text) = split_id(record, &ty.name)?;
@@ -102,7 +74,8 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
             }
             DependencyKind::Unknown => {}
         }
-    }
+        Ok(())
+    })?;
     for (ty, record) in pending {
         match &ty.kind {
             DependencyKind::SpanRecord(plan) => {

@@ -1,10 +1,11 @@
 //! Span events: what a thread stream's objects buffer says, decoded against the stream layout.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::sync::Arc;
 
 use super::dependencies::{Dependencies, Location};
 use super::layout::{EventPlan, NameSource, StreamDecoder};
+use super::records::for_each_record;
 
 /// Thread spans nest as a call stack on one stream; async spans pair by `span_id` process-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,40 +44,17 @@ pub(super) fn read(
     buffer: &[u8],
 ) -> Result<Vec<SpanEvent>> {
     let mut events = Vec::new();
-    let mut offset = 0usize;
-    while offset < buffer.len() {
-        let type_index = buffer[offset] as usize;
-        offset += 1;
-        let Some(object_type) = decoder.object_types.get(type_index) else {
-            bail!(
-                "object type index {type_index} out of range (the stream declares {})",
-                decoder.object_types.len()
-            );
-        };
-        let size = match object_type.fixed_size {
-            Some(size) => size,
-            None => {
-                let Some(bytes) = buffer.get(offset..offset + 4) else {
-                    bail!("truncated object record at offset {offset}");
-                };
-                offset += 4;
-                u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize
+    for_each_record(
+        buffer,
+        &decoder.object_types,
+        "object",
+        |object_type, record| {
+            if let Some(plan) = &object_type.plan {
+                events.push(decode_event(plan, deps, record)?);
             }
-        };
-        let Some(record) = offset
-            .checked_add(size)
-            .and_then(|end| buffer.get(offset..end))
-        else {
-            bail!(
-                "truncated {} record at offset {offset}: needs {size} bytes",
-                object_type.name
-            );
-        };
-        offset += size;
-        if let Some(plan) = &object_type.plan {
-            events.push(decode_event(plan, deps, record)?);
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(events)
 }
 

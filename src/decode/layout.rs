@@ -271,3 +271,21 @@ fn property_set_kind(all: &[&UserDefinedType]) -> Result<DependencyKind> {
         value_offset: reference_offset(property, "value", all)?.context("Property has no value")?,
     })
 }
+
+impl super::records::RecordType for ObjectType {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn fixed_size(&self) -> Option<usize> {
+        self.fixed_size
+    }
+}
+
+impl super::records::RecordType for DependencyType {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn fixed_size(&self) -> Option<usize> {
+        self.fixed_size
+    }
+}

@@ -8,6 +8,7 @@ mod dependencies;
 mod events;
 mod layout;
 mod payload;
+mod records;
 
 pub use events::{EventPhase, EventScope, SpanEvent};
 pub use layout::StreamDecoder;
