@@ -102,27 +102,22 @@ impl MetadataDb {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
+        // Every value is a bound parameter: no lake string is ever spliced into SQL.
+        macro_rules! fetch_with {
+            ($sql:expr, $pool:expr) => {{
+                let mut query = sqlx::query_as::<_, T>($sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text.clone()),
+                        Arg::Int(value) => query.bind(*value),
+                    };
+                }
+                query.fetch_all($pool).await.map_err(db_error)
+            }};
+        }
         match self {
-            MetadataDb::Postgres(pool) => {
-                let mut query = sqlx::query_as::<_, T>(pg_sql);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text.clone()),
-                        Arg::Int(value) => query.bind(*value),
-                    };
-                }
-                query.fetch_all(pool).await.map_err(db_error)
-            }
-            MetadataDb::Sqlite(pool) => {
-                let mut query = sqlx::query_as::<_, T>(sqlite_sql);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text.clone()),
-                        Arg::Int(value) => query.bind(*value),
-                    };
-                }
-                query.fetch_all(pool).await.map_err(db_error)
-            }
+            MetadataDb::Postgres(pool) => fetch_with!(pg_sql, pool),
+            MetadataDb::Sqlite(pool) => fetch_with!(sqlite_sql, pool),
         }
     }
 

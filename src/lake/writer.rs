@@ -68,53 +68,39 @@ impl LakeWriter {
     pub async fn insert_process(&self, p: &ProcessRow) -> Result<()> {
         let parent = p.parent_process_id.map(|u| u.to_string());
         let props = properties_json(&p.properties);
-        match &self.target {
-            Target::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO processes (process_id, exe, username, realname, computer, distro, cpu_brand, \
-                     tsc_frequency, start_time, start_ticks, insert_time, parent_process_id, properties) \
-                     VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10, $11::timestamptz, $12::uuid, \
-                     ARRAY(SELECT ROW(e->>'key', e->>'value')::micromegas_property FROM json_array_elements($13::json) e))",
-                )
-                .bind(p.process_id.to_string())
-                .bind(&p.exe)
-                .bind(&p.username)
-                .bind(&p.realname)
-                .bind(&p.computer)
-                .bind(&p.distro)
-                .bind(&p.cpu_brand)
-                .bind(p.tsc_frequency)
-                .bind(time_text(&p.start_time))
-                .bind(p.start_ticks)
-                .bind(time_text(&p.insert_time))
-                .bind(parent)
-                .bind(props)
-                .execute(pool)
-                .await?;
-            }
-            Target::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO processes (process_id, exe, username, realname, computer, distro, cpu_brand, \
-                     tsc_frequency, start_time, start_ticks, insert_time, parent_process_id, properties) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(p.process_id.to_string())
-                .bind(&p.exe)
-                .bind(&p.username)
-                .bind(&p.realname)
-                .bind(&p.computer)
-                .bind(&p.distro)
-                .bind(&p.cpu_brand)
-                .bind(p.tsc_frequency)
-                .bind(time_text(&p.start_time))
-                .bind(p.start_ticks)
-                .bind(time_text(&p.insert_time))
-                .bind(parent)
-                .bind(props)
-                .execute(pool)
-                .await?;
-            }
+        let columns = "INSERT INTO processes (process_id, exe, username, realname, computer, distro, cpu_brand, \
+             tsc_frequency, start_time, start_ticks, insert_time, parent_process_id, properties)";
+        let sql_pg = format!(
+            "{columns} VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10, $11::timestamptz, $12::uuid, \
+             ARRAY(SELECT ROW(e->>'key', e->>'value')::micromegas_property FROM json_array_elements($13::json) e))"
+        );
+        let sql_lite =
+            format!("{columns} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
+        macro_rules! run {
+            ($sql:expr, $pool:expr) => {
+                sqlx::query($sql)
+                    .bind(p.process_id.to_string())
+                    .bind(&p.exe)
+                    .bind(&p.username)
+                    .bind(&p.realname)
+                    .bind(&p.computer)
+                    .bind(&p.distro)
+                    .bind(&p.cpu_brand)
+                    .bind(p.tsc_frequency)
+                    .bind(time_text(&p.start_time))
+                    .bind(p.start_ticks)
+                    .bind(time_text(&p.insert_time))
+                    .bind(&parent)
+                    .bind(&props)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())?
+            };
         }
+        match &self.target {
+            Target::Postgres(pool) => run!(&sql_pg, pool),
+            Target::Sqlite(pool) => run!(&sql_lite, pool),
+        };
         Ok(())
     }
 
