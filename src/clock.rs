@@ -28,22 +28,49 @@ impl Clock {
     /// The frequency is `tsc_frequency` when positive, else inferred over all the process's
     /// blocks: `round(max end_ticks / seconds from start_time to max end_time)`.
     /// `last_block_end` is the largest `end_ticks` and `end_time` over all the process's blocks.
+    /// Trace timestamps are unsigned nanoseconds since 1970 held in an `i64`: a start before
+    /// 1970, or blocks ending after 2262, cannot be drawn and are refused, naming the process.
     pub fn for_process(
         process: &ProcessRow,
         last_block_end: (Option<i64>, Option<DateTime<Utc>>),
     ) -> Result<Self> {
-        let start_time_ns = unix_ns(&process.start_time)?;
+        let start_time_ns = match process.start_time.timestamp_nanos_opt() {
+            Some(ns) if ns >= 0 => ns,
+            _ => {
+                return Err(failure(
+                    FailureKind::LakeData,
+                    format!(
+                        "process {} has start_time {}, outside the range of trace timestamps (1970 to 2262)",
+                        process.process_id, process.start_time
+                    ),
+                ));
+            }
+        };
         let frequency = if process.tsc_frequency > 0 {
             process.tsc_frequency
         } else {
             infer_frequency(process, start_time_ns, last_block_end)?
         };
-        Ok(Self {
+        let clock = Self {
             start_time_ns,
             start_ticks: process.start_ticks,
             ns_per_tick: 1e9 / frequency as f64,
             frequency,
-        })
+        };
+        if let (Some(max_end_ticks), _) = last_block_end {
+            let end_ns = start_time_ns as f64 + max_end_ticks as f64 * clock.ns_per_tick;
+            if !(0.0..i64::MAX as f64).contains(&end_ns) {
+                return Err(failure(
+                    FailureKind::LakeData,
+                    format!(
+                        "process {}: a block ends at tick {max_end_ticks}, which at {frequency} ticks/s \
+                         is outside the range of trace timestamps (1970 to 2262)",
+                        process.process_id
+                    ),
+                ));
+            }
+        }
+        Ok(clock)
     }
 
     /// An event's absolute tick counter → Unix ns.
@@ -76,7 +103,9 @@ fn infer_frequency(
     let (Some(max_end_ticks), Some(max_end_time)) = last_block_end else {
         return Err(no_frequency("it has no blocks"));
     };
-    let seconds = (unix_ns(&max_end_time)? - start_time_ns) as f64 / 1e9;
+    let max_end_ns = unix_ns(&max_end_time)
+        .map_err(|_| no_frequency("its last block's end_time is out of range"))?;
+    let seconds = (max_end_ns - start_time_ns) as f64 / 1e9;
     if seconds <= 0.0 || max_end_ticks <= 0 {
         return Err(no_frequency("its last block does not end after its start"));
     }

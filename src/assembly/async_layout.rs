@@ -79,6 +79,10 @@ fn pair_spans(
         (e.ns, e.phase == EventPhase::End, orders[i as usize])
     });
     let mut open: HashMap<u64, AsyncSpan> = HashMap::default();
+    // A span id that begins again while open (a duplicate id): the earlier spans wait here,
+    // innermost last. An end closes the latest begin of its id, then the one before, so the
+    // duplicates nest instead of one running to the data end and another from its start.
+    let mut shadowed: HashMap<u64, Vec<AsyncSpan>> = HashMap::default();
     let mut done: Vec<AsyncSpan> = Vec::with_capacity(events.len() / 2 + 1);
     for i in sequence {
         let event = events[i as usize];
@@ -95,7 +99,7 @@ fn pair_spans(
                 };
                 if let Some(previous) = open.insert(event.span_id, span) {
                     stats.duplicate_span_ids += 1;
-                    done.push(previous);
+                    shadowed.entry(event.span_id).or_default().push(previous);
                 }
             }
             EventPhase::End => match open.remove(&event.span_id) {
@@ -107,6 +111,14 @@ fn pair_spans(
                         span.event.properties = event.properties;
                     }
                     done.push(span);
+                    if let Some(earlier) = shadowed.get_mut(&event.span_id) {
+                        if let Some(previous) = earlier.pop() {
+                            open.insert(event.span_id, previous);
+                        }
+                        if earlier.is_empty() {
+                            shadowed.remove(&event.span_id);
+                        }
+                    }
                 }
                 None => {
                     stats.clipped_begin += 1;
@@ -123,7 +135,9 @@ fn pair_spans(
             },
         }
     }
+    // Whatever the maps' order, one id's spans come in a fixed order (the sort tells ids apart).
     done.extend(open.into_values());
+    done.extend(shadowed.into_values().flatten());
     for span in done.iter_mut().filter(|s| s.notes & notes::UNFINISHED != 0) {
         stats.unfinished_async += 1;
         span.end_ns = data_end.max(span.begin_ns);

@@ -493,3 +493,35 @@ fn a_parent_and_child_with_equal_bounds_keep_their_order() {
         .collect();
     assert_eq!(names, vec!["outer", "inner"]);
 }
+
+#[test]
+fn a_span_id_reused_while_open_gives_two_nested_spans_not_two_clipped_ones() {
+    let t = thread(
+        "main",
+        vec![(
+            0,
+            100,
+            vec![
+                abegin(10, "a", 5, 0),
+                abegin(20, "b", 5, 0),
+                aend(30, "b", 5, 0),
+                aend(40, "a", 5, 0),
+            ],
+        )],
+    );
+    let timeline = assemble("p".into(), &[t], &both());
+    assert_eq!(timeline.stats.duplicate_span_ids, 1);
+    assert_eq!(
+        timeline.stats.unfinished_async + timeline.stats.clipped_begin,
+        0
+    );
+    let slices: Vec<_> = timeline
+        .async_tracks
+        .iter()
+        .flat_map(|t| t.slices.iter())
+        .collect();
+    let mut bounds: Vec<(i64, i64)> = slices.iter().map(|s| (s.begin_ns, s.end_ns)).collect();
+    bounds.sort();
+    assert_eq!(bounds, vec![(10, 40), (20, 30)]);
+    assert_strictly_nested(&timeline);
+}

@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod damage;
 pub mod lake;
 pub mod partition_lake;
 pub mod pg;
