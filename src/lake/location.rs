@@ -93,27 +93,58 @@ impl LakeLocation {
                 Ok((MetadataDb::Sqlite(pool), BlobStore::local(dir)?))
             }
             Self::Postgres { url, blobs_url } => {
-                // One direct attempt first: a pool would retry a refused connection until its
-                // timeout and then report only that it timed out, losing the cause.
-                let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await;
-                let cannot = || format!("cannot connect to the lake database {}", self.describe());
-                match probe {
-                    Err(_) => anyhow::bail!(
-                        "{}: no answer within {} s",
-                        cannot(),
-                        CONNECT_TIMEOUT.as_secs()
-                    ),
-                    Ok(Err(e)) => return Err(anyhow::Error::new(e).context(cannot())),
-                    Ok(Ok(connection)) => drop(connection),
-                }
-                let pool: PgPool = PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect(url)
-                    .await
-                    .with_context(cannot)?;
+                let pool = connect_postgres(url, &self.describe()).await?;
                 Ok((MetadataDb::Postgres(pool), BlobStore::from_url(blobs_url)?))
             }
         }
+    }
+}
+
+/// Two connections, opened now: one for queries, one for the partition build lock, so that a
+/// busy server is met at start, where waiting is safe. A server at its connection limit
+/// ("too many clients", SQLSTATE 53300) is retried for a while: many exporters start at once
+/// in CI. Any other refusal is reported at once, with its cause.
+async fn connect_postgres(url: &str, description: &str) -> Result<PgPool> {
+    let cannot = || format!("cannot connect to the lake database {description}");
+    let mut delay = Duration::from_millis(100);
+    let deadline = std::time::Instant::now() + CONNECT_TIMEOUT * 2;
+    loop {
+        // One direct attempt first: a pool would retry a refused connection until its timeout
+        // and then report only that it timed out, losing the cause.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await;
+        let error = match probe {
+            Err(_) => anyhow::bail!(
+                "{}: no answer within {} s",
+                cannot(),
+                CONNECT_TIMEOUT.as_secs()
+            ),
+            Ok(Ok(connection)) => {
+                drop(connection);
+                let pool = PgPoolOptions::new()
+                    .min_connections(2)
+                    .max_connections(2)
+                    .acquire_timeout(CONNECT_TIMEOUT * 4)
+                    .connect(url)
+                    .await;
+                match pool {
+                    Ok(pool) => match pool.acquire().await {
+                        Ok(_) => return Ok(pool),
+                        Err(e) => e,
+                    },
+                    Err(e) => e,
+                }
+            }
+            Ok(Err(e)) => e,
+        };
+        let server_full = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "53300");
+        if !server_full || std::time::Instant::now() > deadline {
+            return Err(anyhow::Error::new(error).context(cannot()));
+        }
+        log::debug!("lake database at its connection limit; retrying in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }

@@ -177,7 +177,7 @@ impl PgCluster {
              synchronous_commit = off\n\
              full_page_writes = off\n\
              shared_buffers = 32MB\n\
-             max_connections = 50\n\
+             max_connections = 200\n\
              logging_collector = off\n\
              log_min_messages = warning\n",
             self.base.display().to_string().replace('\'', "''")
