@@ -52,6 +52,8 @@ pub struct ExportOptions {
     pub bucket_seconds: i64,
     /// Say, per partition, whether it was reused or (re)built and why.
     pub explain: bool,
+    /// Compute the SHA-256 of the trace for the summary.
+    pub checksum: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +70,8 @@ pub struct ExportSummary {
     pub exe: String,
     pub output: String,
     pub bytes: u64,
-    pub sha256: String,
+    /// Computed when asked for (`--json`).
+    pub sha256: Option<String>,
     pub thread_tracks: usize,
     pub async_tracks: usize,
     pub spans: SpanCounts,
@@ -209,7 +212,7 @@ struct Source<'a> {
 /// What writing the trace produced.
 struct Written {
     bytes: u64,
-    sha256: String,
+    sha256: Option<String>,
     thread_tracks: usize,
     async_tracks: usize,
     stats: AssemblyStats,
@@ -221,7 +224,7 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
     // Hash what leaves the buffer: large chunks, not one call per packet.
     let hashing = HashingWriter {
         inner: out,
-        hasher: Sha256::new(),
+        hasher: source.options.checksum.then(Sha256::new),
     };
     let mut writer = TraceWriter::new(
         std::io::BufWriter::with_capacity(1 << 20, hashing),
@@ -336,7 +339,7 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
         .context("cannot write the trace")?;
     Ok(Written {
         bytes,
-        sha256: hex(&hashing.hasher.finalize()),
+        sha256: hashing.hasher.map(|h| hex(&h.finalize())),
         thread_tracks,
         async_tracks,
         stats,
@@ -443,13 +446,16 @@ fn thread_display_name(stream: &StreamRow) -> String {
 /// Hashes what passes through.
 struct HashingWriter<W: Write> {
     inner: W,
-    hasher: Sha256,
+    /// `None` when nobody asked for the checksum: hashing is 5% of an export.
+    hasher: Option<Sha256>,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -124,6 +124,7 @@ async fn run(cli: &Cli) -> Result<()> {
                 cache_dir: cli.cache.clone(),
                 bucket_seconds: cli.partition_seconds,
                 explain: cli.verbose > 0 || cli.explain,
+                checksum: cli.json,
             };
             if options.output == Some(OutputTarget::Stdout) && cli.json {
                 return Err(failure(

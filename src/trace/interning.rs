@@ -59,7 +59,7 @@ pub struct SequenceWriter {
     generation: u32,
     names: SymTable,
     categories: SymTable,
-    locations: HashMap<(Sym, u32), u64>,
+    locations: HashMap<(Sym, u32), u64, foldhash::fast::RandomState>,
     annotation_names: TextTable,
     texts: TextTable,
     event: Vec<u8>,

@@ -182,13 +182,14 @@ impl<W: Write> TraceWriter<W> {
 /// order, ENDs first at equal times.
 fn nested_events(slices: &[Slice]) -> Vec<(i64, Option<&Slice>)> {
     let mut order: Vec<u32> = (0..slices.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&slices[a as usize], &slices[b as usize]);
-        x.begin_ns
-            .cmp(&y.begin_ns)
-            .then(y.end_ns.cmp(&x.end_ns))
-            .then(a.cmp(&b))
-    });
+    let outer_first =
+        |x: &Slice, y: &Slice| x.begin_ns.cmp(&y.begin_ns).then(y.end_ns.cmp(&x.end_ns));
+    // Thread tracks arrive in this order already: the sort is skipped then.
+    if !slices.is_sorted_by(|x, y| outer_first(x, y).is_le()) {
+        order.sort_by(|&a, &b| {
+            outer_first(&slices[a as usize], &slices[b as usize]).then(a.cmp(&b))
+        });
+    }
     let mut events = Vec::with_capacity(slices.len() * 2);
     let mut open: Vec<i64> = Vec::new();
     for index in order {
