@@ -53,6 +53,7 @@ struct StringTable {
     by_pointer: FastMap<(usize, usize), u32>,
     by_text: FastMap<String, u32>,
     values: Vec<String>,
+    empty: Option<u32>,
 }
 
 impl StringTable {
@@ -64,6 +65,18 @@ impl StringTable {
         let key = self.key_of(text);
         self.by_pointer.insert(pointer, key);
         key
+    }
+
+    /// The key of the empty string (most events have no properties).
+    fn empty(&mut self) -> u32 {
+        match self.empty {
+            Some(key) => key,
+            None => {
+                let key = self.key_of("");
+                self.empty = Some(key);
+                key
+            }
+        }
     }
 
     fn key_of(&mut self, text: &str) -> u32 {
@@ -127,7 +140,7 @@ impl PartitionBuilder {
             self.parent_span_id.push(event.parent_span_id);
             self.depth.push(event.depth);
             let properties = if event.properties.is_empty() {
-                self.strings.key_of("")
+                self.strings.empty()
             } else {
                 self.strings.key_of(&properties_text(&event.properties))
             };
