@@ -115,12 +115,10 @@ impl<W: Write> TraceWriter<W> {
             return Ok(());
         };
         self.next_sequence += 1;
-        self.frame.clear();
         self.sequence
             .start(self.next_sequence, None, first_ts, &mut self.frame);
         self.emit()?;
         for (ts, lane, _, slice) in events {
-            self.frame.clear();
             let track = Some(async_lane_uuid(lane));
             match slice {
                 Some(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
@@ -133,6 +131,7 @@ impl<W: Write> TraceWriter<W> {
 
     /// Flushes; returns the number of bytes written, and the output.
     pub fn finish(mut self) -> Result<(u64, W)> {
+        self.drain()?;
         self.out.flush()?;
         Ok((self.bytes, self.out))
     }
@@ -144,14 +143,22 @@ impl<W: Write> TraceWriter<W> {
             ..Default::default()
         };
         let body = packet.encode_to_vec();
-        self.frame.clear();
         encode::frame(&body, &mut self.frame);
         self.emit()
     }
 
+    /// Packets accumulate in one buffer, handed to the output in large writes.
     fn emit(&mut self) -> Result<()> {
+        if self.frame.len() >= 1 << 18 {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<()> {
         self.out.write_all(&self.frame)?;
         self.bytes += self.frame.len() as u64;
+        self.frame.clear();
         Ok(())
     }
 
@@ -162,12 +169,10 @@ impl<W: Write> TraceWriter<W> {
             return Ok(());
         };
         self.next_sequence += 1;
-        self.frame.clear();
         self.sequence
             .start(self.next_sequence, Some(uuid), first_ts, &mut self.frame);
         self.emit()?;
         for (ts, slice) in events {
-            self.frame.clear();
             match slice {
                 Some(slice) => self.sequence.begin(symbols, slice, None, &mut self.frame),
                 None => self.sequence.end(ts, None, &mut self.frame),
