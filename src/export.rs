@@ -226,113 +226,23 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
         inner: out,
         hasher: source.options.checksum.then(Sha256::new),
     };
-    let mut writer = TraceWriter::new(
+    let writer = TraceWriter::new(
         std::io::BufWriter::with_capacity(1 << 20, hashing),
         1,
         process_name,
     )?;
-    let mut symbols = Symbols::new();
-    let mut stats = AssemblyStats::default();
-    let block_position: HashMap<uuid::Uuid, u32> = source
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.block_id, i as u32))
-        .collect();
-    let thread_names: HashMap<uuid::Uuid, Sym> = source
-        .streams
-        .iter()
-        .map(|s| (s.stream_id, symbols.intern(&thread_display_name(s))))
-        .collect();
-    let concurrency = source.options.concurrency;
-    // One table for all streams: its buffers are reused instead of reallocated.
-    let mut table = EventTable::default();
-    let mut thread_tracks = 0;
-    if source.options.spans != SpanKinds::Async {
-        for (k, stream) in source.streams.iter().enumerate() {
-            let files = source.prepared.files(View::ThreadSpans, stream.stream_id);
-            source
-                .cache
-                .read_events(
-                    files,
-                    &mut symbols,
-                    &block_position,
-                    &source.clock,
-                    concurrency,
-                    &mut table,
-                )
-                .await?;
-            let chains = chains(source, stream, &table.orders);
-            let thread = ThreadData {
-                display_name: thread_names[&stream.stream_id],
-                events: std::mem::take(&mut table.events),
-                chains,
-            };
-            let tid = assembly::FIRST_TID + thread_tracks as i32;
-            if let Some(track) = assembly::thread_track(&thread, tid, source.range, &mut stats) {
-                writer
-                    .thread_track(&symbols, &track)
-                    .context("cannot write the trace")?;
-                thread_tracks += 1;
-            }
-            table.events = thread.events;
-            let done = format!(
-                "{} thread spans, thread {} of {}",
-                stats.thread_spans,
-                k + 1,
-                source.streams.len()
-            );
-            source.progress.stage(&format!("writing spans: {done}"));
-        }
-    }
-    let mut async_tracks = 0;
-    if source.options.spans != SpanKinds::Thread {
-        source.progress.stage(&format!(
-            "writing spans: {} thread spans, now the async spans",
-            stats.thread_spans
-        ));
-        let files = source.prepared.files(View::AsyncEvents, source.process_id);
-        source
-            .cache
-            .read_events(
-                files,
-                &mut symbols,
-                &block_position,
-                &source.clock,
-                concurrency,
-                &mut table,
-            )
-            .await?;
-        let table = std::mem::take(&mut table);
-        let thread_of = |order: u64| {
-            let stream = source.blocks[(order >> 32) as usize].stream_id;
-            thread_names.get(&stream).copied().unwrap_or_default()
-        };
-        let events = AsyncEvents {
-            events: table.events,
-            orders: table.orders,
-            thread_of: &thread_of,
-        };
-        let data_begin = source
-            .blocks
-            .iter()
-            .map(|b| source.clock.relative_ns(b.begin_ticks))
-            .min()
-            .unwrap_or(0);
-        let data_end = source
-            .blocks
-            .iter()
-            .map(|b| source.clock.relative_ns(b.end_ticks.max(b.begin_ticks)))
-            .max()
-            .unwrap_or(0);
-        let tracks =
-            assembly::async_tracks(events, (data_begin, data_end), source.range, &mut stats);
-        writer
-            .async_tracks(&symbols, &tracks)
-            .context("cannot write the trace")?;
-        async_tracks = tracks.len();
-    }
-    let (bytes, buffered) = writer.finish().context("cannot write the trace")?;
+    let mut writing = Writing::new(source, writer);
+    let thread_tracks = if source.options.spans != SpanKinds::Async {
+        writing.threads().await?
+    } else {
+        0
+    };
+    let async_tracks = if source.options.spans != SpanKinds::Thread {
+        writing.async_spans().await?
+    } else {
+        0
+    };
+    let (bytes, buffered) = writing.writer.finish().context("cannot write the trace")?;
     let hashing = buffered
         .into_inner()
         .map_err(|e| e.into_error())
@@ -342,8 +252,140 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
         sha256: hashing.hasher.map(|h| hex(&h.finalize())),
         thread_tracks,
         async_tracks,
-        stats,
+        stats: writing.stats,
     })
+}
+
+/// The state of a trace being written.
+struct Writing<'a, W: Write> {
+    source: &'a Source<'a>,
+    writer: TraceWriter<W>,
+    symbols: Symbols,
+    stats: AssemblyStats,
+    block_position: HashMap<uuid::Uuid, u32>,
+    thread_names: HashMap<uuid::Uuid, Sym>,
+    /// One table for all reads: its buffers are reused instead of reallocated.
+    table: EventTable,
+}
+
+impl<'a, W: Write> Writing<'a, W> {
+    fn new(source: &'a Source<'a>, writer: TraceWriter<W>) -> Self {
+        let mut symbols = Symbols::new();
+        let block_position = source
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.block_id, i as u32))
+            .collect();
+        let thread_names = source
+            .streams
+            .iter()
+            .map(|s| (s.stream_id, symbols.intern(&thread_display_name(s))))
+            .collect();
+        Self {
+            source,
+            writer,
+            symbols,
+            stats: AssemblyStats::default(),
+            block_position,
+            thread_names,
+            table: EventTable::default(),
+        }
+    }
+
+    /// Reads a view instance's partitions into the table.
+    async fn read(&mut self, view: View, instance: uuid::Uuid) -> Result<()> {
+        let source = self.source;
+        let files = source.prepared.files(view, instance);
+        let concurrency = source.options.concurrency;
+        source
+            .cache
+            .read_events(
+                files,
+                &mut self.symbols,
+                &self.block_position,
+                &source.clock,
+                concurrency,
+                &mut self.table,
+            )
+            .await
+    }
+
+    /// Writes the thread tracks; returns how many had spans.
+    async fn threads(&mut self) -> Result<usize> {
+        let source = self.source;
+        let mut tracks = 0;
+        for (k, stream) in source.streams.iter().enumerate() {
+            self.read(View::ThreadSpans, stream.stream_id).await?;
+            let chains = chains(source, stream, &self.table.orders);
+            let thread = ThreadData {
+                display_name: self.thread_names[&stream.stream_id],
+                events: std::mem::take(&mut self.table.events),
+                chains,
+            };
+            let tid = assembly::FIRST_TID + tracks as i32;
+            if let Some(track) = assembly::thread_track(&thread, tid, source.range, &mut self.stats)
+            {
+                self.writer
+                    .thread_track(&self.symbols, &track)
+                    .context("cannot write the trace")?;
+                tracks += 1;
+            }
+            self.table.events = thread.events;
+            let done = format!(
+                "{} thread spans, thread {} of {}",
+                self.stats.thread_spans,
+                k + 1,
+                source.streams.len()
+            );
+            source.progress.stage(&format!("writing spans: {done}"));
+        }
+        Ok(tracks)
+    }
+
+    /// Writes the async lanes; returns how many.
+    async fn async_spans(&mut self) -> Result<usize> {
+        let source = self.source;
+        source.progress.stage(&format!(
+            "writing spans: {} thread spans, now the async spans",
+            self.stats.thread_spans
+        ));
+        self.read(View::AsyncEvents, source.process_id).await?;
+        let table = std::mem::take(&mut self.table);
+        let thread_names = &self.thread_names;
+        let thread_of = |order: u64| {
+            let stream = source.blocks[(order >> 32) as usize].stream_id;
+            thread_names.get(&stream).copied().unwrap_or_default()
+        };
+        let events = AsyncEvents {
+            events: table.events,
+            orders: table.orders,
+            thread_of: &thread_of,
+        };
+        let clock = &source.clock;
+        let data_begin = source
+            .blocks
+            .iter()
+            .map(|b| clock.relative_ns(b.begin_ticks))
+            .min()
+            .unwrap_or(0);
+        let data_end = source
+            .blocks
+            .iter()
+            .map(|b| clock.relative_ns(b.end_ticks.max(b.begin_ticks)))
+            .max()
+            .unwrap_or(0);
+        let tracks = assembly::async_tracks(
+            events,
+            (data_begin, data_end),
+            source.range,
+            &mut self.stats,
+        );
+        self.writer
+            .async_tracks(&self.symbols, &tracks)
+            .context("cannot write the trace")?;
+        Ok(tracks.len())
+    }
 }
 
 /// Splits a stream's blocks into runs without a gap in `object_offset`, each with the range
