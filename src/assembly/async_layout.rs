@@ -10,7 +10,7 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::timeline::{AssemblyStats, AsyncDetail, AsyncTrack, Slice, notes};
-use super::{AsyncEvents, Event, clip};
+use super::{AsyncEvents, Event, clip_to_range};
 use crate::decode::EventPhase;
 use crate::symbols::Sym;
 
@@ -33,18 +33,7 @@ pub fn async_tracks(
     let mut spans: Vec<AsyncSpan> = pair_spans(events, data, stats)
         .into_iter()
         .filter_map(|mut s| {
-            let (begin, end, cut_begin, cut_end) = clip(s.begin_ns, s.end_ns, range)?;
-            s.begin_ns = begin;
-            s.end_ns = end;
-            if cut_begin {
-                stats.clipped_begin += 1;
-                s.notes |= notes::BEFORE_RANGE;
-            }
-            if cut_end {
-                stats.clipped_end += 1;
-                s.notes |= notes::AFTER_RANGE;
-            }
-            Some(s)
+            clip_to_range((&mut s.begin_ns, &mut s.end_ns, &mut s.notes), range, stats).then_some(s)
         })
         .collect();
     spans.sort_by(|a, b| {

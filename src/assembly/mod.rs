@@ -14,6 +14,7 @@ use crate::decode::{EventPhase, EventScope};
 use crate::symbols::Sym;
 pub use async_layout::async_tracks;
 pub use threads::thread_track;
+use timeline::Notes;
 pub use timeline::{AssemblyStats, Timeline};
 
 /// A span event with its time in Unix nanoseconds and its strings interned.
@@ -121,18 +122,29 @@ pub fn assemble(
     timeline
 }
 
-/// Clips `[begin, end]` to the range; `None` when they do not overlap.
-/// Returns the clipped bounds and whether each side was clipped.
-fn clip(begin: i64, end: i64, range: Option<(i64, i64)>) -> Option<(i64, i64, bool, bool)> {
-    match range {
-        None => Some((begin, end, false, false)),
-        Some((from, to)) => {
-            if end < from || begin > to {
-                return None;
-            }
-            Some((begin.max(from), end.min(to), begin < from, end > to))
-        }
+/// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns
+/// whether the span overlaps the range at all.
+fn clip_to_range(
+    bounds: (&mut i64, &mut i64, &mut Notes),
+    range: Option<(i64, i64)>,
+    stats: &mut AssemblyStats,
+) -> bool {
+    let (begin, end, slice_notes) = bounds;
+    let Some((from, to)) = range else { return true };
+    if *end < from || *begin > to {
+        return false;
     }
+    if *begin < from {
+        *begin = from;
+        stats.clipped_begin += 1;
+        *slice_notes |= timeline::notes::BEFORE_RANGE;
+    }
+    if *end > to {
+        *end = to;
+        stats.clipped_end += 1;
+        *slice_notes |= timeline::notes::AFTER_RANGE;
+    }
+    true
 }
 
 #[cfg(test)]

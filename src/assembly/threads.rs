@@ -1,7 +1,7 @@
 //! Thread tracks: per stream, begin/end events nest like a call stack.
 
 use super::timeline::{AssemblyStats, Notes, Slice, ThreadTrack, notes};
-use super::{Chain, Event, ThreadData, clip};
+use super::{Chain, Event, ThreadData, clip_to_range};
 use crate::decode::{EventPhase, EventScope};
 
 /// The track of one thread, or `None` when it has no span in the range.
@@ -22,10 +22,9 @@ pub fn thread_track(
             stats,
         );
     }
-    let slices: Vec<Slice> = slices
-        .into_iter()
-        .filter_map(|s| clip_slice(s, range, stats))
-        .collect();
+    slices.retain_mut(|s| {
+        clip_to_range((&mut s.begin_ns, &mut s.end_ns, &mut s.notes), range, stats)
+    });
     if slices.is_empty() {
         return None;
     }
@@ -138,23 +137,4 @@ fn make_slice(begin_ns: i64, end_ns: i64, event: &Event, notes: Notes) -> Slice 
         notes,
         detail: None,
     }
-}
-
-fn clip_slice(
-    mut slice: Slice,
-    range: Option<(i64, i64)>,
-    stats: &mut AssemblyStats,
-) -> Option<Slice> {
-    let (begin, end, cut_begin, cut_end) = clip(slice.begin_ns, slice.end_ns, range)?;
-    slice.begin_ns = begin;
-    slice.end_ns = end;
-    if cut_begin {
-        stats.clipped_begin += 1;
-        slice.notes |= notes::BEFORE_RANGE;
-    }
-    if cut_end {
-        stats.clipped_end += 1;
-        slice.notes |= notes::AFTER_RANGE;
-    }
-    Some(slice)
 }
