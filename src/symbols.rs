@@ -43,12 +43,4 @@ impl Symbols {
     pub fn get(&self, sym: Sym) -> &str {
         &self.strings[sym as usize]
     }
-
-    pub fn len(&self) -> usize {
-        self.strings.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
 }

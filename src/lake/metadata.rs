@@ -86,13 +86,6 @@ type BlockTuple = (
 );
 
 impl MetadataDb {
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            MetadataDb::Postgres(_) => "postgresql",
-            MetadataDb::Sqlite(_) => "sqlite",
-        }
-    }
-
     pub(crate) async fn fetch<T>(
         &self,
         pg_sql: &str,

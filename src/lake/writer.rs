@@ -178,10 +178,6 @@ impl LakeWriter {
         Ok(())
     }
 
-    pub fn blobs(&self) -> &BlobStore {
-        &self.blobs
-    }
-
     /// Runs arbitrary SQL on the metadata database (tests use it to damage a lake on purpose).
     pub async fn execute_sql(&self, sql: &str) -> Result<()> {
         match &self.target {

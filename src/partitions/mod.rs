@@ -106,14 +106,6 @@ impl PartitionCache {
         })
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
-    pub fn store(&self) -> &BlobStore {
-        &self.store
-    }
-
     /// Makes every partition the request needs current (reusing what is, building the rest
     /// under the process's build lock) and returns their files.
     pub async fn prepare(&self, lake: &Lake, request: &EventsRequest<'_>) -> Result<Prepared> {
