@@ -4,7 +4,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 use crate::error::{FailureKind, failure};
-use crate::lake::rows::ProcessRow;
+use crate::lake::rows::{BlockRow, ProcessRow};
 
 /// Converts a process's raw tick counter to Unix nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,6 +76,15 @@ impl Clock {
     /// An event's absolute tick counter → Unix ns.
     pub fn event_ns(&self, ticks: i64) -> i64 {
         self.relative_ns(ticks.wrapping_sub(self.start_ticks))
+    }
+
+    /// A block's `[begin, end]` in Unix ns; a block that ends before it begins is taken as
+    /// ending where it begins (its events still say when things happened).
+    pub fn block_bounds(&self, block: &BlockRow) -> (i64, i64) {
+        (
+            self.relative_ns(block.begin_ticks),
+            self.relative_ns(block.end_ticks.max(block.begin_ticks)),
+        )
     }
 
     /// Ticks relative to the process start (block bounds) → Unix ns.

@@ -264,6 +264,8 @@ struct Writing<'a, W: Write> {
     stats: AssemblyStats,
     block_position: HashMap<uuid::Uuid, u32>,
     thread_names: HashMap<uuid::Uuid, Sym>,
+    /// The thread (display name) of each block, by position: async events find theirs by it.
+    block_threads: Vec<Sym>,
     /// One table for all reads: its buffers are reused instead of reallocated.
     table: EventTable,
 }
@@ -281,6 +283,11 @@ impl<'a, W: Write> Writing<'a, W> {
             .streams
             .iter()
             .map(|s| (s.stream_id, symbols.intern(&thread_display_name(s))))
+            .collect::<HashMap<_, _>>();
+        let block_threads = source
+            .blocks
+            .iter()
+            .map(|b| thread_names[&b.stream_id])
             .collect();
         Self {
             source,
@@ -289,6 +296,7 @@ impl<'a, W: Write> Writing<'a, W> {
             stats: AssemblyStats::default(),
             block_position,
             thread_names,
+            block_threads,
             table: EventTable::default(),
         }
     }
@@ -352,29 +360,17 @@ impl<'a, W: Write> Writing<'a, W> {
         ));
         self.read(View::AsyncEvents, source.process_id).await?;
         let table = std::mem::take(&mut self.table);
-        let thread_names = &self.thread_names;
-        let thread_of = |order: u64| {
-            let stream = source.blocks[(order >> 32) as usize].stream_id;
-            thread_names.get(&stream).copied().unwrap_or_default()
-        };
+        let block_threads = &self.block_threads;
+        let thread_of = |order: u64| block_threads[(order >> 32) as usize];
         let events = AsyncEvents {
             events: table.events,
             orders: table.orders,
             thread_of: &thread_of,
         };
-        let clock = &source.clock;
-        let data_begin = source
-            .blocks
-            .iter()
-            .map(|b| clock.relative_ns(b.begin_ticks))
-            .min()
-            .unwrap_or(0);
-        let data_end = source
-            .blocks
-            .iter()
-            .map(|b| clock.relative_ns(b.end_ticks.max(b.begin_ticks)))
-            .max()
-            .unwrap_or(0);
+        let bounds = source.blocks.iter().map(|b| source.clock.block_bounds(b));
+        let (data_begin, data_end) = bounds.fold((i64::MAX, i64::MIN), |(b, e), (bb, be)| {
+            (b.min(bb), e.max(be))
+        });
         let tracks = assembly::async_tracks(
             events,
             (data_begin, data_end),
@@ -400,10 +396,7 @@ fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Vec<Chain>
         .enumerate()
         .filter(|(_, b)| b.stream_id == stream.stream_id)
     {
-        let begin_ns = source.clock.relative_ns(block.begin_ticks);
-        let end_ns = source
-            .clock
-            .relative_ns(block.end_ticks.max(block.begin_ticks));
+        let (begin_ns, end_ns) = source.clock.block_bounds(block);
         let contiguous = expected_offset == Some(block.object_offset);
         expected_offset = Some(block.object_offset + block.nb_objects as i64);
         let chain = match chains.last_mut() {
