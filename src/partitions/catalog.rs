@@ -77,6 +77,39 @@ pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Runs `$body` (with `$conn`, a connection) in one transaction on either backend; SQLite's
+/// is `IMMEDIATE`, so that concurrent writers queue for the lock instead of failing to
+/// upgrade it. An error rolls back.
+macro_rules! in_transaction {
+    ($catalog:expr, $conn:ident => $body:block) => {
+        match $catalog {
+            Catalog::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let value = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await?;
+                value
+            }
+            Catalog::Sqlite { pool, .. } => {
+                let mut connection = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut *connection)
+                    .await?;
+                let result: Result<_> = async {
+                    let $conn = &mut *connection;
+                    Ok($body)
+                }
+                .await;
+                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                sqlx::query(end).execute(&mut *connection).await?;
+                result?
+            }
+        }
+    };
+}
+
 impl Catalog {
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
@@ -107,53 +140,23 @@ impl Catalog {
 
     /// Creates the tables on first use; refuses a catalog from a newer version of the tool.
     async fn migrate(&self) -> Result<()> {
-        let version: Option<i64> = match self {
-            Catalog::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+        let on_postgres = matches!(self, Catalog::Postgres(_));
+        let version: Option<i64> = in_transaction!(self, conn => {
+            if on_postgres {
                 // Serializes concurrent first runs: CREATE IF NOT EXISTS alone can race.
-                sqlx::query("SELECT pg_advisory_xact_lock(7307480417322) ")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
-                let v: Option<i64> =
-                    sqlx::query_scalar("SELECT max(version) FROM write_perfetto_catalog_version")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if v.is_none() {
-                    sqlx::query("INSERT INTO write_perfetto_catalog_version (version) VALUES ($1)")
-                        .bind(CATALOG_SCHEMA_VERSION)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                v
+                sqlx::query("SELECT pg_advisory_xact_lock(7307480417322)").execute(&mut *conn).await?;
             }
-            Catalog::Sqlite { pool, .. } => {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                let result: Result<Option<i64>> = async {
-                    sqlx::raw_sql(SCHEMA).execute(&mut *conn).await?;
-                    let v: Option<i64> = sqlx::query_scalar(
-                        "SELECT max(version) FROM write_perfetto_catalog_version",
-                    )
-                    .fetch_one(&mut *conn)
+            sqlx::raw_sql(SCHEMA).execute(&mut *conn).await?;
+            let v: Option<i64> =
+                sqlx::query_scalar("SELECT max(version) FROM write_perfetto_catalog_version").fetch_one(&mut *conn).await?;
+            if v.is_none() {
+                sqlx::query("INSERT INTO write_perfetto_catalog_version (version) VALUES ($1)")
+                    .bind(CATALOG_SCHEMA_VERSION)
+                    .execute(&mut *conn)
                     .await?;
-                    if v.is_none() {
-                        sqlx::query(
-                            "INSERT INTO write_perfetto_catalog_version (version) VALUES ($1)",
-                        )
-                        .bind(CATALOG_SCHEMA_VERSION)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(v)
-                }
-                .await;
-                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                sqlx::query(end).execute(&mut *conn).await?;
-                result?
             }
-        };
+            v
+        });
         if let Some(v) = version
             && v > CATALOG_SCHEMA_VERSION
         {
@@ -206,52 +209,31 @@ impl Catalog {
         let insert = format!(
             "INSERT INTO write_perfetto_partitions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)"
         );
-        macro_rules! run {
-            ($tx:expr) => {{
-                sqlx::query(retire)
-                    .bind(row.created_us)
-                    .bind(&row.view)
-                    .bind(&row.instance)
-                    .bind(row.begin_us)
-                    .bind(row.end_us)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query(&insert)
-                    .bind(&row.view)
-                    .bind(&row.instance)
-                    .bind(&row.process_id)
-                    .bind(row.begin_us)
-                    .bind(row.end_us)
-                    .bind(&row.fingerprint)
-                    .bind(row.format_version)
-                    .bind(row.nb_blocks)
-                    .bind(row.nb_objects)
-                    .bind(&row.file_key)
-                    .bind(row.file_size)
-                    .bind(row.created_us)
-                    .execute(&mut *$tx)
-                    .await?;
-            }};
-        }
-        match self {
-            Catalog::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                run!(tx);
-                tx.commit().await?;
-            }
-            Catalog::Sqlite { pool, .. } => {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                let result: Result<()> = async {
-                    run!(conn);
-                    Ok(())
-                }
-                .await;
-                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                sqlx::query(end).execute(&mut *conn).await?;
-                result?;
-            }
-        }
+        in_transaction!(self, conn => {
+            sqlx::query(retire)
+                .bind(row.created_us)
+                .bind(&row.view)
+                .bind(&row.instance)
+                .bind(row.begin_us)
+                .bind(row.end_us)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(&insert)
+                .bind(&row.view)
+                .bind(&row.instance)
+                .bind(&row.process_id)
+                .bind(row.begin_us)
+                .bind(row.end_us)
+                .bind(&row.fingerprint)
+                .bind(row.format_version)
+                .bind(row.nb_blocks)
+                .bind(row.nb_objects)
+                .bind(&row.file_key)
+                .bind(row.file_size)
+                .bind(row.created_us)
+                .execute(&mut *conn)
+                .await?;
+        });
         Ok(())
     }
 
