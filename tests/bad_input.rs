@@ -17,7 +17,7 @@ use support::damage::{
     envelope, envelope_of_frames, join, lake_sql, payload_path, records, run_bounded, stream_of,
     thread_blocks, type_name, u64_at, udts, udts_cbor, write_payload,
 };
-use support::lake::{fixture_copy, runtime, sha256_hex};
+use support::lake::{fixture_copy, runtime, sha256_hex, stderr};
 use support::trace::{Trace, decode};
 use write_perfetto::lake::rows::{BlockRow, StreamRow};
 use write_perfetto::lake::writer::LakeWriter;
@@ -225,10 +225,6 @@ impl Case {
             trace,
         }
     }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The export of an undamaged copy.

@@ -3,15 +3,7 @@
 mod support;
 
 use std::path::Path;
-use support::lake::{fixture_copy, run, sha256_hex, write_perfetto};
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use support::lake::{entries, fixture_copy, run, sha256_hex, stderr, stdout, write_perfetto};
 
 fn fixture_process_ids(lake: &Path) -> Vec<String> {
     let output = run(
@@ -25,15 +17,6 @@ fn fixture_process_ids(lake: &Path) -> Vec<String> {
         .iter()
         .map(|p| p["process_id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -128,7 +111,7 @@ fn json_summary_describes_the_written_file() {
         assert!(summary.get(key).is_some(), "summary has {key}");
     }
     assert_eq!(
-        files_in(out.path()),
+        entries(out.path()),
         vec!["t.perfetto-trace"],
         "no temporary file left"
     );
@@ -142,7 +125,7 @@ fn stdout_stays_empty_without_json_and_default_output_is_named_after_the_process
     let output = run(&[id, "--lake", lake.path().to_str().unwrap()], out.path());
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(output.stdout.is_empty(), "stdout: {}", stdout(&output));
-    assert_eq!(files_in(out.path()), vec![format!("{id}.perfetto-trace")]);
+    assert_eq!(entries(out.path()), vec![format!("{id}.perfetto-trace")]);
 }
 
 #[test]
@@ -256,7 +239,7 @@ fn bad_process_ids_fail_with_their_documented_exit_codes() {
         3,
         "no process",
     );
-    assert!(files_in(out.path()).is_empty());
+    assert!(entries(out.path()).is_empty());
 }
 
 #[test]
@@ -312,11 +295,7 @@ fn a_corrupt_block_fails_with_exit_4_naming_the_block_and_leaves_no_file() {
         out.path(),
     );
     assert_fails(&output, 4, block.file_name().unwrap().to_str().unwrap());
-    assert!(
-        files_in(out.path()).is_empty(),
-        "{:?}",
-        files_in(out.path())
-    );
+    assert!(entries(out.path()).is_empty(), "{:?}", entries(out.path()));
 }
 
 #[test]
@@ -339,7 +318,7 @@ fn a_missing_block_payload_fails_with_exit_4() {
     let out = tempfile::tempdir().unwrap();
     let output = run(&[&id, "--lake", lake.path().to_str().unwrap()], out.path());
     assert_fails(&output, 4, block.file_name().unwrap().to_str().unwrap());
-    assert!(files_in(out.path()).is_empty());
+    assert!(entries(out.path()).is_empty());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use micromegas_transit::value::{Object, Value};
 use micromegas_transit::{
     CustomReaderMap, UserDefinedType, parse_object_buffer, read_dependencies,
 };
-use support::lake::{fixture_dir, open_embedded, process_ids, runtime};
+use support::lake::{fixture_dir, open_embedded, runtime, thread_blocks_with_payloads};
 use write_perfetto::decode::{EventPhase, EventScope, SpanEvent, StreamDecoder, decode_payload};
 
 /// (type name, ticks, name, target, span id, parent span id, depth) as the reference reads it.
@@ -113,53 +113,44 @@ fn every_fixture_block_decodes_exactly_as_the_reference_parser_reads_it() {
         let lake = open_embedded(&fixture_dir()).await;
         let mut per_type: BTreeMap<String, usize> = BTreeMap::new();
         let mut blocks_checked = 0;
-        for id in process_ids(&lake).await {
-            let id = uuid::Uuid::parse_str(&id).unwrap();
-            let streams = lake.metadata.thread_streams(&id).await.unwrap();
-            for block in lake.metadata.thread_blocks(&id).await.unwrap() {
-                let stream = streams
-                    .iter()
-                    .find(|s| s.stream_id == block.stream_id)
+        for (stream, block, payload) in thread_blocks_with_payloads(&lake).await {
+            let decoder =
+                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)
                     .unwrap();
-                let payload = lake.block_payload(&block).await.unwrap();
-                let decoder =
-                    StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)
-                        .unwrap();
-                let decoded = decoder.decode_block(&payload).unwrap();
-                let reference = reference_events(
-                    &stream.dependencies_metadata,
-                    &stream.objects_metadata,
-                    &payload,
-                );
-                assert_eq!(decoded.len(), reference.len(), "block {}", block.block_id);
+            let decoded = decoder.decode_block(&payload).unwrap();
+            let reference = reference_events(
+                &stream.dependencies_metadata,
+                &stream.objects_metadata,
+                &payload,
+            );
+            assert_eq!(decoded.len(), reference.len(), "block {}", block.block_id);
+            assert_eq!(
+                decoded.len(),
+                block.nb_objects as usize,
+                "block {} nb_objects",
+                block.block_id
+            );
+            for (mine, theirs) in decoded.iter().zip(&reference) {
                 assert_eq!(
-                    decoded.len(),
-                    block.nb_objects as usize,
-                    "block {} nb_objects",
+                    (mine.scope, mine.phase),
+                    kind_of_type(&theirs.0),
+                    "block {}",
                     block.block_id
                 );
-                for (mine, theirs) in decoded.iter().zip(&reference) {
-                    assert_eq!(
-                        (mine.scope, mine.phase),
-                        kind_of_type(&theirs.0),
-                        "block {}",
-                        block.block_id
-                    );
-                    assert_eq!(
-                        ours(mine),
-                        (
-                            theirs.1,
-                            theirs.2.clone(),
-                            theirs.3.clone(),
-                            theirs.4,
-                            theirs.5,
-                            theirs.6
-                        )
-                    );
-                    *per_type.entry(theirs.0.clone()).or_default() += 1;
-                }
-                blocks_checked += 1;
+                assert_eq!(
+                    ours(mine),
+                    (
+                        theirs.1,
+                        theirs.2.clone(),
+                        theirs.3.clone(),
+                        theirs.4,
+                        theirs.5,
+                        theirs.6
+                    )
+                );
+                *per_type.entry(theirs.0.clone()).or_default() += 1;
             }
+            blocks_checked += 1;
         }
         assert!(
             blocks_checked >= 20,

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::lake::{copy_to_postgres, fixture_copy, run, runtime, write_perfetto};
+use support::lake::{
+    copy_to_postgres, entries, fixture_copy, run, runtime, stderr, succeeded, summary,
+    write_perfetto,
+};
 use support::pg::PgCluster;
 use support::s3::{S3Server, free_port};
 use write_perfetto::partitions::catalog::Catalog;
@@ -21,10 +24,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// The error line of a failed run: stderr must be exactly one line, naming the fault.
 fn error_line(output: &Output, expected_code: i32) -> String {
@@ -48,30 +47,6 @@ fn assert_mentions(line: &str, what: &[&str]) {
     for w in what {
         assert!(line.contains(w), "{line:?} does not mention {w:?}");
     }
-}
-
-fn succeeded(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    output
-}
-
-fn summary(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).expect("--json summary")
-}
-
-/// Names in `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn temp_files(dir: &Path) -> Vec<String> {

@@ -9,7 +9,7 @@ mod support;
 use micromegas_telemetry::block_wire_format::BlockPayload;
 use micromegas_transit::UserDefinedType;
 use std::io::Write;
-use support::lake::{fixture_dir, open_embedded, process_ids, runtime};
+use support::lake::{fixture_dir, open_embedded, runtime, thread_blocks_with_payloads};
 use write_perfetto::decode::{StreamDecoder, decode_payload};
 
 struct Sample {
@@ -24,24 +24,15 @@ fn samples() -> Vec<Sample> {
     runtime().block_on(async {
         let lake = open_embedded(&fixture_dir()).await;
         let mut out = Vec::new();
-        for id in process_ids(&lake).await {
-            let id = uuid::Uuid::parse_str(&id).unwrap();
-            let streams = lake.metadata.thread_streams(&id).await.unwrap();
-            for block in lake.metadata.thread_blocks(&id).await.unwrap() {
-                let stream = streams
-                    .iter()
-                    .find(|s| s.stream_id == block.stream_id)
-                    .unwrap();
-                let payload = lake.block_payload(&block).await.unwrap().to_vec();
-                let buffers = decode_payload(&payload).unwrap();
-                out.push(Sample {
-                    deps_meta: stream.dependencies_metadata.clone(),
-                    objs_meta: stream.objects_metadata.clone(),
-                    payload,
-                    dependencies: buffers.dependencies,
-                    objects: buffers.objects,
-                });
-            }
+        for (stream, _, payload) in thread_blocks_with_payloads(&lake).await {
+            let buffers = decode_payload(&payload).unwrap();
+            out.push(Sample {
+                deps_meta: stream.dependencies_metadata,
+                objs_meta: stream.objects_metadata,
+                payload,
+                dependencies: buffers.dependencies,
+                objects: buffers.objects,
+            });
         }
         out
     })

@@ -9,11 +9,10 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::damage::run_bounded;
-use support::lake::{runtime, sha256_hex};
+use support::lake::{runtime, sha256_hex, stderr, summary};
 use support::partition_lake::{assert_live_rows_consistent, partition_files};
 use support::pg::PgCluster;
 use support::trace::decode;
@@ -25,19 +24,6 @@ use write_perfetto::synth::{SynthSpec, generate};
 const EXPORTERS_PER_PROCESS: usize = 8;
 /// Bound of any one run (they share two cores with each other and with other builds).
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn summary(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad --json summary ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
 
 /// Runs an export to `out` and returns its summary and trace, failing on any error.
 fn export(args: &[&str], out: &Path, cwd: &Path) -> (serde_json::Value, Vec<u8>) {

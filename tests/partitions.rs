@@ -17,10 +17,10 @@ use uuid::Uuid;
 use write_perfetto::lake::rows::BlockRow;
 use write_perfetto::partitions::catalog::{Catalog, PartitionRow};
 
-use support::lake::runtime;
+use support::lake::{runtime, stderr};
 use support::partition_lake::{
     Backend, Decision, Export, PartitionLake, assert_live_rows_consistent, decisions,
-    partition_files, snapshot, stderr_text,
+    partition_files, snapshot,
 };
 
 /// Partitions of the fixture's main process with the default hour buckets.
@@ -457,7 +457,7 @@ fn eight_concurrent_cold_exports_build_each_partition_once(backend: Backend) {
                 output.status.success(),
                 "concurrent export failed ({}): {}",
                 output.status,
-                stderr_text(output)
+                stderr(output)
             );
             support::partition_lake::finish_export(output, path)
         })
@@ -510,8 +510,8 @@ fn a_corrupt_block_fails_with_status_4_and_no_partition_holds_it(backend: Backen
     std::fs::write(lake.payload_path(&corrupt), GARBAGE).unwrap();
 
     let (output, path) = lake.try_export(&["--partition-seconds", &seconds]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr_text(&output));
-    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let stderr = stderr(&output);
     assert!(
         stderr.contains(&corrupt.block_id.to_string()),
         "the error names the block: {stderr}"
@@ -557,8 +557,8 @@ fn a_late_corrupt_block_leaves_the_previous_partitions_live(backend: Backend) {
     std::fs::write(lake.payload_path(&late), GARBAGE).unwrap();
     lake.bring_block_back();
     let (output, path) = lake.try_export(&[]);
-    assert_eq!(output.status.code(), Some(4), "{}", stderr_text(&output));
-    assert!(stderr_text(&output).contains(&late.block_id.to_string()));
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&late.block_id.to_string()));
     assert!(!path.exists());
     assert_eq!(
         lake.live_rows(),
@@ -597,7 +597,7 @@ fn cache_gc_deletes_retired_partitions_and_never_a_live_one(backend: Backend) {
 
     let gc = |args: &[&str]| -> serde_json::Value {
         let output = lake.run(args);
-        assert!(output.status.success(), "{}", stderr_text(&output));
+        assert!(output.status.success(), "{}", stderr(&output));
         serde_json::from_slice(&output.stdout).unwrap()
     };
     // Within the default grace period, readers may still use them: nothing goes.

@@ -6,7 +6,9 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use support::lake::{copy_to_postgres, fixture_copy, run, runtime, write_perfetto};
+use support::lake::{
+    copy_to_postgres, fixture_copy, run, runtime, succeeded, summary, write_perfetto,
+};
 use support::pg::PgCluster;
 use support::s3::S3Server;
 use write_perfetto::lake::LakeLocation;
@@ -14,10 +16,6 @@ use write_perfetto::lake::{Lake, MetadataDb};
 use write_perfetto::partitions::catalog::Catalog;
 
 const BUCKET: &str = "micromegas-lake";
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// Runs the binary with the S3 server's `AWS_*` settings (on the child only).
 fn run_s3(s3: &S3Server, args: &[&str], cwd: &Path) -> Output {
@@ -28,20 +26,6 @@ fn run_s3(s3: &S3Server, args: &[&str], cwd: &Path) -> Output {
         .current_dir(cwd)
         .output()
         .expect("run write-perfetto")
-}
-
-fn succeeded(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    output
-}
-
-fn summary(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).expect("--json summary")
 }
 
 #[test]

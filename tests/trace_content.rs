@@ -7,17 +7,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use support::lake::{fixture_copy, open_embedded, run, runtime, sha256_hex};
+use support::lake::{fixture_copy, open_embedded, run, runtime, sha256_hex, stderr};
 use support::trace::{Slice, Trace, decode};
 use write_perfetto::clock::Clock;
 use write_perfetto::decode::{EventPhase, EventScope, StreamDecoder};
 
 const CATEGORY: &str = "make_fixture::workload";
 const SOURCE_FILE: &str = "tools/make-fixture/src/workload.rs";
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// A private copy of the fixture and the ids of its two processes.
 struct Fixture {

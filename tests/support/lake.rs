@@ -103,3 +103,63 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     write_perfetto::export::hex(&sha2::Sha256::digest(bytes))
 }
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The output of a run that must have succeeded.
+pub fn succeeded(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        stderr(&output)
+    );
+    output
+}
+
+/// The `--json` summary a run printed.
+pub fn summary(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("bad --json summary ({e}): {}", stdout(output)))
+}
+
+/// The names in `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every thread block of every process of the lake, with its stream and its payload.
+pub async fn thread_blocks_with_payloads(
+    lake: &Lake,
+) -> Vec<(
+    write_perfetto::lake::rows::StreamRow,
+    write_perfetto::lake::rows::BlockRow,
+    Vec<u8>,
+)> {
+    let mut out = Vec::new();
+    for id in process_ids(lake).await {
+        let id = uuid::Uuid::parse_str(&id).unwrap();
+        let streams = lake.metadata.thread_streams(&id).await.unwrap();
+        for block in lake.metadata.thread_blocks(&id).await.unwrap() {
+            let stream = streams
+                .iter()
+                .find(|s| s.stream_id == block.stream_id)
+                .unwrap()
+                .clone();
+            let payload = lake.block_payload(&block).await.unwrap().to_vec();
+            out.push((stream, block, payload));
+        }
+    }
+    out
+}

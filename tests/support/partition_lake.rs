@@ -109,10 +109,6 @@ pub fn decisions(stderr: &str) -> Vec<Decision> {
         .collect()
 }
 
-pub fn stderr_text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 impl PartitionLake {
     pub fn new(backend: Backend) -> Self {
         let dir = fixture_copy();
@@ -200,7 +196,7 @@ impl PartitionLake {
             output.status.success(),
             "export failed ({}): {}",
             output.status,
-            stderr_text(&output)
+            super::lake::stderr(&output)
         );
         finish_export(&output, &path)
     }
@@ -394,7 +390,7 @@ pub fn finish_export(output: &Output, path: &Path) -> Export {
     assert_eq!(summary["sha256"].as_str().unwrap(), sha256_hex(&trace));
     Export {
         summary,
-        stderr: stderr_text(output),
+        stderr: super::lake::stderr(output),
         trace,
     }
 }
@@ -405,7 +401,7 @@ pub fn main_process(lake_dir: &Path, cwd: &Path) -> String {
         &["processes", "--json", "--lake", lake_dir.to_str().unwrap()],
         cwd,
     );
-    assert!(output.status.success(), "{}", stderr_text(&output));
+    assert!(output.status.success(), "{}", super::lake::stderr(&output));
     let list: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     list.iter()
         .max_by_key(|p| p["blocks"].as_i64().unwrap())
