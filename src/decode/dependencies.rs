@@ -7,7 +7,7 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::layout::{DependencyKind, DependencyType, RecordPlan};
-use super::records::for_each_record;
+use super::records::{for_each_record, u32_at, u64_at};
 
 /// What a span event's description reference points to.
 pub struct Location {
@@ -118,14 +118,6 @@ fn split_id<'a>(record: &'a [u8], type_name: &str) -> Result<(u64, &'a [u8])> {
     Ok((u64_at(record, 0), &record[8..]))
 }
 
-fn u64_at(record: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(
-        record[offset..offset + 8]
-            .try_into()
-            .expect("checked offset"),
-    )
-}
-
 /// `u8 codec, u32 len, bytes`: 0 = ANSI (read as UTF-8, lossy), 1 = UTF-16LE, 2 = UTF-8.
 fn decode_codec_string(rest: &[u8]) -> Result<Arc<str>> {
     if rest.len() < 5 {
@@ -171,9 +163,7 @@ fn read_location(plan: &RecordPlan, record: &[u8], deps: &Dependencies) -> Resul
             .transpose()?,
         target: string_at(plan.target)?,
         file: string_at(plan.file)?,
-        line: plan.line.map_or(0, |o| {
-            u32::from_le_bytes(record[o..o + 4].try_into().expect("checked offset"))
-        }),
+        line: plan.line.map_or(0, |o| u32_at(record, o)),
     };
     Ok((u64_at(record, plan.id), location))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::dependencies::{Dependencies, Location};
 use super::layout::{EventPlan, NameSource, StreamDecoder};
-use super::records::for_each_record;
+use super::records::{for_each_record, u32_at, u64_at};
 
 /// Thread spans nest as a call stack on one stream; async spans pair by `span_id` process-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,45 +59,26 @@ pub(super) fn read(
 }
 
 fn decode_event(plan: &EventPlan, deps: &Dependencies, record: &[u8]) -> Result<SpanEvent> {
-    let location: &Location = deps.location(read_u64(record, plan.location_offset))?;
+    let location: &Location = deps.location(u64_at(record, plan.location_offset))?;
     let name = match plan.name {
         NameSource::Location => location.name.clone().unwrap_or_else(|| Arc::from("")),
-        NameSource::String(offset) => deps.string(read_u64(record, offset))?.clone(),
+        NameSource::String(offset) => deps.string(u64_at(record, offset))?.clone(),
     };
     let properties = match plan.properties_offset {
-        Some(offset) => deps.property_set(read_u64(record, offset))?.to_vec(),
+        Some(offset) => deps.property_set(u64_at(record, offset))?.to_vec(),
         None => Vec::new(),
     };
     Ok(SpanEvent {
         scope: plan.scope,
         phase: plan.phase,
-        ticks: read_u64(record, plan.time_offset) as i64,
+        ticks: u64_at(record, plan.time_offset) as i64,
         name,
         target: location.target.clone(),
         file: location.file.clone(),
         line: location.line,
-        span_id: plan.span_id_offset.map_or(0, |o| read_u64(record, o)),
-        parent_span_id: plan
-            .parent_span_id_offset
-            .map_or(0, |o| read_u64(record, o)),
-        depth: plan.depth_offset.map_or(0, |o| read_u32(record, o)),
+        span_id: plan.span_id_offset.map_or(0, |o| u64_at(record, o)),
+        parent_span_id: plan.parent_span_id_offset.map_or(0, |o| u64_at(record, o)),
+        depth: plan.depth_offset.map_or(0, |o| u32_at(record, o)),
         properties,
     })
-}
-
-// Offsets were checked against the record size when the plan was built.
-fn read_u64(record: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(
-        record[offset..offset + 8]
-            .try_into()
-            .expect("checked offset"),
-    )
-}
-
-fn read_u32(record: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(
-        record[offset..offset + 4]
-            .try_into()
-            .expect("checked offset"),
-    )
 }

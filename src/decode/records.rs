@@ -52,3 +52,21 @@ pub(super) fn for_each_record<'a, T: RecordType>(
     }
     Ok(())
 }
+
+/// The little-endian u64 at `offset` of a record; offsets were checked against the record's
+/// size when the plan was built.
+pub(super) fn u64_at(record: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(
+        record[offset..offset + 8]
+            .try_into()
+            .expect("checked offset"),
+    )
+}
+
+pub(super) fn u32_at(record: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(
+        record[offset..offset + 4]
+            .try_into()
+            .expect("checked offset"),
+    )
+}
