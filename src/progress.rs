@@ -19,7 +19,6 @@ impl Progress {
 
     pub fn stage(&self, message: &str) {
         if let Some(bar) = &self.bar {
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
             bar.set_message(message.to_string());
             bar.tick();
         }

@@ -24,10 +24,7 @@ pub fn main() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            return report(
-                &cli,
-                anyhow::Error::new(e).context("cannot start the async runtime"),
-            );
+            return report(anyhow::Error::new(e).context("cannot start the async runtime"));
         }
     };
     // Ctrl-C: delete the temporary files of the run and exit at once, even while a
@@ -44,7 +41,7 @@ pub fn main() -> i32 {
     crate::cleanup::remove_all();
     match outcome {
         Ok(()) => 0,
-        Err(e) => report(&cli, e),
+        Err(e) => report(e),
     }
 }
 
@@ -62,7 +59,7 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-fn report(_cli: &Cli, error: anyhow::Error) -> i32 {
+fn report(error: anyhow::Error) -> i32 {
     let kind = error::kind_of(&error);
     eprintln!("write-perfetto: error: {}", error::one_line(&error));
     kind.exit_code()
