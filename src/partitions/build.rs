@@ -35,7 +35,7 @@ pub async fn build(
         let target = match planned[i].view {
             View::ThreadSpans => &mut thread_of,
             View::AsyncEvents => {
-                async_builders.insert(i, PartitionBuilder::default());
+                async_builders.insert(i, PartitionBuilder::new()?);
                 &mut async_of
             }
         };
@@ -58,8 +58,8 @@ pub async fn build(
             .filter(|(i, _)| {
                 planned[*i].view == View::ThreadSpans && planned[*i].instance == stream.stream_id
             })
-            .map(|(i, _)| (*i, PartitionBuilder::default()))
-            .collect();
+            .map(|(i, _)| Ok((*i, PartitionBuilder::new()?)))
+            .collect::<Result<_>>()?;
         let decoder = Arc::new(
             StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).map_err(
                 |e| {
@@ -89,10 +89,10 @@ pub async fn build(
                     .map(|(i, e)| (i as u32, e))
             };
             if let Some(builder) = thread_of.get(&b).and_then(|p| thread_builders.get_mut(p)) {
-                builder.push_block(block_id, of_scope(EventScope::Thread));
+                builder.push_block(block_id, of_scope(EventScope::Thread))?;
             }
             if let Some(builder) = async_of.get(&b).and_then(|p| async_builders.get_mut(p)) {
-                builder.push_block(block_id, of_scope(EventScope::Async));
+                builder.push_block(block_id, of_scope(EventScope::Async))?;
             }
         }
         for (p, builder) in thread_builders {

@@ -90,12 +90,9 @@ impl StringTable {
     }
 }
 
-/// The rows of one partition file, accumulated column by column as blocks are decoded
-/// (about 50 bytes a row, no reference counts), then encoded at once.
+/// Rows not yet handed to the Parquet writer, column by column.
 #[derive(Default)]
-pub struct PartitionBuilder {
-    strings: StringTable,
-    blocks: Vec<Uuid>,
+struct Columns {
     block: Vec<u32>,
     index: Vec<u32>,
     scope: Vec<u8>,
@@ -111,48 +108,8 @@ pub struct PartitionBuilder {
     properties: Vec<u32>,
 }
 
-impl PartitionBuilder {
-    /// Appends the events of one block (blocks are appended whole, in stream order).
-    pub fn push_block<'a>(
-        &mut self,
-        block_id: Uuid,
-        events: impl Iterator<Item = (u32, &'a SpanEvent)>,
-    ) {
-        // The decoder shares one `Arc` per string within a block; across blocks an address may
-        // be reused by another string once the previous block is dropped.
-        self.strings.by_pointer.clear();
-        let mut block_key = None;
-        for (index, event) in events {
-            let key = *block_key.get_or_insert_with(|| {
-                self.blocks.push(block_id);
-                self.blocks.len() as u32 - 1
-            });
-            self.block.push(key);
-            self.index.push(index);
-            self.scope.push((event.scope == EventScope::Async) as u8);
-            self.phase.push((event.phase == EventPhase::End) as u8);
-            self.ticks.push(event.ticks);
-            self.name.push(self.strings.key_of_arc(&event.name));
-            self.target.push(self.strings.key_of_arc(&event.target));
-            self.file.push(self.strings.key_of_arc(&event.file));
-            self.line.push(event.line);
-            self.span_id.push(event.span_id);
-            self.parent_span_id.push(event.parent_span_id);
-            self.depth.push(event.depth);
-            let properties = if event.properties.is_empty() {
-                self.strings.empty()
-            } else {
-                self.strings.key_of(&properties_text(&event.properties))
-            };
-            self.properties.push(properties);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.block.len()
-    }
-
-    pub fn encode(self) -> Result<Bytes> {
+impl Columns {
+    fn into_batch(self) -> Result<RecordBatch> {
         let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
         let u64s = |values: Vec<u64>| -> ArrayRef { Arc::new(UInt64Array::from(values)) };
         let u8s = |values: Vec<u8>| -> ArrayRef { Arc::new(UInt8Array::from(values)) };
@@ -171,23 +128,105 @@ impl PartitionBuilder {
             u32s(self.depth),
             u32s(self.properties),
         ];
-        let batch = RecordBatch::try_new(schema(), columns)?;
-        let block_texts: Vec<String> = self.blocks.iter().map(Uuid::to_string).collect();
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+}
+
+/// Rows handed to the Parquet writer at a time: the builder holds at most this many
+/// uncompressed (about 50 bytes a row), however large the partition.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// One partition file being written: rows are appended block by block as blocks are decoded,
+/// and go to the (compressing) Parquet writer in batches; the string and block tables are
+/// written with the footer.
+pub struct PartitionBuilder {
+    strings: StringTable,
+    blocks: Vec<Uuid>,
+    pending: Columns,
+    rows: usize,
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl PartitionBuilder {
+    pub fn new() -> Result<Self> {
         let props = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(
-                    STRINGS_KEY.to_string(),
-                    serde_json::to_string(&self.strings.values)?,
-                ),
-                KeyValue::new(BLOCKS_KEY.to_string(), serde_json::to_string(&block_texts)?),
-            ]))
             .build();
-        let mut buffer = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buffer, schema(), Some(props))?;
-        writer.write(&batch)?;
-        writer.close()?;
-        Ok(Bytes::from(buffer))
+        Ok(Self {
+            strings: StringTable::default(),
+            blocks: Vec::new(),
+            pending: Columns::default(),
+            rows: 0,
+            writer: ArrowWriter::try_new(Vec::new(), schema(), Some(props))?,
+        })
+    }
+
+    /// Appends the events of one block (blocks are appended whole, in stream order).
+    pub fn push_block<'a>(
+        &mut self,
+        block_id: Uuid,
+        events: impl Iterator<Item = (u32, &'a SpanEvent)>,
+    ) -> Result<()> {
+        // The decoder shares one `Arc` per string within a block; across blocks an address may
+        // be reused by another string once the previous block is dropped.
+        self.strings.by_pointer.clear();
+        let mut block_key = None;
+        let rows = &mut self.pending;
+        for (index, event) in events {
+            let key = *block_key.get_or_insert_with(|| {
+                self.blocks.push(block_id);
+                self.blocks.len() as u32 - 1
+            });
+            rows.block.push(key);
+            rows.index.push(index);
+            rows.scope.push((event.scope == EventScope::Async) as u8);
+            rows.phase.push((event.phase == EventPhase::End) as u8);
+            rows.ticks.push(event.ticks);
+            rows.name.push(self.strings.key_of_arc(&event.name));
+            rows.target.push(self.strings.key_of_arc(&event.target));
+            rows.file.push(self.strings.key_of_arc(&event.file));
+            rows.line.push(event.line);
+            rows.span_id.push(event.span_id);
+            rows.parent_span_id.push(event.parent_span_id);
+            rows.depth.push(event.depth);
+            let properties = if event.properties.is_empty() {
+                self.strings.empty()
+            } else {
+                self.strings.key_of(&properties_text(&event.properties))
+            };
+            rows.properties.push(properties);
+            self.rows += 1;
+        }
+        if self.pending.block.len() >= BATCH_ROWS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.pending).into_batch()?;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// The complete file.
+    pub fn finish(mut self) -> Result<Bytes> {
+        self.write_pending()?;
+        let block_texts: Vec<String> = self.blocks.iter().map(Uuid::to_string).collect();
+        self.writer.append_key_value_metadata(KeyValue::new(
+            STRINGS_KEY.to_string(),
+            serde_json::to_string(&self.strings.values)?,
+        ));
+        self.writer.append_key_value_metadata(KeyValue::new(
+            BLOCKS_KEY.to_string(),
+            serde_json::to_string(&block_texts)?,
+        ));
+        // Writes the footer.
+        Ok(Bytes::from(self.writer.into_inner()?))
     }
 }
 
@@ -358,9 +397,13 @@ mod tests {
             "b\"é",
             vec![(Arc::from("k"), Arc::from("v\n"))],
         );
-        let mut builder = PartitionBuilder::default();
-        builder.push_block(Uuid::from_u128(2), [(0, &first)].into_iter());
-        builder.push_block(Uuid::from_u128(3), [(9, &second)].into_iter());
+        let mut builder = PartitionBuilder::new().unwrap();
+        builder
+            .push_block(Uuid::from_u128(2), [(0, &first)].into_iter())
+            .unwrap();
+        builder
+            .push_block(Uuid::from_u128(3), [(9, &second)].into_iter())
+            .unwrap();
         assert_eq!(builder.len(), 2);
         let mut symbols = Symbols::new();
         let positions = HashMap::from([(Uuid::from_u128(2), 0u32), (Uuid::from_u128(3), 1u32)]);
@@ -382,7 +425,7 @@ mod tests {
         let clock = Clock::for_process(&process, (None, None)).unwrap();
         let mut decoded = EventTable::default();
         decode(
-            builder.encode().unwrap(),
+            builder.finish().unwrap(),
             &mut symbols,
             &positions,
             &clock,

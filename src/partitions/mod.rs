@@ -240,7 +240,7 @@ impl PartitionCache {
         rows: PartitionBuilder,
     ) -> Result<String> {
         // Parquet encoding is CPU work: off the async workers.
-        let data = tokio::task::spawn_blocking(move || rows.encode())
+        let data = tokio::task::spawn_blocking(move || rows.finish())
             .await
             .context("encoding task failed")??;
         let file_key = format!(
