@@ -141,6 +141,9 @@ pub async fn export(
         explain: &explain,
     };
     let prepared = cache.prepare(lake, &request).await?;
+    if prepared.stats.built > 0 {
+        crate::memory::give_back_freed();
+    }
 
     progress.stage("writing spans");
     let source = Source {

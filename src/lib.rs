@@ -14,6 +14,7 @@ pub mod decode;
 pub mod error;
 pub mod export;
 pub mod lake;
+pub mod memory;
 pub mod partitions;
 pub mod progress;
 pub mod symbols;

@@ -36,13 +36,15 @@ pub fn async_tracks(
             clip_to_range((&mut s.begin_ns, &mut s.end_ns, &mut s.notes), range, stats).then_some(s)
         })
         .collect();
-    spans.sort_by(|a, b| {
-        a.begin_ns
-            .cmp(&b.begin_ns)
-            .then(b.end_ns.cmp(&a.end_ns))
-            .then(a.event.span_id.cmp(&b.event.span_id))
-            .then(a.event.name.cmp(&b.event.name))
-            .then(a.event.ns.cmp(&b.event.ns))
+    // Last first: layout pops them, so the list shrinks as the slices grow. In place, no
+    // scratch (it would be half the list).
+    spans.sort_unstable_by(|a, b| {
+        b.begin_ns
+            .cmp(&a.begin_ns)
+            .then(a.end_ns.cmp(&b.end_ns))
+            .then(b.event.span_id.cmp(&a.event.span_id))
+            .then(b.event.name.cmp(&a.event.name))
+            .then(b.event.ns.cmp(&a.event.ns))
     });
     stats.async_spans += spans.len() as u64;
     layout(spans)
@@ -140,7 +142,8 @@ struct Lane {
     slices: Vec<Slice>,
 }
 
-fn layout(spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
+/// `spans`: in reverse layout order.
+fn layout(mut spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
     let mut lanes: Vec<Lane> = Vec::new();
     // Lanes with nothing open, by index: the first free lane is the smallest.
     let mut free: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
@@ -148,9 +151,15 @@ fn layout(spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
     let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
         std::collections::BinaryHeap::new();
     // span id → (lane, slice index) of the most recent span placed with that id.
-    let mut placed: HashMap<u64, (usize, usize)> = HashMap::default();
+    let mut placed: HashMap<u64, (u32, u32)> = HashMap::default();
     let mut next_flow: u64 = 1;
-    for span in spans {
+    let mut taken = 0usize;
+    while let Some(span) = spans.pop() {
+        // Give back what the spans taken so far held (a shrinking reallocation is cheap).
+        taken += 1;
+        if taken.is_multiple_of(1 << 16) {
+            spans.shrink_to_fit();
+        }
         // Close what ended by this begin, lane by lane, in order of the innermost ends.
         while let Some(&std::cmp::Reverse((end, lane_index))) = busy.peek() {
             if end > span.begin_ns {
@@ -172,8 +181,9 @@ fn layout(spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
             }
         }
         let parent = (span.event.parent_span_id != 0)
-            .then(|| placed.get(&span.event.parent_span_id).copied())
-            .flatten();
+            .then(|| placed.get(&span.event.parent_span_id))
+            .flatten()
+            .map(|&(lane, slice)| (lane as usize, slice as usize));
         let on_parent_lane = parent.filter(|&(lane, slice)| {
             lanes[lane]
                 .open
@@ -208,7 +218,8 @@ fn layout(spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
         lane.slices.push(slice);
         lane.open.push((span.end_ns, lane.slices.len() - 1));
         busy.push(std::cmp::Reverse((span.end_ns, lane_index)));
-        placed.insert(span.event.span_id, (lane_index, lane.slices.len() - 1));
+        let at = (lane_index as u32, lane.slices.len() as u32 - 1);
+        placed.insert(span.event.span_id, at);
     }
     lanes
         .into_iter()

@@ -11,7 +11,8 @@ pub fn thread_track(
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
 ) -> Option<ThreadTrack> {
-    let mut slices = Vec::new();
+    // About one slice per two events: no doubling past what is needed.
+    let mut slices = Vec::with_capacity(thread.events.len() / 2 + 1);
     let last_chain = thread.chains.len().saturating_sub(1);
     for (index, chain) in thread.chains.iter().enumerate() {
         pair_chain(
@@ -36,15 +37,11 @@ pub fn thread_track(
     })
 }
 
-struct Open<'a> {
-    begin_ns: i64,
-    event: &'a Event,
-    /// Where its slice goes in the chain's list.
-    slot: usize,
-}
-
-fn same_span(a: &Event, b: &Event) -> bool {
-    a.name == b.name && a.line == b.line && a.file == b.file && a.target == b.target
+fn same_span(slice: &Slice, event: &Event) -> bool {
+    slice.name == event.name
+        && slice.line == event.line
+        && slice.file == event.file
+        && slice.target == event.target
 }
 
 /// Pairs one chain's events and appends its slices outermost first: with equal bounds
@@ -58,9 +55,10 @@ fn pair_chain(
     out: &mut Vec<Slice>,
     stats: &mut AssemblyStats,
 ) {
-    let mut stack: Vec<Open> = Vec::new();
+    let first = out.len();
+    // Spans begun and not yet ended: their slices are in place, their ends still to be set.
+    let mut stack: Vec<usize> = Vec::new();
     let mut began_before: Vec<Slice> = Vec::new();
-    let mut slots: Vec<Option<Slice>> = Vec::new();
     // Times never go back within a stream: a clock step backwards is pinned to the last time,
     // which keeps the pairs strictly nested.
     let mut now = chain.begin_ns;
@@ -68,27 +66,19 @@ fn pair_chain(
         now = now.max(event.ns);
         match event.phase {
             EventPhase::Begin => {
-                slots.push(None);
-                stack.push(Open {
-                    begin_ns: now,
-                    event,
-                    slot: slots.len() - 1,
-                });
+                // In place at once, in begin order; its end is set when it closes.
+                out.push(make_slice(now, now, event, 0));
+                stack.push(out.len() - 1);
             }
-            EventPhase::End => match stack.iter().rposition(|open| same_span(open.event, event)) {
+            EventPhase::End => match stack.iter().rposition(|&slot| same_span(&out[slot], event)) {
                 Some(position) => {
                     while stack.len() > position + 1 {
                         let inner = stack.pop().expect("above position");
                         stats.closed_with_parent += 1;
-                        slots[inner.slot] = Some(make_slice(
-                            inner.begin_ns,
-                            now,
-                            inner.event,
-                            notes::CLOSED_WITH_PARENT,
-                        ));
+                        close(&mut out[inner], now, notes::CLOSED_WITH_PARENT);
                     }
                     let open = stack.pop().expect("at position");
-                    slots[open.slot] = Some(make_slice(open.begin_ns, now, open.event, 0));
+                    close(&mut out[open], now, 0);
                 }
                 None if stack.is_empty() => {
                     stats.clipped_begin += 1;
@@ -115,14 +105,16 @@ fn pair_chain(
         } else {
             stats.cut_at_gap += 1;
         }
-        slots[open.slot] = Some(make_slice(open.begin_ns, end, open.event, note));
+        close(&mut out[open], end, note);
     }
-    out.extend(began_before.into_iter().rev());
-    out.extend(
-        slots
-            .into_iter()
-            .map(|s| s.expect("every begun span is closed")),
-    );
+    if !began_before.is_empty() {
+        out.splice(first..first, began_before.into_iter().rev());
+    }
+}
+
+fn close(slice: &mut Slice, end_ns: i64, notes: Notes) {
+    slice.end_ns = end_ns;
+    slice.notes = notes;
 }
 
 fn make_slice(begin_ns: i64, end_ns: i64, event: &Event, notes: Notes) -> Slice {

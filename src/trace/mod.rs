@@ -12,6 +12,8 @@ mod interning;
 pub mod proto;
 
 use anyhow::Result;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::Write;
 
 use crate::assembly::timeline::{AsyncTrack, Slice, ThreadTrack, Timeline};
@@ -103,28 +105,37 @@ impl<W: Write> TraceWriter<W> {
             })?;
         }
         // One sequence for all lanes: names and threads are interned once for all of them.
-        let mut events: Vec<(i64, usize, usize, Option<&Slice>)> = Vec::new();
-        for (lane, track) in tracks.iter().enumerate() {
-            for (ts, slice) in nested_events(&track.slices) {
-                events.push((ts, lane, events.len(), slice));
+        // The lanes' events merge in time order; at equal times the lower lane goes first and
+        // each lane keeps its own order (ENDs before BEGINs).
+        let mut lanes: Vec<NestedEvents> =
+            tracks.iter().map(|t| nested_events(&t.slices)).collect();
+        // Each lane's next event, and the lanes by the time of their next event.
+        let mut next: Vec<Option<&Slice>> = vec![None; lanes.len()];
+        let mut order: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+        for (lane, events) in lanes.iter_mut().enumerate() {
+            if let Some((ts, slice)) = events.next() {
+                next[lane] = slice;
+                order.push(Reverse((ts, lane)));
             }
         }
-        // Time order; each lane keeps its own order (ENDs before BEGINs at equal times).
-        events.sort_by_key(|&(ts, lane, seq, _)| (ts, lane, seq));
-        let Some(&(first_ts, ..)) = events.first() else {
+        let Some(&Reverse((first_ts, _))) = order.peek() else {
             return Ok(());
         };
         self.next_sequence += 1;
         self.sequence
             .start(self.next_sequence, None, first_ts, &mut self.frame);
         self.emit()?;
-        for (ts, lane, _, slice) in events {
+        while let Some(Reverse((ts, lane))) = order.pop() {
             let track = Some(async_lane_uuid(lane));
-            match slice {
+            match next[lane] {
                 Some(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
                 None => self.sequence.end(ts, track, &mut self.frame),
             }
             self.emit()?;
+            if let Some((ts, slice)) = lanes[lane].next() {
+                next[lane] = slice;
+                order.push(Reverse((ts, lane)));
+            }
         }
         Ok(())
     }
@@ -164,8 +175,8 @@ impl<W: Write> TraceWriter<W> {
 
     /// The events of one track on a sequence of its own, whose default track it is.
     fn track_events(&mut self, symbols: &Symbols, uuid: u64, slices: &[Slice]) -> Result<()> {
-        let events = nested_events(slices);
-        let Some(&(first_ts, _)) = events.first() else {
+        let mut events = nested_events(slices).peekable();
+        let Some(&(first_ts, _)) = events.peek() else {
             return Ok(());
         };
         self.next_sequence += 1;
@@ -185,34 +196,56 @@ impl<W: Write> TraceWriter<W> {
 
 /// BEGIN (`Some(slice)`) and END (`None`) events of strictly nested slices, in timestamp
 /// order, ENDs first at equal times.
-fn nested_events(slices: &[Slice]) -> Vec<(i64, Option<&Slice>)> {
-    let mut order: Vec<u32> = (0..slices.len() as u32).collect();
+fn nested_events(slices: &[Slice]) -> NestedEvents<'_> {
     let outer_first =
         |x: &Slice, y: &Slice| x.begin_ns.cmp(&y.begin_ns).then(y.end_ns.cmp(&x.end_ns));
-    // Thread tracks arrive in this order already: the sort is skipped then.
-    if !slices.is_sorted_by(|x, y| outer_first(x, y).is_le()) {
+    // Tracks arrive in this order already: the sort is skipped then.
+    let order = (!slices.is_sorted_by(|x, y| outer_first(x, y).is_le())).then(|| {
+        let mut order: Vec<u32> = (0..slices.len() as u32).collect();
         order.sort_by(|&a, &b| {
             outer_first(&slices[a as usize], &slices[b as usize]).then(a.cmp(&b))
         });
+        order
+    });
+    NestedEvents {
+        slices,
+        order,
+        next: 0,
+        open: Vec::new(),
     }
-    let mut events = Vec::with_capacity(slices.len() * 2);
-    let mut open: Vec<i64> = Vec::new();
-    for index in order {
-        let slice = &slices[index as usize];
-        while let Some(&end) = open.last() {
-            if end > slice.begin_ns {
-                break;
-            }
-            events.push((end, None));
-            open.pop();
+}
+
+/// Generated as they are written: a track's events are never all held at once.
+struct NestedEvents<'a> {
+    slices: &'a [Slice],
+    /// The slices' order when they are not in it already.
+    order: Option<Vec<u32>>,
+    next: usize,
+    /// Ends of the open slices, innermost last.
+    open: Vec<i64>,
+}
+
+impl<'a> Iterator for NestedEvents<'a> {
+    type Item = (i64, Option<&'a Slice>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let index = match &self.order {
+            Some(order) => order.get(self.next).map(|&i| i as usize),
+            None => (self.next < self.slices.len()).then_some(self.next),
+        };
+        let slices = self.slices;
+        let slice = index.map(|i| &slices[i]);
+        if let Some(&end) = self.open.last()
+            && slice.is_none_or(|s| end <= s.begin_ns)
+        {
+            self.open.pop();
+            return Some((end, None));
         }
-        events.push((slice.begin_ns, Some(slice)));
-        open.push(slice.end_ns);
+        let slice = slice?;
+        self.next += 1;
+        self.open.push(slice.end_ns);
+        Some((slice.begin_ns, Some(slice)))
     }
-    while let Some(end) = open.pop() {
-        events.push((end, None));
-    }
-    events
 }
 
 /// Writes a whole timeline; returns the number of bytes written.
