@@ -89,9 +89,23 @@ impl Clock {
 
     /// Ticks relative to the process start (block bounds) → Unix ns.
     pub fn relative_ns(&self, relative_ticks: i64) -> i64 {
-        let offset = (relative_ticks as f64 * self.ns_per_tick).round();
-        // `as` saturates: absurd tick values pin to the ends of the range instead of wrapping.
-        self.start_time_ns.saturating_add(offset as i64)
+        let offset = round_half_away(relative_ticks as f64 * self.ns_per_tick);
+        self.start_time_ns.saturating_add(offset)
+    }
+}
+
+/// `x.round() as i64` without a call to libm's `round` (one per event: 2% of an export).
+/// `as` saturates: absurd tick values pin to the ends of the range instead of wrapping.
+fn round_half_away(x: f64) -> i64 {
+    let truncated = x as i64;
+    // Exact: a float minus its integer part.
+    let fraction = x - truncated as f64;
+    if fraction >= 0.5 {
+        truncated.saturating_add(1)
+    } else if fraction <= -0.5 {
+        truncated.saturating_sub(1)
+    } else {
+        truncated
     }
 }
 
@@ -123,4 +137,46 @@ fn infer_frequency(
         return Err(no_frequency("the inferred frequency is out of range"));
     }
     Ok(frequency as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_half_away;
+
+    #[test]
+    fn rounding_matches_the_standard_library_everywhere() {
+        let mut samples = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            4503599627370497.0,
+            9.2e18,
+            9.3e18,
+            -9.3e18,
+            1e300,
+            -1e300,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let ticks = (state >> 1) as i64 - (1 << 62);
+            samples.push(ticks as f64 * 0.3);
+            samples.push(f64::from_bits(state));
+        }
+        for x in samples {
+            assert_eq!(round_half_away(x), x.round() as i64, "{x:e}");
+        }
+    }
 }

@@ -229,11 +229,8 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
         inner: out,
         hasher: source.options.checksum.then(Sha256::new),
     };
-    let writer = TraceWriter::new(
-        std::io::BufWriter::with_capacity(1 << 20, hashing),
-        1,
-        process_name,
-    )?;
+    // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
+    let writer = TraceWriter::new(hashing, 1, process_name)?;
     let mut writing = Writing::new(source, writer);
     let thread_tracks = if source.options.spans != SpanKinds::Async {
         writing.threads().await?
@@ -245,11 +242,7 @@ async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) 
     } else {
         0
     };
-    let (bytes, buffered) = writing.writer.finish().context("cannot write the trace")?;
-    let hashing = buffered
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .context("cannot write the trace")?;
+    let (bytes, hashing) = writing.writer.finish().context("cannot write the trace")?;
     Ok(Written {
         bytes,
         sha256: hashing.hasher.map(|h| hex(&h.finalize())),

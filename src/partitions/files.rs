@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use super::plan::View;
 use crate::assembly::Event;
 use crate::clock::Clock;
 use crate::decode::{EventPhase, EventScope, SpanEvent};
@@ -26,6 +27,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const STRINGS_KEY: &str = "write-perfetto.strings";
 const BLOCKS_KEY: &str = "write-perfetto.blocks";
+/// Always 0 (scope: thread) in thread-view files.
+const ASYNC_ONLY_COLUMNS: [&str; 4] = ["scope", "span_id", "parent_span_id", "depth"];
 
 fn schema() -> Arc<Schema> {
     let u32_column = |name: &str| Field::new(name, DataType::UInt32, false);
@@ -301,9 +304,11 @@ fn metadata_list(
 
 /// Reads a partition file into `out`: events with times in ns, strings interned in `symbols`.
 /// `block_position` gives each block's place in stream order (rows of blocks it lacks are
-/// skipped: they are not part of this export).
+/// skipped: they are not part of this export). Thread-view files hold only thread events:
+/// their async columns (ids, depth, scope) are not read.
 pub fn decode(
     data: Bytes,
+    view: View,
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
     clock: &Clock,
@@ -325,7 +330,13 @@ pub fn decode(
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     out.events.reserve(rows);
     out.orders.reserve(rows);
-    for batch in builder.build()? {
+    let async_columns = view == View::AsyncEvents;
+    let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
+        .filter(|(_, f)| async_columns || !ASYNC_ONLY_COLUMNS.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    for batch in builder.with_projection(mask).build()? {
         let batch = batch?;
         let block = keys(&batch, "block", &blocks)?;
         let name = keys(&batch, "name", &strings)?;
@@ -333,13 +344,19 @@ pub fn decode(
         let file = keys(&batch, "file", &strings)?;
         let properties = keys(&batch, "properties", &strings)?;
         let index = column::<UInt32Array>(&batch, "index")?.values();
-        let scope = column::<UInt8Array>(&batch, "scope")?.values();
         let phase = column::<UInt8Array>(&batch, "phase")?.values();
         let ticks = column::<Int64Array>(&batch, "ticks")?.values();
         let line = column::<UInt32Array>(&batch, "line")?.values();
-        let span_id = column::<UInt64Array>(&batch, "span_id")?.values();
-        let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?.values();
-        let depth = column::<UInt32Array>(&batch, "depth")?.values();
+        let (scope, span_id, parent_span_id, depth) = if async_columns {
+            (
+                Some(column::<UInt8Array>(&batch, "scope")?.values()),
+                Some(column::<UInt64Array>(&batch, "span_id")?.values()),
+                Some(column::<UInt64Array>(&batch, "parent_span_id")?.values()),
+                Some(column::<UInt32Array>(&batch, "depth")?.values()),
+            )
+        } else {
+            (None, None, None, None)
+        };
         for i in 0..batch.num_rows() {
             let Some(position) = blocks[block[i] as usize] else {
                 continue;
@@ -347,10 +364,9 @@ pub fn decode(
             out.orders.push((position as u64) << 32 | index[i] as u64);
             out.events.push(Event {
                 ns: clock.event_ns(ticks[i]),
-                scope: if scope[i] == 1 {
-                    EventScope::Async
-                } else {
-                    EventScope::Thread
+                scope: match scope {
+                    Some(scope) if scope[i] == 1 => EventScope::Async,
+                    _ => EventScope::Thread,
                 },
                 phase: if phase[i] == 1 {
                     EventPhase::End
@@ -361,9 +377,9 @@ pub fn decode(
                 target: strings[target[i] as usize],
                 file: strings[file[i] as usize],
                 line: line[i],
-                span_id: span_id[i],
-                parent_span_id: parent_span_id[i],
-                depth: depth[i],
+                span_id: span_id.map_or(0, |ids| ids[i]),
+                parent_span_id: parent_span_id.map_or(0, |ids| ids[i]),
+                depth: depth.map_or(0, |depth| depth[i]),
                 properties: strings[properties[i] as usize],
             });
         }
@@ -426,6 +442,7 @@ mod tests {
         let mut decoded = EventTable::default();
         decode(
             builder.finish().unwrap(),
+            View::AsyncEvents,
             &mut symbols,
             &positions,
             &clock,

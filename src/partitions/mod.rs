@@ -71,12 +71,21 @@ pub struct Prepared {
 
 impl Prepared {
     /// Files of a view instance: a stream (thread view) or the process (async view).
-    pub fn files(&self, view: View, instance: Uuid) -> &[String] {
-        self.files
+    pub fn files(&self, view: View, instance: Uuid) -> ViewFiles<'_> {
+        let keys = self
+            .files
             .get(&(view, instance))
             .map(Vec::as_slice)
-            .unwrap_or(&[])
+            .unwrap_or(&[]);
+        ViewFiles { view, keys }
     }
+}
+
+/// The partition files of one view instance.
+#[derive(Clone, Copy)]
+pub struct ViewFiles<'a> {
+    view: View,
+    keys: &'a [String],
 }
 
 const FILE_PREFIX: &str = "write-perfetto/partitions";
@@ -278,7 +287,7 @@ impl PartitionCache {
     /// stream order.
     pub async fn read_events(
         &self,
-        files: &[String],
+        files: ViewFiles<'_>,
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
@@ -286,6 +295,7 @@ impl PartitionCache {
         table: &mut EventTable,
     ) -> Result<()> {
         table.clear();
+        let ViewFiles { view, keys: files } = files;
         let mut fetches = futures::stream::iter(files.iter().map(|key| async move {
             self.store.get(key).await.map_err(|e| {
                 failure(
@@ -299,7 +309,7 @@ impl PartitionCache {
         while let Some(data) = fetches.next().await {
             let key = &files[index];
             index += 1;
-            files::decode(data?, symbols, block_position, clock, table).map_err(|e| {
+            files::decode(data?, view, symbols, block_position, clock, table).map_err(|e| {
                 failure(
                     FailureKind::LakeData,
                     format!("partition file {key} is unreadable ({e:#}); delete the partition cache to rebuild it"),

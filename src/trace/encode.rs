@@ -2,7 +2,7 @@
 //! no message structs and no allocation per packet.
 
 /// Base-128 varint, least significant group first.
-#[inline]
+#[inline(always)]
 pub fn varint(mut value: u64, out: &mut Vec<u8>) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -12,7 +12,7 @@ pub fn varint(mut value: u64, out: &mut Vec<u8>) {
 }
 
 /// A field key (tag and wire type); all our tags are below 2^28.
-#[inline]
+#[inline(always)]
 fn key(tag: u32, wire_type: u8, out: &mut Vec<u8>) {
     varint(u64::from(tag) << 3 | u64::from(wire_type), out);
 }
@@ -28,16 +28,19 @@ pub fn frame(packet: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(packet);
 }
 
+#[inline]
 pub fn varint_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     key(tag, VARINT, out);
     varint(value, out);
 }
 
+#[inline]
 pub fn fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     key(tag, FIXED64, out);
     out.extend_from_slice(&value.to_le_bytes());
 }
 
+#[inline]
 pub fn bytes_field(tag: u32, value: &[u8], out: &mut Vec<u8>) {
     key(tag, LENGTH_DELIMITED, out);
     varint(value.len() as u64, out);

@@ -39,7 +39,7 @@ impl SymTable {
 
 /// Interned ids of strings that are not symbols (annotation names, fixed texts, properties).
 #[derive(Default)]
-struct TextTable(HashMap<String, u64>);
+struct TextTable(HashMap<String, u64, foldhash::fast::RandomState>);
 
 impl TextTable {
     fn intern(&mut self, text: &str) -> (u64, bool) {
