@@ -8,8 +8,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::assembly::timeline::{AsyncTrack, ThreadTrack};
 use crate::assembly::{self, AssemblyStats, AsyncEvents, Chain, ThreadData};
 use crate::cleanup;
 use crate::clock::Clock;
@@ -165,7 +167,7 @@ pub async fn export(
         )))
     });
     let written = match &target {
-        OutputTarget::Stdout => write_tracks(&source, &name, std::io::stdout().lock()).await?,
+        OutputTarget::Stdout => write_tracks(&source, &name, std::io::stdout()).await?,
         OutputTarget::File(path) => write_file_atomically(&source, &name, path).await?,
     };
     let stats = written.stats;
@@ -223,39 +225,113 @@ struct Written {
 
 /// Streams the trace: one thread at a time (read its partitions, pair, write, drop), then
 /// the async spans of the process.
-async fn write_tracks(source: &Source<'_>, process_name: &str, out: impl Write) -> Result<Written> {
+async fn write_tracks(
+    source: &Source<'_>,
+    process_name: &str,
+    out: impl Write + Send + 'static,
+) -> Result<Written> {
     // Hash what leaves the buffer: large chunks, not one call per packet.
     let hashing = HashingWriter {
         inner: out,
         hasher: source.options.checksum.then(Sha256::new),
     };
     // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
-    let writer = TraceWriter::new(hashing, 1, process_name)?;
-    let mut writing = Writing::new(source, writer);
-    let thread_tracks = if source.options.spans != SpanKinds::Async {
-        writing.threads().await?
-    } else {
-        0
-    };
+    let mut writer = TraceWriter::new(hashing, 1, process_name)?;
+    let mut reader = Reader::new(source);
+    let mut thread_tracks = 0;
+    if source.options.spans != SpanKinds::Async {
+        (writer, thread_tracks) = write_thread_tracks(&mut reader, writer).await?;
+    }
     let async_tracks = if source.options.spans != SpanKinds::Thread {
-        writing.async_spans().await?
+        // What the thread stage freed goes back first: the async stage has the highest peak.
+        crate::memory::give_back_freed();
+        let tracks = reader.async_tracks().await?;
+        writer
+            .async_tracks(&reader.symbols, &tracks)
+            .context("cannot write the trace")?;
+        tracks.len()
     } else {
         0
     };
-    let (bytes, hashing) = writing.writer.finish().context("cannot write the trace")?;
+    let (bytes, hashing) = writer.finish().context("cannot write the trace")?;
     Ok(Written {
         bytes,
         sha256: hashing.hasher.map(|h| hex(&h.finalize())),
         thread_tracks,
         async_tracks,
-        stats: writing.stats,
+        stats: reader.stats,
     })
 }
 
-/// The state of a trace being written.
-struct Writing<'a, W: Write> {
+/// A thread track, and the strings interned while reading it (for the encoder's copy of the
+/// symbols).
+struct ReadTrack {
+    track: ThreadTrack,
+    new_strings: Vec<Arc<str>>,
+}
+
+/// Writes the thread tracks on two cores: this task reads and pairs a thread while a blocking
+/// thread encodes the one before. At most two tracks are alive at once: the reader starts the
+/// next one only when the encoder has taken the last. Returns the writer and how many tracks
+/// had spans.
+async fn write_thread_tracks<W: Write + Send + 'static>(
+    reader: &mut Reader<'_>,
+    mut writer: TraceWriter<W>,
+) -> Result<(TraceWriter<W>, usize)> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadTrack>(1);
+    let mut symbols = reader.symbols.clone();
+    let encoder = tokio::task::spawn_blocking(move || {
+        let mut tracks = 0;
+        while let Some(read) = receiver.blocking_recv() {
+            symbols.append(read.new_strings);
+            if let Err(e) = writer.thread_track(&symbols, &read.track) {
+                return (writer, Err(e.context("cannot write the trace")));
+            }
+            tracks += 1;
+        }
+        (writer, Ok(tracks))
+    });
+    let read = read_thread_tracks(reader, sender).await;
+    let (writer, encoded) = encoder.await.context("the trace encoder failed")?;
+    // A failed write stops the reading: its error comes first.
+    let tracks = encoded?;
+    read?;
+    Ok((writer, tracks))
+}
+
+async fn read_thread_tracks(
+    reader: &mut Reader<'_>,
+    sender: tokio::sync::mpsc::Sender<ReadTrack>,
+) -> Result<()> {
+    let source = reader.source;
+    let mut tid = assembly::FIRST_TID;
+    // What the encoder's copy of the symbols holds (strings of threads without a track
+    // included: they go with the next track).
+    let mut sent = reader.symbols.len();
+    for k in 0..source.streams.len() {
+        let Ok(permit) = sender.reserve().await else {
+            return Ok(()); // the encoder stopped; it says why
+        };
+        if let Some(track) = reader.thread_track(k, tid).await? {
+            tid += 1;
+            let new_strings = reader.symbols.interned_since(sent);
+            sent = reader.symbols.len();
+            permit.send(ReadTrack { track, new_strings });
+        }
+        let done = format!(
+            "{} thread spans, thread {} of {}",
+            reader.stats.thread_spans,
+            k + 1,
+            source.streams.len()
+        );
+        source.progress.stage(&format!("writing spans: {done}"));
+    }
+    Ok(())
+}
+
+/// Reads and assembles the tracks: symbols, per-block lookups, and the counts of assembly.
+struct Reader<'a> {
     source: &'a Source<'a>,
-    writer: TraceWriter<W>,
     symbols: Symbols,
     stats: AssemblyStats,
     block_position: HashMap<uuid::Uuid, u32>,
@@ -266,8 +342,8 @@ struct Writing<'a, W: Write> {
     table: EventTable,
 }
 
-impl<'a, W: Write> Writing<'a, W> {
-    fn new(source: &'a Source<'a>, writer: TraceWriter<W>) -> Self {
+impl<'a> Reader<'a> {
+    fn new(source: &'a Source<'a>) -> Self {
         let mut symbols = Symbols::new();
         let block_position = source
             .blocks
@@ -287,7 +363,6 @@ impl<'a, W: Write> Writing<'a, W> {
             .collect();
         Self {
             source,
-            writer,
             symbols,
             stats: AssemblyStats::default(),
             block_position,
@@ -315,40 +390,24 @@ impl<'a, W: Write> Writing<'a, W> {
             .await
     }
 
-    /// Writes the thread tracks; returns how many had spans.
-    async fn threads(&mut self) -> Result<usize> {
+    /// The track of the `k`th thread stream, `None` when it has no span in the range.
+    async fn thread_track(&mut self, k: usize, tid: i32) -> Result<Option<ThreadTrack>> {
         let source = self.source;
-        let mut tracks = 0;
-        for (k, stream) in source.streams.iter().enumerate() {
-            self.read(View::ThreadSpans, stream.stream_id).await?;
-            let chains = chains(source, stream, &self.table.orders);
-            let thread = ThreadData {
-                display_name: self.thread_names[&stream.stream_id],
-                events: std::mem::take(&mut self.table.events),
-                chains,
-            };
-            let tid = assembly::FIRST_TID + tracks as i32;
-            if let Some(track) = assembly::thread_track(&thread, tid, source.range, &mut self.stats)
-            {
-                self.writer
-                    .thread_track(&self.symbols, &track)
-                    .context("cannot write the trace")?;
-                tracks += 1;
-            }
-            self.table.events = thread.events;
-            let done = format!(
-                "{} thread spans, thread {} of {}",
-                self.stats.thread_spans,
-                k + 1,
-                source.streams.len()
-            );
-            source.progress.stage(&format!("writing spans: {done}"));
-        }
-        Ok(tracks)
+        let stream = &source.streams[k];
+        self.read(View::ThreadSpans, stream.stream_id).await?;
+        let chains = chains(source, stream, &self.table.orders);
+        let thread = ThreadData {
+            display_name: self.thread_names[&stream.stream_id],
+            events: std::mem::take(&mut self.table.events),
+            chains,
+        };
+        let track = assembly::thread_track(&thread, tid, source.range, &mut self.stats);
+        self.table.events = thread.events;
+        Ok(track)
     }
 
-    /// Writes the async lanes; returns how many.
-    async fn async_spans(&mut self) -> Result<usize> {
+    /// The async lanes of the process.
+    async fn async_tracks(&mut self) -> Result<Vec<AsyncTrack>> {
         let source = self.source;
         source.progress.stage(&format!(
             "writing spans: {} thread spans, now the async spans",
@@ -367,16 +426,12 @@ impl<'a, W: Write> Writing<'a, W> {
         let (data_begin, data_end) = bounds.fold((i64::MAX, i64::MIN), |(b, e), (bb, be)| {
             (b.min(bb), e.max(be))
         });
-        let tracks = assembly::async_tracks(
+        Ok(assembly::async_tracks(
             events,
             (data_begin, data_end),
             source.range,
             &mut self.stats,
-        );
-        self.writer
-            .async_tracks(&self.symbols, &tracks)
-            .context("cannot write the trace")?;
-        Ok(tracks.len())
+        ))
     }
 }
 
@@ -547,7 +602,13 @@ async fn write_file_atomically(
             format!("cannot create a file in {}: {e}", dir.display()),
         )
     })?;
-    let written = write_tracks(source, process_name, temp.file())
+    let output = temp.file().try_clone().map_err(|e| {
+        failure(
+            FailureKind::Io,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    let written = write_tracks(source, process_name, output)
         .await
         .map_err(|e| match crate::error::kind_of(&e) {
             FailureKind::Io => failure(

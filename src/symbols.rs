@@ -9,6 +9,7 @@ use std::sync::Arc;
 /// An interned string; `Sym::default()` is the empty string.
 pub type Sym = u32;
 
+#[derive(Clone)]
 pub struct Symbols {
     strings: Vec<Arc<str>>,
     index: HashMap<Arc<str>, Sym>,
@@ -42,5 +43,31 @@ impl Symbols {
 
     pub fn get(&self, sym: Sym) -> &str {
         &self.strings[sym as usize]
+    }
+
+    /// How many strings are interned (the empty string included: never 0).
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// Never: the empty string is always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The strings interned after the first `count`, in order: what a copy made when there
+    /// were `count` lacks.
+    pub fn interned_since(&self, count: usize) -> Vec<Arc<str>> {
+        self.strings[count..].to_vec()
+    }
+
+    /// Brings a copy up to date with what [`Symbols::interned_since`] gave: the copy then
+    /// maps every symbol of the original to the same string.
+    pub fn append(&mut self, strings: Vec<Arc<str>>) {
+        for text in strings {
+            let sym = self.strings.len() as Sym;
+            self.strings.push(text.clone());
+            self.index.insert(text, sym);
+        }
     }
 }

@@ -19,6 +19,7 @@ pub fn main() -> i32 {
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads_or_default())
+        .max_blocking_threads(4 * cli.threads_or_default())
         .enable_all()
         .build()
     {

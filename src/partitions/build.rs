@@ -43,6 +43,10 @@ pub async fn build(
             target.insert(b, i);
         }
     }
+    // Blocks are fetched `concurrency` at a time (for remote stores), but decoded only as
+    // many at once as there are workers: more would only add threads, each with its stack.
+    let decoding =
+        tokio::sync::Semaphore::new(tokio::runtime::Handle::current().metrics().num_workers());
     for stream in request.streams {
         let needed: Vec<usize> = (0..request.blocks.len())
             .filter(|&b| {
@@ -74,7 +78,7 @@ pub async fn build(
             )?,
         );
         let mut decoded = futures::stream::iter(needed.iter().copied())
-            .map(|b| decode_block(lake, stream, &decoder, request, b))
+            .map(|b| decode_block(lake, stream, &decoder, &decoding, request, b))
             .buffered(request.concurrency.max(1));
         while let Some(block) = decoded.next().await {
             let (b, events, size) = block?;
@@ -134,6 +138,7 @@ async fn decode_block(
     lake: &Lake,
     stream: &StreamRow,
     decoder: &Arc<StreamDecoder>,
+    decoding: &tokio::sync::Semaphore,
     request: &EventsRequest<'_>,
     b: usize,
 ) -> Result<(usize, Vec<SpanEvent>, u64)> {
@@ -142,6 +147,10 @@ async fn decode_block(
     debug_assert_eq!(block.stream_id, stream.stream_id);
     let payload = lake.block_payload(&block).await?;
     let size = payload.len() as u64;
+    let _permit = decoding
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     let events = tokio::task::spawn_blocking(move || {
         decoder.decode_block(&payload).map_err(|e| {
             failure(
