@@ -399,6 +399,7 @@ impl<'a> Reader<'a> {
         let thread = ThreadData {
             display_name: self.thread_names[&stream.stream_id],
             events: std::mem::take(&mut self.table.events),
+            async_ids: Vec::new(),
             chains,
         };
         let track = assembly::thread_track(&thread, tid, source.range, &mut self.stats);
@@ -419,6 +420,7 @@ impl<'a> Reader<'a> {
         let thread_of = |order: u64| block_threads[(order >> 32) as usize];
         let events = AsyncEvents {
             events: table.events,
+            ids: table.ids,
             orders: table.orders,
             thread_of: &thread_of,
         };

@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashMap;
 
 use support::lake::{run, runtime};
-use write_perfetto::assembly::{self, AssemblyOptions, Chain, Event, ThreadData};
+use write_perfetto::assembly::{self, AssemblyOptions, AsyncIds, Chain, Event, ThreadData};
 use write_perfetto::clock::Clock;
 use write_perfetto::decode::StreamDecoder;
 use write_perfetto::lake::writer::LakeWriter;
@@ -43,6 +43,7 @@ async fn reference_trace(lake: &Lake, process_id: uuid::Uuid) -> Vec<u8> {
         let mut data = ThreadData {
             display_name: symbols.intern(&name),
             events: Vec::new(),
+            async_ids: Vec::new(),
             chains: Vec::new(),
         };
         let mut expected: Option<i64> = None;
@@ -74,10 +75,12 @@ async fn reference_trace(lake: &Lake, process_id: uuid::Uuid) -> Vec<u8> {
                     target: symbols.intern(&e.target),
                     file: symbols.intern(&e.file),
                     line: e.line,
+                    properties,
+                });
+                data.async_ids.push(AsyncIds {
                     span_id: e.span_id,
                     parent_span_id: e.parent_span_id,
                     depth: e.depth,
-                    properties,
                 });
             }
             let chain = data.chains.last_mut().unwrap();

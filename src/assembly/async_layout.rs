@@ -10,7 +10,7 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use super::timeline::{AssemblyStats, AsyncDetail, AsyncTrack, Slice, notes};
-use super::{AsyncEvents, Event, clip_to_range};
+use super::{AsyncEvents, AsyncIds, Event, clip_to_range};
 use crate::decode::EventPhase;
 use crate::symbols::Sym;
 
@@ -18,6 +18,7 @@ struct AsyncSpan {
     begin_ns: i64,
     end_ns: i64,
     event: Event,
+    ids: AsyncIds,
     began_on: Option<Sym>,
     ended_on: Option<Sym>,
     notes: u8,
@@ -37,28 +38,62 @@ pub fn async_tracks(
         })
         .collect();
     // Last first: layout pops them, so the list shrinks as the slices grow. In place, no
-    // scratch (it would be half the list).
-    spans.sort_unstable_by(|a, b| {
-        b.begin_ns
-            .cmp(&a.begin_ns)
-            .then(a.end_ns.cmp(&b.end_ns))
-            .then(b.event.span_id.cmp(&a.event.span_id))
-            .then(b.event.name.cmp(&a.event.name))
-            .then(b.event.ns.cmp(&a.event.ns))
-    });
+    // scratch (it would be half the list); the order is total over what a slice shows, so
+    // the pairing's order never shows.
+    spans.sort_unstable_by(|a, b| layout_order(a, b).reverse());
     stats.async_spans += spans.len() as u64;
     layout(spans)
 }
 
-/// Pairs begins and ends by span id, in time order over all threads.
-/// The events are consumed: only the spans remain (a third of the memory).
-fn pair_spans(
-    input: AsyncEvents,
-    (data_begin, data_end): (i64, i64),
-    stats: &mut AssemblyStats,
-) -> Vec<AsyncSpan> {
+/// How a span ends, found by the pairing pass; the span itself is made afterwards.
+struct Ending {
+    /// The event the span is made from: its begin, or its end when it began before the data.
+    at: u32,
+    end_ns: i64,
+    /// A tagged end's properties (0: none, or the span is made from its end).
+    end_properties: Sym,
+    ended_on: Option<Sym>,
+    notes: u8,
+}
+
+/// By begin, longer first, then span id; the rest only tells apart spans that would
+/// otherwise tie.
+fn layout_order(a: &AsyncSpan, b: &AsyncSpan) -> std::cmp::Ordering {
+    let key = |s: &AsyncSpan| {
+        let e = &s.event;
+        (
+            (
+                s.begin_ns,
+                std::cmp::Reverse(s.end_ns),
+                s.ids.span_id,
+                e.name,
+                e.ns,
+            ),
+            (e.target, e.file, e.line, e.properties),
+            (
+                s.ids.parent_span_id,
+                s.ids.depth,
+                s.began_on,
+                s.ended_on,
+                s.notes,
+            ),
+        )
+    };
+    key(a).cmp(&key(b))
+}
+
+/// Pairs begins and ends by span id, in time order over all threads. The events are
+/// consumed as the spans are made, so the two never take their full size at once.
+fn pair_spans(input: AsyncEvents, data: (i64, i64), stats: &mut AssemblyStats) -> Vec<AsyncSpan> {
+    let endings = pair_ids(&input, data.1, stats);
+    make_spans(input, endings, data)
+}
+
+/// The pairing pass: which event each span is made from, and how it ends.
+fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Vec<Ending> {
     let AsyncEvents {
         events,
+        ids,
         orders,
         thread_of,
     } = input;
@@ -69,71 +104,122 @@ fn pair_spans(
         let e = &events[i as usize];
         (e.ns, e.phase == EventPhase::End, orders[i as usize])
     });
-    let mut open: HashMap<u64, AsyncSpan> = HashMap::default();
-    // A span id that begins again while open (a duplicate id): the earlier spans wait here,
+    // span id → the event that began it.
+    let mut open: HashMap<u64, u32> = HashMap::default();
+    // A span id that begins again while open (a duplicate id): the earlier begins wait here,
     // innermost last. An end closes the latest begin of its id, then the one before, so the
     // duplicates nest instead of one running to the data end and another from its start.
-    let mut shadowed: HashMap<u64, Vec<AsyncSpan>> = HashMap::default();
-    let mut done: Vec<AsyncSpan> = Vec::with_capacity(events.len() / 2 + 1);
+    let mut shadowed: HashMap<u64, Vec<u32>> = HashMap::default();
+    let mut endings: Vec<Ending> = Vec::with_capacity(events.len() / 2 + 1);
     for i in sequence {
-        let event = events[i as usize];
-        let thread = thread_of(orders[i as usize]);
+        let event = &events[i as usize];
+        let span_id = ids[i as usize].span_id;
         match event.phase {
             EventPhase::Begin => {
-                let span = AsyncSpan {
-                    begin_ns: event.ns,
-                    end_ns: event.ns,
-                    event,
-                    began_on: Some(thread),
-                    ended_on: None,
-                    notes: notes::UNFINISHED,
-                };
-                if let Some(previous) = open.insert(event.span_id, span) {
+                if let Some(previous) = open.insert(span_id, i) {
                     stats.duplicate_span_ids += 1;
-                    shadowed.entry(event.span_id).or_default().push(previous);
+                    shadowed.entry(span_id).or_default().push(previous);
                 }
             }
-            EventPhase::End => match open.remove(&event.span_id) {
-                Some(mut span) => {
-                    span.end_ns = event.ns;
-                    span.ended_on = Some(thread);
-                    span.notes = 0;
-                    if event.properties != 0 {
-                        span.event.properties = event.properties;
+            EventPhase::End => {
+                let thread = thread_of(orders[i as usize]);
+                match open.remove(&span_id) {
+                    Some(begin) => {
+                        endings.push(Ending {
+                            at: begin,
+                            end_ns: event.ns,
+                            end_properties: event.properties,
+                            ended_on: Some(thread),
+                            notes: 0,
+                        });
+                        if let Some(earlier) = shadowed.get_mut(&span_id) {
+                            if let Some(previous) = earlier.pop() {
+                                open.insert(span_id, previous);
+                            }
+                            if earlier.is_empty() {
+                                shadowed.remove(&span_id);
+                            }
+                        }
                     }
-                    done.push(span);
-                    if let Some(earlier) = shadowed.get_mut(&event.span_id) {
-                        if let Some(previous) = earlier.pop() {
-                            open.insert(event.span_id, previous);
-                        }
-                        if earlier.is_empty() {
-                            shadowed.remove(&event.span_id);
-                        }
+                    None => {
+                        stats.clipped_begin += 1;
+                        endings.push(Ending {
+                            at: i,
+                            end_ns: event.ns,
+                            end_properties: 0,
+                            ended_on: Some(thread),
+                            notes: notes::BEGAN_BEFORE_DATA,
+                        });
                     }
                 }
-                None => {
-                    stats.clipped_begin += 1;
-                    let begin_ns = data_begin.min(event.ns);
-                    done.push(AsyncSpan {
-                        begin_ns,
-                        end_ns: event.ns,
-                        event,
-                        began_on: None,
-                        ended_on: Some(thread),
-                        notes: notes::BEGAN_BEFORE_DATA,
-                    });
-                }
-            },
+            }
         }
     }
-    // Whatever the maps' order, one id's spans come in a fixed order (the sort tells ids apart).
-    done.extend(open.into_values());
-    done.extend(shadowed.into_values().flatten());
-    for span in done.iter_mut().filter(|s| s.notes & notes::UNFINISHED != 0) {
+    for begin in open.into_values().chain(shadowed.into_values().flatten()) {
         stats.unfinished_async += 1;
-        span.end_ns = data_end.max(span.begin_ns);
+        endings.push(Ending {
+            at: begin,
+            end_ns: data_end,
+            end_properties: 0,
+            ended_on: None,
+            notes: notes::UNFINISHED,
+        });
     }
-    done
+    endings
+}
+
+/// Makes the spans from the last event to the first, giving back the events' memory as it
+/// goes (each event makes at most one span).
+fn make_spans(
+    input: AsyncEvents,
+    mut endings: Vec<Ending>,
+    (data_begin, _): (i64, i64),
+) -> Vec<AsyncSpan> {
+    let AsyncEvents {
+        mut events,
+        mut ids,
+        mut orders,
+        thread_of,
+    } = input;
+    endings.sort_unstable_by_key(|e| e.at);
+    let mut spans = Vec::with_capacity(endings.len());
+    while let Some(ending) = endings.pop() {
+        let at = ending.at as usize;
+        let mut event = events[at];
+        let thread = thread_of(orders[at]);
+        let (begin_ns, began_on) = if ending.notes == notes::BEGAN_BEFORE_DATA {
+            (data_begin.min(event.ns), None)
+        } else {
+            (event.ns, Some(thread))
+        };
+        if ending.end_properties != 0 {
+            event.properties = ending.end_properties;
+        }
+        let end_ns = if ending.notes == notes::UNFINISHED {
+            ending.end_ns.max(begin_ns)
+        } else {
+            ending.end_ns
+        };
+        spans.push(AsyncSpan {
+            begin_ns,
+            end_ns,
+            event,
+            ids: ids[at],
+            began_on,
+            ended_on: ending.ended_on,
+            notes: ending.notes,
+        });
+        events.truncate(at);
+        ids.truncate(at);
+        orders.truncate(at);
+        if spans.len().is_multiple_of(1 << 16) {
+            events.shrink_to_fit();
+            ids.shrink_to_fit();
+            orders.shrink_to_fit();
+            endings.shrink_to_fit();
+        }
+    }
+    spans
 }
 
 struct Lane {
@@ -180,8 +266,8 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
                 }
             }
         }
-        let parent = (span.event.parent_span_id != 0)
-            .then(|| placed.get(&span.event.parent_span_id))
+        let parent = (span.ids.parent_span_id != 0)
+            .then(|| placed.get(&span.ids.parent_span_id))
             .flatten()
             .map(|&(lane, slice)| (lane as usize, slice as usize));
         let on_parent_lane = parent.filter(|&(lane, slice)| {
@@ -219,7 +305,7 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
         lane.open.push((span.end_ns, lane.slices.len() - 1));
         busy.push(std::cmp::Reverse((span.end_ns, lane_index)));
         let at = (lane_index as u32, lane.slices.len() as u32 - 1);
-        placed.insert(span.event.span_id, at);
+        placed.insert(span.ids.span_id, at);
     }
     lanes
         .into_iter()
@@ -243,9 +329,9 @@ fn async_slice(span: &AsyncSpan) -> Slice {
         properties: e.properties,
         notes: span.notes,
         detail: Some(Box::new(AsyncDetail {
-            span_id: e.span_id,
-            parent_span_id: e.parent_span_id,
-            depth: e.depth,
+            span_id: span.ids.span_id,
+            parent_span_id: span.ids.parent_span_id,
+            depth: span.ids.depth,
             began_on: span.began_on,
             ended_on: span.ended_on,
             flows_out: Vec::new(),

@@ -17,21 +17,28 @@ pub use threads::thread_track;
 use timeline::Notes;
 pub use timeline::{AssemblyStats, Timeline};
 
-/// A span event with its time in Unix nanoseconds and its strings interned.
+/// A span event with its time in Unix nanoseconds and its strings interned (32 bytes: a large
+/// process has tens of millions).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Event {
     pub ns: i64,
-    pub scope: EventScope,
-    pub phase: EventPhase,
     pub name: Sym,
     pub target: Sym,
     pub file: Sym,
     pub line: u32,
+    /// JSON of a tagged end's properties, or the empty string.
+    pub properties: Sym,
+    pub scope: EventScope,
+    pub phase: EventPhase,
+}
+
+/// What only async events carry, kept beside the events: thread events, most of the data,
+/// have none.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AsyncIds {
     pub span_id: u64,
     pub parent_span_id: u64,
     pub depth: u32,
-    /// JSON of a tagged end's properties, or the empty string.
-    pub properties: Sym,
 }
 
 /// A run of blocks of one stream with no gap in `object_offset`: its bounds, and the range
@@ -49,6 +56,9 @@ pub struct ThreadData {
     /// Shown on the track and in async span annotations.
     pub display_name: Sym,
     pub events: Vec<Event>,
+    /// The async ids of `events`, index by index; may stop short where only thread events
+    /// follow (empty when there is no async event).
+    pub async_ids: Vec<AsyncIds>,
     pub chains: Vec<Chain>,
 }
 
@@ -56,6 +66,8 @@ pub struct ThreadData {
 /// display name) that wrote each, found from its place.
 pub struct AsyncEvents<'a> {
     pub events: Vec<Event>,
+    /// Index by index with `events`.
+    pub ids: Vec<AsyncIds>,
     pub orders: Vec<u64>,
     pub thread_of: &'a dyn Fn(u64) -> Sym,
 }
@@ -94,18 +106,19 @@ pub fn assemble(
         }
     }
     if options.async_spans {
-        let (mut events, mut threads_of_events) = (Vec::new(), Vec::new());
+        let (mut events, mut ids, mut threads_of_events) = (Vec::new(), Vec::new(), Vec::new());
         let (mut begin, mut end) = (i64::MAX, i64::MIN);
         for thread in threads {
             for chain in &thread.chains {
                 begin = begin.min(chain.begin_ns);
                 end = end.max(chain.end_ns);
-                for e in thread.events[chain.events.clone()]
-                    .iter()
-                    .filter(|e| e.scope == EventScope::Async)
-                {
-                    events.push(*e);
-                    threads_of_events.push(thread.display_name);
+                for i in chain.events.clone() {
+                    let event = thread.events[i];
+                    if event.scope == EventScope::Async {
+                        events.push(event);
+                        ids.push(thread.async_ids.get(i).copied().unwrap_or_default());
+                        threads_of_events.push(thread.display_name);
+                    }
                 }
             }
         }
@@ -113,6 +126,7 @@ pub fn assemble(
         let thread_of = |order: u64| threads_of_events[order as usize];
         let input = AsyncEvents {
             events,
+            ids,
             orders,
             thread_of: &thread_of,
         };

@@ -19,6 +19,9 @@ fn text(sym: Sym) -> String {
     SYMBOLS.with(|s| s.borrow().get(sym).to_string())
 }
 
+/// An event and its async ids (zero for thread events).
+type TestEvent = (Event, AsyncIds);
+
 fn event(
     ns: i64,
     scope: EventScope,
@@ -26,8 +29,8 @@ fn event(
     name: &str,
     span_id: u64,
     parent: u64,
-) -> Event {
-    Event {
+) -> TestEvent {
+    let event = Event {
         ns,
         scope,
         phase,
@@ -35,33 +38,39 @@ fn event(
         target: sym("test"),
         file: sym("test.rs"),
         line: 1,
+        properties: 0,
+    };
+    let ids = AsyncIds {
         span_id,
         parent_span_id: parent,
         depth: 0,
-        properties: 0,
-    }
+    };
+    (event, ids)
 }
 
-fn begin(ns: i64, name: &str) -> Event {
+fn begin(ns: i64, name: &str) -> TestEvent {
     event(ns, EventScope::Thread, EventPhase::Begin, name, 0, 0)
 }
-fn end(ns: i64, name: &str) -> Event {
+fn end(ns: i64, name: &str) -> TestEvent {
     event(ns, EventScope::Thread, EventPhase::End, name, 0, 0)
 }
-fn abegin(ns: i64, name: &str, id: u64, parent: u64) -> Event {
+fn abegin(ns: i64, name: &str, id: u64, parent: u64) -> TestEvent {
     event(ns, EventScope::Async, EventPhase::Begin, name, id, parent)
 }
-fn aend(ns: i64, name: &str, id: u64, parent: u64) -> Event {
+fn aend(ns: i64, name: &str, id: u64, parent: u64) -> TestEvent {
     event(ns, EventScope::Async, EventPhase::End, name, id, parent)
 }
 
-fn thread(name: &str, chains: Vec<(i64, i64, Vec<Event>)>) -> ThreadData {
-    let mut events = Vec::new();
+fn thread(name: &str, chains: Vec<(i64, i64, Vec<TestEvent>)>) -> ThreadData {
+    let (mut events, mut async_ids) = (Vec::new(), Vec::new());
     let chains = chains
         .into_iter()
         .map(|(begin_ns, end_ns, chain_events)| {
             let start = events.len();
-            events.extend(chain_events);
+            for (event, ids) in chain_events {
+                events.push(event);
+                async_ids.push(ids);
+            }
             Chain {
                 begin_ns,
                 end_ns,
@@ -72,6 +81,7 @@ fn thread(name: &str, chains: Vec<(i64, i64, Vec<Event>)>) -> ThreadData {
     ThreadData {
         display_name: sym(name),
         events,
+        async_ids,
         chains,
     }
 }
@@ -448,7 +458,7 @@ fn random_async_forests_always_lay_out_strictly_nested() {
                 events.push(aend(e, "s", id, parent));
             }
         }
-        events.sort_by_key(|e| e.ns);
+        events.sort_by_key(|e| e.0.ns);
         let timeline = assemble("p".into(), &[thread("t", vec![(0, 2000, events)])], &both());
         assert_eq!(timeline.stats.async_spans, 40);
         assert_strictly_nested(&timeline);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::plan::View;
-use crate::assembly::Event;
+use crate::assembly::{AsyncIds, Event};
 use crate::clock::Clock;
 use crate::decode::{EventPhase, EventScope, SpanEvent};
 use crate::symbols::{Sym, Symbols};
@@ -244,12 +244,15 @@ fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
 #[derive(Debug, Default)]
 pub struct EventTable {
     pub events: Vec<Event>,
+    /// Index by index with `events` for the async view; empty for the thread view.
+    pub ids: Vec<AsyncIds>,
     pub orders: Vec<u64>,
 }
 
 impl EventTable {
     pub fn clear(&mut self) {
         self.events.clear();
+        self.ids.clear();
         self.orders.clear();
     }
 
@@ -264,6 +267,9 @@ impl EventTable {
             .iter()
             .map(|&i| self.events[i as usize])
             .collect();
+        if !self.ids.is_empty() {
+            self.ids = permutation.iter().map(|&i| self.ids[i as usize]).collect();
+        }
         self.orders = permutation
             .iter()
             .map(|&i| self.orders[i as usize])
@@ -328,9 +334,12 @@ pub fn decode(
         })
         .collect::<Result<_>>()?;
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let async_columns = view == View::AsyncEvents;
     out.events.reserve(rows);
     out.orders.reserve(rows);
-    let async_columns = view == View::AsyncEvents;
+    if async_columns {
+        out.ids.reserve(rows);
+    }
     let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
         .filter(|(_, f)| async_columns || !ASYNC_ONLY_COLUMNS.contains(&f.name().as_str()))
         .map(|(i, _)| i)
@@ -347,16 +356,25 @@ pub fn decode(
         let phase = column::<UInt8Array>(&batch, "phase")?.values();
         let ticks = column::<Int64Array>(&batch, "ticks")?.values();
         let line = column::<UInt32Array>(&batch, "line")?.values();
-        let (scope, span_id, parent_span_id, depth) = if async_columns {
-            (
-                Some(column::<UInt8Array>(&batch, "scope")?.values()),
-                Some(column::<UInt64Array>(&batch, "span_id")?.values()),
-                Some(column::<UInt64Array>(&batch, "parent_span_id")?.values()),
-                Some(column::<UInt32Array>(&batch, "depth")?.values()),
-            )
+        let scope = if async_columns {
+            Some(column::<UInt8Array>(&batch, "scope")?.values())
         } else {
-            (None, None, None, None)
+            None
         };
+        if async_columns {
+            let span_id = column::<UInt64Array>(&batch, "span_id")?.values();
+            let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?.values();
+            let depth = column::<UInt32Array>(&batch, "depth")?.values();
+            for i in 0..batch.num_rows() {
+                if blocks[block[i] as usize].is_some() {
+                    out.ids.push(AsyncIds {
+                        span_id: span_id[i],
+                        parent_span_id: parent_span_id[i],
+                        depth: depth[i],
+                    });
+                }
+            }
+        }
         for i in 0..batch.num_rows() {
             let Some(position) = blocks[block[i] as usize] else {
                 continue;
@@ -377,9 +395,6 @@ pub fn decode(
                 target: strings[target[i] as usize],
                 file: strings[file[i] as usize],
                 line: line[i],
-                span_id: span_id.map_or(0, |ids| ids[i]),
-                parent_span_id: parent_span_id.map_or(0, |ids| ids[i]),
-                depth: depth.map_or(0, |depth| depth[i]),
                 properties: strings[properties[i] as usize],
             });
         }
@@ -453,16 +468,18 @@ mod tests {
         assert_eq!(decoded.orders, vec![0, 1 << 32 | 9]);
         let e = decoded.events[1];
         assert_eq!(
+            (e.scope, e.phase, e.ns, e.line, decoded.ids[1]),
             (
-                e.scope,
-                e.phase,
-                e.ns,
-                e.line,
-                e.span_id,
-                e.parent_span_id,
-                e.depth
-            ),
-            (EventScope::Async, EventPhase::End, 5, 3, u64::MAX, 7, 2)
+                EventScope::Async,
+                EventPhase::End,
+                5,
+                3,
+                AsyncIds {
+                    span_id: u64::MAX,
+                    parent_span_id: 7,
+                    depth: 2
+                }
+            )
         );
         assert_eq!(symbols.get(e.name), "b\"é");
         assert_eq!(symbols.get(e.properties), r#"[["k","v\n"]]"#);
