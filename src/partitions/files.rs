@@ -13,6 +13,7 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -27,6 +28,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const STRINGS_KEY: &str = "write-perfetto.strings";
 const BLOCKS_KEY: &str = "write-perfetto.blocks";
+const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
 /// Always 0 (scope: thread) in thread-view files.
 const ASYNC_ONLY_COLUMNS: [&str; 4] = ["scope", "span_id", "parent_span_id", "depth"];
 
@@ -147,20 +149,53 @@ pub struct PartitionBuilder {
     blocks: Vec<Uuid>,
     pending: Columns,
     rows: usize,
-    writer: ArrowWriter<Vec<u8>>,
+    /// `None` only while a batch is being handed over.
+    encoder: Option<Encoder>,
+}
+
+type FileWriter = ArrowWriter<Vec<u8>>;
+
+/// The Parquet writer, or the thread encoding a batch with it: encoding runs beside the
+/// decoding of the next rows, one batch at a time.
+enum Encoder {
+    Idle(Box<FileWriter>),
+    Busy(std::thread::JoinHandle<(Box<FileWriter>, parquet::errors::Result<()>)>),
+}
+
+impl Encoder {
+    /// The writer, once the batch in progress is encoded.
+    fn idle(self) -> Result<Box<FileWriter>> {
+        match self {
+            Encoder::Idle(writer) => Ok(writer),
+            Encoder::Busy(thread) => {
+                let (writer, encoded) = thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the Parquet encoder panicked"))?;
+                encoded?;
+                Ok(writer)
+            }
+        }
+    }
 }
 
 impl PartitionBuilder {
     pub fn new() -> Result<Self> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::LZ4_RAW)
-            .build();
+        let mut props = WriterProperties::builder().set_compression(Compression::LZ4_RAW);
+        // Nearly every value differs: a dictionary would only be tried, filled and dropped.
+        for column in UNIQUE_VALUED_COLUMNS {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        let props = props.build();
         Ok(Self {
             strings: StringTable::default(),
             blocks: Vec::new(),
             pending: Columns::default(),
             rows: 0,
-            writer: ArrowWriter::try_new(Vec::new(), schema(), Some(props))?,
+            encoder: Some(Encoder::Idle(Box::new(ArrowWriter::try_new(
+                Vec::new(),
+                schema(),
+                Some(props),
+            )?))),
         })
     }
 
@@ -208,7 +243,15 @@ impl PartitionBuilder {
 
     fn write_pending(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.pending).into_batch()?;
-        self.writer.write(&batch)?;
+        let encoder = self
+            .encoder
+            .take()
+            .context("a failed encoding left no writer")?;
+        let mut writer = encoder.idle()?;
+        self.encoder = Some(Encoder::Busy(std::thread::spawn(move || {
+            let encoded = writer.write(&batch);
+            (writer, encoded)
+        })));
         Ok(())
     }
 
@@ -219,17 +262,22 @@ impl PartitionBuilder {
     /// The complete file.
     pub fn finish(mut self) -> Result<Bytes> {
         self.write_pending()?;
+        let encoder = self
+            .encoder
+            .take()
+            .context("a failed encoding left no writer")?;
+        let mut writer = encoder.idle()?;
         let block_texts: Vec<String> = self.blocks.iter().map(Uuid::to_string).collect();
-        self.writer.append_key_value_metadata(KeyValue::new(
+        writer.append_key_value_metadata(KeyValue::new(
             STRINGS_KEY.to_string(),
             serde_json::to_string(&self.strings.values)?,
         ));
-        self.writer.append_key_value_metadata(KeyValue::new(
+        writer.append_key_value_metadata(KeyValue::new(
             BLOCKS_KEY.to_string(),
             serde_json::to_string(&block_texts)?,
         ));
         // Writes the footer.
-        Ok(Bytes::from(self.writer.into_inner()?))
+        Ok(Bytes::from(writer.into_inner()?))
     }
 }
 
