@@ -59,17 +59,10 @@ struct Ending {
 /// By begin, longer first, then span id; the rest only tells apart spans that would
 /// otherwise tie.
 fn layout_order(a: &AsyncSpan, b: &AsyncSpan) -> std::cmp::Ordering {
-    let key = |s: &AsyncSpan| {
+    let rest = |s: &AsyncSpan| {
         let e = &s.event;
         (
-            (
-                s.begin_ns,
-                std::cmp::Reverse(s.end_ns),
-                s.ids.span_id,
-                e.name,
-                e.ns,
-            ),
-            (e.target, e.file, e.line, e.properties),
+            (e.name, e.ns, e.target, e.file, e.line, e.properties),
             (
                 s.ids.parent_span_id,
                 s.ids.depth,
@@ -79,7 +72,11 @@ fn layout_order(a: &AsyncSpan, b: &AsyncSpan) -> std::cmp::Ordering {
             ),
         )
     };
-    key(a).cmp(&key(b))
+    a.begin_ns
+        .cmp(&b.begin_ns)
+        .then(b.end_ns.cmp(&a.end_ns))
+        .then(a.ids.span_id.cmp(&b.ids.span_id))
+        .then_with(|| rest(a).cmp(&rest(b)))
 }
 
 /// Pairs begins and ends by span id, in time order over all threads. The events are
