@@ -62,10 +62,22 @@ pub struct SequenceWriter {
     locations: HashMap<(Sym, u32), u64, foldhash::fast::RandomState>,
     annotation_names: TextTable,
     texts: TextTable,
+    /// (generation, id) of the async detail's argument names, by slot.
+    detail_names: [(u32, u64); 5],
+    /// (generation, text id) of thread names, by symbol.
+    thread_texts: Vec<(u32, u64)>,
     event: Vec<u8>,
     interned: Vec<u8>,
     scratch: Vec<u8>,
 }
+
+/// An argument name of the async detail, and its slot in the cache of their ids.
+type DetailName = (usize, &'static str);
+const SPAN_ID: DetailName = (0, "span_id");
+const PARENT_SPAN_ID: DetailName = (1, "parent_span_id");
+const DEPTH: DetailName = (2, "depth");
+const BEGAN_ON: DetailName = (3, "began on");
+const ENDED_ON: DetailName = (4, "ended on");
 
 /// `InternedData` field numbers.
 const INTERNED_CATEGORY: u32 = 1;
@@ -203,14 +215,14 @@ impl SequenceWriter {
     /// Arguments: async ids and threads, what was clipped, a tagged end's properties.
     fn annotations(&mut self, symbols: &Symbols, slice: &Slice) {
         if let Some(detail) = &slice.detail {
-            self.uint_annotation("span_id", detail.span_id);
-            self.uint_annotation("parent_span_id", detail.parent_span_id);
-            self.uint_annotation("depth", detail.depth as u64);
+            self.uint_annotation(SPAN_ID, detail.span_id);
+            self.uint_annotation(PARENT_SPAN_ID, detail.parent_span_id);
+            self.uint_annotation(DEPTH, detail.depth as u64);
             if let Some(thread) = detail.began_on {
-                self.thread_annotation(symbols, "began on", thread);
+                self.thread_annotation(symbols, BEGAN_ON, thread);
             }
             if let Some(thread) = detail.ended_on {
-                self.thread_annotation(symbols, "ended on", thread);
+                self.thread_annotation(symbols, ENDED_ON, thread);
             }
         }
         if slice.notes != 0 {
@@ -244,8 +256,21 @@ impl SequenceWriter {
         iid
     }
 
-    fn uint_annotation(&mut self, name: &str, value: u64) {
-        let name_iid = self.annotation_name(name);
+    /// The id of one of the async detail's argument names, without hashing it again.
+    fn detail_name(&mut self, (slot, name): DetailName) -> u64 {
+        let generation = self.generation;
+        match self.detail_names[slot] {
+            (g, iid) if g == generation => iid,
+            _ => {
+                let iid = self.annotation_name(name);
+                self.detail_names[slot] = (generation, iid);
+                iid
+            }
+        }
+    }
+
+    fn uint_annotation(&mut self, name: DetailName, value: u64) {
+        let name_iid = self.detail_name(name);
         self.scratch.clear();
         varint_field(1, name_iid, &mut self.scratch);
         varint_field(3, value, &mut self.scratch);
@@ -254,6 +279,12 @@ impl SequenceWriter {
 
     fn text_annotation(&mut self, name: &str, text: &str) {
         let name_iid = self.annotation_name(name);
+        let iid = self.text(text);
+        self.string_annotation(name_iid, iid);
+    }
+
+    /// The id of an annotation text, interning it if new on this sequence.
+    fn text(&mut self, text: &str) -> u64 {
         let (iid, new) = self.texts.intern(text);
         if new {
             interned_entry(
@@ -265,13 +296,26 @@ impl SequenceWriter {
                 &mut self.interned,
             );
         }
-        self.string_annotation(name_iid, iid);
+        iid
     }
 
-    /// Thread names are symbols, interned in their own id space of the string values.
-    fn thread_annotation(&mut self, symbols: &Symbols, name: &str, thread: Sym) {
-        let text = symbols.get(thread);
-        self.text_annotation(name, text);
+    /// Thread names are symbols: their text ids are remembered by symbol, not hashed per span.
+    fn thread_annotation(&mut self, symbols: &Symbols, name: DetailName, thread: Sym) {
+        let name_iid = self.detail_name(name);
+        let generation = self.generation;
+        let iid = match self.thread_texts.get(thread as usize) {
+            Some(&(g, iid)) if g == generation => iid,
+            _ => {
+                let iid = self.text(symbols.get(thread));
+                let index = thread as usize;
+                if index >= self.thread_texts.len() {
+                    self.thread_texts.resize(index + 1, (0, 0));
+                }
+                self.thread_texts[index] = (generation, iid);
+                iid
+            }
+        };
+        self.string_annotation(name_iid, iid);
     }
 
     fn string_annotation(&mut self, name_iid: u64, value_iid: u64) {
