@@ -248,10 +248,14 @@ impl PartitionBuilder {
             .take()
             .context("a failed encoding left no writer")?;
         let mut writer = encoder.idle()?;
-        self.encoder = Some(Encoder::Busy(std::thread::spawn(move || {
-            let encoded = writer.write(&batch);
-            (writer, encoded)
-        })));
+        let thread = std::thread::Builder::new()
+            .name("parquet-encoder".into())
+            .spawn(move || {
+                let encoded = writer.write(&batch);
+                (writer, encoded)
+            })
+            .context("cannot start a thread to encode a partition")?;
+        self.encoder = Some(Encoder::Busy(thread));
         Ok(())
     }
 
