@@ -238,20 +238,14 @@ async fn write_tracks(
     // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
     let mut writer = TraceWriter::new(hashing, 1, process_name)?;
     let mut reader = Reader::new(source);
-    let wants_async = source.options.spans != SpanKinds::Thread;
     let mut thread_tracks = 0;
-    let mut async_read = false;
     if source.options.spans != SpanKinds::Async {
-        (writer, thread_tracks) = write_thread_tracks(&mut reader, writer, wants_async).await?;
-        async_read = wants_async;
+        (writer, thread_tracks) = write_thread_tracks(&mut reader, writer).await?;
     }
-    let async_tracks = if wants_async {
-        if !async_read {
-            reader.read_async_events().await?;
-        }
-        // What the thread stage freed goes back before the async stage's peak (pairing).
+    let async_tracks = if source.options.spans != SpanKinds::Thread {
+        // What the thread stage freed goes back first: the async stage has the highest peak.
         crate::memory::give_back_freed();
-        let tracks = reader.async_tracks();
+        let tracks = reader.async_tracks().await?;
         writer
             .async_tracks(&reader.symbols, &tracks)
             .context("cannot write the trace")?;
@@ -278,12 +272,11 @@ struct ReadTrack {
 
 /// Writes the thread tracks on two cores: this task reads and pairs a thread while a blocking
 /// thread encodes the one before. At most two tracks are alive at once: the reader starts the
-/// next one only when the encoder has taken the last. With `then_read_async`, the async events
-/// are read while the encoder finishes. Returns the writer and how many tracks had spans.
+/// next one only when the encoder has taken the last. Returns the writer and how many tracks
+/// had spans.
 async fn write_thread_tracks<W: Write + Send + 'static>(
     reader: &mut Reader<'_>,
     mut writer: TraceWriter<W>,
-    then_read_async: bool,
 ) -> Result<(TraceWriter<W>, usize)> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadTrack>(1);
     let mut symbols = reader.symbols.clone();
@@ -298,10 +291,7 @@ async fn write_thread_tracks<W: Write + Send + 'static>(
         }
         (writer, Ok(tracks))
     });
-    let mut read = read_thread_tracks(reader, sender).await;
-    if read.is_ok() && then_read_async {
-        read = reader.read_async_events().await;
-    }
+    let read = read_thread_tracks(reader, sender).await;
     let (writer, encoded) = encoder.await.context("the trace encoder failed")?;
     // A failed write stops the reading: its error comes first.
     let tracks = encoded?;
@@ -417,19 +407,14 @@ impl<'a> Reader<'a> {
         Ok(track)
     }
 
-    /// Reads the process's async events into the table.
-    async fn read_async_events(&mut self) -> Result<()> {
+    /// The async lanes of the process.
+    async fn async_tracks(&mut self) -> Result<Vec<AsyncTrack>> {
         let source = self.source;
         source.progress.stage(&format!(
             "writing spans: {} thread spans, now the async spans",
             self.stats.thread_spans
         ));
-        self.read(View::AsyncEvents, source.process_id).await
-    }
-
-    /// The async lanes of the process, from the events read.
-    fn async_tracks(&mut self) -> Vec<AsyncTrack> {
-        let source = self.source;
+        self.read(View::AsyncEvents, source.process_id).await?;
         let table = std::mem::take(&mut self.table);
         let block_threads = &self.block_threads;
         let thread_of = |order: u64| block_threads[(order >> 32) as usize];
@@ -443,12 +428,12 @@ impl<'a> Reader<'a> {
         let (data_begin, data_end) = bounds.fold((i64::MAX, i64::MIN), |(b, e), (bb, be)| {
             (b.min(bb), e.max(be))
         });
-        assembly::async_tracks(
+        Ok(assembly::async_tracks(
             events,
             (data_begin, data_end),
             source.range,
             &mut self.stats,
-        )
+        ))
     }
 }
 
