@@ -28,7 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace')
             [CompletionResult]::new('--begin', '--begin', [CompletionResultType]::ParameterName, 'Keep only spans that end at or after this time (RFC 3339), clipped to it')
             [CompletionResult]::new('--end', '--end', [CompletionResultType]::ParameterName, 'Keep only spans that begin at or before this time (RFC 3339), clipped to it')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blocks fetched and decoded at once')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blocks fetched at once (remote stores gain from more); they are decoded one per worker thread')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
             [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads (default: the number of cores). The output never depends on it')

@@ -25,7 +25,7 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --output 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace'
             cand --begin 'Keep only spans that end at or after this time (RFC 3339), clipped to it'
             cand --end 'Keep only spans that begin at or before this time (RFC 3339), clipped to it'
-            cand --jobs 'Blocks fetched and decoded at once'
+            cand --jobs 'Blocks fetched at once (remote stores gain from more); they are decoded one per worker thread'
             cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
             cand --partition-seconds 'Insert-time width of a partition, in seconds. The output never depends on it'
             cand --threads 'Worker threads (default: the number of cores). The output never depends on it'

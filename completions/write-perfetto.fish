@@ -32,7 +32,7 @@ both\t''"
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s o -l output -d 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 'Keep only spans that end at or after this time (RFC 3339), clipped to it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only spans that begin at or before this time (RFC 3339), clipped to it' -r
-complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d 'Blocks fetched and decoded at once' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d 'Blocks fetched at once (remote stores gain from more); they are decoded one per worker thread' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
