@@ -6,12 +6,17 @@
 # Usage: benches/export.sh [SIZES...]          sizes: S (100k spans) M (1M) L (10M); default S M L
 # Env:   WRITE_PERFETTO_BENCH_DIR  lakes and results (default /var/tmp/write-perfetto-bench)
 #        RUNS                      runs per figure (default 3)
-#        BENCH_POSTGRES=URL        also generate the lakes into this PostgreSQL server
-#                                  (one database per size must not exist yet: created with psql)
+#        BENCH_POSTGRES=URL        measure PostgreSQL lakes instead: URL of a server
+#                                  (postgres://user@host:port); each size gets its database
+#                                  wp_bench_<size>, created and generated on first use, with
+#                                  its payloads under the bench directory. The partition cache
+#                                  is a local directory either way (--cache), so that "cold"
+#                                  means the same thing for both backends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench_dir="${WRITE_PERFETTO_BENCH_DIR:-/var/tmp/write-perfetto-bench}"
 runs="${RUNS:-3}"
+postgres="${BENCH_POSTGRES:-}"
 sizes=("${@:-S M L}")
 read -r -a sizes <<<"${sizes[*]}"
 mkdir -p "$bench_dir"
@@ -20,26 +25,47 @@ target="${CARGO_TARGET_DIR:-target}/release"
 
 spans_of() { case "$1" in S) echo 100000 ;; M) echo 1000000 ;; L) echo 10000000 ;; *) echo "unknown size $1" >&2; exit 2 ;; esac; }
 
-lake_of() {
-  local size=$1 spans dir
-  spans=$(spans_of "$size")
-  dir="$bench_dir/lake-$size"
-  if [ ! -f "$dir/lake.db" ]; then
-    echo "generating lake $size ($spans spans) in $dir" >&2
-    rm -rf "$dir"
-    "$target/gen-lake" --out "$dir" --seed 42 --threads 16 --spans "$spans" \
-      --async-spans $((spans / 10)) --max-depth 20 >"$dir.report.json"
+generate() { # generate SIZE DESTINATION-ARGS...
+  local spans
+  spans=$(spans_of "$1")
+  shift
+  echo "generating lake ($spans spans): $*" >&2
+  "$target/gen-lake" "$@" --seed 42 --threads 16 --spans "$spans" \
+    --async-spans $((spans / 10)) --max-depth 20
+}
+
+# The write-perfetto arguments naming the lake of a size (generated on first use).
+lake_args_of() {
+  local size=$1
+  if [ -n "$postgres" ]; then
+    local db blobs
+    db="wp_bench_$(echo "$size" | tr '[:upper:]' '[:lower:]')"
+    blobs="$bench_dir/pg-blobs-$size"
+    if [ -z "$(psql "$postgres/postgres" -tAc "select 1 from pg_database where datname = '$db'")" ]; then
+      psql -q "$postgres/postgres" -c "create database $db" >&2
+      rm -rf "$blobs"
+      mkdir -p "$blobs"
+      generate "$size" --postgres "$postgres/$db" --blobs "file://$blobs" >"$bench_dir/pg-$size.report.json"
+    fi
+    echo "--lake $postgres/$db --blobs file://$blobs"
+  else
+    local dir="$bench_dir/lake-$size"
+    if [ ! -f "$dir/lake.db" ]; then
+      rm -rf "$dir"
+      generate "$size" --out "$dir" >"$dir.report.json"
+    fi
+    echo "--lake $dir"
   fi
-  echo "$dir"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # One measured export: prints "seconds max_rss_kb".
-measure() {
-  local lake=$1 cache=$2 out=$3 log
+measure() { # measure PROCESS CACHE OUT LAKE-ARGS...
+  local process=$1 cache=$2 out=$3 log
+  shift 3
   log=$(mktemp)
-  /usr/bin/time -v "$target/write-perfetto" "$(process_of "$lake")" --lake "$lake" --cache "$cache" -q -o "$out" 2>"$log"
+  /usr/bin/time -v "$target/write-perfetto" "$process" "$@" --cache "$cache" -q -o "$out" 2>"$log"
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
@@ -47,14 +73,15 @@ measure() {
   echo "$wall $rss"
 }
 
-process_of() { "$target/write-perfetto" processes --lake "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["process_id"])'; }
+process_of() { "$target/write-perfetto" processes "$@" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["process_id"])'; }
 
-results="$bench_dir/results.json"
+results="$bench_dir/results${postgres:+-postgres}.json"
 echo "[" >"$results.tmp"
 printf '%-4s %10s %10s %10s %10s %12s %10s %12s\n' size cold_s cold_MB warm_s warm_MB bytes B/event spans/s_warm
 first=1
 for size in "${sizes[@]}"; do
-  lake=$(lake_of "$size")
+  read -r -a lake_args <<<"$(lake_args_of "$size")"
+  process=$(process_of "${lake_args[@]}")
   spans=$(spans_of "$size")
   total_spans=$((spans + spans / 10))
   events=$((2 * total_spans))
@@ -62,11 +89,11 @@ for size in "${sizes[@]}"; do
   cold_t=(); cold_r=(); warm_t=(); warm_r=()
   for _ in $(seq "$runs"); do
     rm -rf "$out/cache"
-    read -r t r < <(measure "$lake" "$out/cache" "$out/trace")
+    read -r t r < <(measure "$process" "$out/cache" "$out/trace" "${lake_args[@]}")
     cold_t+=("$t"); cold_r+=("$r")
   done
   for _ in $(seq "$runs"); do
-    read -r t r < <(measure "$lake" "$out/cache" "$out/trace")
+    read -r t r < <(measure "$process" "$out/cache" "$out/trace" "${lake_args[@]}")
     warm_t+=("$t"); warm_r+=("$r")
   done
   bytes=$(stat -c %s "$out/trace")

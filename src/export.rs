@@ -168,7 +168,7 @@ pub async fn export(
     });
     let written = match &target {
         OutputTarget::Stdout => write_tracks(&source, &name, std::io::stdout()).await?,
-        OutputTarget::File(path) => write_file_atomically(&source, &name, path).await?,
+        OutputTarget::File(path) => write_file(&source, &name, path).await?,
     };
     let stats = written.stats;
     let partition_stats = prepared.stats;
@@ -588,6 +588,41 @@ fn output_dir(path: &Path) -> Result<PathBuf> {
         ));
     }
     Ok(dir)
+}
+
+/// Writes the trace to a file path: a regular file (new or replaced) atomically, through a
+/// symbolic link to where it points, and into a device or pipe (`/dev/null`, a FIFO) in
+/// place: renaming over those would replace them with a regular file.
+async fn write_file(source: &Source<'_>, process_name: &str, path: &Path) -> Result<Written> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            write_in_place(source, process_name, path).await
+        }
+        // A dangling link is replaced like a missing file.
+        _ => {
+            let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            write_file_atomically(source, process_name, &target).await
+        }
+    }
+}
+
+async fn write_in_place(source: &Source<'_>, process_name: &str, path: &Path) -> Result<Written> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        failure(
+            FailureKind::Io,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| cannot(&e))?;
+    write_tracks(source, process_name, file)
+        .await
+        .map_err(|e| match crate::error::kind_of(&e) {
+            FailureKind::Io => cannot(&crate::error::one_line(&e)),
+            _ => e,
+        })
 }
 
 /// Writes next to the destination under a temporary name, then renames: the destination only

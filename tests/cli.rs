@@ -157,6 +157,61 @@ fn trace_to_stdout_equals_trace_to_file() {
 }
 
 #[test]
+fn a_pipe_or_device_as_output_receives_the_trace_and_stays_what_it_was() {
+    use std::os::unix::fs::FileTypeExt;
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let out = tempfile::tempdir().unwrap();
+    let lake_arg = lake.path().to_str().unwrap();
+    let expected = run(&[id, "--lake", lake_arg, "-o", "-"], out.path()).stdout;
+    let fifo = out.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let output = run(
+        &[id, "--lake", lake_arg, "-q", "-o", fifo.to_str().unwrap()],
+        out.path(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Checked before joining: had the pipe been replaced, its reader would wait forever.
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the pipe was replaced: {kind:?}");
+    assert_eq!(entries(out.path()), vec!["pipe".to_string()]);
+    assert_eq!(reader.join().unwrap(), expected);
+}
+
+#[test]
+fn a_symbolic_link_as_output_stays_a_link_to_the_new_trace() {
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let out = tempfile::tempdir().unwrap();
+    let lake_arg = lake.path().to_str().unwrap();
+    let expected = run(&[id, "--lake", lake_arg, "-o", "-"], out.path()).stdout;
+    std::fs::write(out.path().join("old.pftrace"), b"old").unwrap();
+    std::os::unix::fs::symlink("old.pftrace", out.path().join("latest")).unwrap();
+    let output = run(&[id, "--lake", lake_arg, "-q", "-o", "latest"], out.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let link = out.path().join("latest");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&link).unwrap(), expected);
+    assert_eq!(
+        entries(out.path()),
+        vec!["latest".to_string(), "old.pftrace".to_string()]
+    );
+}
+
+#[test]
 fn exports_are_byte_identical_whatever_the_thread_and_job_counts() {
     let lake = fixture_copy();
     let out = tempfile::tempdir().unwrap();
