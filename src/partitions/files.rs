@@ -408,36 +408,36 @@ pub fn decode(
         let phase = column::<UInt8Array>(&batch, "phase")?.values();
         let ticks = column::<Int64Array>(&batch, "ticks")?.values();
         let line = column::<UInt32Array>(&batch, "line")?.values();
-        let scope = if async_columns {
-            Some(column::<UInt8Array>(&batch, "scope")?.values())
+        // Read only from async-view files: (scope, span_id, parent_span_id, depth).
+        let async_values = if async_columns {
+            Some((
+                column::<UInt8Array>(&batch, "scope")?.values(),
+                column::<UInt64Array>(&batch, "span_id")?.values(),
+                column::<UInt64Array>(&batch, "parent_span_id")?.values(),
+                column::<UInt32Array>(&batch, "depth")?.values(),
+            ))
         } else {
             None
         };
-        if async_columns {
-            let span_id = column::<UInt64Array>(&batch, "span_id")?.values();
-            let parent_span_id = column::<UInt64Array>(&batch, "parent_span_id")?.values();
-            let depth = column::<UInt32Array>(&batch, "depth")?.values();
-            for i in 0..batch.num_rows() {
-                if blocks[block[i] as usize].is_some() {
-                    out.ids.push(AsyncIds {
-                        span_id: span_id[i],
-                        parent_span_id: parent_span_id[i],
-                        depth: depth[i],
-                    });
-                }
-            }
-        }
         for i in 0..batch.num_rows() {
             let Some(position) = blocks[block[i] as usize] else {
                 continue;
             };
             out.orders.push((position as u64) << 32 | index[i] as u64);
+            let mut scope = EventScope::Thread;
+            if let Some((scopes, span_id, parent_span_id, depth)) = async_values {
+                if scopes[i] == 1 {
+                    scope = EventScope::Async;
+                }
+                out.ids.push(AsyncIds {
+                    span_id: span_id[i],
+                    parent_span_id: parent_span_id[i],
+                    depth: depth[i],
+                });
+            }
             out.events.push(Event {
                 ns: clock.event_ns(ticks[i]),
-                scope: match scope {
-                    Some(scope) if scope[i] == 1 => EventScope::Async,
-                    _ => EventScope::Thread,
-                },
+                scope,
                 phase: if phase[i] == 1 {
                     EventPhase::End
                 } else {
