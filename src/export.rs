@@ -307,7 +307,7 @@ async fn read_thread_tracks(
     let mut tid = assembly::FIRST_TID;
     // What the encoder's copy of the symbols holds (strings of threads without a track
     // included: they go with the next track).
-    let mut sent = reader.symbols.len();
+    let mut sent = reader.symbols.count();
     for k in 0..source.streams.len() {
         let Ok(permit) = sender.reserve().await else {
             return Ok(()); // the encoder stopped; it says why
@@ -315,7 +315,7 @@ async fn read_thread_tracks(
         if let Some(track) = reader.thread_track(k, tid).await? {
             tid += 1;
             let new_strings = reader.symbols.interned_since(sent);
-            sent = reader.symbols.len();
+            sent = reader.symbols.count();
             permit.send(ReadTrack { track, new_strings });
         }
         let done = format!(
@@ -607,22 +607,33 @@ async fn write_file(source: &Source<'_>, process_name: &str, path: &Path) -> Res
 }
 
 async fn write_in_place(source: &Source<'_>, process_name: &str, path: &Path) -> Result<Written> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        failure(
-            FailureKind::Io,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    };
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|e| cannot(&e))?;
+        .map_err(|e| cannot_write(path, e))?;
+    write_tracks_to(source, process_name, file, path).await
+}
+
+/// Writes the trace into `file`; an I/O failure names `path`, where the user expects it.
+async fn write_tracks_to(
+    source: &Source<'_>,
+    process_name: &str,
+    file: std::fs::File,
+    path: &Path,
+) -> Result<Written> {
     write_tracks(source, process_name, file)
         .await
         .map_err(|e| match crate::error::kind_of(&e) {
-            FailureKind::Io => cannot(&crate::error::one_line(&e)),
+            FailureKind::Io => cannot_write(path, crate::error::one_line(&e)),
             _ => e,
         })
+}
+
+fn cannot_write(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    failure(
+        FailureKind::Io,
+        format!("cannot write {}: {e}", path.display()),
+    )
 }
 
 /// Writes next to the destination under a temporary name, then renames: the destination only
@@ -639,31 +650,9 @@ async fn write_file_atomically(
             format!("cannot create a file in {}: {e}", dir.display()),
         )
     })?;
-    let output = temp.file().try_clone().map_err(|e| {
-        failure(
-            FailureKind::Io,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })?;
-    let written = write_tracks(source, process_name, output)
-        .await
-        .map_err(|e| match crate::error::kind_of(&e) {
-            FailureKind::Io => failure(
-                FailureKind::Io,
-                format!(
-                    "cannot write {}: {}",
-                    path.display(),
-                    crate::error::one_line(&e)
-                ),
-            ),
-            _ => e,
-        })?;
-    temp.file().sync_all().map_err(|e| {
-        failure(
-            FailureKind::Io,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })?;
+    let output = temp.file().try_clone().map_err(|e| cannot_write(path, e))?;
+    let written = write_tracks_to(source, process_name, output, path).await?;
+    temp.file().sync_all().map_err(|e| cannot_write(path, e))?;
     temp.persist(path).map_err(|e| {
         failure(
             FailureKind::Io,

@@ -45,14 +45,9 @@ impl Symbols {
         &self.strings[sym as usize]
     }
 
-    /// How many strings are interned (the empty string included: never 0).
-    pub fn len(&self) -> usize {
+    /// How many strings are interned (the empty string included).
+    pub fn count(&self) -> usize {
         self.strings.len()
-    }
-
-    /// Never: the empty string is always there.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The strings interned after the first `count`, in order: what a copy made when there
