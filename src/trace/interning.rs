@@ -8,11 +8,31 @@ use super::proto::*;
 use crate::assembly::timeline::{Slice, notes};
 use crate::symbols::{Sym, Symbols};
 
-/// Interned ids of symbols on the current sequence; a new sequence starts a new generation
-/// instead of clearing the table.
+/// Ids remembered by a small index (a symbol, a slot) for the current sequence only: a new
+/// sequence starts a new generation instead of clearing them.
+#[derive(Default)]
+struct Slots(Vec<(u32, u64)>);
+
+impl Slots {
+    fn get(&self, index: usize, generation: u32) -> Option<u64> {
+        match self.0.get(index) {
+            Some(&(g, id)) if g == generation => Some(id),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, index: usize, generation: u32, id: u64) {
+        if index >= self.0.len() {
+            self.0.resize(index + 1, (0, 0));
+        }
+        self.0[index] = (generation, id);
+    }
+}
+
+/// Interned ids of symbols on the current sequence.
 #[derive(Default)]
 struct SymTable {
-    slots: Vec<(u32, u64)>,
+    ids: Slots,
     next: u64,
 }
 
@@ -23,16 +43,11 @@ impl SymTable {
 
     /// The id of `sym` on this sequence, and whether it is new (ids start at 1).
     fn intern(&mut self, sym: Sym, generation: u32) -> (u64, bool) {
-        let index = sym as usize;
-        if index >= self.slots.len() {
-            self.slots.resize(index + 1, (0, 0));
-        }
-        let slot = &mut self.slots[index];
-        if slot.0 == generation {
-            return (slot.1, false);
+        if let Some(id) = self.ids.get(sym as usize, generation) {
+            return (id, false);
         }
         self.next += 1;
-        *slot = (generation, self.next);
+        self.ids.set(sym as usize, generation, self.next);
         (self.next, true)
     }
 }
@@ -62,10 +77,10 @@ pub struct SequenceWriter {
     locations: HashMap<(Sym, u32), u64, foldhash::fast::RandomState>,
     annotation_names: TextTable,
     texts: TextTable,
-    /// (generation, id) of the async detail's argument names, by slot.
-    detail_names: [(u32, u64); 5],
-    /// (generation, text id) of thread names, by symbol.
-    thread_texts: Vec<(u32, u64)>,
+    /// Ids of the async detail's argument names, by slot.
+    detail_names: Slots,
+    /// Text ids of thread names, by symbol.
+    thread_texts: Slots,
     event: Vec<u8>,
     interned: Vec<u8>,
     scratch: Vec<u8>,
@@ -85,6 +100,9 @@ const INTERNED_NAME: u32 = 2;
 const INTERNED_ANNOTATION_NAME: u32 = 3;
 const INTERNED_SOURCE_LOCATION: u32 = 4;
 const INTERNED_ANNOTATION_STRING: u32 = 29;
+/// `DebugAnnotation` value field numbers.
+const ANNOTATION_UINT_VALUE: u32 = 3;
+const ANNOTATION_STRING_VALUE_IID: u32 = 17;
 
 impl SequenceWriter {
     /// Opens a new sequence: clears the incremental state, sets the defaults (the track, the
@@ -154,33 +172,18 @@ impl SequenceWriter {
     ) {
         self.event.clear();
         self.interned.clear();
-        let generation = self.generation;
         if slice.target != 0 {
-            let (iid, new) = self.categories.intern(slice.target, generation);
+            let (iid, new) = self.categories.intern(slice.target, self.generation);
             if new {
-                interned_entry(
-                    INTERNED_CATEGORY,
-                    iid,
-                    2,
-                    symbols.get(slice.target).as_bytes(),
-                    &mut self.scratch,
-                    &mut self.interned,
-                );
+                self.add_interned(INTERNED_CATEGORY, iid, symbols.get(slice.target));
             }
             varint_field(3, iid, &mut self.event);
         }
         self.annotations(symbols, slice);
         varint_field(9, TYPE_SLICE_BEGIN as u64, &mut self.event);
-        let (name_iid, new) = self.names.intern(slice.name, generation);
+        let (name_iid, new) = self.names.intern(slice.name, self.generation);
         if new {
-            interned_entry(
-                INTERNED_NAME,
-                name_iid,
-                2,
-                symbols.get(slice.name).as_bytes(),
-                &mut self.scratch,
-                &mut self.interned,
-            );
+            self.add_interned(INTERNED_NAME, name_iid, symbols.get(slice.name));
         }
         varint_field(10, name_iid, &mut self.event);
         if let Some(uuid) = track_uuid {
@@ -244,57 +247,37 @@ impl SequenceWriter {
     fn annotation_name(&mut self, name: &str) -> u64 {
         let (iid, new) = self.annotation_names.intern(name);
         if new {
-            interned_entry(
-                INTERNED_ANNOTATION_NAME,
-                iid,
-                2,
-                name.as_bytes(),
-                &mut self.scratch,
-                &mut self.interned,
-            );
+            self.add_interned(INTERNED_ANNOTATION_NAME, iid, name);
         }
         iid
     }
 
     /// The id of one of the async detail's argument names, without hashing it again.
     fn detail_name(&mut self, (slot, name): DetailName) -> u64 {
-        let generation = self.generation;
-        match self.detail_names[slot] {
-            (g, iid) if g == generation => iid,
-            _ => {
-                let iid = self.annotation_name(name);
-                self.detail_names[slot] = (generation, iid);
-                iid
-            }
+        if let Some(iid) = self.detail_names.get(slot, self.generation) {
+            return iid;
         }
+        let iid = self.annotation_name(name);
+        self.detail_names.set(slot, self.generation, iid);
+        iid
     }
 
     fn uint_annotation(&mut self, name: DetailName, value: u64) {
         let name_iid = self.detail_name(name);
-        self.scratch.clear();
-        varint_field(1, name_iid, &mut self.scratch);
-        varint_field(3, value, &mut self.scratch);
-        bytes_field(4, &self.scratch, &mut self.event);
+        self.annotation(name_iid, ANNOTATION_UINT_VALUE, value);
     }
 
     fn text_annotation(&mut self, name: &str, text: &str) {
         let name_iid = self.annotation_name(name);
         let iid = self.text(text);
-        self.string_annotation(name_iid, iid);
+        self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
     }
 
     /// The id of an annotation text, interning it if new on this sequence.
     fn text(&mut self, text: &str) -> u64 {
         let (iid, new) = self.texts.intern(text);
         if new {
-            interned_entry(
-                INTERNED_ANNOTATION_STRING,
-                iid,
-                2,
-                text.as_bytes(),
-                &mut self.scratch,
-                &mut self.interned,
-            );
+            self.add_interned(INTERNED_ANNOTATION_STRING, iid, text);
         }
         iid
     }
@@ -302,27 +285,31 @@ impl SequenceWriter {
     /// Thread names are symbols: their text ids are remembered by symbol, not hashed per span.
     fn thread_annotation(&mut self, symbols: &Symbols, name: DetailName, thread: Sym) {
         let name_iid = self.detail_name(name);
-        let generation = self.generation;
-        let iid = match self.thread_texts.get(thread as usize) {
-            Some(&(g, iid)) if g == generation => iid,
-            _ => {
+        let iid = match self.thread_texts.get(thread as usize, self.generation) {
+            Some(iid) => iid,
+            None => {
                 let iid = self.text(symbols.get(thread));
-                let index = thread as usize;
-                if index >= self.thread_texts.len() {
-                    self.thread_texts.resize(index + 1, (0, 0));
-                }
-                self.thread_texts[index] = (generation, iid);
+                self.thread_texts.set(thread as usize, self.generation, iid);
                 iid
             }
         };
-        self.string_annotation(name_iid, iid);
+        self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
     }
 
-    fn string_annotation(&mut self, name_iid: u64, value_iid: u64) {
+    /// A `DebugAnnotation {name_iid = 1; <value_field> = value}` of the event.
+    fn annotation(&mut self, name_iid: u64, value_field: u32, value: u64) {
         self.scratch.clear();
         varint_field(1, name_iid, &mut self.scratch);
-        varint_field(17, value_iid, &mut self.scratch);
+        varint_field(value_field, value, &mut self.scratch);
         bytes_field(4, &self.scratch, &mut self.event);
+    }
+
+    /// An `InternedData` entry `{iid = 1; name = 2}` as its field `field` in this packet.
+    fn add_interned(&mut self, field: u32, iid: u64, text: &str) {
+        self.scratch.clear();
+        varint_field(1, iid, &mut self.scratch);
+        bytes_field(2, text.as_bytes(), &mut self.scratch);
+        bytes_field(field, &self.scratch, &mut self.interned);
     }
 
     /// timestamp (delta), sequence id, the event, interned data if any, flags; then framing.
@@ -356,19 +343,4 @@ impl SequenceWriter {
         }
         varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);
     }
-}
-
-/// An `InternedData` entry `{iid = 1; <text_tag> = text}` as field `field` of `out`.
-fn interned_entry(
-    field: u32,
-    iid: u64,
-    text_tag: u32,
-    text: &[u8],
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    scratch.clear();
-    varint_field(1, iid, scratch);
-    bytes_field(text_tag, text, scratch);
-    bytes_field(field, scratch, out);
 }
