@@ -3,17 +3,25 @@
 mod support;
 
 use std::path::Path;
-use support::lake::{entries, fixture_copy, run, sha256_hex, stderr, stdout, write_perfetto};
+use support::lake::{
+    entries, fixture_copy, processes_json, run, sha256_hex, stderr, stdout, write_perfetto,
+};
+
+/// The payload file of one of the process's blocks.
+fn a_block_payload(lake: &Path, process_id: &str) -> std::path::PathBuf {
+    let first_entry = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    first_entry(&first_entry(&lake.join("blobs").join(process_id)))
+}
 
 fn fixture_process_ids(lake: &Path) -> Vec<String> {
-    let output = run(
-        &["processes", "--json", "--lake", lake.to_str().unwrap()],
-        lake,
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    list.as_array()
-        .unwrap()
+    processes_json(lake)
         .iter()
         .map(|p| p["process_id"].as_str().unwrap().to_string())
         .collect()
@@ -325,18 +333,7 @@ fn an_ambiguous_prefix_lists_the_candidates() {
 fn a_corrupt_block_fails_with_exit_4_naming_the_block_and_leaves_no_file() {
     let lake = fixture_copy();
     let id = fixture_process_ids(lake.path())[0].clone();
-    let stream_dir = std::fs::read_dir(lake.path().join("blobs").join(&id))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let block = std::fs::read_dir(&stream_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let block = a_block_payload(lake.path(), &id);
     std::fs::write(&block, b"this is not cbor").unwrap();
     let out = tempfile::tempdir().unwrap();
     let output = run(
@@ -357,18 +354,7 @@ fn a_corrupt_block_fails_with_exit_4_naming_the_block_and_leaves_no_file() {
 fn a_missing_block_payload_fails_with_exit_4() {
     let lake = fixture_copy();
     let id = fixture_process_ids(lake.path())[0].clone();
-    let stream_dir = std::fs::read_dir(lake.path().join("blobs").join(&id))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let block = std::fs::read_dir(&stream_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let block = a_block_payload(lake.path(), &id);
     std::fs::remove_file(&block).unwrap();
     let out = tempfile::tempdir().unwrap();
     let output = run(&[&id, "--lake", lake.path().to_str().unwrap()], out.path());

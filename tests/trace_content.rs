@@ -7,7 +7,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use support::lake::{fixture_copy, open_embedded, run, runtime, sha256_hex, stderr};
+use support::lake::{
+    fixture_copy, open_embedded, processes_json, run, runtime, sha256_hex, stderr,
+};
 use support::trace::{Slice, Trace, decode};
 use write_perfetto::clock::Clock;
 use write_perfetto::decode::{EventPhase, EventScope, StreamDecoder};
@@ -27,17 +29,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let lake = fixture_copy();
-        let output = run(
-            &[
-                "processes",
-                "--json",
-                "--lake",
-                lake.path().to_str().unwrap(),
-            ],
-            lake.path(),
-        );
-        assert!(output.status.success(), "{}", stderr(&output));
-        let list: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+        let list = processes_json(lake.path());
         assert_eq!(list.len(), 2, "the fixture has two processes: {list:?}");
         let mut by_blocks: Vec<(i64, String)> = list
             .iter()

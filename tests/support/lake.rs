@@ -99,6 +99,16 @@ pub fn run(args: &[&str], cwd: &Path) -> Output {
         .expect("run write-perfetto")
 }
 
+/// `write-perfetto processes --json` of an embedded lake, run in it: the listed processes.
+pub fn processes_json(lake: &Path) -> Vec<serde_json::Value> {
+    let output = run(
+        &["processes", "--json", "--lake", lake.to_str().unwrap()],
+        lake,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     write_perfetto::export::hex(&sha2::Sha256::digest(bytes))
