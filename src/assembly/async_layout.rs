@@ -236,11 +236,9 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
     // span id → (lane, slice index) of the most recent span placed with that id.
     let mut placed: HashMap<u64, (u32, u32)> = HashMap::default();
     let mut next_flow: u64 = 1;
-    let mut taken = 0usize;
     while let Some(span) = spans.pop() {
         // Give back what the spans taken so far held (a shrinking reallocation is cheap).
-        taken += 1;
-        if taken.is_multiple_of(1 << 16) {
+        if spans.len().is_multiple_of(1 << 16) {
             spans.shrink_to_fit();
         }
         // Close what ended by this begin, lane by lane, in order of the innermost ends.
