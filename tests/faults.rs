@@ -606,16 +606,7 @@ fn ctrl_c_exits_130_and_leaves_nothing_behind_while_building_and_while_writing()
             eprintln!("the cold run finished before Ctrl-C ({trigger}); trying earlier");
             continue;
         }
-        assert_eq!(
-            status.code(),
-            Some(130),
-            "{status:?}: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap().trim(),
-            "write-perfetto: interrupted"
-        );
+        assert_interrupted(status, &log);
         assert!(
             entries(out_dir.path()).is_empty(),
             "left behind: {:?}",
@@ -674,16 +665,7 @@ fn ctrl_c_exits_130_and_leaves_nothing_behind_while_building_and_while_writing()
             std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
             continue;
         }
-        assert_eq!(
-            status.code(),
-            Some(130),
-            "{status:?}: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap().trim(),
-            "write-perfetto: interrupted"
-        );
+        assert_interrupted(status, &log);
         assert!(left.is_empty(), "left behind: {left:?}");
         interrupted_while_writing = true;
         break;
@@ -866,4 +848,11 @@ fn an_object_store_dying_mid_run_exits_5_and_the_next_run_matches() {
             }
         }
     });
+}
+
+/// Exit 130 and the one line that says so, on stderr (captured in `log`).
+fn assert_interrupted(status: std::process::ExitStatus, log: &std::path::Path) {
+    let said = std::fs::read_to_string(log).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {said}");
+    assert_eq!(said.trim(), "write-perfetto: interrupted");
 }
