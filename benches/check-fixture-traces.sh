@@ -12,7 +12,7 @@ bin="${CARGO_TARGET_DIR:-target}/debug/write-perfetto"
 gen="${CARGO_TARGET_DIR:-target}/debug/gen-lake"
 lake="$(mktemp -d)"
 trap 'rm -rf "$out" "$lake"' EXIT
-cp -r fixtures/lake/. "$lake/"
+cp fixtures/lake/lake.db "$lake/" && cp -r fixtures/lake/blobs "$lake/"
 "$gen" --out "$lake/generated" --seed 3 --processes 2 --threads 6 --spans 30000 --async-spans 3000 >/dev/null
 check_lake() {
   local dir=$1

@@ -30,7 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--end', '--end', [CompletionResultType]::ParameterName, 'Keep only spans that begin at or before this time (RFC 3339), clipped to it')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Blocks fetched at once (remote stores gain from more); they are decoded one per worker thread')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
-            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads (default: the number of cores). The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
@@ -49,11 +49,11 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             break
         }
         'write-perfetto;processes' {
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N processes')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N processes, from 1 to 1000000')
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
-            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
@@ -68,7 +68,7 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
-            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
@@ -82,11 +82,11 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             break
         }
         'write-perfetto;cache;gc' {
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Grace period in seconds')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Grace period in seconds, from 0 to 3153600000 (100 years)')
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
-            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
@@ -112,7 +112,7 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
-            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds. The output never depends on it')
+            [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')

@@ -34,7 +34,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only spans that begin at or before this time (RFC 3339), clipped to it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d 'Blocks fetched at once (remote stores gain from more); they are decoded one per worker thread' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
-complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'
@@ -46,11 +46,11 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "processe
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "cache" -d 'Manage the partition cache'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l limit -d 'Show at most N processes' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l limit -d 'Show at most N processes, from 1 to 1000000' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l json -d 'Print JSON instead of a table'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
@@ -59,7 +59,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes"
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
@@ -67,11 +67,11 @@ complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -f -a "gc" -d 'Delete partition files retired longer ago than the grace period (readers that started before then may still be reading them)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and not __fish_seen_subcommand_from gc help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l grace -d 'Grace period in seconds' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l grace -d 'Grace period in seconds, from 0 to 3153600000 (100 years)' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and __fish_seen_subcommand_from gc" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
@@ -82,7 +82,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand cache; and
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
-complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l partition-seconds -d 'Insert-time width of a partition, in seconds. The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand completions" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'

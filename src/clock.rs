@@ -75,7 +75,13 @@ impl Clock {
 
     /// An event's absolute tick counter → Unix ns.
     pub fn event_ns(&self, ticks: i64) -> i64 {
-        self.relative_ns(ticks.wrapping_sub(self.start_ticks))
+        // A difference past the i64 range can only be absurd ticks: pinned to the range's end.
+        let relative = ticks.checked_sub(self.start_ticks).unwrap_or(if ticks < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        self.relative_ns(relative)
     }
 
     /// A block's `[begin, end]` in Unix ns; a block that ends before it begins is taken as
@@ -128,7 +134,10 @@ fn infer_frequency(
     };
     let max_end_ns = unix_ns(&max_end_time)
         .map_err(|_| no_frequency("its last block's end_time is out of range"))?;
-    let seconds = (max_end_ns - start_time_ns) as f64 / 1e9;
+    let elapsed_ns = max_end_ns
+        .checked_sub(start_time_ns)
+        .ok_or_else(|| no_frequency("its last block's end_time is out of range"))?;
+    let seconds = elapsed_ns as f64 / 1e9;
     if seconds <= 0.0 || max_end_ticks <= 0 {
         return Err(no_frequency("its last block does not end after its start"));
     }

@@ -13,6 +13,8 @@ pub enum FailureKind {
     LakeData,
     /// Reading or writing files, databases or object stores failed.
     Io,
+    /// A bug of ours: a panic, a task that died. Never the lake's or the user's fault.
+    Internal,
     /// The user interrupted the run (Ctrl-C).
     Interrupted,
 }
@@ -24,6 +26,7 @@ impl FailureKind {
             FailureKind::ProcessNotFound => 3,
             FailureKind::LakeData => 4,
             FailureKind::Io => 5,
+            FailureKind::Internal => 70,
             FailureKind::Interrupted => 130,
         }
     }
@@ -70,4 +73,26 @@ pub fn one_line(error: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// A task that could not finish (it panicked or was cancelled) is an internal error, whatever
+/// it was doing: `what` says what, the panic message says where.
+pub fn task_failed(what: &str, error: tokio::task::JoinError) -> anyhow::Error {
+    let detail = match error.try_into_panic() {
+        Ok(payload) => panic_text(payload.as_ref()),
+        Err(error) => error.to_string(),
+    };
+    failure(
+        FailureKind::Internal,
+        format!("internal error: {what} failed: {detail}"),
+    )
+}
+
+/// The message of a panic payload.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }

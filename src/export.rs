@@ -16,10 +16,12 @@ use crate::assembly::{self, AssemblyStats, AsyncEvents, Chain, ThreadData};
 use crate::cleanup;
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::lake::rows::{BlockRow, StreamRow};
-use crate::lake::{Lake, resolve_process};
+use crate::lake::rows::{BlockRow, ProcessRow, StreamRow};
+use crate::lake::{Lake, MetadataReads, resolve_process};
 use crate::partitions::plan::View;
-use crate::partitions::{EventTable, EventsRequest, PartitionCache, Prepared};
+use crate::partitions::{
+    CacheRefused, DamagedPartition, EventTable, EventsRequest, PartitionCache, Prepared,
+};
 use crate::progress::Progress;
 use crate::symbols::{Sym, Symbols};
 use crate::trace::TraceWriter;
@@ -98,26 +100,22 @@ pub async fn export(
         output_dir(path)?;
     }
     progress.stage("resolving process");
-    let process = resolve_process(&lake.metadata, process_arg).await?;
-    let streams = lake.metadata.thread_streams(&process.process_id).await?;
-    if streams.is_empty() {
-        return Err(failure(
-            FailureKind::ProcessNotFound,
-            format!(
-                "process {} has no thread streams (tag `cpu`): it recorded no spans to export",
-                process.process_id
-            ),
-        ));
-    }
-    let blocks = lake.metadata.thread_blocks(&process.process_id).await?;
-    let clock = Clock::for_process(
-        &process,
-        lake.metadata.block_end_bounds(&process.process_id).await?,
-    )?;
+    let LakeState {
+        process,
+        streams,
+        blocks,
+        clock,
+    } = read_lake_state(lake, process_arg).await?;
     let range = time_range(options)?;
 
-    let cache =
-        PartitionCache::open(lake, options.cache_dir.as_deref(), options.bucket_seconds).await?;
+    let warn = |line: &str| progress.warn(line);
+    let mut cache = PartitionCache::open(
+        lake,
+        options.cache_dir.as_deref(),
+        options.bucket_seconds,
+        &warn,
+    )
+    .await?;
     let views: Vec<View> = match options.spans {
         SpanKinds::Thread => vec![View::ThreadSpans],
         SpanKinds::Async => vec![View::AsyncEvents],
@@ -142,13 +140,23 @@ pub async fn export(
         concurrency: options.concurrency,
         explain: &explain,
     };
-    let prepared = cache.prepare(lake, &request).await?;
-    if prepared.stats.built > 0 {
+    let prepared = match cache.prepare(lake, &request).await {
+        // The lake's store refused the first partition file: nothing was recorded.
+        Err(e) if e.downcast_ref::<CacheRefused>().is_some() && options.cache_dir.is_none() => {
+            let why = crate::error::one_line(&e);
+            cache = PartitionCache::fallback(lake, options.bucket_seconds, &warn, &why).await?;
+            cache.prepare(lake, &request).await?
+        }
+        prepared => prepared?,
+    };
+    if prepared.stats().built > 0 {
         crate::memory::give_back_freed();
     }
 
     progress.stage("writing spans");
     let source = Source {
+        lake,
+        request: &request,
         cache: &cache,
         prepared: &prepared,
         process_id: process.process_id,
@@ -171,7 +179,7 @@ pub async fn export(
         OutputTarget::File(path) => write_file(&source, &name, path).await?,
     };
     let stats = written.stats;
-    let partition_stats = prepared.stats;
+    let partition_stats = prepared.stats();
     Ok(ExportSummary {
         process_id: process.process_id.to_string(),
         exe: process.exe.clone(),
@@ -201,8 +209,57 @@ pub async fn export(
     })
 }
 
+/// What the export reads of the metadata, all as of one instant.
+struct LakeState {
+    process: ProcessRow,
+    /// Thread streams, in stream id order.
+    streams: Vec<StreamRow>,
+    /// Their blocks, ordered by stream, object offset, block id.
+    blocks: Vec<BlockRow>,
+    clock: Clock,
+}
+
+/// Reads the process, its thread streams and blocks, and the clock's bounds in one snapshot:
+/// a process still being ingested shows one consistent state, whatever arrives meanwhile.
+async fn read_lake_state(lake: &Lake, process_arg: &str) -> Result<LakeState> {
+    let snapshot = lake.metadata.snapshot().await?;
+    let process = resolve_process(&snapshot, process_arg).await?;
+    let streams = snapshot.thread_streams(&process.process_id).await?;
+    let no_data = |what: &str| {
+        failure(
+            FailureKind::ProcessNotFound,
+            format!("process {} {what}", process.process_id),
+        )
+    };
+    if streams.is_empty() {
+        return Err(no_data(
+            "has no thread streams (tag `cpu`): it recorded no spans to export",
+        ));
+    }
+    let mut blocks = snapshot.thread_blocks(&process.process_id).await?;
+    // The snapshot lists no block without its stream; this only guards the invariant.
+    blocks.retain(|b| streams.iter().any(|s| s.stream_id == b.stream_id));
+    if blocks.is_empty() {
+        return Err(no_data(
+            "has no span data yet: its thread streams have no block (it may still be starting)",
+        ));
+    }
+    let bounds = snapshot.block_end_bounds(&process.process_id).await?;
+    snapshot.close().await?;
+    let clock = Clock::for_process(&process, bounds)?;
+    Ok(LakeState {
+        process,
+        streams,
+        blocks,
+        clock,
+    })
+}
+
 /// Where the tracks' events come from.
 struct Source<'a> {
+    lake: &'a Lake,
+    /// What was asked of the partitions (to rebuild one found damaged).
+    request: &'a EventsRequest<'a>,
     cache: &'a PartitionCache,
     prepared: &'a Prepared,
     process_id: uuid::Uuid,
@@ -236,7 +293,7 @@ async fn write_tracks(
         hasher: source.options.checksum.then(Sha256::new),
     };
     // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
-    let mut writer = TraceWriter::new(hashing, 1, process_name)?;
+    let mut writer = TraceWriter::new(hashing, 1, process_name).context(WriteFailed)?;
     let mut reader = Reader::new(source);
     let mut thread_tracks = 0;
     if source.options.spans != SpanKinds::Async {
@@ -248,12 +305,12 @@ async fn write_tracks(
         let tracks = reader.async_tracks().await?;
         writer
             .async_tracks(&reader.symbols, &tracks)
-            .context("cannot write the trace")?;
+            .context(WriteFailed)?;
         tracks.len()
     } else {
         0
     };
-    let (bytes, hashing) = writer.finish().context("cannot write the trace")?;
+    let (bytes, hashing) = writer.finish().context(WriteFailed)?;
     Ok(Written {
         bytes,
         sha256: hashing.hasher.map(|h| hex(&h.finalize())),
@@ -285,14 +342,17 @@ async fn write_thread_tracks<W: Write + Send + 'static>(
         while let Some(read) = receiver.blocking_recv() {
             symbols.append(read.new_strings);
             if let Err(e) = writer.thread_track(&symbols, &read.track) {
-                return (writer, Err(e.context("cannot write the trace")));
+                return (writer, Err(e.context(WriteFailed)));
             }
+            crate::pause::at(crate::pause::Point::ThreadTrackWritten);
             tracks += 1;
         }
         (writer, Ok(tracks))
     });
     let read = read_thread_tracks(reader, sender).await;
-    let (writer, encoded) = encoder.await.context("the trace encoder failed")?;
+    let (writer, encoded) = encoder
+        .await
+        .map_err(|e| crate::error::task_failed("the trace encoder", e))?;
     // A failed write stops the reading: its error comes first.
     let tracks = encoded?;
     read?;
@@ -359,7 +419,7 @@ impl<'a> Reader<'a> {
         let block_threads = source
             .blocks
             .iter()
-            .map(|b| thread_names[&b.stream_id])
+            .map(|b| thread_names.get(&b.stream_id).copied().unwrap_or_default())
             .collect();
         Self {
             source,
@@ -372,22 +432,32 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a view instance's partitions into the table.
+    /// Reads a view instance's partitions into the table; a damaged partition file is
+    /// rebuilt and the instance read again.
     async fn read(&mut self, view: View, instance: uuid::Uuid) -> Result<()> {
         let source = self.source;
-        let files = source.prepared.files(view, instance);
-        let concurrency = source.options.concurrency;
-        source
-            .cache
-            .read_events(
-                files,
-                &mut self.symbols,
-                &self.block_position,
-                &source.clock,
-                concurrency,
-                &mut self.table,
-            )
-            .await
+        loop {
+            let files = source.prepared.files(view, instance);
+            let read = source
+                .cache
+                .read_events(
+                    files,
+                    &mut self.symbols,
+                    &self.block_position,
+                    &source.clock,
+                    source.options.concurrency,
+                    &mut self.table,
+                )
+                .await;
+            let Err(e) = read else { return Ok(()) };
+            let Some(damaged) = e.downcast_ref::<DamagedPartition>() else {
+                return Err(e);
+            };
+            source
+                .cache
+                .heal(source.lake, source.request, source.prepared, damaged)
+                .await?;
+        }
     }
 
     /// The track of the `k`th thread stream, `None` when it has no span in the range.
@@ -395,9 +465,13 @@ impl<'a> Reader<'a> {
         let source = self.source;
         let stream = &source.streams[k];
         self.read(View::ThreadSpans, stream.stream_id).await?;
-        let chains = chains(source, stream, &self.table.orders);
+        let chains = chains(source, stream, &self.table.orders)?;
         let thread = ThreadData {
-            display_name: self.thread_names[&stream.stream_id],
+            display_name: self
+                .thread_names
+                .get(&stream.stream_id)
+                .copied()
+                .unwrap_or_default(),
             events: std::mem::take(&mut self.table.events),
             async_ids: Vec::new(),
             chains,
@@ -439,7 +513,7 @@ impl<'a> Reader<'a> {
 
 /// Splits a stream's blocks into runs without a gap in `object_offset`, each with the range
 /// of its events (`orders`: the stream's event places, in stream order).
-fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Vec<Chain> {
+fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Result<Vec<Chain>> {
     let mut chains: Vec<Chain> = Vec::new();
     let mut expected_offset: Option<i64> = None;
     let mut next = 0;
@@ -451,7 +525,20 @@ fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Vec<Chain>
     {
         let (begin_ns, end_ns) = source.clock.block_bounds(block);
         let contiguous = expected_offset == Some(block.object_offset);
-        expected_offset = Some(block.object_offset + block.nb_objects as i64);
+        expected_offset = Some(
+            block
+                .object_offset
+                .checked_add(i64::from(block.nb_objects))
+                .ok_or_else(|| {
+                    failure(
+                        FailureKind::LakeData,
+                        format!(
+                            "bad lake metadata: block {} of stream {} has object_offset {} and nb_objects {}, whose sum is out of range",
+                            block.block_id, block.stream_id, block.object_offset, block.nb_objects
+                        ),
+                    )
+                })?,
+        );
         let chain = match chains.last_mut() {
             Some(chain) if contiguous => {
                 chain.end_ns = chain.end_ns.max(end_ns);
@@ -463,7 +550,7 @@ fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Vec<Chain>
                     end_ns,
                     events: next..next,
                 });
-                chains.last_mut().expect("just pushed")
+                chains.last_mut().expect("pushed on the line above")
             }
         };
         while orders
@@ -474,7 +561,7 @@ fn chains(source: &Source<'_>, stream: &StreamRow, orders: &[u64]) -> Vec<Chain>
         }
         chain.events.end = next;
     }
-    chains
+    Ok(chains)
 }
 
 fn time_range(options: &ExportOptions) -> Result<Option<(i64, i64)>> {
@@ -621,12 +708,23 @@ async fn write_tracks_to(
     file: std::fs::File,
     path: &Path,
 ) -> Result<Written> {
-    write_tracks(source, process_name, file)
-        .await
-        .map_err(|e| match crate::error::kind_of(&e) {
-            FailureKind::Io => cannot_write(path, crate::error::one_line(&e)),
-            _ => e,
-        })
+    write_tracks(source, process_name, file).await.map_err(|e| {
+        match e.downcast_ref::<WriteFailed>() {
+            Some(_) => cannot_write(path, e.root_cause()),
+            None => e,
+        }
+    })
+}
+
+/// Marks the failures of writing the trace itself, as opposed to reading what goes in it:
+/// only those are "cannot write PATH".
+#[derive(Debug)]
+struct WriteFailed;
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cannot write the trace")
+    }
 }
 
 fn cannot_write(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {

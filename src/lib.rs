@@ -16,6 +16,7 @@ pub mod export;
 pub mod lake;
 pub mod memory;
 pub mod partitions;
+pub mod pause;
 pub mod progress;
 pub mod symbols;
 #[doc(hidden)]

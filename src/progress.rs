@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    quiet: bool,
 }
 
 impl Progress {
@@ -14,7 +15,14 @@ impl Progress {
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
             bar
         });
-        Self { bar }
+        Self { bar, quiet }
+    }
+
+    /// A warning for the user (silent under `--quiet`).
+    pub fn warn(&self, line: &str) {
+        if !self.quiet {
+            self.note(&format!("write-perfetto: warning: {line}"));
+        }
     }
 
     pub fn stage(&self, message: &str) {

@@ -11,6 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
+use write_perfetto::lake::MetadataReads;
 
 use support::damage::{
     MAIN_PROCESS, Record, SECONDARY_PROCESS, assert_inspector_clean, blob_literal, buffers,
@@ -190,7 +191,7 @@ impl Case {
         }
         let id = uuid::Uuid::parse_str(process).unwrap();
         runtime().block_on(async {
-            let catalog = Catalog::open_sqlite(&path).await.unwrap();
+            let catalog = Catalog::open_sqlite(&path, &|_| {}).await.unwrap();
             catalog
                 .live_rows(&id)
                 .await

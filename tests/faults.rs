@@ -299,7 +299,10 @@ fn an_object_store_down_before_the_run_exits_5_and_leaves_the_catalog_usable() {
     let output = lake.export(&out);
     let line = error_line(&output, 5);
     eprintln!("S3 down reported in {:?}: {line}", started.elapsed());
-    assert_mentions(&line, &["block", &format!("127.0.0.1:{}", lake.s3.port())]);
+    assert_mentions(
+        &line,
+        &["partition files", &format!("127.0.0.1:{}", lake.s3.port())],
+    );
     assert!(entries(out_dir.path()).is_empty());
 
     // Back up (empty, as moto forgets): the next run builds everything and matches.
@@ -470,13 +473,6 @@ fn synthetic_lake(dir: &Path) -> String {
     report["process_ids"][0].as_str().unwrap().to_string()
 }
 
-/// Starts an export in the background; its stderr goes to `stderr_path`.
-fn spawn_export(args: &[&str], cwd: &Path, stderr_path: &Path) -> Child {
-    let mut command = write_perfetto();
-    command.args(args);
-    spawn(command, cwd, stderr_path)
-}
-
 fn spawn(mut command: Command, cwd: &Path, stderr_path: &Path) -> Child {
     command
         .current_dir(cwd)
@@ -528,16 +524,12 @@ fn partition_keys(files_root: &Path) -> Vec<String> {
     keys
 }
 
-fn partition_files(files_root: &Path) -> usize {
-    partition_keys(files_root).len()
-}
-
 /// The partition catalog `catalog_db`, whose files are under `files_root`, has no live row
 /// whose file is missing, and at most one live row per partition. Returns (live rows,
 /// partition files without any row).
 fn check_catalog(catalog_db: &Path, files_root: &Path) -> (usize, usize) {
     let rows = runtime().block_on(async {
-        let catalog = Catalog::open_sqlite(catalog_db).await.unwrap();
+        let catalog = Catalog::open_sqlite(catalog_db, &|_| {}).await.unwrap();
         catalog.all_rows().await.unwrap()
     });
     let live: Vec<_> = rows.iter().filter(|r| r.retired_us.is_none()).collect();
@@ -563,6 +555,30 @@ fn check_catalog(catalog_db: &Path, files_root: &Path) -> (usize, usize) {
     (live.len(), orphans.len())
 }
 
+/// An export started in the background that stops at a named point of the run
+/// (`write_perfetto::pause`) and waits there to be interrupted or killed.
+struct PausedRun {
+    child: Child,
+    /// Whether the run reached the point (else it ended first).
+    reached: bool,
+}
+
+/// Starts an export that pauses at `point` (`NAME` or `NAME:N`, the Nth time) and waits until
+/// it is there (or ended without reaching it).
+fn run_until(args: &[&str], cwd: &Path, log: &Path, point: &str) -> PausedRun {
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("paused");
+    let mut command = write_perfetto();
+    command
+        .args(args)
+        .env("WRITE_PERFETTO_PAUSE_AT", point)
+        .env("WRITE_PERFETTO_PAUSE_FILE", &marker);
+    let mut child = spawn(command, cwd, log);
+    // The poll only decides how soon the test notices; what it sees does not depend on it.
+    let reached = wait_until(&mut child, Duration::from_millis(5), || marker.exists());
+    PausedRun { child, reached }
+}
+
 #[test]
 fn ctrl_c_exits_130_and_leaves_nothing_behind_while_building_and_while_writing() {
     let base = tempfile::tempdir().unwrap();
@@ -572,108 +588,55 @@ fn ctrl_c_exits_130_and_leaves_nothing_behind_while_building_and_while_writing()
     let reference = reference_trace(&lake, &id);
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("stderr");
-
-    // 1. Cold cache: interrupted while the partitions are being built.
-    let mut interrupted = None;
-    // Ctrl-C as soon as the first partition file is stored (between partition commits); if
-    // the run outpaces that, as soon as the catalog exists (the Ctrl-C handler is set by then).
-    for trigger in ["first partition file", "catalog created", "catalog created"] {
-        let cache = tempfile::tempdir().unwrap();
-        let out_dir = tempfile::tempdir().unwrap();
-        let cache_arg = cache.path().to_str().unwrap();
-        let args = [
-            &id,
-            "--lake",
-            lake_arg,
-            "--cache",
-            cache_arg,
-            "--jobs",
-            "1",
-            "-o",
-            "out.pftrace",
-        ];
-        let mut child = spawn_export(&args, out_dir.path(), &log);
-        let catalog = cache.path().join("catalog.db");
-        let started = wait_until(&mut child, Duration::from_millis(1), || match trigger {
-            "first partition file" => partition_files(cache.path()) > 0,
-            _ => catalog.exists(),
-        });
-        if started {
-            send_signal(&child, "INT");
-        }
-        let status = wait_bounded(&mut child, RUN_TIMEOUT);
-        if status.code() == Some(0) {
-            eprintln!("the cold run finished before Ctrl-C ({trigger}); trying earlier");
-            continue;
-        }
-        assert_interrupted(status, &log);
-        assert!(
-            entries(out_dir.path()).is_empty(),
-            "left behind: {:?}",
-            entries(out_dir.path())
-        );
-        let (live, orphans) = check_catalog(&catalog, cache.path());
-        eprintln!("Ctrl-C at {trigger}: {live} partitions committed, {orphans} orphan files");
-        interrupted = Some((cache, out_dir));
-        break;
-    }
-    let (cache, out_dir) =
-        interrupted.expect("no cold run could be interrupted: all finished first");
-    // The next run completes the cache and gives the undisturbed bytes.
-    let output = succeeded(run(
-        &[
-            &id,
-            "--lake",
-            lake_arg,
-            "--cache",
-            cache.path().to_str().unwrap(),
-            "-o",
-            "out.pftrace",
-            "--json",
-        ],
-        out_dir.path(),
-    ));
-    assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
-    eprintln!("after Ctrl-C: {}", summary(&output)["partitions_built"]);
-    std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
-
-    // 2. Warm cache: interrupted while the trace is being written (its temporary file exists).
+    let cache = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().to_str().unwrap();
+    let catalog = cache.path().join("catalog.db");
     let args = [
         &id,
         "--lake",
         lake_arg,
         "--cache",
         cache_arg,
+        "--jobs",
+        "1",
+        "--threads",
+        "4",
         "-o",
         "out.pftrace",
     ];
-    let mut interrupted_while_writing = false;
-    for attempt in 0..5 {
-        let mut child = spawn_export(&args, out_dir.path(), &log);
-        let writing = wait_until(&mut child, Duration::from_millis(1), || {
-            !temp_files(out_dir.path()).is_empty()
-        });
-        if writing {
-            send_signal(&child, "INT");
-        }
-        let status = wait_bounded(&mut child, RUN_TIMEOUT);
-        let left = entries(out_dir.path());
-        if status.code() == Some(0) {
-            eprintln!("attempt {attempt}: the warm run finished before Ctrl-C");
-            assert_eq!(left, ["out.pftrace"]);
-            std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
-            continue;
-        }
-        assert_interrupted(status, &log);
-        assert!(left.is_empty(), "left behind: {left:?}");
-        interrupted_while_writing = true;
-        break;
-    }
+
+    // 1. Cold cache: interrupted between two partition commits of the build.
+    let mut paused = run_until(&args, out_dir.path(), &log, "partition-recorded:2");
+    assert!(paused.reached, "the build never recorded two partitions");
+    send_signal(&paused.child, "INT");
+    assert_interrupted(wait_bounded(&mut paused.child, RUN_TIMEOUT), &log);
     assert!(
-        interrupted_while_writing,
-        "no warm run could be interrupted while writing"
+        entries(out_dir.path()).is_empty(),
+        "left behind: {:?}",
+        entries(out_dir.path())
     );
+    let (live, orphans) = check_catalog(&catalog, cache.path());
+    assert_eq!(
+        (live, orphans),
+        (2, 0),
+        "what the interrupted build committed"
+    );
+
+    // 2. Warm cache: interrupted while the trace is being written (its temporary file exists).
+    let mut paused = run_until(&args, out_dir.path(), &log, "thread-track-written:2");
+    assert!(paused.reached, "the run never wrote two thread tracks");
+    assert_eq!(
+        temp_files(out_dir.path()).len(),
+        1,
+        "the trace is being written"
+    );
+    send_signal(&paused.child, "INT");
+    assert_interrupted(wait_bounded(&mut paused.child, RUN_TIMEOUT), &log);
+    let left = entries(out_dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // The next run completes the cache and gives the undisturbed bytes.
     succeeded(run(&args, out_dir.path()));
     assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
 }
@@ -693,71 +656,65 @@ fn sigkill_at_any_point_leaves_a_consistent_cache_and_the_next_run_matches() {
 
     // The lake's own cache, killed at successive points of successive runs: each run reuses
     // what the previous ones committed, so the points move from the build to the writing.
-    let mut killed_while_writing = 0;
-    for trigger in [
-        "20 ms in",
-        "catalog opened",
-        "a partition file stored",
-        "a partition file stored",
-        "the trace being written",
-        "the trace being written",
-    ] {
-        let files_before = partition_files(&lake);
-        let temps_before = temp_files(out_dir.path()).len();
-        let mut child = spawn_export(&args, out_dir.path(), &log);
-        let started = Instant::now();
-        let reached = wait_until(&mut child, Duration::from_millis(1), || match trigger {
-            "20 ms in" => started.elapsed() >= Duration::from_millis(20),
-            "catalog opened" => catalog.exists(),
-            "a partition file stored" => partition_files(&lake) > files_before,
-            _ => temp_files(out_dir.path()).len() > temps_before,
-        });
-        send_signal(&child, "KILL");
-        let status = wait_bounded(&mut child, RUN_TIMEOUT);
-        let left = entries(out_dir.path());
-        let (live, orphans) = if catalog.exists() {
-            check_catalog(&catalog, &lake)
-        } else {
-            (0, 0)
-        };
-        eprintln!(
-            "SIGKILL at {trigger} (reached: {reached}): {status:?}, {live} live partitions, {orphans} orphan files, output dir {left:?}"
+    // (point, live rows after the kill, orphan files after the kill)
+    let points = [
+        ("catalog-opened", 0, 0),
+        ("partition-file-stored", 0, 1),
+        ("partition-recorded", 1, 1),
+        ("partition-recorded:3", 4, 1),
+        ("partition-file-stored:2", 5, 2),
+    ];
+    for (point, live_after, orphans_after) in points {
+        let mut paused = run_until(&args, out_dir.path(), &log, point);
+        assert!(paused.reached, "the run ended before {point}");
+        send_signal(&paused.child, "KILL");
+        let status = wait_bounded(&mut paused.child, RUN_TIMEOUT);
+        assert!(!status.success());
+        assert!(
+            !entries(out_dir.path()).contains(&"out.pftrace".to_string()),
+            "a killed run left its output"
         );
-        if status.success() {
-            assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
-            std::fs::remove_file(out_dir.path().join("out.pftrace")).unwrap();
-        } else {
-            assert!(
-                !left.contains(&"out.pftrace".to_string()),
-                "a killed run left its output"
-            );
-            if reached && trigger == "the trace being written" {
-                killed_while_writing += 1;
-            }
-        }
+        assert_eq!(
+            check_catalog(&catalog, &lake),
+            (live_after, orphans_after),
+            "cache after SIGKILL at {point}"
+        );
     }
-    assert!(killed_while_writing > 0, "no run was killed while writing");
-    // Temporary files of killed runs may remain (nothing can delete them on SIGKILL); they do
+    // Killed while writing: the cache is complete by then (nothing is built any more).
+    for _ in 0..2 {
+        let mut paused = run_until(&args, out_dir.path(), &log, "thread-track-written");
+        assert!(
+            paused.reached,
+            "the run ended before writing a thread track"
+        );
+        send_signal(&paused.child, "KILL");
+        assert!(!wait_bounded(&mut paused.child, RUN_TIMEOUT).success());
+        assert!(!entries(out_dir.path()).contains(&"out.pftrace".to_string()));
+    }
+    // Temporary files of killed runs remain (nothing can delete them on SIGKILL); they do
     // not disturb the next run.
+    assert_eq!(temp_files(out_dir.path()).len(), 2);
     let output = succeeded(run(
         &[&id, "--lake", lake_arg, "-o", "out.pftrace", "--json"],
         out_dir.path(),
     ));
     assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
-    let s = summary(&output);
-    eprintln!(
-        "clean run after the kills: {} reused, {} built",
-        s["partitions_reused"], s["partitions_built"]
+    assert_eq!(
+        summary(&output)["partitions_built"],
+        0,
+        "the killed runs completed the cache"
     );
-    let (live_after, _) = check_catalog(&catalog, &lake);
+    let (live_after, orphans) = check_catalog(&catalog, &lake);
+    assert_eq!(
+        orphans, 2,
+        "the files of the two builds killed before their commit"
+    );
     // `cache gc` removes the files of builds killed before their commit, nothing else.
-    let gc = succeeded(run(
+    succeeded(run(
         &["cache", "gc", "--grace", "0", "--lake", lake_arg, "--json"],
         out_dir.path(),
     ));
-    eprintln!("cache gc: {}", String::from_utf8_lossy(&gc.stdout).trim());
     assert_eq!(check_catalog(&catalog, &lake), (live_after, 0));
-    // And the cache is complete now.
     let output = succeeded(run(
         &[&id, "--lake", lake_arg, "-o", "again.pftrace", "--json"],
         out_dir.path(),

@@ -685,7 +685,7 @@ fn a_cache_directory_holds_catalog_and_files_and_leaves_the_lake_untouched(backe
 
     assert!(cache.path().join("catalog.db").is_file());
     let rows = runtime().block_on(async {
-        Catalog::open_sqlite(&cache.path().join("catalog.db"))
+        Catalog::open_sqlite(&cache.path().join("catalog.db"), &|_| {})
             .await
             .unwrap()
             .all_rows()

@@ -5,6 +5,7 @@ mod support;
 
 use support::lake::{copy_to_postgres, fixture_copy, open_embedded, process_ids, run, runtime};
 use support::pg::PgCluster;
+use write_perfetto::lake::MetadataReads;
 use write_perfetto::lake::{Lake, LakeLocation};
 
 #[test]

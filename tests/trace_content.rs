@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use write_perfetto::lake::MetadataReads;
 
 use support::lake::{
     fixture_copy, open_embedded, processes_json, run, runtime, sha256_hex, stderr,

@@ -79,6 +79,10 @@ fn pair_chain(
                     }
                     let open = stack.pop().expect("at position");
                     close(&mut out[open], now, 0);
+                    // A tagged end carries the span's properties (a begin carries none).
+                    if event.properties != 0 {
+                        out[open].properties = event.properties;
+                    }
                 }
                 None if stack.is_empty() => {
                     stats.clipped_begin += 1;

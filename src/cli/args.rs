@@ -17,8 +17,9 @@ CI determinism check:
     write-perfetto \"$PID\" -o b.pftrace && cmp a.pftrace b.pftrace
 
 Exit status:
-  0 success, 2 usage error, 3 process not found or ambiguous, 4 lake data error (corrupt or
-  missing block, bad metadata), 5 I/O or connection error, 130 interrupted.
+  0 success, 2 usage error, 3 process not found or ambiguous, or no span data yet, 4 lake data
+  error (corrupt or missing block, bad metadata), 5 I/O or connection error, 70 internal
+  error (a bug: please report it), 130 interrupted.
 
 Open the trace at https://ui.perfetto.dev (Open trace file).";
 
@@ -93,8 +94,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub cache: Option<std::path::PathBuf>,
 
-    /// Insert-time width of a partition, in seconds. The output never depends on it.
-    #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_BUCKET_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..), hide_short_help = true)]
+    /// Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output
+    /// never depends on it.
+    #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_BUCKET_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=crate::partitions::MAX_BUCKET_SECONDS), hide_short_help = true)]
     pub partition_seconds: i64,
 
     /// Print, per partition, whether it was reused, built or rebuilt, and why (also -v).
@@ -123,8 +125,8 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Show at most N processes.
-        #[arg(long, default_value_t = 50, value_name = "N")]
+        /// Show at most N processes, from 1 to 1000000.
+        #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         limit: i64,
     },
     /// Manage the partition cache.
@@ -139,13 +141,16 @@ pub enum Command {
     },
 }
 
+/// Longer would wrap the retirement cutoff below 1970.
+const MAX_GRACE_SECONDS: u64 = 100 * 365 * 86_400;
+
 #[derive(Debug, Subcommand)]
 pub enum CacheAction {
     /// Delete partition files retired longer ago than the grace period (readers that started
     /// before then may still be reading them).
     Gc {
-        /// Grace period in seconds.
-        #[arg(long = "grace", default_value_t = 3600, value_name = "SECONDS")]
+        /// Grace period in seconds, from 0 to 3153600000 (100 years).
+        #[arg(long = "grace", default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE_SECONDS))]
         grace_seconds: u64,
     },
 }

@@ -15,6 +15,7 @@ pub use args::{CacheAction, Cli, Command};
 
 /// Runs the tool; returns the process exit status.
 pub fn main() -> i32 {
+    exit_on_panic();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -44,6 +45,21 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => report(e),
     }
+}
+
+/// A panic anywhere (a bug of ours) ends the run at once with one line and status 70, after
+/// deleting the run's temporary files; the partition catalog only holds committed rows.
+fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = error::panic_text(info.payload()).replace('\n', " ");
+        eprintln!("write-perfetto: internal error: {message}{location} (please report it)");
+        crate::cleanup::remove_all();
+        std::process::exit(FailureKind::Internal.exit_code());
+    }));
 }
 
 fn init_logging(cli: &Cli) {
@@ -82,8 +98,11 @@ async fn run(cli: &Cli) -> Result<()> {
             action: CacheAction::Gc { grace_seconds },
         }) => {
             let lake = open_lake(cli).await?;
+            let progress = Progress::new(cli.quiet);
+            let warn = |line: &str| progress.warn(line);
             let cache =
-                PartitionCache::open(&lake, cli.cache.as_deref(), cli.partition_seconds).await?;
+                PartitionCache::open(&lake, cli.cache.as_deref(), cli.partition_seconds, &warn)
+                    .await?;
             let removed = cache
                 .collect_garbage(std::time::Duration::from_secs(*grace_seconds))
                 .await?;

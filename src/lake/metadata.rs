@@ -20,8 +20,9 @@ pub enum MetadataDb {
 }
 
 /// A bound query parameter.
+#[doc(hidden)]
 #[derive(Clone)]
-pub(crate) enum Arg {
+pub enum Arg {
     Text(String),
     Int(i64),
 }
@@ -85,38 +86,34 @@ type BlockTuple = (
     Option<String>,
 );
 
-impl MetadataDb {
-    pub(crate) async fn fetch<T>(
-        &self,
-        pg_sql: &str,
-        sqlite_sql: &str,
-        args: &[Arg],
-    ) -> Result<Vec<T>>
+/// Runs `$sql` with `$args` bound on `$executor`: every value is a bound parameter, no lake
+/// string is ever spliced into SQL.
+macro_rules! fetch_all {
+    ($sql:expr, $args:expr, $executor:expr) => {{
+        let mut query = sqlx::query_as::<_, T>($sql);
+        for arg in $args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text.clone()),
+                Arg::Int(value) => query.bind(*value),
+            };
+        }
+        query.fetch_all($executor).await.map_err(db_error)
+    }};
+}
+
+/// The metadata queries, on the pool (one query, one instant) or in a [`Snapshot`] (all
+/// queries, one instant).
+#[allow(async_fn_in_trait)] // used within the crate and its tests, never boxed
+pub trait MetadataReads {
+    /// Runs the query of the backend at hand.
+    #[doc(hidden)]
+    async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
     where
-        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        // Every value is a bound parameter: no lake string is ever spliced into SQL.
-        macro_rules! fetch_with {
-            ($sql:expr, $pool:expr) => {{
-                let mut query = sqlx::query_as::<_, T>($sql);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text.clone()),
-                        Arg::Int(value) => query.bind(*value),
-                    };
-                }
-                query.fetch_all($pool).await.map_err(db_error)
-            }};
-        }
-        match self {
-            MetadataDb::Postgres(pool) => fetch_with!(pg_sql, pool),
-            MetadataDb::Sqlite(pool) => fetch_with!(sqlite_sql, pool),
-        }
-    }
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
 
     /// Ids of the processes whose id starts with `hex_prefix` (lowercase hex digits, no hyphens),
     /// at most `limit`, in id order.
-    pub async fn process_ids_with_prefix(&self, hex_prefix: &str, limit: i64) -> Result<Vec<Uuid>> {
+    async fn process_ids_with_prefix(&self, hex_prefix: &str, limit: i64) -> Result<Vec<Uuid>> {
         let pattern = format!("{}%", hyphenate_prefix(hex_prefix));
         let rows: Vec<(Option<String>,)> = self
             .fetch(
@@ -131,7 +128,7 @@ impl MetadataDb {
             .collect()
     }
 
-    pub async fn process(&self, process_id: &Uuid) -> Result<Option<ProcessRow>> {
+    async fn process(&self, process_id: &Uuid) -> Result<Option<ProcessRow>> {
         let pg_sql = format!(
             "SELECT process_id::text, exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
              {}, start_ticks, {}, parent_process_id::text, array_to_json(properties)::text \
@@ -152,7 +149,7 @@ impl MetadataDb {
     }
 
     /// The process's transit streams tagged `cpu` (thread streams), in stream id order.
-    pub async fn thread_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
+    async fn thread_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
         let pg_sql = format!(
             "SELECT stream_id::text, process_id::text, dependencies_metadata, objects_metadata, \
              array_to_json(tags)::text, array_to_json(properties)::text, {}, format \
@@ -176,7 +173,7 @@ impl MetadataDb {
 
     /// Blocks of the given streams of a process, ordered by stream, object offset, block id.
     /// Blocks whose stream row is missing are not returned (Micromegas ignores them too).
-    pub async fn thread_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
+    async fn thread_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
         let pg_sql = format!(
             "SELECT b.block_id::text, b.stream_id::text, b.process_id::text, {}, {}, b.begin_ticks, b.end_ticks, \
              b.nb_objects::int8, b.object_offset, b.payload_size, {} \
@@ -202,6 +199,101 @@ impl MetadataDb {
         rows.into_iter().map(block_from_tuple).collect()
     }
 
+    /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
+    /// known: the inputs of the inferred tick frequency.
+    async fn block_end_bounds(
+        &self,
+        process_id: &Uuid,
+    ) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
+        let pg_sql = format!(
+            "SELECT max(b.end_ticks), {} FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
+             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id",
+            pg_time("max(b.end_time)")
+        );
+        let rows: Vec<(Option<i64>, Option<String>)> = self
+            .fetch(
+                &pg_sql,
+                "SELECT max(b.end_ticks), max(b.end_time) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
+                 WHERE lower(s.process_id) = $1 AND lower(b.process_id) = $1",
+                &[Arg::Text(process_id.to_string())],
+            )
+            .await?;
+        let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
+        Ok((
+            ticks,
+            time.map(|t| parse_time(&t, "blocks.end_time"))
+                .transpose()?,
+        ))
+    }
+}
+
+impl MetadataReads for MetadataDb {
+    async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        match self {
+            MetadataDb::Postgres(pool) => fetch_all!(pg_sql, args, pool),
+            MetadataDb::Sqlite(pool) => fetch_all!(sqlite_sql, args, pool),
+        }
+    }
+}
+
+/// The lake as of one instant: one read-only transaction (PostgreSQL `REPEATABLE READ`; a
+/// SQLite read transaction) for every query of an export, so that a process still being
+/// ingested shows a consistent state — never a block without its stream.
+pub struct Snapshot {
+    transaction: tokio::sync::Mutex<SnapshotTransaction>,
+}
+
+enum SnapshotTransaction {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl MetadataDb {
+    /// Starts a snapshot; it ends when dropped or [`Snapshot::close`]d.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let transaction = match self {
+            MetadataDb::Postgres(pool) => SnapshotTransaction::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .map_err(db_error)?,
+            ),
+            MetadataDb::Sqlite(pool) => {
+                SnapshotTransaction::Sqlite(pool.begin().await.map_err(db_error)?)
+            }
+        };
+        Ok(Snapshot {
+            transaction: tokio::sync::Mutex::new(transaction),
+        })
+    }
+}
+
+impl Snapshot {
+    /// Ends the read transaction (it wrote nothing).
+    pub async fn close(self) -> Result<()> {
+        match self.transaction.into_inner() {
+            SnapshotTransaction::Postgres(tx) => tx.commit().await.map_err(db_error),
+            SnapshotTransaction::Sqlite(tx) => tx.commit().await.map_err(db_error),
+        }
+    }
+}
+
+impl MetadataReads for Snapshot {
+    async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let mut transaction = self.transaction.lock().await;
+        match &mut *transaction {
+            SnapshotTransaction::Postgres(tx) => fetch_all!(pg_sql, args, &mut **tx),
+            SnapshotTransaction::Sqlite(tx) => fetch_all!(sqlite_sql, args, &mut **tx),
+        }
+    }
+}
+
+impl MetadataDb {
     /// The newest processes first (ties broken by id), with their thread-stream and block counts.
     pub async fn process_summaries(&self, limit: i64) -> Result<Vec<ProcessSummary>> {
         let pg_sql = format!(
@@ -424,35 +516,6 @@ fn block_from_tuple(t: BlockTuple) -> Result<BlockRow> {
             "blocks.insert_time",
         )?,
     })
-}
-
-impl MetadataDb {
-    /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
-    /// known: the inputs of the inferred tick frequency.
-    pub async fn block_end_bounds(
-        &self,
-        process_id: &Uuid,
-    ) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
-        let pg_sql = format!(
-            "SELECT max(b.end_ticks), {} FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
-             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id",
-            pg_time("max(b.end_time)")
-        );
-        let rows: Vec<(Option<i64>, Option<String>)> = self
-            .fetch(
-                &pg_sql,
-                "SELECT max(b.end_ticks), max(b.end_time) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
-                 WHERE lower(s.process_id) = $1 AND lower(b.process_id) = $1",
-                &[Arg::Text(process_id.to_string())],
-            )
-            .await?;
-        let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
-        Ok((
-            ticks,
-            time.map(|t| parse_time(&t, "blocks.end_time"))
-                .transpose()?,
-        ))
-    }
 }
 
 #[cfg(test)]

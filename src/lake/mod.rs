@@ -12,7 +12,7 @@ pub mod writer;
 
 pub use blobs::BlobStore;
 pub use location::LakeLocation;
-pub use metadata::{MetadataDb, ProcessSummary};
+pub use metadata::{MetadataDb, MetadataReads, ProcessSummary, Snapshot};
 pub use resolve::resolve_process;
 
 use anyhow::Result;

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use uuid::Uuid;
 
-use super::metadata::MetadataDb;
+use super::metadata::MetadataReads;
 use super::rows::ProcessRow;
 use crate::error::{FailureKind, failure};
 
@@ -12,7 +12,7 @@ const CANDIDATES_SHOWN: i64 = 10;
 
 /// Finds the process named by `arg`: a UUID with or without hyphens, in any case, or a unique
 /// prefix of at least 8 hex digits.
-pub async fn resolve_process(db: &MetadataDb, arg: &str) -> Result<ProcessRow> {
+pub async fn resolve_process(db: &impl MetadataReads, arg: &str) -> Result<ProcessRow> {
     let hex: String = arg
         .trim()
         .chars()
@@ -36,7 +36,7 @@ pub async fn resolve_process(db: &MetadataDb, arg: &str) -> Result<ProcessRow> {
         ));
     }
     let id = if hex.len() == 32 {
-        Uuid::parse_str(&hex).expect("32 hex digits are a UUID")
+        Uuid::parse_str(&hex).map_err(|_| not_found(arg))?
     } else {
         let candidates = db
             .process_ids_with_prefix(&hex, CANDIDATES_SHOWN + 1)

@@ -16,6 +16,61 @@ use super::rows::{BlockRow, ProcessRow, StreamRow, block_object_key};
 pub const SQLITE_SCHEMA: &str = include_str!("schema/sqlite.sql");
 pub const POSTGRES_SCHEMA_V7: &str = include_str!("schema/postgres_v7.sql");
 
+const STREAM_SQL_PG: &str = "INSERT INTO streams (stream_id, process_id, dependencies_metadata, objects_metadata, tags, \
+     properties, insert_time, format) VALUES ($1::uuid, $2::uuid, $3, $4, \
+     ARRAY(SELECT json_array_elements_text($5::json)), \
+     ARRAY(SELECT ROW(e->>'key', e->>'value')::micromegas_property FROM json_array_elements($6::json) e), \
+     $7::timestamptz, $8)";
+const STREAM_SQL_SQLITE: &str = "INSERT INTO streams (stream_id, process_id, dependencies_metadata, objects_metadata, tags, \
+     properties, insert_time, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const BLOCK_SQL_PG: &str = "INSERT INTO blocks (block_id, stream_id, process_id, begin_time, end_time, begin_ticks, \
+     end_ticks, nb_objects, object_offset, payload_size, insert_time) VALUES ($1::uuid, $2::uuid, $3::uuid, \
+     $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11::timestamptz)";
+const BLOCK_SQL_SQLITE: &str = "INSERT INTO blocks (block_id, stream_id, process_id, begin_time, end_time, begin_ticks, \
+     end_ticks, nb_objects, object_offset, payload_size, insert_time) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+     $8, $9, $10, $11)";
+
+/// Inserts stream row `$s` with `$sql` on `$executor` (a pool or a transaction).
+macro_rules! insert_stream {
+    ($sql:expr, $s:expr, $executor:expr) => {{
+        let s: &StreamRow = $s;
+        sqlx::query($sql)
+            .bind(s.stream_id.to_string())
+            .bind(s.process_id.to_string())
+            .bind(&s.dependencies_metadata)
+            .bind(&s.objects_metadata)
+            .bind(serde_json::to_string(&s.tags)?)
+            .bind(properties_json(&s.properties))
+            .bind(time_text(&s.insert_time))
+            .bind(&s.format)
+            .execute($executor)
+            .await
+            .map(|_| ())?
+    }};
+}
+
+/// Inserts block row `$b` with `$sql` on `$executor` (a pool or a transaction).
+macro_rules! insert_block {
+    ($sql:expr, $b:expr, $executor:expr) => {{
+        let b: &BlockRow = $b;
+        sqlx::query($sql)
+            .bind(b.block_id.to_string())
+            .bind(b.stream_id.to_string())
+            .bind(b.process_id.to_string())
+            .bind(time_text(&b.begin_time))
+            .bind(time_text(&b.end_time))
+            .bind(b.begin_ticks)
+            .bind(b.end_ticks)
+            .bind(b.nb_objects)
+            .bind(b.object_offset)
+            .bind(b.payload_size)
+            .bind(time_text(&b.insert_time))
+            .execute($executor)
+            .await
+            .map(|_| ())?
+    }};
+}
+
 enum Target {
     Postgres(PgPool),
     Sqlite(SqlitePool),
@@ -105,35 +160,37 @@ impl LakeWriter {
     }
 
     pub async fn insert_stream(&self, s: &StreamRow) -> Result<()> {
-        let tags = serde_json::to_string(&s.tags)?;
-        let props = properties_json(&s.properties);
-        let sql_pg = "INSERT INTO streams (stream_id, process_id, dependencies_metadata, objects_metadata, tags, \
-             properties, insert_time, format) VALUES ($1::uuid, $2::uuid, $3, $4, \
-             ARRAY(SELECT json_array_elements_text($5::json)), \
-             ARRAY(SELECT ROW(e->>'key', e->>'value')::micromegas_property FROM json_array_elements($6::json) e), \
-             $7::timestamptz, $8)";
-        let sql_lite = "INSERT INTO streams (stream_id, process_id, dependencies_metadata, objects_metadata, tags, \
-             properties, insert_time, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        macro_rules! run {
-            ($sql:expr, $pool:expr) => {
-                sqlx::query($sql)
-                    .bind(s.stream_id.to_string())
-                    .bind(s.process_id.to_string())
-                    .bind(&s.dependencies_metadata)
-                    .bind(&s.objects_metadata)
-                    .bind(&tags)
-                    .bind(&props)
-                    .bind(time_text(&s.insert_time))
-                    .bind(&s.format)
-                    .execute($pool)
-                    .await
-                    .map(|_| ())?
-            };
-        }
         match &self.target {
-            Target::Postgres(pool) => run!(sql_pg, pool),
-            Target::Sqlite(pool) => run!(sql_lite, pool),
+            Target::Postgres(pool) => insert_stream!(STREAM_SQL_PG, s, pool),
+            Target::Sqlite(pool) => insert_stream!(STREAM_SQL_SQLITE, s, pool),
         };
+        Ok(())
+    }
+
+    /// A new stream and its first block made visible together, in one transaction (the
+    /// payload stored first), as a live process's ingestion does.
+    pub async fn insert_stream_with_block(
+        &self,
+        s: &StreamRow,
+        b: &BlockRow,
+        payload: Bytes,
+    ) -> Result<()> {
+        let key = block_object_key(&b.process_id, &b.stream_id, &b.block_id);
+        self.blobs.put(&key, payload).await?;
+        match &self.target {
+            Target::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                insert_stream!(STREAM_SQL_PG, s, &mut *tx);
+                insert_block!(BLOCK_SQL_PG, b, &mut *tx);
+                tx.commit().await?;
+            }
+            Target::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                insert_stream!(STREAM_SQL_SQLITE, s, &mut *tx);
+                insert_block!(BLOCK_SQL_SQLITE, b, &mut *tx);
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 
@@ -146,34 +203,9 @@ impl LakeWriter {
 
     /// Inserts only the metadata row (tests use it to simulate missing payloads).
     pub async fn insert_block_row(&self, b: &BlockRow) -> Result<()> {
-        let sql_pg = "INSERT INTO blocks (block_id, stream_id, process_id, begin_time, end_time, begin_ticks, \
-             end_ticks, nb_objects, object_offset, payload_size, insert_time) VALUES ($1::uuid, $2::uuid, $3::uuid, \
-             $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11::timestamptz)";
-        let sql_lite = "INSERT INTO blocks (block_id, stream_id, process_id, begin_time, end_time, begin_ticks, \
-             end_ticks, nb_objects, object_offset, payload_size, insert_time) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-             $8, $9, $10, $11)";
-        macro_rules! run {
-            ($sql:expr, $pool:expr) => {
-                sqlx::query($sql)
-                    .bind(b.block_id.to_string())
-                    .bind(b.stream_id.to_string())
-                    .bind(b.process_id.to_string())
-                    .bind(time_text(&b.begin_time))
-                    .bind(time_text(&b.end_time))
-                    .bind(b.begin_ticks)
-                    .bind(b.end_ticks)
-                    .bind(b.nb_objects)
-                    .bind(b.object_offset)
-                    .bind(b.payload_size)
-                    .bind(time_text(&b.insert_time))
-                    .execute($pool)
-                    .await
-                    .map(|_| ())?
-            };
-        }
         match &self.target {
-            Target::Postgres(pool) => run!(sql_pg, pool),
-            Target::Sqlite(pool) => run!(sql_lite, pool),
+            Target::Postgres(pool) => insert_block!(BLOCK_SQL_PG, b, pool),
+            Target::Sqlite(pool) => insert_block!(BLOCK_SQL_SQLITE, b, pool),
         };
         Ok(())
     }

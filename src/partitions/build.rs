@@ -6,14 +6,14 @@
 //! cannot be read or decoded fails the build, naming the block, before its partitions are
 //! recorded.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::files::PartitionBuilder;
 use super::plan::{Planned, View};
-use super::{EventsRequest, PartitionCache, PartitionStats, describe};
+use super::{EventsRequest, PartitionCache, PartitionStats, StoredFile, describe};
 use crate::decode::{EventScope, SpanEvent, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
@@ -26,7 +26,7 @@ pub async fn build(
     planned: &[Planned],
     to_build: &[(usize, String)],
     stats: &mut PartitionStats,
-    keys: &mut [Option<String>],
+    keys: &mut [Option<StoredFile>],
 ) -> Result<()> {
     let reasons: HashMap<usize, &str> = to_build.iter().map(|(i, r)| (*i, r.as_str())).collect();
     // Which partition being built each block feeds, per view.
@@ -99,7 +99,11 @@ struct Feeds {
     async_: HashMap<usize, usize>,
 }
 
-fn record(stored: Vec<(usize, String)>, keys: &mut [Option<String>], stats: &mut PartitionStats) {
+fn record(
+    stored: Vec<(usize, StoredFile)>,
+    keys: &mut [Option<StoredFile>],
+    stats: &mut PartitionStats,
+) {
     for (p, key) in stored {
         keys[p] = Some(key);
         stats.built += 1;
@@ -177,7 +181,7 @@ async fn store_all(
     planned: &[Planned],
     builders: BTreeMap<usize, PartitionBuilder>,
     reasons: &HashMap<usize, &str>,
-) -> Result<Vec<(usize, String)>> {
+) -> Result<Vec<(usize, StoredFile)>> {
     let mut stored = Vec::with_capacity(builders.len());
     for (p, builder) in builders {
         stored.push((
@@ -194,7 +198,7 @@ async fn store(
     p: &Planned,
     rows: PartitionBuilder,
     reason: &str,
-) -> Result<String> {
+) -> Result<StoredFile> {
     let events = rows.len();
     let key = cache.store_partition(request.process_id, p, rows).await?;
     let verb = if reason == "no partition yet" {
@@ -240,6 +244,6 @@ async fn decode_block(
         })
     })
     .await
-    .context("decoding task failed")??;
+    .map_err(|e| crate::error::task_failed("decoding a block", e))??;
     Ok((b, events, size))
 }

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Version of the catalog's own schema (not of the partition files).
-const CATALOG_SCHEMA_VERSION: i64 = 1;
+/// Version of the catalog's own schema (not of the partition files). 2 added `checksum`.
+const CATALOG_SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS write_perfetto_catalog_version (version BIGINT NOT NULL);
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS write_perfetto_partitions (
     file_key TEXT NOT NULL,
     file_size BIGINT NOT NULL,
     created_us BIGINT NOT NULL,
-    retired_us BIGINT
+    retired_us BIGINT,
+    checksum TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS write_perfetto_partitions_live
     ON write_perfetto_partitions (view, instance, begin_us) WHERE retired_us IS NULL;
@@ -53,6 +54,8 @@ pub struct PartitionRow {
     pub file_size: i64,
     pub created_us: i64,
     pub retired_us: Option<i64>,
+    /// xxh3-64 of the file, in hex; `None` in rows written before schema version 2.
+    pub checksum: Option<String>,
 }
 
 #[derive(Clone)]
@@ -71,7 +74,7 @@ pub enum BuildLock {
 }
 
 const COLUMNS: &str = "view, instance, process_id, begin_us, end_us, fingerprint, format_version, nb_blocks, \
-    nb_objects, file_key, file_size, created_us, retired_us";
+    nb_objects, file_key, file_size, created_us, retired_us, checksum";
 
 pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -111,7 +114,34 @@ macro_rules! in_transaction {
 }
 
 impl Catalog {
-    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+    /// Opens (or creates) a SQLite catalog. One that is not a database any more (overwritten,
+    /// corrupted) is derived data: it is moved aside, with a warning, and a new one started.
+    pub async fn open_sqlite(path: &Path, warn: &dyn Fn(&str)) -> Result<Self> {
+        match Self::open_sqlite_file(path).await {
+            Err(e) if is_damaged_database(&e) => {
+                // Under the lock, so that two exporters never move each other's new catalog.
+                let lock = Self::lock_file(path.with_extension("lock")).await?;
+                let reopened = match Self::open_sqlite_file(path).await {
+                    Err(e) if is_damaged_database(&e) => {
+                        let aside = set_aside(path)?;
+                        warn(&format!(
+                            "the partition catalog {} is damaged ({}); moved it to {} and started a new one",
+                            path.display(),
+                            crate::error::one_line(&e),
+                            aside.display()
+                        ));
+                        Self::open_sqlite_file(path).await
+                    }
+                    other => other,
+                };
+                drop(lock);
+                reopened
+            }
+            other => other,
+        }
+    }
+
+    async fn open_sqlite_file(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
@@ -151,6 +181,16 @@ impl Catalog {
                 sqlx::query_scalar("SELECT max(version) FROM write_perfetto_catalog_version").fetch_one(&mut *conn).await?;
             if v.is_none() {
                 sqlx::query("INSERT INTO write_perfetto_catalog_version (version) VALUES ($1)")
+                    .bind(CATALOG_SCHEMA_VERSION)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            if v == Some(1) {
+                // Rows of version 1 have no checksum: they are rebuilt when next needed.
+                sqlx::query("ALTER TABLE write_perfetto_partitions ADD COLUMN checksum TEXT")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("UPDATE write_perfetto_catalog_version SET version = $1")
                     .bind(CATALOG_SCHEMA_VERSION)
                     .execute(&mut *conn)
                     .await?;
@@ -207,7 +247,7 @@ impl Catalog {
         let retire = "UPDATE write_perfetto_partitions SET retired_us = $1 WHERE view = $2 AND instance = $3 \
                       AND retired_us IS NULL AND begin_us < $5 AND end_us > $4";
         let insert = format!(
-            "INSERT INTO write_perfetto_partitions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)"
+            "INSERT INTO write_perfetto_partitions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13)"
         );
         in_transaction!(self, conn => {
             sqlx::query(retire)
@@ -231,8 +271,18 @@ impl Catalog {
                 .bind(&row.file_key)
                 .bind(row.file_size)
                 .bind(row.created_us)
+                .bind(&row.checksum)
                 .execute(&mut *conn)
                 .await?;
+        });
+        Ok(())
+    }
+
+    /// Retires the live row naming `file_key` (a damaged file): the next check rebuilds it.
+    pub async fn retire(&self, file_key: &str) -> Result<()> {
+        let sql = "UPDATE write_perfetto_partitions SET retired_us = $1 WHERE file_key = $2 AND retired_us IS NULL";
+        in_transaction!(self, conn => {
+            sqlx::query(sql).bind(now_us()).bind(file_key).execute(&mut *conn).await?;
         });
         Ok(())
     }
@@ -252,22 +302,26 @@ impl Catalog {
                 Ok(BuildLock::Postgres(conn, key))
             }
             Catalog::Sqlite { lock_path, .. } => {
-                let path = lock_path.clone();
-                let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&path)
-                        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-                    file.lock()
-                        .with_context(|| format!("cannot lock {}", path.display()))?;
-                    Ok(file)
-                })
-                .await??;
-                Ok(BuildLock::File(file))
+                Ok(BuildLock::File(Self::lock_file(lock_path.clone()).await?))
             }
         }
+    }
+
+    /// Waits for an exclusive lock on the file at `path` (created if needed).
+    async fn lock_file(path: PathBuf) -> Result<std::fs::File> {
+        tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("cannot open lock file {}", path.display()))?;
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| crate::error::task_failed("locking the catalog", e))?
     }
 
     /// Rows retired before `cutoff_us`: no reader that started after the cutoff needs them.
@@ -325,4 +379,30 @@ impl BuildLock {
         }
         Ok(())
     }
+}
+
+/// SQLite's "file is not a database" (26) or "database disk image is malformed" (11).
+fn is_damaged_database(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 11 | 26)),
+            _ => false,
+        })
+}
+
+/// Moves a damaged catalog (and its WAL files) to `<name>.damaged-<µs>`; returns where.
+fn set_aside(path: &Path) -> Result<PathBuf> {
+    let aside = path.with_extension(format!("db.damaged-{}", now_us()));
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("cannot move the damaged catalog {} aside", path.display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let _ = std::fs::remove_file(companion);
+    }
+    Ok(aside)
 }

@@ -168,9 +168,15 @@ impl Encoder {
         match self {
             Encoder::Idle(writer) => Ok(writer),
             Encoder::Busy(thread) => {
-                let (writer, encoded) = thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("the Parquet encoder panicked"))?;
+                let (writer, encoded) = thread.join().map_err(|panic| {
+                    crate::error::failure(
+                        crate::error::FailureKind::Internal,
+                        format!(
+                            "internal error: the Parquet encoder panicked: {}",
+                            crate::error::panic_text(panic.as_ref())
+                        ),
+                    )
+                })?;
                 encoded?;
                 Ok(writer)
             }

@@ -14,9 +14,11 @@ mod files;
 pub mod plan;
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Mutex;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -31,6 +33,8 @@ use plan::{FORMAT_VERSION, Planned, View};
 
 /// One hour of insert time per partition, as Micromegas cuts its own.
 pub const DEFAULT_BUCKET_SECONDS: i64 = 3600;
+/// 366 days: wider partitions would only make every late block rebuild more.
+pub const MAX_BUCKET_SECONDS: i64 = 366 * 86_400;
 
 /// Where partitions live and how they are cut.
 pub struct PartitionCache {
@@ -63,29 +67,78 @@ pub struct PartitionStats {
     pub payload_bytes: u64,
 }
 
-/// The current partition files of an export, per view instance, in insert-time order.
+/// A partition file as the catalog records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFile {
+    pub key: String,
+    pub size: i64,
+    /// xxh3-64 of the file's bytes, in hex.
+    pub checksum: String,
+}
+
+/// Per view instance: (index in the plan, file) of each partition, in insert-time order.
+type FilesByInstance = BTreeMap<(View, Uuid), Vec<(usize, StoredFile)>>;
+
+/// The current partition files of an export, per view instance, in insert-time order. A file
+/// found damaged when read is replaced here by its rebuilt successor ([`PartitionCache::heal`]).
 pub struct Prepared {
-    files: BTreeMap<(View, Uuid), Vec<String>>,
-    pub stats: PartitionStats,
+    planned: Vec<Planned>,
+    /// Per view instance: (index in `planned`, its file).
+    files: Mutex<FilesByInstance>,
+    stats: Mutex<PartitionStats>,
+    /// Partitions rebuilt after damage in this run: healed once, never twice.
+    healed: Mutex<HashSet<usize>>,
 }
 
 impl Prepared {
     /// Files of a view instance: a stream (thread view) or the process (async view).
-    pub fn files(&self, view: View, instance: Uuid) -> ViewFiles<'_> {
-        let keys = self
-            .files
+    pub fn files(&self, view: View, instance: Uuid) -> ViewFiles {
+        let files = lock(&self.files)
             .get(&(view, instance))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        ViewFiles { view, keys }
+            .cloned()
+            .unwrap_or_default();
+        ViewFiles { view, files }
+    }
+
+    pub fn stats(&self) -> PartitionStats {
+        *lock(&self.stats)
     }
 }
 
+/// A mutex whose holder cannot leave its data half-updated (each use is one assignment).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The partition files of one view instance.
-#[derive(Clone, Copy)]
-pub struct ViewFiles<'a> {
+#[derive(Clone)]
+pub struct ViewFiles {
     view: View,
-    keys: &'a [String],
+    files: Vec<(usize, StoredFile)>,
+}
+
+/// A partition file that does not hold what the catalog says: missing, truncated, altered or
+/// undecodable. The export heals it ([`PartitionCache::heal`]) and reads again.
+#[derive(Debug)]
+pub struct DamagedPartition {
+    planned: usize,
+    key: String,
+    reason: String,
+}
+
+impl std::fmt::Display for DamagedPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "partition file {} is damaged: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for DamagedPartition {}
+
+/// xxh3-64 of a partition file: fast enough to check every file on every read.
+fn checksum(data: &[u8]) -> String {
+    format!("{:016x}", twox_hash::XxHash3_64::oneshot(data))
 }
 
 const FILE_PREFIX: &str = "write-perfetto/partitions";
@@ -93,31 +146,78 @@ const FILE_PREFIX: &str = "write-perfetto/partitions";
 impl PartitionCache {
     /// `cache_dir` puts catalog and files in a local directory; otherwise they live with the
     /// lake (embedded: `DIR/write-perfetto/`; PostgreSQL: a table in the lake's database and
-    /// files in its object store).
-    pub async fn open(lake: &Lake, cache_dir: Option<&Path>, bucket_seconds: i64) -> Result<Self> {
-        let (catalog, store) = match (cache_dir, &lake.location, &lake.metadata) {
-            (Some(dir), _, _) => (Catalog::open_sqlite(&dir.join("catalog.db")).await?, BlobStore::local(dir)?),
-            (None, LakeLocation::Embedded { dir }, _) => {
-                (Catalog::open_sqlite(&dir.join("write-perfetto").join("catalog.db")).await?, BlobStore::local(dir)?)
+    /// files in its object store) — unless the lake refuses writes (read-only credentials or
+    /// storage): then in a per-user directory ([`fallback_dir`]), said once through `warn`.
+    pub async fn open(
+        lake: &Lake,
+        cache_dir: Option<&Path>,
+        bucket_seconds: i64,
+        warn: &dyn Fn(&str),
+    ) -> Result<Self> {
+        if let Some(dir) = cache_dir {
+            return Self::in_directory(dir, bucket_seconds, warn).await;
+        }
+        match Self::with_lake(lake, bucket_seconds, warn).await {
+            Err(e) if refuses_writes(&e) => {
+                Self::fallback(lake, bucket_seconds, warn, &crate::error::one_line(&e)).await
             }
-            (None, LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => (
-                Catalog::open_postgres(pool.clone())
+            opened => opened,
+        }
+    }
+
+    /// The per-user cache of this lake, for when the lake refuses writes (`why`).
+    pub async fn fallback(
+        lake: &Lake,
+        bucket_seconds: i64,
+        warn: &dyn Fn(&str),
+        why: &str,
+    ) -> Result<Self> {
+        let dir = fallback_dir(&lake.location)?;
+        warn(&format!(
+            "the lake refuses to keep the partition cache ({why}); keeping it in {} instead (--cache DIR chooses)",
+            dir.display()
+        ));
+        Self::in_directory(&dir, bucket_seconds, warn).await
+    }
+
+    async fn in_directory(dir: &Path, bucket_seconds: i64, warn: &dyn Fn(&str)) -> Result<Self> {
+        let catalog = Catalog::open_sqlite(&dir.join("catalog.db"), warn).await?;
+        Ok(Self::new(catalog, BlobStore::local(dir)?, bucket_seconds))
+    }
+
+    async fn with_lake(lake: &Lake, bucket_seconds: i64, warn: &dyn Fn(&str)) -> Result<Self> {
+        match (&lake.location, &lake.metadata) {
+            (LakeLocation::Embedded { dir }, _) => {
+                let catalog =
+                    Catalog::open_sqlite(&dir.join("write-perfetto").join("catalog.db"), warn)
+                        .await?;
+                Ok(Self::new(catalog, BlobStore::local(dir)?, bucket_seconds))
+            }
+            (LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => {
+                let catalog = Catalog::open_postgres(pool.clone())
                     .await
-                    .context("cannot create the partition catalog in the lake's database (use --cache DIR for a read-only lake)")?,
-                lake.blobs.clone(),
-            ),
-            (None, LakeLocation::Postgres { .. }, MetadataDb::Sqlite(_)) => unreachable!("a PostgreSQL location opens a PostgreSQL pool"),
-        };
-        Ok(Self {
+                    .context("cannot create the partition catalog in the lake's database")?;
+                Ok(Self::new(catalog, lake.blobs.clone(), bucket_seconds))
+            }
+            (LakeLocation::Postgres { .. }, MetadataDb::Sqlite(_)) => Err(failure(
+                FailureKind::Internal,
+                "internal error: a PostgreSQL lake opened a SQLite pool",
+            )),
+        }
+    }
+
+    fn new(catalog: Catalog, store: BlobStore, bucket_seconds: i64) -> Self {
+        Self {
             catalog,
             store,
-            bucket_us: bucket_seconds.max(1) * 1_000_000,
-        })
+            bucket_us: bucket_seconds.clamp(1, MAX_BUCKET_SECONDS) * 1_000_000,
+        }
     }
 
     /// Makes every partition the request needs current (reusing what is, building the rest
     /// under the process's build lock) and returns their files.
     pub async fn prepare(&self, lake: &Lake, request: &EventsRequest<'_>) -> Result<Prepared> {
+        crate::pause::at(crate::pause::Point::CatalogOpened);
         let planned = plan::plan(
             request.process_id,
             request.blocks,
@@ -125,7 +225,7 @@ impl PartitionCache {
             self.bucket_us,
         );
         let mut stats = PartitionStats::default();
-        let mut keys: Vec<Option<String>> = vec![None; planned.len()];
+        let mut keys: Vec<Option<StoredFile>> = vec![None; planned.len()];
         let live = self.catalog.live_rows(&request.process_id).await?;
         let mut stale = Vec::new();
         for (i, p) in planned.iter().enumerate() {
@@ -139,25 +239,127 @@ impl PartitionCache {
             }
         }
         if !stale.is_empty() {
-            let lock = self.catalog.lock(&request.process_id).await?;
+            self.check_writable().await?;
+            let build_lock = self.catalog.lock(&request.process_id).await?;
             let built = self
                 .build_stale(lake, request, &planned, stale, &mut stats, &mut keys)
                 .await;
-            lock.release().await?;
+            build_lock.release().await?;
             built?;
         }
-        let mut files: BTreeMap<(View, Uuid), Vec<String>> = BTreeMap::new();
-        for (p, key) in planned.iter().zip(keys) {
+        let mut files = FilesByInstance::new();
+        for (i, (p, key)) in planned.iter().zip(keys).enumerate() {
+            let key = key.ok_or_else(|| {
+                failure(
+                    FailureKind::Internal,
+                    format!(
+                        "internal error: {} was neither reused nor built",
+                        describe(p)
+                    ),
+                )
+            })?;
             files
                 .entry((p.view, p.instance))
                 .or_default()
-                .push(key.expect("every partition is reused or built"));
+                .push((i, key));
         }
-        Ok(Prepared { files, stats })
+        Ok(Prepared {
+            planned,
+            files: Mutex::new(files),
+            stats: Mutex::new(stats),
+            healed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Replaces a damaged partition file: its row is retired and the partition rebuilt from
+    /// its blocks (or taken from another exporter that healed it first) under the process's
+    /// build lock. A partition is healed at most once per run: damaged again, it is an error.
+    pub async fn heal(
+        &self,
+        lake: &Lake,
+        request: &EventsRequest<'_>,
+        prepared: &Prepared,
+        damaged: &DamagedPartition,
+    ) -> Result<()> {
+        let i = damaged.planned;
+        let p = &prepared.planned[i];
+        if !lock(&prepared.healed).insert(i) {
+            return Err(failure(
+                FailureKind::Io,
+                format!("{damaged} again, right after it was rebuilt: check the cache's storage"),
+            ));
+        }
+        (request.explain)(format!(
+            "{}: {}; rebuilding it",
+            describe(p),
+            damaged.reason
+        ));
+        self.catalog
+            .retire(&damaged.key)
+            .await
+            .context("cannot retire a damaged partition in the catalog")?;
+        let mut stats = PartitionStats::default();
+        let mut keys: Vec<Option<StoredFile>> = vec![None; prepared.planned.len()];
+        let stale = vec![(i, format!("damaged: {}", damaged.reason))];
+        let build_lock = self.catalog.lock(&request.process_id).await?;
+        let built = self
+            .build_stale(
+                lake,
+                request,
+                &prepared.planned,
+                stale,
+                &mut stats,
+                &mut keys,
+            )
+            .await;
+        build_lock.release().await?;
+        built?;
+        let file = keys[i].take().ok_or_else(|| {
+            failure(
+                FailureKind::Internal,
+                format!("internal error: {} was not rebuilt", describe(p)),
+            )
+        })?;
+        let mut files = lock(&prepared.files);
+        if let Some(entry) = files
+            .get_mut(&(p.view, p.instance))
+            .and_then(|list| list.iter_mut().find(|(j, _)| *j == i))
+        {
+            entry.1 = file;
+        }
+        let mut totals = lock(&prepared.stats);
+        totals.reused = totals.reused.saturating_sub(1);
+        totals.reused += stats.reused;
+        totals.built += stats.built;
+        totals.blocks_read += stats.blocks_read;
+        totals.payload_bytes += stats.payload_bytes;
+        Ok(())
+    }
+
+    /// Stores and deletes a probe file: a store that refuses writes is found before any block
+    /// is decoded ([`CacheRefused`]).
+    async fn check_writable(&self) -> Result<()> {
+        let probe = format!("{FILE_PREFIX}/.probe-{}", Uuid::new_v4());
+        let stored = self.store.put(&probe, Bytes::from_static(b"probe")).await;
+        if let Err(e) = stored {
+            let e = e.context(format!(
+                "cannot store partition files in {}",
+                self.store.description()
+            ));
+            return Err(match refuses_writes(&e) {
+                true => e.context(CacheRefused),
+                false => e,
+            });
+        }
+        self.store.delete(&probe).await
     }
 
     /// The file of a live row proving the partition current; otherwise why there is none.
-    async fn reusable(&self, p: &Planned, live: &[PartitionRow]) -> Result<Result<String, String>> {
+    async fn reusable(
+        &self,
+        p: &Planned,
+        live: &[PartitionRow],
+    ) -> Result<Result<StoredFile, String>> {
         let instance = p.instance.to_string();
         let same_instance: Vec<&PartitionRow> = live
             .iter()
@@ -186,6 +388,11 @@ impl PartitionCache {
                 row.format_version
             )));
         }
+        let Some(checksum) = &row.checksum else {
+            return Ok(Err(
+                "recorded by an older write-perfetto, without a checksum".into(),
+            ));
+        };
         if row.fingerprint != p.fingerprint {
             let now = p.blocks.len() as i64;
             return Ok(Err(match now - row.nb_blocks {
@@ -200,7 +407,11 @@ impl PartitionCache {
             .head(&object_store::path::Path::from(row.file_key.as_str()))
             .await
         {
-            Ok(meta) if meta.size as i64 == row.file_size => Ok(Ok(row.file_key.clone())),
+            Ok(meta) if meta.size as i64 == row.file_size => Ok(Ok(StoredFile {
+                key: row.file_key.clone(),
+                size: row.file_size,
+                checksum: checksum.clone(),
+            })),
             Ok(_) => Ok(Err("partition file has the wrong size".into())),
             Err(object_store::Error::NotFound { .. }) => Ok(Err("partition file missing".into())),
             Err(e) => Err(failure(
@@ -217,7 +428,7 @@ impl PartitionCache {
         planned: &[Planned],
         stale: Vec<(usize, String)>,
         stats: &mut PartitionStats,
-        keys: &mut [Option<String>],
+        keys: &mut [Option<StoredFile>],
     ) -> Result<()> {
         // Another exporter may have built them while we waited for the lock.
         let live = self.catalog.live_rows(&request.process_id).await?;
@@ -247,11 +458,11 @@ impl PartitionCache {
         process_id: Uuid,
         p: &Planned,
         rows: PartitionBuilder,
-    ) -> Result<String> {
+    ) -> Result<StoredFile> {
         // Parquet encoding is CPU work: off the async workers.
         let data = tokio::task::spawn_blocking(move || rows.finish())
             .await
-            .context("encoding task failed")??;
+            .map_err(|e| crate::error::task_failed("encoding a partition", e))??;
         let file_key = format!(
             "{FILE_PREFIX}/{}/{}/{}-{}-{}.parquet",
             p.view.name(),
@@ -261,7 +472,15 @@ impl PartitionCache {
             Uuid::new_v4()
         );
         let file_size = data.len() as i64;
-        self.store.put(&file_key, data).await?;
+        let checksum = checksum(&data);
+        self.store
+            .put(&file_key, data)
+            .await
+            .map_err(|e| match refuses_writes(&e) {
+                true => e.context(CacheRefused),
+                false => e,
+            })?;
+        crate::pause::at(crate::pause::Point::PartitionFileStored);
         self.catalog
             .replace(&PartitionRow {
                 view: p.view.name().into(),
@@ -277,17 +496,23 @@ impl PartitionCache {
                 file_size,
                 created_us: catalog::now_us(),
                 retired_us: None,
+                checksum: Some(checksum.clone()),
             })
             .await
             .context("cannot record the partition in the catalog")?;
-        Ok(file_key)
+        crate::pause::at(crate::pause::Point::PartitionRecorded);
+        Ok(StoredFile {
+            key: file_key,
+            size: file_size,
+            checksum,
+        })
     }
 
     /// Reads partition files (fetched concurrently, decoded in order) into `table`, in
     /// stream order.
     pub async fn read_events(
         &self,
-        files: ViewFiles<'_>,
+        files: ViewFiles,
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
@@ -295,25 +520,48 @@ impl PartitionCache {
         table: &mut EventTable,
     ) -> Result<()> {
         table.clear();
-        let ViewFiles { view, keys: files } = files;
-        let mut fetches = futures::stream::iter(files.iter().map(|key| async move {
-            self.store.get(key).await.map_err(|e| {
-                failure(
-                    FailureKind::Io,
-                    format!("cannot read partition file {key}: {e}"),
-                )
-            })
+        let ViewFiles { view, files } = files;
+        let mut fetches = futures::stream::iter(files.iter().map(|(planned, file)| async move {
+            let damaged = |reason: String| {
+                anyhow::Error::new(DamagedPartition {
+                    planned: *planned,
+                    key: file.key.clone(),
+                    reason,
+                })
+            };
+            let data = match self.store.get(&file.key).await {
+                Ok(data) => data,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(damaged("the file is missing".into()));
+                }
+                Err(e) => {
+                    return Err(failure(
+                        FailureKind::Io,
+                        format!("cannot read partition file {}: {e}", file.key),
+                    ));
+                }
+            };
+            if data.len() as i64 != file.size {
+                return Err(damaged(format!(
+                    "it has {} bytes, the catalog recorded {}",
+                    data.len(),
+                    file.size
+                )));
+            }
+            if checksum(&data) != file.checksum {
+                return Err(damaged("its checksum does not match the catalog's".into()));
+            }
+            Ok((*planned, file.key.as_str(), data))
         }))
         .buffered(concurrency.max(1));
-        let mut index = 0;
-        while let Some(data) = fetches.next().await {
-            let key = &files[index];
-            index += 1;
-            files::decode(data?, view, symbols, block_position, clock, table).map_err(|e| {
-                failure(
-                    FailureKind::LakeData,
-                    format!("partition file {key} is unreadable ({e:#}); delete the partition cache to rebuild it"),
-                )
+        while let Some(fetched) = fetches.next().await {
+            let (planned, key, data) = fetched?;
+            files::decode(data, view, symbols, block_position, clock, table).map_err(|e| {
+                anyhow::Error::new(DamagedPartition {
+                    planned,
+                    key: key.to_string(),
+                    reason: format!("it cannot be decoded ({e:#})"),
+                })
             })?;
         }
         table.sort();
@@ -323,7 +571,8 @@ impl PartitionCache {
     /// Deletes partition files retired longer than `grace` ago with their rows, and files no
     /// row names (left by an interrupted build) older than `grace`; returns how many files.
     pub async fn collect_garbage(&self, grace: std::time::Duration) -> Result<usize> {
-        let cutoff = catalog::now_us() - grace.as_micros() as i64;
+        let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+        let cutoff = catalog::now_us().saturating_sub(grace_us);
         let rows = self.catalog.retired_before(cutoff).await?;
         for row in &rows {
             self.store.delete(&row.file_key).await?;
@@ -365,4 +614,70 @@ fn describe(p: &Planned) -> String {
         p.instance,
         (p.end_us - p.begin_us) / 1_000_000
     )
+}
+
+/// Marks a refusal to write the partition cache where it lives (read-only credentials or
+/// storage): the export falls back to a per-user cache directory.
+#[derive(Debug)]
+pub struct CacheRefused;
+
+impl std::fmt::Display for CacheRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the partition cache cannot be written there")
+    }
+}
+
+/// Whether an error says "you may not write here" (permissions, read-only storage or
+/// database), as opposed to a failure worth reporting.
+pub fn refuses_writes(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            );
+        }
+        if let Some(store) = cause.downcast_ref::<object_store::Error>() {
+            return matches!(
+                store,
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+            );
+        }
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
+            // PostgreSQL: insufficient_privilege, read_only_sql_transaction; SQLite: READONLY
+            // (and its extended codes), CANTOPEN, PERM, AUTH.
+            let code = db.code().unwrap_or_default();
+            return matches!(code.as_ref(), "42501" | "25006" | "3" | "14" | "23")
+                || code.parse::<i32>().is_ok_and(|c| c & 0xff == 8);
+        }
+        false
+    })
+}
+
+/// `$XDG_CACHE_HOME/write-perfetto/<digest>` (else `~/.cache/...`), one per lake: the digest is
+/// of the lake's location without credentials.
+pub fn fallback_dir(location: &LakeLocation) -> Result<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|home| home.join(".cache")))
+        .ok_or_else(|| {
+            failure(
+                FailureKind::Io,
+                "the lake refuses writes and there is no per-user cache directory (neither XDG_CACHE_HOME nor HOME is set): pass --cache DIR",
+            )
+        })?;
+    let identity = match location {
+        LakeLocation::Embedded { dir } => std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.clone())
+            .display()
+            .to_string(),
+        LakeLocation::Postgres { .. } => location.describe(),
+    };
+    let digest = format!(
+        "{:016x}",
+        twox_hash::XxHash3_64::oneshot(identity.as_bytes())
+    );
+    Ok(base.join("write-perfetto").join(digest))
 }

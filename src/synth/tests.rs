@@ -10,7 +10,7 @@ use super::{SynthReport, SynthSpec, generate};
 use crate::clock::Clock;
 use crate::decode::{EventPhase, EventScope, SpanEvent, StreamDecoder};
 use crate::lake::writer::LakeWriter;
-use crate::lake::{Lake, LakeLocation};
+use crate::lake::{Lake, LakeLocation, MetadataReads};
 
 fn small_spec(seed: u64) -> SynthSpec {
     SynthSpec {

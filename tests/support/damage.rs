@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use write_perfetto::lake::MetadataReads;
 
 use micromegas_telemetry::block_wire_format::BlockPayload;
 use micromegas_telemetry::compression::compress;

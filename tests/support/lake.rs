@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use write_perfetto::lake::MetadataReads;
 
 use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::lake::{BlobStore, Lake, LakeLocation};
@@ -12,11 +13,19 @@ pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lake")
 }
 
-/// A private copy of the fixture lake (tests may write caches or damage it).
+/// A private copy of the fixture lake (tests may write caches or damage it): only the lake
+/// itself, `lake.db` and `blobs/` — never a cache an earlier export left beside them.
 pub fn fixture_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(&fixture_dir(), dir.path());
+    copy_lake(&fixture_dir(), dir.path());
     dir
+}
+
+/// Copies the lake of `from` (`lake.db`, `blobs/`) to `to`.
+pub fn copy_lake(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("lake.db"), to.join("lake.db")).unwrap();
+    copy_dir(&from.join("blobs"), &to.join("blobs"));
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

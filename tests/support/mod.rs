@@ -2,6 +2,7 @@
 
 pub mod damage;
 pub mod lake;
+pub mod oracle;
 pub mod partition_lake;
 pub mod pg;
 pub mod s3;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use write_perfetto::lake::MetadataReads;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{PgPool, SqlitePool};
@@ -339,7 +340,7 @@ impl PartitionLake {
             None => {
                 let path = self.dir.path().join("write-perfetto").join("catalog.db");
                 assert!(path.is_file(), "no catalog at {}", path.display());
-                Catalog::open_sqlite(&path).await.unwrap()
+                Catalog::open_sqlite(&path, &|_| {}).await.unwrap()
             }
             Some(pg) => Catalog::open_postgres(PgPool::connect(&pg.url).await.unwrap())
                 .await
@@ -363,6 +364,28 @@ impl PartitionLake {
     /// Runs SQL on the lake's own catalog.
     pub fn catalog_sql(&self, sql: &str) {
         runtime().block_on(async { self.open_catalog().await.execute_sql(sql).await.unwrap() })
+    }
+
+    /// The lake's URL for a new role that may only read Micromegas's three tables (as people
+    /// who analyse a production lake usually are).
+    pub fn select_only_url(&self) -> String {
+        let pg = self.pg.as_ref().expect("a PostgreSQL lake");
+        pg.cluster.psql(
+            &pg.db,
+            "CREATE ROLE lake_reader LOGIN; GRANT SELECT ON processes, streams, blocks TO lake_reader;",
+        );
+        let mut url = url::Url::parse(&pg.url).unwrap();
+        url.set_username("lake_reader").unwrap();
+        url.to_string()
+    }
+
+    /// The `--blobs` URL of a PostgreSQL lake.
+    pub fn blobs_url(&self) -> String {
+        self.pg
+            .as_ref()
+            .expect("a PostgreSQL lake")
+            .blobs_url
+            .clone()
     }
 
     /// Whether the PostgreSQL lake database holds a partition catalog table.

@@ -1,0 +1,76 @@
+//! Named points where a test can stop the exporter, so that it interrupts or kills a run at an
+//! exact state instead of after a guessed delay.
+//!
+//! `WRITE_PERFETTO_PAUSE_AT=POINT` (or `POINT:N`, the Nth time it is reached) makes the run
+//! create the file `WRITE_PERFETTO_PAUSE_FILE` when it reaches the point, then wait there until
+//! it is killed or interrupted. Unset (always, outside tests), a point costs one comparison.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Where a run can be paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// The partition catalog is open (created if it was missing).
+    CatalogOpened,
+    /// A partition file is in the store, its catalog row not yet committed.
+    PartitionFileStored,
+    /// A partition's catalog row is committed.
+    PartitionRecorded,
+    /// A thread track is in the (temporary) output file.
+    ThreadTrackWritten,
+}
+
+impl Point {
+    fn name(self) -> &'static str {
+        match self {
+            Point::CatalogOpened => "catalog-opened",
+            Point::PartitionFileStored => "partition-file-stored",
+            Point::PartitionRecorded => "partition-recorded",
+            Point::ThreadTrackWritten => "thread-track-written",
+        }
+    }
+}
+
+struct Pause {
+    point: String,
+    occurrence: usize,
+    file: std::path::PathBuf,
+    reached: AtomicUsize,
+}
+
+fn configured() -> Option<&'static Pause> {
+    static PAUSE: OnceLock<Option<Pause>> = OnceLock::new();
+    PAUSE
+        .get_or_init(|| {
+            let at = std::env::var("WRITE_PERFETTO_PAUSE_AT").ok()?;
+            let file = std::env::var_os("WRITE_PERFETTO_PAUSE_FILE")?;
+            let (point, occurrence) = match at.split_once(':') {
+                Some((point, n)) => (point.to_string(), n.parse().ok()?),
+                None => (at, 1),
+            };
+            Some(Pause {
+                point,
+                occurrence,
+                file: file.into(),
+                reached: AtomicUsize::new(0),
+            })
+        })
+        .as_ref()
+}
+
+/// Waits here forever if a test asked to pause at this point (see the module's comment).
+pub fn at(point: Point) {
+    let Some(pause) = configured() else { return };
+    if pause.point != point.name()
+        || pause.reached.fetch_add(1, Ordering::SeqCst) + 1 != pause.occurrence
+    {
+        return;
+    }
+    if std::fs::write(&pause.file, point.name()).is_err() {
+        return;
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,357 @@
+//! The partition cache is derived data: damaged files and catalogs heal in the run that finds
+//! them, with the same bytes, and a lake that refuses writes (read-only credentials or storage)
+//! exports through a per-user cache without any flag.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::lake::{copy_lake, fixture_dir, stderr, summary, write_perfetto};
+use support::partition_lake::{Backend, PartitionLake, assert_live_rows_consistent};
+
+/// Flips one byte in the middle of a file, keeping its size.
+fn alter_in_place(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn a_partition_file_altered_in_place_is_rebuilt_in_the_same_run(backend: Backend) {
+    let lake = PartitionLake::new(backend);
+    let reference = lake.cold_export();
+    lake.export(&[]); // the lake's own cache, complete
+    let rows = lake.live_rows();
+    let thread_row = rows.iter().find(|r| r.view == "thread_spans").unwrap();
+    let async_row = rows.iter().find(|r| r.view == "async_events").unwrap();
+    for row in [thread_row, async_row] {
+        alter_in_place(&lake.store_root().join(&row.file_key));
+    }
+
+    let healed = lake.export(&[]);
+    assert_eq!(
+        healed.sha256(),
+        reference.sha256(),
+        "same bytes as a cold cache"
+    );
+    assert_eq!(
+        healed.built(),
+        2,
+        "exactly the two damaged partitions rebuilt"
+    );
+    assert_eq!(healed.reused() as usize, rows.len() - 2);
+    assert_eq!(
+        healed
+            .stderr
+            .matches("checksum does not match the catalog's; rebuilding it")
+            .count(),
+        2,
+        "{}",
+        healed.stderr
+    );
+    assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
+    let again = lake.export(&[]);
+    assert_eq!((again.built(), again.sha256()), (0, reference.sha256()));
+}
+
+#[test]
+fn a_partition_file_altered_in_place_is_rebuilt_in_the_same_run_sqlite() {
+    a_partition_file_altered_in_place_is_rebuilt_in_the_same_run(Backend::Sqlite);
+}
+
+#[test]
+fn a_partition_file_altered_in_place_is_rebuilt_in_the_same_run_postgres() {
+    a_partition_file_altered_in_place_is_rebuilt_in_the_same_run(Backend::Postgres);
+}
+
+#[test]
+fn truncated_and_missing_partition_files_are_rebuilt_with_the_same_bytes() {
+    let lake = PartitionLake::new(Backend::Sqlite);
+    let reference = lake.cold_export();
+    lake.export(&[]);
+    let rows = lake.live_rows();
+    let truncated = lake.store_root().join(&rows[0].file_key);
+    let data = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &data[..data.len() / 3]).unwrap();
+    std::fs::remove_file(lake.store_root().join(&rows[1].file_key)).unwrap();
+
+    let healed = lake.export(&[]);
+    assert_eq!(healed.sha256(), reference.sha256());
+    assert_eq!(healed.built(), 2);
+    let verdicts: Vec<String> = healed
+        .decisions()
+        .into_iter()
+        .map(|d| d.verdict)
+        .filter(|v| !v.starts_with("reused"))
+        .collect();
+    assert!(
+        verdicts.iter().any(|v| v.contains("wrong size")),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.iter().any(|v| v.contains("missing")),
+        "{verdicts:?}"
+    );
+}
+
+#[test]
+fn partitions_recorded_without_a_checksum_are_rebuilt() {
+    let lake = PartitionLake::new(Backend::Sqlite);
+    let first = lake.export(&[]);
+    lake.catalog_sql("UPDATE write_perfetto_partitions SET checksum = NULL");
+    let next = lake.export(&[]);
+    assert_eq!(next.sha256(), first.sha256());
+    assert_eq!(next.built(), first.built(), "every partition rebuilt");
+    assert!(
+        next.stderr.contains("without a checksum"),
+        "{}",
+        next.stderr
+    );
+}
+
+/// Replaces a catalog (and its write-ahead log) with bytes that are not a database; returns
+/// the run's outcome.
+fn export_with_garbage_catalog(lake: &PartitionLake, catalog: &Path, extra: &[&str]) -> Output {
+    let garbage = b"this is not a database, it was overwritten by mistake\n".repeat(200);
+    std::fs::write(catalog, &garbage).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = catalog.as_os_str().to_owned();
+        companion.push(suffix);
+        let _ = std::fs::remove_file(companion);
+    }
+    let (output, _) = lake.try_export(extra);
+    output
+}
+
+#[test]
+fn a_catalog_that_is_not_a_database_any_more_is_set_aside_and_recreated() {
+    let lake = PartitionLake::new(Backend::Sqlite);
+    let reference = lake.cold_export();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    // The embedded lake's own catalog, and a --cache catalog.
+    for (catalog, extra) in [
+        (lake.store_root().join("write-perfetto/catalog.db"), vec![]),
+        (cache.path().join("catalog.db"), vec!["--cache", cache_arg]),
+    ] {
+        lake.export(&extra);
+        let output = export_with_garbage_catalog(&lake, &catalog, &extra);
+        let text = stderr(&output);
+        assert!(output.status.success(), "{text}");
+        assert_eq!(summary(&output)["sha256"], reference.sha256());
+        let warnings: Vec<&str> = text.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warnings.len(), 1, "{text}");
+        assert!(
+            warnings[0].contains("damaged") && warnings[0].contains("catalog"),
+            "{text}"
+        );
+        let set_aside: Vec<String> = std::fs::read_dir(catalog.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("catalog.db.damaged-"))
+            .collect();
+        assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+        // The new catalog serves the next run.
+        let again = lake.export(&extra);
+        assert_eq!((again.built(), again.sha256()), (0, reference.sha256()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lakes that refuse writes
+
+/// A copy of the fixture lake that nobody may write: a read-only tmpfs when the tests run as
+/// root (root ignores permissions), else a directory without write permission.
+struct ReadOnlyLake {
+    dir: PathBuf,
+    _base: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl ReadOnlyLake {
+    fn new() -> ReadOnlyLake {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("lake");
+        std::fs::create_dir(&dir).unwrap();
+        let as_root = unsafe { libc_geteuid() } == 0;
+        let mounted = as_root && mount(&dir, "size=64m").is_ok();
+        copy_lake(&fixture_dir(), &dir);
+        if mounted {
+            mount_remount_read_only(&dir);
+        } else {
+            set_read_only(&dir);
+        }
+        ReadOnlyLake {
+            dir,
+            _base: base,
+            mounted,
+        }
+    }
+}
+
+impl Drop for ReadOnlyLake {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        } else {
+            set_writable(&self.dir);
+        }
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn mount(dir: &Path, options: &str) -> Result<(), String> {
+    let output = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn mount_remount_read_only(dir: &Path) {
+    let status = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cannot remount {} read-only",
+        dir.display()
+    );
+}
+
+fn set_permissions(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_permissions(&path, mode);
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn set_read_only(dir: &Path) {
+    set_permissions(dir, 0o555);
+}
+
+fn set_writable(dir: &Path) {
+    set_permissions(dir, 0o755);
+}
+
+/// Runs the binary with its per-user cache under `cache_home` (`XDG_CACHE_HOME`).
+fn run_with_cache_home(args: &[&str], cache_home: &Path, cwd: &Path) -> Output {
+    let mut command = write_perfetto();
+    command.args(args).env("XDG_CACHE_HOME", cache_home);
+    command.current_dir(cwd).output().unwrap()
+}
+
+/// The per-user partition caches under `cache_home`.
+fn user_caches(cache_home: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(cache_home.join("write-perfetto")) {
+        Ok(read) => read.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Two runs through the per-user cache: the first builds it and says so once, the second reuses
+/// it; `-q` silences the warning. Returns the trace's sha256.
+fn exports_through_the_user_cache(args: &[String], work: &Path) -> String {
+    let cache_home = tempfile::tempdir().unwrap();
+    let out = work.join("ro.pftrace");
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--json", "-o", out.to_str().unwrap()]);
+    let first = run_with_cache_home(&all, cache_home.path(), work);
+    let text = stderr(&first);
+    assert!(first.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one warning: {text}");
+    assert!(lines[0].contains("warning"), "{text}");
+    let caches = user_caches(cache_home.path());
+    assert_eq!(caches.len(), 1, "{caches:?}");
+    assert!(
+        lines[0].contains(&caches[0].display().to_string()),
+        "{text}"
+    );
+    assert!(summary(&first)["partitions_built"].as_u64().unwrap() > 0);
+
+    all.push("-q");
+    let second = run_with_cache_home(&all, cache_home.path(), work);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(stderr(&second), "", "-q silences the warning");
+    let s = summary(&second);
+    assert_eq!(s["partitions_built"], 0, "the user cache is reused: {s}");
+    assert_eq!(s["sha256"], summary(&first)["sha256"]);
+    s["sha256"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_read_only_embedded_lake_exports_through_the_per_user_cache() {
+    let reference = PartitionLake::new(Backend::Sqlite).cold_export();
+    let lake = ReadOnlyLake::new();
+    let work = tempfile::tempdir().unwrap();
+    let args = vec![
+        reference.summary["process_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        "--lake".to_string(),
+        lake.dir.display().to_string(),
+    ];
+    assert_eq!(
+        exports_through_the_user_cache(&args, work.path()),
+        reference.sha256()
+    );
+}
+
+#[test]
+fn a_select_only_postgres_role_exports_with_no_flag() {
+    let lake = PartitionLake::new(Backend::Postgres);
+    let reference = lake.cold_export();
+    let args = vec![
+        lake.process_id.clone(),
+        "--lake".to_string(),
+        lake.select_only_url(),
+        "--blobs".to_string(),
+        lake.blobs_url(),
+    ];
+    assert_eq!(
+        exports_through_the_user_cache(&args, lake.work.path()),
+        reference.sha256()
+    );
+    assert!(
+        !lake.postgres_has_catalog_table(),
+        "the lake's database is untouched"
+    );
+}
+
+#[test]
+fn a_postgres_lake_whose_object_store_refuses_writes_exports_with_no_flag() {
+    // The catalog could live in the database, but the partition files cannot be stored.
+    let lake = PartitionLake::new(Backend::Postgres);
+    let reference = lake.cold_export();
+    let blobs = ReadOnlyLake::new();
+    let args = vec![
+        lake.process_id.clone(),
+        "--lake".to_string(),
+        lake.lake_args()[1].clone(),
+        "--blobs".to_string(),
+        format!("file://{}", blobs.dir.display()),
+    ];
+    assert_eq!(
+        exports_through_the_user_cache(&args, lake.work.path()),
+        reference.sha256()
+    );
+}

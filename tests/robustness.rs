@@ -1,0 +1,249 @@
+//! Values at the edges: numeric flags outside their documented ranges, lake values whose sums
+//! or differences leave the integer range, a process with streams but no block yet, and the
+//! properties that tagged span ends carry, read back from the trace.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::damage::{lake_sql, thread_blocks};
+use support::lake::{fixture_copy, run, runtime, stderr, succeeded};
+use support::trace::decode;
+use write_perfetto::clock::Clock;
+use write_perfetto::decode::{EventPhase, EventScope, StreamDecoder};
+use write_perfetto::lake::writer::LakeWriter;
+use write_perfetto::lake::{Lake, LakeLocation, MetadataReads};
+use write_perfetto::synth::{SynthSpec, generate};
+
+const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
+
+/// The one error line of a run that exited with `code`.
+fn failed_with(output: &std::process::Output, code: i32) -> String {
+    let text = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {text:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn numeric_flags_outside_their_documented_range_are_usage_errors() {
+    let lake = fixture_copy();
+    let dir = lake.path().to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[MAIN_PROCESS, "--partition-seconds", "288230376151711744"],
+            "--partition-seconds",
+        ),
+        (
+            &[MAIN_PROCESS, "--partition-seconds", "0"],
+            "--partition-seconds",
+        ),
+        (
+            &[MAIN_PROCESS, "--partition-seconds", "31622401"],
+            "--partition-seconds",
+        ),
+        (
+            &["cache", "gc", "--grace", "18446744073709551615"],
+            "--grace",
+        ),
+        (&["cache", "gc", "--grace", "3153600001"], "--grace"),
+        (&["processes", "--limit=-1"], "--limit"),
+        (&["processes", "--limit", "0"], "--limit"),
+        (&[MAIN_PROCESS, "--jobs", "0"], "--jobs"),
+        (&[MAIN_PROCESS, "--threads", "100000"], "--threads"),
+    ];
+    for (args, flag) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--lake", dir]);
+        let output = run(&all, lake.path());
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(flag),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // The edges themselves are accepted.
+    succeeded(run(
+        &[
+            MAIN_PROCESS,
+            "--lake",
+            dir,
+            "--partition-seconds",
+            "31622400",
+            "-o",
+            "x.pftrace",
+        ],
+        lake.path(),
+    ));
+    succeeded(run(
+        &["cache", "gc", "--lake", dir, "--grace", "3153600000"],
+        lake.path(),
+    ));
+    succeeded(run(
+        &["processes", "--lake", dir, "--limit", "1"],
+        lake.path(),
+    ));
+}
+
+#[test]
+fn a_block_whose_offset_and_object_count_overflow_exits_4_naming_it() {
+    let lake = fixture_copy();
+    let block = thread_blocks(lake.path(), MAIN_PROCESS)[3].clone();
+    lake_sql(
+        lake.path(),
+        &format!(
+            "UPDATE blocks SET object_offset = {} WHERE block_id = '{}'",
+            i64::MAX,
+            block.block_id
+        ),
+    );
+    let dir = lake.path().to_str().unwrap();
+    let line = failed_with(&run(&[MAIN_PROCESS, "--lake", dir], lake.path()), 4);
+    assert!(line.contains(&block.block_id.to_string()), "{line}");
+    assert!(line.contains("object_offset"), "{line}");
+}
+
+#[test]
+fn block_end_times_too_far_from_the_process_start_exit_4_naming_the_process() {
+    // The frequency is inferred (tsc_frequency 0) from start_time to the last end_time: here
+    // their difference in nanoseconds leaves the i64 range.
+    let lake = fixture_copy();
+    lake_sql(
+        lake.path(),
+        &format!(
+            "UPDATE processes SET start_time = '2262-04-01T00:00:00.000000Z' WHERE process_id = '{MAIN_PROCESS}';
+             UPDATE blocks SET end_time = '1677-09-22T00:00:00.000000Z' WHERE process_id = '{MAIN_PROCESS}';"
+        ),
+    );
+    let dir = lake.path().to_str().unwrap();
+    let line = failed_with(&run(&[MAIN_PROCESS, "--lake", dir], lake.path()), 4);
+    assert!(line.contains(MAIN_PROCESS), "{line}");
+}
+
+#[test]
+fn a_process_with_thread_streams_but_no_block_yet_exits_3_with_no_span_data_yet() {
+    let lake = fixture_copy();
+    lake_sql(
+        lake.path(),
+        &format!("DELETE FROM blocks WHERE process_id = '{MAIN_PROCESS}'"),
+    );
+    let dir = lake.path().to_str().unwrap();
+    let line = failed_with(&run(&[MAIN_PROCESS, "--lake", dir], lake.path()), 3);
+    assert!(line.contains("no span data yet"), "{line}");
+    assert!(line.contains(MAIN_PROCESS), "{line}");
+    assert!(
+        !lake
+            .path()
+            .join(format!("{MAIN_PROCESS}.perfetto-trace"))
+            .exists(),
+        "no trace for a process without data"
+    );
+}
+
+/// (span name, end in ns, sorted properties) of a span.
+type TaggedEnd = (String, u64, Vec<(String, String)>);
+
+/// Every tagged thread span end of the process, decoded straight from the blocks.
+async fn tagged_thread_ends(lake: &Lake, id: uuid::Uuid) -> BTreeSet<TaggedEnd> {
+    let process = lake.metadata.process(&id).await.unwrap().unwrap();
+    let clock =
+        Clock::for_process(&process, lake.metadata.block_end_bounds(&id).await.unwrap()).unwrap();
+    let mut ends = BTreeSet::new();
+    for stream in lake.metadata.thread_streams(&id).await.unwrap() {
+        let decoder =
+            StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).unwrap();
+        let blocks = lake.metadata.thread_blocks(&id).await.unwrap();
+        for block in blocks.iter().filter(|b| b.stream_id == stream.stream_id) {
+            let payload = lake.block_payload(block).await.unwrap();
+            for event in decoder.decode_block(&payload).unwrap() {
+                if event.scope == EventScope::Thread
+                    && event.phase == EventPhase::End
+                    && !event.properties.is_empty()
+                {
+                    let mut properties: Vec<(String, String)> = event
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    properties.sort();
+                    ends.insert((
+                        event.name.to_string(),
+                        clock.event_ns(event.ticks) as u64,
+                        properties,
+                    ));
+                }
+            }
+        }
+    }
+    ends
+}
+
+#[test]
+fn properties_of_tagged_thread_span_ends_are_arguments_of_their_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec {
+        seed: 11,
+        processes: 1,
+        threads: 3,
+        spans: 6_000,
+        async_spans: 600,
+        events_per_block: 500,
+        ..Default::default()
+    };
+    let (id, expected) = runtime().block_on(async {
+        let writer = LakeWriter::create_embedded(dir.path()).await.unwrap();
+        let report = generate(&writer, &spec).await.unwrap();
+        writer.close().await;
+        let id = report.process_ids[0];
+        let lake = Lake::open(LakeLocation::Embedded {
+            dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        (id, tagged_thread_ends(&lake, id).await)
+    });
+    assert!(
+        !expected.is_empty(),
+        "the synthetic process tags some thread span ends"
+    );
+
+    let out = dir.path().join("out.pftrace");
+    succeeded(run(
+        &[
+            &id.to_string(),
+            "--lake",
+            dir.path().to_str().unwrap(),
+            "--spans",
+            "thread",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    ));
+    let trace = decode(&std::fs::read(&out).unwrap());
+    let keys: BTreeSet<&str> = expected
+        .iter()
+        .flat_map(|(_, _, props)| props.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    let shown: BTreeSet<TaggedEnd> = trace
+        .all_slices()
+        .filter_map(|(_, slice)| {
+            let mut properties: Vec<(String, String)> = slice
+                .annotations
+                .iter()
+                .filter(|(k, _)| keys.contains(k.as_str()))
+                .cloned()
+                .collect();
+            properties.sort();
+            (!properties.is_empty()).then(|| (slice.name.clone(), slice.end, properties))
+        })
+        .collect();
+    assert_eq!(shown, expected);
+}
