@@ -3,7 +3,9 @@
 //!
 //! `WRITE_PERFETTO_PAUSE_AT=POINT` (or `POINT:N`, the Nth time it is reached) makes the run
 //! create the file `WRITE_PERFETTO_PAUSE_FILE` when it reaches the point, then wait there until
-//! it is killed or interrupted. Unset (always, outside tests), a point costs one comparison.
+//! it is killed or interrupted. `WRITE_PERFETTO_PANIC_AT=POINT` makes the run panic there
+//! instead (to test how a bug is reported). Unset (always, outside tests), a point costs one
+//! comparison.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +37,8 @@ impl Point {
 struct Pause {
     point: String,
     occurrence: usize,
-    file: std::path::PathBuf,
+    /// `None`: panic at the point instead of waiting.
+    file: Option<std::path::PathBuf>,
     reached: AtomicUsize,
 }
 
@@ -43,8 +46,13 @@ fn configured() -> Option<&'static Pause> {
     static PAUSE: OnceLock<Option<Pause>> = OnceLock::new();
     PAUSE
         .get_or_init(|| {
-            let at = std::env::var("WRITE_PERFETTO_PAUSE_AT").ok()?;
-            let file = std::env::var_os("WRITE_PERFETTO_PAUSE_FILE")?;
+            let (at, file) = match std::env::var("WRITE_PERFETTO_PANIC_AT") {
+                Ok(at) => (at, None),
+                Err(_) => (
+                    std::env::var("WRITE_PERFETTO_PAUSE_AT").ok()?,
+                    Some(std::env::var_os("WRITE_PERFETTO_PAUSE_FILE")?.into()),
+                ),
+            };
             let (point, occurrence) = match at.split_once(':') {
                 Some((point, n)) => (point.to_string(), n.parse().ok()?),
                 None => (at, 1),
@@ -52,7 +60,7 @@ fn configured() -> Option<&'static Pause> {
             Some(Pause {
                 point,
                 occurrence,
-                file: file.into(),
+                file,
                 reached: AtomicUsize::new(0),
             })
         })
@@ -67,7 +75,10 @@ pub fn at(point: Point) {
     {
         return;
     }
-    if std::fs::write(&pause.file, point.name()).is_err() {
+    let Some(file) = &pause.file else {
+        panic!("test panic at {}", point.name());
+    };
+    if std::fs::write(file, point.name()).is_err() {
         return;
     }
     loop {

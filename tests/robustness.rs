@@ -247,3 +247,98 @@ fn properties_of_tagged_thread_span_ends_are_arguments_of_their_slices() {
         .collect();
     assert_eq!(shown, expected);
 }
+
+#[test]
+fn a_panic_exits_70_with_one_line_and_leaves_no_file_behind() {
+    let lake = fixture_copy();
+    let out = tempfile::tempdir().unwrap();
+    let dir = lake.path().to_str().unwrap();
+    // On an async worker while partitions are stored (cold cache), then in the trace
+    // encoder's thread (the cache is complete by then).
+    for point in ["partition-recorded", "thread-track-written"] {
+        let output = support::lake::write_perfetto()
+            .args([MAIN_PROCESS, "--lake", dir, "-o", "t.pftrace"])
+            .env("WRITE_PERFETTO_PANIC_AT", point)
+            .current_dir(out.path())
+            .output()
+            .unwrap();
+        let line = failed_with(&output, 70);
+        assert!(
+            line.starts_with("write-perfetto: internal error: "),
+            "{line}"
+        );
+        assert!(line.contains(&format!("test panic at {point}")), "{line}");
+        assert!(
+            support::lake::entries(out.path()).is_empty(),
+            "a file was left behind"
+        );
+    }
+}
+
+/// Values a numeric flag may be given: its edges, the integer types' edges, random integers of
+/// every width (seeded), and text that is not a number.
+fn flag_values(min: i128, max: i128, seed: u64) -> Vec<String> {
+    let mut values: Vec<String> = [
+        min - 1,
+        min,
+        max,
+        max + 1,
+        0,
+        -1,
+        i64::MIN as i128,
+        i64::MAX as i128,
+        u64::MAX as i128,
+        u64::MAX as i128 + 1,
+    ]
+    .iter()
+    .map(i128::to_string)
+    .collect();
+    let mut state = seed;
+    for _ in 0..8 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let bits = (state >> 58) as u32; // 0..63
+        values.push(((state >> 1) >> (63 - bits.min(62))).to_string());
+    }
+    values.extend(["", "1e3", "0x10", "12abc", "--", " 5"].map(String::from));
+    values
+}
+
+#[test]
+fn any_value_of_a_numeric_flag_is_used_or_refused_as_a_usage_error_never_a_crash() {
+    let lake = fixture_copy();
+    let dir = lake.path().to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // (arguments before the flag, flag, documented range)
+    let flags: &[(&[&str], &str, i128, i128)] = &[
+        (
+            &[MAIN_PROCESS, "-o", "t.pftrace"],
+            "--partition-seconds",
+            1,
+            31_622_400,
+        ),
+        (&[MAIN_PROCESS, "-o", "t.pftrace"], "--jobs", 1, 1024),
+        (&[MAIN_PROCESS, "-o", "t.pftrace"], "--threads", 1, 256),
+        (&["cache", "gc"], "--grace", 0, 3_153_600_000),
+        (&["processes"], "--limit", 1, 1_000_000),
+    ];
+    for (seed, (before, flag, min, max)) in flags.iter().enumerate() {
+        for value in flag_values(*min, *max, seed as u64 + 1) {
+            let mut args = before.to_vec();
+            let flag_value = format!("{flag}={value}");
+            args.extend([flag_value.as_str(), "--lake", dir]);
+            let output = run(&args, out.path());
+            let in_range = value
+                .parse::<i128>()
+                .is_ok_and(|v| (*min..=*max).contains(&v));
+            let expected = if in_range { 0 } else { 2 };
+            assert_eq!(
+                output.status.code(),
+                Some(expected),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+    }
+}
