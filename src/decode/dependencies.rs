@@ -69,7 +69,7 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
                 let (id, rest) = split_id(record, &ty.name)?;
                 insert_unique(&mut deps.strings, id, decode_codec_string(rest)?)?;
             }
-            DependencyKind::SpanRecord(_) | DependencyKind::PropertySet { .. } => {
+            DependencyKind::SpanDescription(_) | DependencyKind::PropertySet { .. } => {
                 pending.push((ty, record))
             }
             DependencyKind::Unknown => {}
@@ -78,7 +78,7 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
     })?;
     for (ty, record) in pending {
         match &ty.kind {
-            DependencyKind::SpanRecord(plan) => {
+            DependencyKind::SpanDescription(plan) => {
                 let (id, location) = read_location(plan, record, &deps)?;
                 if deps.locations.insert(id, location).is_some() {
                     bail!("duplicate dependency id {id:#x}");

@@ -52,8 +52,11 @@ pub(super) enum DependencyKind {
     StaticString,
     /// `u64 id, u8 codec, u32 len, bytes`.
     StringWithCodec,
-    /// A span description: offsets of its members in the record.
-    SpanRecord(RecordPlan),
+    /// A span description: any fixed-size record keyed by its `id` member that has the
+    /// members a span event refers to (`target`, `file`, `line`, and `name` for static spans),
+    /// whatever its type name (`SpanRecord` and `SpanLocationRecord` from the Rust crate,
+    /// `SpanMetadataDependency` and `SpanLocationDependency` from the Unreal plugin).
+    SpanDescription(RecordPlan),
     /// A property set: `u64 id, u32 count`, then `count` properties of this layout.
     PropertySet {
         property_size: usize,
@@ -131,7 +134,13 @@ fn reference_offset(
     } else {
         0
     };
-    let offset = m.offset + inner;
+    let Some(offset) = m.offset.checked_add(inner) else {
+        bail!(
+            "{}.{member} at offset {} + {inner} overflows",
+            udt.name,
+            m.offset
+        );
+    };
     check_field(udt, member, offset, 8)?;
     Ok(Some(offset))
 }
@@ -170,22 +179,32 @@ fn object_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<Object
     })
 }
 
-/// `BeginThreadSpanEvent`, `TaggedEndAsyncNamedSpanEvent`, ... → (scope, phase).
+/// The span events, by the type names Micromegas's analytics reads them by
+/// (`thread_block_processor.rs`, `async_block_processing.rs`): the eight of micromegas-tracing
+/// 0.30 — which the Unreal plugin also uses for its four thread events — and the 0.33 dynamic-name
+/// and tagged-end variants, each read as its plain counterpart. Any other object is skipped.
 fn classify_event(name: &str) -> Option<(EventScope, EventPhase)> {
-    let name = name.strip_prefix("Tagged").unwrap_or(name);
-    let (phase, rest) = if let Some(rest) = name.strip_prefix("Begin") {
-        (EventPhase::Begin, rest)
-    } else {
-        (EventPhase::End, name.strip_prefix("End")?)
-    };
-    let scope = if rest.starts_with("Thread") {
-        EventScope::Thread
-    } else if rest.starts_with("Async") {
-        EventScope::Async
-    } else {
-        return None;
-    };
-    rest.ends_with("SpanEvent").then_some((scope, phase))
+    use EventPhase::{Begin, End};
+    use EventScope::{Async, Thread};
+    Some(match name {
+        "BeginThreadSpanEvent" | "BeginThreadNamedSpanEvent" | "BeginThreadDynNamedSpanEvent" => {
+            (Thread, Begin)
+        }
+        "EndThreadSpanEvent"
+        | "EndThreadNamedSpanEvent"
+        | "EndThreadDynNamedSpanEvent"
+        | "TaggedEndThreadSpanEvent"
+        | "TaggedEndThreadNamedSpanEvent" => (Thread, End),
+        "BeginAsyncSpanEvent" | "BeginAsyncNamedSpanEvent" | "BeginAsyncDynNamedSpanEvent" => {
+            (Async, Begin)
+        }
+        "EndAsyncSpanEvent"
+        | "EndAsyncNamedSpanEvent"
+        | "EndAsyncDynNamedSpanEvent"
+        | "TaggedEndAsyncSpanEvent"
+        | "TaggedEndAsyncNamedSpanEvent" => (Async, End),
+        _ => return None,
+    })
 }
 
 fn event_plan(
@@ -230,13 +249,16 @@ fn event_plan(
     })
 }
 
+/// Dependencies are read as Micromegas's transit parser reads them: the string types and the
+/// property sets have their own encodings; every other fixed-size type is a record keyed by its
+/// `id` member, and the records that describe spans are kept.
 fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<DependencyType> {
     let kind = match udt.name.as_str() {
         "StaticString" => DependencyKind::StaticString,
         "StaticStringDependency" => DependencyKind::StringWithCodec,
         "PropertySetDependency" => property_set_kind(all)?,
-        "SpanRecord" | "SpanLocationRecord" if udt.size > 0 => {
-            DependencyKind::SpanRecord(RecordPlan {
+        _ if udt.size > 0 && is_span_description(udt) => {
+            DependencyKind::SpanDescription(RecordPlan {
                 id: scalar_offset(udt, "id", 8)?
                     .with_context(|| format!("{} has no id", udt.name))?,
                 name: reference_offset(udt, "name", all)?,
@@ -252,6 +274,15 @@ fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<De
         fixed_size: fixed_size(udt),
         kind,
     })
+}
+
+/// A record with an `id` and the members a span event reads from its description: `target`,
+/// `file` and `line` (a static span's description also has its `name`). Log and metric
+/// descriptions have them too; they never appear in a thread stream, and an event that refers
+/// to one reads it the same way.
+fn is_span_description(udt: &UserDefinedType) -> bool {
+    let has = |member: &str| udt.members.iter().any(|m| m.name.as_str() == member);
+    ["id", "target", "file", "line"].iter().all(|m| has(m))
 }
 
 /// The `Property` layout travels as a secondary type of the metadata, found by name.
