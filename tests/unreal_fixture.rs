@@ -383,3 +383,117 @@ fn the_unreal_process_exports_exactly_its_spans_thread_names_and_times() {
     assert_eq!(json["errors"], 0, "{json}");
     assert_eq!(json["warnings"], 0, "{json}");
 }
+
+/// Rewrites the `objects_metadata` of one stream of the lake in `dir`.
+fn damage_objects_metadata(
+    dir: &Path,
+    stream_id: &str,
+    damage: impl FnOnce(&mut Vec<UserDefinedType>),
+) {
+    support::lake::runtime().block_on(async {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("lake.db"));
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let cbor: Vec<u8> =
+            sqlx::query_scalar("SELECT objects_metadata FROM streams WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let mut types = udts(&cbor);
+        damage(&mut types);
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(&types, &mut out).unwrap();
+        sqlx::query("UPDATE streams SET objects_metadata = $1 WHERE stream_id = $2")
+            .bind(out)
+            .bind(stream_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+}
+
+/// Exports the Unreal process of a damaged copy: it must exit 4 with one line naming the
+/// stream and every one of `names`.
+fn assert_unusable_layout(damage: impl FnOnce(&mut Vec<UserDefinedType>), names: &[&str]) {
+    let expected = unreal_expected();
+    let game_thread = expected["threads"][0]["stream_id"].as_str().unwrap();
+    let lake = unreal_fixture_copy();
+    damage_objects_metadata(lake.path(), game_thread, damage);
+    let output = run(
+        &[
+            expected["process_id"].as_str().unwrap(),
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-q",
+            "-o",
+            "-",
+        ],
+        lake.path(),
+    );
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{message}");
+    assert!(output.stdout.is_empty());
+    assert!(message.contains(game_thread), "{message}");
+    for name in names {
+        assert!(message.contains(name), "{name:?} not in {message}");
+    }
+}
+
+fn member<'a>(
+    types: &'a mut [UserDefinedType],
+    ty: &str,
+    name: &str,
+) -> &'a mut micromegas_transit::Member {
+    types
+        .iter_mut()
+        .find(|t| t.name.as_str() == ty)
+        .unwrap()
+        .members
+        .iter_mut()
+        .find(|m| m.name.as_str() == name)
+        .unwrap()
+}
+
+#[test]
+fn an_unreal_name_reference_beyond_its_event_exits_4_naming_the_stream_and_member() {
+    assert_unusable_layout(
+        |types| member(types, "BeginThreadNamedSpanEvent", "name").offset = 28,
+        &["BeginThreadNamedSpanEvent.name", "exceeds"],
+    );
+}
+
+#[test]
+fn a_member_offset_that_overflows_with_its_inner_id_offset_exits_4_naming_the_stream_and_member() {
+    // A name held by value in a type whose id sits at offset 8: the member's offset plus 8
+    // does not fit in an address.
+    assert_unusable_layout(
+        |types| {
+            let name = member(types, "BeginThreadNamedSpanEvent", "name");
+            name.is_reference = false;
+            name.offset = usize::MAX - 4;
+            types.push(UserDefinedType {
+                name: std::sync::Arc::new("StaticStringRef".into()),
+                size: 16,
+                members: vec![micromegas_transit::Member {
+                    name: std::sync::Arc::new("id".into()),
+                    type_name: "uint64".into(),
+                    offset: 8,
+                    size: 8,
+                    is_reference: true,
+                }],
+                is_reference: true,
+                secondary_udts: vec![],
+            });
+        },
+        &["BeginThreadNamedSpanEvent.name", "overflows"],
+    );
+}
+
+#[test]
+fn an_unreal_reference_narrower_than_an_id_exits_4_naming_the_stream_and_member() {
+    assert_unusable_layout(
+        |types| member(types, "EndThreadSpanEvent", "thread_span_desc").size = 4,
+        &["EndThreadSpanEvent.thread_span_desc", "narrower"],
+    );
+}

@@ -57,13 +57,16 @@ pub(super) enum DependencyKind {
     /// whatever its type name (`SpanRecord` and `SpanLocationRecord` from the Rust crate,
     /// `SpanMetadataDependency` and `SpanLocationDependency` from the Unreal plugin).
     SpanDescription(RecordPlan),
-    /// A property set: `u64 id, u32 count`, then `count` properties of this layout.
-    PropertySet {
-        property_size: usize,
-        name_offset: usize,
-        value_offset: usize,
-    },
+    /// A property set: `u64 id, u32 count`, then `count` properties of the `Property` layout
+    /// the metadata declares (`None`: it declares none, so a property set cannot be read).
+    PropertySet(Option<PropertyLayout>),
     Unknown,
+}
+
+pub(super) struct PropertyLayout {
+    pub size: usize,
+    pub name_offset: usize,
+    pub value_offset: usize,
 }
 
 pub(super) struct RecordPlan {
@@ -124,6 +127,13 @@ fn reference_offset(
     let Some(m) = udt.members.iter().find(|m| m.name.as_str() == member) else {
         return Ok(None);
     };
+    if m.is_reference && m.size < 8 {
+        bail!(
+            "{}.{member} is a reference of {} bytes, narrower than its 8-byte id",
+            udt.name,
+            m.size
+        );
+    }
     let inner = if m.is_reference {
         0
     } else if let Some(ty) = all.iter().find(|t| *t.name == m.type_name) {
@@ -285,22 +295,18 @@ fn is_span_description(udt: &UserDefinedType) -> bool {
     ["id", "target", "file", "line"].iter().all(|m| has(m))
 }
 
-/// The `Property` layout travels as a secondary type of the metadata, found by name.
+/// The `Property` layout: a secondary type of the Rust crate's metadata, a dependency type of
+/// the Unreal plugin's; found by name either way. Producers without property sets may not
+/// declare it: a block that holds a property set then fails when it is read.
 fn property_set_kind(all: &[&UserDefinedType]) -> Result<DependencyKind> {
     let Some(property) = all.iter().find(|t| t.name.as_str() == "Property") else {
-        // Producers before property sets never emit them; a block that does will fail to
-        // find the layout when it is read.
-        return Ok(DependencyKind::PropertySet {
-            property_size: 16,
-            name_offset: 0,
-            value_offset: 8,
-        });
+        return Ok(DependencyKind::PropertySet(None));
     };
-    Ok(DependencyKind::PropertySet {
-        property_size: property.size,
+    Ok(DependencyKind::PropertySet(Some(PropertyLayout {
+        size: property.size,
         name_offset: reference_offset(property, "name", all)?.context("Property has no name")?,
         value_offset: reference_offset(property, "value", all)?.context("Property has no value")?,
-    })
+    })))
 }
 
 impl super::records::RecordType for ObjectType {
