@@ -497,3 +497,13 @@ fn an_unreal_reference_narrower_than_an_id_exits_4_naming_the_stream_and_member(
         &["EndThreadSpanEvent.thread_span_desc", "narrower"],
     );
 }
+
+#[test]
+fn an_unreal_name_held_by_value_of_an_undeclared_type_exits_4_naming_the_stream_and_member() {
+    // The thread metadata declares no `StaticStringRef` type: a name held by value could not be
+    // resolved, as transit could not either.
+    assert_unusable_layout(
+        |types| member(types, "EndThreadNamedSpanEvent", "name").is_reference = false,
+        &["EndThreadNamedSpanEvent.name", "neither a reference"],
+    );
+}

@@ -134,15 +134,23 @@ fn reference_offset(
             m.size
         );
     }
+    // Held by value: its type must be a reference type (transit reads such a member as what
+    // its type's `id` refers to), e.g. the Rust crate's `StringId`.
     let inner = if m.is_reference {
         0
-    } else if let Some(ty) = all.iter().find(|t| *t.name == m.type_name) {
-        ty.members
-            .iter()
-            .find(|im| im.name.as_str() == "id")
-            .map_or(0, |im| im.offset)
     } else {
-        0
+        let id = all
+            .iter()
+            .find(|t| *t.name == m.type_name && t.is_reference)
+            .and_then(|ty| ty.members.iter().find(|im| im.name.as_str() == "id"));
+        match id {
+            Some(id) => id.offset,
+            None => bail!(
+                "{}.{member} is neither a reference nor of a reference type ({})",
+                udt.name,
+                m.type_name
+            ),
+        }
     };
     let Some(offset) = m.offset.checked_add(inner) else {
         bail!(
