@@ -107,9 +107,10 @@ fn every_unreal_block_parses_with_micromegas_transit_and_thread_blocks_decode_as
                 }
                 "metrics" => {
                     let desc = object.get::<&Object>("desc").unwrap();
-                    let value = match object.get::<u64>("value") {
-                        Ok(v) if object.type_name == "TaggedIntegerMetricEvent" => v as f64,
-                        _ => object.get::<f64>("value").unwrap(),
+                    let value = if object.type_name == "TaggedIntegerMetricEvent" {
+                        object.get::<u64>("value").unwrap() as f64
+                    } else {
+                        object.get::<f64>("value").unwrap()
                     };
                     metrics.push((
                         desc.get::<&str>("name").unwrap().to_string(),
