@@ -1,5 +1,5 @@
-//! Hostile input: the block decoder, fed mutated genuine blocks and mutated type metadata,
-//! returns errors but never panics.
+//! Hostile input: the block decoder, fed mutated genuine blocks and mutated type metadata (of
+//! both producers: the Rust fixture and the Unreal fixture), returns errors but never panics.
 //!
 //! Iterations: `WRITE_PERFETTO_FUZZ_ITERATIONS` (default 20 000, a few seconds);
 //! `benches/fuzz.sh` runs it for millions. Seed: `WRITE_PERFETTO_FUZZ_SEED`.
@@ -10,6 +10,7 @@ use micromegas_telemetry::block_wire_format::BlockPayload;
 use micromegas_transit::UserDefinedType;
 use std::io::Write;
 use support::lake::{fixture_dir, open_embedded, runtime, thread_blocks_with_payloads};
+use support::unreal::{all_blocks, unreal_fixture_dir};
 use write_perfetto::decode::{StreamDecoder, decode_payload};
 
 struct Sample {
@@ -36,6 +37,24 @@ fn samples() -> Vec<Sample> {
         }
         out
     })
+}
+
+/// The thread blocks of the Unreal fixture (other type names and layouts).
+fn unreal_samples() -> Vec<Sample> {
+    all_blocks(&unreal_fixture_dir())
+        .into_iter()
+        .filter(|b| b.tags.iter().any(|t| t == "cpu"))
+        .map(|b| {
+            let buffers = decode_payload(&b.payload).unwrap();
+            Sample {
+                deps_meta: b.dependencies_metadata,
+                objs_meta: b.objects_metadata,
+                payload: b.payload,
+                dependencies: buffers.dependencies,
+                objects: buffers.objects,
+            }
+        })
+        .collect()
 }
 
 struct Rng(u64);
@@ -155,8 +174,12 @@ fn mutated_blocks_and_metadata_never_panic_the_decoder() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed);
-    let samples = samples();
-    assert!(!samples.is_empty());
+    let rust_samples = samples();
+    let unreal = unreal_samples();
+    assert!(!rust_samples.is_empty() && !unreal.is_empty());
+    // Half of the runs mutate the Rust crate's blocks, half the Unreal plugin's.
+    let unreal_from = rust_samples.len();
+    let samples: Vec<Sample> = rust_samples.into_iter().chain(unreal).collect();
     let decoders: Vec<StreamDecoder> = samples
         .iter()
         .map(|s| StreamDecoder::new(&s.deps_meta, &s.objs_meta).unwrap())
@@ -164,7 +187,11 @@ fn mutated_blocks_and_metadata_never_panic_the_decoder() {
     let mut rng = Rng(seed);
     let (mut errors, mut successes) = (0u64, 0u64);
     for i in 0..iterations {
-        let k = rng.below(samples.len());
+        let k = if rng.below(2) == 0 {
+            rng.below(unreal_from)
+        } else {
+            unreal_from + rng.below(samples.len() - unreal_from)
+        };
         let sample = &samples[k];
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match rng.below(4) {

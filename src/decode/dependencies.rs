@@ -6,7 +6,7 @@ use std::collections::HashMap as StdHashMap;
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
-use super::layout::{DependencyKind, DependencyType, RecordPlan};
+use super::layout::{DependencyKind, DependencyType, PropertyLayout, RecordPlan};
 use super::records::{for_each_record, u32_at, u64_at};
 
 /// What a span event's description reference points to.
@@ -69,7 +69,7 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
                 let (id, rest) = split_id(record, &ty.name)?;
                 insert_unique(&mut deps.strings, id, decode_codec_string(rest)?)?;
             }
-            DependencyKind::SpanRecord(_) | DependencyKind::PropertySet { .. } => {
+            DependencyKind::SpanDescription(_) | DependencyKind::PropertySet(_) => {
                 pending.push((ty, record))
             }
             DependencyKind::Unknown => {}
@@ -78,19 +78,17 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
     })?;
     for (ty, record) in pending {
         match &ty.kind {
-            DependencyKind::SpanRecord(plan) => {
+            DependencyKind::SpanDescription(plan) => {
                 let (id, location) = read_location(plan, record, &deps)?;
                 if deps.locations.insert(id, location).is_some() {
                     bail!("duplicate dependency id {id:#x}");
                 }
             }
-            DependencyKind::PropertySet {
-                property_size,
-                name_offset,
-                value_offset,
-            } => {
-                let (id, set) =
-                    read_property_set(record, *property_size, *name_offset, *value_offset, &deps)?;
+            DependencyKind::PropertySet(layout) => {
+                let Some(layout) = layout else {
+                    bail!("a property set, but the stream's metadata declares no Property layout");
+                };
+                let (id, set) = read_property_set(record, layout, &deps)?;
                 if deps.property_sets.insert(id, set).is_some() {
                     bail!("duplicate dependency id {id:#x}");
                 }
@@ -170,9 +168,7 @@ fn read_location(plan: &RecordPlan, record: &[u8], deps: &Dependencies) -> Resul
 
 fn read_property_set(
     record: &[u8],
-    property_size: usize,
-    name_offset: usize,
-    value_offset: usize,
+    layout: &PropertyLayout,
     deps: &Dependencies,
 ) -> Result<(u64, Properties)> {
     if record.len() < 12 {
@@ -181,18 +177,20 @@ fn read_property_set(
     let id = u64_at(record, 0);
     let count = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes")) as usize;
     let body = &record[12..];
-    if property_size < 16 || count.checked_mul(property_size) != Some(body.len()) {
+    // The layout's offsets were checked against its size when the plan was built.
+    let size = layout.size;
+    if size == 0 || count.checked_mul(size) != Some(body.len()) {
         bail!(
-            "property set {id:#x} declares {count} properties of {property_size} bytes in {} bytes",
+            "property set {id:#x} declares {count} properties of {size} bytes in {} bytes",
             body.len()
         );
     }
     let mut set: Properties = body
-        .chunks_exact(property_size)
+        .chunks_exact(size)
         .map(|p| {
             Ok((
-                deps.string(u64_at(p, name_offset))?.clone(),
-                deps.string(u64_at(p, value_offset))?.clone(),
+                deps.string(u64_at(p, layout.name_offset))?.clone(),
+                deps.string(u64_at(p, layout.value_offset))?.clone(),
             ))
         })
         .collect::<Result<_>>()?;

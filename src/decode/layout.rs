@@ -52,15 +52,21 @@ pub(super) enum DependencyKind {
     StaticString,
     /// `u64 id, u8 codec, u32 len, bytes`.
     StringWithCodec,
-    /// A span description: offsets of its members in the record.
-    SpanRecord(RecordPlan),
-    /// A property set: `u64 id, u32 count`, then `count` properties of this layout.
-    PropertySet {
-        property_size: usize,
-        name_offset: usize,
-        value_offset: usize,
-    },
+    /// A span description: any fixed-size record keyed by its `id` member that has the
+    /// members a span event refers to (`target`, `file`, `line`, and `name` for static spans),
+    /// whatever its type name (`SpanRecord` and `SpanLocationRecord` from the Rust crate,
+    /// `SpanMetadataDependency` and `SpanLocationDependency` from the Unreal plugin).
+    SpanDescription(RecordPlan),
+    /// A property set: `u64 id, u32 count`, then `count` properties of the `Property` layout
+    /// the metadata declares (`None`: it declares none, so a property set cannot be read).
+    PropertySet(Option<PropertyLayout>),
     Unknown,
+}
+
+pub(super) struct PropertyLayout {
+    pub size: usize,
+    pub name_offset: usize,
+    pub value_offset: usize,
 }
 
 pub(super) struct RecordPlan {
@@ -121,17 +127,38 @@ fn reference_offset(
     let Some(m) = udt.members.iter().find(|m| m.name.as_str() == member) else {
         return Ok(None);
     };
+    if m.is_reference && m.size < 8 {
+        bail!(
+            "{}.{member} is a reference of {} bytes, narrower than its 8-byte id",
+            udt.name,
+            m.size
+        );
+    }
+    // Held by value: its type must be a reference type (transit reads such a member as what
+    // its type's `id` refers to), e.g. the Rust crate's `StringId`.
     let inner = if m.is_reference {
         0
-    } else if let Some(ty) = all.iter().find(|t| *t.name == m.type_name) {
-        ty.members
-            .iter()
-            .find(|im| im.name.as_str() == "id")
-            .map_or(0, |im| im.offset)
     } else {
-        0
+        let id = all
+            .iter()
+            .find(|t| *t.name == m.type_name && t.is_reference)
+            .and_then(|ty| ty.members.iter().find(|im| im.name.as_str() == "id"));
+        match id {
+            Some(id) => id.offset,
+            None => bail!(
+                "{}.{member} is neither a reference nor of a reference type ({})",
+                udt.name,
+                m.type_name
+            ),
+        }
     };
-    let offset = m.offset + inner;
+    let Some(offset) = m.offset.checked_add(inner) else {
+        bail!(
+            "{}.{member} at offset {} + {inner} overflows",
+            udt.name,
+            m.offset
+        );
+    };
     check_field(udt, member, offset, 8)?;
     Ok(Some(offset))
 }
@@ -170,22 +197,32 @@ fn object_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<Object
     })
 }
 
-/// `BeginThreadSpanEvent`, `TaggedEndAsyncNamedSpanEvent`, ... → (scope, phase).
+/// The span events, by the type names Micromegas's analytics reads them by
+/// (`thread_block_processor.rs`, `async_block_processing.rs`): the eight of micromegas-tracing
+/// 0.30 — which the Unreal plugin also uses for its four thread events — and the 0.33 dynamic-name
+/// and tagged-end variants, each read as its plain counterpart. Any other object is skipped.
 fn classify_event(name: &str) -> Option<(EventScope, EventPhase)> {
-    let name = name.strip_prefix("Tagged").unwrap_or(name);
-    let (phase, rest) = if let Some(rest) = name.strip_prefix("Begin") {
-        (EventPhase::Begin, rest)
-    } else {
-        (EventPhase::End, name.strip_prefix("End")?)
-    };
-    let scope = if rest.starts_with("Thread") {
-        EventScope::Thread
-    } else if rest.starts_with("Async") {
-        EventScope::Async
-    } else {
-        return None;
-    };
-    rest.ends_with("SpanEvent").then_some((scope, phase))
+    use EventPhase::{Begin, End};
+    use EventScope::{Async, Thread};
+    Some(match name {
+        "BeginThreadSpanEvent" | "BeginThreadNamedSpanEvent" | "BeginThreadDynNamedSpanEvent" => {
+            (Thread, Begin)
+        }
+        "EndThreadSpanEvent"
+        | "EndThreadNamedSpanEvent"
+        | "EndThreadDynNamedSpanEvent"
+        | "TaggedEndThreadSpanEvent"
+        | "TaggedEndThreadNamedSpanEvent" => (Thread, End),
+        "BeginAsyncSpanEvent" | "BeginAsyncNamedSpanEvent" | "BeginAsyncDynNamedSpanEvent" => {
+            (Async, Begin)
+        }
+        "EndAsyncSpanEvent"
+        | "EndAsyncNamedSpanEvent"
+        | "EndAsyncDynNamedSpanEvent"
+        | "TaggedEndAsyncSpanEvent"
+        | "TaggedEndAsyncNamedSpanEvent" => (Async, End),
+        _ => return None,
+    })
 }
 
 fn event_plan(
@@ -230,13 +267,16 @@ fn event_plan(
     })
 }
 
+/// Dependencies are read as Micromegas's transit parser reads them: the string types and the
+/// property sets have their own encodings; every other fixed-size type is a record keyed by its
+/// `id` member, and the records that describe spans are kept.
 fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<DependencyType> {
     let kind = match udt.name.as_str() {
         "StaticString" => DependencyKind::StaticString,
         "StaticStringDependency" => DependencyKind::StringWithCodec,
         "PropertySetDependency" => property_set_kind(all)?,
-        "SpanRecord" | "SpanLocationRecord" if udt.size > 0 => {
-            DependencyKind::SpanRecord(RecordPlan {
+        _ if udt.size > 0 && is_span_description(udt) => {
+            DependencyKind::SpanDescription(RecordPlan {
                 id: scalar_offset(udt, "id", 8)?
                     .with_context(|| format!("{} has no id", udt.name))?,
                 name: reference_offset(udt, "name", all)?,
@@ -254,22 +294,27 @@ fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<De
     })
 }
 
-/// The `Property` layout travels as a secondary type of the metadata, found by name.
+/// A record with an `id` and the members a span event reads from its description: `target`,
+/// `file` and `line` (a static span's description also has its `name`). Log and metric
+/// descriptions have them too; they never appear in a thread stream, and an event that refers
+/// to one reads it the same way.
+fn is_span_description(udt: &UserDefinedType) -> bool {
+    let has = |member: &str| udt.members.iter().any(|m| m.name.as_str() == member);
+    ["id", "target", "file", "line"].iter().all(|m| has(m))
+}
+
+/// The `Property` layout: a secondary type of the Rust crate's metadata, a dependency type of
+/// the Unreal plugin's; found by name either way. Producers without property sets may not
+/// declare it: a block that holds a property set then fails when it is read.
 fn property_set_kind(all: &[&UserDefinedType]) -> Result<DependencyKind> {
     let Some(property) = all.iter().find(|t| t.name.as_str() == "Property") else {
-        // Producers before property sets never emit them; a block that does will fail to
-        // find the layout when it is read.
-        return Ok(DependencyKind::PropertySet {
-            property_size: 16,
-            name_offset: 0,
-            value_offset: 8,
-        });
+        return Ok(DependencyKind::PropertySet(None));
     };
-    Ok(DependencyKind::PropertySet {
-        property_size: property.size,
+    Ok(DependencyKind::PropertySet(Some(PropertyLayout {
+        size: property.size,
         name_offset: reference_offset(property, "name", all)?.context("Property has no name")?,
         value_offset: reference_offset(property, "value", all)?.context("Property has no value")?,
-    })
+    })))
 }
 
 impl super::records::RecordType for ObjectType {

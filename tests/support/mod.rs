@@ -7,3 +7,4 @@ pub mod partition_lake;
 pub mod pg;
 pub mod s3;
 pub mod trace;
+pub mod unreal;
