@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exports every process of the fixture lake, and of a small generated lake, and checks each
+# Exports every process of the fixture lakes (Rust and Unreal), and of a small generated lake, and checks each
 # trace with the independent inspector (../shared/tools/inspect-trace): 0 errors and 0
 # warnings required.
 set -euo pipefail
@@ -13,6 +13,7 @@ gen="${CARGO_TARGET_DIR:-target}/debug/gen-lake"
 lake="$(mktemp -d)"
 trap 'rm -rf "$out" "$lake"' EXIT
 cp fixtures/lake/lake.db "$lake/" && cp -r fixtures/lake/blobs "$lake/"
+mkdir "$lake/unreal" && cp fixtures/unreal-lake/lake.db "$lake/unreal/" && cp -r fixtures/unreal-lake/blobs "$lake/unreal/"
 "$gen" --out "$lake/generated" --seed 3 --processes 2 --threads 6 --spans 30000 --async-spans 3000 >/dev/null
 check_lake() {
   local dir=$1
@@ -24,4 +25,5 @@ check_lake() {
 done
 }
 check_lake "$lake"
+check_lake "$lake/unreal"
 check_lake "$lake/generated"

@@ -131,7 +131,9 @@ fn envelope(dependencies: &[u8], objects: &[u8]) -> Vec<u8> {
     micromegas_telemetry::wire_format::encode_cbor(&payload).unwrap()
 }
 
-/// Structured damage: offsets and sizes of members beyond their type, wrong sizes, renamed types.
+/// Structured damage: offsets and sizes of members beyond their type, offsets at the type's
+/// edge and near the top of the integer range (where a sum with an inner offset overflows),
+/// wrong sizes, renamed types.
 fn mutate_metadata(cbor: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut udts: Vec<UserDefinedType> = ciborium::de::from_reader(cbor).unwrap();
     for _ in 0..=rng.below(3) {
@@ -142,10 +144,18 @@ fn mutate_metadata(cbor: &[u8], rng: &mut Rng) -> Vec<u8> {
             continue;
         }
         let udt = &mut udts[t];
-        match rng.below(4) {
+        match rng.below(6) {
             0 if !udt.members.is_empty() => {
                 let m = rng.below(udt.members.len());
                 udt.members[m].offset = rng.below(udt.size + 16);
+            }
+            4 if !udt.members.is_empty() => {
+                let m = rng.below(udt.members.len());
+                udt.members[m].offset = udt.size.saturating_sub(rng.below(9));
+            }
+            5 if !udt.members.is_empty() => {
+                let m = rng.below(udt.members.len());
+                udt.members[m].offset = usize::MAX - rng.below(16);
             }
             1 if !udt.members.is_empty() => {
                 let m = rng.below(udt.members.len());
