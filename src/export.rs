@@ -313,7 +313,7 @@ async fn write_tracks(
     let (bytes, hashing) = writer.finish().context(WriteFailed)?;
     Ok(Written {
         bytes,
-        sha256: hashing.hasher.map(|h| hex(&h.finalize())),
+        sha256: hashing.hasher.map(|h| format!("{:x}", h.finalize())),
         thread_tracks,
         async_tracks,
         stats: reader.stats,
@@ -636,10 +636,6 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The directory the trace goes to, checked before any work is done.

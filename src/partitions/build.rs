@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::files::PartitionBuilder;
 use super::plan::{Planned, View};
-use super::{EventsRequest, PartitionCache, PartitionStats, StoredFile, describe};
+use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, describe};
 use crate::decode::{EventScope, SpanEvent, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
@@ -24,11 +24,11 @@ pub async fn build(
     lake: &Lake,
     request: &EventsRequest<'_>,
     planned: &[Planned],
-    to_build: &[(usize, String)],
+    to_build: &[(usize, Stale)],
     stats: &mut PartitionStats,
     keys: &mut [Option<StoredFile>],
 ) -> Result<()> {
-    let reasons: HashMap<usize, &str> = to_build.iter().map(|(i, r)| (*i, r.as_str())).collect();
+    let reasons: HashMap<usize, &Stale> = to_build.iter().map(|(i, r)| (*i, r)).collect();
     // Which partition being built each block feeds, per view.
     let mut feeds = Feeds::default();
     let mut async_builders: BTreeMap<usize, PartitionBuilder> = BTreeMap::new();
@@ -180,7 +180,7 @@ async fn store_all(
     request: &EventsRequest<'_>,
     planned: &[Planned],
     builders: BTreeMap<usize, PartitionBuilder>,
-    reasons: &HashMap<usize, &str>,
+    reasons: &HashMap<usize, &Stale>,
 ) -> Result<Vec<(usize, StoredFile)>> {
     let mut stored = Vec::with_capacity(builders.len());
     for (p, builder) in builders {
@@ -197,14 +197,13 @@ async fn store(
     request: &EventsRequest<'_>,
     p: &Planned,
     rows: PartitionBuilder,
-    reason: &str,
+    reason: &Stale,
 ) -> Result<StoredFile> {
     let events = rows.len();
     let key = cache.store_partition(request.process_id, p, rows).await?;
-    let verb = if reason == "no partition yet" {
-        "built"
-    } else {
-        "rebuilt"
+    let verb = match reason {
+        Stale::NoPartition => "built",
+        Stale::Outdated(_) => "rebuilt",
     };
     (request.explain)(format!(
         "{}: {verb} ({reason}; {} blocks, {events} events)",

@@ -67,6 +67,24 @@ pub struct PartitionStats {
     pub payload_bytes: u64,
 }
 
+/// Why a partition must be (re)built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stale {
+    /// No live row covers it: a first build.
+    NoPartition,
+    /// A live row exists but cannot serve: why (new blocks, damaged file, ...).
+    Outdated(String),
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stale::NoPartition => f.write_str("no partition yet"),
+            Stale::Outdated(why) => f.write_str(why),
+        }
+    }
+}
+
 /// A partition file as the catalog records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFile {
@@ -300,7 +318,7 @@ impl PartitionCache {
             .context("cannot retire a damaged partition in the catalog")?;
         let mut stats = PartitionStats::default();
         let mut keys: Vec<Option<StoredFile>> = vec![None; prepared.planned.len()];
-        let stale = vec![(i, format!("damaged: {}", damaged.reason))];
+        let stale = vec![(i, Stale::Outdated(format!("damaged: {}", damaged.reason)))];
         let build_lock = self.catalog.lock(&request.process_id).await?;
         let built = self
             .build_stale(
@@ -359,7 +377,7 @@ impl PartitionCache {
         &self,
         p: &Planned,
         live: &[PartitionRow],
-    ) -> Result<Result<StoredFile, String>> {
+    ) -> Result<Result<StoredFile, Stale>> {
         let instance = p.instance.to_string();
         let same_instance: Vec<&PartitionRow> = live
             .iter()
@@ -377,29 +395,29 @@ impl PartitionCache {
             .find(|r| r.begin_us == p.begin_us && r.end_us == p.end_us)
         else {
             return Ok(Err(if same_instance.is_empty() {
-                "no partition yet".into()
+                Stale::NoPartition
             } else {
-                "partition bounds changed".into()
+                Stale::Outdated("partition bounds changed".into())
             }));
         };
         if row.format_version != FORMAT_VERSION {
-            return Ok(Err(format!(
+            return Ok(Err(Stale::Outdated(format!(
                 "format version changed ({} → {FORMAT_VERSION})",
                 row.format_version
-            )));
+            ))));
         }
         let Some(checksum) = &row.checksum else {
-            return Ok(Err(
+            return Ok(Err(Stale::Outdated(
                 "recorded by an older write-perfetto, without a checksum".into(),
-            ));
+            )));
         };
         if row.fingerprint != p.fingerprint {
             let now = p.blocks.len() as i64;
-            return Ok(Err(match now - row.nb_blocks {
+            return Ok(Err(Stale::Outdated(match now - row.nb_blocks {
                 n if n > 0 => format!("{n} new block{}", if n == 1 { "" } else { "s" }),
                 n if n < 0 => format!("{} block{} gone", -n, if n == -1 { "" } else { "s" }),
                 _ => "blocks replaced or changed".into(),
-            }));
+            })));
         }
         match self
             .store
@@ -412,8 +430,12 @@ impl PartitionCache {
                 size: row.file_size,
                 checksum: checksum.clone(),
             })),
-            Ok(_) => Ok(Err("partition file has the wrong size".into())),
-            Err(object_store::Error::NotFound { .. }) => Ok(Err("partition file missing".into())),
+            Ok(_) => Ok(Err(Stale::Outdated(
+                "partition file has the wrong size".into(),
+            ))),
+            Err(object_store::Error::NotFound { .. }) => {
+                Ok(Err(Stale::Outdated("partition file missing".into())))
+            }
             Err(e) => Err(failure(
                 FailureKind::Io,
                 format!("cannot read partition file {}: {e}", row.file_key),
@@ -426,7 +448,7 @@ impl PartitionCache {
         lake: &Lake,
         request: &EventsRequest<'_>,
         planned: &[Planned],
-        stale: Vec<(usize, String)>,
+        stale: Vec<(usize, Stale)>,
         stats: &mut PartitionStats,
         keys: &mut [Option<StoredFile>],
     ) -> Result<()> {

@@ -95,7 +95,7 @@ pub fn fingerprint<'a>(view: View, blocks: impl Iterator<Item = &'a BlockRow>) -
             b.end_ticks
         ));
     }
-    crate::export::hex(&hasher.finalize())
+    format!("{:x}", hasher.finalize())
 }
 
 #[cfg(test)]

@@ -116,7 +116,8 @@ pub fn udts_cbor(types: &[UserDefinedType]) -> Vec<u8> {
 
 /// `X'0a1b...'`: a SQLite blob literal.
 pub fn blob_literal(bytes: &[u8]) -> String {
-    format!("X'{}'", write_perfetto::export::hex(bytes))
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("X'{hex}'")
 }
 
 // ---------------------------------------------------------------------------------------------

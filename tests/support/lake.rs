@@ -120,7 +120,7 @@ pub fn processes_json(lake: &Path) -> Vec<serde_json::Value> {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    write_perfetto::export::hex(&sha2::Sha256::digest(bytes))
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 pub fn stdout(output: &Output) -> String {
