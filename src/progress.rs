@@ -35,8 +35,8 @@ impl Progress {
     /// A line for the user (explanations), printed without garbling the bar.
     pub fn note(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(|| stderr_line(line)),
+            None => stderr_line(line),
         }
     }
 
@@ -45,4 +45,11 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Writes a line to stderr; a closed stderr (`2>&1 | head -1`) is not a reason to fail the run,
+/// whereas `eprintln!` would panic.
+pub fn stderr_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

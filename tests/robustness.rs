@@ -342,3 +342,31 @@ fn any_value_of_a_numeric_flag_is_used_or_refused_as_a_usage_error_never_a_crash
         }
     }
 }
+
+#[test]
+fn an_export_whose_stderr_is_closed_still_succeeds() {
+    // `write-perfetto -v ... 2>&1 | head -1`: every later line to stderr fails with EPIPE.
+    let lake = fixture_copy();
+    let out = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = support::lake::write_perfetto()
+        .args([MAIN_PROCESS, "--lake", lake.path().to_str().unwrap(), "-v"])
+        .args(["-o", "t.pftrace"])
+        .current_dir(out.path())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let reference = run(
+        &[
+            MAIN_PROCESS,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-o",
+            "-",
+        ],
+        out.path(),
+    );
+    assert!(std::fs::read(out.path().join("t.pftrace")).unwrap() == succeeded(reference).stdout);
+}

@@ -10,7 +10,7 @@ use crate::error::{self, FailureKind, failure};
 use crate::export::{self, ExportOptions, OutputTarget};
 use crate::lake::{Lake, LakeLocation};
 use crate::partitions::PartitionCache;
-use crate::progress::Progress;
+use crate::progress::{Progress, stderr_line};
 pub use args::{CacheAction, Cli, Command};
 
 /// Runs the tool; returns the process exit status.
@@ -35,7 +35,7 @@ pub fn main() -> i32 {
     runtime.spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
             crate::cleanup::remove_all();
-            eprintln!("write-perfetto: interrupted");
+            stderr_line("write-perfetto: interrupted");
             std::process::exit(FailureKind::Interrupted.exit_code());
         }
     });
@@ -56,7 +56,9 @@ fn exit_on_panic() {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let message = error::panic_text(info.payload()).replace('\n', " ");
-        eprintln!("write-perfetto: internal error: {message}{location} (please report it)");
+        stderr_line(&format!(
+            "write-perfetto: internal error: {message}{location} (please report it)"
+        ));
         crate::cleanup::remove_all();
         std::process::exit(FailureKind::Internal.exit_code());
     }));
@@ -78,7 +80,10 @@ fn init_logging(cli: &Cli) {
 
 fn report(error: anyhow::Error) -> i32 {
     let kind = error::kind_of(&error);
-    eprintln!("write-perfetto: error: {}", error::one_line(&error));
+    stderr_line(&format!(
+        "write-perfetto: error: {}",
+        error::one_line(&error)
+    ));
     kind.exit_code()
 }
 
@@ -109,7 +114,7 @@ async fn run(cli: &Cli) -> Result<()> {
             if cli.json {
                 println!("{}", serde_json::json!({ "removed_partitions": removed }));
             } else if !cli.quiet {
-                eprintln!("removed {removed} retired partition files");
+                stderr_line(&format!("removed {removed} retired partition files"));
             }
             Ok(())
         }
@@ -154,9 +159,9 @@ async fn run(cli: &Cli) -> Result<()> {
             progress.clear();
             let summary = result?;
             if cli.json {
-                println!("{}", serde_json::to_string(&summary)?);
+                writeln!(std::io::stdout(), "{}", serde_json::to_string(&summary)?)?;
             } else if !cli.quiet && summary.output != "-" {
-                eprintln!(
+                stderr_line(&format!(
                     "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks) in {} ms",
                     summary.output,
                     summary.bytes,
@@ -165,7 +170,7 @@ async fn run(cli: &Cli) -> Result<()> {
                     summary.thread_tracks,
                     summary.async_tracks,
                     summary.elapsed_ms
-                );
+                ));
             }
             Ok(())
         }
