@@ -219,11 +219,19 @@ fn exports_during_ingestion_show_one_prefix_each(
                 }
             });
         }
+        // The exporters stop when ingestion ends, also when the writer fails (a panic here must
+        // fail the test, not leave the exporters looping).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&done);
         rt.block_on(replay(&ingestion, &writer, async |_| {
             // The pace of a live process (the outcome may not depend on it).
             tokio::time::sleep(Duration::from_millis(15)).await;
         }));
-        done.store(true, Ordering::SeqCst);
     });
     rt.block_on(writer.close());
 
