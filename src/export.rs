@@ -141,7 +141,7 @@ pub async fn export(
         explain: &explain,
     };
     let prepared = match cache.prepare(lake, &request).await {
-        // The lake's store refused the first partition file: nothing was recorded.
+        // The lake's store refused the probe file: nothing was built or recorded.
         Err(e) if e.downcast_ref::<CacheRefused>().is_some() && options.cache_dir.is_none() => {
             let why = crate::error::one_line(&e);
             cache = PartitionCache::fallback(lake, options.bucket_seconds, &warn, &why).await?;
@@ -236,9 +236,8 @@ async fn read_lake_state(lake: &Lake, process_arg: &str) -> Result<LakeState> {
             "has no thread streams (tag `cpu`): it recorded no spans to export",
         ));
     }
-    let mut blocks = snapshot.thread_blocks(&process.process_id).await?;
-    // The snapshot lists no block without its stream; this only guards the invariant.
-    blocks.retain(|b| streams.iter().any(|s| s.stream_id == b.stream_id));
+    // One snapshot: every block listed has its stream listed too (the query joins them).
+    let blocks = snapshot.thread_blocks(&process.process_id).await?;
     if blocks.is_empty() {
         return Err(no_data(
             "has no span data yet: its thread streams have no block (it may still be starting)",

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use support::lake::{
 };
 use support::pg::PgCluster;
 use support::s3::{S3Server, free_port};
+use support::tmpfs::Tmpfs;
 use write_perfetto::partitions::catalog::Catalog;
 
 /// The fixture lake's main process.
@@ -74,42 +75,6 @@ fn reference_trace(lake: &Path, process: &str) -> Vec<u8> {
         scratch.path(),
     ));
     std::fs::read(out).unwrap()
-}
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    /// `mount -t tmpfs -o OPTIONS tmpfs DIR`; Err says why it could not be mounted.
-    fn mount(dir: &Path, options: &str) -> Result<Tmpfs, String> {
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "mount -t tmpfs -o {options} failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs {
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let status = Command::new("umount").arg(&self.dir).status();
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("could not unmount {}: {status:?}", self.dir.display());
-        }
-    }
 }
 
 /// Writes `path` until the file system is full.

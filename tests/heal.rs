@@ -5,10 +5,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use support::lake::{copy_lake, fixture_dir, stderr, summary, write_perfetto};
 use support::partition_lake::{Backend, PartitionLake, assert_live_rows_consistent};
+use support::tmpfs::Tmpfs;
 
 /// Flips one byte in the middle of a file, keeping its size.
 fn alter_in_place(path: &Path) {
@@ -165,8 +166,9 @@ fn a_catalog_that_is_not_a_database_any_more_is_set_aside_and_recreated() {
 /// root (root ignores permissions), else a directory without write permission.
 struct ReadOnlyLake {
     dir: PathBuf,
+    /// Unmounted before the directory is deleted.
+    mount: Option<Tmpfs>,
     _base: tempfile::TempDir,
-    mounted: bool,
 }
 
 impl ReadOnlyLake {
@@ -174,62 +176,28 @@ impl ReadOnlyLake {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("lake");
         std::fs::create_dir(&dir).unwrap();
-        let as_root = unsafe { libc_geteuid() } == 0;
-        let mounted = as_root && mount(&dir, "size=64m").is_ok();
+        let mount = support::pg::is_root()
+            .then(|| Tmpfs::mount(&dir, "size=64m").ok())
+            .flatten();
         copy_lake(&fixture_dir(), &dir);
-        if mounted {
-            mount_remount_read_only(&dir);
-        } else {
-            set_read_only(&dir);
+        match &mount {
+            Some(tmpfs) => tmpfs.remount_read_only(),
+            None => set_read_only(&dir),
         }
         ReadOnlyLake {
             dir,
+            mount,
             _base: base,
-            mounted,
         }
     }
 }
 
 impl Drop for ReadOnlyLake {
     fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
-        } else {
+        if self.mount.is_none() {
             set_writable(&self.dir);
         }
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-fn mount(dir: &Path, options: &str) -> Result<(), String> {
-    let output = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
-fn mount_remount_read_only(dir: &Path) {
-    let status = Command::new("mount")
-        .args(["-o", "remount,ro"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "cannot remount {} read-only",
-        dir.display()
-    );
 }
 
 fn set_permissions(dir: &Path, mode: u32) {

@@ -67,6 +67,15 @@ pub struct PartitionStats {
     pub payload_bytes: u64,
 }
 
+impl PartitionStats {
+    fn add(&mut self, other: PartitionStats) {
+        self.reused += other.reused;
+        self.built += other.built;
+        self.blocks_read += other.blocks_read;
+        self.payload_bytes += other.payload_bytes;
+    }
+}
+
 /// Why a partition must be (re)built.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stale {
@@ -257,13 +266,8 @@ impl PartitionCache {
             }
         }
         if !stale.is_empty() {
-            self.check_writable().await?;
-            let build_lock = self.catalog.lock(&request.process_id).await?;
-            let built = self
-                .build_stale(lake, request, &planned, stale, &mut stats, &mut keys)
-                .await;
-            build_lock.release().await?;
-            built?;
+            self.build_under_lock(lake, request, &planned, stale, &mut stats, &mut keys)
+                .await?;
         }
         let mut files = FilesByInstance::new();
         for (i, (p, key)) in planned.iter().zip(keys).enumerate() {
@@ -319,19 +323,15 @@ impl PartitionCache {
         let mut stats = PartitionStats::default();
         let mut keys: Vec<Option<StoredFile>> = vec![None; prepared.planned.len()];
         let stale = vec![(i, Stale::Outdated(format!("damaged: {}", damaged.reason)))];
-        let build_lock = self.catalog.lock(&request.process_id).await?;
-        let built = self
-            .build_stale(
-                lake,
-                request,
-                &prepared.planned,
-                stale,
-                &mut stats,
-                &mut keys,
-            )
-            .await;
-        build_lock.release().await?;
-        built?;
+        self.build_under_lock(
+            lake,
+            request,
+            &prepared.planned,
+            stale,
+            &mut stats,
+            &mut keys,
+        )
+        .await?;
         let file = keys[i].take().ok_or_else(|| {
             failure(
                 FailureKind::Internal,
@@ -347,15 +347,32 @@ impl PartitionCache {
         }
         let mut totals = lock(&prepared.stats);
         totals.reused = totals.reused.saturating_sub(1);
-        totals.reused += stats.reused;
-        totals.built += stats.built;
-        totals.blocks_read += stats.blocks_read;
-        totals.payload_bytes += stats.payload_bytes;
+        totals.add(stats);
         Ok(())
     }
 
+    /// Builds the `stale` partitions (or takes what another exporter built meanwhile) under
+    /// the process's build lock, once the store has shown it takes writes.
+    async fn build_under_lock(
+        &self,
+        lake: &Lake,
+        request: &EventsRequest<'_>,
+        planned: &[Planned],
+        stale: Vec<(usize, Stale)>,
+        stats: &mut PartitionStats,
+        keys: &mut [Option<StoredFile>],
+    ) -> Result<()> {
+        self.check_writable().await?;
+        let build_lock = self.catalog.lock(&request.process_id).await?;
+        let built = self
+            .build_stale(lake, request, planned, stale, stats, keys)
+            .await;
+        build_lock.release().await?;
+        built
+    }
+
     /// Stores and deletes a probe file: a store that refuses writes is found before any block
-    /// is decoded ([`CacheRefused`]).
+    /// is decoded ([`CacheRefused`]); the partition files that follow need no such check.
     async fn check_writable(&self) -> Result<()> {
         let probe = format!("{FILE_PREFIX}/.probe-{}", Uuid::new_v4());
         let stored = self.store.put(&probe, Bytes::from_static(b"probe")).await;
@@ -495,13 +512,7 @@ impl PartitionCache {
         );
         let file_size = data.len() as i64;
         let checksum = checksum(&data);
-        self.store
-            .put(&file_key, data)
-            .await
-            .map_err(|e| match refuses_writes(&e) {
-                true => e.context(CacheRefused),
-                false => e,
-            })?;
+        self.store.put(&file_key, data).await?;
         crate::pause::at(crate::pause::Point::PartitionFileStored);
         self.catalog
             .replace(&PartitionRow {

@@ -6,5 +6,6 @@ pub mod oracle;
 pub mod partition_lake;
 pub mod pg;
 pub mod s3;
+pub mod tmpfs;
 pub mod trace;
 pub mod unreal;

@@ -351,7 +351,8 @@ fn find_bin_dir() -> PathBuf {
 }
 
 /// Whether this process runs as root (the owner of /proc/self is our effective uid).
-fn is_root() -> bool {
+/// Whether the tests run as root (who ignores file permissions).
+pub fn is_root() -> bool {
     fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
