@@ -45,7 +45,7 @@ pub fn run_command_bounded(mut command: Command, cwd: &Path, timeout: Duration) 
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
-        .expect("spawn write-perfetto");
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
