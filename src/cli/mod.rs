@@ -65,12 +65,14 @@ fn exit_on_panic() {
 }
 
 fn init_logging(cli: &Cli) {
+    // Only our own messages by default: a library's (sqlx's "slow statement" on a busy
+    // machine) would break the one-line error and garble the output; RUST_LOG shows them.
     let default = if cli.quiet {
-        "error"
+        "write_perfetto=error"
     } else if cli.verbose > 0 {
         "write_perfetto=debug"
     } else {
-        "warn"
+        "write_perfetto=warn"
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp(None)
