@@ -1,10 +1,10 @@
 //! write-perfetto: one process of a Micromegas lake → one Perfetto trace.
 //!
-//! The pipeline, one module per stage:
+//! The pipeline, one module per stage, each importing only earlier ones:
 //! [`lake`] (metadata rows and payloads) → [`decode`] (span events of a block) →
-//! [`partitions`] (the events of each thread stream) →
-//! [`assembly`] (thread and async tracks of spans) → [`trace`] (the `.perfetto-trace` bytes),
-//! driven by [`export`] and the command line in [`cli`].
+//! [`partitions`] (the events of each view instance, as [`events`]) →
+//! [`assembly`] (tracks of spans, as [`tracks`]) → [`trace`] (the `.perfetto-trace` bytes),
+//! driven by [`export`] and the command line in [`cli`]. See ARCHITECTURE.md.
 
 pub mod assembly;
 mod cleanup;
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod decode;
 pub mod error;
+pub mod events;
 pub mod export;
 pub mod lake;
 pub mod memory;
@@ -22,3 +23,4 @@ pub mod symbols;
 #[doc(hidden)]
 pub mod synth;
 pub mod trace;
+pub mod tracks;

@@ -5,14 +5,10 @@
 //! there and the span ends within it; otherwise on the first lane with nothing open; otherwise
 //! on a new lane. A span not on its parent's lane gets a flow arrow from the parent.
 
-use std::collections::HashMap as StdHashMap;
-
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
-
-use super::timeline::{AssemblyStats, AsyncDetail, AsyncTrack, Slice, notes};
-use super::{AsyncEvents, AsyncIds, Event, clip_to_range};
-use crate::decode::EventPhase;
-use crate::symbols::Sym;
+use super::{AssemblyStats, AsyncEvents, clip_to_range};
+use crate::events::{AsyncIds, Event, EventPhase};
+use crate::symbols::{FastMap as HashMap, PropertySet, Sym};
+use crate::tracks::{AsyncDetail, Place, Slice, Track, TrackGroup, notes};
 
 struct AsyncSpan {
     begin_ns: i64,
@@ -30,7 +26,7 @@ pub fn async_tracks(
     data: (i64, i64),
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
-) -> Vec<AsyncTrack> {
+) -> TrackGroup {
     let mut spans: Vec<AsyncSpan> = pair_spans(events, data, stats)
         .into_iter()
         .filter_map(|mut s| {
@@ -42,7 +38,10 @@ pub fn async_tracks(
     // the pairing's order never shows.
     spans.sort_unstable_by(|a, b| layout_order(a, b).reverse());
     stats.async_spans += spans.len() as u64;
-    layout(spans)
+    TrackGroup {
+        name: "async".into(),
+        lanes: layout(spans),
+    }
 }
 
 /// How a span ends, found by the pairing pass; the span itself is made afterwards.
@@ -50,8 +49,8 @@ struct Ending {
     /// The event the span is made from: its begin, or its end when it began before the data.
     at: u32,
     end_ns: i64,
-    /// A tagged end's properties (0: none, or the span is made from its end).
-    end_properties: Sym,
+    /// A tagged end's properties (`NONE`: none, or the span is made from its end).
+    end_properties: PropertySet,
     ended_on: Option<Sym>,
     notes: u8,
 }
@@ -143,7 +142,7 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
                         endings.push(Ending {
                             at: i,
                             end_ns: event.ns,
-                            end_properties: 0,
+                            end_properties: PropertySet::NONE,
                             ended_on: Some(thread),
                             notes: notes::BEGAN_BEFORE_DATA,
                         });
@@ -157,7 +156,7 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
         endings.push(Ending {
             at: begin,
             end_ns: data_end,
-            end_properties: 0,
+            end_properties: PropertySet::NONE,
             ended_on: None,
             notes: notes::UNFINISHED,
         });
@@ -189,7 +188,7 @@ fn make_spans(
         } else {
             (event.ns, Some(thread))
         };
-        if ending.end_properties != 0 {
+        if !ending.end_properties.is_none() {
             event.properties = ending.end_properties;
         }
         let end_ns = if ending.notes == notes::UNFINISHED {
@@ -226,7 +225,7 @@ struct Lane {
 }
 
 /// `spans`: in reverse layout order.
-fn layout(mut spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
+fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
     let mut lanes: Vec<Lane> = Vec::new();
     // Lanes with nothing open, by index: the first free lane is the smallest.
     let mut free: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
@@ -305,7 +304,8 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<AsyncTrack> {
     lanes
         .into_iter()
         .enumerate()
-        .map(|(i, lane)| AsyncTrack {
+        .map(|(i, lane)| Track {
+            place: Place::Lane,
             name: format!("async #{}", i + 1),
             slices: lane.slices,
         })

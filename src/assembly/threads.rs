@@ -1,8 +1,8 @@
 //! Thread tracks: per stream, begin/end events nest like a call stack.
 
-use super::timeline::{AssemblyStats, Notes, Slice, ThreadTrack, notes};
-use super::{Chain, Event, ThreadData, clip_to_range};
-use crate::decode::{EventPhase, EventScope};
+use super::{AssemblyStats, Chain, ThreadData, clip_to_range};
+use crate::events::{Event, EventPhase, EventScope};
+use crate::tracks::{Notes, Place, Slice, Track, notes};
 
 /// The track of one thread, or `None` when it has no span in the range.
 pub fn thread_track(
@@ -10,7 +10,7 @@ pub fn thread_track(
     tid: i32,
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
-) -> Option<ThreadTrack> {
+) -> Option<Track> {
     // About one slice per two events: no doubling past what is needed.
     let mut slices = Vec::with_capacity(thread.events.len() / 2 + 1);
     let last_chain = thread.chains.len().saturating_sub(1);
@@ -30,9 +30,9 @@ pub fn thread_track(
         return None;
     }
     stats.thread_spans += slices.len() as u64;
-    Some(ThreadTrack {
-        tid,
-        name: thread.display_name,
+    Some(Track {
+        place: Place::Thread { tid },
+        name: thread.name.clone(),
         slices,
     })
 }
@@ -80,7 +80,7 @@ fn pair_chain(
                     let open = stack.pop().expect("at position");
                     close(&mut out[open], now, 0);
                     // A tagged end carries the span's properties (a begin carries none).
-                    if event.properties != 0 {
+                    if !event.properties.is_none() {
                         out[open].properties = event.properties;
                     }
                 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::export::SpanKinds;
+use crate::export::Content;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -153,4 +153,23 @@ pub enum CacheAction {
         #[arg(long = "grace", default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=MAX_GRACE_SECONDS))]
         grace_seconds: u64,
     },
+}
+
+/// Which spans go into the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpanKinds {
+    Thread,
+    Async,
+    Both,
+}
+
+impl SpanKinds {
+    /// What the trace shows.
+    pub fn contents(self) -> Vec<Content> {
+        match self {
+            SpanKinds::Thread => vec![Content::ThreadSpans],
+            SpanKinds::Async => vec![Content::AsyncSpans],
+            SpanKinds::Both => vec![Content::ThreadSpans, Content::AsyncSpans],
+        }
+    }
 }

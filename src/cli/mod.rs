@@ -134,7 +134,7 @@ async fn run(cli: &Cli) -> Result<()> {
             };
             let lake = open_lake(cli).await?;
             let options = ExportOptions {
-                spans: cli.spans,
+                contents: cli.spans.contents(),
                 begin: cli.begin,
                 end: cli.end,
                 output: cli.output.as_deref().map(|o| {

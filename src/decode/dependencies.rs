@@ -1,9 +1,8 @@
 //! The dependencies buffer of a block: strings, span descriptions and property sets by id.
 
 use anyhow::{Result, bail};
-use std::collections::HashMap as StdHashMap;
 
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+use crate::symbols::FastMap as HashMap;
 use std::sync::Arc;
 
 use super::layout::{DependencyKind, DependencyType, PropertyLayout, RecordPlan};

@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{FromRow, PgPool, SqlitePool, postgres::PgRow, sqlite::SqliteRow};
 use uuid::Uuid;
 
-use super::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
+use super::rows::{BlockRow, ProcessRow, StreamKind, StreamRow, THREAD_STREAMS, TRANSIT_FORMAT};
 use crate::error::{FailureKind, failure};
 
 /// A connection pool on the lake's metadata database.
@@ -148,12 +148,22 @@ pub trait MetadataReads {
         rows.into_iter().next().map(process_from_tuple).transpose()
     }
 
-    /// The process's transit streams tagged `cpu` (thread streams), in stream id order.
+    /// The process's thread streams (tagged `cpu`), in stream id order.
     async fn thread_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
+        self.streams(process_id, THREAD_STREAMS).await
+    }
+
+    /// Blocks of the process's thread streams, ordered by stream, object offset, block id.
+    async fn thread_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
+        self.blocks(process_id, THREAD_STREAMS).await
+    }
+
+    /// The process's streams of one kind, in stream id order.
+    async fn streams(&self, process_id: &Uuid, kind: StreamKind) -> Result<Vec<StreamRow>> {
         let pg_sql = format!(
             "SELECT stream_id::text, process_id::text, dependencies_metadata, objects_metadata, \
              array_to_json(tags)::text, array_to_json(properties)::text, {}, format \
-             FROM streams WHERE process_id = $1::uuid AND 'cpu' = ANY(tags) AND format = $2 \
+             FROM streams WHERE process_id = $1::uuid AND $3 = ANY(tags) AND format = $2 \
              ORDER BY stream_id::text",
             pg_time("insert_time")
         );
@@ -163,22 +173,22 @@ pub trait MetadataReads {
                 "SELECT lower(stream_id), lower(process_id), dependencies_metadata, objects_metadata, \
                  tags, properties, insert_time, format \
                  FROM streams WHERE lower(process_id) = $1 AND format = $2 \
-                 AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = 'cpu') \
+                 AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = $3) \
                  ORDER BY lower(stream_id)",
-                &[Arg::Text(process_id.to_string()), Arg::Text(TRANSIT_FORMAT.into())],
+                &kind.args(process_id),
             )
             .await?;
         rows.into_iter().map(stream_from_tuple).collect()
     }
 
-    /// Blocks of the given streams of a process, ordered by stream, object offset, block id.
-    /// Blocks whose stream row is missing are not returned (Micromegas ignores them too).
-    async fn thread_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
+    /// Blocks of the process's streams of one kind, ordered by stream, object offset, block
+    /// id. Blocks whose stream row is missing are not returned (Micromegas ignores them too).
+    async fn blocks(&self, process_id: &Uuid, kind: StreamKind) -> Result<Vec<BlockRow>> {
         let pg_sql = format!(
             "SELECT b.block_id::text, b.stream_id::text, b.process_id::text, {}, {}, b.begin_ticks, b.end_ticks, \
              b.nb_objects::int8, b.object_offset, b.payload_size, {} \
              FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
-             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id AND 'cpu' = ANY(s.tags) AND s.format = $2 \
+             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id AND $3 = ANY(s.tags) AND s.format = $2 \
              ORDER BY b.stream_id::text, b.object_offset, b.block_id::text",
             pg_time("b.begin_time"),
             pg_time("b.end_time"),
@@ -191,9 +201,9 @@ pub trait MetadataReads {
                  b.begin_ticks, b.end_ticks, b.nb_objects, b.object_offset, b.payload_size, b.insert_time \
                  FROM blocks b JOIN streams s ON lower(s.stream_id) = lower(b.stream_id) \
                  WHERE lower(b.process_id) = $1 AND lower(s.process_id) = $1 AND s.format = $2 \
-                 AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = 'cpu') \
+                 AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = $3) \
                  ORDER BY lower(b.stream_id), b.object_offset, lower(b.block_id)",
-                &[Arg::Text(process_id.to_string()), Arg::Text(TRANSIT_FORMAT.into())],
+                &kind.args(process_id),
             )
             .await?;
         rows.into_iter().map(block_from_tuple).collect()
@@ -251,6 +261,17 @@ enum SnapshotTransaction {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
 }
 
+impl StreamKind {
+    /// `$1` the process, `$2` the format, `$3` the tag.
+    fn args(self, process_id: &Uuid) -> [Arg; 3] {
+        [
+            Arg::Text(process_id.to_string()),
+            Arg::Text(self.format.into()),
+            Arg::Text(self.tag.into()),
+        ]
+    }
+}
+
 impl MetadataDb {
     /// Starts a snapshot; it ends when dropped or [`Snapshot::close`]d.
     pub async fn snapshot(&self) -> Result<Snapshot> {
@@ -296,9 +317,10 @@ impl MetadataReads for Snapshot {
 impl MetadataDb {
     /// The newest processes first (ties broken by id), with their thread-stream and block counts.
     pub async fn process_summaries(&self, limit: i64) -> Result<Vec<ProcessSummary>> {
+        let threads = THREAD_STREAMS;
         let pg_sql = format!(
             "SELECT p.process_id::text, p.exe, p.computer, {}, \
-             (SELECT count(*) FROM streams s WHERE s.process_id = p.process_id AND 'cpu' = ANY(s.tags) AND s.format = $2), \
+             (SELECT count(*) FROM streams s WHERE s.process_id = p.process_id AND $3 = ANY(s.tags) AND s.format = $2), \
              (SELECT count(*) FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
               WHERE s.process_id = p.process_id AND b.process_id = p.process_id) \
              FROM processes p WHERE p.process_id IS NOT NULL \
@@ -318,12 +340,16 @@ impl MetadataDb {
                 &pg_sql,
                 "SELECT lower(p.process_id), p.exe, p.computer, p.start_time, \
                  (SELECT count(*) FROM streams s WHERE lower(s.process_id) = lower(p.process_id) AND s.format = $2 \
-                  AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = 'cpu')), \
+                  AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = $3)), \
                  (SELECT count(*) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
                   WHERE lower(s.process_id) = lower(p.process_id) AND lower(b.process_id) = lower(p.process_id)) \
                  FROM processes p WHERE p.process_id IS NOT NULL \
                  ORDER BY p.start_time IS NULL, p.start_time DESC, lower(p.process_id) LIMIT $1",
-                &[Arg::Int(limit), Arg::Text(TRANSIT_FORMAT.into())],
+                &[
+                    Arg::Int(limit),
+                    Arg::Text(threads.format.into()),
+                    Arg::Text(threads.tag.into()),
+                ],
             )
             .await?;
         Ok(rows

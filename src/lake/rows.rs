@@ -57,6 +57,19 @@ pub struct BlockRow {
 /// The stream format Micromegas uses for its own transit streams.
 pub const TRANSIT_FORMAT: &str = "micromegas-transit";
 
+/// A kind of stream, as the `streams` table tells them apart: a tag and a format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamKind {
+    pub tag: &'static str,
+    pub format: &'static str,
+}
+
+/// Thread streams: span events (and, in Micromegas's own format, nothing else).
+pub const THREAD_STREAMS: StreamKind = StreamKind {
+    tag: "cpu",
+    format: TRANSIT_FORMAT,
+};
+
 /// Object key of a block payload, relative to the store root.
 pub fn block_object_key(process_id: &Uuid, stream_id: &Uuid, block_id: &Uuid) -> String {
     format!("blobs/{process_id}/{stream_id}/{block_id}")

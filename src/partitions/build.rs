@@ -11,10 +11,10 @@ use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::files::PartitionBuilder;
-use super::plan::{Planned, View};
+use super::plan::{Instance, Planned, View};
+use super::span_rows::SpanRows;
 use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, describe};
-use crate::decode::{EventScope, SpanEvent, StreamDecoder};
+use crate::decode::{SpanEvent, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
 use crate::lake::rows::StreamRow;
@@ -30,46 +30,40 @@ pub async fn build(
 ) -> Result<()> {
     let reasons: HashMap<usize, &Stale> = to_build.iter().map(|(i, r)| (*i, r)).collect();
     // Which partition being built each block feeds, per view.
-    let mut feeds = Feeds::default();
-    let mut async_builders: BTreeMap<usize, PartitionBuilder> = BTreeMap::new();
+    let mut feeds = Feeds::new();
+    let mut process_builders: BTreeMap<usize, SpanRows> = BTreeMap::new();
     for &(i, _) in to_build {
-        let target = match planned[i].view {
-            View::ThreadSpans => &mut feeds.thread,
-            View::AsyncEvents => {
-                async_builders.insert(i, PartitionBuilder::new()?);
-                &mut feeds.async_
-            }
-        };
+        let view = planned[i].view;
+        if view.per == Instance::Process {
+            process_builders.insert(i, SpanRows::new()?);
+        }
+        let feed = feeds.entry(view).or_default();
         for &b in &planned[i].blocks {
-            target.insert(b, i);
+            feed.insert(b, i);
         }
     }
     // Blocks are fetched `concurrency` at a time (for remote stores), but decoded only as
     // many at once as there are workers: more would only add threads, each with its stack.
     let decoding =
         tokio::sync::Semaphore::new(tokio::runtime::Handle::current().metrics().num_workers());
-    let store = |builders: BTreeMap<usize, PartitionBuilder>| {
+    let store = |builders: BTreeMap<usize, SpanRows>| {
         store_all(cache, request, planned, builders, &reasons)
     };
-    // A stream's thread partitions are stored while the next stream is decoded.
+    // A stream's partitions are stored while the next stream is decoded.
     let mut storing = None;
     for stream in request.streams {
-        let mut thread_builders: BTreeMap<usize, PartitionBuilder> = to_build
-            .iter()
-            .filter(|(i, _)| {
-                planned[*i].view == View::ThreadSpans && planned[*i].instance == stream.stream_id
-            })
-            .map(|(i, _)| Ok((*i, PartitionBuilder::new()?)))
-            .collect::<Result<_>>()?;
-        let decoded = decode_stream(
-            lake,
-            request,
-            stream,
-            &feeds,
-            &decoding,
-            &mut thread_builders,
-            &mut async_builders,
-        );
+        let mut builders = Builders {
+            stream: to_build
+                .iter()
+                .filter(|(i, _)| {
+                    planned[*i].view.per == Instance::Stream
+                        && planned[*i].instance == stream.stream_id
+                })
+                .map(|(i, _)| Ok((*i, SpanRows::new()?)))
+                .collect::<Result<_>>()?,
+            process: process_builders,
+        };
+        let decoded = decode_stream(lake, request, stream, &feeds, &decoding, &mut builders);
         let (decoded, stored) = match storing.take() {
             Some(previous) => {
                 let (decoded, stored) = futures::future::join(decoded, previous).await;
@@ -83,20 +77,32 @@ pub async fn build(
         let (blocks, bytes) = decoded?;
         stats.blocks_read += blocks;
         stats.payload_bytes += bytes;
-        storing = Some(store(thread_builders));
+        process_builders = builders.process;
+        storing = Some(store(builders.stream));
     }
     if let Some(previous) = storing {
         record(previous.await?, keys, stats);
     }
-    record(store(async_builders).await?, keys, stats);
+    record(store(process_builders).await?, keys, stats);
     Ok(())
 }
 
-/// Which partition being built each block (by position) feeds, per view.
-#[derive(Default)]
-struct Feeds {
-    thread: HashMap<usize, usize>,
-    async_: HashMap<usize, usize>,
+/// Per view: which partition being built (index in the plan) each block (by position) feeds.
+type Feeds = BTreeMap<View, HashMap<usize, usize>>;
+
+/// The partitions being built while a stream is decoded: its own, and the process's.
+struct Builders {
+    stream: BTreeMap<usize, SpanRows>,
+    process: BTreeMap<usize, SpanRows>,
+}
+
+impl Builders {
+    fn get_mut(&mut self, planned: usize) -> Option<&mut SpanRows> {
+        match self.stream.get_mut(&planned) {
+            Some(builder) => Some(builder),
+            None => self.process.get_mut(&planned),
+        }
+    }
 }
 
 fn record(
@@ -118,13 +124,12 @@ async fn decode_stream(
     stream: &StreamRow,
     feeds: &Feeds,
     decoding: &tokio::sync::Semaphore,
-    thread_builders: &mut BTreeMap<usize, PartitionBuilder>,
-    async_builders: &mut BTreeMap<usize, PartitionBuilder>,
+    builders: &mut Builders,
 ) -> Result<(u64, u64)> {
     let needed: Vec<usize> = (0..request.blocks.len())
         .filter(|&b| {
             request.blocks[b].stream_id == stream.stream_id
-                && (feeds.thread.contains_key(&b) || feeds.async_.contains_key(&b))
+                && feeds.values().any(|feed| feed.contains_key(&b))
         })
         .collect();
     if needed.is_empty() {
@@ -152,22 +157,14 @@ async fn decode_stream(
         blocks += 1;
         bytes += size;
         let block_id = request.blocks[b].block_id;
-        let of_scope = |scope: EventScope| {
-            events
-                .iter()
-                .enumerate()
-                .filter(move |(_, e)| e.scope == scope)
-                .map(|(i, e)| (i as u32, e))
-        };
-        if let Some(builder) = feeds
-            .thread
-            .get(&b)
-            .and_then(|p| thread_builders.get_mut(p))
-        {
-            builder.push_block(block_id, of_scope(EventScope::Thread))?;
-        }
-        if let Some(builder) = feeds.async_.get(&b).and_then(|p| async_builders.get_mut(p)) {
-            builder.push_block(block_id, of_scope(EventScope::Async))?;
+        for (view, feed) in feeds {
+            let Some(builder) = feed.get(&b).and_then(|&p| builders.get_mut(p)) else {
+                continue;
+            };
+            let kept = (events.iter().enumerate())
+                .filter(|(_, e)| e.scope == view.scope)
+                .map(|(i, e)| (i as u32, e));
+            builder.push_block(block_id, kept)?;
         }
     }
     Ok((blocks, bytes))
@@ -179,7 +176,7 @@ async fn store_all(
     cache: &PartitionCache,
     request: &EventsRequest<'_>,
     planned: &[Planned],
-    builders: BTreeMap<usize, PartitionBuilder>,
+    builders: BTreeMap<usize, SpanRows>,
     reasons: &HashMap<usize, &Stale>,
 ) -> Result<Vec<(usize, StoredFile)>> {
     let mut stored = Vec::with_capacity(builders.len());
@@ -196,7 +193,7 @@ async fn store(
     cache: &PartitionCache,
     request: &EventsRequest<'_>,
     p: &Planned,
-    rows: PartitionBuilder,
+    rows: SpanRows,
     reason: &Stale,
 ) -> Result<StoredFile> {
     let events = rows.len();

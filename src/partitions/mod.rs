@@ -12,6 +12,7 @@ mod build;
 pub mod catalog;
 mod files;
 pub mod plan;
+mod span_rows;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -23,13 +24,14 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
+use crate::events::EventTable;
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
-pub use files::EventTable;
-use files::PartitionBuilder;
-use plan::{FORMAT_VERSION, Planned, View};
+use plan::{FORMAT_VERSION, Planned};
+pub use plan::{Instance, View};
+use span_rows::SpanRows;
 
 /// One hour of insert time per partition, as Micromegas cuts its own.
 pub const DEFAULT_BUCKET_SECONDS: i64 = 3600;
@@ -496,7 +498,7 @@ impl PartitionCache {
         &self,
         process_id: Uuid,
         p: &Planned,
-        rows: PartitionBuilder,
+        rows: SpanRows,
     ) -> Result<StoredFile> {
         // Parquet encoding is CPU work: off the async workers.
         let data = tokio::task::spawn_blocking(move || rows.finish())
@@ -589,7 +591,7 @@ impl PartitionCache {
         .buffered(concurrency.max(1));
         while let Some(fetched) = fetches.next().await {
             let (planned, key, data) = fetched?;
-            files::decode(data, view, symbols, block_position, clock, table).map_err(|e| {
+            span_rows::decode(data, view, symbols, block_position, clock, table).map_err(|e| {
                 anyhow::Error::new(DamagedPartition {
                     planned,
                     key: key.to_string(),

@@ -5,24 +5,59 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+use crate::events::EventScope;
 use crate::lake::rows::BlockRow;
 
 /// Bumped whenever what a partition file holds, or how it is computed, changes.
 pub const FORMAT_VERSION: i64 = 3;
 
+/// What one partition holds: a view of one kind of data, described once here. Planning,
+/// freshness, storage and the catalog know a view only by this description; a new kind of
+/// data adds a constant (and, for new rows, a row format in [`super::files`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum View {
-    /// Thread span events of one stream.
-    ThreadSpans,
-    /// Async span events of all the thread streams of one process.
-    AsyncEvents,
+pub struct View {
+    /// Orders views in a plan (and so the build's explanations).
+    rank: u8,
+    /// Its name in the catalog and in file keys: never change it (that orphans partitions).
+    name: &'static str,
+    /// One partition per stream, or one per process.
+    pub per: Instance,
+    /// Which of a block's span events it keeps.
+    pub scope: EventScope,
+}
+
+/// What a view's partitions are cut by, besides insert time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Instance {
+    Stream,
+    Process,
 }
 
 impl View {
+    /// Thread span events of one stream.
+    pub const THREAD_SPANS: View = View {
+        rank: 0,
+        name: "thread_spans",
+        per: Instance::Stream,
+        scope: EventScope::Thread,
+    };
+    /// Async span events of all the thread streams of one process.
+    pub const ASYNC_SPANS: View = View {
+        rank: 1,
+        name: "async_events",
+        per: Instance::Process,
+        scope: EventScope::Async,
+    };
+
     pub fn name(self) -> &'static str {
-        match self {
-            View::ThreadSpans => "thread_spans",
-            View::AsyncEvents => "async_events",
+        self.name
+    }
+
+    /// The instance a block of `process_id` belongs to in this view.
+    pub fn instance_of(self, process_id: Uuid, block: &BlockRow) -> Uuid {
+        match self.per {
+            Instance::Stream => block.stream_id,
+            Instance::Process => process_id,
         }
     }
 }
@@ -49,10 +84,7 @@ pub fn plan(process_id: Uuid, blocks: &[BlockRow], views: &[View], bucket_us: i6
     for (index, block) in blocks.iter().enumerate() {
         let bucket = block.insert_time.timestamp_micros().div_euclid(bucket_us);
         for &view in views {
-            let instance = match view {
-                View::ThreadSpans => block.stream_id,
-                View::AsyncEvents => process_id,
-            };
+            let instance = view.instance_of(process_id, block);
             groups
                 .entry((view, instance, bucket))
                 .or_default()
@@ -128,7 +160,7 @@ mod tests {
         let planned = plan(
             Uuid::from_u128(1),
             &blocks,
-            &[View::ThreadSpans, View::AsyncEvents],
+            &[View::THREAD_SPANS, View::ASYNC_SPANS],
             30 * 60 * 1_000_000,
         );
         let shape: Vec<(View, u128, Vec<usize>)> = planned
@@ -138,11 +170,11 @@ mod tests {
         assert_eq!(
             shape,
             vec![
-                (View::ThreadSpans, 10, vec![0]),
-                (View::ThreadSpans, 10, vec![1]),
-                (View::ThreadSpans, 20, vec![2]),
-                (View::AsyncEvents, 1, vec![0, 2]),
-                (View::AsyncEvents, 1, vec![1]),
+                (View::THREAD_SPANS, 10, vec![0]),
+                (View::THREAD_SPANS, 10, vec![1]),
+                (View::THREAD_SPANS, 20, vec![2]),
+                (View::ASYNC_SPANS, 1, vec![0, 2]),
+                (View::ASYNC_SPANS, 1, vec![1]),
             ]
         );
     }
@@ -151,7 +183,7 @@ mod tests {
     fn a_replaced_block_with_the_same_object_count_changes_the_fingerprint() {
         let original = [block(1, 10, 0, 5), block(2, 10, 1, 5)];
         let replaced = [block(1, 10, 0, 5), block(3, 10, 1, 5)];
-        let f = |b: &[BlockRow]| fingerprint(View::ThreadSpans, b.iter());
+        let f = |b: &[BlockRow]| fingerprint(View::THREAD_SPANS, b.iter());
         assert_ne!(f(&original), f(&replaced));
         assert_eq!(
             f(&original),
@@ -159,8 +191,8 @@ mod tests {
             "order does not matter"
         );
         assert_ne!(
-            fingerprint(View::ThreadSpans, original.iter()),
-            fingerprint(View::AsyncEvents, original.iter())
+            fingerprint(View::THREAD_SPANS, original.iter()),
+            fingerprint(View::ASYNC_SPANS, original.iter())
         );
     }
 }

@@ -1,12 +1,11 @@
 //! One track's sequence: interning tables, the incremental clock, and the packets' bytes.
 
 use prost::Message;
-use std::collections::HashMap;
 
 use super::encode::{bytes_field, fixed64_field, frame, varint, varint_field, varint_len};
 use super::proto::*;
-use crate::assembly::timeline::{Slice, notes};
-use crate::symbols::{Sym, Symbols};
+use crate::tracks::{Slice, notes};
+use crate::symbols::{FastMap, Sym, Symbols};
 
 /// Ids remembered by a small index (a symbol, a slot) for the current sequence only: a new
 /// sequence starts a new generation instead of clearing them.
@@ -54,7 +53,7 @@ impl SymTable {
 
 /// Interned ids of strings that are not symbols (annotation names, fixed texts, properties).
 #[derive(Default)]
-struct TextTable(HashMap<String, u64, foldhash::fast::RandomState>);
+struct TextTable(FastMap<String, u64>);
 
 impl TextTable {
     fn intern(&mut self, text: &str) -> (u64, bool) {
@@ -74,7 +73,7 @@ pub struct SequenceWriter {
     generation: u32,
     names: SymTable,
     categories: SymTable,
-    locations: HashMap<(Sym, u32), u64, foldhash::fast::RandomState>,
+    locations: FastMap<(Sym, u32), u64>,
     annotation_names: TextTable,
     texts: TextTable,
     /// Ids of the async detail's argument names, by slot.
@@ -235,12 +234,8 @@ impl SequenceWriter {
                 }
             }
         }
-        if slice.properties != 0 {
-            let pairs: Vec<(String, String)> =
-                serde_json::from_str(symbols.get(slice.properties)).unwrap_or_default();
-            for (key, value) in pairs {
-                self.text_annotation(&key, &value);
-            }
+        for &(key, value) in symbols.properties(slice.properties) {
+            self.text_annotation(symbols.get(key), symbols.get(value));
         }
     }
 

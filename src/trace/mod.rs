@@ -1,4 +1,5 @@
-//! Trace writing: tracks of slices → `.perfetto-trace` bytes, streamed track by track.
+//! Trace writing: tracks ([`crate::tracks`]) → `.perfetto-trace` bytes, streamed track by
+//! track, without knowing what kind of data a track came from.
 //!
 //! Sequence 1 carries the track descriptors, each written just before the first events that
 //! use it. Each track then gets a sequence of its own, written as Perfetto's SDK writes them:
@@ -17,8 +18,8 @@ use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
 use std::io::Write;
 
-use crate::assembly::timeline::{AsyncTrack, Slice, ThreadTrack, Timeline};
 use crate::symbols::Symbols;
+use crate::tracks::{Place, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
 use prost::Message;
 use proto::{
@@ -30,11 +31,11 @@ const DESCRIPTOR_SEQUENCE: u32 = 1;
 /// Track uuids: stable functions of the track's identity, never zero, and small where events
 /// name them (async lanes share one sequence, so each of their events carries its track).
 const PROCESS_UUID: u64 = 1;
-const ASYNC_GROUP_UUID: u64 = 2;
+const GROUP_UUID: u64 = 2;
 fn thread_uuid(tid: i32) -> u64 {
     (1 << 32) | tid as u64
 }
-fn async_lane_uuid(index: usize) -> u64 {
+fn lane_uuid(index: usize) -> u64 {
     0x100 + index as u64
 }
 
@@ -70,36 +71,41 @@ impl<W: Write> TraceWriter<W> {
         Ok(writer)
     }
 
-    pub fn thread_track(&mut self, symbols: &Symbols, track: &ThreadTrack) -> Result<()> {
+    /// A track of its own: a thread of the process.
+    pub fn track(&mut self, symbols: &Symbols, track: &Track) -> Result<()> {
+        let Place::Thread { tid } = track.place else {
+            anyhow::bail!("internal error: a group's lane written as a track of its own");
+        };
         self.descriptor(TrackDescriptor {
-            uuid: Some(thread_uuid(track.tid)),
+            uuid: Some(thread_uuid(tid)),
             parent_uuid: Some(PROCESS_UUID),
             thread: Some(ThreadDescriptor {
                 pid: Some(self.pid),
-                tid: Some(track.tid),
-                thread_name: Some(symbols.get(track.name).to_string()),
+                tid: Some(tid),
+                thread_name: Some(track.name.clone()),
             }),
             ..Default::default()
         })?;
-        self.track_events(symbols, thread_uuid(track.tid), &track.slices)
+        self.track_events(symbols, thread_uuid(tid), &track.slices)
     }
 
-    /// The async lanes, grouped under one `async` track of the process.
-    pub fn async_tracks(&mut self, symbols: &Symbols, tracks: &[AsyncTrack]) -> Result<()> {
+    /// A group's lanes, under one track of the process named after the group.
+    pub fn track_group(&mut self, symbols: &Symbols, group: &TrackGroup) -> Result<()> {
+        let tracks = &group.lanes;
         if tracks.is_empty() {
             return Ok(());
         }
         self.descriptor(TrackDescriptor {
-            uuid: Some(ASYNC_GROUP_UUID),
+            uuid: Some(GROUP_UUID),
             parent_uuid: Some(PROCESS_UUID),
-            name: Some("async".into()),
+            name: Some(group.name.clone()),
             child_ordering: Some(CHILD_ORDERING_EXPLICIT),
             ..Default::default()
         })?;
         for (i, lane) in tracks.iter().enumerate() {
             self.descriptor(TrackDescriptor {
-                uuid: Some(async_lane_uuid(i)),
-                parent_uuid: Some(ASYNC_GROUP_UUID),
+                uuid: Some(lane_uuid(i)),
+                parent_uuid: Some(GROUP_UUID),
                 name: Some(lane.name.clone()),
                 sibling_order_rank: Some(i as i32),
                 ..Default::default()
@@ -130,7 +136,7 @@ impl<W: Write> TraceWriter<W> {
         // push): thousands of lanes, millions of events.
         while let Some(mut top) = order.peek_mut() {
             let Reverse((ts, lane)) = *top;
-            let track = Some(async_lane_uuid(lane));
+            let track = Some(lane_uuid(lane));
             match next[lane] {
                 Some(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
                 None => self.sequence.end(ts, track, &mut self.frame),
@@ -255,16 +261,6 @@ impl<'a> Iterator for NestedEvents<'a> {
         self.open.push(slice.end_ns);
         Some((slice.begin_ns, Some(slice)))
     }
-}
-
-/// Writes a whole timeline; returns the number of bytes written.
-pub fn write_trace(timeline: &Timeline, symbols: &Symbols, out: impl Write) -> Result<u64> {
-    let mut writer = TraceWriter::new(out, timeline.pid, &timeline.process_name)?;
-    for thread in &timeline.threads {
-        writer.thread_track(symbols, thread)?;
-    }
-    writer.async_tracks(symbols, &timeline.async_tracks)?;
-    Ok(writer.finish()?.0)
 }
 
 #[cfg(test)]

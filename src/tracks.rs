@@ -1,6 +1,12 @@
-//! What assembly produces and the trace writer draws: tracks of strictly nested slices.
+//! The track model: what assembly produces and the trace writer draws, whatever kind of data
+//! it came from. A track has a place in the process (a thread, or a lane of a group) and
+//! strictly nested slices; each slice may carry span ids, flows, notes and properties.
+//!
+//! A new kind of item (counter values, instants) is a new field of [`Track`] here, drawn by
+//! the trace writer's one function per item kind; a new place (a process-scoped track) is a
+//! new [`Place`].
 
-use crate::symbols::Sym;
+use crate::symbols::{PropertySet, Sym};
 
 /// What happened to a slice's bounds, shown as an argument in the UI (bit flags).
 pub type Notes = u8;
@@ -80,53 +86,33 @@ pub struct Slice {
     pub target: Sym,
     pub file: Sym,
     pub line: u32,
-    /// JSON of a tagged end's properties (`[["key","value"],...]`), or the empty string.
-    pub properties: Sym,
+    /// A tagged end's properties.
+    pub properties: PropertySet,
     pub notes: Notes,
     pub detail: Option<Box<AsyncDetail>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ThreadTrack {
-    /// Synthetic, positive, unique in the trace.
-    pub tid: i32,
-    pub name: Sym,
-    pub slices: Vec<Slice>,
+/// Where a track sits in the process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Place {
+    /// A thread of the process: `tid` is synthetic, positive and unique in the trace.
+    Thread { tid: i32 },
+    /// A lane of a [`TrackGroup`], drawn in the group's order.
+    Lane,
 }
 
+/// One track: its place, its name, its slices (strictly nested).
 #[derive(Debug, Clone, PartialEq)]
-pub struct AsyncTrack {
+pub struct Track {
+    pub place: Place,
     pub name: String,
     pub slices: Vec<Slice>,
 }
 
-/// Everything one trace shows of one process (tests build it whole; exports stream it).
+/// Lanes shown together under one named track of the process (the async lanes): their items
+/// go on one sequence, so strings are interned once for all of them.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Timeline {
-    pub pid: i32,
-    pub process_name: String,
-    pub threads: Vec<ThreadTrack>,
-    pub async_tracks: Vec<AsyncTrack>,
-    pub stats: AssemblyStats,
-}
-
-/// Counts of what assembly did, for the summary.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
-pub struct AssemblyStats {
-    pub thread_spans: u64,
-    pub async_spans: u64,
-    /// Spans whose begin lies before the data or the range (drawn from its start).
-    pub clipped_begin: u64,
-    /// Thread spans whose end lies after the data or the range (drawn to its end).
-    pub clipped_end: u64,
-    /// Async spans that never ended (futures dropped or still running), drawn to the data end.
-    pub unfinished_async: u64,
-    /// Thread spans closed at a gap in the stream (missing block).
-    pub cut_at_gap: u64,
-    /// Thread spans without an end of their own, closed when an enclosing span ended.
-    pub closed_with_parent: u64,
-    /// Ends that matched no open span and were dropped.
-    pub unmatched_ends: u64,
-    /// Async span ids that began more than once.
-    pub duplicate_span_ids: u64,
+pub struct TrackGroup {
+    pub name: String,
+    pub lanes: Vec<Track>,
 }

@@ -1,0 +1,226 @@
+//! The one path from a process's events to its tracks: read a view instance from a source,
+//! cut it into chains at the stream's gaps, pair and lay out.
+
+use anyhow::Result;
+use uuid::Uuid;
+
+use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
+use crate::clock::Clock;
+use crate::error::{FailureKind, failure};
+use crate::events::{EventOrder, EventTable};
+use crate::lake::rows::{BlockRow, StreamRow};
+use crate::partitions::View;
+use crate::symbols::{FastMap, Sym, Symbols};
+use crate::tracks::{Track, TrackGroup};
+
+/// Where events come from: the partition cache in an export, direct decoding in the tests'
+/// reference. Futures are awaited in place, never spawned: no `Send` bound is needed.
+#[allow(async_fn_in_trait)]
+pub trait EventSource {
+    /// Reads the events of one view instance (a stream or the process) into `table`, in
+    /// stream order, interning their strings in `symbols`.
+    async fn read(
+        &mut self,
+        view: View,
+        instance: Uuid,
+        symbols: &mut Symbols,
+        table: &mut EventTable,
+    ) -> Result<()>;
+}
+
+/// What assembly knows of the process: its streams and blocks as the export read them.
+#[derive(Clone, Copy)]
+pub struct ProcessData<'a> {
+    pub process_id: Uuid,
+    /// Thread streams, in stream id order.
+    pub streams: &'a [StreamRow],
+    /// Their blocks, ordered by stream, object offset, block id.
+    pub blocks: &'a [BlockRow],
+    pub clock: &'a Clock,
+    /// Keep only spans overlapping `[begin, end]` (ns), clipped to it.
+    pub range: Option<(i64, i64)>,
+}
+
+/// Reads and assembles a process's tracks, one thread at a time, then its async lanes.
+pub struct ProcessAssembler<'a, S> {
+    source: S,
+    process: ProcessData<'a>,
+    pub symbols: Symbols,
+    pub stats: AssemblyStats,
+    /// Display name of each stream, by position.
+    thread_names: Vec<Sym>,
+    /// The thread (display name) of each block, by position: async events find theirs by it.
+    block_threads: Vec<Sym>,
+    /// One table for all reads: its buffers are reused instead of reallocated.
+    table: EventTable,
+}
+
+impl<'a, S: EventSource> ProcessAssembler<'a, S> {
+    pub fn new(source: S, process: ProcessData<'a>) -> Self {
+        let mut symbols = Symbols::new();
+        let thread_names: Vec<Sym> = (process.streams.iter())
+            .map(|s| symbols.intern(&thread_display_name(s)))
+            .collect();
+        let by_stream: FastMap<Uuid, Sym> = (process.streams.iter())
+            .zip(&thread_names)
+            .map(|(s, &name)| (s.stream_id, name))
+            .collect();
+        let block_threads = (process.blocks.iter())
+            .map(|b| by_stream.get(&b.stream_id).copied().unwrap_or_default())
+            .collect();
+        Self {
+            source,
+            process,
+            symbols,
+            stats: AssemblyStats::default(),
+            thread_names,
+            block_threads,
+            table: EventTable::default(),
+        }
+    }
+
+    pub fn thread_count(&self) -> usize {
+        self.process.streams.len()
+    }
+
+    /// The track of the `k`th thread stream, `None` when it has no span in the range.
+    pub async fn thread_track(&mut self, k: usize, tid: i32) -> Result<Option<Track>> {
+        let stream = &self.process.streams[k];
+        (self.source)
+            .read(
+                View::THREAD_SPANS,
+                stream.stream_id,
+                &mut self.symbols,
+                &mut self.table,
+            )
+            .await?;
+        let thread = ThreadData {
+            name: self.symbols.get(self.thread_names[k]).to_string(),
+            events: std::mem::take(&mut self.table.events),
+            chains: chains(&self.process, stream, &self.table.orders)?,
+        };
+        let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
+        self.table.events = thread.events;
+        Ok(track)
+    }
+
+    /// The async lanes of the process.
+    pub async fn async_tracks(&mut self) -> Result<TrackGroup> {
+        let process = self.process;
+        (self.source)
+            .read(
+                View::ASYNC_SPANS,
+                process.process_id,
+                &mut self.symbols,
+                &mut self.table,
+            )
+            .await?;
+        let table = std::mem::take(&mut self.table);
+        let block_threads = &self.block_threads;
+        let thread_of = |order: EventOrder| block_threads[order.block_position()];
+        let events = AsyncEvents {
+            events: table.events,
+            ids: table.ids,
+            orders: table.orders,
+            thread_of: &thread_of,
+        };
+        Ok(async_tracks(
+            events,
+            data_bounds(&process),
+            process.range,
+            &mut self.stats,
+        ))
+    }
+}
+
+/// The `[begin, end]` of all the process's blocks: where spans that never ended are drawn to.
+fn data_bounds(process: &ProcessData<'_>) -> (i64, i64) {
+    let bounds = process.blocks.iter().map(|b| process.clock.block_bounds(b));
+    bounds.fold((i64::MAX, i64::MIN), |(b, e), (bb, be)| {
+        (b.min(bb), e.max(be))
+    })
+}
+
+/// Splits a stream's blocks into runs without a gap in `object_offset`, each with the range
+/// of its events (`orders`: the stream's event places, in stream order).
+fn chains(
+    process: &ProcessData<'_>,
+    stream: &StreamRow,
+    orders: &[EventOrder],
+) -> Result<Vec<Chain>> {
+    let mut chains: Vec<Chain> = Vec::new();
+    let mut expected_offset: Option<i64> = None;
+    let mut next = 0;
+    let blocks = process.blocks.iter().enumerate();
+    for (position, block) in blocks.filter(|(_, b)| b.stream_id == stream.stream_id) {
+        let (begin_ns, end_ns) = process.clock.block_bounds(block);
+        let contiguous = expected_offset == Some(block.object_offset);
+        expected_offset = Some(next_offset(block)?);
+        let chain = match chains.last_mut() {
+            Some(chain) if contiguous => {
+                chain.end_ns = chain.end_ns.max(end_ns);
+                chain
+            }
+            _ => {
+                chains.push(Chain {
+                    begin_ns,
+                    end_ns,
+                    events: next..next,
+                });
+                chains.last_mut().expect("pushed on the line above")
+            }
+        };
+        while orders
+            .get(next)
+            .is_some_and(|order| order.block_position() == position)
+        {
+            next += 1;
+        }
+        chain.events.end = next;
+    }
+    Ok(chains)
+}
+
+/// The object offset the block after this one has when none is missing.
+fn next_offset(block: &BlockRow) -> Result<i64> {
+    block
+        .object_offset
+        .checked_add(i64::from(block.nb_objects))
+        .ok_or_else(|| {
+            failure(
+                FailureKind::LakeData,
+                format!(
+                    "bad lake metadata: block {} of stream {} has object_offset {} and nb_objects {}, whose sum is out of range",
+                    block.block_id, block.stream_id, block.object_offset, block.nb_objects
+                ),
+            )
+        })
+}
+
+/// The executable's file name, the way people name their process.
+pub fn process_name(exe: &str) -> String {
+    let name = exe.rsplit(['/', '\\']).next().unwrap_or(exe);
+    if name.is_empty() {
+        "process".into()
+    } else {
+        name.to_string()
+    }
+}
+
+/// `thread-name`, else `thread <thread-id>`; the 64-bit thread id always stays visible.
+fn thread_display_name(stream: &StreamRow) -> String {
+    let property = |key: &str| {
+        stream
+            .properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let id = property("thread-id");
+    match (property("thread-name").filter(|n| !n.is_empty()), id) {
+        (Some(name), Some(id)) => format!("{name} [{id}]"),
+        (Some(name), None) => name.to_string(),
+        (None, Some(id)) => format!("thread {id}"),
+        (None, None) => format!("stream {}", stream.stream_id),
+    }
+}

@@ -1,0 +1,163 @@
+//! The export, orchestrated: read the lake's state → make the partitions current → assemble
+//! and write the tracks of each kind of content → commit the output → summarize.
+//!
+//! Each step lives in its own module; this one only sequences them.
+
+mod output;
+pub mod pipeline;
+mod source;
+mod state;
+mod summary;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::assembly::{ProcessAssembler, ProcessData, process_name};
+use crate::lake::Lake;
+use crate::partitions::{CacheRefused, EventsRequest, PartitionCache, Prepared, View};
+use crate::progress::Progress;
+pub use output::OutputTarget;
+use output::{HashingWriter, Output};
+pub use pipeline::Content;
+use source::PartitionSource;
+use state::{LakeState, read_lake_state, time_range};
+pub use summary::{ExportSummary, SpanCounts};
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// What the trace shows.
+    pub contents: Vec<Content>,
+    pub begin: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// `None`: `<process-id>.perfetto-trace` in the current directory.
+    pub output: Option<OutputTarget>,
+    /// Blocks fetched and decoded at once.
+    pub concurrency: usize,
+    /// Keep the partition cache here instead of with the lake.
+    pub cache_dir: Option<PathBuf>,
+    /// Insert-time width of a partition.
+    pub bucket_seconds: i64,
+    /// Say, per partition, whether it was reused or (re)built and why.
+    pub explain: bool,
+    /// Compute the SHA-256 of the trace for the summary.
+    pub checksum: bool,
+}
+
+pub async fn export(
+    lake: &Lake,
+    process_arg: &str,
+    options: &ExportOptions,
+    progress: &Progress,
+) -> Result<ExportSummary> {
+    let started = Instant::now();
+    if let Some(OutputTarget::File(path)) = &options.output {
+        output::output_dir(path)?;
+    }
+    progress.stage("resolving process");
+    let state = read_lake_state(lake, process_arg).await?;
+    let range = time_range(options.begin, options.end)?;
+    let explain = |line: String| {
+        if options.explain {
+            progress.note(&line);
+        }
+        progress.stage(&format!("partitions: {line}"));
+    };
+    let views: Vec<View> = options.contents.iter().map(|c| c.view()).collect();
+    let request = EventsRequest {
+        process_id: state.process.process_id,
+        streams: &state.streams,
+        blocks: &state.blocks,
+        views: &views,
+        concurrency: options.concurrency,
+        explain: &explain,
+    };
+    let (cache, prepared) = prepare_partitions(lake, &request, options, progress).await?;
+
+    progress.stage("writing spans");
+    let source = PartitionSource::new(lake, &request, &cache, &prepared, &state.clock);
+    let mut assembler = ProcessAssembler::new(source, process_data(&state, range));
+    let target = options.output.clone().unwrap_or_else(|| {
+        OutputTarget::File(PathBuf::from(format!(
+            "{}.perfetto-trace",
+            state.process.process_id
+        )))
+    });
+    let output = Output::open(&target)?;
+    let out = HashingWriter::new(output.writer()?, options.checksum);
+    let name = process_name(&state.process.exe);
+    let written = pipeline::write_trace(&mut assembler, &options.contents, &name, out, progress)
+        .await
+        .map_err(|e| output.name_failure(e))?;
+    output.commit()?;
+
+    let stats = assembler.stats;
+    let partition_stats = prepared.stats();
+    Ok(ExportSummary {
+        process_id: state.process.process_id.to_string(),
+        exe: state.process.exe.clone(),
+        output: match &target {
+            OutputTarget::Stdout => "-".into(),
+            OutputTarget::File(p) => p.display().to_string(),
+        },
+        bytes: written.bytes,
+        sha256: written.out.sha256(),
+        thread_tracks: written.thread_tracks,
+        async_tracks: written.async_tracks,
+        spans: SpanCounts::of(&stats),
+        clipped: summary::clipped(&stats),
+        unfinished: stats.unfinished_async,
+        oddities: stats,
+        blocks_read: partition_stats.blocks_read,
+        payload_bytes: partition_stats.payload_bytes,
+        partitions_reused: partition_stats.reused,
+        partitions_built: partition_stats.built,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn process_data(state: &LakeState, range: Option<(i64, i64)>) -> ProcessData<'_> {
+    ProcessData {
+        process_id: state.process.process_id,
+        streams: &state.streams,
+        blocks: &state.blocks,
+        clock: &state.clock,
+        range,
+    }
+}
+
+/// Opens the partition cache and makes the request's partitions current there; a lake whose
+/// store refuses the cache's files sends it to the per-user cache.
+async fn prepare_partitions(
+    lake: &Lake,
+    request: &EventsRequest<'_>,
+    options: &ExportOptions,
+    progress: &Progress,
+) -> Result<(PartitionCache, Prepared)> {
+    let warn = |line: &str| progress.warn(line);
+    let bucket = options.bucket_seconds;
+    let cache_dir = options.cache_dir.as_deref();
+    let mut cache = PartitionCache::open(lake, cache_dir, bucket, &warn).await?;
+    let payload_mb = (request.blocks.iter())
+        .map(|b| b.payload_size.max(0))
+        .sum::<i64>()
+        / 1_000_000;
+    progress.stage(&format!(
+        "partitions: {} blocks, {payload_mb} MB",
+        request.blocks.len()
+    ));
+    let prepared = match cache.prepare(lake, request).await {
+        // The lake's store refused the probe file: nothing was built or recorded.
+        Err(e) if e.downcast_ref::<CacheRefused>().is_some() && cache_dir.is_none() => {
+            let why = crate::error::one_line(&e);
+            cache = PartitionCache::fallback(lake, bucket, &warn, &why).await?;
+            cache.prepare(lake, request).await?
+        }
+        prepared => prepared?,
+    };
+    if prepared.stats().built > 0 {
+        crate::memory::give_back_freed();
+    }
+    Ok((cache, prepared))
+}

@@ -1,0 +1,153 @@
+//! Assembled tracks → trace bytes, on two cores: this task reads and assembles a thread while
+//! a blocking thread encodes the one before; then each further kind of content in turn.
+//! The one path from a source of events to a trace, for exports and their tests alike.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+
+use crate::assembly::{EventSource, FIRST_TID, ProcessAssembler};
+use crate::progress::Progress;
+use crate::symbols::Interned;
+use crate::trace::TraceWriter;
+use crate::tracks::Track;
+
+/// A kind of content a trace can show, in the order traces show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Content {
+    /// One track per thread: its spans as a call stack.
+    ThreadSpans,
+    /// The async spans of the process, on lanes grouped under one track.
+    AsyncSpans,
+}
+
+impl Content {
+    /// The partition view the content is read from.
+    pub fn view(self) -> crate::partitions::View {
+        match self {
+            Content::ThreadSpans => crate::partitions::View::THREAD_SPANS,
+            Content::AsyncSpans => crate::partitions::View::ASYNC_SPANS,
+        }
+    }
+}
+
+/// What writing the trace produced.
+pub struct Written<W> {
+    pub bytes: u64,
+    pub out: W,
+    pub thread_tracks: usize,
+    pub async_tracks: usize,
+}
+
+/// Marks the failures of writing the trace itself, as opposed to reading what goes in it:
+/// only those are "cannot write PATH".
+#[derive(Debug)]
+pub struct WriteFailed;
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cannot write the trace")
+    }
+}
+
+/// Streams the trace of `contents` (in [`Content`] order) to `out`.
+pub async fn write_trace<S: EventSource, W: Write + Send + 'static>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    contents: &[Content],
+    process_name: &str,
+    out: W,
+    progress: &Progress,
+) -> Result<Written<W>> {
+    // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
+    let mut writer = TraceWriter::new(out, 1, process_name).context(WriteFailed)?;
+    let (mut thread_tracks, mut async_tracks) = (0, 0);
+    if contents.contains(&Content::ThreadSpans) {
+        (writer, thread_tracks) = write_thread_tracks(assembler, writer, progress).await?;
+    }
+    if contents.contains(&Content::AsyncSpans) {
+        // What the thread stage freed goes back first: the async stage has the highest peak.
+        crate::memory::give_back_freed();
+        progress.stage(&format!(
+            "writing spans: {} thread spans, now the async spans",
+            assembler.stats.thread_spans
+        ));
+        let group = assembler.async_tracks().await?;
+        writer
+            .track_group(&assembler.symbols, &group)
+            .context(WriteFailed)?;
+        async_tracks = group.lanes.len();
+    }
+    let (bytes, out) = writer.finish().context(WriteFailed)?;
+    Ok(Written {
+        bytes,
+        out,
+        thread_tracks,
+        async_tracks,
+    })
+}
+
+/// A thread track, and the symbols interned while reading it (for the encoder's copy).
+struct ReadTrack {
+    track: Track,
+    interned: Interned,
+}
+
+/// Writes the thread tracks on two cores. At most two tracks are alive at once: the reader
+/// starts the next one only when the encoder has taken the last. Returns the writer and how
+/// many tracks had spans.
+async fn write_thread_tracks<S: EventSource, W: Write + Send + 'static>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    mut writer: TraceWriter<W>,
+    progress: &Progress,
+) -> Result<(TraceWriter<W>, usize)> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadTrack>(1);
+    let mut symbols = assembler.symbols.clone();
+    let encoder = tokio::task::spawn_blocking(move || {
+        let mut tracks = 0;
+        while let Some(read) = receiver.blocking_recv() {
+            symbols.append(read.interned);
+            if let Err(e) = writer.track(&symbols, &read.track) {
+                return (writer, Err(e.context(WriteFailed)));
+            }
+            crate::pause::at(crate::pause::Point::ThreadTrackWritten);
+            tracks += 1;
+        }
+        (writer, Ok(tracks))
+    });
+    let read = read_thread_tracks(assembler, sender, progress).await;
+    let (writer, encoded) = encoder
+        .await
+        .map_err(|e| crate::error::task_failed("the trace encoder", e))?;
+    // A failed write stops the reading: its error comes first.
+    let tracks = encoded?;
+    read?;
+    Ok((writer, tracks))
+}
+
+async fn read_thread_tracks<S: EventSource>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    sender: tokio::sync::mpsc::Sender<ReadTrack>,
+    progress: &Progress,
+) -> Result<()> {
+    let mut tid = FIRST_TID;
+    // What the encoder's copy of the symbols holds (strings of threads without a track
+    // included: they go with the next track).
+    let mut sent = assembler.symbols.mark();
+    let threads = assembler.thread_count();
+    for k in 0..threads {
+        let Ok(permit) = sender.reserve().await else {
+            return Ok(()); // the encoder stopped; it says why
+        };
+        if let Some(track) = assembler.thread_track(k, tid).await? {
+            tid += 1;
+            let interned = assembler.symbols.interned_since(sent);
+            sent = assembler.symbols.mark();
+            permit.send(ReadTrack { track, interned });
+        }
+        let spans = assembler.stats.thread_spans;
+        progress.stage(&format!(
+            "writing spans: {spans} thread spans, thread {} of {threads}",
+            k + 1
+        ));
+    }
+    Ok(())
+}

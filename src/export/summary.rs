@@ -1,0 +1,47 @@
+//! The `--json` summary of an export.
+
+use serde::Serialize;
+
+use crate::assembly::AssemblyStats;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanCounts {
+    pub thread: u64,
+    #[serde(rename = "async")]
+    pub async_: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    pub process_id: String,
+    pub exe: String,
+    pub output: String,
+    pub bytes: u64,
+    /// Computed when asked for (`--json`).
+    pub sha256: Option<String>,
+    pub thread_tracks: usize,
+    pub async_tracks: usize,
+    pub spans: SpanCounts,
+    pub clipped: u64,
+    pub unfinished: u64,
+    pub oddities: AssemblyStats,
+    pub blocks_read: u64,
+    pub payload_bytes: u64,
+    pub partitions_reused: u64,
+    pub partitions_built: u64,
+    pub elapsed_ms: u64,
+}
+
+impl SpanCounts {
+    pub fn of(stats: &AssemblyStats) -> Self {
+        Self {
+            thread: stats.thread_spans,
+            async_: stats.async_spans,
+        }
+    }
+}
+
+/// Spans drawn with a bound that is not their own.
+pub fn clipped(stats: &AssemblyStats) -> u64 {
+    stats.clipped_begin + stats.clipped_end + stats.cut_at_gap + stats.closed_with_parent
+}

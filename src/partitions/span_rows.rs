@@ -1,0 +1,372 @@
+//! The row format of the span views: one row per span event (begin or end), with its block
+//! and index (its place in stream order), raw ticks, interned strings and async ids.
+//!
+//! Thread-view files hold only thread events: their async columns (scope, ids, depth) are
+//! always 0 and are not read back.
+
+use anyhow::Result;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::files::{BATCH_ROWS, FileBuilder, FileTables, column, keys};
+use super::plan::View;
+use crate::clock::Clock;
+use crate::decode::SpanEvent;
+use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
+use crate::symbols::{PropertySet, Symbols};
+
+const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
+/// Always 0 (scope: thread) in thread-view files.
+const ASYNC_ONLY_COLUMNS: [&str; 4] = ["scope", "span_id", "parent_span_id", "depth"];
+
+fn schema() -> Arc<Schema> {
+    let u32_column = |name: &str| Field::new(name, DataType::UInt32, false);
+    Arc::new(Schema::new(vec![
+        u32_column("block"),
+        u32_column("index"),
+        Field::new("scope", DataType::UInt8, false),
+        Field::new("phase", DataType::UInt8, false),
+        Field::new("ticks", DataType::Int64, false),
+        u32_column("name"),
+        u32_column("target"),
+        u32_column("file"),
+        u32_column("line"),
+        Field::new("span_id", DataType::UInt64, false),
+        Field::new("parent_span_id", DataType::UInt64, false),
+        u32_column("depth"),
+        u32_column("properties"),
+    ]))
+}
+
+/// Rows not yet handed to the Parquet writer, column by column.
+#[derive(Default)]
+struct Columns {
+    block: Vec<u32>,
+    index: Vec<u32>,
+    scope: Vec<u8>,
+    phase: Vec<u8>,
+    ticks: Vec<i64>,
+    name: Vec<u32>,
+    target: Vec<u32>,
+    file: Vec<u32>,
+    line: Vec<u32>,
+    span_id: Vec<u64>,
+    parent_span_id: Vec<u64>,
+    depth: Vec<u32>,
+    properties: Vec<u32>,
+}
+
+impl Columns {
+    fn into_batch(self) -> Result<RecordBatch> {
+        let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
+        let u64s = |values: Vec<u64>| -> ArrayRef { Arc::new(UInt64Array::from(values)) };
+        let u8s = |values: Vec<u8>| -> ArrayRef { Arc::new(UInt8Array::from(values)) };
+        let columns: Vec<ArrayRef> = vec![
+            u32s(self.block),
+            u32s(self.index),
+            u8s(self.scope),
+            u8s(self.phase),
+            Arc::new(Int64Array::from(self.ticks)),
+            u32s(self.name),
+            u32s(self.target),
+            u32s(self.file),
+            u32s(self.line),
+            u64s(self.span_id),
+            u64s(self.parent_span_id),
+            u32s(self.depth),
+            u32s(self.properties),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+}
+
+/// One span-view partition file being written: rows are appended block by block as blocks
+/// are decoded, and go to the (compressing) Parquet writer in batches.
+pub struct SpanRows {
+    file: FileBuilder,
+    pending: Columns,
+    rows: usize,
+}
+
+impl SpanRows {
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
+            pending: Columns::default(),
+            rows: 0,
+        })
+    }
+
+    /// Appends the events of one block (blocks are appended whole, in stream order).
+    pub fn push_block<'a>(
+        &mut self,
+        block_id: Uuid,
+        events: impl Iterator<Item = (u32, &'a SpanEvent)>,
+    ) -> Result<()> {
+        self.file.start_block();
+        let file = &mut self.file;
+        let rows = &mut self.pending;
+        for (index, event) in events {
+            rows.block.push(file.block_key(block_id));
+            rows.index.push(index);
+            rows.scope.push((event.scope == EventScope::Async) as u8);
+            rows.phase.push((event.phase == EventPhase::End) as u8);
+            rows.ticks.push(event.ticks);
+            rows.name.push(file.string_key(&event.name));
+            rows.target.push(file.string_key(&event.target));
+            rows.file.push(file.string_key(&event.file));
+            rows.line.push(event.line);
+            rows.span_id.push(event.span_id);
+            rows.parent_span_id.push(event.parent_span_id);
+            rows.depth.push(event.depth);
+            let properties = if event.properties.is_empty() {
+                file.empty_string_key()
+            } else {
+                file.text_key(&properties_text(&event.properties))
+            };
+            rows.properties.push(properties);
+            self.rows += 1;
+        }
+        if self.pending.block.len() >= BATCH_ROWS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.pending).into_batch()?;
+        self.file.write_batch(batch)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// The complete file.
+    pub fn finish(mut self) -> Result<Bytes> {
+        self.write_pending()?;
+        self.file.finish()
+    }
+}
+
+/// `[["key","value"],...]` of a tagged end's properties: how a file stores a property set.
+fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
+    let pairs: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (&**k, &**v)).collect();
+    serde_json::to_string(&pairs).expect("strings serialize")
+}
+
+/// The property sets of a file's string table, parsed on first use (once per file and set).
+struct PropertySets<'a> {
+    texts: &'a [String],
+    sets: Vec<Option<PropertySet>>,
+}
+
+impl PropertySets<'_> {
+    fn get(&mut self, key: u32, symbols: &mut Symbols) -> Result<PropertySet> {
+        if let Some(set) = self.sets[key as usize] {
+            return Ok(set);
+        }
+        let text = &self.texts[key as usize];
+        let set = if text.is_empty() {
+            PropertySet::NONE
+        } else {
+            let pairs: Vec<(String, String)> = serde_json::from_str(text)
+                .map_err(|e| anyhow::anyhow!("partition file holds bad properties: {e}"))?;
+            let pairs: Vec<_> = pairs
+                .iter()
+                .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
+                .collect();
+            symbols.intern_properties(&pairs)
+        };
+        self.sets[key as usize] = Some(set);
+        Ok(set)
+    }
+}
+
+/// Reads a span-view partition file into `out`: events with times in ns, strings interned in
+/// `symbols`. `block_position` gives each block's place in stream order (rows of blocks it
+/// lacks are skipped: they are not part of this export).
+pub fn decode(
+    data: Bytes,
+    view: View,
+    symbols: &mut Symbols,
+    block_position: &HashMap<Uuid, u32>,
+    clock: &Clock,
+    out: &mut EventTable,
+) -> Result<()> {
+    let FileTables {
+        builder,
+        texts,
+        strings,
+        blocks,
+        rows,
+    } = FileTables::open(data, symbols, block_position)?;
+    let mut property_sets = PropertySets {
+        sets: vec![None; texts.len()],
+        texts: &texts,
+    };
+    let async_columns = view.scope == EventScope::Async;
+    out.events.reserve(rows);
+    out.orders.reserve(rows);
+    if async_columns {
+        out.ids.reserve(rows);
+    }
+    let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
+        .filter(|(_, f)| async_columns || !ASYNC_ONLY_COLUMNS.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    for batch in builder.with_projection(mask).build()? {
+        let batch = batch?;
+        let block = keys(&batch, "block", &blocks)?;
+        let name = keys(&batch, "name", &strings)?;
+        let target = keys(&batch, "target", &strings)?;
+        let file = keys(&batch, "file", &strings)?;
+        let properties = keys(&batch, "properties", &strings)?;
+        let index = column::<UInt32Array>(&batch, "index")?.values();
+        let phase = column::<UInt8Array>(&batch, "phase")?.values();
+        let ticks = column::<Int64Array>(&batch, "ticks")?.values();
+        let line = column::<UInt32Array>(&batch, "line")?.values();
+        // Read only from async-view files: (scope, span_id, parent_span_id, depth).
+        let async_values = if async_columns {
+            Some((
+                column::<UInt8Array>(&batch, "scope")?.values(),
+                column::<UInt64Array>(&batch, "span_id")?.values(),
+                column::<UInt64Array>(&batch, "parent_span_id")?.values(),
+                column::<UInt32Array>(&batch, "depth")?.values(),
+            ))
+        } else {
+            None
+        };
+        for i in 0..batch.num_rows() {
+            let Some(position) = blocks[block[i] as usize] else {
+                continue;
+            };
+            out.orders.push(EventOrder::new(position, index[i]));
+            let mut scope = EventScope::Thread;
+            if let Some((scopes, span_id, parent_span_id, depth)) = async_values {
+                if scopes[i] == 1 {
+                    scope = EventScope::Async;
+                }
+                out.ids.push(AsyncIds {
+                    span_id: span_id[i],
+                    parent_span_id: parent_span_id[i],
+                    depth: depth[i],
+                });
+            }
+            out.events.push(Event {
+                ns: clock.event_ns(ticks[i]),
+                scope,
+                phase: if phase[i] == 1 {
+                    EventPhase::End
+                } else {
+                    EventPhase::Begin
+                },
+                name: strings[name[i] as usize],
+                target: strings[target[i] as usize],
+                file: strings[file[i] as usize],
+                line: line[i],
+                properties: property_sets.get(properties[i], symbols)?,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_survive_a_round_trip_through_parquet() {
+        let event = |scope, phase, name: &str, props: Vec<(Arc<str>, Arc<str>)>| SpanEvent {
+            scope,
+            phase,
+            ticks: 5,
+            name: Arc::from(name),
+            target: Arc::from("t"),
+            file: Arc::from("f.rs"),
+            line: 3,
+            span_id: u64::MAX,
+            parent_span_id: 7,
+            depth: 2,
+            properties: props,
+        };
+        let first = event(EventScope::Thread, EventPhase::Begin, "a", vec![]);
+        let second = event(
+            EventScope::Async,
+            EventPhase::End,
+            "b\"é",
+            vec![(Arc::from("k"), Arc::from("v\n"))],
+        );
+        let mut builder = SpanRows::new().unwrap();
+        builder
+            .push_block(Uuid::from_u128(2), [(0, &first)].into_iter())
+            .unwrap();
+        builder
+            .push_block(Uuid::from_u128(3), [(9, &second)].into_iter())
+            .unwrap();
+        assert_eq!(builder.len(), 2);
+        let mut symbols = Symbols::new();
+        let positions = HashMap::from([(Uuid::from_u128(2), 0u32), (Uuid::from_u128(3), 1u32)]);
+        let process = crate::lake::rows::ProcessRow {
+            process_id: Uuid::from_u128(9),
+            exe: String::new(),
+            username: String::new(),
+            realname: String::new(),
+            computer: String::new(),
+            distro: String::new(),
+            cpu_brand: String::new(),
+            tsc_frequency: 1_000_000_000,
+            start_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            start_ticks: 0,
+            insert_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            parent_process_id: None,
+            properties: vec![],
+        };
+        let clock = Clock::for_process(&process, (None, None)).unwrap();
+        let mut decoded = EventTable::default();
+        decode(
+            builder.finish().unwrap(),
+            View::ASYNC_SPANS,
+            &mut symbols,
+            &positions,
+            &clock,
+            &mut decoded,
+        )
+        .unwrap();
+        assert_eq!(decoded.events.len(), 2);
+        assert_eq!(
+            decoded.orders,
+            vec![EventOrder::new(0, 0), EventOrder::new(1, 9)]
+        );
+        let e = decoded.events[1];
+        assert_eq!(
+            (e.scope, e.phase, e.ns, e.line, decoded.ids[1]),
+            (
+                EventScope::Async,
+                EventPhase::End,
+                5,
+                3,
+                AsyncIds {
+                    span_id: u64::MAX,
+                    parent_span_id: 7,
+                    depth: 2
+                }
+            )
+        );
+        assert_eq!(symbols.get(e.name), "b\"é");
+        let properties: Vec<(&str, &str)> = symbols
+            .properties(e.properties)
+            .iter()
+            .map(|&(k, v)| (symbols.get(k), symbols.get(v)))
+            .collect();
+        assert_eq!(properties, vec![("k", "v\n")]);
+        assert!(decoded.events[0].properties.is_none());
+    }
+}
