@@ -56,8 +56,8 @@ pub struct ProcessAssembler<'a, S> {
 }
 
 impl<'a, S: EventSource> ProcessAssembler<'a, S> {
-    pub fn new(source: S, process: ProcessData<'a>) -> Self {
-        let mut symbols = Symbols::new();
+    /// `symbols`: where strings are interned (new, or holding what the source's events use).
+    pub fn new(source: S, process: ProcessData<'a>, mut symbols: Symbols) -> Self {
         let thread_names: Vec<Sym> = (process.streams.iter())
             .map(|s| symbols.intern(&thread_display_name(s)))
             .collect();

@@ -2,10 +2,14 @@
 
 use std::cell::RefCell;
 
-use super::timeline::{Slice, Timeline, notes};
 use super::*;
-use crate::decode::{EventPhase, EventScope};
-use crate::symbols::{Sym, Symbols};
+use crate::clock::Clock;
+use crate::events::{EventPhase, EventScope, EventTable};
+use crate::lake::rows::{BlockRow, ProcessRow, StreamRow};
+use crate::partitions::{Instance, View};
+use crate::symbols::{PropertySet, Sym, Symbols};
+use crate::tracks::{AsyncDetail, Slice, Track, notes};
+use uuid::Uuid;
 
 thread_local! {
     static SYMBOLS: RefCell<Symbols> = RefCell::new(Symbols::new());
@@ -38,7 +42,7 @@ fn event(
         target: sym("test"),
         file: sym("test.rs"),
         line: 1,
-        properties: 0,
+        properties: PropertySet::NONE,
     };
     let ids = AsyncIds {
         span_id,
@@ -61,29 +65,25 @@ fn aend(ns: i64, name: &str, id: u64, parent: u64) -> TestEvent {
     event(ns, EventScope::Async, EventPhase::End, name, id, parent)
 }
 
-fn thread(name: &str, chains: Vec<(i64, i64, Vec<TestEvent>)>) -> ThreadData {
-    let (mut events, mut async_ids) = (Vec::new(), Vec::new());
-    let chains = chains
-        .into_iter()
-        .map(|(begin_ns, end_ns, chain_events)| {
-            let start = events.len();
-            for (event, ids) in chain_events {
-                events.push(event);
-                async_ids.push(ids);
-            }
-            Chain {
-                begin_ns,
-                end_ns,
-                events: start..events.len(),
-            }
-        })
-        .collect();
-    ThreadData {
-        display_name: sym(name),
-        events,
-        async_ids,
+/// A thread: its name and its chains (bounds and events), each chain one block, with a gap
+/// in the stream between chains.
+struct TestThread {
+    name: String,
+    chains: Vec<(i64, i64, Vec<TestEvent>)>,
+}
+
+fn thread(name: &str, chains: Vec<(i64, i64, Vec<TestEvent>)>) -> TestThread {
+    TestThread {
+        name: name.into(),
         chains,
     }
+}
+
+/// Which spans to assemble, over which time range.
+struct AssemblyOptions {
+    thread_spans: bool,
+    async_spans: bool,
+    range: Option<(i64, i64)>,
 }
 
 fn both() -> AssemblyOptions {
@@ -92,6 +92,154 @@ fn both() -> AssemblyOptions {
         async_spans: true,
         range: None,
     }
+}
+
+/// What a trace of these threads shows.
+struct Timeline {
+    threads: Vec<Track>,
+    async_tracks: Vec<Track>,
+    stats: AssemblyStats,
+}
+
+/// The test threads as a lake would hold them: streams, one block per chain, the events of
+/// each block with their places in stream order.
+struct TestLake {
+    process: ProcessRow,
+    streams: Vec<StreamRow>,
+    blocks: Vec<BlockRow>,
+    events: Vec<(EventOrder, Uuid, TestEvent)>,
+}
+
+fn test_lake(threads: &[TestThread]) -> TestLake {
+    let epoch = chrono::DateTime::from_timestamp(0, 0).unwrap();
+    let process_id = Uuid::from_u128(1);
+    let process = ProcessRow {
+        process_id,
+        exe: "p".into(),
+        username: String::new(),
+        realname: String::new(),
+        computer: String::new(),
+        distro: String::new(),
+        cpu_brand: String::new(),
+        tsc_frequency: 1_000_000_000,
+        start_time: epoch,
+        start_ticks: 0,
+        insert_time: epoch,
+        parent_process_id: None,
+        properties: vec![],
+    };
+    let (mut streams, mut blocks, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, thread) in threads.iter().enumerate() {
+        let stream_id = Uuid::from_u128(100 + k as u128);
+        streams.push(StreamRow {
+            stream_id,
+            process_id,
+            dependencies_metadata: vec![],
+            objects_metadata: vec![],
+            tags: vec!["cpu".into()],
+            properties: vec![("thread-name".into(), thread.name.clone())],
+            insert_time: epoch,
+            format: crate::lake::rows::TRANSIT_FORMAT.into(),
+        });
+        let mut offset = 0;
+        for (begin_ns, end_ns, chain_events) in &thread.chains {
+            let position = blocks.len() as u32;
+            blocks.push(BlockRow {
+                block_id: Uuid::from_u128(1000 + position as u128),
+                stream_id,
+                process_id,
+                begin_time: epoch,
+                end_time: epoch,
+                begin_ticks: *begin_ns,
+                end_ticks: *end_ns,
+                nb_objects: chain_events.len() as i32,
+                object_offset: offset,
+                payload_size: 0,
+                insert_time: epoch,
+            });
+            // The next chain starts after a gap.
+            offset += chain_events.len() as i64 + 1;
+            for (index, e) in chain_events.iter().enumerate() {
+                events.push((EventOrder::new(position, index as u32), stream_id, *e));
+            }
+        }
+    }
+    TestLake {
+        process,
+        streams,
+        blocks,
+        events,
+    }
+}
+
+/// The events of the test lake, as partitions would give them.
+struct TestSource<'a> {
+    lake: &'a TestLake,
+}
+
+impl EventSource for TestSource<'_> {
+    async fn read(
+        &mut self,
+        view: View,
+        instance: Uuid,
+        symbols: &mut Symbols,
+        table: &mut EventTable,
+    ) -> anyhow::Result<()> {
+        table.clear();
+        let _ = symbols; // the events' strings are interned already
+        let wanted = (self.lake.events.iter())
+            .filter(|(_, stream, (e, _))| {
+                e.scope == view.scope && (view.per == Instance::Process || *stream == instance)
+            });
+        for (order, _, (event, ids)) in wanted {
+            table.events.push(*event);
+            table.orders.push(*order);
+            if view.per == Instance::Process {
+                table.ids.push(*ids);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Assembles the threads through the export's path ([`ProcessAssembler`]).
+fn assemble(_name: String, threads: &[TestThread], options: &AssemblyOptions) -> Timeline {
+    let lake = test_lake(threads);
+    let clock = Clock::for_process(&lake.process, (None, None)).unwrap();
+    let process = ProcessData {
+        process_id: lake.process.process_id,
+        streams: &lake.streams,
+        blocks: &lake.blocks,
+        clock: &clock,
+        range: options.range,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let symbols = SYMBOLS.with(|s| s.borrow().clone());
+    let mut assembler = ProcessAssembler::new(TestSource { lake: &lake }, process, symbols);
+    let mut timeline = Timeline {
+        threads: Vec::new(),
+        async_tracks: Vec::new(),
+        stats: AssemblyStats::default(),
+    };
+    runtime.block_on(async {
+        if options.thread_spans {
+            for k in 0..assembler.thread_count() {
+                let tid = FIRST_TID + timeline.threads.len() as i32;
+                timeline
+                    .threads
+                    .extend(assembler.thread_track(k, tid).await.unwrap());
+            }
+        }
+        if options.async_spans {
+            timeline.async_tracks = assembler.async_tracks().await.unwrap().lanes;
+        }
+    });
+    timeline.stats = assembler.stats;
+    // Thread names were interned by the assembler.
+    SYMBOLS.with(|s| *s.borrow_mut() = assembler.symbols);
+    timeline
 }
 
 fn spans(slices: &[Slice]) -> Vec<(String, i64, i64)> {
@@ -125,7 +273,7 @@ fn find<'a>(slices: &'a [Slice], name: &str) -> &'a Slice {
         .unwrap_or_else(|| panic!("no slice {name}"))
 }
 
-fn detail(slice: &Slice) -> &timeline::AsyncDetail {
+fn detail(slice: &Slice) -> &AsyncDetail {
     slice.detail.as_ref().expect("an async slice")
 }
 

@@ -18,6 +18,7 @@ use crate::assembly::{ProcessAssembler, ProcessData, process_name};
 use crate::lake::Lake;
 use crate::partitions::{CacheRefused, EventsRequest, PartitionCache, Prepared, View};
 use crate::progress::Progress;
+use crate::symbols::Symbols;
 pub use output::OutputTarget;
 use output::{HashingWriter, Output};
 pub use pipeline::Content;
@@ -77,7 +78,7 @@ pub async fn export(
 
     progress.stage("writing spans");
     let source = PartitionSource::new(lake, &request, &cache, &prepared, &state.clock);
-    let mut assembler = ProcessAssembler::new(source, process_data(&state, range));
+    let mut assembler = ProcessAssembler::new(source, process_data(&state, range), Symbols::new());
     let target = options.output.clone().unwrap_or_else(|| {
         OutputTarget::File(PathBuf::from(format!(
             "{}.perfetto-trace",

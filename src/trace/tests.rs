@@ -4,9 +4,9 @@ use prost::Message;
 use std::collections::{HashMap, HashSet};
 
 use super::proto::*;
-use super::write_trace;
-use crate::assembly::timeline::{AsyncDetail, AsyncTrack, Slice, ThreadTrack, Timeline, notes};
-use crate::symbols::Symbols;
+use super::TraceWriter;
+use crate::symbols::{PropertySet, Symbols};
+use crate::tracks::{AsyncDetail, Place, Slice, Track, TrackGroup, notes};
 
 fn slice(symbols: &mut Symbols, name: &str, begin_ns: i64, end_ns: i64) -> Slice {
     Slice {
@@ -16,13 +16,19 @@ fn slice(symbols: &mut Symbols, name: &str, begin_ns: i64, end_ns: i64) -> Slice
         target: symbols.intern("app"),
         file: symbols.intern("src/main.rs"),
         line: 7,
-        properties: 0,
+        properties: PropertySet::NONE,
         notes: 0,
         detail: None,
     }
 }
 
-fn sample() -> (Timeline, Symbols) {
+/// A thread track and a group of one lane.
+struct Sample {
+    thread: Track,
+    group: TrackGroup,
+}
+
+fn sample() -> (Sample, Symbols) {
     let mut s = Symbols::new();
     let mut future = slice(&mut s, "fut", 5, 30);
     future.detail = Some(Box::new(AsyncDetail {
@@ -31,24 +37,25 @@ fn sample() -> (Timeline, Symbols) {
         ..Default::default()
     }));
     future.notes = notes::UNFINISHED;
-    let timeline = Timeline {
-        pid: 1,
-        process_name: "app".into(),
-        threads: vec![ThreadTrack {
-            tid: 2,
-            name: s.intern("main"),
+    let timeline = Sample {
+        thread: Track {
+            place: Place::Thread { tid: 2 },
+            name: "main".into(),
             slices: vec![
                 slice(&mut s, "outer", 10, 100),
                 slice(&mut s, "a", 20, 30),
                 slice(&mut s, "b", 30, 40),
                 slice(&mut s, "a", 50, 60),
             ],
-        }],
-        async_tracks: vec![AsyncTrack {
-            name: "async #1".into(),
-            slices: vec![future],
-        }],
-        ..Default::default()
+        },
+        group: TrackGroup {
+            name: "async".into(),
+            lanes: vec![Track {
+                place: Place::Lane,
+                name: "async #1".into(),
+                slices: vec![future],
+            }],
+        },
     };
     (timeline, s)
 }
@@ -56,7 +63,10 @@ fn sample() -> (Timeline, Symbols) {
 fn written() -> Vec<u8> {
     let (timeline, symbols) = sample();
     let mut bytes = Vec::new();
-    let count = write_trace(&timeline, &symbols, &mut bytes).unwrap();
+    let mut writer = TraceWriter::new(&mut bytes, 1, "app").unwrap();
+    writer.track(&symbols, &timeline.thread).unwrap();
+    writer.track_group(&symbols, &timeline.group).unwrap();
+    let (count, _) = writer.finish().unwrap();
     assert_eq!(count, bytes.len() as u64);
     bytes
 }
