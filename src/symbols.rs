@@ -26,22 +26,30 @@ impl PropertySet {
 
 type Pairs = Arc<[(Sym, Sym)]>;
 
+/// What symbols and property sets stand for: all a reader needs (the trace encoder keeps a
+/// copy of this part only, brought up to date with [`SymbolTable::append`]).
+#[derive(Clone)]
+pub struct SymbolTable {
+    strings: Vec<Arc<str>>,
+    sets: Vec<Pairs>,
+}
+
+/// Interns strings and property sets: the table, and the indexes that find what it holds.
 #[derive(Clone)]
 pub struct Symbols {
-    strings: Vec<Arc<str>>,
+    table: SymbolTable,
     index: FastMap<Arc<str>, Sym>,
-    sets: Vec<Pairs>,
     set_index: FastMap<Pairs, PropertySet>,
 }
 
-/// How much a [`Symbols`] holds: a copy made at this mark lacks what was interned since.
+/// How much a [`SymbolTable`] holds: a copy made at this mark lacks what was interned since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     strings: usize,
     sets: usize,
 }
 
-/// What was interned after a [`Mark`], to bring a copy up to date ([`Symbols::append`]).
+/// What was interned after a [`Mark`], to bring a copy up to date ([`SymbolTable::append`]).
 #[derive(Debug, Default)]
 pub struct Interned {
     strings: Vec<Arc<str>>,
@@ -54,14 +62,24 @@ impl Default for Symbols {
     }
 }
 
+impl std::ops::Deref for Symbols {
+    type Target = SymbolTable;
+
+    fn deref(&self) -> &SymbolTable {
+        &self.table
+    }
+}
+
 impl Symbols {
     pub fn new() -> Self {
         let empty: Arc<str> = Arc::from("");
         let no_pairs: Pairs = Arc::from([]);
         Self {
-            strings: vec![empty.clone()],
+            table: SymbolTable {
+                strings: vec![empty.clone()],
+                sets: vec![no_pairs.clone()],
+            },
             index: FastMap::from_iter([(empty, 0)]),
-            sets: vec![no_pairs.clone()],
             set_index: FastMap::from_iter([(no_pairs, PropertySet::NONE)]),
         }
     }
@@ -70,15 +88,11 @@ impl Symbols {
         if let Some(&sym) = self.index.get(text) {
             return sym;
         }
-        let sym = self.strings.len() as Sym;
+        let sym = self.table.strings.len() as Sym;
         let text: Arc<str> = Arc::from(text);
-        self.strings.push(text.clone());
+        self.table.strings.push(text.clone());
         self.index.insert(text, sym);
         sym
-    }
-
-    pub fn get(&self, sym: Sym) -> &str {
-        &self.strings[sym as usize]
     }
 
     /// The set of these pairs (keys and values already interned); no pair is `NONE`.
@@ -86,11 +100,22 @@ impl Symbols {
         if let Some(&set) = self.set_index.get(pairs) {
             return set;
         }
-        let set = PropertySet(self.sets.len() as u32);
+        let set = PropertySet(self.table.sets.len() as u32);
         let pairs: Pairs = Arc::from(pairs);
-        self.sets.push(pairs.clone());
+        self.table.sets.push(pairs.clone());
         self.set_index.insert(pairs, set);
         set
+    }
+
+    /// The table alone, for a reader.
+    pub fn table(&self) -> &SymbolTable {
+        &self.table
+    }
+}
+
+impl SymbolTable {
+    pub fn get(&self, sym: Sym) -> &str {
+        &self.strings[sym as usize]
     }
 
     /// The (key, value) pairs of a property set.
@@ -113,18 +138,10 @@ impl Symbols {
         }
     }
 
-    /// Brings a copy up to date with what [`Symbols::interned_since`] gave: the copy then
+    /// Brings a copy up to date with what [`SymbolTable::interned_since`] gave: the copy then
     /// maps every symbol and property set of the original to the same value.
     pub fn append(&mut self, interned: Interned) {
-        for text in interned.strings {
-            let sym = self.strings.len() as Sym;
-            self.strings.push(text.clone());
-            self.index.insert(text, sym);
-        }
-        for pairs in interned.sets {
-            let set = PropertySet(self.sets.len() as u32);
-            self.sets.push(pairs.clone());
-            self.set_index.insert(pairs, set);
-        }
+        self.strings.extend(interned.strings);
+        self.sets.extend(interned.sets);
     }
 }

@@ -187,10 +187,9 @@ impl EventSource for TestSource<'_> {
     ) -> anyhow::Result<()> {
         table.clear();
         let _ = symbols; // the events' strings are interned already
-        let wanted = (self.lake.events.iter())
-            .filter(|(_, stream, (e, _))| {
-                e.scope == view.scope && (view.per == Instance::Process || *stream == instance)
-            });
+        let wanted = (self.lake.events.iter()).filter(|(_, stream, (e, _))| {
+            e.scope == view.scope && (view.per == Instance::Process || *stream == instance)
+        });
         for (order, _, (event, ids)) in wanted {
             table.events.push(*event);
             table.orders.push(*order);

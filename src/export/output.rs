@@ -24,10 +24,16 @@ pub struct Output {
 enum Sink {
     Stdout,
     /// A device or pipe (`/dev/null`, a FIFO): renaming over those would replace them.
-    InPlace { file: std::fs::File, path: PathBuf },
+    InPlace {
+        file: std::fs::File,
+        path: PathBuf,
+    },
     /// A regular file (new or replaced; through a symbolic link, where it points): the
     /// destination only ever holds a complete trace, and a failed run leaves nothing behind.
-    Atomic { temp: TempFile, path: PathBuf },
+    Atomic {
+        temp: TempFile,
+        path: PathBuf,
+    },
 }
 
 impl Output {
@@ -70,9 +76,9 @@ impl Output {
             Sink::InPlace { file, path } => {
                 Box::new(file.try_clone().map_err(|e| cannot_write(path, e))?)
             }
-            Sink::Atomic { temp, path } => Box::new(
-                (temp.file().try_clone()).map_err(|e| cannot_write(path, e))?,
-            ),
+            Sink::Atomic { temp, path } => {
+                Box::new((temp.file().try_clone()).map_err(|e| cannot_write(path, e))?)
+            }
         })
     }
 

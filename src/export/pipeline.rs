@@ -100,7 +100,7 @@ async fn write_thread_tracks<S: EventSource, W: Write + Send + 'static>(
     progress: &Progress,
 ) -> Result<(TraceWriter<W>, usize)> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadTrack>(1);
-    let mut symbols = assembler.symbols.clone();
+    let mut symbols = assembler.symbols.table().clone();
     let encoder = tokio::task::spawn_blocking(move || {
         let mut tracks = 0;
         while let Some(read) = receiver.blocking_recv() {

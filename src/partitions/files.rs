@@ -35,7 +35,6 @@ struct StringTable {
     by_pointer: FastMap<(usize, usize), u32>,
     by_text: FastMap<String, u32>,
     values: Vec<String>,
-    empty: Option<u32>,
 }
 
 impl StringTable {
@@ -47,18 +46,6 @@ impl StringTable {
         let key = self.key_of(text);
         self.by_pointer.insert(pointer, key);
         key
-    }
-
-    /// The key of the empty string (most events have no properties).
-    fn empty(&mut self) -> u32 {
-        match self.empty {
-            Some(key) => key,
-            None => {
-                let key = self.key_of("");
-                self.empty = Some(key);
-                key
-            }
-        }
     }
 
     fn key_of(&mut self, text: &str) -> u32 {
@@ -147,14 +134,6 @@ impl FileBuilder {
         self.strings.key_of_arc(text)
     }
 
-    pub fn text_key(&mut self, text: &str) -> u32 {
-        self.strings.key_of(text)
-    }
-
-    pub fn empty_string_key(&mut self) -> u32 {
-        self.strings.empty()
-    }
-
     /// Hands a batch to the encoder thread (after the previous batch is encoded).
     pub fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let encoder = self
@@ -173,8 +152,9 @@ impl FileBuilder {
         Ok(())
     }
 
-    /// The complete file, tables and footer included.
-    pub fn finish(mut self) -> Result<Bytes> {
+    /// The complete file, tables and footer included; `tables`: a row format's own tables
+    /// (key, JSON), stored beside the string and block tables.
+    pub fn finish(mut self, tables: Vec<(&str, String)>) -> Result<Bytes> {
         let encoder = self
             .encoder
             .take()
@@ -189,6 +169,9 @@ impl FileBuilder {
             BLOCKS_KEY.to_string(),
             serde_json::to_string(&block_texts)?,
         ));
+        for (key, value) in tables {
+            writer.append_key_value_metadata(KeyValue::new(key.to_string(), value));
+        }
         // Writes the footer.
         Ok(Bytes::from(writer.into_inner()?))
     }
@@ -197,8 +180,6 @@ impl FileBuilder {
 /// A partition file opened for reading: its tables, resolved for this export.
 pub struct FileTables {
     pub builder: ParquetRecordBatchReaderBuilder<Bytes>,
-    /// The raw string table (a row format may give some strings a meaning of its own).
-    pub texts: Vec<String>,
     /// The string table as symbols.
     pub strings: Vec<Sym>,
     /// Each block's place in the export's block list; `None`: not part of this export.
@@ -213,9 +194,10 @@ impl FileTables {
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(BATCH_ROWS);
-        let texts = metadata_list(&builder, STRINGS_KEY)?;
-        let strings = texts.iter().map(|s| symbols.intern(s)).collect();
-        let blocks = metadata_list(&builder, BLOCKS_KEY)?
+        let strings = (metadata_list::<Vec<String>>(&builder, STRINGS_KEY)?.iter())
+            .map(|s| symbols.intern(s))
+            .collect();
+        let blocks = metadata_list::<Vec<String>>(&builder, BLOCKS_KEY)?
             .iter()
             .map(|s| {
                 let id = Uuid::parse_str(s).context("partition file holds a bad block id")?;
@@ -225,7 +207,6 @@ impl FileTables {
         let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         Ok(Self {
             builder,
-            texts,
             strings,
             blocks,
             rows,
@@ -250,10 +231,17 @@ pub fn keys<'a, T>(batch: &'a RecordBatch, name: &str, table: &[T]) -> Result<&'
     Ok(array.values())
 }
 
-fn metadata_list(
+impl FileTables {
+    /// A row format's own table (see [`FileBuilder::finish`]).
+    pub fn table<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        metadata_list(&self.builder, key)
+    }
+}
+
+fn metadata_list<T: serde::de::DeserializeOwned>(
     builder: &ParquetRecordBatchReaderBuilder<Bytes>,
     key: &str,
-) -> Result<Vec<String>> {
+) -> Result<T> {
     let text = builder
         .metadata()
         .file_metadata()

@@ -9,7 +9,7 @@ use crate::events::EventScope;
 use crate::lake::rows::BlockRow;
 
 /// Bumped whenever what a partition file holds, or how it is computed, changes.
-pub const FORMAT_VERSION: i64 = 3;
+pub const FORMAT_VERSION: i64 = 4;
 
 /// What one partition holds: a view of one kind of data, described once here. Planning,
 /// freshness, storage and the catalog know a view only by this description; a new kind of

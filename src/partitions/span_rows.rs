@@ -2,9 +2,10 @@
 //! and index (its place in stream order), raw ticks, interned strings and async ids.
 //!
 //! Thread-view files hold only thread events: their async columns (scope, ids, depth) are
-//! always 0 and are not read back.
+//! always 0 and are not read back. A tagged end's properties are a set in the file's
+//! property-set table (`[[key, value], ...]` as string keys; set 0 is the empty set).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use super::plan::View;
 use crate::clock::Clock;
 use crate::decode::SpanEvent;
 use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
-use crate::symbols::{PropertySet, Symbols};
+use crate::symbols::{FastMap, PropertySet, Symbols};
 
 const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
 /// Always 0 (scope: thread) in thread-view files.
@@ -85,12 +86,20 @@ impl Columns {
     }
 }
 
+const PROPERTY_SETS_KEY: &str = "write-perfetto.property-sets";
+
+/// A property set as a file stores it: (key, value) string keys.
+type StoredSet = Vec<(u32, u32)>;
+
 /// One span-view partition file being written: rows are appended block by block as blocks
 /// are decoded, and go to the (compressing) Parquet writer in batches.
 pub struct SpanRows {
     file: FileBuilder,
     pending: Columns,
     rows: usize,
+    /// The property-set table: set 0 is the empty set.
+    sets: Vec<StoredSet>,
+    set_keys: FastMap<StoredSet, u32>,
 }
 
 impl SpanRows {
@@ -99,6 +108,8 @@ impl SpanRows {
             file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
             pending: Columns::default(),
             rows: 0,
+            sets: vec![Vec::new()],
+            set_keys: FastMap::default(),
         })
     }
 
@@ -125,9 +136,16 @@ impl SpanRows {
             rows.parent_span_id.push(event.parent_span_id);
             rows.depth.push(event.depth);
             let properties = if event.properties.is_empty() {
-                file.empty_string_key()
+                0
             } else {
-                file.text_key(&properties_text(&event.properties))
+                let set: StoredSet = (event.properties.iter())
+                    .map(|(k, v)| (file.string_key(k), file.string_key(v)))
+                    .collect();
+                let next = self.sets.len() as u32;
+                *self.set_keys.entry(set).or_insert_with_key(|set| {
+                    self.sets.push(set.clone());
+                    next
+                })
             };
             rows.properties.push(properties);
             self.rows += 1;
@@ -150,42 +168,27 @@ impl SpanRows {
     /// The complete file.
     pub fn finish(mut self) -> Result<Bytes> {
         self.write_pending()?;
-        self.file.finish()
+        let sets = serde_json::to_string(&self.sets)?;
+        self.file.finish(vec![(PROPERTY_SETS_KEY, sets)])
     }
 }
 
-/// `[["key","value"],...]` of a tagged end's properties: how a file stores a property set.
-fn properties_text(properties: &[(Arc<str>, Arc<str>)]) -> String {
-    let pairs: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (&**k, &**v)).collect();
-    serde_json::to_string(&pairs).expect("strings serialize")
-}
-
-/// The property sets of a file's string table, parsed on first use (once per file and set).
-struct PropertySets<'a> {
-    texts: &'a [String],
-    sets: Vec<Option<PropertySet>>,
-}
-
-impl PropertySets<'_> {
-    fn get(&mut self, key: u32, symbols: &mut Symbols) -> Result<PropertySet> {
-        if let Some(set) = self.sets[key as usize] {
-            return Ok(set);
+/// The file's property sets as this export's, checked against its string table.
+fn property_sets(tables: &FileTables, symbols: &mut Symbols) -> Result<Vec<PropertySet>> {
+    let stored: Vec<StoredSet> = tables.table(PROPERTY_SETS_KEY)?;
+    let strings = &tables.strings;
+    let mut sets = Vec::with_capacity(stored.len());
+    for set in stored {
+        let mut pairs = Vec::with_capacity(set.len());
+        for (k, v) in set {
+            match (strings.get(k as usize), strings.get(v as usize)) {
+                (Some(&k), Some(&v)) => pairs.push((k, v)),
+                _ => bail!("partition property-set table indexes past the string table"),
+            }
         }
-        let text = &self.texts[key as usize];
-        let set = if text.is_empty() {
-            PropertySet::NONE
-        } else {
-            let pairs: Vec<(String, String)> = serde_json::from_str(text)
-                .map_err(|e| anyhow::anyhow!("partition file holds bad properties: {e}"))?;
-            let pairs: Vec<_> = pairs
-                .iter()
-                .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
-                .collect();
-            symbols.intern_properties(&pairs)
-        };
-        self.sets[key as usize] = Some(set);
-        Ok(set)
+        sets.push(symbols.intern_properties(&pairs));
     }
+    Ok(sets)
 }
 
 /// Reads a span-view partition file into `out`: events with times in ns, strings interned in
@@ -199,17 +202,14 @@ pub fn decode(
     clock: &Clock,
     out: &mut EventTable,
 ) -> Result<()> {
+    let tables = FileTables::open(data, symbols, block_position)?;
+    let sets = property_sets(&tables, symbols)?;
     let FileTables {
         builder,
-        texts,
         strings,
         blocks,
         rows,
-    } = FileTables::open(data, symbols, block_position)?;
-    let mut property_sets = PropertySets {
-        sets: vec![None; texts.len()],
-        texts: &texts,
-    };
+    } = tables;
     let async_columns = view.scope == EventScope::Async;
     out.events.reserve(rows);
     out.orders.reserve(rows);
@@ -227,7 +227,7 @@ pub fn decode(
         let name = keys(&batch, "name", &strings)?;
         let target = keys(&batch, "target", &strings)?;
         let file = keys(&batch, "file", &strings)?;
-        let properties = keys(&batch, "properties", &strings)?;
+        let properties = keys(&batch, "properties", &sets)?;
         let index = column::<UInt32Array>(&batch, "index")?.values();
         let phase = column::<UInt8Array>(&batch, "phase")?.values();
         let ticks = column::<Int64Array>(&batch, "ticks")?.values();
@@ -271,7 +271,7 @@ pub fn decode(
                 target: strings[target[i] as usize],
                 file: strings[file[i] as usize],
                 line: line[i],
-                properties: property_sets.get(properties[i], symbols)?,
+                properties: sets[properties[i] as usize],
             });
         }
     }

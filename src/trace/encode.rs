@@ -1,5 +1,10 @@
 //! Protobuf encoding of the hot packets by hand: one event per packet, millions of them, so
 //! no message structs and no allocation per packet.
+//!
+//! The varint is ours, not prost's `encode_varint`: prost's is not inlined here (it is generic
+//! over `BufMut` and compiled in prost's crate), and using it made a warm export of 1M spans
+//! spend 9% of its time in that call, 15% more CPU overall (measured with `perf`, Nov 2026).
+//! The test below checks ours against prost's, byte for byte.
 
 /// Base-128 varint, least significant group first.
 #[inline(always)]

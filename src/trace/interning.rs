@@ -4,8 +4,8 @@ use prost::Message;
 
 use super::encode::{bytes_field, fixed64_field, frame, varint, varint_field, varint_len};
 use super::proto::*;
+use crate::symbols::{FastMap, Sym, SymbolTable};
 use crate::tracks::{Slice, notes};
-use crate::symbols::{FastMap, Sym, Symbols};
 
 /// Ids remembered by a small index (a symbol, a slot) for the current sequence only: a new
 /// sequence starts a new generation instead of clearing them.
@@ -164,7 +164,7 @@ impl SequenceWriter {
 
     pub fn begin(
         &mut self,
-        symbols: &Symbols,
+        symbols: &SymbolTable,
         slice: &Slice,
         track_uuid: Option<u64>,
         out: &mut Vec<u8>,
@@ -215,7 +215,7 @@ impl SequenceWriter {
     }
 
     /// Arguments: async ids and threads, what was clipped, a tagged end's properties.
-    fn annotations(&mut self, symbols: &Symbols, slice: &Slice) {
+    fn annotations(&mut self, symbols: &SymbolTable, slice: &Slice) {
         if let Some(detail) = &slice.detail {
             self.uint_annotation(SPAN_ID, detail.span_id);
             self.uint_annotation(PARENT_SPAN_ID, detail.parent_span_id);
@@ -278,7 +278,7 @@ impl SequenceWriter {
     }
 
     /// Thread names are symbols: their text ids are remembered by symbol, not hashed per span.
-    fn thread_annotation(&mut self, symbols: &Symbols, name: DetailName, thread: Sym) {
+    fn thread_annotation(&mut self, symbols: &SymbolTable, name: DetailName, thread: Sym) {
         let name_iid = self.detail_name(name);
         let iid = match self.thread_texts.get(thread as usize, self.generation) {
             Some(iid) => iid,

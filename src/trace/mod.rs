@@ -18,7 +18,7 @@ use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
 use std::io::Write;
 
-use crate::symbols::Symbols;
+use crate::symbols::SymbolTable;
 use crate::tracks::{Place, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
 use prost::Message;
@@ -72,7 +72,7 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// A track of its own: a thread of the process.
-    pub fn track(&mut self, symbols: &Symbols, track: &Track) -> Result<()> {
+    pub fn track(&mut self, symbols: &SymbolTable, track: &Track) -> Result<()> {
         let Place::Thread { tid } = track.place else {
             anyhow::bail!("internal error: a group's lane written as a track of its own");
         };
@@ -90,7 +90,7 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// A group's lanes, under one track of the process named after the group.
-    pub fn track_group(&mut self, symbols: &Symbols, group: &TrackGroup) -> Result<()> {
+    pub fn track_group(&mut self, symbols: &SymbolTable, group: &TrackGroup) -> Result<()> {
         let tracks = &group.lanes;
         if tracks.is_empty() {
             return Ok(());
@@ -189,7 +189,7 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// The events of one track on a sequence of its own, whose default track it is.
-    fn track_events(&mut self, symbols: &Symbols, uuid: u64, slices: &[Slice]) -> Result<()> {
+    fn track_events(&mut self, symbols: &SymbolTable, uuid: u64, slices: &[Slice]) -> Result<()> {
         let mut events = nested_events(slices).peekable();
         let Some(&(first_ts, _)) = events.peek() else {
             return Ok(());

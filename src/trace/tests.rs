@@ -3,8 +3,8 @@
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 
-use super::proto::*;
 use super::TraceWriter;
+use super::proto::*;
 use crate::symbols::{PropertySet, Symbols};
 use crate::tracks::{AsyncDetail, Place, Slice, Track, TrackGroup, notes};
 
