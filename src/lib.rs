@@ -19,6 +19,4 @@ pub mod partitions;
 pub mod pause;
 pub mod progress;
 pub mod symbols;
-#[doc(hidden)]
-pub mod synth;
 pub mod trace;
