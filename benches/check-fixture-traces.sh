@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 inspect="${WRITE_PERFETTO_INSPECT_TRACE:-$(cd .. && pwd)/shared/tools/inspect-trace}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cargo build -q --bin write-perfetto --bin gen-lake
+cargo build -q --bin write-perfetto
+cargo build -q -p write-perfetto-test-lake --bin gen-lake
 bin="${CARGO_TARGET_DIR:-target}/debug/write-perfetto"
 gen="${CARGO_TARGET_DIR:-target}/debug/gen-lake"
 lake="$(mktemp -d)"

@@ -20,7 +20,8 @@ postgres="${BENCH_POSTGRES:-}"
 sizes=("${@:-S M L}")
 read -r -a sizes <<<"${sizes[*]}"
 mkdir -p "$bench_dir"
-cargo build --release -q --bin write-perfetto --bin gen-lake
+cargo build --release -q --bin write-perfetto
+cargo build --release -q -p write-perfetto-test-lake --bin gen-lake
 target="${CARGO_TARGET_DIR:-target}/release"
 
 spans_of() { case "$1" in S) echo 100000 ;; M) echo 1000000 ;; L) echo 10000000 ;; *) echo "unknown size $1" >&2; exit 2 ;; esac; }

@@ -20,7 +20,5 @@ pub mod partitions;
 pub mod pause;
 pub mod progress;
 pub mod symbols;
-#[doc(hidden)]
-pub mod synth;
 pub mod trace;
 pub mod tracks;

@@ -6,8 +6,14 @@
 //! it is killed or interrupted. `WRITE_PERFETTO_PANIC_AT=POINT` makes the run panic there
 //! instead (to test how a bug is reported). Unset (always, outside tests), a point costs one
 //! comparison.
+//!
+//! Debug builds only: the integration tests run the debug binary. In a release build
+//! (`debug_assertions` off) [`at`] is an empty inline function, the variables are never read,
+//! and none of this is compiled in.
 
+#[cfg(debug_assertions)]
 use std::sync::OnceLock;
+#[cfg(debug_assertions)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where a run can be paused.
@@ -23,6 +29,7 @@ pub enum Point {
     ThreadTrackWritten,
 }
 
+#[cfg(debug_assertions)]
 impl Point {
     fn name(self) -> &'static str {
         match self {
@@ -34,6 +41,7 @@ impl Point {
     }
 }
 
+#[cfg(debug_assertions)]
 struct Pause {
     point: String,
     occurrence: usize,
@@ -42,6 +50,7 @@ struct Pause {
     reached: AtomicUsize,
 }
 
+#[cfg(debug_assertions)]
 fn configured() -> Option<&'static Pause> {
     static PAUSE: OnceLock<Option<Pause>> = OnceLock::new();
     PAUSE
@@ -68,6 +77,7 @@ fn configured() -> Option<&'static Pause> {
 }
 
 /// Waits here forever if a test asked to pause at this point (see the module's comment).
+#[cfg(debug_assertions)]
 pub fn at(point: Point) {
     let Some(pause) = configured() else { return };
     if pause.point != point.name()
@@ -85,3 +95,8 @@ pub fn at(point: Point) {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
+
+/// Release builds: no test hooks.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn at(_point: Point) {}

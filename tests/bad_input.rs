@@ -21,8 +21,8 @@ use support::damage::{
 use support::lake::{fixture_copy, runtime, sha256_hex, stderr};
 use support::trace::{Trace, decode};
 use write_perfetto::lake::rows::{BlockRow, StreamRow};
-use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::partitions::catalog::Catalog;
+use write_perfetto_test_lake::writer::LakeWriter;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -634,7 +634,7 @@ fn blocks_of_one_stream_overlapping_in_time_still_nest() {
         case.sql(&format!(
             "UPDATE blocks SET begin_ticks = {}, begin_time = '{}' WHERE block_id = '{}'",
             deep[0].begin_ticks,
-            write_perfetto::lake::writer::time_text(&deep[0].begin_time),
+            write_perfetto_test_lake::writer::time_text(&deep[0].begin_time),
             b.block_id
         ));
     }

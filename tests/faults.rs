@@ -17,6 +17,8 @@ use support::pg::PgCluster;
 use support::s3::{S3Server, free_port};
 use support::tmpfs::Tmpfs;
 use write_perfetto::partitions::catalog::Catalog;
+use write_perfetto_test_lake::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 /// The fixture lake's main process.
 const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
@@ -424,18 +426,26 @@ fn a_full_disk_exits_5_and_leaves_nothing_in_the_output_directory() {
 // ---------------------------------------------------------------------------------------------
 // Interruptions
 
-/// A synthetic lake big enough for a run to last a couple of seconds; returns its process id.
+/// A synthetic lake big enough for a run to last a couple of seconds (what `gen-lake --seed 1
+/// --threads 8 --spans 200000 --async-spans 20000` writes); returns its process id.
 fn synthetic_lake(dir: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_gen-lake"))
-        .args(["--out", dir.to_str().unwrap()])
-        .args(["--seed", "1", "--threads", "8", "--spans", "200000"])
-        .args(["--async-spans", "20000"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run gen-lake");
-    assert!(output.status.success(), "gen-lake: {}", stderr(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    report["process_ids"][0].as_str().unwrap().to_string()
+    let spec = SynthSpec {
+        seed: 1,
+        processes: 1,
+        threads: 8,
+        spans: 200_000,
+        async_spans: 20_000,
+        max_depth: 20,
+        events_per_block: 4096,
+        tsc_frequency: 0,
+    };
+    let report = runtime().block_on(async {
+        let writer = LakeWriter::create_embedded(dir).await.unwrap();
+        let report = generate(&writer, &spec).await.unwrap();
+        writer.close().await;
+        report
+    });
+    report.process_ids[0].to_string()
 }
 
 fn spawn(mut command: Command, cwd: &Path, stderr_path: &Path) -> Child {

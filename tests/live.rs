@@ -17,8 +17,8 @@ use support::damage::{assert_inspector_clean, run_command_bounded};
 use support::lake::{fixture_dir, open_embedded, runtime, sha256_hex, stderr, write_perfetto};
 use support::pg::PgCluster;
 use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow};
-use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::lake::{BlobStore, Lake, MetadataReads};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
 const EXPORTERS: usize = 2;

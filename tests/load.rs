@@ -17,9 +17,9 @@ use support::partition_lake::{assert_live_rows_consistent, partition_files};
 use support::pg::PgCluster;
 use support::trace::decode;
 use write_perfetto::lake::BlobStore;
-use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::partitions::catalog::{Catalog, PartitionRow};
-use write_perfetto::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 const EXPORTERS_PER_PROCESS: usize = 8;
 /// Bound of any one run (they share two cores with each other and with other builds).

@@ -6,9 +6,9 @@ mod support;
 
 use support::lake::{run, runtime};
 use support::oracle::reference_trace;
-use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::lake::{Lake, LakeLocation};
-use write_perfetto::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 #[test]
 fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size() {

@@ -1,5 +1,5 @@
 //! The throwaway PostgreSQL cluster of `tests/support/pg.rs`, and the Micromegas schema
-//! files of `src/lake/schema/` applied to it.
+//! files of `crates/test-lake/src/schema/` applied to it.
 
 mod support;
 
@@ -10,7 +10,7 @@ use support::pg::PgCluster;
 
 fn schema_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("src/lake/schema")
+        .join("crates/test-lake/src/schema")
         .join(name)
 }
 

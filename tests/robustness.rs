@@ -11,9 +11,9 @@ use support::lake::{fixture_copy, run, runtime, stderr, succeeded};
 use support::trace::decode;
 use write_perfetto::clock::Clock;
 use write_perfetto::decode::{EventPhase, EventScope, StreamDecoder};
-use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::lake::{Lake, LakeLocation, MetadataReads};
-use write_perfetto::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
 

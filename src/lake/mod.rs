@@ -1,14 +1,14 @@
 //! Lake access: where the lake is, its metadata rows, its block payloads, process resolution.
 //!
 //! Public surface: [`LakeLocation`] (what the user pointed at), [`Lake`] (open handles),
-//! [`resolve_process`], and the row types. Writing lakes ([`writer`]) is for test data only.
+//! [`resolve_process`], and the row types. The tool never writes the lake (test data is written
+//! by the `write-perfetto-test-lake` crate of this workspace, `crates/test-lake`).
 
 mod blobs;
 mod location;
 mod metadata;
 mod resolve;
 pub mod rows;
-pub mod writer;
 
 pub use blobs::BlobStore;
 pub use location::LakeLocation;

@@ -96,17 +96,16 @@ macro_rules! in_transaction {
                 value
             }
             Catalog::Sqlite { pool, .. } => {
-                let mut connection = pool.acquire().await?;
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut *connection)
-                    .await?;
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let result: Result<_> = async {
-                    let $conn = &mut *connection;
+                    let $conn = &mut *tx;
                     Ok($body)
                 }
                 .await;
-                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                sqlx::query(end).execute(&mut *connection).await?;
+                match result {
+                    Ok(_) => tx.commit().await?,
+                    Err(_) => tx.rollback().await?,
+                }
                 result?
             }
         }
@@ -352,15 +351,6 @@ impl Catalog {
                 .execute(pool)
                 .await
                 .map(|_| ())?,
-        }
-        Ok(())
-    }
-
-    /// Runs SQL on the catalog database (tests use it to age or damage rows on purpose).
-    pub async fn execute_sql(&self, sql: &str) -> Result<()> {
-        match self {
-            Catalog::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ())?,
-            Catalog::Sqlite { pool, .. } => sqlx::raw_sql(sql).execute(pool).await.map(|_| ())?,
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use micromegas_telemetry::wire_format::encode_cbor;
 use micromegas_transit::UserDefinedType;
 use write_perfetto::decode::decode_payload;
 use write_perfetto::lake::rows::{BlockRow, StreamRow, block_object_key};
-use write_perfetto::lake::writer::LakeWriter;
+use write_perfetto_test_lake::writer::LakeWriter;
 
 use super::lake::{open_embedded, runtime, write_perfetto};
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use write_perfetto::lake::MetadataReads;
 
-use write_perfetto::lake::writer::LakeWriter;
 use write_perfetto::lake::{BlobStore, Lake, LakeLocation};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lake")

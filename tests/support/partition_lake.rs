@@ -254,12 +254,17 @@ impl PartitionLake {
     /// Runs SQL on the lake's metadata database (both backends accept the same plain SQL for
     /// the `blocks` table: ids and times written as text literals).
     pub fn lake_sql(&self, sql: &str) {
+        self.run_sql(&self.dir.path().join("lake.db"), sql);
+    }
+
+    /// Runs `sql` on the SQLite database at `sqlite_path`, or on the lake's PostgreSQL database.
+    fn run_sql(&self, sqlite_path: &Path, sql: &str) {
         runtime().block_on(async {
             match &self.pg {
                 None => {
                     let options = SqliteConnectOptions::from_str("sqlite://")
                         .unwrap()
-                        .filename(self.dir.path().join("lake.db"));
+                        .filename(sqlite_path);
                     let pool = SqlitePool::connect_with(options).await.unwrap();
                     sqlx::raw_sql(sql).execute(&pool).await.unwrap();
                     pool.close().await;
@@ -299,7 +304,7 @@ impl PartitionLake {
                     + chrono::Duration::microseconds((i as i64 * 7919) % 1_000_000);
                 format!(
                     "UPDATE blocks SET insert_time = '{}' WHERE block_id = '{}';\n",
-                    write_perfetto::lake::writer::time_text(&t),
+                    write_perfetto_test_lake::writer::time_text(&t),
                     b.block_id
                 )
             })
@@ -361,9 +366,15 @@ impl PartitionLake {
             .collect()
     }
 
-    /// Runs SQL on the lake's own catalog.
+    /// Runs SQL on the lake's own catalog (its SQLite file, or the lake's PostgreSQL database).
     pub fn catalog_sql(&self, sql: &str) {
-        runtime().block_on(async { self.open_catalog().await.execute_sql(sql).await.unwrap() })
+        let path = self.dir.path().join("write-perfetto").join("catalog.db");
+        assert!(
+            self.pg.is_some() || path.is_file(),
+            "no catalog at {}",
+            path.display()
+        );
+        self.run_sql(&path, sql);
     }
 
     /// The lake's URL for a new role that may only read Micromegas's three tables (as people

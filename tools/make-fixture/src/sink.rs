@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use uuid::Uuid;
 use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
-use write_perfetto::lake::writer::LakeWriter;
+use write_perfetto_test_lake::writer::LakeWriter;
 
 enum Msg {
     Process(ProcessRow),

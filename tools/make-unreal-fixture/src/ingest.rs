@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use uuid::Uuid;
 use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
-use write_perfetto::lake::writer::LakeWriter;
+use write_perfetto_test_lake::writer::LakeWriter;
 
 use crate::plugin::Udt;
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
-use write_perfetto::lake::writer::LakeWriter;
+use write_perfetto_test_lake::writer::LakeWriter;
 
 use ingest::{BlockRequest, ProcessRequest, Server};
 use plugin::{Dependencies, Queue};

@@ -27,7 +27,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::lake::writer::LakeWriter;
+use crate::writer::LakeWriter;
 use block::Layouts;
 use process::ProcessGen;
 use rng::Rng;

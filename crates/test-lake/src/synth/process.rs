@@ -20,8 +20,8 @@ use super::metadata::{
 };
 use super::rng::Rng;
 use super::{SynthReport, SynthSpec};
-use crate::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
-use crate::lake::writer::LakeWriter;
+use crate::writer::LakeWriter;
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
 
 /// An async end waiting for its time on the thread that will poll the future last:
 /// (time, span id, ids, naming, tag). The span id makes the order total.

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::metadata::{THREAD_DEPENDENCIES, THREAD_OBJECTS, TypeDesc};
 use super::{SynthReport, SynthSpec, generate};
-use crate::clock::Clock;
-use crate::decode::{EventPhase, EventScope, SpanEvent, StreamDecoder};
-use crate::lake::writer::LakeWriter;
-use crate::lake::{Lake, LakeLocation, MetadataReads};
+use crate::writer::LakeWriter;
+use write_perfetto::clock::Clock;
+use write_perfetto::decode::{EventPhase, EventScope, SpanEvent, StreamDecoder};
+use write_perfetto::lake::{Lake, LakeLocation, MetadataReads};
 
 fn small_spec(seed: u64) -> SynthSpec {
     SynthSpec {
@@ -162,7 +162,7 @@ async fn every_block_decodes_and_matches_the_report() -> Result<()> {
             .await?
             .expect("process row");
         let mut by_stream: HashMap<uuid::Uuid, Vec<SpanEvent>> = HashMap::new();
-        let mut previous_block: Option<crate::lake::rows::BlockRow> = None;
+        let mut previous_block: Option<write_perfetto::lake::rows::BlockRow> = None;
         for block in lake.metadata.thread_blocks(process_id).await? {
             let payload = lake.block_payload(&block).await?;
             assert_eq!(payload.len() as i64, block.payload_size);

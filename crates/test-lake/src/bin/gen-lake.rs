@@ -1,5 +1,5 @@
-//! gen-lake: writes a deterministic synthetic lake (see `write_perfetto::synth`) and prints what
-//! it wrote as JSON.
+//! gen-lake: writes a deterministic synthetic lake (see `write_perfetto_test_lake::synth`) and
+//! prints what it wrote as JSON.
 //!
 //! gen-lake --out DIR --seed 1 --threads 16 --spans 1000000 --async-spans 100000
 //! gen-lake --postgres postgres://... --blobs file:///data --seed 1 ...
@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use write_perfetto::lake::BlobStore;
-use write_perfetto::lake::writer::LakeWriter;
-use write_perfetto::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::synth::{SynthSpec, generate};
+use write_perfetto_test_lake::writer::LakeWriter;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -10,8 +10,8 @@ use sqlx::{PgPool, SqlitePool, sqlite::SqliteConnectOptions};
 use std::path::Path;
 use std::str::FromStr;
 
-use super::blobs::BlobStore;
-use super::rows::{BlockRow, ProcessRow, StreamRow, block_object_key};
+use write_perfetto::lake::BlobStore;
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, block_object_key};
 
 pub const SQLITE_SCHEMA: &str = include_str!("schema/sqlite.sql");
 pub const POSTGRES_SCHEMA_V7: &str = include_str!("schema/postgres_v7.sql");
