@@ -83,3 +83,43 @@ impl EventTable {
             .collect();
     }
 }
+
+/// A log entry with its time in Unix nanoseconds and its strings interned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogRow {
+    pub ns: i64,
+    /// 1 fatal, 2 error, 3 warn, 4 info, 5 debug, 6 trace.
+    pub level: u8,
+    pub target: Sym,
+    pub msg: Sym,
+    /// The empty symbol when unknown.
+    pub file: Sym,
+    pub line: u32,
+    pub properties: PropertySet,
+}
+
+/// Log entries read from partitions, with their places in stream order.
+#[derive(Debug, Default)]
+pub struct LogTable {
+    pub entries: Vec<LogRow>,
+    pub orders: Vec<EventOrder>,
+}
+
+impl LogTable {
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.orders.clear();
+    }
+
+    /// Puts rows in stream order.
+    pub fn sort(&mut self) {
+        if self.orders.is_sorted() {
+            return;
+        }
+        let mut rows: Vec<(EventOrder, LogRow)> = (self.orders.iter().copied())
+            .zip(self.entries.iter().copied())
+            .collect();
+        rows.sort_by_key(|(order, _)| *order);
+        (self.orders, self.entries) = rows.into_iter().unzip();
+    }
+}

@@ -101,12 +101,28 @@ pub enum Place {
     Lane,
 }
 
-/// One track: its place, its name, its slices (strictly nested).
+/// A moment: a log entry, drawn as an instant event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instant {
+    pub ns: i64,
+    pub name: Sym,
+    /// Shown as its category.
+    pub category: Sym,
+    /// The empty symbol when unknown.
+    pub file: Sym,
+    pub line: u32,
+    /// Arguments shown with it, in order (name, text).
+    pub args: Vec<(&'static str, Sym)>,
+    pub properties: PropertySet,
+}
+
+/// One track: its place, its name, its slices (strictly nested) and instants (in time order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Track {
     pub place: Place,
     pub name: String,
     pub slices: Vec<Slice>,
+    pub instants: Vec<Instant>,
 }
 
 /// Lanes shown together under one named track of the process (the async lanes): their items

@@ -306,6 +306,7 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
         .enumerate()
         .map(|(i, lane)| Track {
             place: Place::Lane,
+            instants: Vec::new(),
             name: format!("async #{}", i + 1),
             slices: lane.slices,
         })

@@ -8,6 +8,7 @@
 //! reference) and yields one thread track at a time, then the async lanes.
 
 mod async_layout;
+pub mod logs;
 mod process;
 mod threads;
 
@@ -68,6 +69,9 @@ pub struct AssemblyStats {
     pub unmatched_ends: u64,
     /// Async span ids that began more than once.
     pub duplicate_span_ids: u64,
+    /// Log entries shown, by level (index: Micromegas's level, 0 and 7+ for unknown ones).
+    #[serde(skip)]
+    pub log_levels: [u64; 8],
 }
 
 /// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns

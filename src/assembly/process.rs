@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::events::{EventOrder, EventTable};
+use crate::events::{EventOrder, EventTable, LogTable};
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::partitions::View;
 use crate::symbols::{FastMap, Sym, Symbols};
@@ -15,16 +15,17 @@ use crate::tracks::{Track, TrackGroup};
 
 /// Where events come from: the partition cache in an export, direct decoding in the tests'
 /// reference. Futures are awaited in place, never spawned: no `Send` bound is needed.
+/// `T`: the table of one kind of rows (span events, log entries).
 #[allow(async_fn_in_trait)]
-pub trait EventSource {
-    /// Reads the events of one view instance (a stream or the process) into `table`, in
+pub trait EventSource<T> {
+    /// Reads the rows of one view instance (a stream or the process) into `table`, in
     /// stream order, interning their strings in `symbols`.
     async fn read(
         &mut self,
         view: View,
         instance: Uuid,
         symbols: &mut Symbols,
-        table: &mut EventTable,
+        table: &mut T,
     ) -> Result<()>;
 }
 
@@ -55,7 +56,7 @@ pub struct ProcessAssembler<'a, S> {
     table: EventTable,
 }
 
-impl<'a, S: EventSource> ProcessAssembler<'a, S> {
+impl<'a, S> ProcessAssembler<'a, S> {
     /// `symbols`: where strings are interned (new, or holding what the source's events use).
     pub fn new(source: S, process: ProcessData<'a>, mut symbols: Symbols) -> Self {
         let thread_names: Vec<Sym> = (process.streams.iter())
@@ -82,7 +83,9 @@ impl<'a, S: EventSource> ProcessAssembler<'a, S> {
     pub fn thread_count(&self) -> usize {
         self.process.streams.len()
     }
+}
 
+impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
     /// The track of the `k`th thread stream, `None` when it has no span in the range.
     pub async fn thread_track(&mut self, k: usize, tid: i32) -> Result<Option<Track>> {
         let stream = &self.process.streams[k];
@@ -128,6 +131,29 @@ impl<'a, S: EventSource> ProcessAssembler<'a, S> {
             events,
             data_bounds(&process),
             process.range,
+            &mut self.stats,
+        ))
+    }
+}
+
+impl<'a, S: EventSource<LogTable>> ProcessAssembler<'a, S> {
+    /// The log lanes of the process: entries at `max_level` or more severe.
+    pub async fn log_tracks(&mut self, max_level: u8) -> Result<TrackGroup> {
+        let mut table = LogTable::default();
+        let process = self.process;
+        (self.source)
+            .read(
+                View::LOGS,
+                process.process_id,
+                &mut self.symbols,
+                &mut table,
+            )
+            .await?;
+        Ok(super::logs::log_tracks(
+            &table,
+            max_level,
+            process.range,
+            &mut self.symbols,
             &mut self.stats,
         ))
     }

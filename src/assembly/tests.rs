@@ -177,7 +177,7 @@ struct TestSource<'a> {
     lake: &'a TestLake,
 }
 
-impl EventSource for TestSource<'_> {
+impl EventSource<EventTable> for TestSource<'_> {
     async fn read(
         &mut self,
         view: View,
@@ -188,7 +188,8 @@ impl EventSource for TestSource<'_> {
         table.clear();
         let _ = symbols; // the events' strings are interned already
         let wanted = (self.lake.events.iter()).filter(|(_, stream, (e, _))| {
-            e.scope == view.scope && (view.per == Instance::Process || *stream == instance)
+            Some(e.scope) == view.span_scope()
+                && (view.per == Instance::Process || *stream == instance)
         });
         for (order, _, (event, ids)) in wanted {
             table.events.push(*event);

@@ -55,9 +55,19 @@ pub struct Cli {
     )]
     pub blobs: Option<String>,
 
-    /// Which spans to export: thread (call stacks per thread), async (futures), or both.
+    /// Which spans to export: thread (call stacks per thread), async (futures), both, or
+    /// none (log entries only).
     #[arg(long, value_enum, default_value = "both")]
     pub spans: SpanKinds,
+
+    /// Leave the process's log entries out (by default they are instants on a "log" track,
+    /// one lane per level).
+    #[arg(long)]
+    pub no_logs: bool,
+
+    /// Keep log entries at this level or more severe.
+    #[arg(long, value_enum, value_name = "LEVEL", default_value = "trace")]
+    pub log_level: LogLevel,
 
     /// Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace.
     #[arg(short, long, value_name = "FILE")]
@@ -161,15 +171,34 @@ pub enum SpanKinds {
     Thread,
     Async,
     Both,
+    None,
 }
 
-impl SpanKinds {
-    /// What the trace shows.
-    pub fn contents(self) -> Vec<Content> {
-        match self {
+/// Log levels, most severe first (Micromegas's numbering: fatal is 1, trace 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Fatal = 1,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl Cli {
+    /// What the trace shows, in the order it shows it.
+    pub fn contents(&self) -> Vec<Content> {
+        let mut contents = match self.spans {
             SpanKinds::Thread => vec![Content::ThreadSpans],
             SpanKinds::Async => vec![Content::AsyncSpans],
             SpanKinds::Both => vec![Content::ThreadSpans, Content::AsyncSpans],
+            SpanKinds::None => vec![],
+        };
+        if !self.no_logs {
+            contents.push(Content::Logs {
+                max_level: self.log_level as u8,
+            });
         }
+        contents
     }
 }

@@ -134,7 +134,7 @@ async fn run(cli: &Cli) -> Result<()> {
             };
             let lake = open_lake(cli).await?;
             let options = ExportOptions {
-                contents: cli.spans.contents(),
+                contents: cli.contents(),
                 begin: cli.begin,
                 end: cli.end,
                 output: cli.output.as_deref().map(|o| {
@@ -156,6 +156,12 @@ async fn run(cli: &Cli) -> Result<()> {
                     "--json and -o - both want stdout; write the trace to a file",
                 ));
             }
+            if options.contents.is_empty() {
+                return Err(failure(
+                    FailureKind::Usage,
+                    "--spans none with --no-logs leaves nothing to export",
+                ));
+            }
             let progress = Progress::new(cli.quiet);
             let result = export::export(&lake, process_id, &options, &progress).await;
             progress.clear();
@@ -164,13 +170,14 @@ async fn run(cli: &Cli) -> Result<()> {
                 writeln!(std::io::stdout(), "{}", serde_json::to_string(&summary)?)?;
             } else if !cli.quiet && summary.output != "-" {
                 stderr_line(&format!(
-                    "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks) in {} ms",
+                    "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks, {} log entries) in {} ms",
                     summary.output,
                     summary.bytes,
                     summary.spans.thread,
                     summary.spans.async_,
                     summary.thread_tracks,
                     summary.async_tracks,
+                    summary.log_entries.total,
                     summary.elapsed_ms
                 ));
             }

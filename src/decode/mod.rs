@@ -16,12 +16,43 @@ pub use payload::decode_payload;
 
 use anyhow::Result;
 
+/// Everything a block holds that write-perfetto shows, in stream order within each kind.
+#[derive(Debug, Default)]
+pub struct DecodedBlock {
+    pub spans: Vec<SpanEvent>,
+    pub logs: Vec<LogEntry>,
+}
+
+/// One log entry. `index`: its place among the block's objects (for stream order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub index: u32,
+    pub ticks: i64,
+    /// 1 fatal, 2 error, 3 warn, 4 info, 5 debug, 6 trace.
+    pub level: u8,
+    pub target: std::sync::Arc<str>,
+    pub msg: std::sync::Arc<str>,
+    /// `""` when unknown.
+    pub file: std::sync::Arc<str>,
+    /// 0 when unknown.
+    pub line: u32,
+    /// Sorted by key.
+    pub properties: Vec<(std::sync::Arc<str>, std::sync::Arc<str>)>,
+}
+
 impl StreamDecoder {
-    /// Decodes one block payload (as stored in the object store) into its span events, in
-    /// stream order.
-    pub fn decode_block(&self, payload: &[u8]) -> Result<Vec<SpanEvent>> {
+    /// Decodes one block payload (as stored in the object store).
+    pub fn decode(&self, payload: &[u8]) -> Result<DecodedBlock> {
         let buffers = decode_payload(payload)?;
         let deps = dependencies::read(&self.dependency_types, &buffers.dependencies)?;
-        events::read(self, &deps, &buffers.objects)
+        Ok(DecodedBlock {
+            spans: events::read(self, &deps, &buffers.objects)?,
+            logs: Vec::new(),
+        })
+    }
+
+    /// Decodes one block payload into its span events, in stream order.
+    pub fn decode_block(&self, payload: &[u8]) -> Result<Vec<SpanEvent>> {
+        Ok(self.decode(payload)?.spans)
     }
 }

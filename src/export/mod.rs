@@ -16,15 +16,17 @@ use std::time::Instant;
 
 use crate::assembly::{ProcessAssembler, ProcessData, process_name};
 use crate::lake::Lake;
-use crate::partitions::{CacheRefused, EventsRequest, PartitionCache, Prepared, View};
+use crate::partitions::{
+    CacheRefused, EventsRequest, PartitionCache, PartitionStats, Prepared, View,
+};
 use crate::progress::Progress;
 use crate::symbols::Symbols;
 pub use output::OutputTarget;
 use output::{HashingWriter, Output};
 pub use pipeline::Content;
-use source::PartitionSource;
-use state::{LakeState, read_lake_state, time_range};
-pub use summary::{ExportSummary, SpanCounts};
+use source::{Part, PartitionSource};
+use state::{LakeState, Streams, read_lake_state, time_range};
+pub use summary::{ExportSummary, LogCounts, SpanCounts};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -57,7 +59,10 @@ pub async fn export(
         output::output_dir(path)?;
     }
     progress.stage("resolving process");
-    let state = read_lake_state(lake, process_arg).await?;
+    let contents = &options.contents;
+    let spans = contents.iter().any(|c| c.is_spans());
+    let logs = contents.iter().any(|c| matches!(c, Content::Logs { .. }));
+    let state = read_lake_state(lake, process_arg, spans, logs).await?;
     let range = time_range(options.begin, options.end)?;
     let explain = |line: String| {
         if options.explain {
@@ -65,19 +70,39 @@ pub async fn export(
         }
         progress.stage(&format!("partitions: {line}"));
     };
-    let views: Vec<View> = options.contents.iter().map(|c| c.view()).collect();
-    let request = EventsRequest {
-        process_id: state.process.process_id,
-        streams: &state.streams,
-        blocks: &state.blocks,
-        views: &views,
-        concurrency: options.concurrency,
-        explain: &explain,
+    let views_of = |kind: fn(&Content) -> bool| -> Vec<View> {
+        contents
+            .iter()
+            .filter(|c| kind(c))
+            .map(|c| c.view())
+            .collect()
     };
-    let (cache, prepared) = prepare_partitions(lake, &request, options, progress).await?;
+    let (span_views, log_views) = (views_of(|c| c.is_spans()), views_of(|c| !c.is_spans()));
+    let requests: Vec<EventsRequest> = [(&state.threads, &span_views), (&state.logs, &log_views)]
+        .into_iter()
+        .filter(|(_, views)| !views.is_empty())
+        .map(|(streams, views): (&Streams, &Vec<View>)| EventsRequest {
+            process_id: state.process.process_id,
+            streams: &streams.streams,
+            blocks: &streams.blocks,
+            views,
+            concurrency: options.concurrency,
+            explain: &explain,
+        })
+        .collect();
+    let (cache, prepared) = prepare_partitions(lake, &requests, options, progress).await?;
 
     progress.stage("writing spans");
-    let source = PartitionSource::new(lake, &request, &cache, &prepared, &state.clock);
+    let source = PartitionSource {
+        lake,
+        cache: &cache,
+        clock: &state.clock,
+        parts: requests
+            .iter()
+            .zip(&prepared)
+            .map(|(r, p)| Part::new(r, p))
+            .collect(),
+    };
     let mut assembler = ProcessAssembler::new(source, process_data(&state, range), Symbols::new());
     let target = options.output.clone().unwrap_or_else(|| {
         OutputTarget::File(PathBuf::from(format!(
@@ -94,7 +119,10 @@ pub async fn export(
     output.commit()?;
 
     let stats = assembler.stats;
-    let partition_stats = prepared.stats();
+    let partition_stats = (prepared.iter()).fold(PartitionStats::default(), |mut all, p| {
+        all.add(p.stats());
+        all
+    });
     Ok(ExportSummary {
         process_id: state.process.process_id.to_string(),
         exe: state.process.exe.clone(),
@@ -106,7 +134,9 @@ pub async fn export(
         sha256: written.out.sha256(),
         thread_tracks: written.thread_tracks,
         async_tracks: written.async_tracks,
+        log_tracks: written.log_tracks,
         spans: SpanCounts::of(&stats),
+        log_entries: LogCounts::of(&stats),
         clipped: summary::clipped(&stats),
         unfinished: stats.unfinished_async,
         oddities: stats,
@@ -121,44 +151,56 @@ pub async fn export(
 fn process_data(state: &LakeState, range: Option<(i64, i64)>) -> ProcessData<'_> {
     ProcessData {
         process_id: state.process.process_id,
-        streams: &state.streams,
-        blocks: &state.blocks,
+        streams: &state.threads.streams,
+        blocks: &state.threads.blocks,
         clock: &state.clock,
         range,
     }
 }
 
-/// Opens the partition cache and makes the request's partitions current there; a lake whose
+/// Opens the partition cache and makes the requests' partitions current there; a lake whose
 /// store refuses the cache's files sends it to the per-user cache.
 async fn prepare_partitions(
     lake: &Lake,
-    request: &EventsRequest<'_>,
+    requests: &[EventsRequest<'_>],
     options: &ExportOptions,
     progress: &Progress,
-) -> Result<(PartitionCache, Prepared)> {
+) -> Result<(PartitionCache, Vec<Prepared>)> {
     let warn = |line: &str| progress.warn(line);
     let bucket = options.bucket_seconds;
     let cache_dir = options.cache_dir.as_deref();
     let mut cache = PartitionCache::open(lake, cache_dir, bucket, &warn).await?;
-    let payload_mb = (request.blocks.iter())
-        .map(|b| b.payload_size.max(0))
-        .sum::<i64>()
-        / 1_000_000;
+    let blocks = requests.iter().flat_map(|r| r.blocks.iter());
+    let (count, bytes) = blocks.fold((0, 0), |(n, b), block| {
+        (n + 1, b + block.payload_size.max(0))
+    });
     progress.stage(&format!(
-        "partitions: {} blocks, {payload_mb} MB",
-        request.blocks.len()
+        "partitions: {count} blocks, {} MB",
+        bytes / 1_000_000
     ));
-    let prepared = match cache.prepare(lake, request).await {
+    let prepared = match prepare_all(&cache, lake, requests).await {
         // The lake's store refused the probe file: nothing was built or recorded.
         Err(e) if e.downcast_ref::<CacheRefused>().is_some() && cache_dir.is_none() => {
             let why = crate::error::one_line(&e);
             cache = PartitionCache::fallback(lake, bucket, &warn, &why).await?;
-            cache.prepare(lake, request).await?
+            prepare_all(&cache, lake, requests).await?
         }
         prepared => prepared?,
     };
-    if prepared.stats().built > 0 {
+    if prepared.iter().any(|p| p.stats().built > 0) {
         crate::memory::give_back_freed();
     }
     Ok((cache, prepared))
+}
+
+async fn prepare_all(
+    cache: &PartitionCache,
+    lake: &Lake,
+    requests: &[EventsRequest<'_>],
+) -> Result<Vec<Prepared>> {
+    let mut prepared = Vec::with_capacity(requests.len());
+    for request in requests {
+        prepared.push(cache.prepare(lake, request).await?);
+    }
+    Ok(prepared)
 }

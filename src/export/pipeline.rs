@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 
 use crate::assembly::{EventSource, FIRST_TID, ProcessAssembler};
+use crate::events::{EventTable, LogTable};
 use crate::progress::Progress;
 use crate::symbols::Interned;
 use crate::trace::TraceWriter;
@@ -18,6 +19,9 @@ pub enum Content {
     ThreadSpans,
     /// The async spans of the process, on lanes grouped under one track.
     AsyncSpans,
+    /// Log entries at `max_level` or more severe (1 fatal … 6 trace), as instants on one lane
+    /// per level, grouped under a "log" track.
+    Logs { max_level: u8 },
 }
 
 impl Content {
@@ -26,7 +30,13 @@ impl Content {
         match self {
             Content::ThreadSpans => crate::partitions::View::THREAD_SPANS,
             Content::AsyncSpans => crate::partitions::View::ASYNC_SPANS,
+            Content::Logs { .. } => crate::partitions::View::LOGS,
         }
+    }
+
+    /// Whether it shows spans (read from thread streams).
+    pub fn is_spans(self) -> bool {
+        matches!(self, Content::ThreadSpans | Content::AsyncSpans)
     }
 }
 
@@ -36,6 +46,7 @@ pub struct Written<W> {
     pub out: W,
     pub thread_tracks: usize,
     pub async_tracks: usize,
+    pub log_tracks: usize,
 }
 
 /// Marks the failures of writing the trace itself, as opposed to reading what goes in it:
@@ -50,16 +61,20 @@ impl std::fmt::Display for WriteFailed {
 }
 
 /// Streams the trace of `contents` (in [`Content`] order) to `out`.
-pub async fn write_trace<S: EventSource, W: Write + Send + 'static>(
+pub async fn write_trace<S, W>(
     assembler: &mut ProcessAssembler<'_, S>,
     contents: &[Content],
     process_name: &str,
     out: W,
     progress: &Progress,
-) -> Result<Written<W>> {
+) -> Result<Written<W>>
+where
+    S: EventSource<EventTable> + EventSource<LogTable>,
+    W: Write + Send + 'static,
+{
     // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
     let mut writer = TraceWriter::new(out, 1, process_name).context(WriteFailed)?;
-    let (mut thread_tracks, mut async_tracks) = (0, 0);
+    let (mut thread_tracks, mut async_tracks, mut log_tracks) = (0, 0, 0);
     if contents.contains(&Content::ThreadSpans) {
         (writer, thread_tracks) = write_thread_tracks(assembler, writer, progress).await?;
     }
@@ -76,12 +91,24 @@ pub async fn write_trace<S: EventSource, W: Write + Send + 'static>(
             .context(WriteFailed)?;
         async_tracks = group.lanes.len();
     }
+    for content in contents {
+        let Content::Logs { max_level } = *content else {
+            continue;
+        };
+        progress.stage("writing log entries");
+        let group = assembler.log_tracks(max_level).await?;
+        writer
+            .track_group(&assembler.symbols, &group)
+            .context(WriteFailed)?;
+        log_tracks = group.lanes.len();
+    }
     let (bytes, out) = writer.finish().context(WriteFailed)?;
     Ok(Written {
         bytes,
         out,
         thread_tracks,
         async_tracks,
+        log_tracks,
     })
 }
 
@@ -94,7 +121,7 @@ struct ReadTrack {
 /// Writes the thread tracks on two cores. At most two tracks are alive at once: the reader
 /// starts the next one only when the encoder has taken the last. Returns the writer and how
 /// many tracks had spans.
-async fn write_thread_tracks<S: EventSource, W: Write + Send + 'static>(
+async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
     mut writer: TraceWriter<W>,
     progress: &Progress,
@@ -123,7 +150,7 @@ async fn write_thread_tracks<S: EventSource, W: Write + Send + 'static>(
     Ok((writer, tracks))
 }
 
-async fn read_thread_tracks<S: EventSource>(
+async fn read_thread_tracks<S: EventSource<EventTable>>(
     assembler: &mut ProcessAssembler<'_, S>,
     sender: tokio::sync::mpsc::Sender<ReadTrack>,
     progress: &Progress,

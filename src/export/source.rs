@@ -1,50 +1,47 @@
-//! The export's source of events: the partition cache, healing a damaged file on the way.
+//! The export's source of rows: the partition cache, healing a damaged file on the way.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::assembly::EventSource;
 use crate::clock::Clock;
-use crate::events::EventTable;
 use crate::lake::Lake;
-use crate::partitions::{DamagedPartition, EventsRequest, PartitionCache, Prepared, View};
+use crate::partitions::{
+    DamagedPartition, EventsRequest, PartitionCache, Prepared, RowTable, View,
+};
 use crate::symbols::Symbols;
 
-pub struct PartitionSource<'a> {
-    pub lake: &'a Lake,
+/// The prepared partitions of one kind of streams (thread streams, log streams).
+pub struct Part<'a> {
     /// What was asked of the partitions (to rebuild one found damaged).
     pub request: &'a EventsRequest<'a>,
-    pub cache: &'a PartitionCache,
     pub prepared: &'a Prepared,
-    pub clock: &'a Clock,
     /// Each block's position in the request's block list.
-    pub block_position: HashMap<Uuid, u32>,
+    block_position: HashMap<Uuid, u32>,
 }
 
-impl<'a> PartitionSource<'a> {
-    pub fn new(
-        lake: &'a Lake,
-        request: &'a EventsRequest<'a>,
-        cache: &'a PartitionCache,
-        prepared: &'a Prepared,
-        clock: &'a Clock,
-    ) -> Self {
+impl<'a> Part<'a> {
+    pub fn new(request: &'a EventsRequest<'a>, prepared: &'a Prepared) -> Self {
         let block_position = (request.blocks.iter().enumerate())
             .map(|(i, b)| (b.block_id, i as u32))
             .collect();
         Self {
-            lake,
             request,
-            cache,
             prepared,
-            clock,
             block_position,
         }
     }
 }
 
-impl EventSource for PartitionSource<'_> {
+pub struct PartitionSource<'a> {
+    pub lake: &'a Lake,
+    pub cache: &'a PartitionCache,
+    pub clock: &'a Clock,
+    pub parts: Vec<Part<'a>>,
+}
+
+impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
     /// Reads a view instance's partitions; a damaged partition file is rebuilt and the
     /// instance read again.
     async fn read(
@@ -52,18 +49,20 @@ impl EventSource for PartitionSource<'_> {
         view: View,
         instance: Uuid,
         symbols: &mut Symbols,
-        table: &mut EventTable,
+        table: &mut T,
     ) -> Result<()> {
+        let Some(part) = self.parts.iter().find(|p| p.request.views.contains(&view)) else {
+            bail!("internal error: view {} was not prepared", view.name());
+        };
         loop {
-            let files = self.prepared.files(view, instance);
-            let read = self
-                .cache
-                .read_events(
+            let files = part.prepared.files(view, instance);
+            let read = (self.cache)
+                .read_rows(
                     files,
                     symbols,
-                    &self.block_position,
+                    &part.block_position,
                     self.clock,
-                    self.request.concurrency,
+                    part.request.concurrency,
                     table,
                 )
                 .await;
@@ -72,7 +71,7 @@ impl EventSource for PartitionSource<'_> {
                 return Err(e);
             };
             (self.cache)
-                .heal(self.lake, self.request, self.prepared, damaged)
+                .heal(self.lake, part.request, part.prepared, damaged)
                 .await?;
         }
     }

@@ -21,7 +21,10 @@ pub struct ExportSummary {
     pub sha256: Option<String>,
     pub thread_tracks: usize,
     pub async_tracks: usize,
+    /// Log lanes (one per level shown).
+    pub log_tracks: usize,
     pub spans: SpanCounts,
+    pub log_entries: LogCounts,
     pub clipped: u64,
     pub unfinished: u64,
     pub oddities: AssemblyStats,
@@ -30,6 +33,27 @@ pub struct ExportSummary {
     pub partitions_reused: u64,
     pub partitions_built: u64,
     pub elapsed_ms: u64,
+}
+
+/// Log entries shown, in all and per level.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogCounts {
+    pub total: u64,
+    /// By level name (`fatal` … `trace`), levels without an entry left out.
+    pub levels: std::collections::BTreeMap<String, u64>,
+}
+
+impl LogCounts {
+    pub fn of(stats: &AssemblyStats) -> Self {
+        let levels = (stats.log_levels.iter().enumerate())
+            .filter(|(_, n)| **n > 0)
+            .map(|(level, n)| (crate::assembly::logs::level_name(level as u8), *n))
+            .collect();
+        Self {
+            total: stats.log_levels.iter().sum(),
+            levels,
+        }
+    }
 }
 
 impl SpanCounts {

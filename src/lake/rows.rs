@@ -70,6 +70,12 @@ pub const THREAD_STREAMS: StreamKind = StreamKind {
     format: TRANSIT_FORMAT,
 };
 
+/// The process's log stream: log entries, which carry no thread.
+pub const LOG_STREAMS: StreamKind = StreamKind {
+    tag: "log",
+    format: TRANSIT_FORMAT,
+};
+
 /// Object key of a block payload, relative to the store root.
 pub fn block_object_key(process_id: &Uuid, stream_id: &Uuid, block_id: &Uuid) -> String {
     format!("blobs/{process_id}/{stream_id}/{block_id}")

@@ -11,10 +11,10 @@ use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::files::PartitionRows;
 use super::plan::{Instance, Planned, View};
-use super::span_rows::SpanRows;
-use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, describe};
-use crate::decode::{SpanEvent, StreamDecoder};
+use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, describe, new_rows};
+use crate::decode::{DecodedBlock, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
 use crate::lake::rows::StreamRow;
@@ -31,11 +31,11 @@ pub async fn build(
     let reasons: HashMap<usize, &Stale> = to_build.iter().map(|(i, r)| (*i, r)).collect();
     // Which partition being built each block feeds, per view.
     let mut feeds = Feeds::new();
-    let mut process_builders: BTreeMap<usize, SpanRows> = BTreeMap::new();
+    let mut process_builders: BTreeMap<usize, Box<dyn PartitionRows>> = BTreeMap::new();
     for &(i, _) in to_build {
         let view = planned[i].view;
         if view.per == Instance::Process {
-            process_builders.insert(i, SpanRows::new()?);
+            process_builders.insert(i, new_rows(view)?);
         }
         let feed = feeds.entry(view).or_default();
         for &b in &planned[i].blocks {
@@ -46,7 +46,7 @@ pub async fn build(
     // many at once as there are workers: more would only add threads, each with its stack.
     let decoding =
         tokio::sync::Semaphore::new(tokio::runtime::Handle::current().metrics().num_workers());
-    let store = |builders: BTreeMap<usize, SpanRows>| {
+    let store = |builders: BTreeMap<usize, Box<dyn PartitionRows>>| {
         store_all(cache, request, planned, builders, &reasons)
     };
     // A stream's partitions are stored while the next stream is decoded.
@@ -59,7 +59,7 @@ pub async fn build(
                     planned[*i].view.per == Instance::Stream
                         && planned[*i].instance == stream.stream_id
                 })
-                .map(|(i, _)| Ok((*i, SpanRows::new()?)))
+                .map(|(i, _)| Ok((*i, new_rows(planned[*i].view)?)))
                 .collect::<Result<_>>()?,
             process: process_builders,
         };
@@ -92,12 +92,12 @@ type Feeds = BTreeMap<View, HashMap<usize, usize>>;
 
 /// The partitions being built while a stream is decoded: its own, and the process's.
 struct Builders {
-    stream: BTreeMap<usize, SpanRows>,
-    process: BTreeMap<usize, SpanRows>,
+    stream: BTreeMap<usize, Box<dyn PartitionRows>>,
+    process: BTreeMap<usize, Box<dyn PartitionRows>>,
 }
 
 impl Builders {
-    fn get_mut(&mut self, planned: usize) -> Option<&mut SpanRows> {
+    fn get_mut(&mut self, planned: usize) -> Option<&mut Box<dyn PartitionRows>> {
         match self.stream.get_mut(&planned) {
             Some(builder) => Some(builder),
             None => self.process.get_mut(&planned),
@@ -157,14 +157,10 @@ async fn decode_stream(
         blocks += 1;
         bytes += size;
         let block_id = request.blocks[b].block_id;
-        for (view, feed) in feeds {
-            let Some(builder) = feed.get(&b).and_then(|&p| builders.get_mut(p)) else {
-                continue;
-            };
-            let kept = (events.iter().enumerate())
-                .filter(|(_, e)| e.scope == view.scope)
-                .map(|(i, e)| (i as u32, e));
-            builder.push_block(block_id, kept)?;
+        for feed in feeds.values() {
+            if let Some(builder) = feed.get(&b).and_then(|&p| builders.get_mut(p)) {
+                builder.push_block(block_id, &events)?;
+            }
         }
     }
     Ok((blocks, bytes))
@@ -176,7 +172,7 @@ async fn store_all(
     cache: &PartitionCache,
     request: &EventsRequest<'_>,
     planned: &[Planned],
-    builders: BTreeMap<usize, SpanRows>,
+    builders: BTreeMap<usize, Box<dyn PartitionRows>>,
     reasons: &HashMap<usize, &Stale>,
 ) -> Result<Vec<(usize, StoredFile)>> {
     let mut stored = Vec::with_capacity(builders.len());
@@ -193,7 +189,7 @@ async fn store(
     cache: &PartitionCache,
     request: &EventsRequest<'_>,
     p: &Planned,
-    rows: SpanRows,
+    rows: Box<dyn PartitionRows>,
     reason: &Stale,
 ) -> Result<StoredFile> {
     let events = rows.len();
@@ -218,7 +214,7 @@ async fn decode_block(
     decoding: &tokio::sync::Semaphore,
     request: &EventsRequest<'_>,
     b: usize,
-) -> Result<(usize, Vec<SpanEvent>, u64)> {
+) -> Result<(usize, DecodedBlock, u64)> {
     let block = request.blocks[b].clone();
     let decoder = decoder.clone();
     debug_assert_eq!(block.stream_id, stream.stream_id);
@@ -229,7 +225,7 @@ async fn decode_block(
         .await
         .expect("the semaphore is never closed");
     let events = tokio::task::spawn_blocking(move || {
-        decoder.decode_block(&payload).map_err(|e| {
+        decoder.decode(&payload).map_err(|e| {
             failure(
                 FailureKind::LakeData,
                 format!(

@@ -2,7 +2,7 @@
 //!
 //! Strings and block ids are stored once, in tables in the file's key-value metadata; columns
 //! hold indexes into them. Writing needs no per-row string hashing, and reading maps each
-//! distinct string to a symbol once per file. A view's row format ([`super::span_rows`]) owns
+//! distinct string to a symbol once per file. Property sets are a table of string-key pairs. A view's row format ([`super::span_rows`]) owns
 //! its columns; this module owns the tables, the batching and the encoding.
 
 use anyhow::{Context, Result, bail};
@@ -19,10 +19,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::symbols::{FastMap, Sym, Symbols};
+use crate::symbols::{FastMap, PropertySet, Sym, Symbols};
 
 const STRINGS_KEY: &str = "write-perfetto.strings";
 const BLOCKS_KEY: &str = "write-perfetto.blocks";
+const PROPERTY_SETS_KEY: &str = "write-perfetto.property-sets";
+
+/// A property set as a file stores it: (key, value) pairs of string keys.
+type StoredSet = Vec<(u32, u32)>;
 
 /// Rows handed to the Parquet writer at a time: the builder holds at most this many
 /// uncompressed (about 50 bytes a row), however large the partition.
@@ -95,6 +99,9 @@ impl Encoder {
 pub struct FileBuilder {
     strings: StringTable,
     blocks: Vec<Uuid>,
+    /// The property-set table: set 0 is the empty set.
+    sets: Vec<StoredSet>,
+    set_keys: FastMap<StoredSet, u32>,
     /// `None` only while a batch is being handed over.
     encoder: Option<Encoder>,
 }
@@ -111,6 +118,8 @@ impl FileBuilder {
         Ok(Self {
             strings: StringTable::default(),
             blocks: Vec::new(),
+            sets: vec![Vec::new()],
+            set_keys: FastMap::default(),
             encoder: Some(Encoder::Idle(Box::new(writer))),
         })
     }
@@ -134,6 +143,21 @@ impl FileBuilder {
         self.strings.key_of_arc(text)
     }
 
+    /// The key of a property set (sorted pairs shared within the current block; 0: none).
+    pub fn property_set_key(&mut self, properties: &[(Arc<str>, Arc<str>)]) -> u32 {
+        if properties.is_empty() {
+            return 0;
+        }
+        let set: StoredSet = (properties.iter())
+            .map(|(k, v)| (self.string_key(k), self.string_key(v)))
+            .collect();
+        let next = self.sets.len() as u32;
+        *self.set_keys.entry(set).or_insert_with_key(|set| {
+            self.sets.push(set.clone());
+            next
+        })
+    }
+
     /// Hands a batch to the encoder thread (after the previous batch is encoded).
     pub fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
         let encoder = self
@@ -152,9 +176,8 @@ impl FileBuilder {
         Ok(())
     }
 
-    /// The complete file, tables and footer included; `tables`: a row format's own tables
-    /// (key, JSON), stored beside the string and block tables.
-    pub fn finish(mut self, tables: Vec<(&str, String)>) -> Result<Bytes> {
+    /// The complete file, tables and footer included.
+    pub fn finish(mut self) -> Result<Bytes> {
         let encoder = self
             .encoder
             .take()
@@ -169,9 +192,10 @@ impl FileBuilder {
             BLOCKS_KEY.to_string(),
             serde_json::to_string(&block_texts)?,
         ));
-        for (key, value) in tables {
-            writer.append_key_value_metadata(KeyValue::new(key.to_string(), value));
-        }
+        writer.append_key_value_metadata(KeyValue::new(
+            PROPERTY_SETS_KEY.to_string(),
+            serde_json::to_string(&self.sets)?,
+        ));
         // Writes the footer.
         Ok(Bytes::from(writer.into_inner()?))
     }
@@ -182,6 +206,8 @@ pub struct FileTables {
     pub builder: ParquetRecordBatchReaderBuilder<Bytes>,
     /// The string table as symbols.
     pub strings: Vec<Sym>,
+    /// The property-set table as this export's sets.
+    pub property_sets: Vec<PropertySet>,
     /// Each block's place in the export's block list; `None`: not part of this export.
     pub blocks: Vec<Option<u32>>,
     pub rows: usize,
@@ -194,9 +220,11 @@ impl FileTables {
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(BATCH_ROWS);
-        let strings = (metadata_list::<Vec<String>>(&builder, STRINGS_KEY)?.iter())
+        let strings: Vec<Sym> = (metadata_list::<Vec<String>>(&builder, STRINGS_KEY)?.iter())
             .map(|s| symbols.intern(s))
             .collect();
+        let stored: Vec<StoredSet> = metadata_list(&builder, PROPERTY_SETS_KEY)?;
+        let property_sets = read_property_sets(stored, &strings, symbols)?;
         let blocks = metadata_list::<Vec<String>>(&builder, BLOCKS_KEY)?
             .iter()
             .map(|s| {
@@ -208,10 +236,31 @@ impl FileTables {
         Ok(Self {
             builder,
             strings,
+            property_sets,
             blocks,
             rows,
         })
     }
+}
+
+/// A file's property sets as this export's, checked against its string table.
+fn read_property_sets(
+    stored: Vec<StoredSet>,
+    strings: &[Sym],
+    symbols: &mut Symbols,
+) -> Result<Vec<PropertySet>> {
+    let mut sets = Vec::with_capacity(stored.len());
+    for set in stored {
+        let mut pairs = Vec::with_capacity(set.len());
+        for (k, v) in set {
+            match (strings.get(k as usize), strings.get(v as usize)) {
+                (Some(&k), Some(&v)) => pairs.push((k, v)),
+                _ => bail!("partition property-set table indexes past the string table"),
+            }
+        }
+        sets.push(symbols.intern_properties(&pairs));
+    }
+    Ok(sets)
 }
 
 pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
@@ -231,13 +280,6 @@ pub fn keys<'a, T>(batch: &'a RecordBatch, name: &str, table: &[T]) -> Result<&'
     Ok(array.values())
 }
 
-impl FileTables {
-    /// A row format's own table (see [`FileBuilder::finish`]).
-    pub fn table<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
-        metadata_list(&self.builder, key)
-    }
-}
-
 fn metadata_list<T: serde::de::DeserializeOwned>(
     builder: &ParquetRecordBatchReaderBuilder<Bytes>,
     key: &str,
@@ -250,4 +292,32 @@ fn metadata_list<T: serde::de::DeserializeOwned>(
         .and_then(|e| e.value.clone())
         .with_context(|| format!("partition file lacks its {key} table"))?;
     serde_json::from_str(&text).with_context(|| format!("partition file has a bad {key} table"))
+}
+
+/// A partition file being written by a view's row format: rows appended block by block, as
+/// blocks are decoded, in stream order.
+pub trait PartitionRows: Send {
+    /// Appends the items of a decoded block that the view keeps.
+    fn push_block(&mut self, block_id: Uuid, block: &crate::decode::DecodedBlock) -> Result<()>;
+    /// Rows appended so far.
+    fn len(&self) -> usize;
+    /// The complete file.
+    fn finish(self: Box<Self>) -> Result<Bytes>;
+}
+
+/// What a view's files are read back into: a table of one kind of rows, with their places in
+/// stream order.
+pub trait RowTable: Default {
+    fn clear(&mut self);
+    /// Appends the rows of one file (blocks not in `block_position` are skipped).
+    fn read_file(
+        &mut self,
+        data: Bytes,
+        view: super::View,
+        symbols: &mut Symbols,
+        block_position: &HashMap<Uuid, u32>,
+        clock: &crate::clock::Clock,
+    ) -> Result<()>;
+    /// Puts the rows in stream order (partitions of one instance may interleave blocks).
+    fn sort(&mut self);
 }

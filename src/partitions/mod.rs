@@ -11,6 +11,7 @@
 mod build;
 pub mod catalog;
 mod files;
+mod log_rows;
 pub mod plan;
 mod span_rows;
 
@@ -24,14 +25,15 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::events::EventTable;
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
+use files::PartitionRows;
+pub use files::RowTable;
+use plan::Rows;
 use plan::{FORMAT_VERSION, Planned};
 pub use plan::{Instance, View};
-use span_rows::SpanRows;
 
 /// One hour of insert time per partition, as Micromegas cuts its own.
 pub const DEFAULT_BUCKET_SECONDS: i64 = 3600;
@@ -70,7 +72,7 @@ pub struct PartitionStats {
 }
 
 impl PartitionStats {
-    fn add(&mut self, other: PartitionStats) {
+    pub fn add(&mut self, other: PartitionStats) {
         self.reused += other.reused;
         self.built += other.built;
         self.blocks_read += other.blocks_read;
@@ -498,7 +500,7 @@ impl PartitionCache {
         &self,
         process_id: Uuid,
         p: &Planned,
-        rows: SpanRows,
+        rows: Box<dyn PartitionRows>,
     ) -> Result<StoredFile> {
         // Parquet encoding is CPU work: off the async workers.
         let data = tokio::task::spawn_blocking(move || rows.finish())
@@ -545,14 +547,14 @@ impl PartitionCache {
 
     /// Reads partition files (fetched concurrently, decoded in order) into `table`, in
     /// stream order.
-    pub async fn read_events(
+    pub async fn read_rows<T: RowTable>(
         &self,
         files: ViewFiles,
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
         concurrency: usize,
-        table: &mut EventTable,
+        table: &mut T,
     ) -> Result<()> {
         table.clear();
         let ViewFiles { view, files } = files;
@@ -591,13 +593,15 @@ impl PartitionCache {
         .buffered(concurrency.max(1));
         while let Some(fetched) = fetches.next().await {
             let (planned, key, data) = fetched?;
-            span_rows::decode(data, view, symbols, block_position, clock, table).map_err(|e| {
-                anyhow::Error::new(DamagedPartition {
-                    planned,
-                    key: key.to_string(),
-                    reason: format!("it cannot be decoded ({e:#})"),
-                })
-            })?;
+            table
+                .read_file(data, view, symbols, block_position, clock)
+                .map_err(|e| {
+                    anyhow::Error::new(DamagedPartition {
+                        planned,
+                        key: key.to_string(),
+                        reason: format!("it cannot be decoded ({e:#})"),
+                    })
+                })?;
         }
         table.sort();
         Ok(())
@@ -637,6 +641,14 @@ impl PartitionCache {
         }
         Ok(rows.len() + orphans.len())
     }
+}
+
+/// A new file of a view's row format: the registry of row formats.
+fn new_rows(view: View) -> Result<Box<dyn PartitionRows>> {
+    Ok(match view.rows {
+        Rows::Spans(scope) => Box::new(span_rows::SpanRows::new(scope)?),
+        Rows::Logs => Box::new(log_rows::LogRows::new()?),
+    })
 }
 
 fn describe(p: &Planned) -> String {

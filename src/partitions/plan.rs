@@ -22,8 +22,17 @@ pub struct View {
     name: &'static str,
     /// One partition per stream, or one per process.
     pub per: Instance,
-    /// Which of a block's span events it keeps.
-    pub scope: EventScope,
+    /// What its rows are.
+    pub rows: Rows,
+}
+
+/// What a view's rows are: which of a decoded block's items it keeps, in which row format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rows {
+    /// Span events of this scope ([`super::span_rows`]).
+    Spans(EventScope),
+    /// Log entries ([`super::log_rows`]).
+    Logs,
 }
 
 /// What a view's partitions are cut by, besides insert time.
@@ -39,18 +48,33 @@ impl View {
         rank: 0,
         name: "thread_spans",
         per: Instance::Stream,
-        scope: EventScope::Thread,
+        rows: Rows::Spans(EventScope::Thread),
     };
     /// Async span events of all the thread streams of one process.
     pub const ASYNC_SPANS: View = View {
         rank: 1,
         name: "async_events",
         per: Instance::Process,
-        scope: EventScope::Async,
+        rows: Rows::Spans(EventScope::Async),
+    };
+    /// Log entries of the process (its log streams).
+    pub const LOGS: View = View {
+        rank: 2,
+        name: "log_entries",
+        per: Instance::Process,
+        rows: Rows::Logs,
     };
 
     pub fn name(self) -> &'static str {
         self.name
+    }
+
+    /// The scope of the span events it holds, for a span view.
+    pub fn span_scope(self) -> Option<EventScope> {
+        match self.rows {
+            Rows::Spans(scope) => Some(scope),
+            Rows::Logs => None,
+        }
     }
 
     /// The instance a block of `process_id` belongs to in this view.

@@ -2,10 +2,10 @@
 //! and index (its place in stream order), raw ticks, interned strings and async ids.
 //!
 //! Thread-view files hold only thread events: their async columns (scope, ids, depth) are
-//! always 0 and are not read back. A tagged end's properties are a set in the file's
-//! property-set table (`[[key, value], ...]` as string keys; set 0 is the empty set).
+//! always 0 and are not read back. A tagged end's properties are a key into the file's
+//! property-set table.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::files::{BATCH_ROWS, FileBuilder, FileTables, column, keys};
+use super::files::{BATCH_ROWS, FileBuilder, FileTables, PartitionRows, RowTable, column, keys};
 use super::plan::View;
 use crate::clock::Clock;
-use crate::decode::SpanEvent;
+use crate::decode::{DecodedBlock, SpanEvent};
 use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
-use crate::symbols::{FastMap, PropertySet, Symbols};
+use crate::symbols::Symbols;
 
 const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
 /// Always 0 (scope: thread) in thread-view files.
@@ -86,35 +86,28 @@ impl Columns {
     }
 }
 
-const PROPERTY_SETS_KEY: &str = "write-perfetto.property-sets";
-
-/// A property set as a file stores it: (key, value) string keys.
-type StoredSet = Vec<(u32, u32)>;
-
 /// One span-view partition file being written: rows are appended block by block as blocks
 /// are decoded, and go to the (compressing) Parquet writer in batches.
 pub struct SpanRows {
+    /// The events it keeps.
+    scope: EventScope,
     file: FileBuilder,
     pending: Columns,
     rows: usize,
-    /// The property-set table: set 0 is the empty set.
-    sets: Vec<StoredSet>,
-    set_keys: FastMap<StoredSet, u32>,
 }
 
 impl SpanRows {
-    pub fn new() -> Result<Self> {
+    pub fn new(scope: EventScope) -> Result<Self> {
         Ok(Self {
+            scope,
             file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
             pending: Columns::default(),
             rows: 0,
-            sets: vec![Vec::new()],
-            set_keys: FastMap::default(),
         })
     }
 
-    /// Appends the events of one block (blocks are appended whole, in stream order).
-    pub fn push_block<'a>(
+    /// Appends events of one block (blocks are appended whole, in stream order).
+    fn push_events<'a>(
         &mut self,
         block_id: Uuid,
         events: impl Iterator<Item = (u32, &'a SpanEvent)>,
@@ -135,19 +128,8 @@ impl SpanRows {
             rows.span_id.push(event.span_id);
             rows.parent_span_id.push(event.parent_span_id);
             rows.depth.push(event.depth);
-            let properties = if event.properties.is_empty() {
-                0
-            } else {
-                let set: StoredSet = (event.properties.iter())
-                    .map(|(k, v)| (file.string_key(k), file.string_key(v)))
-                    .collect();
-                let next = self.sets.len() as u32;
-                *self.set_keys.entry(set).or_insert_with_key(|set| {
-                    self.sets.push(set.clone());
-                    next
-                })
-            };
-            rows.properties.push(properties);
+            rows.properties
+                .push(file.property_set_key(&event.properties));
             self.rows += 1;
         }
         if self.pending.block.len() >= BATCH_ROWS {
@@ -160,35 +142,46 @@ impl SpanRows {
         let batch = std::mem::take(&mut self.pending).into_batch()?;
         self.file.write_batch(batch)
     }
+}
 
-    pub fn len(&self) -> usize {
+impl PartitionRows for SpanRows {
+    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()> {
+        let scope = self.scope;
+        let kept = (block.spans.iter().enumerate())
+            .filter(|(_, e)| e.scope == scope)
+            .map(|(i, e)| (i as u32, e));
+        self.push_events(block_id, kept)
+    }
+
+    fn len(&self) -> usize {
         self.rows
     }
 
-    /// The complete file.
-    pub fn finish(mut self) -> Result<Bytes> {
+    fn finish(mut self: Box<Self>) -> Result<Bytes> {
         self.write_pending()?;
-        let sets = serde_json::to_string(&self.sets)?;
-        self.file.finish(vec![(PROPERTY_SETS_KEY, sets)])
+        self.file.finish()
     }
 }
 
-/// The file's property sets as this export's, checked against its string table.
-fn property_sets(tables: &FileTables, symbols: &mut Symbols) -> Result<Vec<PropertySet>> {
-    let stored: Vec<StoredSet> = tables.table(PROPERTY_SETS_KEY)?;
-    let strings = &tables.strings;
-    let mut sets = Vec::with_capacity(stored.len());
-    for set in stored {
-        let mut pairs = Vec::with_capacity(set.len());
-        for (k, v) in set {
-            match (strings.get(k as usize), strings.get(v as usize)) {
-                (Some(&k), Some(&v)) => pairs.push((k, v)),
-                _ => bail!("partition property-set table indexes past the string table"),
-            }
-        }
-        sets.push(symbols.intern_properties(&pairs));
+impl RowTable for EventTable {
+    fn clear(&mut self) {
+        EventTable::clear(self)
     }
-    Ok(sets)
+
+    fn read_file(
+        &mut self,
+        data: Bytes,
+        view: View,
+        symbols: &mut Symbols,
+        block_position: &HashMap<Uuid, u32>,
+        clock: &Clock,
+    ) -> Result<()> {
+        decode(data, view, symbols, block_position, clock, self)
+    }
+
+    fn sort(&mut self) {
+        EventTable::sort(self)
+    }
 }
 
 /// Reads a span-view partition file into `out`: events with times in ns, strings interned in
@@ -202,15 +195,14 @@ pub fn decode(
     clock: &Clock,
     out: &mut EventTable,
 ) -> Result<()> {
-    let tables = FileTables::open(data, symbols, block_position)?;
-    let sets = property_sets(&tables, symbols)?;
     let FileTables {
         builder,
         strings,
+        property_sets: sets,
         blocks,
         rows,
-    } = tables;
-    let async_columns = view.scope == EventScope::Async;
+    } = FileTables::open(data, symbols, block_position)?;
+    let async_columns = view.span_scope() == Some(EventScope::Async);
     out.events.reserve(rows);
     out.orders.reserve(rows);
     if async_columns {
@@ -304,12 +296,12 @@ mod tests {
             "b\"é",
             vec![(Arc::from("k"), Arc::from("v\n"))],
         );
-        let mut builder = SpanRows::new().unwrap();
+        let mut builder = Box::new(SpanRows::new(EventScope::Async).unwrap());
         builder
-            .push_block(Uuid::from_u128(2), [(0, &first)].into_iter())
+            .push_events(Uuid::from_u128(2), [(0, &first)].into_iter())
             .unwrap();
         builder
-            .push_block(Uuid::from_u128(3), [(9, &second)].into_iter())
+            .push_events(Uuid::from_u128(3), [(9, &second)].into_iter())
             .unwrap();
         assert_eq!(builder.len(), 2);
         let mut symbols = Symbols::new();

@@ -4,8 +4,8 @@ use prost::Message;
 
 use super::encode::{bytes_field, fixed64_field, frame, varint, varint_field, varint_len};
 use super::proto::*;
-use crate::symbols::{FastMap, Sym, SymbolTable};
-use crate::tracks::{Slice, notes};
+use crate::symbols::{FastMap, PropertySet, Sym, SymbolTable};
+use crate::tracks::{Instant, Slice, notes};
 
 /// Ids remembered by a small index (a symbol, a slot) for the current sequence only: a new
 /// sequence starts a new generation instead of clearing them.
@@ -171,38 +171,10 @@ impl SequenceWriter {
     ) {
         self.event.clear();
         self.interned.clear();
-        if slice.target != 0 {
-            let (iid, new) = self.categories.intern(slice.target, self.generation);
-            if new {
-                self.add_interned(INTERNED_CATEGORY, iid, symbols.get(slice.target));
-            }
-            varint_field(3, iid, &mut self.event);
-        }
+        self.category(symbols, slice.target);
         self.annotations(symbols, slice);
-        varint_field(9, TYPE_SLICE_BEGIN as u64, &mut self.event);
-        let (name_iid, new) = self.names.intern(slice.name, self.generation);
-        if new {
-            self.add_interned(INTERNED_NAME, name_iid, symbols.get(slice.name));
-        }
-        varint_field(10, name_iid, &mut self.event);
-        if let Some(uuid) = track_uuid {
-            varint_field(11, uuid, &mut self.event);
-        }
-        if slice.file != 0 {
-            let next = self.locations.len() as u64 + 1;
-            let iid = *self
-                .locations
-                .entry((slice.file, slice.line))
-                .or_insert(next);
-            if iid == next {
-                self.scratch.clear();
-                varint_field(1, iid, &mut self.scratch);
-                bytes_field(2, symbols.get(slice.file).as_bytes(), &mut self.scratch);
-                varint_field(4, slice.line as u64, &mut self.scratch);
-                bytes_field(INTERNED_SOURCE_LOCATION, &self.scratch, &mut self.interned);
-            }
-            varint_field(34, iid, &mut self.event);
-        }
+        self.kind_name_track(symbols, TYPE_SLICE_BEGIN, slice.name, track_uuid);
+        self.location(symbols, slice.file, slice.line);
         if let Some(detail) = &slice.detail {
             for &flow in &detail.flows_out {
                 fixed64_field(47, flow, &mut self.event);
@@ -212,6 +184,73 @@ impl SequenceWriter {
             }
         }
         self.finish_packet(slice.begin_ns, out);
+    }
+
+    /// An instant event: a log entry.
+    pub fn instant(
+        &mut self,
+        symbols: &SymbolTable,
+        instant: &Instant,
+        track_uuid: Option<u64>,
+        out: &mut Vec<u8>,
+    ) {
+        self.event.clear();
+        self.interned.clear();
+        self.category(symbols, instant.category);
+        for &(name, text) in &instant.args {
+            self.text_annotation(name, symbols.get(text));
+        }
+        self.property_annotations(symbols, instant.properties);
+        self.kind_name_track(symbols, TYPE_INSTANT, instant.name, track_uuid);
+        self.location(symbols, instant.file, instant.line);
+        self.finish_packet(instant.ns, out);
+    }
+
+    /// The event's category (field 3), interned; none for the empty symbol.
+    fn category(&mut self, symbols: &SymbolTable, category: Sym) {
+        if category != 0 {
+            let (iid, new) = self.categories.intern(category, self.generation);
+            if new {
+                self.add_interned(INTERNED_CATEGORY, iid, symbols.get(category));
+            }
+            varint_field(3, iid, &mut self.event);
+        }
+    }
+
+    /// The event's type (9), interned name (10) and track (11) when it names its own.
+    fn kind_name_track(
+        &mut self,
+        symbols: &SymbolTable,
+        kind: i32,
+        name: Sym,
+        track_uuid: Option<u64>,
+    ) {
+        varint_field(9, kind as u64, &mut self.event);
+        let (name_iid, new) = self.names.intern(name, self.generation);
+        if new {
+            self.add_interned(INTERNED_NAME, name_iid, symbols.get(name));
+        }
+        varint_field(10, name_iid, &mut self.event);
+        if let Some(uuid) = track_uuid {
+            varint_field(11, uuid, &mut self.event);
+        }
+    }
+
+    /// The event's source location (field 34), interned; none when the file is unknown.
+    fn location(&mut self, symbols: &SymbolTable, file: Sym, line: u32) {
+        if file == 0 {
+            return;
+        }
+        let next = self.locations.len() as u64 + 1;
+        let iid = *self.locations.entry((file, line)).or_insert(next);
+        if iid == next {
+            self.scratch.clear();
+            varint_field(1, iid, &mut self.scratch);
+            bytes_field(2, symbols.get(file).as_bytes(), &mut self.scratch);
+            varint_field(4, line as u64, &mut self.scratch);
+            bytes_field(INTERNED_SOURCE_LOCATION, &self.scratch, &mut self.interned);
+        }
+        varint_field(34, iid, &mut self.event);
     }
 
     /// Arguments: async ids and threads, what was clipped, a tagged end's properties.
@@ -234,7 +273,11 @@ impl SequenceWriter {
                 }
             }
         }
-        for &(key, value) in symbols.properties(slice.properties) {
+        self.property_annotations(symbols, slice.properties);
+    }
+
+    fn property_annotations(&mut self, symbols: &SymbolTable, properties: PropertySet) {
+        for &(key, value) in symbols.properties(properties) {
             self.text_annotation(symbols.get(key), symbols.get(value));
         }
     }

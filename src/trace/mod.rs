@@ -19,7 +19,7 @@ use std::collections::binary_heap::PeekMut;
 use std::io::Write;
 
 use crate::symbols::SymbolTable;
-use crate::tracks::{Place, Slice, Track, TrackGroup};
+use crate::tracks::{Instant, Place, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
 use prost::Message;
 use proto::{
@@ -31,12 +31,15 @@ const DESCRIPTOR_SEQUENCE: u32 = 1;
 /// Track uuids: stable functions of the track's identity, never zero, and small where events
 /// name them (async lanes share one sequence, so each of their events carries its track).
 const PROCESS_UUID: u64 = 1;
-const GROUP_UUID: u64 = 2;
+/// The `group`th group written (0: the async lanes, then logs, ...).
+fn group_uuid(group: u64) -> u64 {
+    2 + group
+}
 fn thread_uuid(tid: i32) -> u64 {
     (1 << 32) | tid as u64
 }
-fn lane_uuid(index: usize) -> u64 {
-    0x100 + index as u64
+fn lane_uuid(group: u64, index: usize) -> u64 {
+    (group << 24) + 0x100 + index as u64
 }
 
 /// Writes one process's trace, track by track; nothing is kept once a track is written.
@@ -45,6 +48,8 @@ pub struct TraceWriter<W: Write> {
     bytes: u64,
     pid: i32,
     next_sequence: u32,
+    /// Groups written so far.
+    groups: u64,
     frame: Vec<u8>,
     sequence: SequenceWriter,
 }
@@ -57,6 +62,7 @@ impl<W: Write> TraceWriter<W> {
             bytes: 0,
             pid,
             next_sequence: DESCRIPTOR_SEQUENCE,
+            groups: 0,
             frame: Vec::new(),
             sequence: SequenceWriter::default(),
         };
@@ -95,8 +101,10 @@ impl<W: Write> TraceWriter<W> {
         if tracks.is_empty() {
             return Ok(());
         }
+        let g = self.groups;
+        self.groups += 1;
         self.descriptor(TrackDescriptor {
-            uuid: Some(GROUP_UUID),
+            uuid: Some(group_uuid(g)),
             parent_uuid: Some(PROCESS_UUID),
             name: Some(group.name.clone()),
             child_ordering: Some(CHILD_ORDERING_EXPLICIT),
@@ -104,8 +112,8 @@ impl<W: Write> TraceWriter<W> {
         })?;
         for (i, lane) in tracks.iter().enumerate() {
             self.descriptor(TrackDescriptor {
-                uuid: Some(lane_uuid(i)),
-                parent_uuid: Some(GROUP_UUID),
+                uuid: Some(lane_uuid(g, i)),
+                parent_uuid: Some(group_uuid(g)),
                 name: Some(lane.name.clone()),
                 sibling_order_rank: Some(i as i32),
                 ..Default::default()
@@ -114,10 +122,9 @@ impl<W: Write> TraceWriter<W> {
         // One sequence for all lanes: names and threads are interned once for all of them.
         // The lanes' events merge in time order; at equal times the lower lane goes first and
         // each lane keeps its own order (ENDs before BEGINs).
-        let mut lanes: Vec<NestedEvents> =
-            tracks.iter().map(|t| nested_events(&t.slices)).collect();
+        let mut lanes: Vec<LaneEvents> = tracks.iter().map(lane_events).collect();
         // Each lane's next event, and the lanes by the time of their next event.
-        let mut next: Vec<Option<&Slice>> = vec![None; lanes.len()];
+        let mut next: Vec<Item> = vec![Item::End; lanes.len()];
         let mut order: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
         for (lane, events) in lanes.iter_mut().enumerate() {
             if let Some((ts, slice)) = events.next() {
@@ -136,10 +143,13 @@ impl<W: Write> TraceWriter<W> {
         // push): thousands of lanes, millions of events.
         while let Some(mut top) = order.peek_mut() {
             let Reverse((ts, lane)) = *top;
-            let track = Some(lane_uuid(lane));
+            let track = Some(lane_uuid(g, lane));
             match next[lane] {
-                Some(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
-                None => self.sequence.end(ts, track, &mut self.frame),
+                Item::Begin(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
+                Item::End => self.sequence.end(ts, track, &mut self.frame),
+                Item::Instant(instant) => {
+                    (self.sequence).instant(symbols, instant, track, &mut self.frame)
+                }
             }
             self.emit()?;
             match lanes[lane].next() {
@@ -206,6 +216,42 @@ impl<W: Write> TraceWriter<W> {
             self.emit()?;
         }
         Ok(())
+    }
+}
+
+/// One event of a lane.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Begin(&'a Slice),
+    End,
+    Instant(&'a Instant),
+}
+
+/// A lane's events in time order: its nested slices, or its instants.
+enum LaneEvents<'a> {
+    Slices(NestedEvents<'a>),
+    Instants(std::slice::Iter<'a, Instant>),
+}
+
+fn lane_events(track: &Track) -> LaneEvents<'_> {
+    if track.instants.is_empty() {
+        LaneEvents::Slices(nested_events(&track.slices))
+    } else {
+        LaneEvents::Instants(track.instants.iter())
+    }
+}
+
+impl<'a> Iterator for LaneEvents<'a> {
+    type Item = (i64, Item<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            LaneEvents::Slices(events) => events.next().map(|(ts, slice)| {
+                let item = slice.map_or(Item::End, Item::Begin);
+                (ts, item)
+            }),
+            LaneEvents::Instants(instants) => instants.next().map(|i| (i.ns, Item::Instant(i))),
+        }
     }
 }
 

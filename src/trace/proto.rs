@@ -85,6 +85,7 @@ pub struct TrackEvent {
 
 pub const TYPE_SLICE_BEGIN: i32 = 1;
 pub const TYPE_SLICE_END: i32 = 2;
+pub const TYPE_INSTANT: i32 = 3;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DebugAnnotation {

@@ -47,6 +47,7 @@ fn sample() -> (Sample, Symbols) {
                 slice(&mut s, "b", 30, 40),
                 slice(&mut s, "a", 50, 60),
             ],
+            instants: Vec::new(),
         },
         group: TrackGroup {
             name: "async".into(),
@@ -54,6 +55,7 @@ fn sample() -> (Sample, Symbols) {
                 place: Place::Lane,
                 name: "async #1".into(),
                 slices: vec![future],
+                instants: Vec::new(),
             }],
         },
     };
