@@ -1,0 +1,1 @@
+//! Records of older Rust producers.
