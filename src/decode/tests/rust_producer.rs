@@ -134,39 +134,27 @@ const MODULE: &str = module_path!();
 fn emit_logs() -> Vec<LogEntry> {
     let mut expected = Vec::new();
     // LogStaticStrEvent
+    let line = line!() + 1;
     info!("static message");
-    expected.push(log(4, MODULE, "static message", line!() - 1, &[]));
+    expected.push(log(4, MODULE, "static message", line, &[]));
     // LogStringEventV2
+    let line = line!() + 1;
     warn!("formatted {}", 42);
-    expected.push(log(3, MODULE, "formatted 42", line!() - 1, &[]));
+    expected.push(log(3, MODULE, "formatted 42", line, &[]));
+    let line = line!() + 1;
     error!(target: "custom::target", "with a target {}", "é");
-    expected.push(log(
-        2,
-        "custom::target",
-        "with a target é",
-        line!() - 1,
-        &[],
-    ));
+    expected.push(log(2, "custom::target", "with a target é", line, &[]));
+    let line = line!() + 1;
     fatal!("fatal {}", 0);
-    expected.push(log(1, MODULE, "fatal 0", line!() - 1, &[]));
+    expected.push(log(1, MODULE, "fatal 0", line, &[]));
     // TaggedLogString, with an interned set, then with a set made in the block.
+    let line = line!() + 1;
     debug!(user = "alice", "tagged {}", 7);
-    expected.push(log(
-        5,
-        MODULE,
-        "tagged 7",
-        line!() - 1,
-        &[("user", "alice")],
-    ));
+    expected.push(log(5, MODULE, "tagged 7", line, &[("user", "alice")]));
     let request = String::from("r-17");
+    let line = line!() + 1;
     trace!(request = %request, "dynamic {}", 1);
-    expected.push(log(
-        6,
-        MODULE,
-        "dynamic 1",
-        line!() - 1,
-        &[("request", "r-17")],
-    ));
+    expected.push(log(6, MODULE, "dynamic 1", line, &[("request", "r-17")]));
     // TaggedLogString whose properties override the description's target and level.
     let overrides = PropertySet::find_or_create(vec![
         Property::new("target", "overridden::target"),
