@@ -9,7 +9,8 @@ mod reference;
 mod rust_producer;
 mod unreal;
 
-use micromegas_transit::UserDefinedType;
+use micromegas_transit::{Member, UserDefinedType};
+use std::sync::Arc;
 
 use super::{DecodedBlock, StreamDecoder};
 
@@ -67,4 +68,53 @@ pub fn decode_and_compare(block: &TestBlock) -> DecodedBlock {
         .collect();
     assert_eq!(converted, reference.measures, "measures");
     decoded
+}
+
+pub fn member(
+    name: &str,
+    type_name: &str,
+    offset: usize,
+    size: usize,
+    is_reference: bool,
+) -> Member {
+    Member {
+        name: Arc::new(name.into()),
+        type_name: type_name.into(),
+        offset,
+        size,
+        is_reference,
+    }
+}
+
+pub fn udt(name: &str, size: usize, is_reference: bool, members: Vec<Member>) -> UserDefinedType {
+    UserDefinedType {
+        name: Arc::new(name.into()),
+        size,
+        members,
+        is_reference,
+        secondary_udts: vec![],
+    }
+}
+
+/// The fields of a hand-built record, concatenated.
+pub fn le(fields: &[&[u8]]) -> Vec<u8> {
+    fields.concat()
+}
+
+/// A hand-built transit buffer: records of `u8 type index`, then the fixed-size bytes, or
+/// `u32 len` and the bytes of a variable-size record.
+#[derive(Default)]
+pub struct Buffer(pub Vec<u8>);
+
+impl Buffer {
+    pub fn fixed(&mut self, type_index: u8, bytes: Vec<u8>) {
+        self.0.push(type_index);
+        self.0.extend(bytes);
+    }
+
+    pub fn variable(&mut self, type_index: u8, bytes: Vec<u8>) {
+        self.0.push(type_index);
+        self.0.extend((bytes.len() as u32).to_le_bytes());
+        self.0.extend(bytes);
+    }
 }

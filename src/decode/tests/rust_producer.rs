@@ -25,7 +25,7 @@ use crate::decode::{LogEntry, Measure};
 
 /// The type list a stream declares: its queue's types, then their secondary types (the layouts
 /// they embed), as the telemetry sink's `make_stream_info` flattens them.
-fn stream_metadata(udts: Vec<UserDefinedType>) -> Vec<u8> {
+pub(super) fn stream_metadata(udts: Vec<UserDefinedType>) -> Vec<u8> {
     fn secondaries(udt: &UserDefinedType, out: &mut Vec<UserDefinedType>) {
         for secondary in &udt.secondary_udts {
             if !out.iter().any(|t| t.name == secondary.name) {
@@ -56,9 +56,9 @@ where
 }
 
 /// What the instrumented code below recorded, and what it logged.
-struct Capture {
-    log_blocks: Vec<TestBlock>,
-    metrics_blocks: Vec<TestBlock>,
+pub(super) struct Capture {
+    pub log_blocks: Vec<TestBlock>,
+    pub metrics_blocks: Vec<TestBlock>,
     /// Objects in the log blocks, decoded or not.
     log_objects: usize,
     expected_logs: Vec<LogEntry>,
@@ -70,7 +70,7 @@ struct Capture {
 
 /// The event dispatch is process-wide and can be set up once: every test of this module reads
 /// the one capture.
-fn capture() -> &'static Capture {
+pub(super) fn capture() -> &'static Capture {
     static CAPTURE: OnceLock<Capture> = OnceLock::new();
     CAPTURE.get_or_init(|| {
         let sink = Arc::new(InMemorySink::new());

@@ -4,12 +4,14 @@
 //! `MetricMetadata.h`, `PropertySetDependency.h`, `StaticStringDependency.h`, `strings.h`) for
 //! what the fixture does not hold: wide messages, overriding properties, tick counts.
 
-use micromegas_transit::{Member, UserDefinedType};
+use micromegas_transit::UserDefinedType;
 use sqlx::Row;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{FREQUENCY, TestBlock, decode_and_compare, envelope, metadata_column};
+use super::{
+    Buffer, FREQUENCY, TestBlock, decode_and_compare, envelope, le, member, metadata_column, udt,
+};
 use crate::decode::DecodedBlock;
 
 /// The log and metrics blocks of the Unreal fixture lake, by stream tag, in stream order.
@@ -108,26 +110,6 @@ fn fixture_metrics_blocks_decode_as_micromegas_reads_them() {
 
 // --- Blocks built from the plugin's serialization.
 
-fn member(name: &str, type_name: &str, offset: usize, size: usize, is_reference: bool) -> Member {
-    Member {
-        name: Arc::new(name.into()),
-        type_name: type_name.into(),
-        offset,
-        size,
-        is_reference,
-    }
-}
-
-fn udt(name: &str, size: usize, is_reference: bool, members: Vec<Member>) -> UserDefinedType {
-    UserDefinedType {
-        name: Arc::new(name.into()),
-        size,
-        members,
-        is_reference,
-        secondary_udts: vec![],
-    }
-}
-
 /// `StaticStringRef`: `{Ptr, SizeBytes u32, Codec u8}`, 16 bytes, a reference by its pointer.
 fn static_string_ref_type() -> UserDefinedType {
     udt(
@@ -157,23 +139,8 @@ fn dependency_types(description: UserDefinedType) -> Vec<UserDefinedType> {
     ]
 }
 
-/// A transit buffer: records of `u8 type index`, then the fixed-size bytes, or `u32 len` and
-/// the bytes of a variable-size record.
-#[derive(Default)]
-struct Buffer(Vec<u8>);
-
+/// The plugin's dependency records (type indexes of `dependency_types`).
 impl Buffer {
-    fn fixed(&mut self, type_index: u8, bytes: Vec<u8>) {
-        self.0.push(type_index);
-        self.0.extend(bytes);
-    }
-
-    fn variable(&mut self, type_index: u8, bytes: Vec<u8>) {
-        self.0.push(type_index);
-        self.0.extend((bytes.len() as u32).to_le_bytes());
-        self.0.extend(bytes);
-    }
-
     /// `StaticStringDependency`: id, then a `DynamicString` (codec, length, bytes).
     fn string(&mut self, id: u64, text: &str, wide: bool) {
         let mut bytes = id.to_le_bytes().to_vec();
@@ -216,10 +183,6 @@ fn string_ref(id: u64) -> [u8; 16] {
     bytes
 }
 
-fn le(fields: &[&[u8]]) -> Vec<u8> {
-    fields.concat()
-}
-
 // Addresses of the strings and objects, as the plugin's pointers.
 const LOG_ARENA: u64 = 0x7ff6_0000_1000;
 const EMPTY: u64 = 0x7ff6_0000_1100;
@@ -238,7 +201,7 @@ const OVERRIDE_SET: u64 = 0x1f0_0000_0080;
 /// A log block as the plugin writes it: `LogEventQueue<TaggedLogInteropEvent, TaggedLogString,
 /// StaticStringRef>`, whose variable-size types declare the C++ in-memory offsets of their
 /// members (which the packed records do not follow).
-fn plugin_log_block() -> TestBlock {
+pub(super) fn plugin_log_block() -> TestBlock {
     let log_metadata_dependency = udt(
         "LogMetadataDependency",
         64,
@@ -387,7 +350,7 @@ const RENAME_SET: u64 = 0x1f0_0000_0140;
 
 /// A metrics block as the plugin writes it: `MetricEventQueue<TaggedIntegerMetricEvent,
 /// TaggedFloatMetricEvent>` and `MetricMetadataDependency` with its one-byte `Lod`.
-fn plugin_metrics_block() -> TestBlock {
+pub(super) fn plugin_metrics_block() -> TestBlock {
     let metric_metadata_dependency = udt(
         "MetricMetadataDependency",
         56,
