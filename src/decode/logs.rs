@@ -106,6 +106,11 @@ enum Message {
 /// The plan of a log record type, or `None` if the type is not one Micromegas reads as a log.
 /// A known type whose shape is not the one Micromegas reads (fixed-size where it reads a
 /// variable-size record, or the reverse; a member missing) is an error.
+///
+/// micromegas-tracing 0.33 also writes `TaggedLogStaticStrEvent`, `TaggedLogTemplateEvent`
+/// (a message rendered from its properties) and `LogStaticStrInteropEventV2`, which
+/// Micromegas's `log_entry.rs` does not read (it warns and skips them): they are skipped here
+/// too, so that the two tools show the same entries.
 pub(super) fn log_plan(
     udt: &UserDefinedType,
     all: &[&UserDefinedType],

@@ -49,8 +49,8 @@ impl Measure {
     }
 
     /// The measure as Micromegas shows it: a tick count becomes seconds (unit `seconds`), at
-    /// `frequency` ticks per second (the process's, as `clock::Clock` has it); any other
-    /// measure is returned as it is.
+    /// `frequency` ticks per second (the process's, positive, as `clock::Clock` has it); any
+    /// other measure is returned as it is.
     pub fn ticks_in_seconds(mut self, frequency: i64) -> Self {
         if self.is_tick_count() {
             self.value = ticks_to_seconds(self.value, frequency);
