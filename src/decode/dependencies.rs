@@ -1,29 +1,47 @@
-//! The dependencies buffer of a block: strings, span descriptions and property sets by id.
+//! The dependencies buffer of a block: strings, event descriptions and property sets by id.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::symbols::FastMap as HashMap;
 use std::sync::Arc;
 
-use super::layout::{DependencyKind, DependencyType, PropertyLayout, RecordPlan};
+use super::inline::decode_string;
+use super::layout::{DependencyKind, DependencyType, LevelWidth, PropertyLayout, RecordPlan};
 use super::records::{for_each_record, u32_at, u64_at};
 
-/// What a span event's description reference points to.
-pub struct Location {
-    /// Set for span records (static spans); named spans carry their name in the event.
+/// What an event's description reference points to: a span, log or metric description. The
+/// members a kind of description lacks are `None` (a span location has no name, a span record
+/// no level); the event that needs one fails when it is missing.
+pub struct Description {
+    /// Span records (static spans) and metric descriptions; named spans carry their name in
+    /// the event.
     pub name: Option<Arc<str>>,
     pub target: Arc<str>,
     pub file: Arc<str>,
     pub line: u32,
+    /// Log descriptions: the message of a static log.
+    pub fmt_str: Option<Arc<str>>,
+    /// Log descriptions: `u32` in the Rust crate, one byte in the Unreal plugin.
+    pub level: Option<u32>,
+    /// Metric descriptions.
+    pub unit: Option<Arc<str>>,
 }
 
 pub type Properties = Vec<(Arc<str>, Arc<str>)>;
 
+/// A property set, sorted by key for display, and as written, for the rules that let a
+/// property override a column: Micromegas applies them in the producer's order, the last one
+/// winning.
+pub struct PropertySet {
+    pub sorted: Properties,
+    pub as_written: Properties,
+}
+
 #[derive(Default)]
 pub struct Dependencies {
     strings: HashMap<u64, Arc<str>>,
-    locations: HashMap<u64, Location>,
-    property_sets: HashMap<u64, Properties>,
+    descriptions: HashMap<u64, Description>,
+    property_sets: HashMap<u64, PropertySet>,
 }
 
 impl Dependencies {
@@ -34,14 +52,14 @@ impl Dependencies {
         }
     }
 
-    pub fn location(&self, id: u64) -> Result<&Location> {
-        match self.locations.get(&id) {
-            Some(l) => Ok(l),
-            None => bail!("reference to unknown span description {id:#x}"),
+    pub fn description(&self, id: u64) -> Result<&Description> {
+        match self.descriptions.get(&id) {
+            Some(d) => Ok(d),
+            None => bail!("reference to unknown event description {id:#x}"),
         }
     }
 
-    pub fn property_set(&self, id: u64) -> Result<&Properties> {
+    pub fn property_set(&self, id: u64) -> Result<&PropertySet> {
         match self.property_sets.get(&id) {
             Some(p) => Ok(p),
             None => bail!("reference to unknown property set {id:#x}"),
@@ -66,9 +84,11 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
             }
             DependencyKind::StringWithCodec => {
                 let (id, rest) = split_id(record, &ty.name)?;
-                insert_unique(&mut deps.strings, id, decode_codec_string(rest)?)?;
+                // What follows the string is not checked, as Micromegas's parser does not.
+                let (text, _) = decode_string(rest).context("string dependency")?;
+                insert_unique(&mut deps.strings, id, text)?;
             }
-            DependencyKind::SpanDescription(_) | DependencyKind::PropertySet(_) => {
+            DependencyKind::Description(_) | DependencyKind::PropertySet(_) => {
                 pending.push((ty, record))
             }
             DependencyKind::Unknown => {}
@@ -77,9 +97,9 @@ pub fn read(types: &[DependencyType], buffer: &[u8]) -> Result<Dependencies> {
     })?;
     for (ty, record) in pending {
         match &ty.kind {
-            DependencyKind::SpanDescription(plan) => {
-                let (id, location) = read_location(plan, record, &deps)?;
-                if deps.locations.insert(id, location).is_some() {
+            DependencyKind::Description(plan) => {
+                let (id, description) = read_description(plan, record, &deps)?;
+                if deps.descriptions.insert(id, description).is_some() {
                     bail!("duplicate dependency id {id:#x}");
                 }
             }
@@ -115,61 +135,39 @@ fn split_id<'a>(record: &'a [u8], type_name: &str) -> Result<(u64, &'a [u8])> {
     Ok((u64_at(record, 0), &record[8..]))
 }
 
-/// `u8 codec, u32 len, bytes`: 0 = ANSI (read as UTF-8, lossy), 1 = UTF-16LE, 2 = UTF-8.
-fn decode_codec_string(rest: &[u8]) -> Result<Arc<str>> {
-    if rest.len() < 5 {
-        bail!("string dependency header truncated");
-    }
-    let codec = rest[0];
-    let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
-    let Some(bytes) = rest.get(5..5 + len) else {
-        bail!(
-            "string dependency of {len} bytes truncated to {}",
-            rest.len() - 5
-        );
-    };
-    Ok(match codec {
-        0 | 2 => Arc::from(String::from_utf8_lossy(bytes).as_ref()),
-        1 => {
-            if !len.is_multiple_of(2) {
-                bail!("UTF-16 string dependency has an odd length ({len} bytes)");
-            }
-            let units = bytes
-                .chunks_exact(2)
-                .map(|p| u16::from_le_bytes([p[0], p[1]]));
-            let text: String = char::decode_utf16(units)
-                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect();
-            Arc::from(text)
-        }
-        other => bail!("unknown string codec {other}"),
-    })
-}
-
-fn read_location(plan: &RecordPlan, record: &[u8], deps: &Dependencies) -> Result<(u64, Location)> {
-    let string_at = |offset: Option<usize>| -> Result<Arc<str>> {
-        match offset {
-            Some(o) => deps.string(u64_at(record, o)).cloned(),
-            None => Ok(Arc::from("")),
-        }
-    };
-    let location = Location {
-        name: plan
-            .name
+fn read_description(
+    plan: &RecordPlan,
+    record: &[u8],
+    deps: &Dependencies,
+) -> Result<(u64, Description)> {
+    let optional_string = |offset: Option<usize>| -> Result<Option<Arc<str>>> {
+        offset
             .map(|o| deps.string(u64_at(record, o)).cloned())
-            .transpose()?,
-        target: string_at(plan.target)?,
-        file: string_at(plan.file)?,
-        line: plan.line.map_or(0, |o| u32_at(record, o)),
+            .transpose()
     };
-    Ok((u64_at(record, plan.id), location))
+    let string_or_empty = |offset: Option<usize>| {
+        Ok::<_, anyhow::Error>(optional_string(offset)?.unwrap_or_else(|| Arc::from("")))
+    };
+    let description = Description {
+        name: optional_string(plan.name)?,
+        target: string_or_empty(plan.target)?,
+        file: string_or_empty(plan.file)?,
+        line: plan.line.map_or(0, |o| u32_at(record, o)),
+        fmt_str: optional_string(plan.fmt_str)?,
+        level: plan.level.map(|(offset, width)| match width {
+            LevelWidth::U8 => u32::from(record[offset]),
+            LevelWidth::U32 => u32_at(record, offset),
+        }),
+        unit: optional_string(plan.unit)?,
+    };
+    Ok((u64_at(record, plan.id), description))
 }
 
 fn read_property_set(
     record: &[u8],
     layout: &PropertyLayout,
     deps: &Dependencies,
-) -> Result<(u64, Properties)> {
+) -> Result<(u64, PropertySet)> {
     if record.len() < 12 {
         bail!("property set record truncated");
     }
@@ -184,7 +182,7 @@ fn read_property_set(
             body.len()
         );
     }
-    let mut set: Properties = body
+    let as_written: Properties = body
         .chunks_exact(size)
         .map(|p| {
             Ok((
@@ -193,6 +191,7 @@ fn read_property_set(
             ))
         })
         .collect::<Result<_>>()?;
-    set.sort();
-    Ok((id, set))
+    let mut sorted = as_written.clone();
+    sorted.sort();
+    Ok((id, PropertySet { sorted, as_written }))
 }

@@ -3,9 +3,9 @@
 use anyhow::Result;
 use std::sync::Arc;
 
-use super::dependencies::{Dependencies, Location};
-use super::layout::{EventPlan, NameSource, StreamDecoder};
-use super::records::{for_each_record, u32_at, u64_at};
+use super::dependencies::{Dependencies, Description};
+use super::layout::{EventPlan, NameSource};
+use super::records::{u32_at, u64_at};
 
 /// Thread spans nest as a call stack on one stream; async spans pair by `span_id` process-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,34 +38,18 @@ pub struct SpanEvent {
     pub properties: Vec<(Arc<str>, Arc<str>)>,
 }
 
-pub(super) fn read(
-    decoder: &StreamDecoder,
+pub(super) fn decode_event(
+    plan: &EventPlan,
     deps: &Dependencies,
-    buffer: &[u8],
-) -> Result<Vec<SpanEvent>> {
-    let mut events = Vec::new();
-    for_each_record(
-        buffer,
-        &decoder.object_types,
-        "object",
-        |object_type, record| {
-            if let Some(plan) = &object_type.plan {
-                events.push(decode_event(plan, deps, record)?);
-            }
-            Ok(())
-        },
-    )?;
-    Ok(events)
-}
-
-fn decode_event(plan: &EventPlan, deps: &Dependencies, record: &[u8]) -> Result<SpanEvent> {
-    let location: &Location = deps.location(u64_at(record, plan.location_offset))?;
+    record: &[u8],
+) -> Result<SpanEvent> {
+    let location: &Description = deps.description(u64_at(record, plan.location_offset))?;
     let name = match plan.name {
         NameSource::Location => location.name.clone().unwrap_or_else(|| Arc::from("")),
         NameSource::String(offset) => deps.string(u64_at(record, offset))?.clone(),
     };
     let properties = match plan.properties_offset {
-        Some(offset) => deps.property_set(u64_at(record, offset))?.to_vec(),
+        Some(offset) => deps.property_set(u64_at(record, offset))?.sorted.clone(),
         None => Vec::new(),
     };
     Ok(SpanEvent {

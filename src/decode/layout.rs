@@ -6,6 +6,8 @@ use anyhow::{Context, Result, bail};
 use micromegas_transit::UserDefinedType;
 
 use super::events::{EventPhase, EventScope};
+use super::logs::{LogPlan, log_plan};
+use super::measures::{MeasurePlan, measure_plan};
 
 /// Decodes the blocks of one stream.
 pub struct StreamDecoder {
@@ -17,8 +19,15 @@ pub(super) struct ObjectType {
     pub name: String,
     /// `None` for variable-size records (a u32 length precedes them).
     pub fixed_size: Option<usize>,
-    /// How to read it as a span event; `None` for objects we skip.
-    pub plan: Option<EventPlan>,
+    /// How to read it; `None` for objects we skip.
+    pub plan: Option<ObjectPlan>,
+}
+
+/// What an object becomes, by its type name.
+pub(super) enum ObjectPlan {
+    Span(EventPlan),
+    Log(LogPlan),
+    Measure(MeasurePlan),
 }
 
 pub(super) enum NameSource {
@@ -52,11 +61,13 @@ pub(super) enum DependencyKind {
     StaticString,
     /// `u64 id, u8 codec, u32 len, bytes`.
     StringWithCodec,
-    /// A span description: any fixed-size record keyed by its `id` member that has the
-    /// members a span event refers to (`target`, `file`, `line`, and `name` for static spans),
-    /// whatever its type name (`SpanRecord` and `SpanLocationRecord` from the Rust crate,
-    /// `SpanMetadataDependency` and `SpanLocationDependency` from the Unreal plugin).
-    SpanDescription(RecordPlan),
+    /// An event description: any fixed-size record keyed by its `id` member that has the
+    /// members every description has (`target`, `file`, `line`), whatever its type name: span
+    /// descriptions (`SpanRecord`, `SpanLocationRecord` from the Rust crate,
+    /// `SpanMetadataDependency`, `SpanLocationDependency` from the Unreal plugin), log
+    /// descriptions (`LogMetadataRecord`, `LogMetadataDependency`) and metric descriptions
+    /// (`MetricMetadataDependency` of both).
+    Description(RecordPlan),
     /// A property set: `u64 id, u32 count`, then `count` properties of the `Property` layout
     /// the metadata declares (`None`: it declares none, so a property set cannot be read).
     PropertySet(Option<PropertyLayout>),
@@ -75,6 +86,17 @@ pub(super) struct RecordPlan {
     pub target: Option<usize>,
     pub file: Option<usize>,
     pub line: Option<usize>,
+    pub fmt_str: Option<usize>,
+    pub level: Option<(usize, LevelWidth)>,
+    pub unit: Option<usize>,
+}
+
+/// A log description's level: `u32` in the Rust crate, `uint8` in the Unreal plugin; Micromegas
+/// reads either as a u32.
+#[derive(Clone, Copy)]
+pub(super) enum LevelWidth {
+    U8,
+    U32,
 }
 
 impl StreamDecoder {
@@ -91,7 +113,7 @@ impl StreamDecoder {
             .context("dependencies_metadata")?;
         let object_types = obj_udts
             .iter()
-            .map(|udt| object_type(udt, &all))
+            .map(|udt| object_type(udt, &all, &obj_udts))
             .collect::<Result<Vec<_>>>()
             .context("objects_metadata")?;
         Ok(Self {
@@ -119,7 +141,7 @@ fn fixed_size(udt: &UserDefinedType) -> Option<usize> {
 
 /// Offset of a member that holds a u64 reference: a reference member, or a member whose type
 /// is itself a reference type (its `id` member holds the reference).
-fn reference_offset(
+pub(super) fn reference_offset(
     udt: &UserDefinedType,
     member: &str,
     all: &[&UserDefinedType],
@@ -163,7 +185,11 @@ fn reference_offset(
     Ok(Some(offset))
 }
 
-fn scalar_offset(udt: &UserDefinedType, member: &str, size: usize) -> Result<Option<usize>> {
+pub(super) fn scalar_offset(
+    udt: &UserDefinedType,
+    member: &str,
+    size: usize,
+) -> Result<Option<usize>> {
     let Some(m) = udt.members.iter().find(|m| m.name.as_str() == member) else {
         return Ok(None);
     };
@@ -185,10 +211,22 @@ fn check_field(udt: &UserDefinedType, member: &str, offset: usize, size: usize) 
     }
 }
 
-fn object_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<ObjectType> {
+/// `objects` is the objects list alone: Micromegas's readers of variable-size records look the
+/// layouts they embed up there.
+fn object_type(
+    udt: &UserDefinedType,
+    all: &[&UserDefinedType],
+    objects: &[UserDefinedType],
+) -> Result<ObjectType> {
     let plan = match classify_event(&udt.name) {
-        Some((scope, phase)) if udt.size > 0 => Some(event_plan(udt, scope, phase, all)?),
-        _ => None,
+        Some((scope, phase)) if udt.size > 0 => {
+            Some(ObjectPlan::Span(event_plan(udt, scope, phase, all)?))
+        }
+        Some(_) => None,
+        None => match log_plan(udt, all, objects)? {
+            Some(plan) => Some(ObjectPlan::Log(plan)),
+            None => measure_plan(udt, all)?.map(ObjectPlan::Measure),
+        },
     };
     Ok(ObjectType {
         name: udt.name.to_string(),
@@ -269,21 +307,14 @@ fn event_plan(
 
 /// Dependencies are read as Micromegas's transit parser reads them: the string types and the
 /// property sets have their own encodings; every other fixed-size type is a record keyed by its
-/// `id` member, and the records that describe spans are kept.
+/// `id` member, and the records that describe events are kept.
 fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<DependencyType> {
     let kind = match udt.name.as_str() {
         "StaticString" => DependencyKind::StaticString,
         "StaticStringDependency" => DependencyKind::StringWithCodec,
         "PropertySetDependency" => property_set_kind(all)?,
-        _ if udt.size > 0 && is_span_description(udt) => {
-            DependencyKind::SpanDescription(RecordPlan {
-                id: scalar_offset(udt, "id", 8)?
-                    .with_context(|| format!("{} has no id", udt.name))?,
-                name: reference_offset(udt, "name", all)?,
-                target: reference_offset(udt, "target", all)?,
-                file: reference_offset(udt, "file", all)?,
-                line: scalar_offset(udt, "line", 4)?,
-            })
+        _ if udt.size > 0 && is_description(udt) => {
+            DependencyKind::Description(description_plan(udt, all)?)
         }
         _ => DependencyKind::Unknown,
     };
@@ -294,13 +325,41 @@ fn dependency_type(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<De
     })
 }
 
-/// A record with an `id` and the members a span event reads from its description: `target`,
-/// `file` and `line` (a static span's description also has its `name`). Log and metric
-/// descriptions have them too; they never appear in a thread stream, and an event that refers
-/// to one reads it the same way.
-fn is_span_description(udt: &UserDefinedType) -> bool {
+/// A record with an `id` and the members every event description has: `target`, `file` and
+/// `line`. The members of one kind of description (a static span's `name`, a log's `fmt_str`
+/// and `level`, a metric's `name` and `unit`) are read when present; an event that needs one
+/// its description lacks fails.
+fn is_description(udt: &UserDefinedType) -> bool {
     let has = |member: &str| udt.members.iter().any(|m| m.name.as_str() == member);
     ["id", "target", "file", "line"].iter().all(|m| has(m))
+}
+
+fn description_plan(udt: &UserDefinedType, all: &[&UserDefinedType]) -> Result<RecordPlan> {
+    Ok(RecordPlan {
+        id: scalar_offset(udt, "id", 8)?.with_context(|| format!("{} has no id", udt.name))?,
+        name: reference_offset(udt, "name", all)?,
+        target: reference_offset(udt, "target", all)?,
+        file: reference_offset(udt, "file", all)?,
+        line: scalar_offset(udt, "line", 4)?,
+        fmt_str: reference_offset(udt, "fmt_str", all)?,
+        level: level_member(udt)?,
+        unit: reference_offset(udt, "unit", all)?,
+    })
+}
+
+pub(super) fn level_member(udt: &UserDefinedType) -> Result<Option<(usize, LevelWidth)>> {
+    let Some(m) = udt.members.iter().find(|m| m.name.as_str() == "level") else {
+        return Ok(None);
+    };
+    let width = match m.size {
+        1 => LevelWidth::U8,
+        4 => LevelWidth::U32,
+        other => bail!("{}.level has size {other}, expected 1 or 4", udt.name),
+    };
+    Ok(Some((
+        scalar_offset(udt, "level", m.size)?.expect("found above"),
+        width,
+    )))
 }
 
 /// The `Property` layout: a secondary type of the Rust crate's metadata, a dependency type of
