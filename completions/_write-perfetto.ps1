@@ -23,7 +23,8 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
         'write-perfetto' {
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
-            [CompletionResult]::new('--spans', '--spans', [CompletionResultType]::ParameterName, 'Which spans to export: thread (call stacks per thread), async (futures), or both')
+            [CompletionResult]::new('--spans', '--spans', [CompletionResultType]::ParameterName, 'Which spans to export: thread (call stacks per thread), async (futures), both, or none (log entries only)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Keep log entries at this level or more severe')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace')
             [CompletionResult]::new('--begin', '--begin', [CompletionResultType]::ParameterName, 'Keep only spans that end at or after this time (RFC 3339), clipped to it')
@@ -32,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')
             [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads (default: the number of cores). The output never depends on it')
+            [CompletionResult]::new('--no-logs', '--no-logs', [CompletionResultType]::ParameterName, 'Leave the process''s log entries out (by default they are instants on a "log" track, one lane per level)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')

@@ -62,7 +62,7 @@ _write__perfetto() {
 
     case "${cmd}" in
         write__perfetto)
-            opts="-o -q -v -h -V --lake --blobs --spans --output --begin --end --json --quiet --verbose --jobs --cache --partition-seconds --explain --threads --help --version processes cache completions help"
+            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --log-level --output --begin --end --json --quiet --verbose --jobs --cache --partition-seconds --explain --threads --help --version processes cache completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,7 +77,11 @@ _write__perfetto() {
                     return 0
                     ;;
                 --spans)
-                    COMPREPLY=($(compgen -W "thread async both" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "thread async both none" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "fatal error warn info debug trace" -- "${cur}"))
                     return 0
                     ;;
                 --output)

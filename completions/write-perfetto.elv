@@ -20,7 +20,8 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
         &'write-perfetto'= {
             cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
             cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
-            cand --spans 'Which spans to export: thread (call stacks per thread), async (futures), or both'
+            cand --spans 'Which spans to export: thread (call stacks per thread), async (futures), both, or none (log entries only)'
+            cand --log-level 'Keep log entries at this level or more severe'
             cand -o 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace'
             cand --output 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace'
             cand --begin 'Keep only spans that end at or after this time (RFC 3339), clipped to it'
@@ -29,6 +30,7 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
             cand --partition-seconds 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it'
             cand --threads 'Worker threads (default: the number of cores). The output never depends on it'
+            cand --no-logs 'Leave the process''s log entries out (by default they are instants on a "log" track, one lane per level)'
             cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_write_perfetto_global_optspecs
-    string join \n lake= blobs= spans= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
+    string join \n lake= blobs= spans= no-logs log-level= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
 end
 
 function __fish_write_perfetto_needs_command
@@ -26,9 +26,16 @@ end
 
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
-complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l spans -d 'Which spans to export: thread (call stacks per thread), async (futures), or both' -r -f -a "thread\t''
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l spans -d 'Which spans to export: thread (call stacks per thread), async (futures), both, or none (log entries only)' -r -f -a "thread\t''
 async\t''
-both\t''"
+both\t''
+none\t''"
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l log-level -d 'Keep log entries at this level or more severe' -r -f -a "fatal\t''
+error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s o -l output -d 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 'Keep only spans that end at or after this time (RFC 3339), clipped to it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only spans that begin at or before this time (RFC 3339), clipped to it' -r
@@ -36,6 +43,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d '
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-logs -d 'Leave the process\'s log entries out (by default they are instants on a "log" track, one lane per level)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'

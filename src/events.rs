@@ -123,3 +123,43 @@ impl LogTable {
         (self.orders, self.entries) = rows.into_iter().unzip();
     }
 }
+
+/// A measure with its time in Unix nanoseconds and its strings interned; `value` as recorded
+/// (a tick count is converted to seconds at assembly, where the clock is known).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeasureRow {
+    pub ns: i64,
+    pub name: Sym,
+    pub unit: Sym,
+    pub target: Sym,
+    pub value: f64,
+    /// Recorded as an integer.
+    pub integer: bool,
+    pub properties: PropertySet,
+}
+
+/// Measures read from partitions, with their places in stream order.
+#[derive(Debug, Default)]
+pub struct MeasureTable {
+    pub measures: Vec<MeasureRow>,
+    pub orders: Vec<EventOrder>,
+}
+
+impl MeasureTable {
+    pub fn clear(&mut self) {
+        self.measures.clear();
+        self.orders.clear();
+    }
+
+    /// Puts rows in stream order.
+    pub fn sort(&mut self) {
+        if self.orders.is_sorted() {
+            return;
+        }
+        let mut rows: Vec<(EventOrder, MeasureRow)> = (self.orders.iter().copied())
+            .zip(self.measures.iter().copied())
+            .collect();
+        rows.sort_by_key(|(order, _)| *order);
+        (self.orders, self.measures) = rows.into_iter().unzip();
+    }
+}

@@ -93,11 +93,12 @@ pub struct Slice {
 }
 
 /// Where a track sits in the process.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Place {
     /// A thread of the process: `tid` is synthetic, positive and unique in the trace.
     Thread { tid: i32 },
     /// A lane of a [`TrackGroup`], drawn in the group's order.
+    #[default]
     Lane,
 }
 
@@ -116,13 +117,18 @@ pub struct Instant {
     pub properties: PropertySet,
 }
 
-/// One track: its place, its name, its slices (strictly nested) and instants (in time order).
-#[derive(Debug, Clone, PartialEq)]
+/// One track: its place, its name, and what it shows — slices (strictly nested), instants
+/// (in time order), or counter values (in time order, with their unit).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Track {
     pub place: Place,
     pub name: String,
     pub slices: Vec<Slice>,
     pub instants: Vec<Instant>,
+    /// (time, value): a counter track when not empty.
+    pub counters: Vec<(i64, f64)>,
+    /// The counter's unit, shown by the UI.
+    pub unit: String,
 }
 
 /// Lanes shown together under one named track of the process (the async lanes): their items

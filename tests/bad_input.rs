@@ -245,7 +245,7 @@ fn rewrite(case: &Case, block: &BlockRow, dependencies: &[u8], objects: &[u8]) {
 // 1. Which streams are read
 
 #[test]
-fn a_process_with_only_a_log_stream_exits_3_naming_it() {
+fn a_process_whose_only_stream_is_an_empty_log_stream_exits_3_naming_it() {
     let case = Case::new();
     let process_id = "7e57a110-0000-4000-8000-000000000001";
     runtime().block_on(async {
@@ -262,7 +262,11 @@ fn a_process_with_only_a_log_stream_exits_3_naming_it() {
         writer.insert_stream(&stream).await.unwrap();
         writer.close().await;
     });
-    case.fails(process_id, 3, &[process_id, "no thread streams"]);
+    case.fails(
+        process_id,
+        3,
+        &[process_id, "no thread streams", "no log entries yet"],
+    );
 }
 
 #[test]

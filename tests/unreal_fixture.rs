@@ -508,3 +508,159 @@ fn an_unreal_name_held_by_value_of_an_undeclared_type_exits_4_naming_the_stream_
         &["EndThreadNamedSpanEvent.name", "neither a reference"],
     );
 }
+
+/// A log entry as shown: (lane, time, message, target, level, source, properties).
+type LogLine = (String, u64, String, String, String, Option<String>, String);
+
+/// The Unreal process's log entries are instants on a "log" group, one lane per level (most
+/// severe first), each at its time with its message, target, level, source and properties —
+/// exactly what the plugin recorded; `--log-level` and `--no-logs` narrow them.
+#[test]
+fn the_unreal_process_log_entries_are_instants_on_one_lane_per_level() {
+    let expected = unreal_expected();
+    let lake = unreal_fixture_copy();
+    let process_id = expected["process_id"].as_str().unwrap();
+    let start_ns = chrono::DateTime::parse_from_rfc3339(expected["start_time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap() as i128;
+    let export = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("unreal.perfetto-trace");
+        let mut args = vec![process_id, "--lake", lake.path().to_str().unwrap(), "-q"];
+        args.extend(["-o", file.to_str().unwrap()]);
+        args.extend(extra);
+        let output = run(&args, lake.path());
+        assert!(output.status.success(), "{}", stderr(&output));
+        decode(&std::fs::read(&file).unwrap())
+    };
+    let levels = ["fatal", "error", "warn", "info", "debug", "trace"];
+    let mut recorded: Vec<LogLine> = vec![];
+    for log in expected["logs"].as_array().unwrap() {
+        let level = levels[log["level"].as_u64().unwrap() as usize - 1].to_string();
+        let file = log["file"].as_str().unwrap();
+        let source = (!file.is_empty()).then(|| format!("{file}:{}", log["line"]));
+        let properties: Vec<String> = (log["properties"].as_array().unwrap().iter())
+            .map(|p| format!("{}={}", p[0].as_str().unwrap(), p[1].as_str().unwrap()))
+            .collect();
+        recorded.push((
+            level.clone(),
+            ns(&expected, log["ticks"].as_u64().unwrap(), start_ns),
+            log["msg"].as_str().unwrap().to_string(),
+            log["target"].as_str().unwrap().to_string(),
+            level,
+            source,
+            properties.join(","),
+        ));
+    }
+    let shown = |trace: &support::trace::Trace| {
+        let group = trace.tracks.values().find(|t| t.label() == "log");
+        let Some(group) = group else {
+            return (vec![], vec![]);
+        };
+        let mut lanes = trace.children(group.uuid);
+        lanes.sort_by_key(|t| t.sibling_order_rank);
+        let names: Vec<String> = lanes.iter().map(|t| t.label()).collect();
+        let mut entries = vec![];
+        for lane in lanes {
+            for i in trace
+                .instants
+                .get(&lane.uuid)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                let properties: Vec<String> = (i.annotations.iter())
+                    .filter(|(n, _)| n != "level" && n != "message")
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                entries.push((
+                    lane.label(),
+                    i.begin,
+                    i.name.clone(),
+                    i.categories.join(","),
+                    i.annotation("level").unwrap_or_default().to_string(),
+                    i.source.clone(),
+                    properties.join(","),
+                ));
+            }
+        }
+        entries.sort_by_key(|e| (e.1, e.2.clone()));
+        (names, entries)
+    };
+    let mut all = recorded.clone();
+    all.sort_by_key(|e| (e.1, e.2.clone()));
+    let (lanes, entries) = shown(&export(&[]));
+    assert_eq!(lanes, vec!["warn", "info"], "one lane per level present");
+    assert_eq!(entries, all);
+    assert!(
+        entries.len() >= 3,
+        "the fixture logs at more than one level"
+    );
+
+    let (lanes, entries) = shown(&export(&["--log-level", "warn"]));
+    assert_eq!(lanes, vec!["warn"]);
+    assert_eq!(
+        entries.len(),
+        recorded.iter().filter(|e| e.0 == "warn").count()
+    );
+    assert_eq!(shown(&export(&["--no-logs"])), (vec![], vec![]));
+}
+
+/// The Unreal process's measures are counter tracks on a "metrics" group, one per series
+/// (a tagged series named with its properties), with its unit, each value at its time exactly
+/// as the plugin recorded it; `--no-metrics` leaves them out.
+#[test]
+fn the_unreal_process_measures_are_counter_tracks_one_per_series() {
+    let expected = unreal_expected();
+    let lake = unreal_fixture_copy();
+    let process_id = expected["process_id"].as_str().unwrap();
+    let start_ns = chrono::DateTime::parse_from_rfc3339(expected["start_time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap() as i128;
+    let export = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("unreal.perfetto-trace");
+        let mut args = vec![process_id, "--lake", lake.path().to_str().unwrap(), "-q"];
+        args.extend(["-o", file.to_str().unwrap()]);
+        args.extend(extra);
+        let output = run(&args, lake.path());
+        assert!(output.status.success(), "{}", stderr(&output));
+        decode(&std::fs::read(&file).unwrap())
+    };
+    // Series name (with its tags) → (unit, [(time, value)]), as recorded.
+    let mut recorded: BTreeMap<String, (String, Vec<(u64, f64)>)> = BTreeMap::new();
+    for m in expected["metrics"].as_array().unwrap() {
+        let tags: Vec<String> = (m["properties"].as_array().unwrap().iter())
+            .map(|p| format!("{}={}", p[0].as_str().unwrap(), p[1].as_str().unwrap()))
+            .collect();
+        let name = m["name"].as_str().unwrap();
+        let series = match tags.is_empty() {
+            true => name.to_string(),
+            false => format!("{name} {{{}}}", tags.join(", ")),
+        };
+        let entry = recorded
+            .entry(series)
+            .or_insert_with(|| (m["unit"].as_str().unwrap().to_string(), vec![]));
+        let time = ns(&expected, m["ticks"].as_u64().unwrap(), start_ns);
+        entry.1.push((time, m["value"].as_f64().unwrap()));
+    }
+    let shown = |trace: &support::trace::Trace| {
+        let mut series = BTreeMap::new();
+        if let Some(group) = trace.tracks.values().find(|t| t.label() == "metrics") {
+            for lane in trace.children(group.uuid) {
+                let values = trace.counters.get(&lane.uuid).cloned().unwrap_or_default();
+                let unit = lane.counter_unit.clone().expect("a counter track");
+                series.insert(lane.label(), (unit, values));
+            }
+        }
+        series
+    };
+    let series = shown(&export(&[]));
+    assert_eq!(series, recorded);
+    assert!(
+        series.len() >= 2,
+        "the fixture records more than one series"
+    );
+    assert!(shown(&export(&["--no-metrics"])).is_empty());
+}

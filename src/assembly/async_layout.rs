@@ -306,9 +306,9 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
         .enumerate()
         .map(|(i, lane)| Track {
             place: Place::Lane,
-            instants: Vec::new(),
             name: format!("async #{}", i + 1),
             slices: lane.slices,
+            ..Default::default()
         })
         .collect()
 }

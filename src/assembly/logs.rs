@@ -46,8 +46,8 @@ pub fn log_tracks(
             Track {
                 place: Place::Lane,
                 name: level_name(level),
-                slices: Vec::new(),
                 instants,
+                ..Default::default()
             }
         })
         .collect();

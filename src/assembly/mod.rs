@@ -9,6 +9,7 @@
 
 mod async_layout;
 pub mod logs;
+mod metrics;
 mod process;
 mod threads;
 
@@ -72,6 +73,11 @@ pub struct AssemblyStats {
     /// Log entries shown, by level (index: Micromegas's level, 0 and 7+ for unknown ones).
     #[serde(skip)]
     pub log_levels: [u64; 8],
+    /// Metric series (counter tracks) and their values shown.
+    #[serde(skip)]
+    pub metric_series: u64,
+    #[serde(skip)]
+    pub metric_samples: u64,
 }
 
 /// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns

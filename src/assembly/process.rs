@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::events::{EventOrder, EventTable, LogTable};
+use crate::events::{EventOrder, EventTable, LogTable, MeasureTable};
 use crate::lake::rows::{BlockRow, StreamRow};
 use crate::partitions::View;
 use crate::symbols::{FastMap, Sym, Symbols};
@@ -154,6 +154,29 @@ impl<'a, S: EventSource<LogTable>> ProcessAssembler<'a, S> {
             max_level,
             process.range,
             &mut self.symbols,
+            &mut self.stats,
+        ))
+    }
+}
+
+impl<'a, S: EventSource<MeasureTable>> ProcessAssembler<'a, S> {
+    /// The counter tracks of the process's measures.
+    pub async fn metric_tracks(&mut self) -> Result<TrackGroup> {
+        let mut table = MeasureTable::default();
+        let process = self.process;
+        (self.source)
+            .read(
+                View::MEASURES,
+                process.process_id,
+                &mut self.symbols,
+                &mut table,
+            )
+            .await?;
+        Ok(super::metrics::metric_tracks(
+            &table,
+            process.clock.frequency,
+            process.range,
+            &self.symbols,
             &mut self.stats,
         ))
     }

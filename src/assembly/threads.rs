@@ -34,7 +34,7 @@ pub fn thread_track(
         place: Place::Thread { tid },
         name: thread.name.clone(),
         slices,
-        instants: Vec::new(),
+        ..Default::default()
     })
 }
 

@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_logs: bool,
 
+    /// Leave the process's measures out (by default each metric series is a counter track
+    /// under a "metrics" track).
+    #[arg(long)]
+    pub no_metrics: bool,
+
     /// Keep log entries at this level or more severe.
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "trace")]
     pub log_level: LogLevel,
@@ -198,6 +203,9 @@ impl Cli {
             contents.push(Content::Logs {
                 max_level: self.log_level as u8,
             });
+        }
+        if !self.no_metrics {
+            contents.push(Content::Metrics);
         }
         contents
     }

@@ -159,7 +159,7 @@ async fn run(cli: &Cli) -> Result<()> {
             if options.contents.is_empty() {
                 return Err(failure(
                     FailureKind::Usage,
-                    "--spans none with --no-logs leaves nothing to export",
+                    "--spans none with --no-logs and --no-metrics leaves nothing to export",
                 ));
             }
             let progress = Progress::new(cli.quiet);
@@ -170,7 +170,7 @@ async fn run(cli: &Cli) -> Result<()> {
                 writeln!(std::io::stdout(), "{}", serde_json::to_string(&summary)?)?;
             } else if !cli.quiet && summary.output != "-" {
                 stderr_line(&format!(
-                    "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks, {} log entries) in {} ms",
+                    "wrote {} ({} bytes, {} thread and {} async spans on {} thread and {} async tracks, {} log entries, {} metric series) in {} ms",
                     summary.output,
                     summary.bytes,
                     summary.spans.thread,
@@ -178,6 +178,7 @@ async fn run(cli: &Cli) -> Result<()> {
                     summary.thread_tracks,
                     summary.async_tracks,
                     summary.log_entries.total,
+                    summary.metrics.series,
                     summary.elapsed_ms
                 ));
             }

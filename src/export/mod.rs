@@ -25,8 +25,8 @@ pub use output::OutputTarget;
 use output::{HashingWriter, Output};
 pub use pipeline::Content;
 use source::{Part, PartitionSource};
-use state::{LakeState, Streams, read_lake_state, time_range};
-pub use summary::{ExportSummary, LogCounts, SpanCounts};
+use state::{LakeState, Shown, Streams, read_lake_state, time_range};
+pub use summary::{ExportSummary, LogCounts, MetricCounts, SpanCounts};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -60,9 +60,12 @@ pub async fn export(
     }
     progress.stage("resolving process");
     let contents = &options.contents;
-    let spans = contents.iter().any(|c| c.is_spans());
-    let logs = contents.iter().any(|c| matches!(c, Content::Logs { .. }));
-    let state = read_lake_state(lake, process_arg, spans, logs).await?;
+    let shown = Shown {
+        spans: contents.iter().any(|c| c.is_spans()),
+        logs: contents.iter().any(|c| matches!(c, Content::Logs { .. })),
+        metrics: contents.contains(&Content::Metrics),
+    };
+    let state = read_lake_state(lake, process_arg, shown).await?;
     let range = time_range(options.begin, options.end)?;
     let explain = |line: String| {
         if options.explain {
@@ -77,19 +80,25 @@ pub async fn export(
             .map(|c| c.view())
             .collect()
     };
-    let (span_views, log_views) = (views_of(|c| c.is_spans()), views_of(|c| !c.is_spans()));
-    let requests: Vec<EventsRequest> = [(&state.threads, &span_views), (&state.logs, &log_views)]
-        .into_iter()
-        .filter(|(_, views)| !views.is_empty())
-        .map(|(streams, views): (&Streams, &Vec<View>)| EventsRequest {
-            process_id: state.process.process_id,
-            streams: &streams.streams,
-            blocks: &streams.blocks,
-            views,
-            concurrency: options.concurrency,
-            explain: &explain,
-        })
-        .collect();
+    let span_views = views_of(|c| c.is_spans());
+    let log_views = views_of(|c| matches!(c, Content::Logs { .. }));
+    let metric_views = views_of(|c| *c == Content::Metrics);
+    let requests: Vec<EventsRequest> = [
+        (&state.threads, &span_views),
+        (&state.logs, &log_views),
+        (&state.metrics, &metric_views),
+    ]
+    .into_iter()
+    .filter(|(_, views)| !views.is_empty())
+    .map(|(streams, views): (&Streams, &Vec<View>)| EventsRequest {
+        process_id: state.process.process_id,
+        streams: &streams.streams,
+        blocks: &streams.blocks,
+        views,
+        concurrency: options.concurrency,
+        explain: &explain,
+    })
+    .collect();
     let (cache, prepared) = prepare_partitions(lake, &requests, options, progress).await?;
 
     progress.stage("writing spans");
@@ -135,6 +144,11 @@ pub async fn export(
         thread_tracks: written.thread_tracks,
         async_tracks: written.async_tracks,
         log_tracks: written.log_tracks,
+        metric_tracks: written.metric_tracks,
+        metrics: MetricCounts {
+            series: stats.metric_series,
+            samples: stats.metric_samples,
+        },
         spans: SpanCounts::of(&stats),
         log_entries: LogCounts::of(&stats),
         clipped: summary::clipped(&stats),

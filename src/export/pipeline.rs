@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 
 use crate::assembly::{EventSource, FIRST_TID, ProcessAssembler};
-use crate::events::{EventTable, LogTable};
+use crate::events::{EventTable, LogTable, MeasureTable};
 use crate::progress::Progress;
 use crate::symbols::Interned;
 use crate::trace::TraceWriter;
@@ -22,6 +22,8 @@ pub enum Content {
     /// Log entries at `max_level` or more severe (1 fatal … 6 trace), as instants on one lane
     /// per level, grouped under a "log" track.
     Logs { max_level: u8 },
+    /// Measures, one counter track per series, grouped under a "metrics" track.
+    Metrics,
 }
 
 impl Content {
@@ -31,6 +33,7 @@ impl Content {
             Content::ThreadSpans => crate::partitions::View::THREAD_SPANS,
             Content::AsyncSpans => crate::partitions::View::ASYNC_SPANS,
             Content::Logs { .. } => crate::partitions::View::LOGS,
+            Content::Metrics => crate::partitions::View::MEASURES,
         }
     }
 
@@ -47,6 +50,7 @@ pub struct Written<W> {
     pub thread_tracks: usize,
     pub async_tracks: usize,
     pub log_tracks: usize,
+    pub metric_tracks: usize,
 }
 
 /// Marks the failures of writing the trace itself, as opposed to reading what goes in it:
@@ -69,12 +73,12 @@ pub async fn write_trace<S, W>(
     progress: &Progress,
 ) -> Result<Written<W>>
 where
-    S: EventSource<EventTable> + EventSource<LogTable>,
+    S: EventSource<EventTable> + EventSource<LogTable> + EventSource<MeasureTable>,
     W: Write + Send + 'static,
 {
     // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
     let mut writer = TraceWriter::new(out, 1, process_name).context(WriteFailed)?;
-    let (mut thread_tracks, mut async_tracks, mut log_tracks) = (0, 0, 0);
+    let (mut thread_tracks, mut async_tracks, mut log_tracks, mut metric_tracks) = (0, 0, 0, 0);
     if contents.contains(&Content::ThreadSpans) {
         (writer, thread_tracks) = write_thread_tracks(assembler, writer, progress).await?;
     }
@@ -102,6 +106,14 @@ where
             .context(WriteFailed)?;
         log_tracks = group.lanes.len();
     }
+    if contents.contains(&Content::Metrics) {
+        progress.stage("writing metrics");
+        let group = assembler.metric_tracks().await?;
+        writer
+            .track_group(&assembler.symbols, &group)
+            .context(WriteFailed)?;
+        metric_tracks = group.lanes.len();
+    }
     let (bytes, out) = writer.finish().context(WriteFailed)?;
     Ok(Written {
         bytes,
@@ -109,6 +121,7 @@ where
         thread_tracks,
         async_tracks,
         log_tracks,
+        metric_tracks,
     })
 }
 

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::lake::rows::{BlockRow, LOG_STREAMS, ProcessRow, StreamKind, StreamRow, THREAD_STREAMS};
+use crate::lake::rows::{
+    BlockRow, LOG_STREAMS, METRIC_STREAMS, ProcessRow, StreamKind, StreamRow, THREAD_STREAMS,
+};
 use crate::lake::{Lake, MetadataReads, Snapshot, resolve_process};
 use uuid::Uuid;
 
@@ -16,6 +18,8 @@ pub struct LakeState {
     pub threads: Streams,
     /// Empty when logs are not shown.
     pub logs: Streams,
+    /// Empty when metrics are not shown.
+    pub metrics: Streams,
     pub clock: Clock,
 }
 
@@ -40,25 +44,19 @@ impl Streams {
 /// Reads the process, its thread streams (when spans are shown) and log streams (when logs
 /// are) with their blocks, and the clock's bounds in one snapshot: a process still being
 /// ingested shows one consistent state, whatever arrives meanwhile.
-pub async fn read_lake_state(
-    lake: &Lake,
-    process_arg: &str,
-    spans: bool,
-    with_logs: bool,
-) -> Result<LakeState> {
+pub async fn read_lake_state(lake: &Lake, process_arg: &str, shown: Shown) -> Result<LakeState> {
     let snapshot = lake.metadata.snapshot().await?;
     let process = resolve_process(&snapshot, process_arg).await?;
     let id = process.process_id;
-    let threads = match spans {
-        true => Streams::read(&snapshot, &id, THREAD_STREAMS).await?,
-        false => Streams::default(),
+    let read = async |wanted: bool, kind| match wanted {
+        true => Streams::read(&snapshot, &id, kind).await,
+        false => Ok(Streams::default()),
     };
-    let logs = match with_logs {
-        true => Streams::read(&snapshot, &id, LOG_STREAMS).await?,
-        false => Streams::default(),
-    };
-    if threads.blocks.is_empty() && logs.blocks.is_empty() {
-        let why = nothing_to_show(&threads, &logs, with_logs);
+    let threads = read(shown.spans, THREAD_STREAMS).await?;
+    let logs = read(shown.logs, LOG_STREAMS).await?;
+    let metrics = read(shown.metrics, METRIC_STREAMS).await?;
+    if threads.blocks.is_empty() && logs.blocks.is_empty() && metrics.blocks.is_empty() {
+        let why = nothing_to_show(&threads, &logs, shown.logs || shown.metrics);
         return Err(failure(
             FailureKind::ProcessNotFound,
             format!("process {id} {why}"),
@@ -71,27 +69,43 @@ pub async fn read_lake_state(
         process,
         threads,
         logs,
+        metrics,
         clock,
     })
 }
 
+/// Which kinds of streams the trace shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown {
+    pub spans: bool,
+    pub logs: bool,
+    pub metrics: bool,
+}
+
 /// Why a process with none of the data asked for has nothing to show.
-fn nothing_to_show(threads: &Streams, logs: &Streams, with_logs: bool) -> &'static str {
-    match (
-        threads.streams.is_empty() && logs.streams.is_empty(),
-        with_logs,
-    ) {
-        (true, false) => "has no thread streams (tag `cpu`): it recorded no spans to export",
-        (true, true) => {
-            "has no thread streams (tag `cpu`) and no log stream: it recorded nothing to export"
+fn nothing_to_show(threads: &Streams, logs: &Streams, with_logs: bool) -> String {
+    if !with_logs {
+        return match threads.streams.is_empty() {
+            true => "has no thread streams (tag `cpu`): it recorded no spans to export",
+            false => {
+                "has no span data yet: its thread streams have no block (it may still be starting)"
+            }
         }
-        (false, false) => {
-            "has no span data yet: its thread streams have no block (it may still be starting)"
-        }
-        (false, true) => {
-            "has no span data yet, nor log entries: its streams have no block (it may still be starting)"
-        }
+        .into();
     }
+    let spans = match threads.streams.is_empty() {
+        true => "no thread streams (tag `cpu`)",
+        false => "no span data yet (its thread streams have no block)",
+    };
+    let log_entries = match logs.streams.is_empty() {
+        true => "no log stream",
+        false => "no log entries yet (its log streams have no block)",
+    };
+    let starting = match threads.streams.is_empty() && logs.streams.is_empty() {
+        true => "",
+        false => " (it may still be starting)",
+    };
+    format!("has {spans} and {log_entries}: nothing to export{starting}")
 }
 
 /// `[begin, end]` in Unix nanoseconds, `None` when neither bound is given.

@@ -23,8 +23,11 @@ pub struct ExportSummary {
     pub async_tracks: usize,
     /// Log lanes (one per level shown).
     pub log_tracks: usize,
+    /// Counter tracks (one per metric series).
+    pub metric_tracks: usize,
     pub spans: SpanCounts,
     pub log_entries: LogCounts,
+    pub metrics: MetricCounts,
     pub clipped: u64,
     pub unfinished: u64,
     pub oddities: AssemblyStats,
@@ -33,6 +36,13 @@ pub struct ExportSummary {
     pub partitions_reused: u64,
     pub partitions_built: u64,
     pub elapsed_ms: u64,
+}
+
+/// Metric series (counter tracks) and their values shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricCounts {
+    pub series: u64,
+    pub samples: u64,
 }
 
 /// Log entries shown, in all and per level.

@@ -76,6 +76,12 @@ pub const LOG_STREAMS: StreamKind = StreamKind {
     format: TRANSIT_FORMAT,
 };
 
+/// The process's metrics stream: measures, which carry no thread.
+pub const METRIC_STREAMS: StreamKind = StreamKind {
+    tag: "metrics",
+    format: TRANSIT_FORMAT,
+};
+
 /// Object key of a block payload, relative to the store root.
 pub fn block_object_key(process_id: &Uuid, stream_id: &Uuid, block_id: &Uuid) -> String {
     format!("blobs/{process_id}/{stream_id}/{block_id}")

@@ -12,6 +12,7 @@ mod build;
 pub mod catalog;
 mod files;
 mod log_rows;
+mod measure_rows;
 pub mod plan;
 mod span_rows;
 
@@ -648,6 +649,7 @@ fn new_rows(view: View) -> Result<Box<dyn PartitionRows>> {
     Ok(match view.rows {
         Rows::Spans(scope) => Box::new(span_rows::SpanRows::new(scope)?),
         Rows::Logs => Box::new(log_rows::LogRows::new()?),
+        Rows::Measures => Box::new(measure_rows::MeasureRows::new()?),
     })
 }
 

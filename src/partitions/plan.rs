@@ -33,6 +33,8 @@ pub enum Rows {
     Spans(EventScope),
     /// Log entries ([`super::log_rows`]).
     Logs,
+    /// Measures ([`super::measure_rows`]).
+    Measures,
 }
 
 /// What a view's partitions are cut by, besides insert time.
@@ -64,6 +66,13 @@ impl View {
         per: Instance::Process,
         rows: Rows::Logs,
     };
+    /// Measures of the process (its metrics streams).
+    pub const MEASURES: View = View {
+        rank: 3,
+        name: "measures",
+        per: Instance::Process,
+        rows: Rows::Measures,
+    };
 
     pub fn name(self) -> &'static str {
         self.name
@@ -73,7 +82,7 @@ impl View {
     pub fn span_scope(self) -> Option<EventScope> {
         match self.rows {
             Rows::Spans(scope) => Some(scope),
-            Rows::Logs => None,
+            Rows::Logs | Rows::Measures => None,
         }
     }
 

@@ -206,6 +206,18 @@ impl SequenceWriter {
         self.finish_packet(instant.ns, out);
     }
 
+    /// A counter value (a measure) on a counter track.
+    pub fn counter(&mut self, ns: i64, value: f64, track_uuid: Option<u64>, out: &mut Vec<u8>) {
+        self.event.clear();
+        self.interned.clear();
+        varint_field(9, TYPE_COUNTER as u64, &mut self.event);
+        if let Some(uuid) = track_uuid {
+            varint_field(11, uuid, &mut self.event);
+        }
+        fixed64_field(44, value.to_bits(), &mut self.event);
+        self.finish_packet(ns, out);
+    }
+
     /// The event's category (field 3), interned; none for the empty symbol.
     fn category(&mut self, symbols: &SymbolTable, category: Sym) {
         if category != 0 {

@@ -23,7 +23,8 @@ use crate::tracks::{Instant, Place, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
 use prost::Message;
 use proto::{
-    CHILD_ORDERING_EXPLICIT, ProcessDescriptor, ThreadDescriptor, TracePacket, TrackDescriptor,
+    CHILD_ORDERING_EXPLICIT, CounterDescriptor, ProcessDescriptor, ThreadDescriptor, TracePacket,
+    TrackDescriptor,
 };
 
 const DESCRIPTOR_SEQUENCE: u32 = 1;
@@ -111,11 +112,15 @@ impl<W: Write> TraceWriter<W> {
             ..Default::default()
         })?;
         for (i, lane) in tracks.iter().enumerate() {
+            let counter = (!lane.counters.is_empty()).then(|| CounterDescriptor {
+                unit_name: (!lane.unit.is_empty()).then(|| lane.unit.clone()),
+            });
             self.descriptor(TrackDescriptor {
                 uuid: Some(lane_uuid(g, i)),
                 parent_uuid: Some(group_uuid(g)),
                 name: Some(lane.name.clone()),
                 sibling_order_rank: Some(i as i32),
+                counter,
                 ..Default::default()
             })?;
         }
@@ -150,6 +155,7 @@ impl<W: Write> TraceWriter<W> {
                 Item::Instant(instant) => {
                     (self.sequence).instant(symbols, instant, track, &mut self.frame)
                 }
+                Item::Counter(value) => self.sequence.counter(ts, value, track, &mut self.frame),
             }
             self.emit()?;
             match lanes[lane].next() {
@@ -225,19 +231,23 @@ enum Item<'a> {
     Begin(&'a Slice),
     End,
     Instant(&'a Instant),
+    Counter(f64),
 }
 
 /// A lane's events in time order: its nested slices, or its instants.
 enum LaneEvents<'a> {
     Slices(NestedEvents<'a>),
     Instants(std::slice::Iter<'a, Instant>),
+    Counters(std::slice::Iter<'a, (i64, f64)>),
 }
 
 fn lane_events(track: &Track) -> LaneEvents<'_> {
-    if track.instants.is_empty() {
-        LaneEvents::Slices(nested_events(&track.slices))
-    } else {
+    if !track.instants.is_empty() {
         LaneEvents::Instants(track.instants.iter())
+    } else if !track.counters.is_empty() {
+        LaneEvents::Counters(track.counters.iter())
+    } else {
+        LaneEvents::Slices(nested_events(&track.slices))
     }
 }
 
@@ -251,6 +261,7 @@ impl<'a> Iterator for LaneEvents<'a> {
                 (ts, item)
             }),
             LaneEvents::Instants(instants) => instants.next().map(|i| (i.ns, Item::Instant(i))),
+            LaneEvents::Counters(values) => values.next().map(|&(ns, v)| (ns, Item::Counter(v))),
         }
     }
 }

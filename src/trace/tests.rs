@@ -47,7 +47,7 @@ fn sample() -> (Sample, Symbols) {
                 slice(&mut s, "b", 30, 40),
                 slice(&mut s, "a", 50, 60),
             ],
-            instants: Vec::new(),
+            ..Default::default()
         },
         group: TrackGroup {
             name: "async".into(),
@@ -55,7 +55,7 @@ fn sample() -> (Sample, Symbols) {
                 place: Place::Lane,
                 name: "async #1".into(),
                 slices: vec![future],
-                instants: Vec::new(),
+                ..Default::default()
             }],
         },
     };

@@ -8,38 +8,37 @@
 use uuid::Uuid;
 use write_perfetto::assembly::{EventSource, ProcessAssembler, ProcessData, process_name};
 use write_perfetto::clock::Clock;
-use write_perfetto::decode::StreamDecoder;
-use write_perfetto::events::{AsyncIds, Event, EventOrder, EventTable, LogRow, LogTable};
+use write_perfetto::decode::{DecodedBlock, StreamDecoder};
+use write_perfetto::events::{
+    AsyncIds, Event, EventOrder, EventTable, LogRow, LogTable, MeasureRow, MeasureTable,
+};
 use write_perfetto::export::{Content, pipeline};
-use write_perfetto::lake::rows::{BlockRow, LOG_STREAMS, StreamRow};
+use write_perfetto::lake::rows::{BlockRow, LOG_STREAMS, METRIC_STREAMS, StreamRow};
 use write_perfetto::lake::{Lake, MetadataReads};
 use write_perfetto::partitions::{Instance, View};
 use write_perfetto::progress::Progress;
 use write_perfetto::symbols::Symbols;
 
-/// The reference trace of a process (thread and async spans), computed without partitions.
+/// The reference trace of a process (spans, logs, metrics), computed without partitions.
 pub async fn reference_trace(lake: &Lake, process_id: Uuid) -> Vec<u8> {
     let process = lake.metadata.process(&process_id).await.unwrap().unwrap();
     let streams = lake.metadata.thread_streams(&process_id).await.unwrap();
     let blocks = lake.metadata.thread_blocks(&process_id).await.unwrap();
-    let log_streams = lake
-        .metadata
-        .streams(&process_id, LOG_STREAMS)
-        .await
-        .unwrap();
-    let log_blocks = lake
-        .metadata
-        .blocks(&process_id, LOG_STREAMS)
-        .await
-        .unwrap();
+    let of_kind = async |kind| {
+        let streams = lake.metadata.streams(&process_id, kind).await.unwrap();
+        let blocks = lake.metadata.blocks(&process_id, kind).await.unwrap();
+        (streams, blocks)
+    };
+    let logs = of_kind(LOG_STREAMS).await;
+    let metrics = of_kind(METRIC_STREAMS).await;
     let bounds = lake.metadata.block_end_bounds(&process_id).await.unwrap();
     let clock = Clock::for_process(&process, bounds).unwrap();
     let source = DirectSource {
         lake,
         streams: &streams,
         blocks: &blocks,
-        log_streams: &log_streams,
-        log_blocks: &log_blocks,
+        logs: (&logs.0, &logs.1),
+        metrics: (&metrics.0, &metrics.1),
         clock,
     };
     let data = ProcessData {
@@ -54,6 +53,7 @@ pub async fn reference_trace(lake: &Lake, process_id: Uuid) -> Vec<u8> {
         Content::ThreadSpans,
         Content::AsyncSpans,
         Content::Logs { max_level: 6 },
+        Content::Metrics,
     ];
     let name = process_name(&process.exe);
     let written = pipeline::write_trace(
@@ -73,9 +73,59 @@ struct DirectSource<'a> {
     lake: &'a Lake,
     streams: &'a [StreamRow],
     blocks: &'a [BlockRow],
-    log_streams: &'a [StreamRow],
-    log_blocks: &'a [BlockRow],
+    logs: (&'a [StreamRow], &'a [BlockRow]),
+    metrics: (&'a [StreamRow], &'a [BlockRow]),
     clock: Clock,
+}
+
+impl DirectSource<'_> {
+    /// Every block of these streams decoded, with its position in `blocks`.
+    async fn decoded(
+        &self,
+        (streams, blocks): (&[StreamRow], &[BlockRow]),
+    ) -> anyhow::Result<Vec<(u32, DecodedBlock)>> {
+        let mut decoded = Vec::new();
+        for stream in streams {
+            let decoder =
+                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)?;
+            let of_stream = blocks.iter().enumerate();
+            for (position, block) in of_stream.filter(|(_, b)| b.stream_id == stream.stream_id) {
+                let payload = self.lake.block_payload(block).await?;
+                decoded.push((position as u32, decoder.decode(&payload)?));
+            }
+        }
+        Ok(decoded)
+    }
+}
+
+impl EventSource<MeasureTable> for DirectSource<'_> {
+    async fn read(
+        &mut self,
+        _view: View,
+        _instance: Uuid,
+        symbols: &mut Symbols,
+        table: &mut MeasureTable,
+    ) -> anyhow::Result<()> {
+        table.clear();
+        for (position, block) in self.decoded(self.metrics).await? {
+            for m in block.measures {
+                let pairs: Vec<_> = (m.properties.iter())
+                    .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
+                    .collect();
+                table.measures.push(MeasureRow {
+                    ns: self.clock.event_ns(m.ticks),
+                    name: symbols.intern(&m.name),
+                    unit: symbols.intern(&m.unit),
+                    target: symbols.intern(&m.target),
+                    value: m.value,
+                    integer: m.integer,
+                    properties: symbols.intern_properties(&pairs),
+                });
+                table.orders.push(EventOrder::new(position, m.index));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl EventSource<LogTable> for DirectSource<'_> {
@@ -87,27 +137,21 @@ impl EventSource<LogTable> for DirectSource<'_> {
         table: &mut LogTable,
     ) -> anyhow::Result<()> {
         table.clear();
-        for stream in self.log_streams {
-            let decoder =
-                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)?;
-            let blocks = self.log_blocks.iter().enumerate();
-            for (position, block) in blocks.filter(|(_, b)| b.stream_id == stream.stream_id) {
-                let payload = self.lake.block_payload(block).await?;
-                for e in decoder.decode(&payload)?.logs {
-                    let pairs: Vec<_> = (e.properties.iter())
-                        .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
-                        .collect();
-                    table.entries.push(LogRow {
-                        ns: self.clock.event_ns(e.ticks),
-                        level: e.level,
-                        target: symbols.intern(&e.target),
-                        msg: symbols.intern(&e.msg),
-                        file: symbols.intern(&e.file),
-                        line: e.line,
-                        properties: symbols.intern_properties(&pairs),
-                    });
-                    table.orders.push(EventOrder::new(position as u32, e.index));
-                }
+        for (position, block) in self.decoded(self.logs).await? {
+            for e in block.logs {
+                let pairs: Vec<_> = (e.properties.iter())
+                    .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
+                    .collect();
+                table.entries.push(LogRow {
+                    ns: self.clock.event_ns(e.ticks),
+                    level: e.level,
+                    target: symbols.intern(&e.target),
+                    msg: symbols.intern(&e.msg),
+                    file: symbols.intern(&e.file),
+                    line: e.line,
+                    properties: symbols.intern_properties(&pairs),
+                });
+                table.orders.push(EventOrder::new(position, e.index));
             }
         }
         Ok(())

@@ -8,8 +8,8 @@ use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 
 use write_perfetto::trace::proto::{
-    INCREMENTAL_CLOCK, SEQ_INCREMENTAL_STATE_CLEARED, TYPE_SLICE_BEGIN, TYPE_SLICE_END,
-    TracePacket, TrackDescriptor,
+    INCREMENTAL_CLOCK, SEQ_INCREMENTAL_STATE_CLEARED, TYPE_COUNTER, TYPE_INSTANT, TYPE_SLICE_BEGIN,
+    TYPE_SLICE_END, TracePacket, TrackDescriptor,
 };
 
 /// One track descriptor.
@@ -24,6 +24,8 @@ pub struct Track {
     pub process: Option<(i32, String)>,
     pub child_ordering: Option<i32>,
     pub sibling_order_rank: Option<i32>,
+    /// A counter track's unit (`Some("")` for a counter without one).
+    pub counter_unit: Option<String>,
 }
 
 impl Track {
@@ -88,6 +90,10 @@ pub struct Trace {
     pub tracks: BTreeMap<u64, Track>,
     /// Slices by track uuid, in BEGIN order.
     pub slices: BTreeMap<u64, Vec<Slice>>,
+    /// Instant events by track uuid, in order (as slices with `begin == end`).
+    pub instants: BTreeMap<u64, Vec<Slice>>,
+    /// Counter values by track uuid, in order: (time, value).
+    pub counters: BTreeMap<u64, Vec<(u64, f64)>>,
     /// What is wrong with the trace (empty for a good one).
     pub problems: Vec<String>,
 }
@@ -274,7 +280,7 @@ pub fn decode(bytes: &[u8]) -> Trace {
             continue;
         };
         let phase = match event.r#type {
-            Some(TYPE_SLICE_BEGIN) => {
+            Some(TYPE_SLICE_BEGIN) | Some(TYPE_INSTANT) => {
                 let table = &state.interned;
                 let name = match event.name_iid {
                     Some(iid) => lookup(&table.names, iid, "event name", problems),
@@ -331,10 +337,26 @@ pub fn decode(bytes: &[u8]) -> Trace {
                 }))
             }
             Some(TYPE_SLICE_END) => Phase::End,
+            Some(TYPE_COUNTER) => {
+                let value = event.double_counter_value.unwrap_or(f64::NAN);
+                trace
+                    .counters
+                    .entry(uuid)
+                    .or_default()
+                    .push((timestamp, value));
+                continue;
+            }
             other => {
                 problems.push(format!("packet {index}: unexpected event type {other:?}"));
                 continue;
             }
+        };
+        let phase = match (event.r#type, phase) {
+            (Some(TYPE_INSTANT), Phase::Begin(instant)) => {
+                trace.instants.entry(uuid).or_default().push(*instant);
+                continue;
+            }
+            (_, phase) => phase,
         };
         events
             .entry(uuid)
@@ -380,6 +402,7 @@ fn add_descriptor(
             .map(|p| (p.pid.unwrap_or(0), p.process_name.unwrap_or_default())),
         child_ordering: d.child_ordering,
         sibling_order_rank: d.sibling_order_rank,
+        counter_unit: d.counter.map(|c| c.unit_name.unwrap_or_default()),
     };
     if let Some(previous) = tracks.get(&uuid)
         && previous != &track

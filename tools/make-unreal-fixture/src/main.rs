@@ -316,6 +316,8 @@ async fn generate(dir: &Path, expected_path: &Path) -> Result<()> {
         "start_ticks": START_TICKS,
         "streams": all_streams,
         "threads": threads,
+        "logs": scenario::logs_json(&process.logs),
+        "metrics": scenario::metrics_json(&process.metrics),
     });
     std::fs::write(
         expected_path,

@@ -516,3 +516,70 @@ pub fn spans_json(spans: &[ExpectedSpan]) -> Value {
             .collect(),
     )
 }
+
+/// The log entries an export must show: time, level, target, message, source, properties.
+pub fn logs_json(logs: &[LogEvent]) -> Value {
+    let properties = |set: &PropertySet| -> Vec<Value> {
+        (set.properties.iter())
+            .map(|(k, v)| json!([k.text, v.text]))
+            .collect()
+    };
+    Value::Array(
+        logs.iter()
+            .map(|e| match e {
+                LogEvent::Interop {
+                    time,
+                    level,
+                    target,
+                    properties: set,
+                    msg,
+                } => json!({
+                    "ticks": time, "level": level, "target": target.text, "msg": msg,
+                    "file": "", "line": 0, "properties": properties(set),
+                }),
+                LogEvent::Tagged {
+                    desc,
+                    properties: set,
+                    time,
+                    msg,
+                } => json!({
+                    "ticks": time, "level": desc.level, "target": desc.target.text, "msg": msg,
+                    "file": desc.file.text, "line": desc.line, "properties": properties(set),
+                }),
+            })
+            .collect(),
+    )
+}
+
+/// The measures an export must show: time, series (name, unit, target, properties), value.
+pub fn metrics_json(metrics: &[MetricEvent]) -> Value {
+    let measure = |desc: &MetricMetadata, set: &PropertySet, time: u64, value: f64, integer| {
+        let properties: Vec<Value> = (set.properties.iter())
+            .map(|(k, v)| json!([k.text, v.text]))
+            .collect();
+        json!({
+            "ticks": time, "name": desc.name.text, "unit": desc.unit.text,
+            "target": desc.target.text, "value": value, "integer": integer,
+            "properties": properties,
+        })
+    };
+    Value::Array(
+        metrics
+            .iter()
+            .map(|e| match e {
+                MetricEvent::Integer {
+                    desc,
+                    properties,
+                    value,
+                    time,
+                } => measure(desc, properties, *time, *value as f64, true),
+                MetricEvent::Float {
+                    desc,
+                    properties,
+                    value,
+                    time,
+                } => measure(desc, properties, *time, *value, false),
+            })
+            .collect(),
+    )
+}
