@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod damage;
 pub mod lake;
 pub mod oracle;
