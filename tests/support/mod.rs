@@ -2,6 +2,8 @@
 
 pub mod azure;
 pub mod damage;
+pub mod gcs;
+pub mod gcs_front;
 pub mod lake;
 pub mod oracle;
 pub mod partition_lake;
