@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use object_store::ObjectStore;
 use object_store::azure::MicrosoftAzureBuilder;
 
-use super::server::{ServerProcess, http, on_path};
+use super::server::{ServerProcess, http_expecting, on_path};
 use super::stores::{StoreServer, count_gets, without_inherited};
 
 const INSTALL_HINT: &str = "install Azurite: npm install -g azurite";
@@ -44,6 +44,7 @@ impl AzureServer {
 
 impl StoreServer for AzureServer {
     const NAME: &'static str = "Azure";
+    const SCHEME: &'static str = "az";
 
     fn start() -> AzureServer {
         let program = on_path("azurite-blob")
@@ -59,20 +60,12 @@ impl StoreServer for AzureServer {
         }
     }
 
-    fn stop(&mut self) {
-        self.server.stop();
+    fn process(&self) -> &ServerProcess {
+        &self.server
     }
 
-    fn restart(&mut self) {
-        self.server.restart();
-    }
-
-    fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    fn url(&self, container: &str, prefix: &str) -> String {
-        format!("az://{container}/{prefix}")
+    fn process_mut(&mut self) -> &mut ServerProcess {
+        &mut self.server
     }
 
     fn configure<'c>(&self, command: &'c mut Command) -> &'c mut Command {
@@ -93,9 +86,8 @@ impl StoreServer for AzureServer {
             ("Authorization", authorization.as_str()),
         ];
         let path = format!("/{ACCOUNT}/{container}?restype=container");
-        let (status, body) = http(self.port(), "PUT", &path, &headers, b"")
-            .unwrap_or_else(|e| panic!("creating container {container} on Azurite: {e}"));
-        assert_eq!(status, 201, "creating container {container}: {body}");
+        let what = format!("creating container {container} on Azurite");
+        http_expecting(201, &what, (self.port(), "PUT", &path), &headers, b"");
     }
 
     fn store(&self, container: &str) -> Arc<dyn ObjectStore> {

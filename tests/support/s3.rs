@@ -16,7 +16,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 
-use super::server::{ServerProcess, http, on_path};
+use super::server::{ServerProcess, http_expecting, on_path};
 use super::stores::{StoreServer, count_gets, without_inherited};
 
 const INSTALL_HINT: &str = "install moto: pip install 'moto[server]'";
@@ -45,6 +45,7 @@ impl S3Server {
 
 impl StoreServer for S3Server {
     const NAME: &'static str = "S3";
+    const SCHEME: &'static str = "s3";
 
     fn start() -> S3Server {
         let program = moto_program();
@@ -58,20 +59,12 @@ impl StoreServer for S3Server {
         }
     }
 
-    fn stop(&mut self) {
-        self.server.stop();
+    fn process(&self) -> &ServerProcess {
+        &self.server
     }
 
-    fn restart(&mut self) {
-        self.server.restart();
-    }
-
-    fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    fn url(&self, bucket: &str, prefix: &str) -> String {
-        format!("s3://{bucket}/{prefix}")
+    fn process_mut(&mut self) -> &mut ServerProcess {
+        &mut self.server
     }
 
     /// Removes every inherited `AWS_*` variable (a developer's profile must not redirect the
@@ -82,9 +75,9 @@ impl StoreServer for S3Server {
 
     /// A plain HTTP `PUT /bucket`: moto checks no signature.
     fn create_bucket(&self, bucket: &str) {
-        let (status, body) = http(self.port(), "PUT", &format!("/{bucket}"), &[], b"")
-            .unwrap_or_else(|e| panic!("PUT /{bucket} on moto: {e}"));
-        assert_eq!(status, 200, "creating bucket {bucket}: {body}");
+        let what = format!("creating bucket {bucket} on moto");
+        let path = format!("/{bucket}");
+        http_expecting(200, &what, (self.port(), "PUT", &path), &[], b"");
     }
 
     fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {

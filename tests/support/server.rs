@@ -160,6 +160,19 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// One HTTP/1.1 request that must answer `expected`; panics naming `what` otherwise.
+pub fn http_expecting(
+    expected: u16,
+    what: &str,
+    (port, method, path): (u16, &str, &str),
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
+    let (status, answer) =
+        http(port, method, path, headers, body).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(status, expected, "{what}: {answer}");
+}
+
 /// One HTTP/1.1 request; returns the status and the body.
 pub fn http(
     port: u16,

@@ -135,6 +135,17 @@ impl<S: StoreServer> StoreLake<S> {
         live
     }
 
+    /// `127.0.0.1:PORT` of the store, as errors name it.
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.server.port())
+    }
+
+    /// Shows, in the test's output, the error line of a failure and how soon it came.
+    fn reported(&self, failure: &str, started: Instant, line: &str) {
+        let after = started.elapsed();
+        eprintln!("{} {failure}: reported after {after:?}: {line}", S::NAME);
+    }
+
     /// Exports `process` to `out` with `--json` (and `extra` flags); the output of the run.
     pub fn export(&self, process: &str, out: &Path, extra: &[&str]) -> Output {
         let mut args = vec![process, "--json", "-o", out.to_str().unwrap()];
@@ -233,13 +244,8 @@ pub fn down_before_the_run_exits_5_naming_the_store<S: StoreServer>(database: &s
     let out = out_dir.path().join("out.pftrace");
     let started = Instant::now();
     let line = error_line(&lake.export(MAIN_PROCESS, &out, &[]), 5);
-    eprintln!(
-        "{} down reported in {:?}: {line}",
-        S::NAME,
-        started.elapsed()
-    );
-    let address = format!("127.0.0.1:{}", lake.server.port());
-    assert_mentions(&line, &["partition files", &address]);
+    lake.reported("down before the run", started, &line);
+    assert_mentions(&line, &["partition files", &lake.address()]);
     assert!(entries(out_dir.path()).is_empty());
 
     lake.server.restart();
@@ -262,11 +268,7 @@ pub fn lost_after_partitions_were_stored_exits_5_then_rebuilds<S: StoreServer>(d
     lake.server.stop();
     let started = Instant::now();
     let line = error_line(&lake.export(MAIN_PROCESS, &out, &[]), 5);
-    eprintln!(
-        "{} down on a warm run reported in {:?}: {line}",
-        S::NAME,
-        started.elapsed()
-    );
+    lake.reported("down on a warm run", started, &line);
     assert_mentions(&line, &["partition file", "write-perfetto/partitions/"]);
     assert!(entries(out_dir.path()).is_empty());
 
@@ -308,13 +310,8 @@ pub fn dying_mid_run_exits_5_naming_the_block<S: StoreServer>(database: &str) {
         stderr: std::fs::read(&log).unwrap(),
     };
     let line = error_line(&output, 5);
-    eprintln!(
-        "{} stopped mid-run, reported {:?} later: {line}",
-        S::NAME,
-        started.elapsed()
-    );
-    let address = format!("127.0.0.1:{}", lake.server.port());
-    assert_mentions(&line, &["block", &address]);
+    lake.reported("stopped mid-run", started, &line);
+    assert_mentions(&line, &["block", &lake.address()]);
     let left = entries(out_dir.path());
     assert!(left.is_empty(), "left behind: {left:?}");
 

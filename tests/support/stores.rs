@@ -11,25 +11,41 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
+use super::server::ServerProcess;
+
 /// A throwaway server of one object store, on 127.0.0.1, stopped on Drop.
 pub trait StoreServer: Sized {
     /// How messages name the store: "S3", "GCS", "Azure".
     const NAME: &'static str;
+    /// The scheme of its URLs: "s3", "gs", "az".
+    const SCHEME: &'static str;
 
     /// Starts a server on a free port and waits until it answers.
     fn start() -> Self;
 
+    /// The server's process.
+    fn process(&self) -> &ServerProcess;
+    fn process_mut(&mut self) -> &mut ServerProcess;
+
     /// Stops the server: its port refuses connections.
-    fn stop(&mut self);
+    fn stop(&mut self) {
+        self.process_mut().stop();
+    }
 
     /// Brings up an empty server on the same port (what a stopped server held is lost).
-    fn restart(&mut self);
+    fn restart(&mut self) {
+        self.process_mut().restart();
+    }
 
     /// The port write-perfetto connects to (its errors name `127.0.0.1:PORT`).
-    fn port(&self) -> u16;
+    fn port(&self) -> u16 {
+        self.process().port()
+    }
 
-    /// The object store URL of `prefix` in `bucket` (`s3://`, `gs://`, `az://`).
-    fn url(&self, bucket: &str, prefix: &str) -> String;
+    /// The object store URL of `prefix` in `bucket`.
+    fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!("{}://{bucket}/{prefix}", Self::SCHEME)
+    }
 
     /// Points a child process at this server with the environment variables the README names;
     /// inherited ones of the same store are removed (a developer's settings must not redirect it).
