@@ -52,10 +52,10 @@ impl<S: StoreServer> StoreLake<S> {
     }
 
     fn new(database: &str, dir: tempfile::TempDir) -> Self {
+        let server = S::start();
         let cluster = PgCluster::start();
         let url = cluster.create_database(database);
         runtime().block_on(copy_to_postgres(dir.path(), &url));
-        let server = S::start();
         let lake = StoreLake {
             blobs_url: server.url(BUCKET, PREFIX),
             server,
