@@ -5,8 +5,8 @@
 //! cloud.google.com/storage/docs/xml-api/put-object-upload). fake-gcs-server serves the XML
 //! API's GET, HEAD, DELETE and listing, but routes that PUT to its JSON API upload handler,
 //! which answers `400 invalid uploadType` unless the URL carries a JSON API `uploadType` or a
-//! signed URL's `X-Goog-Algorithm` (its issue #331, open since 2020; object_store's own CI runs
-//! a fork of the emulator for this reason).
+//! signed URL's `X-Goog-Algorithm` (its issue #331, open since 2020; object_store's own test
+//! setup runs a fork built from the pull request that adds it, #1164).
 //!
 //! [`XmlPutFront`] listens on its own port of 127.0.0.1 and passes every request through to the
 //! emulator unchanged, except a plain PUT Object (no query string, no `x-goog-*` header such as
