@@ -1,82 +1,34 @@
-//! Faults: unreachable or refusing databases and object stores, unwritable or full output
-//! directories, Ctrl-C and SIGKILL. Each fault gives its exit status and a one-line error
-//! naming what is at fault, leaves no partial output behind, and the next clean run produces
-//! the same bytes as a run never disturbed.
+//! Faults: unreachable or refusing databases, unwritable or full output directories, Ctrl-C
+//! and SIGKILL (an object store that stops: `tests/s3.rs`, `tests/gcs.rs`, `tests/azure.rs`).
+//! Each fault gives its exit status and a one-line error naming what is at fault, leaves no
+//! partial output behind, and the next clean run produces the same bytes as a run never
+//! disturbed.
 
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::lake::{
-    copy_to_postgres, entries, fixture_copy, run, runtime, stderr, succeeded, summary,
+    entries, fixture_copy, reference_trace, run, runtime, succeeded, summary, synthetic_lake,
     write_perfetto,
 };
 use support::pg::PgCluster;
-use support::s3::{S3Server, free_port};
+use support::runs::{RUN_TIMEOUT, assert_mentions, error_line, spawn, wait_bounded, wait_until};
+use support::server::free_port;
+use support::store_scenarios::MAIN_PROCESS;
 use support::tmpfs::Tmpfs;
 use write_perfetto::partitions::catalog::Catalog;
-use write_perfetto_test_lake::synth::{SynthSpec, generate};
-use write_perfetto_test_lake::writer::LakeWriter;
-
-/// The fixture lake's main process.
-const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
-const BUCKET: &str = "micromegas-lake";
-const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// The error line of a failed run: stderr must be exactly one line, naming the fault.
-fn error_line(output: &Output, expected_code: i32) -> String {
-    let text = stderr(output);
-    assert_eq!(
-        output.status.code(),
-        Some(expected_code),
-        "expected exit {expected_code}, got {:?}; stderr: {text}",
-        output.status
-    );
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "stderr is not one line: {text:?}");
-    assert!(
-        lines[0].starts_with("write-perfetto: error: "),
-        "unexpected stderr: {text:?}"
-    );
-    lines[0].to_string()
-}
-
-fn assert_mentions(line: &str, what: &[&str]) {
-    for w in what {
-        assert!(line.contains(w), "{line:?} does not mention {w:?}");
-    }
-}
 
 fn temp_files(dir: &Path) -> Vec<String> {
     entries(dir)
         .into_iter()
         .filter(|n| n.starts_with(".write-perfetto-") && n.ends_with(".tmp"))
         .collect()
-}
-
-/// The trace of `process` exported from the embedded lake at `lake` into a fresh cache: what
-/// a run never disturbed produces.
-fn reference_trace(lake: &Path, process: &str) -> Vec<u8> {
-    let scratch = tempfile::tempdir().unwrap();
-    let out = scratch.path().join("reference.pftrace");
-    succeeded(run(
-        &[
-            process,
-            "--lake",
-            lake.to_str().unwrap(),
-            "--cache",
-            scratch.path().join("cache").to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        scratch.path(),
-    ));
-    std::fs::read(out).unwrap()
 }
 
 /// Writes `path` until the file system is full.
@@ -94,22 +46,6 @@ fn fill(path: &Path) {
     panic!("{} never filled up", path.display());
 }
 
-/// Waits for `child` at most `timeout`; kills it and panics past that.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("write-perfetto still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn send_signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
         .args(["-s", signal, &child.id().to_string()])
@@ -118,72 +54,6 @@ fn send_signal(child: &Child, signal: &str) {
         .expect("run kill");
     // The process may have exited in the meantime: that is for the caller to find out.
     let _ = status;
-}
-
-/// A PostgreSQL lake (the fixture's metadata) whose payloads are in moto's S3.
-struct S3Lake {
-    /// Kept running for the lake's lifetime.
-    _cluster: PgCluster,
-    s3: S3Server,
-    url: String,
-    blobs_url: String,
-    lake_dir: tempfile::TempDir,
-    reference: Vec<u8>,
-}
-
-impl S3Lake {
-    fn new(database: &str) -> S3Lake {
-        let cluster = PgCluster::start();
-        let url = cluster.create_database(database);
-        let s3 = S3Server::start();
-        let lake_dir = fixture_copy();
-        let reference = reference_trace(lake_dir.path(), MAIN_PROCESS);
-        runtime().block_on(copy_to_postgres(lake_dir.path(), &url));
-        let lake = S3Lake {
-            _cluster: cluster,
-            s3,
-            url,
-            blobs_url: format!("s3://{BUCKET}/lake"),
-            lake_dir,
-            reference,
-        };
-        lake.load_blobs();
-        lake
-    }
-
-    /// Creates the bucket and uploads the block payloads (after a restart, moto is empty).
-    fn load_blobs(&self) {
-        self.s3.create_bucket(BUCKET);
-        let uploaded = runtime().block_on(self.s3.upload_dir(
-            BUCKET,
-            "lake/blobs",
-            &self.lake_dir.path().join("blobs"),
-        ));
-        assert!(uploaded > 0);
-    }
-
-    fn command(&self, out: &Path) -> Command {
-        let mut command = write_perfetto();
-        self.s3.configure(&mut command);
-        command.args([
-            MAIN_PROCESS,
-            "--lake",
-            &self.url,
-            "--blobs",
-            &self.blobs_url,
-            "--json",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        command
-    }
-
-    fn export(&self, out: &Path) -> Output {
-        self.command(out)
-            .current_dir(out.parent().unwrap())
-            .output()
-            .expect("run write-perfetto")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,64 +121,6 @@ fn a_postgresql_server_refusing_the_connection_exits_5_naming_the_database() {
         }
     }
     assert!(entries(out_dir.path()).is_empty());
-}
-
-// ---------------------------------------------------------------------------------------------
-// The object store
-
-#[test]
-fn an_object_store_down_before_the_run_exits_5_and_leaves_the_catalog_usable() {
-    let mut lake = S3Lake::new("s3_down_before");
-    lake.s3.stop();
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("out.pftrace");
-    let started = Instant::now();
-    let output = lake.export(&out);
-    let line = error_line(&output, 5);
-    eprintln!("S3 down reported in {:?}: {line}", started.elapsed());
-    assert_mentions(
-        &line,
-        &["partition files", &format!("127.0.0.1:{}", lake.s3.port())],
-    );
-    assert!(entries(out_dir.path()).is_empty());
-
-    // Back up (empty, as moto forgets): the next run builds everything and matches.
-    lake.s3.restart();
-    lake.load_blobs();
-    let output = succeeded(lake.export(&out));
-    assert!(summary(&output)["partitions_built"].as_u64().unwrap() > 0);
-    assert!(std::fs::read(&out).unwrap() == lake.reference);
-}
-
-#[test]
-fn an_object_store_lost_after_partitions_were_stored_exits_5_then_rebuilds() {
-    let mut lake = S3Lake::new("s3_down_warm");
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("out.pftrace");
-    let cold = succeeded(lake.export(&out));
-    assert!(summary(&cold)["partitions_built"].as_u64().unwrap() > 0);
-    std::fs::remove_file(&out).unwrap();
-
-    // The partitions are in S3; S3 goes away.
-    lake.s3.stop();
-    let started = Instant::now();
-    let output = lake.export(&out);
-    let line = error_line(&output, 5);
-    eprintln!(
-        "S3 down on a warm run reported in {:?}: {line}",
-        started.elapsed()
-    );
-    assert_mentions(&line, &["partition file", "write-perfetto/partitions/"]);
-    assert!(entries(out_dir.path()).is_empty());
-
-    // It comes back without the partition files: they are rebuilt, same bytes.
-    lake.s3.restart();
-    lake.load_blobs();
-    let output = succeeded(lake.export(&out));
-    let s = summary(&output);
-    assert_eq!(s["partitions_reused"].as_u64().unwrap(), 0, "{s}");
-    assert!(s["partitions_built"].as_u64().unwrap() > 0, "{s}");
-    assert!(std::fs::read(&out).unwrap() == lake.reference);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,56 +237,6 @@ fn a_full_disk_exits_5_and_leaves_nothing_in_the_output_directory() {
 
 // ---------------------------------------------------------------------------------------------
 // Interruptions
-
-/// A synthetic lake big enough for a run to last a couple of seconds (what `gen-lake --seed 1
-/// --threads 8 --spans 200000 --async-spans 20000` writes); returns its process id.
-fn synthetic_lake(dir: &Path) -> String {
-    let spec = SynthSpec {
-        seed: 1,
-        processes: 1,
-        threads: 8,
-        spans: 200_000,
-        async_spans: 20_000,
-        max_depth: 20,
-        events_per_block: 4096,
-        tsc_frequency: 0,
-    };
-    let report = runtime().block_on(async {
-        let writer = LakeWriter::create_embedded(dir).await.unwrap();
-        let report = generate(&writer, &spec).await.unwrap();
-        writer.close().await;
-        report
-    });
-    report.process_ids[0].to_string()
-}
-
-fn spawn(mut command: Command, cwd: &Path, stderr_path: &Path) -> Child {
-    command
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(stderr_path).unwrap())
-        .spawn()
-        .expect("spawn write-perfetto")
-}
-
-/// Polls until `condition` holds or the child exits; false when the child exited first.
-fn wait_until(child: &mut Child, poll: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    loop {
-        if condition() {
-            return true;
-        }
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "condition not met after {RUN_TIMEOUT:?}"
-        );
-        std::thread::sleep(poll);
-    }
-}
 
 /// The partition files stored under `files_root` (a cache directory, or an embedded lake), as
 /// keys relative to it.
@@ -696,90 +458,6 @@ fn sigkill_at_any_point_leaves_a_consistent_cache_and_the_next_run_matches() {
     ));
     assert_eq!(summary(&output)["partitions_built"], 0);
     assert!(std::fs::read(out_dir.path().join("again.pftrace")).unwrap() == reference);
-}
-
-#[test]
-fn an_object_store_dying_mid_run_exits_5_and_the_next_run_matches() {
-    let base = tempfile::tempdir().unwrap();
-    let lake = base.path().join("lake");
-    let id = synthetic_lake(&lake);
-    let reference = reference_trace(&lake, &id);
-    let cluster = PgCluster::start();
-    let url = cluster.create_database("s3_mid_run");
-    runtime().block_on(copy_to_postgres(&lake, &url));
-    let mut s3 = S3Server::start();
-    let load = |s3: &S3Server| {
-        s3.create_bucket(BUCKET);
-        runtime().block_on(s3.upload_dir(BUCKET, "lake/blobs", &lake.join("blobs")))
-    };
-    let blocks = load(&s3);
-    assert!(blocks > 20);
-    let blobs_url = format!("s3://{BUCKET}/lake");
-    let out_dir = tempfile::tempdir().unwrap();
-    let logs = tempfile::tempdir().unwrap();
-    let log = logs.path().join("stderr");
-    let command = |s3: &S3Server| {
-        let mut command = write_perfetto();
-        s3.configure(&mut command);
-        command.args([&id, "--lake", &url, "--blobs", &blobs_url]);
-        command.args(["--jobs", "1", "--json", "-o", "out.pftrace"]);
-        command
-    };
-
-    // Stop the server once the export has fetched some of the blocks, one at a time.
-    let mut child = spawn(command(&s3), out_dir.path(), &log);
-    let fetched = || {
-        s3.log()
-            .matches(&format!("\"GET /{BUCKET}/lake/blobs/"))
-            .count()
-    };
-    let reached = wait_until(&mut child, Duration::from_millis(2), || fetched() >= 10);
-    assert!(
-        reached,
-        "the export ended before fetching 10 of {blocks} blocks"
-    );
-    let started = Instant::now();
-    s3.stop();
-    let status = wait_bounded(&mut child, RUN_TIMEOUT);
-    let output = Output {
-        status,
-        stdout: Vec::new(),
-        stderr: std::fs::read(&log).unwrap(),
-    };
-    let line = error_line(&output, 5);
-    eprintln!(
-        "S3 stopped mid-run, reported {:?} later: {line}",
-        started.elapsed()
-    );
-    assert_mentions(&line, &["block", &format!("127.0.0.1:{}", s3.port())]);
-    assert!(
-        entries(out_dir.path()).is_empty(),
-        "left behind: {:?}",
-        entries(out_dir.path())
-    );
-
-    // Back up (empty: moto forgets); the next run gives the undisturbed bytes.
-    s3.restart();
-    load(&s3);
-    let output = command(&s3).current_dir(out_dir.path()).output().unwrap();
-    let output = succeeded(output);
-    assert!(std::fs::read(out_dir.path().join("out.pftrace")).unwrap() == reference);
-    eprintln!(
-        "after the S3 outage: {}",
-        String::from_utf8_lossy(&output.stdout).trim()
-    );
-    // Every live catalog row (a table of the lake's database) has its file in S3.
-    runtime().block_on(async {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        let catalog = Catalog::open_postgres(pool).await.unwrap();
-        let stored = s3.list(BUCKET, "lake/write-perfetto/partitions").await;
-        for row in catalog.all_rows().await.unwrap() {
-            if row.retired_us.is_none() {
-                let key = format!("lake/{}", row.file_key);
-                assert!(stored.contains(&key), "live row without its file: {row:?}");
-            }
-        }
-    });
 }
 
 /// Exit 130 and the one line that says so, on stderr (captured in `log`).

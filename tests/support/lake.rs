@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use write_perfetto::lake::MetadataReads;
 
 use write_perfetto::lake::{BlobStore, Lake, LakeLocation};
+use write_perfetto_test_lake::synth::{SynthSpec, generate};
 use write_perfetto_test_lake::writer::LakeWriter;
 
 pub fn fixture_dir() -> PathBuf {
@@ -181,4 +182,46 @@ pub async fn thread_blocks_with_payloads(
         }
     }
     out
+}
+
+/// The trace of `process` exported from the embedded lake at `lake` into a fresh cache: what
+/// a run never disturbed produces.
+pub fn reference_trace(lake: &Path, process: &str) -> Vec<u8> {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reference.pftrace");
+    succeeded(run(
+        &[
+            process,
+            "--lake",
+            lake.to_str().unwrap(),
+            "--cache",
+            scratch.path().join("cache").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        scratch.path(),
+    ));
+    std::fs::read(out).unwrap()
+}
+
+/// A synthetic lake big enough for a run to last a couple of seconds (what `gen-lake --seed 1
+/// --threads 8 --spans 200000 --async-spans 20000` writes); returns its process id.
+pub fn synthetic_lake(dir: &Path) -> String {
+    let spec = SynthSpec {
+        seed: 1,
+        processes: 1,
+        threads: 8,
+        spans: 200_000,
+        async_spans: 20_000,
+        max_depth: 20,
+        events_per_block: 4096,
+        tsc_frequency: 0,
+    };
+    let report = runtime().block_on(async {
+        let writer = LakeWriter::create_embedded(dir).await.unwrap();
+        let report = generate(&writer, &spec).await.unwrap();
+        writer.close().await;
+        report
+    });
+    report.process_ids[0].to_string()
 }
