@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
             [CompletionResult]::new('--partition-seconds', '--partition-seconds', [CompletionResultType]::ParameterName, 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Worker threads (default: the number of cores). The output never depends on it')
             [CompletionResult]::new('--no-logs', '--no-logs', [CompletionResultType]::ParameterName, 'Leave the process''s log entries out (by default they are instants on a "log" track, one lane per level)')
+            [CompletionResult]::new('--no-metrics', '--no-metrics', [CompletionResultType]::ParameterName, 'Leave the process''s measures out (by default each metric series is a counter track under a "metrics" track)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --partition-seconds 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it'
             cand --threads 'Worker threads (default: the number of cores). The output never depends on it'
             cand --no-logs 'Leave the process''s log entries out (by default they are instants on a "log" track, one lane per level)'
+            cand --no-metrics 'Leave the process''s measures out (by default each metric series is a counter track under a "metrics" track)'
             cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_write_perfetto_global_optspecs
-    string join \n lake= blobs= spans= no-logs log-level= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
+    string join \n lake= blobs= spans= no-logs no-metrics log-level= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
 end
 
 function __fish_write_perfetto_needs_command
@@ -44,6 +44,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l cache -d 
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-logs -d 'Leave the process\'s log entries out (by default they are instants on a "log" track, one lane per level)'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-metrics -d 'Leave the process\'s measures out (by default each metric series is a counter track under a "metrics" track)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
