@@ -79,3 +79,76 @@ fn log_instant(row: &LogRow, symbols: &mut Symbols) -> Instant {
         properties: row.properties,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventOrder;
+    use crate::symbols::PropertySet;
+
+    fn table(symbols: &mut Symbols, entries: &[(i64, u8, &str)]) -> LogTable {
+        let mut table = LogTable::default();
+        for (k, &(ns, level, msg)) in entries.iter().enumerate() {
+            table.entries.push(LogRow {
+                ns,
+                level,
+                target: symbols.intern("app"),
+                msg: symbols.intern(msg),
+                file: 0,
+                line: 0,
+                properties: PropertySet::NONE,
+            });
+            table.orders.push(EventOrder::new(0, k as u32));
+        }
+        table
+    }
+
+    #[test]
+    fn entries_go_to_one_lane_per_level_most_severe_first_within_level_and_range() {
+        let mut symbols = Symbols::new();
+        let entries = [
+            (10, 4, "a"),
+            (20, 2, "b"),
+            (30, 6, "c"),
+            (40, 4, "d"),
+            (50, 2, "e"),
+        ];
+        let table = table(&mut symbols, &entries);
+        let mut stats = AssemblyStats::default();
+        let group = log_tracks(&table, 4, Some((15, 45)), &mut symbols, &mut stats);
+        let lanes: Vec<(String, Vec<i64>)> = (group.lanes.iter())
+            .map(|t| (t.name.clone(), t.instants.iter().map(|i| i.ns).collect()))
+            .collect();
+        assert_eq!(
+            lanes,
+            vec![("error".into(), vec![20]), ("info".into(), vec![40])]
+        );
+        assert_eq!(stats.log_levels[2] + stats.log_levels[4], 2);
+    }
+
+    #[test]
+    fn a_long_message_is_shortened_in_the_name_and_kept_whole_in_an_argument() {
+        let mut symbols = Symbols::new();
+        let long = "é".repeat(150);
+        let table = table(&mut symbols, &[(1, 3, &long), (2, 3, "short")]);
+        let group = log_tracks(&table, 6, None, &mut symbols, &mut AssemblyStats::default());
+        let [long_entry, short_entry] = &group.lanes[0].instants[..] else {
+            panic!("two entries on the warn lane")
+        };
+        let name = symbols.get(long_entry.name);
+        assert_eq!(name.chars().count(), NAME_CHARS + 1);
+        assert!(name.ends_with('…'));
+        let message = long_entry.args.iter().find(|(n, _)| *n == "message");
+        assert_eq!(message.map(|&(_, m)| symbols.get(m)), Some(long.as_str()));
+        assert_eq!(symbols.get(short_entry.name), "short");
+        assert!(short_entry.args.iter().all(|(n, _)| *n != "message"));
+    }
+
+    #[test]
+    fn levels_outside_micromegas_numbering_are_named_by_number() {
+        assert_eq!(level_name(1), "fatal");
+        assert_eq!(level_name(6), "trace");
+        assert_eq!(level_name(0), "level 0");
+        assert_eq!(level_name(9), "level 9");
+    }
+}
