@@ -98,32 +98,6 @@ pub struct LogRow {
     pub properties: PropertySet,
 }
 
-/// Log entries read from partitions, with their places in stream order.
-#[derive(Debug, Default)]
-pub struct LogTable {
-    pub entries: Vec<LogRow>,
-    pub orders: Vec<EventOrder>,
-}
-
-impl LogTable {
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.orders.clear();
-    }
-
-    /// Puts rows in stream order.
-    pub fn sort(&mut self) {
-        if self.orders.is_sorted() {
-            return;
-        }
-        let mut rows: Vec<(EventOrder, LogRow)> = (self.orders.iter().copied())
-            .zip(self.entries.iter().copied())
-            .collect();
-        rows.sort_by_key(|(order, _)| *order);
-        (self.orders, self.entries) = rows.into_iter().unzip();
-    }
-}
-
 /// A measure with its time in Unix nanoseconds and its strings interned; `value` as recorded
 /// (a tick count is converted to seconds at assembly, where the clock is known).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,28 +112,42 @@ pub struct MeasureRow {
     pub properties: PropertySet,
 }
 
-/// Measures read from partitions, with their places in stream order.
-#[derive(Debug, Default)]
-pub struct MeasureTable {
-    pub measures: Vec<MeasureRow>,
+/// Rows of one kind read from partitions, with their places in stream order.
+#[derive(Debug)]
+pub struct RowsInOrder<T> {
+    pub rows: Vec<T>,
     pub orders: Vec<EventOrder>,
 }
 
-impl MeasureTable {
+/// Log entries read from partitions.
+pub type LogTable = RowsInOrder<LogRow>;
+/// Measures read from partitions.
+pub type MeasureTable = RowsInOrder<MeasureRow>;
+
+impl<T> Default for RowsInOrder<T> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            orders: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> RowsInOrder<T> {
     pub fn clear(&mut self) {
-        self.measures.clear();
+        self.rows.clear();
         self.orders.clear();
     }
 
-    /// Puts rows in stream order.
+    /// Puts rows in stream order (partitions of one instance may interleave blocks).
     pub fn sort(&mut self) {
         if self.orders.is_sorted() {
             return;
         }
-        let mut rows: Vec<(EventOrder, MeasureRow)> = (self.orders.iter().copied())
-            .zip(self.measures.iter().copied())
+        let mut rows: Vec<(EventOrder, T)> = (self.orders.iter().copied())
+            .zip(self.rows.iter().copied())
             .collect();
         rows.sort_by_key(|(order, _)| *order);
-        (self.orders, self.measures) = rows.into_iter().unzip();
+        (self.orders, self.rows) = rows.into_iter().unzip();
     }
 }

@@ -509,6 +509,26 @@ fn an_unreal_name_held_by_value_of_an_undeclared_type_exits_4_naming_the_stream_
     );
 }
 
+/// The process's start in Unix nanoseconds, as the expected JSON records it.
+fn start_ns(expected: &serde_json::Value) -> i128 {
+    chrono::DateTime::parse_from_rfc3339(expected["start_time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap() as i128
+}
+
+/// Exports the Unreal process of `lake` with `extra` arguments and decodes the trace.
+fn export_unreal(lake: &Path, process_id: &str, extra: &[&str]) -> support::trace::Trace {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("unreal.perfetto-trace");
+    let mut args = vec![process_id, "--lake", lake.to_str().unwrap(), "-q"];
+    args.extend(["-o", file.to_str().unwrap()]);
+    args.extend(extra);
+    let output = run(&args, lake);
+    assert!(output.status.success(), "{}", stderr(&output));
+    decode(&std::fs::read(&file).unwrap())
+}
+
 /// A log entry as shown: (lane, time, message, target, level, source, properties).
 type LogLine = (String, u64, String, String, String, Option<String>, String);
 
@@ -520,20 +540,8 @@ fn the_unreal_process_log_entries_are_instants_on_one_lane_per_level() {
     let expected = unreal_expected();
     let lake = unreal_fixture_copy();
     let process_id = expected["process_id"].as_str().unwrap();
-    let start_ns = chrono::DateTime::parse_from_rfc3339(expected["start_time"].as_str().unwrap())
-        .unwrap()
-        .timestamp_nanos_opt()
-        .unwrap() as i128;
-    let export = |extra: &[&str]| {
-        let out = tempfile::tempdir().unwrap();
-        let file = out.path().join("unreal.perfetto-trace");
-        let mut args = vec![process_id, "--lake", lake.path().to_str().unwrap(), "-q"];
-        args.extend(["-o", file.to_str().unwrap()]);
-        args.extend(extra);
-        let output = run(&args, lake.path());
-        assert!(output.status.success(), "{}", stderr(&output));
-        decode(&std::fs::read(&file).unwrap())
-    };
+    let start_ns = start_ns(&expected);
+    let export = |extra: &[&str]| export_unreal(lake.path(), process_id, extra);
     let levels = ["fatal", "error", "warn", "info", "debug", "trace"];
     let mut recorded: Vec<LogLine> = vec![];
     for log in expected["logs"].as_array().unwrap() {
@@ -614,20 +622,8 @@ fn the_unreal_process_measures_are_counter_tracks_one_per_series() {
     let expected = unreal_expected();
     let lake = unreal_fixture_copy();
     let process_id = expected["process_id"].as_str().unwrap();
-    let start_ns = chrono::DateTime::parse_from_rfc3339(expected["start_time"].as_str().unwrap())
-        .unwrap()
-        .timestamp_nanos_opt()
-        .unwrap() as i128;
-    let export = |extra: &[&str]| {
-        let out = tempfile::tempdir().unwrap();
-        let file = out.path().join("unreal.perfetto-trace");
-        let mut args = vec![process_id, "--lake", lake.path().to_str().unwrap(), "-q"];
-        args.extend(["-o", file.to_str().unwrap()]);
-        args.extend(extra);
-        let output = run(&args, lake.path());
-        assert!(output.status.success(), "{}", stderr(&output));
-        decode(&std::fs::read(&file).unwrap())
-    };
+    let start_ns = start_ns(&expected);
+    let export = |extra: &[&str]| export_unreal(lake.path(), process_id, extra);
     // Series name (with its tags) → (unit, [(time, value)]), as recorded.
     let mut recorded: BTreeMap<String, (String, Vec<(u64, f64)>)> = BTreeMap::new();
     for m in expected["metrics"].as_array().unwrap() {

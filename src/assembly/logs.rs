@@ -4,7 +4,7 @@
 
 use super::AssemblyStats;
 use crate::events::{LogRow, LogTable};
-use crate::symbols::Symbols;
+use crate::symbols::{Sym, Symbols};
 use crate::tracks::{Instant, Place, Track, TrackGroup};
 
 /// Micromegas's level numbering: 1 fatal … 6 trace.
@@ -31,11 +31,15 @@ pub fn log_tracks(
 ) -> TrackGroup {
     let mut lanes: std::collections::BTreeMap<u8, Vec<Instant>> = Default::default();
     let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
-    for row in &table.entries {
+    // Each level's name is interned once, not per entry.
+    let mut level_syms: [Option<Sym>; 256] = [None; 256];
+    for row in &table.rows {
         if row.level > max_level || !in_range(row.ns) {
             continue;
         }
-        let instant = log_instant(row, symbols);
+        let level = *level_syms[row.level as usize]
+            .get_or_insert_with(|| symbols.intern(&level_name(row.level)));
+        let instant = log_instant(row, level, symbols);
         lanes.entry(row.level).or_default().push(instant);
     }
     let lanes: Vec<Track> = (lanes.into_iter())
@@ -57,8 +61,7 @@ pub fn log_tracks(
     }
 }
 
-fn log_instant(row: &LogRow, symbols: &mut Symbols) -> Instant {
-    let level = symbols.intern(&level_name(row.level));
+fn log_instant(row: &LogRow, level: Sym, symbols: &mut Symbols) -> Instant {
     let mut args = vec![("level", level)];
     let msg = symbols.get(row.msg);
     let short = (msg.char_indices().nth(NAME_CHARS)).map(|(cut, _)| format!("{}…", &msg[..cut]));
@@ -89,7 +92,7 @@ mod tests {
     fn table(symbols: &mut Symbols, entries: &[(i64, u8, &str)]) -> LogTable {
         let mut table = LogTable::default();
         for (k, &(ns, level, msg)) in entries.iter().enumerate() {
-            table.entries.push(LogRow {
+            table.rows.push(LogRow {
                 ns,
                 level,
                 target: symbols.intern("app"),

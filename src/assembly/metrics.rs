@@ -2,17 +2,18 @@
 //! metric's name, unit and target, and the properties of a tagged measure), its values at
 //! their times, nothing interpolated.
 
-use std::collections::BTreeMap;
-
 use super::AssemblyStats;
 use crate::decode::{SECONDS_UNIT, ticks_to_seconds};
-use crate::events::{MeasureRow, MeasureTable};
-use crate::symbols::Symbols;
+use crate::events::MeasureTable;
+use crate::symbols::{FastMap, PropertySet, Sym, Symbols};
 use crate::tracks::{Place, Track, TrackGroup};
 
-/// What tells series apart, as the texts a person reads (so the order is the same whatever
-/// the interning order).
-type SeriesKey = (String, String, String, Vec<(String, String)>);
+/// What tells series apart: name, unit (after the `ticks` conversion), target, properties.
+/// Symbols while grouping (no string work per measure); texts only to order the series, so
+/// the order is the same whatever the interning order.
+type SeriesKey = (Sym, Sym, Sym, PropertySet);
+/// A series' (time, value) pairs.
+type Values = Vec<(i64, f64)>;
 
 /// The counter tracks of the process's measures within `range`; `frequency`: the process's
 /// ticks per second (integer measures in `ticks` are shown in seconds, as Micromegas does).
@@ -20,26 +21,33 @@ pub fn metric_tracks(
     table: &MeasureTable,
     frequency: i64,
     range: Option<(i64, i64)>,
-    symbols: &Symbols,
+    symbols: &mut Symbols,
     stats: &mut AssemblyStats,
 ) -> TrackGroup {
     let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
-    let mut series: BTreeMap<SeriesKey, Vec<(i64, f64)>> = BTreeMap::new();
-    for row in table.measures.iter().filter(|m| in_range(m.ns)) {
-        let (key, value) = series_of(row, frequency, symbols);
+    let (ticks, seconds) = (symbols.intern("ticks"), symbols.intern(SECONDS_UNIT));
+    let mut series: FastMap<SeriesKey, Values> = FastMap::default();
+    for row in table.rows.iter().filter(|m| in_range(m.ns)) {
+        let (unit, value) = match row.integer && row.unit == ticks {
+            true => (seconds, ticks_to_seconds(row.value, frequency)),
+            false => (row.unit, row.value),
+        };
+        let key = (row.name, unit, row.target, row.properties);
         series.entry(key).or_default().push((row.ns, value));
     }
+    let mut series: Vec<(SeriesKey, Values)> = series.into_iter().collect();
+    series.sort_by_cached_key(|&(key, _)| series_texts(key, symbols));
     let lanes: Vec<Track> = (series.into_iter())
-        .map(|((name, unit, _target, properties), mut counters)| {
+        .map(|((name, unit, _, properties), mut counters)| {
             // Stream order already; a clock step backwards must not reorder the values.
             counters.sort_by_key(|&(ns, _)| ns);
             stats.metric_series += 1;
             stats.metric_samples += counters.len() as u64;
             Track {
                 place: Place::Lane,
-                name: series_name(&name, &properties),
+                name: series_name(symbols, name, properties),
                 counters,
-                unit,
+                unit: symbols.get(unit).to_string(),
                 ..Default::default()
             }
         })
@@ -50,27 +58,25 @@ pub fn metric_tracks(
     }
 }
 
-fn series_of(row: &MeasureRow, frequency: i64, symbols: &Symbols) -> (SeriesKey, f64) {
-    let text = |sym| symbols.get(sym).to_string();
-    let properties = (symbols.properties(row.properties).iter())
-        .map(|&(k, v)| (text(k), text(v)))
-        .collect();
-    let tick_count = row.integer && symbols.get(row.unit) == "ticks";
-    let (unit, value) = match tick_count {
-        true => (
-            SECONDS_UNIT.to_string(),
-            ticks_to_seconds(row.value, frequency),
-        ),
-        false => (text(row.unit), row.value),
-    };
-    ((text(row.name), unit, text(row.target), properties), value)
+/// The texts a series is ordered by: name, unit, target, then its properties' keys and values.
+fn series_texts(key: SeriesKey, symbols: &Symbols) -> Vec<&str> {
+    let (name, unit, target, properties) = key;
+    let mut texts = vec![symbols.get(name), symbols.get(unit), symbols.get(target)];
+    for &(k, v) in symbols.properties(properties) {
+        texts.extend([symbols.get(k), symbols.get(v)]);
+    }
+    texts
 }
 
 /// `name`, or `name {key=value, ...}` for a tagged series.
-fn series_name(name: &str, properties: &[(String, String)]) -> String {
-    if properties.is_empty() {
+fn series_name(symbols: &Symbols, name: Sym, properties: PropertySet) -> String {
+    let name = symbols.get(name);
+    let pairs = symbols.properties(properties);
+    if pairs.is_empty() {
         return name.to_string();
     }
-    let tags: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let tags: Vec<String> = (pairs.iter())
+        .map(|&(k, v)| format!("{}={}", symbols.get(k), symbols.get(v)))
+        .collect();
     format!("{name} {{{}}}", tags.join(", "))
 }

@@ -176,7 +176,7 @@ impl<'a, S: EventSource<MeasureTable>> ProcessAssembler<'a, S> {
             &table,
             process.clock.frequency,
             process.range,
-            &self.symbols,
+            &mut self.symbols,
             &mut self.stats,
         ))
     }

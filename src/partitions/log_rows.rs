@@ -140,7 +140,7 @@ impl RowTable for LogTable {
             blocks,
             rows,
         } = FileTables::open(data, symbols, block_position)?;
-        self.entries.reserve(rows);
+        self.rows.reserve(rows);
         self.orders.reserve(rows);
         for batch in builder.build()? {
             let batch = batch?;
@@ -158,7 +158,7 @@ impl RowTable for LogTable {
                     continue;
                 };
                 self.orders.push(EventOrder::new(position, index[i]));
-                self.entries.push(LogRow {
+                self.rows.push(LogRow {
                     ns: clock.event_ns(ticks[i]),
                     level: level[i],
                     target: strings[target[i] as usize],

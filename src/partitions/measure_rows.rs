@@ -141,7 +141,7 @@ impl RowTable for MeasureTable {
             blocks,
             rows,
         } = FileTables::open(data, symbols, block_position)?;
-        self.measures.reserve(rows);
+        self.rows.reserve(rows);
         self.orders.reserve(rows);
         for batch in builder.build()? {
             let batch = batch?;
@@ -159,7 +159,7 @@ impl RowTable for MeasureTable {
                     continue;
                 };
                 self.orders.push(EventOrder::new(position, index[i]));
-                self.measures.push(MeasureRow {
+                self.rows.push(MeasureRow {
                     ns: clock.event_ns(ticks[i]),
                     name: strings[name[i] as usize],
                     unit: strings[unit[i] as usize],

@@ -112,7 +112,7 @@ impl EventSource<MeasureTable> for DirectSource<'_> {
                 let pairs: Vec<_> = (m.properties.iter())
                     .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
                     .collect();
-                table.measures.push(MeasureRow {
+                table.rows.push(MeasureRow {
                     ns: self.clock.event_ns(m.ticks),
                     name: symbols.intern(&m.name),
                     unit: symbols.intern(&m.unit),
@@ -142,7 +142,7 @@ impl EventSource<LogTable> for DirectSource<'_> {
                 let pairs: Vec<_> = (e.properties.iter())
                     .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
                     .collect();
-                table.entries.push(LogRow {
+                table.rows.push(LogRow {
                     ns: self.clock.event_ns(e.ticks),
                     level: e.level,
                     target: symbols.intern(&e.target),
