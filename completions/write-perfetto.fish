@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_write_perfetto_global_optspecs
-    string join \n lake= blobs= spans= no-logs no-metrics log-level= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
+    string join \n lake= blobs= spans= no-logs no-metrics children log-level= o/output= begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
 end
 
 function __fish_write_perfetto_needs_command
@@ -45,6 +45,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -d 'Worker threads (default: the number of cores). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-logs -d 'Leave the process\'s log entries out (by default they are instants on a "log" track, one lane per level)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-metrics -d 'Leave the process\'s measures out (by default each metric series is a counter track under a "metrics" track)'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l children -d 'Add every descendant of the process (its children, theirs, …) to the trace, each as a process of its own with its threads, async spans, logs and metrics, on the same timeline; ordered by start time, then id'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
@@ -61,6 +62,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes"
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l json -d 'Print JSON instead of a table'
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l tree -d 'Show each process\'s children under it, indented (oldest first, any depth); a process whose parent is not listed is a root. With --json: nested `children` arrays'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s q -l quiet -d 'Print nothing but errors'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -s v -l verbose -d 'Explain decisions on stderr (repeat for more); RUST_LOG overrides the filter'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l explain -d 'Print, per partition, whether it was reused, built or rebuilt, and why (also -v)'

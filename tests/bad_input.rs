@@ -233,8 +233,30 @@ fn reference(process: &str) -> Exported {
     Case::new().exports(process)
 }
 
-/// The fixture's main-thread block of the main process: thread spans only, six events.
-const MAIN_THREAD_BLOCK: &str = "2091dc02-5e53-4583-8c82-e9b10184898d";
+/// The blocks of the fixture's main process on the thread stream named `thread`, in stream order.
+fn fixture_thread_blocks(thread: &str) -> Vec<BlockRow> {
+    let lake = support::lake::fixture_dir();
+    let stream = support::damage::thread_streams(&lake, MAIN_PROCESS)
+        .into_iter()
+        .find(|s| {
+            s.properties
+                .iter()
+                .any(|(k, v)| k == "thread-name" && v == thread)
+        })
+        .unwrap_or_else(|| panic!("the fixture has no thread stream named {thread}"));
+    let blocks = support::damage::thread_blocks(&lake, MAIN_PROCESS);
+    blocks
+        .into_iter()
+        .filter(|b| b.stream_id == stream.stream_id)
+        .collect()
+}
+
+/// The fixture's main-thread block of the main process: thread spans only.
+static MAIN_THREAD_BLOCK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let blocks = fixture_thread_blocks("main");
+    assert_eq!(blocks.len(), 1, "the main thread has one block");
+    blocks[0].block_id.to_string()
+});
 
 /// Rewrites a block's payload from its (possibly edited) buffers.
 fn rewrite(case: &Case, block: &BlockRow, dependencies: &[u8], objects: &[u8]) {
@@ -273,7 +295,7 @@ fn a_process_whose_only_stream_is_an_empty_log_stream_exits_3_naming_it() {
 fn a_stream_of_another_format_is_skipped_and_its_blocks_never_read() {
     let expected = reference(MAIN_PROCESS);
     let case = Case::new();
-    let template = case.block(MAIN_THREAD_BLOCK);
+    let template = case.block(&MAIN_THREAD_BLOCK);
     let mut stream = case.stream(&template);
     stream.stream_id = uuid::Uuid::parse_str("0717b000-0000-4000-8000-000000000001").unwrap();
     stream.format = "otlp/v1/traces".into();
@@ -308,7 +330,7 @@ fn a_stream_of_another_format_is_skipped_and_its_blocks_never_read() {
 #[test]
 fn an_empty_block_payload_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     write_payload(case.dir(), &block, b"");
     case.fails_on_block(&block, "empty payload");
 }
@@ -316,7 +338,7 @@ fn an_empty_block_payload_exits_4_naming_the_block() {
 #[test]
 fn a_payload_that_is_not_cbor_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     write_payload(case.dir(), &block, b"\xff\xfe\xfd this is not CBOR");
     case.fails_on_block(&block, "not a CBOR block envelope");
 }
@@ -324,7 +346,7 @@ fn a_payload_that_is_not_cbor_exits_4_naming_the_block() {
 #[test]
 fn a_cbor_map_with_the_wrong_keys_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let (dependencies, objects) = buffers(case.dir(), &block);
     let mut map = std::collections::BTreeMap::new();
     map.insert("deps", serde_bytes_like(dependencies));
@@ -342,7 +364,7 @@ fn serde_bytes_like(bytes: Vec<u8>) -> ciborium::Value {
 #[test]
 fn a_bad_lz4_frame_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let (dependencies, _) = buffers(case.dir(), &block);
     // The frame magic, then garbage.
     let mut frame = vec![0x04, 0x22, 0x4d, 0x18];
@@ -358,7 +380,7 @@ fn a_bad_lz4_frame_exits_4_naming_the_block() {
 #[test]
 fn a_truncated_transit_record_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let (dependencies, mut objects) = buffers(case.dir(), &block);
     objects.truncate(objects.len() - 3);
     rewrite(&case, &block, &dependencies, &objects);
@@ -368,7 +390,7 @@ fn a_truncated_transit_record_exits_4_naming_the_block() {
 #[test]
 fn an_object_type_index_out_of_range_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let (dependencies, mut objects) = buffers(case.dir(), &block);
     objects[0] = 200;
     rewrite(&case, &block, &dependencies, &objects);
@@ -378,7 +400,7 @@ fn an_object_type_index_out_of_range_exits_4_naming_the_block() {
 #[test]
 fn a_reference_to_an_unknown_dependency_exits_4_naming_the_block() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let (_, objects) = buffers(case.dir(), &block);
     rewrite(&case, &block, &[], &objects);
     case.fails_on_block(&block, "unknown");
@@ -388,7 +410,7 @@ fn a_reference_to_an_unknown_dependency_exits_4_naming_the_block() {
 fn invalid_utf8_in_a_static_string_is_replaced_and_the_export_succeeds() {
     let expected = reference(MAIN_PROCESS);
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let stream = case.stream(&block);
     let types = udts(&stream.dependencies_metadata);
     let (dependencies, objects) = buffers(case.dir(), &block);
@@ -471,7 +493,7 @@ fn an_odd_length_utf16_string_dependency_exits_4_naming_the_block() {
 #[test]
 fn member_offsets_beyond_the_type_size_exit_4_naming_the_stream() {
     let case = Case::new();
-    let block = case.block(MAIN_THREAD_BLOCK);
+    let block = case.block(&MAIN_THREAD_BLOCK);
     let stream = case.stream(&block);
     let mut types = udts(&stream.objects_metadata);
     let begin = types
@@ -517,12 +539,13 @@ fn member_offsets_beyond_the_type_size_exit_4_naming_the_stream() {
 fn a_null_block_object_count_exits_4_naming_the_block_and_the_column() {
     let case = Case::new();
     case.sql(&format!(
-        "UPDATE blocks SET nb_objects = NULL WHERE block_id = '{MAIN_THREAD_BLOCK}'"
+        "UPDATE blocks SET nb_objects = NULL WHERE block_id = '{}'",
+        *MAIN_THREAD_BLOCK
     ));
     case.fails(
         MAIN_PROCESS,
         4,
-        &["blocks.nb_objects", "NULL", MAIN_THREAD_BLOCK],
+        &["blocks.nb_objects", "NULL", MAIN_THREAD_BLOCK.as_str()],
     );
 }
 
@@ -543,7 +566,7 @@ fn a_null_process_start_time_exits_4_naming_the_process_and_the_column() {
 fn a_null_stream_objects_metadata_exits_4_naming_the_stream_and_the_column() {
     let case = Case::new();
     let stream = case
-        .stream(&case.block(MAIN_THREAD_BLOCK))
+        .stream(&case.block(&MAIN_THREAD_BLOCK))
         .stream_id
         .to_string();
     case.sql(&format!(
@@ -558,7 +581,13 @@ fn a_null_stream_objects_metadata_exits_4_naming_the_stream_and_the_column() {
 
 #[test]
 fn tsc_frequency_0_with_a_single_block_is_inferred_from_it() {
-    let expected = reference(SECONDARY_PROCESS);
+    // The reference without the log and metrics blocks: the thread blocks alone bound its clock.
+    let reference_case = Case::new();
+    reference_case.sql(&format!(
+        "DELETE FROM blocks WHERE process_id = '{SECONDARY_PROCESS}' AND stream_id IN \
+         (SELECT stream_id FROM streams WHERE tags NOT LIKE '%\"cpu\"%')"
+    ));
+    let expected = reference_case.exports(SECONDARY_PROCESS);
     let case = Case::new();
     let blocks = case.blocks(SECONDARY_PROCESS);
     assert_eq!(blocks.len(), 2);
@@ -572,12 +601,12 @@ fn tsc_frequency_0_with_a_single_block_is_inferred_from_it() {
         "the secondary process has no frequency"
     );
     let start_ns = process.start_time.timestamp_nanos_opt().unwrap() as u64;
-    // Keep only the block that ends last (the main thread's).
+    // Keep only the thread block that ends last (the main thread's), and no other block of any
+    // stream (log and metrics blocks would bound the clock too).
     let kept = blocks.iter().max_by_key(|b| b.end_ticks).unwrap();
-    let dropped = blocks.iter().find(|b| b.block_id != kept.block_id).unwrap();
     case.sql(&format!(
-        "DELETE FROM blocks WHERE block_id = '{}'",
-        dropped.block_id
+        "DELETE FROM blocks WHERE process_id = '{SECONDARY_PROCESS}' AND block_id != '{}'",
+        kept.block_id
     ));
     assert_eq!(case.blocks(SECONDARY_PROCESS).len(), 1);
 
@@ -599,16 +628,15 @@ fn tsc_frequency_0_with_a_single_block_is_inferred_from_it() {
 
 /// The blocks of the fixture's deep call-stack thread (ten blocks), in stream order.
 fn deep_stack_blocks(case: &Case) -> Vec<BlockRow> {
+    let stream = fixture_thread_blocks("fixture-sync-deep")[0].stream_id;
     let blocks: Vec<BlockRow> = case
         .blocks(MAIN_PROCESS)
         .into_iter()
-        .filter(|b| b.stream_id.to_string() == DEEP_STACK_STREAM)
+        .filter(|b| b.stream_id == stream)
         .collect();
     assert!(blocks.len() > 2);
     blocks
 }
-
-const DEEP_STACK_STREAM: &str = "e8906391-c00f-4556-998f-457dd6efb458";
 
 #[test]
 fn a_block_ending_before_it_begins_is_placed_by_its_events() {
@@ -655,11 +683,11 @@ fn duplicate_async_span_ids_are_counted_and_the_trace_still_nests() {
     let case = Case::new();
     // A worker stream of one block holding async spans: the same block again, under a new id
     // and the next object offset, repeats every span id.
-    let original = case
-        .blocks(MAIN_PROCESS)
-        .into_iter()
-        .find(|b| b.block_id.to_string() == "1c6ba1bb-9a6f-4bd5-8c9e-80b8539026b7")
-        .unwrap();
+    let workers = ["fixture-worker-0", "fixture-worker-1"].map(fixture_thread_blocks);
+    let original = (workers.into_iter())
+        .find(|blocks| blocks.len() == 1)
+        .expect("a worker stream of one block")
+        .remove(0);
     let mut copy = original.clone();
     copy.block_id = uuid::Uuid::parse_str("d0b1e000-0000-4000-8000-000000000001").unwrap();
     copy.object_offset = original.object_offset + original.nb_objects as i64;
@@ -679,8 +707,10 @@ fn duplicate_async_span_ids_are_counted_and_the_trace_still_nests() {
     assert!(duplicates > 0, "{}", got.summary);
     assert_eq!(expected.oddity("duplicate_span_ids"), 0);
     // Visible in the trace: the duplicated ids are on two slices each (the latest begin takes
-    // the first end, so a duplicated pair nests), as is the id of the copied end of a span begun
-    // on another thread (one slice from its begin, one from the data start).
+    // the first end, so a duplicated pair nests), as is the id of each copied end of a span
+    // begun on another thread (one slice from its begin, one from the data start: clipped).
+    let copied_ends = got.oddity("clipped_begin");
+    assert_eq!(expected.oddity("clipped_begin"), 0);
     let mut slices_of_id: std::collections::BTreeMap<String, usize> = Default::default();
     for (_, slice) in got.trace.async_slices() {
         *slices_of_id
@@ -689,15 +719,14 @@ fn duplicate_async_span_ids_are_counted_and_the_trace_still_nests() {
     }
     assert_eq!(
         slices_of_id.values().filter(|&&n| n == 2).count() as u64,
-        duplicates + 1
+        duplicates + copied_ends
     );
     assert!(slices_of_id.values().all(|&n| n <= 2));
     assert_eq!(
         got.summary["spans"]["async"].as_u64().unwrap(),
-        expected.summary["spans"]["async"].as_u64().unwrap() + duplicates + 1,
-        "one more slice per duplicate, and one for the copied end of a span begun elsewhere"
+        expected.summary["spans"]["async"].as_u64().unwrap() + duplicates + copied_ends,
+        "one more slice per duplicate, and one per copied end of a span begun elsewhere"
     );
-    assert_eq!(got.oddity("clipped_begin"), 1, "{}", got.summary);
     // Strictly nested lanes (checked by the decoder and the inspector above): every slice lies
     // within its parent on its lane.
     for (uuid, slices) in &got.trace.slices {
@@ -738,8 +767,9 @@ fn block_ticks_beyond_the_nanosecond_range_exit_4_naming_the_process() {
     let case = Case::new();
     case.sql(&format!(
         "UPDATE processes SET tsc_frequency = 1000000000 WHERE process_id = '{MAIN_PROCESS}';
-         UPDATE blocks SET end_ticks = {} WHERE block_id = '{MAIN_THREAD_BLOCK}'",
-        i64::MAX
+         UPDATE blocks SET end_ticks = {} WHERE block_id = '{}'",
+        i64::MAX,
+        *MAIN_THREAD_BLOCK
     ));
     case.fails(
         MAIN_PROCESS,

@@ -20,7 +20,7 @@ use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow};
 use write_perfetto::lake::{BlobStore, Lake, MetadataReads};
 use write_perfetto_test_lake::writer::LakeWriter;
 
-const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
+const MAIN_PROCESS: &str = "9311096b-e5b5-4742-a12e-f1306bfed76d";
 const EXPORTERS: usize = 2;
 
 /// The fixture process as its ingestion would deliver it.

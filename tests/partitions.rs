@@ -3,9 +3,12 @@
 //! cluster (catalog table in the lake's database, files in its object store). Every scenario runs
 //! on both backends.
 //!
-//! The fixture's main process has 6 thread streams and 29 blocks inserted within one second, so
-//! the default hour buckets give 7 partitions: one per stream (thread spans) and one for the
-//! process (async events). Scenarios that need more buckets spread the insert times first;
+//! The fixture's main process has 6 thread streams and 30 thread blocks inserted within one
+//! second (moved to 12:49:09 by `PartitionLake`), and log and metrics blocks given one insert
+//! time an hour before, so
+//! the default hour buckets give 9 partitions: one per thread stream (thread spans), one for the
+//! process (async events), one for its log entries and one for its measures. Scenarios that need
+//! more buckets spread the thread blocks' insert times first;
 //! nothing of the trace depends on insert times, so every export of the complete lake must give
 //! the same bytes.
 
@@ -24,7 +27,7 @@ use support::partition_lake::{
 };
 
 /// Partitions of the fixture's main process with the default hour buckets.
-const DEFAULT_PARTITIONS: u64 = 7;
+const DEFAULT_PARTITIONS: u64 = 9;
 
 /// Runs a scenario once on an embedded lake and once on a PostgreSQL lake.
 macro_rules! on_both_backends {
@@ -49,6 +52,7 @@ on_both_backends!(
     a_second_export_builds_nothing_and_gives_the_same_bytes,
     blocks_exactly_on_bucket_boundaries_are_reused_on_the_second_export,
     a_late_block_rebuilds_only_its_stream_and_async_partitions_of_its_bucket,
+    late_log_and_metrics_blocks_rebuild_only_their_own_partition,
     a_block_replaced_under_the_same_object_count_is_rebuilt,
     a_format_version_bump_rebuilds_every_partition,
     eight_concurrent_cold_exports_build_each_partition_once,
@@ -197,7 +201,8 @@ fn a_second_export_builds_nothing_and_gives_the_same_bytes(backend: Backend) {
     let first = lake.export(&[]);
     assert_eq!(first.built(), DEFAULT_PARTITIONS, "{}", first.stderr);
     assert_eq!(first.reused(), 0);
-    assert_eq!(first.blocks_read(), 29);
+    let all_blocks = lake.blocks().len() + lake.log_and_metric_blocks().len();
+    assert_eq!(first.blocks_read(), all_blocks as u64);
     assert!(
         first
             .decisions()
@@ -255,11 +260,11 @@ fn blocks_exactly_on_bucket_boundaries_are_reused_on_the_second_export(backend: 
     }
     // Minute buckets: busiest stream 12:48, 12:49, 12:50; second stream 12:49, 12:50; third
     // 12:49, 13:00; three single-block streams 12:49 → 10 thread partitions; async 12:48,
-    // 12:49, 12:50, 13:00 → 4.
+    // 12:49, 12:50, 13:00 → 4; log entries and measures at 11:30 → 2.
     let first = lake.export(&["--partition-seconds", "60"]);
-    assert_eq!(first.built(), 14, "{}", first.stderr);
+    assert_eq!(first.built(), 16, "{}", first.stderr);
     let second = lake.export(&["--partition-seconds", "60"]);
-    all_reused(&second, 14);
+    all_reused(&second, 16);
     assert_eq!(second.trace, first.trace);
     assert_eq!(first.trace, pristine.trace, "insert times never show");
 
@@ -346,6 +351,49 @@ fn a_late_block_rebuilds_only_its_stream_and_async_partitions_of_its_bucket(back
     let again = lake.export(&["--partition-seconds", &seconds]);
     all_reused(&again, with.built() + with.reused());
     assert_eq!(again.trace, cold.trace);
+}
+
+fn late_log_and_metrics_blocks_rebuild_only_their_own_partition(backend: Backend) {
+    let lake = PartitionLake::new(backend);
+    let late_blocks = lake.log_and_metric_blocks();
+    let logs = late_blocks
+        .iter()
+        .find(|b| b.nb_objects > 0)
+        .unwrap()
+        .stream_id;
+    let last_of = |stream_is_logs: bool| {
+        (late_blocks.iter())
+            .filter(|b| (b.stream_id == logs) == stream_is_logs)
+            .max_by_key(|b| b.object_offset)
+            .unwrap()
+            .clone()
+    };
+    for (late, view) in [(last_of(true), "log_entries"), (last_of(false), "measures")] {
+        lake.set_block_aside(&late.block_id);
+        let without = lake.export(&[]);
+        // Back later, in the same hour bucket as the other blocks of its stream.
+        lake.bring_block_back();
+        lake.set_insert_time(&late.block_id, "2026-11-27T11:45:00.000000Z");
+        let with = lake.export(&["-v"]);
+        let rebuilt = [(
+            view,
+            lake.process_id.clone(),
+            "2026-11-27T11:00:00Z".to_string(),
+        )];
+        assert_only_rebuilt(&with, &rebuilt, "1 new block;");
+        // Only that partition's blocks were read: its stream's.
+        let of_stream = late_blocks.iter().filter(|b| b.stream_id == late.stream_id);
+        assert_eq!(
+            with.blocks_read(),
+            of_stream.count() as u64,
+            "{}",
+            with.stderr
+        );
+        assert_ne!(with.trace, without.trace, "the late {view} block shows");
+        let cold = lake.cold_export();
+        assert_eq!(with.trace, cold.trace, "warm export == cold export");
+        assert_live_rows_consistent(&lake.catalog_rows(), lake.store_root());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,8 +695,9 @@ fn exports_are_identical_whatever_the_partition_size_and_cache_state(backend: Ba
         assert_eq!(warm.trace, reference.trace, "warm, {seconds} s");
         counts.push(cold.built());
     }
-    // One block a second: 29 thread and 29 async partitions; hours: 7.
-    assert_eq!(counts[0], 58);
+    // One thread block a second: 30 thread and 30 async partitions, and the log and measure
+    // partitions; hours: 9.
+    assert_eq!(counts[0], 62);
     assert!(counts[0] > counts[1] && counts[1] > counts[2], "{counts:?}");
     assert_eq!(counts[2], DEFAULT_PARTITIONS);
 
@@ -743,7 +792,7 @@ fn explain_lines_parse() {
     let parsed = decisions(
         "partition thread_spans 1692a090-810d-43fd-a464-bf667987f1f2 [2026-11-27T12:00:00Z, +3600s): reused\n\
          noise\n\
-         partition async_events 3463f075-51fd-4607-ae96-ab746a8765d2 [2026-11-27T12:00:00Z, +60s): rebuilt (1 new block; 3 blocks, 9 events)\n",
+         partition async_events 9311096b-e5b5-4742-a12e-f1306bfed76d [2026-11-27T12:00:00Z, +60s): rebuilt (1 new block; 3 blocks, 9 events)\n",
     );
     assert_eq!(
         parsed,
@@ -756,7 +805,7 @@ fn explain_lines_parse() {
             },
             Decision {
                 view: "async_events".into(),
-                instance: "3463f075-51fd-4607-ae96-ab746a8765d2".into(),
+                instance: "9311096b-e5b5-4742-a12e-f1306bfed76d".into(),
                 begin: "2026-11-27T12:00:00Z".into(),
                 verdict: "rebuilt (1 new block; 3 blocks, 9 events)".into(),
             },

@@ -6,6 +6,7 @@ mod support;
 use support::lake::{copy_to_postgres, fixture_copy, open_embedded, process_ids, run, runtime};
 use support::pg::PgCluster;
 use write_perfetto::lake::MetadataReads;
+use write_perfetto::lake::rows::{LOG_STREAMS, METRIC_STREAMS, THREAD_STREAMS};
 use write_perfetto::lake::{Lake, LakeLocation};
 
 #[test]
@@ -33,13 +34,18 @@ fn a_postgresql_copy_of_the_fixture_lake_reads_and_exports_identically() {
                 sqlite.metadata.process(&id).await.unwrap(),
                 pg.metadata.process(&id).await.unwrap()
             );
+            for kind in [THREAD_STREAMS, LOG_STREAMS, METRIC_STREAMS] {
+                let streams = sqlite.metadata.streams(&id, kind).await.unwrap();
+                assert!(!streams.is_empty(), "{id} has {} streams", kind.tag);
+                assert_eq!(streams, pg.metadata.streams(&id, kind).await.unwrap());
+                assert_eq!(
+                    sqlite.metadata.blocks(&id, kind).await.unwrap(),
+                    pg.metadata.blocks(&id, kind).await.unwrap()
+                );
+            }
             assert_eq!(
-                sqlite.metadata.thread_streams(&id).await.unwrap(),
-                pg.metadata.thread_streams(&id).await.unwrap()
-            );
-            assert_eq!(
-                sqlite.metadata.thread_blocks(&id).await.unwrap(),
-                pg.metadata.thread_blocks(&id).await.unwrap()
+                sqlite.metadata.children(&id).await.unwrap(),
+                pg.metadata.children(&id).await.unwrap()
             );
         }
     });
@@ -50,21 +56,28 @@ fn a_postgresql_copy_of_the_fixture_lake_reads_and_exports_identically() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         o.stdout
     };
-    assert_eq!(
-        listed(&["processes", "--json", "--lake", dir]),
-        listed(&["processes", "--json", "--lake", &url, "--blobs", &blobs])
-    );
+    for extra in [&[][..], &["--tree"]] {
+        let sqlite_args = ["processes", "--json", "--lake", dir];
+        let pg_args = ["processes", "--json", "--lake", &url, "--blobs", &blobs];
+        assert_eq!(
+            listed(&[&sqlite_args[..], extra].concat()),
+            listed(&[&pg_args[..], extra].concat())
+        );
+    }
     let ids: Vec<serde_json::Value> =
         serde_json::from_slice(&listed(&["processes", "--json", "--lake", dir])).unwrap();
     for p in ids {
         let id = p["process_id"].as_str().unwrap();
-        let from_sqlite = listed(&[id, "--lake", dir, "-o", "-"]);
-        let from_pg = listed(&[id, "--lake", &url, "--blobs", &blobs, "-o", "-"]);
-        assert!(!from_sqlite.is_empty());
-        assert!(
-            from_sqlite == from_pg,
-            "process {id}: PostgreSQL and SQLite traces differ"
-        );
+        for extra in [&[][..], &["--children"]] {
+            let from_sqlite = listed(&[&[id, "--lake", dir, "-o", "-"][..], extra].concat());
+            let pg_args = [id, "--lake", &url, "--blobs", &blobs, "-o", "-"];
+            let from_pg = listed(&[&pg_args[..], extra].concat());
+            assert!(!from_sqlite.is_empty());
+            assert!(
+                from_sqlite == from_pg,
+                "process {id} {extra:?}: PostgreSQL and SQLite traces differ"
+            );
+        }
     }
     // The environment variables Micromegas users already have are the defaults.
     let from_env = support::lake::write_perfetto()

@@ -15,7 +15,7 @@ use write_perfetto::lake::{Lake, LakeLocation, MetadataReads};
 use write_perfetto_test_lake::synth::{SynthSpec, generate};
 use write_perfetto_test_lake::writer::LakeWriter;
 
-const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
+const MAIN_PROCESS: &str = "9311096b-e5b5-4742-a12e-f1306bfed76d";
 
 /// The one error line of a run that exited with `code`.
 fn failed_with(output: &std::process::Output, code: i32) -> String {

@@ -48,7 +48,8 @@ pub struct AsyncEvents<'a> {
     pub thread_of: &'a dyn Fn(EventOrder) -> Sym,
 }
 
-/// The first tid of thread tracks (pid is 1).
+/// The first tid of thread tracks in a trace of one process (its pid is 1); with more
+/// processes, tids start above the last pid.
 pub const FIRST_TID: i32 = 2;
 
 /// Counts of what assembly did, for the summary.
@@ -78,6 +79,40 @@ pub struct AssemblyStats {
     pub metric_series: u64,
     #[serde(skip)]
     pub metric_samples: u64,
+}
+
+impl AssemblyStats {
+    /// Adds the counts of another process's assembly.
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            thread_spans,
+            async_spans,
+            clipped_begin,
+            clipped_end,
+            unfinished_async,
+            cut_at_gap,
+            closed_with_parent,
+            unmatched_ends,
+            duplicate_span_ids,
+            log_levels,
+            metric_series,
+            metric_samples,
+        } = other;
+        self.thread_spans += thread_spans;
+        self.async_spans += async_spans;
+        self.clipped_begin += clipped_begin;
+        self.clipped_end += clipped_end;
+        self.unfinished_async += unfinished_async;
+        self.cut_at_gap += cut_at_gap;
+        self.closed_with_parent += closed_with_parent;
+        self.unmatched_ends += unmatched_ends;
+        self.duplicate_span_ids += duplicate_span_ids;
+        for (sum, n) in self.log_levels.iter_mut().zip(log_levels) {
+            *sum += n;
+        }
+        self.metric_series += metric_series;
+        self.metric_samples += metric_samples;
+    }
 }
 
 /// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns

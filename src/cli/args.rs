@@ -7,8 +7,9 @@ use crate::export::Content;
 
 const AFTER_HELP: &str = "\
 Examples:
-  write-perfetto processes --lake fixtures/lake
-  write-perfetto 1b4e28ba --lake fixtures/lake -o trace.perfetto-trace
+  write-perfetto processes --lake fixtures/lake --tree
+  write-perfetto 9311096b --lake fixtures/lake -o trace.perfetto-trace
+  write-perfetto 9311096b --lake fixtures/lake --children --spans none
   write-perfetto \"$PID\" --spans async --begin 2026-11-27T10:00:00Z --end 2026-11-27T10:05:00Z
   write-perfetto \"$PID\" --json -o trace.perfetto-trace | jq .sha256
 
@@ -69,6 +70,12 @@ pub struct Cli {
     /// under a "metrics" track).
     #[arg(long)]
     pub no_metrics: bool,
+
+    /// Add every descendant of the process (its children, theirs, …) to the trace, each as a
+    /// process of its own with its threads, async spans, logs and metrics, on the same
+    /// timeline; ordered by start time, then id.
+    #[arg(long)]
+    pub children: bool,
 
     /// Keep log entries at this level or more severe.
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "trace")]
@@ -143,6 +150,10 @@ pub enum Command {
         /// Show at most N processes, from 1 to 1000000.
         #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         limit: i64,
+        /// Show each process's children under it, indented (oldest first, any depth); a process
+        /// whose parent is not listed is a root. With --json: nested `children` arrays.
+        #[arg(long)]
+        tree: bool,
     },
     /// Manage the partition cache.
     Cache {

@@ -1,10 +1,11 @@
 //! The command line: flags, subcommands, exit statuses, and what goes to stdout and stderr.
 
 mod args;
+mod processes;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use crate::error::{self, FailureKind, failure};
 use crate::export::{self, ExportOptions, OutputTarget};
@@ -120,10 +121,10 @@ async fn run(cli: &Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Processes { json, limit }) => {
+        Some(Command::Processes { json, limit, tree }) => {
             let lake = open_lake(cli).await?;
             let processes = lake.metadata.process_summaries(*limit).await?;
-            print_processes(&processes, *json || cli.json)
+            processes::print(&processes, *json || cli.json, *tree)
         }
         None => {
             let Some(process_id) = &cli.process_id else {
@@ -149,6 +150,7 @@ async fn run(cli: &Cli) -> Result<()> {
                 bucket_seconds: cli.partition_seconds,
                 explain: cli.verbose > 0 || cli.explain,
                 checksum: cli.json,
+                children: cli.children,
             };
             if options.output == Some(OutputTarget::Stdout) && cli.json {
                 return Err(failure(
@@ -196,27 +198,4 @@ async fn open_lake(cli: &Cli) -> Result<Lake> {
     };
     let location = LakeLocation::parse(lake, cli.blobs.as_deref())?;
     Lake::open(location).await
-}
-
-fn print_processes(processes: &[crate::lake::ProcessSummary], json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(processes)?)?;
-        return Ok(());
-    }
-    if std::io::stdout().is_terminal() || !processes.is_empty() {
-        writeln!(
-            out,
-            "{:<36}  {:<27}  {:>7}  {:>6}  {:<16}  EXE",
-            "PROCESS ID", "START TIME", "THREADS", "BLOCKS", "COMPUTER"
-        )?;
-    }
-    for p in processes {
-        writeln!(
-            out,
-            "{:<36}  {:<27}  {:>7}  {:>6}  {:<16}  {}",
-            p.process_id, p.start_time, p.thread_streams, p.blocks, p.computer, p.exe
-        )?;
-    }
-    Ok(())
 }

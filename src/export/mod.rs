@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::assembly::{ProcessAssembler, ProcessData, process_name};
+use crate::assembly::{AssemblyStats, ProcessAssembler, ProcessData, process_name};
 use crate::lake::Lake;
 use crate::partitions::{
     CacheRefused, EventsRequest, PartitionCache, PartitionStats, Prepared, View,
@@ -25,8 +25,8 @@ pub use output::OutputTarget;
 use output::{HashingWriter, Output};
 pub use pipeline::Content;
 use source::{Part, PartitionSource};
-use state::{LakeState, Shown, Streams, read_lake_state, time_range};
-pub use summary::{ExportSummary, LogCounts, MetricCounts, SpanCounts};
+use state::{ProcessState, Shown, read_lake_state, time_range};
+pub use summary::{ExportSummary, LogCounts, MetricCounts, ProcessEntry, SpanCounts};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -46,6 +46,8 @@ pub struct ExportOptions {
     pub explain: bool,
     /// Compute the SHA-256 of the trace for the summary.
     pub checksum: bool,
+    /// Add every descendant of the process, each as a process of its own.
+    pub children: bool,
 }
 
 pub async fn export(
@@ -65,7 +67,7 @@ pub async fn export(
         logs: contents.iter().any(|c| matches!(c, Content::Logs { .. })),
         metrics: contents.contains(&Content::Metrics),
     };
-    let state = read_lake_state(lake, process_arg, shown).await?;
+    let state = read_lake_state(lake, process_arg, shown, options.children).await?;
     let range = time_range(options.begin, options.end)?;
     let explain = |line: String| {
         if options.explain {
@@ -73,68 +75,55 @@ pub async fn export(
         }
         progress.stage(&format!("partitions: {line}"));
     };
-    let views_of = |kind: fn(&Content) -> bool| -> Vec<View> {
-        contents
-            .iter()
-            .filter(|c| kind(c))
-            .map(|c| c.view())
-            .collect()
-    };
-    let span_views = views_of(|c| c.is_spans());
-    let log_views = views_of(|c| matches!(c, Content::Logs { .. }));
-    let metric_views = views_of(|c| *c == Content::Metrics);
-    let requests: Vec<EventsRequest> = [
-        (&state.threads, &span_views),
-        (&state.logs, &log_views),
-        (&state.metrics, &metric_views),
-    ]
-    .into_iter()
-    .filter(|(_, views)| !views.is_empty())
-    .map(|(streams, views): (&Streams, &Vec<View>)| EventsRequest {
-        process_id: state.process.process_id,
-        streams: &streams.streams,
-        blocks: &streams.blocks,
-        views,
-        concurrency: options.concurrency,
-        explain: &explain,
-    })
-    .collect();
-    let (cache, prepared) = prepare_partitions(lake, &requests, options, progress).await?;
+    let views = Views::of(contents);
+    let requests: Vec<Vec<EventsRequest>> = (state.processes.iter())
+        .map(|process| views.requests(process, options.concurrency, &explain))
+        .collect();
+    let all_requests: Vec<&EventsRequest> = requests.iter().flatten().collect();
+    let (cache, prepared) = prepare_partitions(lake, &all_requests, options, progress).await?;
 
     progress.stage("writing spans");
-    let source = PartitionSource {
-        lake,
-        cache: &cache,
-        clock: &state.clock,
-        parts: requests
-            .iter()
-            .zip(&prepared)
-            .map(|(r, p)| Part::new(r, p))
-            .collect(),
-    };
-    let mut assembler = ProcessAssembler::new(source, process_data(&state, range), Symbols::new());
+    let mut prepared_parts = prepared.iter();
+    let mut assemblers: Vec<(ProcessAssembler<PartitionSource>, String)> = Vec::new();
+    for (process, requests) in state.processes.iter().zip(&requests) {
+        let source = PartitionSource {
+            lake,
+            cache: &cache,
+            clock: &process.clock,
+            parts: (requests.iter())
+                .zip(prepared_parts.by_ref())
+                .map(|(r, p)| Part::new(r, p))
+                .collect(),
+        };
+        let data = process_data(process, range);
+        let assembler = ProcessAssembler::new(source, data, Symbols::new());
+        assemblers.push((assembler, process_name(&process.process.exe)));
+    }
+    let root = &state.processes[0].process;
     let target = options.output.clone().unwrap_or_else(|| {
-        OutputTarget::File(PathBuf::from(format!(
-            "{}.perfetto-trace",
-            state.process.process_id
-        )))
+        OutputTarget::File(PathBuf::from(format!("{}.perfetto-trace", root.process_id)))
     });
     let output = Output::open(&target)?;
     let out = HashingWriter::new(output.writer()?, options.checksum);
-    let name = process_name(&state.process.exe);
-    let written = pipeline::write_trace(&mut assembler, &options.contents, &name, out, progress)
+    let written = pipeline::write_trace(&mut assemblers, &options.contents, out, progress)
         .await
         .map_err(|e| output.name_failure(e))?;
     output.commit()?;
 
-    let stats = assembler.stats;
+    let mut stats = AssemblyStats::default();
+    for (assembler, _) in &assemblers {
+        stats.add(&assembler.stats);
+    }
     let partition_stats = (prepared.iter()).fold(PartitionStats::default(), |mut all, p| {
         all.add(p.stats());
         all
     });
     Ok(ExportSummary {
-        process_id: state.process.process_id.to_string(),
-        exe: state.process.exe.clone(),
+        process_id: root.process_id.to_string(),
+        exe: root.exe.clone(),
+        processes: (state.processes.iter().enumerate())
+            .map(|(i, p)| ProcessEntry::of(p, i))
+            .collect(),
         output: match &target {
             OutputTarget::Stdout => "-".into(),
             OutputTarget::File(p) => p.display().to_string(),
@@ -162,7 +151,56 @@ pub async fn export(
     })
 }
 
-fn process_data(state: &LakeState, range: Option<(i64, i64)>) -> ProcessData<'_> {
+/// The partition views of each kind of stream the contents read.
+struct Views {
+    spans: Vec<View>,
+    logs: Vec<View>,
+    metrics: Vec<View>,
+}
+
+impl Views {
+    fn of(contents: &[Content]) -> Self {
+        let views_of = |kind: fn(&Content) -> bool| -> Vec<View> {
+            contents
+                .iter()
+                .filter(|c| kind(c))
+                .map(|c| c.view())
+                .collect()
+        };
+        Self {
+            spans: views_of(|c| c.is_spans()),
+            logs: views_of(|c| matches!(c, Content::Logs { .. })),
+            metrics: views_of(|c| *c == Content::Metrics),
+        }
+    }
+
+    /// What the process's partitions must hold: one request per kind of stream read.
+    fn requests<'a>(
+        &'a self,
+        process: &'a ProcessState,
+        concurrency: usize,
+        explain: &'a (dyn Fn(String) + Sync),
+    ) -> Vec<EventsRequest<'a>> {
+        [
+            (&process.threads, &self.spans),
+            (&process.logs, &self.logs),
+            (&process.metrics, &self.metrics),
+        ]
+        .into_iter()
+        .filter(|(_, views)| !views.is_empty())
+        .map(|(streams, views)| EventsRequest {
+            process_id: process.process.process_id,
+            streams: &streams.streams,
+            blocks: &streams.blocks,
+            views,
+            concurrency,
+            explain,
+        })
+        .collect()
+    }
+}
+
+fn process_data(state: &ProcessState, range: Option<(i64, i64)>) -> ProcessData<'_> {
     ProcessData {
         process_id: state.process.process_id,
         streams: &state.threads.streams,
@@ -176,7 +214,7 @@ fn process_data(state: &LakeState, range: Option<(i64, i64)>) -> ProcessData<'_>
 /// store refuses the cache's files sends it to the per-user cache.
 async fn prepare_partitions(
     lake: &Lake,
-    requests: &[EventsRequest<'_>],
+    requests: &[&EventsRequest<'_>],
     options: &ExportOptions,
     progress: &Progress,
 ) -> Result<(PartitionCache, Vec<Prepared>)> {
@@ -210,7 +248,7 @@ async fn prepare_partitions(
 async fn prepare_all(
     cache: &PartitionCache,
     lake: &Lake,
-    requests: &[EventsRequest<'_>],
+    requests: &[&EventsRequest<'_>],
 ) -> Result<Vec<Prepared>> {
     let mut prepared = Vec::with_capacity(requests.len());
     for request in requests {

@@ -64,11 +64,11 @@ impl std::fmt::Display for WriteFailed {
     }
 }
 
-/// Streams the trace of `contents` (in [`Content`] order) to `out`.
+/// Streams the trace of `contents` (in [`Content`] order) of each process (with its name,
+/// in trace order) to `out`.
 pub async fn write_trace<S, W>(
-    assembler: &mut ProcessAssembler<'_, S>,
+    processes: &mut [(ProcessAssembler<'_, S>, String)],
     contents: &[Content],
-    process_name: &str,
     out: W,
     progress: &Progress,
 ) -> Result<Written<W>>
@@ -77,10 +77,54 @@ where
     W: Write + Send + 'static,
 {
     // The trace writer gathers packets into large writes itself: no `BufWriter` (an extra copy).
-    let mut writer = TraceWriter::new(out, 1, process_name).context(WriteFailed)?;
-    let (mut thread_tracks, mut async_tracks, mut log_tracks, mut metric_tracks) = (0, 0, 0, 0);
+    let mut writer = TraceWriter::new(out);
+    let mut counts = TrackCounts::default();
+    // Thread ids start above every pid: Perfetto takes a thread whose tid equals a pid for that
+    // process's main thread.
+    let mut tid = FIRST_TID + processes.len().saturating_sub(1) as i32;
+    for (assembler, name) in processes.iter_mut() {
+        writer.start_process(name).context(WriteFailed)?;
+        (writer, tid) =
+            write_process(assembler, contents, writer, tid, &mut counts, progress).await?;
+    }
+    let (bytes, out) = writer.finish().context(WriteFailed)?;
+    Ok(Written {
+        bytes,
+        out,
+        thread_tracks: counts.thread,
+        async_tracks: counts.async_,
+        log_tracks: counts.log,
+        metric_tracks: counts.metric,
+    })
+}
+
+/// Tracks written, of each kind.
+#[derive(Default)]
+struct TrackCounts {
+    thread: usize,
+    async_: usize,
+    log: usize,
+    metric: usize,
+}
+
+/// Writes one process's tracks, its threads numbered from `tid`; returns the writer and the
+/// next thread id.
+async fn write_process<S, W>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    contents: &[Content],
+    mut writer: TraceWriter<W>,
+    mut tid: i32,
+    counts: &mut TrackCounts,
+    progress: &Progress,
+) -> Result<(TraceWriter<W>, i32)>
+where
+    S: EventSource<EventTable> + EventSource<LogTable> + EventSource<MeasureTable>,
+    W: Write + Send + 'static,
+{
     if contents.contains(&Content::ThreadSpans) {
-        (writer, thread_tracks) = write_thread_tracks(assembler, writer, progress).await?;
+        let first = tid;
+        (writer, tid) = write_thread_tracks(assembler, writer, tid, progress).await?;
+        counts.thread += (tid - first) as usize;
     }
     if contents.contains(&Content::AsyncSpans) {
         // What the thread stage freed goes back first: the async stage has the highest peak.
@@ -93,7 +137,7 @@ where
         writer
             .track_group(&assembler.symbols, &group)
             .context(WriteFailed)?;
-        async_tracks = group.lanes.len();
+        counts.async_ += group.lanes.len();
     }
     for content in contents {
         let Content::Logs { max_level } = *content else {
@@ -104,7 +148,7 @@ where
         writer
             .track_group(&assembler.symbols, &group)
             .context(WriteFailed)?;
-        log_tracks = group.lanes.len();
+        counts.log += group.lanes.len();
     }
     if contents.contains(&Content::Metrics) {
         progress.stage("writing metrics");
@@ -112,17 +156,9 @@ where
         writer
             .track_group(&assembler.symbols, &group)
             .context(WriteFailed)?;
-        metric_tracks = group.lanes.len();
+        counts.metric += group.lanes.len();
     }
-    let (bytes, out) = writer.finish().context(WriteFailed)?;
-    Ok(Written {
-        bytes,
-        out,
-        thread_tracks,
-        async_tracks,
-        log_tracks,
-        metric_tracks,
-    })
+    Ok((writer, tid))
 }
 
 /// A thread track, and the symbols interned while reading it (for the encoder's copy).
@@ -131,14 +167,15 @@ struct ReadTrack {
     interned: Interned,
 }
 
-/// Writes the thread tracks on two cores. At most two tracks are alive at once: the reader
-/// starts the next one only when the encoder has taken the last. Returns the writer and how
-/// many tracks had spans.
+/// Writes the thread tracks on two cores, numbered from `first_tid`. At most two tracks are
+/// alive at once: the reader starts the next one only when the encoder has taken the last.
+/// Returns the writer and the next thread id (one per track with spans).
 async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
     mut writer: TraceWriter<W>,
+    first_tid: i32,
     progress: &Progress,
-) -> Result<(TraceWriter<W>, usize)> {
+) -> Result<(TraceWriter<W>, i32)> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadTrack>(1);
     let mut symbols = assembler.symbols.table().clone();
     let encoder = tokio::task::spawn_blocking(move || {
@@ -153,22 +190,22 @@ async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stat
         }
         (writer, Ok(tracks))
     });
-    let read = read_thread_tracks(assembler, sender, progress).await;
+    let read = read_thread_tracks(assembler, sender, first_tid, progress).await;
     let (writer, encoded) = encoder
         .await
         .map_err(|e| crate::error::task_failed("the trace encoder", e))?;
     // A failed write stops the reading: its error comes first.
     let tracks = encoded?;
     read?;
-    Ok((writer, tracks))
+    Ok((writer, first_tid + tracks))
 }
 
 async fn read_thread_tracks<S: EventSource<EventTable>>(
     assembler: &mut ProcessAssembler<'_, S>,
     sender: tokio::sync::mpsc::Sender<ReadTrack>,
+    mut tid: i32,
     progress: &Progress,
 ) -> Result<()> {
-    let mut tid = FIRST_TID;
     // What the encoder's copy of the symbols holds (strings of threads without a track
     // included: they go with the next track).
     let mut sent = assembler.symbols.mark();

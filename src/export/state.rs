@@ -12,8 +12,15 @@ use crate::lake::rows::{
 use crate::lake::{Lake, MetadataReads, Snapshot, resolve_process};
 use uuid::Uuid;
 
-/// The process, its streams and blocks of each kind shown, and its clock, from one snapshot.
+/// The processes of the export (the one asked for, then with `--children` its descendants by
+/// start time, then id), as of one snapshot.
 pub struct LakeState {
+    /// Those with data to show, in trace order; never empty.
+    pub processes: Vec<ProcessState>,
+}
+
+/// A process, its streams and blocks of each kind shown, and its clock.
+pub struct ProcessState {
     pub process: ProcessRow,
     pub threads: Streams,
     /// Empty when logs are not shown.
@@ -41,37 +48,88 @@ impl Streams {
     }
 }
 
-/// Reads the process, its thread streams (when spans are shown) and log streams (when logs
-/// are) with their blocks, and the clock's bounds in one snapshot: a process still being
-/// ingested shows one consistent state, whatever arrives meanwhile.
-pub async fn read_lake_state(lake: &Lake, process_arg: &str, shown: Shown) -> Result<LakeState> {
+/// Reads the process (and with `children` its descendants), the streams of each kind shown
+/// with their blocks, and the clocks' bounds in one snapshot: a process still being ingested
+/// shows one consistent state, whatever arrives meanwhile. A descendant without data to show
+/// is left out; the process asked for without any is an error unless a descendant has some.
+pub async fn read_lake_state(
+    lake: &Lake,
+    process_arg: &str,
+    shown: Shown,
+    children: bool,
+) -> Result<LakeState> {
     let snapshot = lake.metadata.snapshot().await?;
-    let process = resolve_process(&snapshot, process_arg).await?;
+    let root = resolve_process(&snapshot, process_arg).await?;
+    let mut family = vec![root];
+    if children {
+        family.extend(descendants(&snapshot, &family[0]).await?);
+    }
+    let mut processes = Vec::with_capacity(family.len());
+    let mut root_problem = None;
+    for process in family {
+        match read_process(&snapshot, process, shown).await? {
+            Ok(state) => processes.push(state),
+            Err(why) => {
+                root_problem.get_or_insert(why);
+            }
+        }
+    }
+    snapshot.close().await?;
+    if processes.is_empty() {
+        let why = root_problem.unwrap_or_default();
+        return Err(failure(FailureKind::ProcessNotFound, why));
+    }
+    Ok(LakeState { processes })
+}
+
+/// Every descendant of `root` (by `parent_process_id`, any depth), by start time, then id.
+/// Bad metadata whose parents form a cycle cannot loop: each process is read once.
+async fn descendants(snapshot: &Snapshot, root: &ProcessRow) -> Result<Vec<ProcessRow>> {
+    let mut seen = std::collections::HashSet::from([root.process_id]);
+    let mut parents = vec![root.process_id];
+    let mut found = Vec::new();
+    while let Some(parent) = parents.pop() {
+        for child in snapshot.children(&parent).await? {
+            if !seen.insert(child) {
+                continue;
+            }
+            if let Some(process) = snapshot.process(&child).await? {
+                found.push(process);
+            }
+            parents.push(child);
+        }
+    }
+    found.sort_by_key(|p| (p.start_time, p.process_id));
+    Ok(found)
+}
+
+/// A process's streams and clock; `Ok(Err(why))` when it has no data of the kinds shown.
+async fn read_process(
+    snapshot: &Snapshot,
+    process: ProcessRow,
+    shown: Shown,
+) -> Result<std::result::Result<ProcessState, String>> {
     let id = process.process_id;
     let read = async |wanted: bool, kind| match wanted {
-        true => Streams::read(&snapshot, &id, kind).await,
+        true => Streams::read(snapshot, &id, kind).await,
         false => Ok(Streams::default()),
     };
     let threads = read(shown.spans, THREAD_STREAMS).await?;
     let logs = read(shown.logs, LOG_STREAMS).await?;
     let metrics = read(shown.metrics, METRIC_STREAMS).await?;
     if threads.blocks.is_empty() && logs.blocks.is_empty() && metrics.blocks.is_empty() {
-        let why = nothing_to_show(&threads, &logs, shown.logs || shown.metrics);
-        return Err(failure(
-            FailureKind::ProcessNotFound,
-            format!("process {id} {why}"),
-        ));
+        let why = nothing_to_show(&threads, &logs, &metrics, shown);
+        return Ok(Err(format!("process {id} {why}")));
     }
     let bounds = snapshot.block_end_bounds(&id).await?;
-    snapshot.close().await?;
     let clock = Clock::for_process(&process, bounds)?;
-    Ok(LakeState {
+    Ok(Ok(ProcessState {
         process,
         threads,
         logs,
         metrics,
         clock,
-    })
+    }))
 }
 
 /// Which kinds of streams the trace shows.
@@ -83,8 +141,9 @@ pub struct Shown {
 }
 
 /// Why a process with none of the data asked for has nothing to show.
-fn nothing_to_show(threads: &Streams, logs: &Streams, with_logs: bool) -> String {
-    if !with_logs {
+fn nothing_to_show(threads: &Streams, logs: &Streams, metrics: &Streams, shown: Shown) -> String {
+    let spans_only = shown.spans && !shown.logs && !shown.metrics;
+    if spans_only {
         return match threads.streams.is_empty() {
             true => "has no thread streams (tag `cpu`): it recorded no spans to export",
             false => {
@@ -93,19 +152,33 @@ fn nothing_to_show(threads: &Streams, logs: &Streams, with_logs: bool) -> String
         }
         .into();
     }
-    let spans = match threads.streams.is_empty() {
-        true => "no thread streams (tag `cpu`)",
-        false => "no span data yet (its thread streams have no block)",
+    let kinds = [
+        (
+            shown.spans,
+            threads,
+            "span data",
+            "thread streams (tag `cpu`)",
+        ),
+        (shown.logs, logs, "log entries", "log stream"),
+        (shown.metrics, metrics, "measures", "metrics stream"),
+    ];
+    let missing: Vec<String> = (kinds.iter())
+        .filter(|(wanted, ..)| *wanted)
+        .map(
+            |(_, streams, data, stream)| match streams.streams.is_empty() {
+                true => format!("no {stream}"),
+                false => format!("no {data} yet"),
+            },
+        )
+        .collect();
+    let starting = match kinds
+        .iter()
+        .any(|(_, streams, ..)| !streams.streams.is_empty())
+    {
+        true => " (it may still be starting)",
+        false => "",
     };
-    let log_entries = match logs.streams.is_empty() {
-        true => "no log stream",
-        false => "no log entries yet (its log streams have no block)",
-    };
-    let starting = match threads.streams.is_empty() && logs.streams.is_empty() {
-        true => "",
-        false => " (it may still be starting)",
-    };
-    format!("has {spans} and {log_entries}: nothing to export{starting}")
+    format!("has {}: nothing to export{starting}", missing.join(", "))
 }
 
 /// `[begin, end]` in Unix nanoseconds, `None` when neither bound is given.

@@ -15,6 +15,9 @@ pub struct SpanCounts {
 pub struct ExportSummary {
     pub process_id: String,
     pub exe: String,
+    /// The processes in the trace, in its order: the one asked for, then with `--children`
+    /// its descendants (a descendant without data to show is left out).
+    pub processes: Vec<ProcessEntry>,
     pub output: String,
     pub bytes: u64,
     /// Computed when asked for (`--json`).
@@ -36,6 +39,28 @@ pub struct ExportSummary {
     pub partitions_reused: u64,
     pub partitions_built: u64,
     pub elapsed_ms: u64,
+}
+
+/// A process of the trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessEntry {
+    pub process_id: String,
+    /// `null` for a process without a parent.
+    pub parent_process_id: Option<String>,
+    pub exe: String,
+    /// Its pid in the trace: 1, 2, … in trace order.
+    pub pid: i32,
+}
+
+impl ProcessEntry {
+    pub(super) fn of(state: &super::state::ProcessState, index: usize) -> Self {
+        Self {
+            process_id: state.process.process_id.to_string(),
+            parent_process_id: state.process.parent_process_id.map(|p| p.to_string()),
+            exe: state.process.exe.clone(),
+            pid: crate::trace::pid_of(index),
+        }
+    }
 }
 
 /// Metric series (counter tracks) and their values shown.

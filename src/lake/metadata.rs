@@ -34,6 +34,8 @@ pub struct ProcessSummary {
     pub exe: String,
     pub computer: String,
     pub start_time: String,
+    /// Empty when the process has no parent.
+    pub parent_process_id: String,
     pub thread_streams: i64,
     pub blocks: i64,
 }
@@ -146,6 +148,21 @@ pub trait MetadataReads {
             )
             .await?;
         rows.into_iter().next().map(process_from_tuple).transpose()
+    }
+
+    /// Ids of the processes whose parent is `process_id`, in id order.
+    async fn children(&self, process_id: &Uuid) -> Result<Vec<Uuid>> {
+        let rows: Vec<(Option<String>,)> = self
+            .fetch(
+                "SELECT DISTINCT process_id::text FROM processes WHERE parent_process_id = $1::uuid ORDER BY process_id::text",
+                "SELECT DISTINCT lower(process_id) FROM processes WHERE lower(parent_process_id) = $1 ORDER BY lower(process_id)",
+                &[Arg::Text(process_id.to_string())],
+            )
+            .await?;
+        rows.into_iter()
+            .filter_map(|(id,)| id)
+            .map(|id| parse_uuid(&id, "processes.process_id"))
+            .collect()
     }
 
     /// The process's thread streams (tagged `cpu`), in stream id order.
@@ -319,7 +336,7 @@ impl MetadataDb {
     pub async fn process_summaries(&self, limit: i64) -> Result<Vec<ProcessSummary>> {
         let threads = THREAD_STREAMS;
         let pg_sql = format!(
-            "SELECT p.process_id::text, p.exe, p.computer, {}, \
+            "SELECT p.process_id::text, p.exe, p.computer, {}, p.parent_process_id::text, \
              (SELECT count(*) FROM streams s WHERE s.process_id = p.process_id AND $3 = ANY(s.tags) AND s.format = $2), \
              (SELECT count(*) FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
               WHERE s.process_id = p.process_id AND b.process_id = p.process_id) \
@@ -332,13 +349,14 @@ impl MetadataDb {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<String>,
             Option<i64>,
             Option<i64>,
         );
         let rows: Vec<Tuple> = self
             .fetch(
                 &pg_sql,
-                "SELECT lower(p.process_id), p.exe, p.computer, p.start_time, \
+                "SELECT lower(p.process_id), p.exe, p.computer, p.start_time, lower(p.parent_process_id), \
                  (SELECT count(*) FROM streams s WHERE lower(s.process_id) = lower(p.process_id) AND s.format = $2 \
                   AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = $3)), \
                  (SELECT count(*) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
@@ -355,11 +373,12 @@ impl MetadataDb {
         Ok(rows
             .into_iter()
             .map(
-                |(id, exe, computer, start, threads, blocks)| ProcessSummary {
+                |(id, exe, computer, start, parent, threads, blocks)| ProcessSummary {
                     process_id: id.unwrap_or_default(),
                     exe: exe.unwrap_or_default(),
                     computer: computer.unwrap_or_default(),
                     start_time: start.unwrap_or_default(),
+                    parent_process_id: parent.unwrap_or_default(),
                     thread_streams: threads.unwrap_or(0),
                     blocks: blocks.unwrap_or(0),
                 },

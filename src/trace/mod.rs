@@ -31,7 +31,19 @@ const DESCRIPTOR_SEQUENCE: u32 = 1;
 
 /// Track uuids: stable functions of the track's identity, never zero, and small where events
 /// name them (async lanes share one sequence, so each of their events carries its track).
-const PROCESS_UUID: u64 = 1;
+/// Thread ids and group numbers run on over the processes of a trace, so they stay unique.
+fn process_uuid(index: usize) -> u64 {
+    match index {
+        0 => 1,
+        _ => (2 << 32) | index as u64,
+    }
+}
+
+/// The pid of the `index`th process of a trace.
+pub fn pid_of(index: usize) -> i32 {
+    index as i32 + 1
+}
+
 /// The `group`th group written (0: the async lanes, then logs, ...).
 fn group_uuid(group: u64) -> u64 {
     2 + group
@@ -43,11 +55,13 @@ fn lane_uuid(group: u64, index: usize) -> u64 {
     (group << 24) + 0x100 + index as u64
 }
 
-/// Writes one process's trace, track by track; nothing is kept once a track is written.
+/// Writes a trace of one or more processes, track by track; nothing is kept once a track is
+/// written.
 pub struct TraceWriter<W: Write> {
     out: W,
     bytes: u64,
-    pid: i32,
+    /// Processes started so far; the tracks written belong to the last.
+    processes: usize,
     next_sequence: u32,
     /// Groups written so far.
     groups: u64,
@@ -56,26 +70,37 @@ pub struct TraceWriter<W: Write> {
 }
 
 impl<W: Write> TraceWriter<W> {
-    /// Starts the trace with the process track.
-    pub fn new(out: W, pid: i32, process_name: &str) -> Result<Self> {
-        let mut writer = Self {
+    pub fn new(out: W) -> Self {
+        Self {
             out,
             bytes: 0,
-            pid,
+            processes: 0,
             next_sequence: DESCRIPTOR_SEQUENCE,
             groups: 0,
             frame: Vec::new(),
             sequence: SequenceWriter::default(),
-        };
-        writer.descriptor(TrackDescriptor {
-            uuid: Some(PROCESS_UUID),
+        }
+    }
+
+    /// Starts the next process (pid 1, 2, …): the tracks written from now on are its own.
+    pub fn start_process(&mut self, process_name: &str) -> Result<()> {
+        self.processes += 1;
+        self.descriptor(TrackDescriptor {
+            uuid: Some(self.process_uuid()),
             process: Some(ProcessDescriptor {
-                pid: Some(pid),
+                pid: Some(self.pid()),
                 process_name: Some(process_name.to_string()),
             }),
             ..Default::default()
-        })?;
-        Ok(writer)
+        })
+    }
+
+    fn pid(&self) -> i32 {
+        pid_of(self.processes.saturating_sub(1))
+    }
+
+    fn process_uuid(&self) -> u64 {
+        process_uuid(self.processes.saturating_sub(1))
     }
 
     /// A track of its own: a thread of the process.
@@ -85,9 +110,9 @@ impl<W: Write> TraceWriter<W> {
         };
         self.descriptor(TrackDescriptor {
             uuid: Some(thread_uuid(tid)),
-            parent_uuid: Some(PROCESS_UUID),
+            parent_uuid: Some(self.process_uuid()),
             thread: Some(ThreadDescriptor {
-                pid: Some(self.pid),
+                pid: Some(self.pid()),
                 tid: Some(tid),
                 thread_name: Some(track.name.clone()),
             }),
@@ -106,7 +131,7 @@ impl<W: Write> TraceWriter<W> {
         self.groups += 1;
         self.descriptor(TrackDescriptor {
             uuid: Some(group_uuid(g)),
-            parent_uuid: Some(PROCESS_UUID),
+            parent_uuid: Some(self.process_uuid()),
             name: Some(group.name.clone()),
             child_ordering: Some(CHILD_ORDERING_EXPLICIT),
             ..Default::default()

@@ -65,7 +65,8 @@ fn sample() -> (Sample, Symbols) {
 fn written() -> Vec<u8> {
     let (timeline, symbols) = sample();
     let mut bytes = Vec::new();
-    let mut writer = TraceWriter::new(&mut bytes, 1, "app").unwrap();
+    let mut writer = TraceWriter::new(&mut bytes);
+    writer.start_process("app").unwrap();
     writer.track(&symbols, &timeline.thread).unwrap();
     writer.track_group(&symbols, &timeline.group).unwrap();
     let (count, _) = writer.finish().unwrap();

@@ -20,9 +20,9 @@ use write_perfetto_test_lake::writer::LakeWriter;
 use super::lake::{open_embedded, runtime, write_perfetto};
 
 /// The fixture lake's main process (six thread streams, async spans on two workers).
-pub const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
+pub const MAIN_PROCESS: &str = "9311096b-e5b5-4742-a12e-f1306bfed76d";
 /// The fixture lake's secondary process (two thread streams of one block each).
-pub const SECONDARY_PROCESS: &str = "95630358-6113-4a5c-b950-6c823466c47c";
+pub const SECONDARY_PROCESS: &str = "c3271d73-e3e6-40cf-a7bc-35316172d3e4";
 
 // ---------------------------------------------------------------------------------------------
 // Bounded runs

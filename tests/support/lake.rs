@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use write_perfetto::lake::MetadataReads;
+use write_perfetto::lake::rows::{LOG_STREAMS, METRIC_STREAMS, THREAD_STREAMS};
 
 use write_perfetto::lake::{BlobStore, Lake, LakeLocation};
 use write_perfetto_test_lake::synth::{SynthSpec, generate};
@@ -68,7 +69,7 @@ pub async fn process_ids(lake: &Lake) -> Vec<String> {
         .collect()
 }
 
-/// Copies the metadata of every process's thread streams and blocks into an empty PostgreSQL
+/// Copies the metadata of every process's thread, log and metrics streams and blocks into an empty PostgreSQL
 /// database with Micromegas's schema; payloads stay in `blobs_dir` (served as file://).
 pub async fn copy_to_postgres(src_dir: &Path, pg_url: &str) {
     let src = open_embedded(src_dir).await;
@@ -81,11 +82,13 @@ pub async fn copy_to_postgres(src_dir: &Path, pg_url: &str) {
             .insert_process(&src.metadata.process(&id).await.unwrap().unwrap())
             .await
             .unwrap();
-        for stream in src.metadata.thread_streams(&id).await.unwrap() {
-            writer.insert_stream(&stream).await.unwrap();
-        }
-        for block in src.metadata.thread_blocks(&id).await.unwrap() {
-            writer.insert_block_row(&block).await.unwrap();
+        for kind in [THREAD_STREAMS, LOG_STREAMS, METRIC_STREAMS] {
+            for stream in src.metadata.streams(&id, kind).await.unwrap() {
+                writer.insert_stream(&stream).await.unwrap();
+            }
+            for block in src.metadata.blocks(&id, kind).await.unwrap() {
+                writer.insert_block_row(&block).await.unwrap();
+            }
         }
     }
     writer.close().await;

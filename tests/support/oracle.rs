@@ -13,7 +13,9 @@ use write_perfetto::events::{
     AsyncIds, Event, EventOrder, EventTable, LogRow, LogTable, MeasureRow, MeasureTable,
 };
 use write_perfetto::export::{Content, pipeline};
-use write_perfetto::lake::rows::{BlockRow, LOG_STREAMS, METRIC_STREAMS, StreamRow};
+use write_perfetto::lake::rows::{
+    BlockRow, LOG_STREAMS, METRIC_STREAMS, ProcessRow, StreamRow, THREAD_STREAMS,
+};
 use write_perfetto::lake::{Lake, MetadataReads};
 use write_perfetto::partitions::{Instance, View};
 use write_perfetto::progress::Progress;
@@ -21,50 +23,73 @@ use write_perfetto::symbols::Symbols;
 
 /// The reference trace of a process (spans, logs, metrics), computed without partitions.
 pub async fn reference_trace(lake: &Lake, process_id: Uuid) -> Vec<u8> {
+    reference_trace_of(lake, &[process_id]).await
+}
+
+/// What the reference reads of one process.
+struct ProcessStreams {
+    process: ProcessRow,
+    threads: (Vec<StreamRow>, Vec<BlockRow>),
+    logs: (Vec<StreamRow>, Vec<BlockRow>),
+    metrics: (Vec<StreamRow>, Vec<BlockRow>),
+    clock: Clock,
+}
+
+async fn read_process(lake: &Lake, process_id: Uuid) -> ProcessStreams {
     let process = lake.metadata.process(&process_id).await.unwrap().unwrap();
-    let streams = lake.metadata.thread_streams(&process_id).await.unwrap();
-    let blocks = lake.metadata.thread_blocks(&process_id).await.unwrap();
     let of_kind = async |kind| {
         let streams = lake.metadata.streams(&process_id, kind).await.unwrap();
         let blocks = lake.metadata.blocks(&process_id, kind).await.unwrap();
         (streams, blocks)
     };
-    let logs = of_kind(LOG_STREAMS).await;
-    let metrics = of_kind(METRIC_STREAMS).await;
     let bounds = lake.metadata.block_end_bounds(&process_id).await.unwrap();
     let clock = Clock::for_process(&process, bounds).unwrap();
-    let source = DirectSource {
-        lake,
-        streams: &streams,
-        blocks: &blocks,
-        logs: (&logs.0, &logs.1),
-        metrics: (&metrics.0, &metrics.1),
+    ProcessStreams {
+        process,
+        threads: of_kind(THREAD_STREAMS).await,
+        logs: of_kind(LOG_STREAMS).await,
+        metrics: of_kind(METRIC_STREAMS).await,
         clock,
-    };
-    let data = ProcessData {
-        process_id,
-        streams: &streams,
-        blocks: &blocks,
-        clock: &clock,
-        range: None,
-    };
-    let mut assembler = ProcessAssembler::new(source, data, Symbols::new());
+    }
+}
+
+/// The reference trace of these processes, in this order, in one trace.
+pub async fn reference_trace_of(lake: &Lake, process_ids: &[Uuid]) -> Vec<u8> {
+    let mut read = Vec::new();
+    for id in process_ids {
+        read.push(read_process(lake, *id).await);
+    }
+    let mut processes: Vec<_> = (read.iter())
+        .map(|p| {
+            let source = DirectSource {
+                lake,
+                streams: &p.threads.0,
+                blocks: &p.threads.1,
+                logs: (&p.logs.0, &p.logs.1),
+                metrics: (&p.metrics.0, &p.metrics.1),
+                clock: p.clock,
+            };
+            let data = ProcessData {
+                process_id: p.process.process_id,
+                streams: &p.threads.0,
+                blocks: &p.threads.1,
+                clock: &p.clock,
+                range: None,
+            };
+            let assembler = ProcessAssembler::new(source, data, Symbols::new());
+            (assembler, process_name(&p.process.exe))
+        })
+        .collect();
     let contents = [
         Content::ThreadSpans,
         Content::AsyncSpans,
         Content::Logs { max_level: 6 },
         Content::Metrics,
     ];
-    let name = process_name(&process.exe);
-    let written = pipeline::write_trace(
-        &mut assembler,
-        &contents,
-        &name,
-        Vec::new(),
-        &Progress::new(true),
-    )
-    .await
-    .unwrap();
+    let written =
+        pipeline::write_trace(&mut processes, &contents, Vec::new(), &Progress::new(true))
+            .await
+            .unwrap();
     written.out
 }
 

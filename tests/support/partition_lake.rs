@@ -17,12 +17,17 @@ use write_perfetto::lake::MetadataReads;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{PgPool, SqlitePool};
-use write_perfetto::lake::rows::{BlockRow, block_object_key};
+use write_perfetto::lake::rows::{BlockRow, LOG_STREAMS, METRIC_STREAMS, block_object_key};
 use write_perfetto::lake::{Lake, LakeLocation};
 use write_perfetto::partitions::catalog::{Catalog, PartitionRow};
 
 use super::lake::{copy_to_postgres, fixture_copy, run, runtime, sha256_hex, write_perfetto};
 use super::pg::PgCluster;
+
+/// When the main process's first thread block was inserted (see `PartitionLake::new`).
+pub const THREAD_BLOCKS_INSERTED: &str = "2026-11-27T12:49:09.100000Z";
+/// The insert time of every log and metrics block of the main process.
+pub const LOG_AND_METRIC_INSERT_TIME: &str = "2026-11-27T11:30:00.500000Z";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -131,13 +136,72 @@ impl PartitionLake {
                 })
             }
         };
-        Self {
+        let lake = Self {
             backend,
             dir,
             work,
             pg,
             process_id,
             outputs: AtomicUsize::new(0),
+        };
+        lake.pin_insert_times();
+        lake
+    }
+
+    /// Fixed insert times, whenever the fixture was generated: the thread blocks keep their
+    /// order and gaps (all within one second) from [`THREAD_BLOCKS_INSERTED`]; log and metrics
+    /// blocks all get [`LOG_AND_METRIC_INSERT_TIME`], an hour before, so that in every bucket
+    /// size they make one partition each (logs, measures) apart from the thread blocks, whatever
+    /// a scenario does with those.
+    fn pin_insert_times(&self) {
+        let blocks = self.blocks();
+        let first = blocks.iter().map(|b| b.insert_time).min().unwrap();
+        let base = chrono::DateTime::parse_from_rfc3339(THREAD_BLOCKS_INSERTED)
+            .unwrap()
+            .to_utc();
+        let mut sql = String::new();
+        for b in &blocks {
+            let offset = b.insert_time - first;
+            assert!(
+                offset < chrono::Duration::milliseconds(800),
+                "fixture shape changed"
+            );
+            let t = write_perfetto_test_lake::writer::time_text(&(base + offset));
+            sql += &format!(
+                "UPDATE blocks SET insert_time = '{t}' WHERE block_id = '{}';\n",
+                b.block_id
+            );
+        }
+        for b in self.log_and_metric_blocks() {
+            sql += &format!(
+                "UPDATE blocks SET insert_time = '{LOG_AND_METRIC_INSERT_TIME}' WHERE block_id = '{}';\n",
+                b.block_id
+            );
+        }
+        self.lake_sql(&sql);
+    }
+
+    /// The main process's log and metrics blocks.
+    pub fn log_and_metric_blocks(&self) -> Vec<BlockRow> {
+        let id = uuid::Uuid::parse_str(&self.process_id).unwrap();
+        let location = self.location();
+        runtime().block_on(async {
+            let lake = Lake::open(location).await.unwrap();
+            let mut blocks = lake.metadata.blocks(&id, LOG_STREAMS).await.unwrap();
+            blocks.extend(lake.metadata.blocks(&id, METRIC_STREAMS).await.unwrap());
+            blocks
+        })
+    }
+
+    fn location(&self) -> LakeLocation {
+        match &self.pg {
+            None => LakeLocation::Embedded {
+                dir: self.dir.path().to_path_buf(),
+            },
+            Some(pg) => LakeLocation::Postgres {
+                url: pg.url.clone(),
+                blobs_url: pg.blobs_url.clone(),
+            },
         }
     }
 
@@ -233,17 +297,9 @@ impl PartitionLake {
             .collect()
     }
 
-    /// The main process's blocks, as the exporter reads them (by stream, offset, id).
+    /// The main process's thread blocks, as the exporter reads them (by stream, offset, id).
     pub fn blocks(&self) -> Vec<BlockRow> {
-        let location = match &self.pg {
-            None => LakeLocation::Embedded {
-                dir: self.dir.path().to_path_buf(),
-            },
-            Some(pg) => LakeLocation::Postgres {
-                url: pg.url.clone(),
-                blobs_url: pg.blobs_url.clone(),
-            },
-        };
+        let location = self.location();
         let id = uuid::Uuid::parse_str(&self.process_id).unwrap();
         runtime().block_on(async {
             let lake = Lake::open(location).await.unwrap();

@@ -25,7 +25,7 @@ pub const BUCKET: &str = "micromegas-lake";
 /// `lake/write-perfetto/partitions/`.
 pub const PREFIX: &str = "lake";
 /// The fixture lake's main process.
-pub const MAIN_PROCESS: &str = "3463f075-51fd-4607-ae96-ab746a8765d2";
+pub const MAIN_PROCESS: &str = "9311096b-e5b5-4742-a12e-f1306bfed76d";
 
 /// A PostgreSQL lake (the metadata of an embedded lake) whose payloads are in `S`'s store.
 pub struct StoreLake<S: StoreServer> {

@@ -26,11 +26,25 @@ const PARENT_PROCESS_ENV: &str = "MICROMEGAS_TELEMETRY_PARENT_PROCESS";
 const EXIT_RETRY: u8 = 3;
 const MAX_ATTEMPTS: usize = 5;
 
-/// Small thread buffers, so that thread streams flush many blocks.
-const MAIN_THREADS_BUFFER_SIZE: usize = 1024;
-const SECONDARY_THREADS_BUFFER_SIZE: usize = 64 * 1024;
-const LOGS_BUFFER_SIZE: usize = 64 * 1024;
-const METRICS_BUFFER_SIZE: usize = 64 * 1024;
+/// Event buffer sizes of a scenario: a full buffer is flushed as a block.
+struct BufferSizes {
+    logs: usize,
+    metrics: usize,
+    threads: usize,
+}
+
+/// Small buffers, so that the thread, log and metrics streams of `main` flush several blocks.
+const MAIN_BUFFERS: BufferSizes = BufferSizes {
+    logs: 1024,
+    metrics: 1024,
+    threads: 1024,
+};
+/// One block per stream.
+const SECONDARY_BUFFERS: BufferSizes = BufferSizes {
+    logs: 64 * 1024,
+    metrics: 64 * 1024,
+    threads: 64 * 1024,
+};
 
 fn usage() -> anyhow::Error {
     anyhow!("usage: make-fixture LAKE_DIR [--scenario main|secondary]")
@@ -140,7 +154,7 @@ fn print_lake_files(dir: &Path) -> Result<()> {
 fn record<R>(
     dir: &Path,
     scenario: &str,
-    threads_buffer_size: usize,
+    buffers: &BufferSizes,
     workload: impl FnOnce() -> R,
 ) -> Result<(R, LakeStats)> {
     let (sink, writer) = LakeSink::start(dir.to_path_buf());
@@ -148,14 +162,16 @@ fn record<R>(
     properties.insert("fixture-scenario".to_string(), scenario.to_string());
     properties.insert("fixture-generator".to_string(), "make-fixture".to_string());
     let guard = TracingSystemGuard::new(
-        LOGS_BUFFER_SIZE,
-        METRICS_BUFFER_SIZE,
-        threads_buffer_size,
+        buffers.logs,
+        buffers.metrics,
+        buffers.threads,
         sink.clone(),
         properties,
         true, // cpu tracing: thread streams
     )
     .map_err(|e| anyhow!("initializing micromegas tracing: {e}"))?;
+    // The level filter starts at Off; an application's logger setup would raise it.
+    micromegas_tracing::levels::set_max_level(micromegas_tracing::levels::LevelFilter::Trace);
     init_thread_stream();
     let result = workload();
     flush_thread_buffer();
@@ -204,12 +220,7 @@ fn print_summary(scenario: &str, stats: &LakeStats) {
 }
 
 fn run_main_scenario(dir: &Path) -> Result<ExitCode> {
-    let (report, stats) = record(
-        dir,
-        "main",
-        MAIN_THREADS_BUFFER_SIZE,
-        workload::main_scenario,
-    )?;
+    let (report, stats) = record(dir, "main", &MAIN_BUFFERS, workload::main_scenario)?;
     print_summary("main", &stats);
     println!(
         "  hop_across_workers: began on {}, ended on {}; abandoned_by_timeout timed out: {}; select_winner won: {}",
@@ -298,7 +309,7 @@ fn run_secondary_scenario(dir: &Path) -> Result<ExitCode> {
     let ((), stats) = record(
         dir,
         "secondary",
-        SECONDARY_THREADS_BUFFER_SIZE,
+        &SECONDARY_BUFFERS,
         workload::secondary_scenario,
     )?;
     print_summary("secondary", &stats);

@@ -143,6 +143,10 @@ impl LakeSink {
         })
     }
 
+    fn hold_stream(&self, stream_id: Uuid, info: StreamInfo) {
+        self.pending_streams.lock().unwrap().insert(stream_id, info);
+    }
+
     fn flush_pending_stream(&self, stream_id: Uuid) -> Result<()> {
         let pending = self.pending_streams.lock().unwrap().remove(&stream_id);
         if let Some(info) = pending {
@@ -153,14 +157,15 @@ impl LakeSink {
         Ok(())
     }
 
-    fn process_thread_block(&self, block: &ThreadBlock) -> Result<()> {
+    /// A thread, log or metrics block: the sink sends all three the same way.
+    fn process_block(&self, stream_id: Uuid, block: &impl StreamBlock) -> Result<()> {
         let process_info = self
             .process_info
             .lock()
             .unwrap()
             .clone()
-            .ok_or_else(|| anyhow!("thread block before process startup"))?;
-        self.flush_pending_stream(block.stream_id)?;
+            .ok_or_else(|| anyhow!("block before process startup"))?;
+        self.flush_pending_stream(stream_id)?;
         // Exactly the body the HTTP sink posts to /ingestion/insert_block ...
         let body = block.encode_bin(&process_info)?;
         // ... and exactly what the ingestion server does with it.
@@ -219,8 +224,10 @@ impl EventSink for LakeSink {
         self.send(Msg::Shutdown);
     }
 
-    fn on_log_enabled(&self, _metadata: &LogMetadata) -> bool {
-        false
+    /// Every level of the workload's own entries is recorded; the telemetry sink's (one
+    /// `encoding block_id=…` per block, as many as the scheduler made blocks) are not.
+    fn on_log_enabled(&self, metadata: &LogMetadata) -> bool {
+        !metadata.target.starts_with("micromegas_telemetry_sink")
     }
 
     fn on_log(
@@ -232,22 +239,32 @@ impl EventSink for LakeSink {
     ) {
     }
 
-    // Log and metrics streams record nothing here (logs are disabled, no metrics are emitted):
-    // as with the HTTP sink, a stream without blocks never reaches the lake.
-    fn on_init_log_stream(&self, _log_stream: &LogStream) {}
-    fn on_process_log_block(&self, _log_block: Arc<LogBlock>) {}
-    fn on_init_metrics_stream(&self, _metrics_stream: &MetricsStream) {}
-    fn on_process_metrics_block(&self, _metrics_block: Arc<MetricsBlock>) {}
+    fn on_init_log_stream(&self, log_stream: &LogStream) {
+        self.hold_stream(log_stream.stream_id(), make_stream_info(log_stream));
+    }
+
+    fn on_process_log_block(&self, log_block: Arc<LogBlock>) {
+        if let Err(e) = self.process_block(log_block.stream_id, &*log_block) {
+            self.record_error(e);
+        }
+    }
+
+    fn on_init_metrics_stream(&self, metrics_stream: &MetricsStream) {
+        self.hold_stream(metrics_stream.stream_id(), make_stream_info(metrics_stream));
+    }
+
+    fn on_process_metrics_block(&self, metrics_block: Arc<MetricsBlock>) {
+        if let Err(e) = self.process_block(metrics_block.stream_id, &*metrics_block) {
+            self.record_error(e);
+        }
+    }
 
     fn on_init_thread_stream(&self, thread_stream: &ThreadStream) {
-        self.pending_streams
-            .lock()
-            .unwrap()
-            .insert(thread_stream.stream_id(), make_stream_info(thread_stream));
+        self.hold_stream(thread_stream.stream_id(), make_stream_info(thread_stream));
     }
 
     fn on_process_thread_block(&self, thread_block: Arc<ThreadBlock>) {
-        if let Err(e) = self.process_thread_block(&thread_block) {
+        if let Err(e) = self.process_block(thread_block.stream_id, &*thread_block) {
             self.record_error(e);
         }
     }
@@ -309,8 +326,11 @@ fn writer_thread(dir: PathBuf, mut rx: UnboundedReceiver<Msg>) -> Result<LakeSta
                 }
                 Msg::Block(mut row, payload) => {
                     row.insert_time = Utc::now();
+                    // Thread blocks only: the property sets of log and metrics blocks need a
+                    // custom reader that micromegas-transit does not have.
                     if let Some(dump) = dump.as_mut()
                         && let Some(&i) = index.get(&row.stream_id)
+                        && stats.streams[i].1.tags.iter().any(|t| t == "cpu")
                     {
                         let (stream, s) = &stats.streams[i];
                         let thread = s.property("thread-name").unwrap_or("(unnamed)");

@@ -21,6 +21,8 @@ pub const ASYNC_TICKS: usize = 40;
 pub const DYN_ASYNC_SPANS: usize = 3;
 pub const WORKER_THREADS: usize = 2;
 pub const SECONDARY_STEPS: usize = 3;
+/// Regions of the tagged `fixture_rows` series: one series per region.
+pub const ROW_REGIONS: [&str; 2] = ["eu", "us"];
 
 /// Busy-waits, so that spans have a visible duration without yielding the thread.
 fn spin(micros: u64) {
@@ -50,14 +52,20 @@ fn traced_thread<R>(f: impl FnOnce() -> R) -> R {
 
 fn deep_thread_main() {
     span_scope!("deep_outer"); // depth 0: one span across every block of the stream
-    for _ in 0..DEEP_ITERATIONS {
-        deep_iteration();
+    for iteration in 0..DEEP_ITERATIONS {
+        deep_iteration(iteration);
     }
 }
 
-fn deep_iteration() {
+fn deep_iteration(iteration: usize) {
     span_scope!("deep_iteration"); // depth 1
+    let start = now();
+    // Inside the span, so that tests can check the entry's time against the slice's.
+    debug!("deep iteration {iteration}");
+    imetric!("fixture_deep_iteration", "count", iteration as u64);
     deep_level_2();
+    // The span's own duration so far, in ticks: shown in seconds.
+    imetric!("fixture_iteration_time", "ticks", (now() - start) as u64);
 }
 
 #[span_fn]
@@ -100,6 +108,12 @@ fn named_thread_main() {
 
 fn named_stage(stage: &'static str, iteration: usize) {
     span_scope_named!(stage); // depth 1, static name chosen at run time
+    trace!("stage {stage} of iteration {iteration}");
+    fmetric!(
+        "fixture_load",
+        "ratio",
+        iteration as f64 / NAMED_ITERATIONS as f64
+    );
     for item in 0..NAMED_ITEMS_PER_STAGE {
         named_item(stage, iteration, item);
     }
@@ -114,13 +128,19 @@ fn named_item(stage: &str, iteration: usize, item: usize) {
 
 fn unnamed_thread_main() {
     span_scope!("unnamed_outer"); // depth 0
-    for _ in 0..UNNAMED_STEPS {
-        unnamed_step();
+    for step in 0..UNNAMED_STEPS {
+        unnamed_step(step);
     }
 }
 
-fn unnamed_step() {
+fn unnamed_step(step: usize) {
     span_scope!("unnamed_step"); // depth 1
+    let region = ROW_REGIONS[step % ROW_REGIONS.len()];
+    if region == "eu" {
+        imetric!("fixture_rows", "count", region = "eu", step as u64);
+    } else {
+        imetric!("fixture_rows", "count", region = "us", step as u64);
+    }
     spin(15);
 }
 
@@ -311,9 +331,35 @@ fn run_async_runtime() -> AsyncReport {
 /// The main thread's part: everything else runs on the threads it starts.
 pub fn main_scenario() -> AsyncReport {
     span_scope!("main_scenario"); // depth 0 on "main"
+    log_every_kind();
     run_sync_threads();
     run_async_runtime()
 }
+
+/// One entry at each level and of each form the 0.33 macros write and Micromegas reads, on the
+/// main thread before the other threads start (README lists them in this order).
+fn log_every_kind() {
+    span_scope!("log_every_kind"); // depth 1 on "main"
+    info!("fixture main scenario starting"); // LogStaticStrEvent
+    warn!(
+        "{} workers, {} deep iterations",
+        WORKER_THREADS, DEEP_ITERATIONS
+    ); // LogStringEventV2
+    error!(target: "fixture::custom_target", "an error with code {}", 42);
+    fatal!("a fatal entry {}; the program goes on", 1);
+    info!(user = "alice", "tagged info {}", 7); // TaggedLogString, interned property set
+    let attempt = 3;
+    warn!(attempt = %attempt, "tagged warning after {} attempts", attempt); // set made in the block
+    debug!("{}", LONG_MESSAGE);
+    trace!("trace detail {}", "é");
+    fmetric!("fixture_latency", "ms", host = "fixture-host", 1.5); // TaggedFloatMetricEvent
+    fmetric!("fixture_latency", "ms", host = "fixture-host", 2.25);
+}
+
+/// Longer than the 120 characters a log instant's name keeps.
+pub const LONG_MESSAGE: &str = "a long debug message that goes on and on, well past the length \
+    that a log instant's name keeps in the trace, so that the name is shortened with an \
+    ellipsis while the whole message stays in the entry's arguments";
 
 // ======================= the secondary process =======================
 
@@ -322,16 +368,19 @@ fn secondary_leaf() {
     spin(100);
 }
 
-fn secondary_step() {
+fn secondary_step(step: usize) {
     span_scope!("secondary_step"); // depth 2
+    info!("secondary step {step}");
+    imetric!("secondary_steps_done", "count", step as u64 + 1);
     secondary_leaf();
 }
 
 fn secondary_work() {
     span_scope!("secondary_work"); // depth 1
-    for _ in 0..SECONDARY_STEPS {
-        secondary_step();
+    for step in 0..SECONDARY_STEPS {
+        secondary_step(step);
     }
+    error!("secondary process done, {} steps", SECONDARY_STEPS);
 }
 
 fn secondary_worker_main() {
