@@ -1,10 +1,11 @@
 //! The exported bytes equal an independent in-memory reference: every block decoded directly
 //! (no partitions), paired and laid out whole, written whole — on synthetic lakes large
-//! enough to span many blocks, partitions and insert-time buckets, cold and warm.
+//! enough to span many blocks, partitions and insert-time buckets, cold and warm; with their
+//! log entries and measures too, all of which the `--json` summary counts.
 
 mod support;
 
-use support::lake::{run, runtime};
+use support::lake::{run, runtime, succeeded, summary};
 use support::oracle::reference_trace;
 use write_perfetto::lake::{Lake, LakeLocation};
 use write_perfetto_test_lake::synth::{SynthSpec, generate};
@@ -64,6 +65,66 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
             );
         }
     }
+}
+
+#[test]
+fn every_generated_log_entry_and_measure_is_exported_and_equals_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let spec = SynthSpec {
+        seed: 17,
+        processes: 1,
+        threads: 3,
+        spans: 6_000,
+        async_spans: 600,
+        logs: 25_000,
+        measures: 15_000,
+        events_per_block: 2_000,
+        ..Default::default()
+    };
+    let (report, reference) = runtime().block_on(async {
+        let writer = LakeWriter::create_embedded(&lake_dir).await.unwrap();
+        let report = generate(&writer, &spec).await.unwrap();
+        writer.close().await;
+        let lake = Lake::open(LakeLocation::Embedded {
+            dir: lake_dir.clone(),
+        })
+        .await
+        .unwrap();
+        let reference = reference_trace(&lake, report.process_ids[0]).await;
+        (report, reference)
+    });
+    let (id, out) = (
+        report.process_ids[0].to_string(),
+        dir.path().join("trace.perfetto-trace"),
+    );
+    let args = [
+        id.as_str(),
+        "--lake",
+        lake_dir.to_str().unwrap(),
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let summary = summary(&succeeded(run(&args, dir.path())));
+    assert_eq!(summary["log_entries"]["total"], report.log_entries);
+    let levels = ["fatal", "error", "warn", "info", "debug", "trace"];
+    for (name, n) in levels.iter().zip(report.log_levels) {
+        assert_eq!(summary["log_entries"]["levels"][name], n, "{name}");
+    }
+    assert_eq!(summary["log_tracks"], 6);
+    assert_eq!(summary["metrics"]["samples"], report.measures);
+    assert_eq!(summary["metrics"]["series"], report.metric_series);
+    assert_eq!(summary["metric_tracks"], report.metric_series);
+    assert_eq!(summary["spans"]["thread"], report.thread_spans);
+    assert_eq!(
+        (report.log_entries, report.measures),
+        (spec.logs, spec.measures)
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == reference,
+        "the export differs from the in-memory reference"
+    );
 }
 
 /// `WRITE_PERFETTO_ORACLE_LAKE=DIR cargo test --release --test oracle -- --ignored` checks a

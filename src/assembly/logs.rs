@@ -33,13 +33,15 @@ pub fn log_tracks(
     let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
     // Each level's name is interned once, not per entry.
     let mut level_syms: [Option<Sym>; 256] = [None; 256];
+    // One buffer for the shortened names, not an allocation per long message.
+    let mut short = String::new();
     for row in &table.rows {
         if row.level > max_level || !in_range(row.ns) {
             continue;
         }
         let level = *level_syms[row.level as usize]
             .get_or_insert_with(|| symbols.intern(&level_name(row.level)));
-        let instant = log_instant(row, level, symbols);
+        let instant = log_instant(row, level, symbols, &mut short);
         lanes.entry(row.level).or_default().push(instant);
     }
     let lanes: Vec<Track> = (lanes.into_iter())
@@ -61,14 +63,22 @@ pub fn log_tracks(
     }
 }
 
-fn log_instant(row: &LogRow, level: Sym, symbols: &mut Symbols) -> Instant {
+/// `short`: a scratch buffer for the shortened name.
+fn log_instant(row: &LogRow, level: Sym, symbols: &mut Symbols, short: &mut String) -> Instant {
     let mut args = vec![("level", level)];
     let msg = symbols.get(row.msg);
-    let short = (msg.char_indices().nth(NAME_CHARS)).map(|(cut, _)| format!("{}…", &msg[..cut]));
-    let name = match short {
-        Some(short) => {
+    // At most NAME_CHARS bytes is at most NAME_CHARS characters: most messages need no scan.
+    let cut = match msg.len() > NAME_CHARS {
+        true => msg.char_indices().nth(NAME_CHARS).map(|(cut, _)| cut),
+        false => None,
+    };
+    let name = match cut {
+        Some(cut) => {
+            short.clear();
+            short.push_str(&msg[..cut]);
+            short.push('…');
             args.push(("message", row.msg));
-            symbols.intern(&short)
+            symbols.intern(short)
         }
         None => row.msg,
     };
@@ -145,6 +155,18 @@ mod tests {
         assert_eq!(message.map(|&(_, m)| symbols.get(m)), Some(long.as_str()));
         assert_eq!(symbols.get(short_entry.name), "short");
         assert!(short_entry.args.iter().all(|(n, _)| *n != "message"));
+    }
+
+    #[test]
+    fn a_message_of_more_bytes_than_the_limit_but_not_more_characters_keeps_its_name() {
+        let mut symbols = Symbols::new();
+        let (wide, ascii) = ("é".repeat(NAME_CHARS), "a".repeat(NAME_CHARS));
+        let table = table(&mut symbols, &[(1, 4, &wide), (2, 4, &ascii)]);
+        let group = log_tracks(&table, 6, None, &mut symbols, &mut AssemblyStats::default());
+        for (entry, message) in group.lanes[0].instants.iter().zip([&wide, &ascii]) {
+            assert_eq!(symbols.get(entry.name), message.as_str());
+            assert!(entry.args.iter().all(|(n, _)| *n != "message"));
+        }
     }
 
     #[test]

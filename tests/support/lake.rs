@@ -216,6 +216,8 @@ pub fn synthetic_lake(dir: &Path) -> String {
         threads: 8,
         spans: 200_000,
         async_spans: 20_000,
+        logs: 0,
+        measures: 0,
         max_depth: 20,
         events_per_block: 4096,
         tsc_frequency: 0,

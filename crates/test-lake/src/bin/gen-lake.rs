@@ -2,6 +2,7 @@
 //! prints what it wrote as JSON.
 //!
 //! gen-lake --out DIR --seed 1 --threads 16 --spans 1000000 --async-spans 100000
+//! gen-lake --out DIR --seed 1 --spans 10000 --logs 1000000 --measures 1000000
 //! gen-lake --postgres postgres://... --blobs file:///data --seed 1 ...
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +47,15 @@ struct Args {
     /// Async spans in total.
     #[arg(long, default_value_t = 100_000)]
     async_spans: u64,
+    /// Log entries in total, in the processes' log streams, over the time range of their spans
+    /// (mostly static messages, some formatted, some tagged; all six levels, mostly info and
+    /// debug).
+    #[arg(long, default_value_t = 0)]
+    logs: u64,
+    /// Measures in total, in the processes' metrics streams (integer and float metrics, some
+    /// tagged by region; 14 series per process).
+    #[arg(long, default_value_t = 0)]
+    measures: u64,
     #[arg(long, default_value_t = 20)]
     max_depth: u32,
     #[arg(long, default_value_t = 4096)]
@@ -73,6 +83,8 @@ async fn run(args: Args) -> Result<()> {
         threads: args.threads,
         spans: args.spans,
         async_spans: args.async_spans,
+        logs: args.logs,
+        measures: args.measures,
         max_depth: args.max_depth,
         events_per_block: args.events_per_block,
         tsc_frequency: args.tsc_frequency,

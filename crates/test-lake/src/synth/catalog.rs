@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::record_catalog::{LogCatalog, MetricCatalog};
 use super::rng::Rng;
 
 /// Codec bytes of `StaticStringDependency` records.
@@ -59,6 +60,10 @@ pub struct Catalog {
     pub prop_sets: Vec<PropSet>,
     /// Static names of properties whose values are built at run time (indices into `strings`).
     pub dyn_prop_names: Vec<usize>,
+    /// Log call sites.
+    pub logs: LogCatalog,
+    /// Metrics and their series.
+    pub metrics: MetricCatalog,
 }
 
 const MODULES: &[&str] = &[
@@ -79,12 +84,12 @@ const MODULES: &[&str] = &[
     "physics",
     "audio",
 ];
-const VERBS: &[&str] = &[
+pub(super) const VERBS: &[&str] = &[
     "read", "write", "parse", "encode", "decode", "handle", "process", "update", "flush", "load",
     "store", "compute", "render", "resolve", "poll", "send", "recv", "lookup", "compress",
     "schedule",
 ];
-const NOUNS: &[&str] = &[
+pub(super) const NOUNS: &[&str] = &[
     "request", "header", "body", "frame", "mesh", "texture", "row", "batch", "chunk", "token",
     "session", "entry", "index", "packet", "buffer", "job", "tick", "query", "record", "event",
 ];
@@ -99,13 +104,13 @@ const PROPERTIES: &[(&str, &[&str])] = &[
 const DYN_PROPERTY_NAMES: &[&str] = &["rows", "bytes", "user", "attempt"];
 
 /// Lays strings out one after the other, as in a binary's `.rodata`.
-struct Rodata {
+pub(super) struct Rodata {
     strings: Vec<StaticStr>,
     next: u64,
 }
 
 impl Rodata {
-    fn add(&mut self, text: String) -> usize {
+    pub(super) fn add(&mut self, text: String) -> usize {
         let addr = self.next;
         // Literals are not NUL-terminated in Rust; a small gap keeps neighbours apart.
         self.next += text.len().max(1) as u64 + 1;
@@ -263,6 +268,15 @@ impl Catalog {
             .iter()
             .map(|n| rodata.add((*n).to_string()))
             .collect();
+        // Drawn last, so that the span side of a process is the same with or without them.
+        let logs = LogCatalog::new(rng, &mut rodata, &modules, data_base + 0x0002_0000);
+        let metrics = MetricCatalog::new(
+            rng,
+            &mut rodata,
+            &modules,
+            data_base + 0x0003_0000,
+            heap_base + 0x2000,
+        );
 
         Self {
             strings: rodata.strings,
@@ -272,6 +286,8 @@ impl Catalog {
             dyn_names,
             prop_sets,
             dyn_prop_names,
+            logs,
+            metrics,
         }
     }
 }

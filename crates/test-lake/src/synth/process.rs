@@ -1,23 +1,32 @@
-//! Generates one process: its row, its streams, and the blocks of its thread streams.
+//! Generates one process: its row, its streams, and the blocks of its thread, log and metrics
+//! streams.
 //!
 //! All threads of the process are simulated together in time order (the thread whose next
 //! event is earliest goes next), so that an async span can begin on one thread and end on
 //! another at a later time. Only the current block of each thread and the async spans in
 //! flight are held in memory: a block is encoded and written as soon as it is full.
+//!
+//! The log and metrics streams are filled afterwards, over the time range the spans took (so
+//! that the three kinds of data share one timeline), from random generators of their own: a
+//! process without log entries or measures is the same as before they existed.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 use uuid::Uuid;
 
-use super::block::{AsyncIds, BlockBuilder, Event, Layouts, Naming, Tag};
+use super::block::{AsyncIds, BlockBuilder, Event, Layouts, Naming};
 use super::catalog::Catalog;
+use super::deps::{DepTypes, FinishedBlock, Tag};
 use super::metadata::{
     LOG_DEPENDENCIES, LOG_OBJECTS, METRICS_DEPENDENCIES, METRICS_OBJECTS, THREAD_DEPENDENCIES,
     THREAD_OBJECTS, metadata_cbor,
 };
+use super::record_block::RecordLayouts;
+use super::records::{LogSource, MetricSource, RecordSource, RecordStream, spread};
 use super::rng::Rng;
 use super::{SynthReport, SynthSpec};
 use crate::writer::LakeWriter;
@@ -94,10 +103,65 @@ fn split(total: u64, weights: &[u64]) -> Vec<u64> {
         .collect()
 }
 
+/// A process's part of the spec's totals.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Share {
+    pub spans: u64,
+    pub async_spans: u64,
+    pub logs: u64,
+    pub measures: u64,
+}
+
+/// Where a process's ticks are in time.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    start_time: DateTime<Utc>,
+    start_ticks: i64,
+    /// Ticks per second used to place blocks in time (also when 0 is written to the lake).
+    frequency: i64,
+}
+
+impl Timeline {
+    /// Ticks → a duration at the nominal frequency, in whole nanoseconds.
+    fn ticks_duration(&self, ticks: i64) -> Duration {
+        Duration::nanoseconds(
+            (i128::from(ticks) * 1_000_000_000 / i128::from(self.frequency)) as i64,
+        )
+    }
+
+    /// The row of a block from `begin` to `end` (absolute ticks); its payload size is set
+    /// once encoded. Draws the block id from `ids`, the insert delay from `rng`.
+    fn block_row(
+        &self,
+        (ids, rng): (&mut Rng, &mut Rng),
+        (stream_id, process_id): (Uuid, Uuid),
+        (begin, end): (i64, i64),
+        (nb_objects, object_offset): (usize, i64),
+    ) -> BlockRow {
+        let (begin_ticks, end_ticks) = (begin - self.start_ticks, end - self.start_ticks);
+        let end_time = self.start_time + self.ticks_duration(end_ticks);
+        BlockRow {
+            block_id: ids.uuid(),
+            stream_id,
+            process_id,
+            begin_time: self.start_time + self.ticks_duration(begin_ticks),
+            end_time,
+            begin_ticks,
+            end_ticks,
+            nb_objects: nb_objects as i32,
+            object_offset,
+            payload_size: 0, // known once encoded
+            insert_time: end_time + Duration::microseconds(rng.range(20_000, 500_000) as i64),
+        }
+    }
+}
+
 pub(super) struct ProcessGen<'a> {
     spec: &'a SynthSpec,
     layouts: &'a Layouts,
-    catalog: Catalog,
+    record_layouts: &'a RecordLayouts,
+    /// Shared with the log and metrics sources while they draw.
+    catalog: Arc<Catalog>,
     rng: Rng,
     ids: Rng,
     process_id: Uuid,
@@ -109,6 +173,14 @@ pub(super) struct ProcessGen<'a> {
     recent_async: VecDeque<AsyncSpan>,
     next_span_id: u64,
     parent_process_id: Option<Uuid>,
+    share: Share,
+    /// Random draws of the log and metrics streams, apart from the spans' ones.
+    record_rng: Rng,
+    record_ids: Rng,
+    /// The first event of the earliest thread, if the process has spans.
+    span_start: Option<i64>,
+    /// The log and metrics streams (known once written).
+    record_streams: (Uuid, Uuid),
     /// Closed blocks, oldest first: their rows (payload size still 0) and encodings.
     in_flight: VecDeque<(BlockRow, tokio::task::JoinHandle<Result<Vec<u8>>>)>,
 }
@@ -116,14 +188,13 @@ pub(super) struct ProcessGen<'a> {
 impl<'a> ProcessGen<'a> {
     pub(super) fn new(
         spec: &'a SynthSpec,
-        layouts: &'a Layouts,
+        (layouts, record_layouts): (&'a Layouts, &'a RecordLayouts),
         mut rng: Rng,
-        spans: u64,
-        async_spans: u64,
+        share: Share,
         parent_process_id: Option<Uuid>,
     ) -> Self {
         let mut ids = rng.fork(1);
-        let catalog = Catalog::new(&mut rng.fork(2));
+        let catalog = Arc::new(Catalog::new(&mut rng.fork(2)));
         let process_id = ids.uuid();
         let epoch = Utc
             .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
@@ -138,8 +209,8 @@ impl<'a> ProcessGen<'a> {
         };
         let span_weights: Vec<u64> = (0..spec.threads).map(|_| rng.range(1, 4)).collect();
         let async_weights: Vec<u64> = (0..spec.threads).map(|_| rng.range(1, 4)).collect();
-        let span_shares = split(spans, &span_weights);
-        let async_shares = split(async_spans, &async_weights);
+        let span_shares = split(share.spans, &span_weights);
+        let async_shares = split(share.async_spans, &async_weights);
         let threads = (0..spec.threads)
             .map(|k| {
                 // The main thread starts at once, workers within the first 50 ms.
@@ -154,7 +225,7 @@ impl<'a> ProcessGen<'a> {
                 };
                 let mut t = ThreadGen {
                     stream_id: ids.uuid(),
-                    builder: BlockBuilder::default(),
+                    builder: BlockBuilder::new(layouts),
                     block_begin: start,
                     block_target: 0,
                     object_offset: 0,
@@ -170,10 +241,13 @@ impl<'a> ProcessGen<'a> {
                 }
                 t
             })
-            .collect();
+            .collect::<Vec<ThreadGen>>();
+        let span_start = threads.iter().filter_map(|t| t.next_own).min();
+        let (record_rng, record_ids) = (rng.fork(3), ids.fork(3));
         let mut generator = Self {
             spec,
             layouts,
+            record_layouts,
             catalog,
             rng,
             ids,
@@ -185,6 +259,11 @@ impl<'a> ProcessGen<'a> {
             recent_async: VecDeque::new(),
             next_span_id: 1,
             parent_process_id,
+            share,
+            record_rng,
+            record_ids,
+            span_start,
+            record_streams: (Uuid::nil(), Uuid::nil()),
             in_flight: VecDeque::new(),
         };
         for k in 0..generator.threads.len() {
@@ -202,11 +281,17 @@ impl<'a> ProcessGen<'a> {
         n - self.rng.below(n as u64 / 8 + 1) as usize
     }
 
+    fn timeline(&self) -> Timeline {
+        Timeline {
+            start_time: self.start_time,
+            start_ticks: self.start_ticks,
+            frequency: self.frequency,
+        }
+    }
+
     /// Ticks → a duration at the nominal frequency, in whole nanoseconds.
     fn ticks_duration(&self, ticks: i64) -> Duration {
-        Duration::nanoseconds(
-            (i128::from(ticks) * 1_000_000_000 / i128::from(self.frequency)) as i64,
-        )
+        self.timeline().ticks_duration(ticks)
     }
 
     fn ticks_per_micro(&self) -> u64 {
@@ -235,6 +320,7 @@ impl<'a> ProcessGen<'a> {
                 self.flush(k, writer, report).await?;
             }
         }
+        self.write_records(writer, report).await?;
         while !self.in_flight.is_empty() {
             self.write_oldest(writer, report).await?;
         }
@@ -300,14 +386,17 @@ impl<'a> ProcessGen<'a> {
             report.streams += 1;
             report.thread_streams += 1;
         }
-        // A log and a metrics stream without blocks: not thread streams, readers skip them.
+        // A log and a metrics stream: their blocks come after the threads' (`write_records`).
+        let mut record_streams = Vec::new();
         for (tag, deps, objs) in [
             ("log", LOG_DEPENDENCIES, LOG_OBJECTS),
             ("metrics", METRICS_DEPENDENCIES, METRICS_OBJECTS),
         ] {
+            let stream_id = self.ids.uuid();
+            record_streams.push(stream_id);
             writer
                 .insert_stream(&StreamRow {
-                    stream_id: self.ids.uuid(),
+                    stream_id,
                     process_id: self.process_id,
                     dependencies_metadata: metadata_cbor(deps)?,
                     objects_metadata: metadata_cbor(objs)?,
@@ -319,6 +408,7 @@ impl<'a> ProcessGen<'a> {
                 .await?;
             report.streams += 1;
         }
+        self.record_streams = (record_streams[0], record_streams[1]);
         Ok(())
     }
 
@@ -530,27 +620,124 @@ impl<'a> ProcessGen<'a> {
         t.object_offset += nb_objects as i64;
         t.block_target = target;
         let stream_id = t.stream_id;
-        let (begin_ticks, end_ticks) = (begin - self.start_ticks, end - self.start_ticks);
-        let end_time = self.start_time + self.ticks_duration(end_ticks);
-        let row = BlockRow {
-            block_id: self.ids.uuid(),
-            stream_id,
-            process_id: self.process_id,
-            begin_time: self.start_time + self.ticks_duration(begin_ticks),
-            end_time,
-            begin_ticks,
-            end_ticks,
-            nb_objects: nb_objects as i32,
-            object_offset,
-            payload_size: 0, // known once encoded
-            insert_time: end_time + Duration::microseconds(self.rng.range(20_000, 500_000) as i64),
-        };
+        let row = self.timeline().block_row(
+            (&mut self.ids, &mut self.rng),
+            (stream_id, self.process_id),
+            (begin, end),
+            (nb_objects, object_offset),
+        );
+        self.queue(row, block, writer, report).await
+    }
+
+    /// Queues a closed block for encoding; writes the oldest queued blocks.
+    async fn queue(
+        &mut self,
+        row: BlockRow,
+        block: FinishedBlock,
+        writer: &LakeWriter,
+        report: &mut SynthReport,
+    ) -> Result<()> {
         let encoding = tokio::task::spawn_blocking(move || block.encode());
         self.in_flight.push_back((row, encoding));
         while self.in_flight.len() > MAX_IN_FLIGHT {
             self.write_oldest(writer, report).await?;
         }
         Ok(())
+    }
+
+    /// The blocks of the log and metrics streams.
+    async fn write_records(&mut self, writer: &LakeWriter, report: &mut SynthReport) -> Result<()> {
+        let range = self.record_range();
+        let (catalog, layouts) = (Arc::clone(&self.catalog), self.record_layouts);
+        let (logs, metrics) = self.record_streams;
+        self.write_record_stream(
+            (logs, layouts.log_deps),
+            LogSource::new(&catalog, layouts),
+            (range, self.share.logs),
+            writer,
+            report,
+        )
+        .await?;
+        self.write_record_stream(
+            (metrics, layouts.metric_deps),
+            MetricSource::new(&catalog, layouts, self.frequency),
+            (range, self.share.measures),
+            writer,
+            report,
+        )
+        .await
+    }
+
+    /// Where log entries and measures go: the time range of the spans, or, in a process
+    /// without spans, from 1 ms after its start, 100 µs per record (at least a second).
+    fn record_range(&self) -> (i64, i64) {
+        let span_end = (self.threads.iter())
+            .filter(|t| t.object_offset > 0)
+            .map(|t| t.last_time)
+            .max();
+        if let (Some(from), Some(to)) = (self.span_start, span_end) {
+            return (from, to);
+        }
+        let from = self.start_ticks + self.frequency / 1000;
+        let records = self.share.logs.saturating_add(self.share.measures);
+        let length = i128::from(records) * i128::from(self.frequency) / 10_000;
+        (
+            from,
+            from + length.clamp(i128::from(self.frequency), 1 << 60) as i64,
+        )
+    }
+
+    /// `count` records from `source`, spread over `range`, in blocks of the stream.
+    async fn write_record_stream(
+        &mut self,
+        (stream_id, deps): (Uuid, DepTypes),
+        mut source: impl RecordSource,
+        (range, count): ((i64, i64), u64),
+        writer: &LakeWriter,
+        report: &mut SynthReport,
+    ) -> Result<()> {
+        let mut stream = RecordStream::new(stream_id, deps, range.0);
+        stream.block_target = self.record_block_target();
+        for i in 0..count {
+            let time = stream.stamp(spread(&mut self.record_rng, range, i, count));
+            source.push_next(&mut self.record_rng, time, &mut stream.block);
+            if stream.block.nb_objects() >= stream.block_target {
+                self.close_record_block(&mut stream, writer, report).await?;
+            }
+        }
+        if stream.block.nb_objects() > 0 {
+            self.close_record_block(&mut stream, writer, report).await?;
+        }
+        source.report(report);
+        Ok(())
+    }
+
+    fn record_block_target(&mut self) -> usize {
+        let n = self.spec.events_per_block.max(1);
+        n - self.record_rng.below(n as u64 / 8 + 1) as usize
+    }
+
+    /// Closes the stream's block, shortly after its last record, as `flush` does a thread's.
+    async fn close_record_block(
+        &mut self,
+        stream: &mut RecordStream,
+        writer: &LakeWriter,
+        report: &mut SynthReport,
+    ) -> Result<()> {
+        let block = stream.block.finish(&self.catalog);
+        let flush_delay = self.record_rng.range(1, 1000) as i64;
+        let end = stream.stamp(stream.last_time + flush_delay);
+        let begin = std::mem::replace(&mut stream.block_begin, end);
+        let object_offset = stream.object_offset;
+        stream.object_offset += block.nb_objects as i64;
+        stream.block_target = self.record_block_target();
+        let row = self.timeline().block_row(
+            (&mut self.record_ids, &mut self.record_rng),
+            (stream.stream_id, self.process_id),
+            (begin, end),
+            (block.nb_objects, object_offset),
+        );
+        self.queue(row, block, writer, report).await
     }
 
     /// Writes blocks in the order they were closed, whatever order their encodings finish in.

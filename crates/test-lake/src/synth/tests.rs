@@ -10,6 +10,7 @@ use super::{SynthReport, SynthSpec, generate};
 use crate::writer::LakeWriter;
 use write_perfetto::clock::Clock;
 use write_perfetto::decode::{EventPhase, EventScope, SpanEvent, StreamDecoder};
+use write_perfetto::lake::rows::{LOG_STREAMS, METRIC_STREAMS};
 use write_perfetto::lake::{Lake, LakeLocation, MetadataReads};
 
 fn small_spec(seed: u64) -> SynthSpec {
@@ -19,6 +20,8 @@ fn small_spec(seed: u64) -> SynthSpec {
         threads: 5,
         spans: 12_000,
         async_spans: 1_500,
+        logs: 0,
+        measures: 0,
         max_depth: 12,
         events_per_block: 700,
         tsc_frequency: 0,
@@ -512,5 +515,488 @@ async fn micromegas_parser_reads_what_our_decoder_reads() -> Result<()> {
         }
     }
     assert_eq!(compared, report.events);
+    Ok(())
+}
+
+// ---- Log and metrics streams ----
+
+fn records_spec(seed: u64) -> SynthSpec {
+    SynthSpec {
+        seed,
+        processes: 2,
+        threads: 3,
+        spans: 4_000,
+        async_spans: 400,
+        logs: 12_000,
+        measures: 6_000,
+        events_per_block: 500,
+        ..SynthSpec::default()
+    }
+}
+
+/// SHA-256 of every row and every payload of a lake.
+async fn lake_digest(dir: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for row in dump_tables(dir).await? {
+        hasher.update(row.as_bytes());
+        hasher.update(b"\n");
+    }
+    for (path, bytes) in files_under(&dir.join("blobs"))? {
+        hasher.update(path.to_string_lossy().as_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Rows of the `blocks` table only.
+fn block_rows(rows: &[String]) -> Vec<&String> {
+    rows.iter().filter(|r| r.starts_with("blocks: ")).collect()
+}
+
+#[tokio::test]
+async fn a_lake_without_logs_or_measures_is_the_one_generated_before_they_existed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let spec = SynthSpec {
+        processes: 2,
+        threads: 3,
+        spans: 3_000,
+        async_spans: 300,
+        events_per_block: 400,
+        ..SynthSpec::default()
+    };
+    let report = generate_into(dir.path(), &spec).await?;
+    // The digest of what gen-lake wrote for this spec before log and metrics blocks existed
+    // (checked then against that version's output). A deliberate change of the generator
+    // changes it; anything else is a regression of the lakes tests and benchmarks rely on.
+    assert_eq!(
+        lake_digest(dir.path()).await?,
+        "139c4bff809aea38d460f4559b64e6c578799a635fbeed5d27c0aee1a3adbb1f"
+    );
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: dir.path().to_path_buf(),
+    })
+    .await?;
+    for process_id in &report.process_ids {
+        for kind in [LOG_STREAMS, METRIC_STREAMS] {
+            assert_eq!(lake.metadata.streams(process_id, kind).await?.len(), 1);
+            assert!(lake.metadata.blocks(process_id, kind).await?.is_empty());
+        }
+    }
+    assert_eq!((report.log_entries, report.measures), (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn logs_and_measures_are_deterministic_and_leave_the_spans_as_they_were() -> Result<()> {
+    let (a, b, without) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let spec = records_spec(21);
+    let report = generate_into(a.path(), &spec).await?;
+    assert_eq!(report, generate_into(b.path(), &spec).await?);
+    assert_eq!(lake_digest(a.path()).await?, lake_digest(b.path()).await?);
+
+    // The same spec without them: the same processes, streams and thread blocks, byte for byte.
+    let spans_only = SynthSpec {
+        logs: 0,
+        measures: 0,
+        ..spec
+    };
+    let report_without = generate_into(without.path(), &spans_only).await?;
+    assert_eq!(report.process_ids, report_without.process_ids);
+    assert_eq!(report.events, report_without.events);
+    let (rows, rows_without) = (
+        dump_tables(a.path()).await?,
+        dump_tables(without.path()).await?,
+    );
+    let others = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .filter(|r| !r.starts_with("blocks: "))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(others(&rows), others(&rows_without));
+    let thread_blocks = block_rows(&rows_without);
+    let all_blocks = block_rows(&rows);
+    let kept: Vec<&String> = (all_blocks.iter().copied())
+        .filter(|r| thread_blocks.contains(r))
+        .collect();
+    assert_eq!(kept, thread_blocks, "the thread blocks, in the same order");
+    let blobs = files_under(&a.path().join("blobs"))?;
+    for (path, bytes) in files_under(&without.path().join("blobs"))? {
+        assert_eq!(blobs.get(&path), Some(&bytes), "{}", path.display());
+    }
+    assert_eq!(
+        blobs.len(),
+        report.blocks,
+        "one payload per block, the log and metrics ones too"
+    );
+    assert!(report.blocks > report_without.blocks);
+    Ok(())
+}
+
+/// A log or metrics object as Micromegas's own parser reads it (micromegas-transit, with
+/// micromegas-tracing's readers of the variable-size records).
+#[derive(Debug, Clone, PartialEq)]
+struct Parsed {
+    type_name: String,
+    ticks: i64,
+    /// Every member of the description (`LogMetadataRecord`, `MetricMetadataDependency`) but
+    /// its id, as text.
+    desc: BTreeMap<String, String>,
+    /// Logs: the message (the `fmt_str` of a static one). Measures: the value, as text.
+    msg: String,
+    properties: Vec<(String, String)>,
+}
+
+fn text_of(value: &micromegas_transit::value::Value<'_>) -> String {
+    use micromegas_transit::value::Value;
+    match value {
+        Value::String(s) => s.to_string(),
+        Value::U8(v) => v.to_string(),
+        Value::U32(v) => v.to_string(),
+        Value::U64(v) => v.to_string(),
+        Value::I64(v) => v.to_string(),
+        Value::F64(v) => v.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn parsed(value: micromegas_transit::value::Value<'_>) -> Result<Parsed> {
+    use micromegas_transit::value::{Object, Value};
+    let Value::Object(object) = value else {
+        anyhow::bail!("not an object: {value:?}")
+    };
+    let desc = object.get::<&Object>("desc")?;
+    let desc: BTreeMap<String, String> = (desc.members.iter())
+        .filter(|(name, _)| *name != "id")
+        .map(|(name, v)| (name.to_string(), text_of(v)))
+        .collect();
+    let msg = match (object.get_ref("msg"), object.get_ref("value")) {
+        (Ok(msg), _) => text_of(msg),
+        (_, Ok(value)) => text_of(value),
+        _ => desc["fmt_str"].clone(),
+    };
+    let properties = match object.get::<&Object>("properties") {
+        Ok(set) => (set.members.iter())
+            .map(|(k, v)| (k.to_string(), text_of(v)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(Parsed {
+        type_name: object.type_name.to_string(),
+        ticks: object.get::<i64>("time")?,
+        desc,
+        msg,
+        properties,
+    })
+}
+
+/// The blocks of one stream kind of a process, chained, each parsed by Micromegas's parser
+/// and by the crate's decoder.
+async fn parse_stream(
+    lake: &Lake,
+    process_id: &uuid::Uuid,
+    kind: write_perfetto::lake::rows::StreamKind,
+) -> Result<(Vec<Parsed>, write_perfetto::decode::DecodedBlock)> {
+    let streams = lake.metadata.streams(process_id, kind).await?;
+    assert_eq!(streams.len(), 1, "one {} stream", kind.tag);
+    let stream = &streams[0];
+    let dep_udts: Vec<micromegas_transit::UserDefinedType> =
+        ciborium::from_reader(&stream.dependencies_metadata[..])?;
+    let obj_udts: Vec<micromegas_transit::UserDefinedType> =
+        ciborium::from_reader(&stream.objects_metadata[..])?;
+    let decoder = StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)?;
+    let readers = micromegas_tracing::parsing::make_custom_readers();
+    let (mut theirs, mut ours) = (Vec::new(), write_perfetto::decode::DecodedBlock::default());
+    let start_ticks = lake
+        .metadata
+        .process(process_id)
+        .await?
+        .expect("process")
+        .start_ticks;
+    let mut next_offset = 0i64;
+    for block in lake.metadata.blocks(process_id, kind).await? {
+        assert_eq!(
+            block.object_offset, next_offset,
+            "blocks of a stream follow each other"
+        );
+        next_offset += i64::from(block.nb_objects);
+        let payload = lake.block_payload(&block).await?;
+        let buffers = write_perfetto::decode::decode_payload(&payload)?;
+        let bump = bumpalo::Bump::new();
+        let deps = micromegas_transit::read_dependencies(
+            &bump,
+            &readers,
+            &dep_udts,
+            &buffers.dependencies,
+        )?;
+        let before = theirs.len();
+        micromegas_transit::parse_object_buffer(
+            &bump,
+            &readers,
+            &deps,
+            &obj_udts,
+            &buffers.objects,
+            |v| {
+                theirs.push(parsed(v)?);
+                Ok(true)
+            },
+        )?;
+        assert_eq!(theirs.len() - before, block.nb_objects as usize);
+        let bounds = block.begin_ticks..block.end_ticks;
+        assert!(
+            (theirs[before..].iter()).all(|p| bounds.contains(&(p.ticks - start_ticks))),
+            "records lie within their block"
+        );
+        let decoded = decoder.decode(&payload)?;
+        ours.logs.extend(decoded.logs);
+        ours.measures.extend(decoded.measures);
+    }
+    Ok((theirs, ours))
+}
+
+fn count_by<T: Ord>(items: impl Iterator<Item = T>) -> BTreeMap<T, u64> {
+    let mut counts = BTreeMap::new();
+    for item in items {
+        *counts.entry(item).or_default() += 1;
+    }
+    counts
+}
+
+/// `msg` is `fmt` with each `{}` replaced by some (non-empty) text.
+fn fills(fmt: &str, msg: &str) -> bool {
+    let pieces: Vec<&str> = fmt.split("{}").collect();
+    let Some(mut rest) = msg.strip_prefix(pieces[0]) else {
+        return false;
+    };
+    for (k, piece) in pieces.iter().enumerate().skip(1) {
+        if k == pieces.len() - 1 {
+            return rest.len() > piece.len() && rest.ends_with(piece);
+        }
+        match rest.get(1..).and_then(|r| r.find(piece)) {
+            Some(at) => rest = &rest[1 + at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Absolute tick range of the process's thread blocks.
+async fn span_range(lake: &Lake, process_id: &uuid::Uuid) -> Result<(i64, i64)> {
+    let blocks = lake.metadata.thread_blocks(process_id).await?;
+    let begin = blocks.iter().map(|b| b.begin_ticks).min().expect("blocks");
+    let end = blocks.iter().map(|b| b.end_ticks).max().expect("blocks");
+    let start = lake
+        .metadata
+        .process(process_id)
+        .await?
+        .expect("process")
+        .start_ticks;
+    Ok((start + begin, start + end))
+}
+
+fn check_logs(logs: &[Parsed], (from, to): (i64, i64)) {
+    for pair in logs.windows(2) {
+        assert!(pair[0].ticks < pair[1].ticks, "times increase");
+    }
+    // Spread over the spans' range: the first and last tenths both have entries.
+    let tenth = (to - from) / 10;
+    assert!(logs[0].ticks >= from && logs[0].ticks < from + tenth);
+    assert!(logs[logs.len() - 1].ticks <= to && logs[logs.len() - 1].ticks > to - tenth);
+    for log in logs {
+        let d = &log.desc;
+        assert!(d["target"].starts_with("synth_app::"), "{log:?}");
+        assert!(
+            d["module_path"] == d["target"] && d["file"].ends_with(".rs"),
+            "{log:?}"
+        );
+        assert!(d["line"].parse::<u32>().unwrap() >= 10, "{log:?}");
+        let fmt = &d["fmt_str"];
+        match log.type_name.as_str() {
+            "LogStaticStrEvent" => assert!(!fmt.contains("{}") && log.msg == *fmt),
+            "LogStringEventV2" => assert!(fills(fmt, &log.msg), "{log:?}"),
+            "TaggedLogString" => {
+                assert!(
+                    fills(fmt, &log.msg) && !log.properties.is_empty(),
+                    "{log:?}"
+                )
+            }
+            other => panic!("unexpected log record {other}"),
+        }
+    }
+}
+
+fn check_measures(measures: &[Parsed]) {
+    for pair in measures.windows(2) {
+        assert!(pair[0].ticks < pair[1].ticks, "times increase");
+    }
+    let mut totals: HashMap<(String, Vec<(String, String)>), f64> = HashMap::new();
+    for m in measures {
+        let (name, unit) = (&m.desc["name"], &m.desc["unit"]);
+        let value: f64 = m.msg.parse().unwrap();
+        let integer = m.type_name.contains("Integer");
+        let tagged = m.type_name.starts_with("Tagged");
+        assert_eq!(tagged, !m.properties.is_empty(), "{m:?}");
+        if tagged {
+            let [(key, region)] = &m.properties[..] else {
+                panic!("one property: {m:?}")
+            };
+            assert!(key == "region" && ["eu", "us", "ap"].contains(&region.as_str()));
+        }
+        assert!(
+            m.desc["lod"]
+                .parse::<u32>()
+                .is_ok_and(|l| (1..=3).contains(&l))
+        );
+        assert!(value.is_finite() && value >= 0.0, "{m:?}");
+        match (name.as_str(), unit.as_str()) {
+            ("cpu_usage", "percent") => assert!(!integer && value <= 100.0),
+            ("cache_hit_ratio", "ratio") => assert!(!integer && value <= 1.0),
+            // About 1/60 s at a frequency of 1 to 4 GHz.
+            ("frame_time", "ticks") => assert!(integer && (1.3e7..8.1e7).contains(&value)),
+            ("requests" | "bytes_sent", _) => {
+                // Totals only grow.
+                let last = totals
+                    .entry((name.clone(), m.properties.clone()))
+                    .or_default();
+                assert!(integer && value >= *last, "{m:?}");
+                *last = value;
+            }
+            ("request_latency", "ms") => assert!(!integer && tagged),
+            ("memory_used", "bytes") | ("queue_depth" | "open_connections", "count") => {
+                assert!(integer)
+            }
+            ("gc_pause", "ms") => assert!(!integer),
+            other => panic!("unexpected metric {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn log_and_metrics_blocks_parse_with_micromegas_parser_as_generated() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let spec = records_spec(4);
+    let report = generate_into(dir.path(), &spec).await?;
+    assert_eq!(
+        (report.log_entries, report.measures),
+        (spec.logs, spec.measures)
+    );
+    assert_eq!(report.log_levels.iter().sum::<u64>(), spec.logs);
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: dir.path().to_path_buf(),
+    })
+    .await?;
+    let (mut levels, mut types, mut series) = (BTreeMap::new(), BTreeMap::new(), 0u64);
+    let (mut long, mut dynamic_sets) = (0, 0);
+    for process_id in &report.process_ids {
+        let range = span_range(&lake, process_id).await?;
+        let (logs, decoded) = parse_stream(&lake, process_id, LOG_STREAMS).await?;
+        check_logs(&logs, range);
+        // The crate's decoder reads the same entries.
+        let ours: Vec<(i64, u8, &str)> = (decoded.logs.iter())
+            .map(|l| (l.ticks, l.level, &*l.msg))
+            .collect();
+        let theirs: Vec<(i64, u8, &str)> = (logs.iter())
+            .map(|l| (l.ticks, l.desc["level"].parse().unwrap(), l.msg.as_str()))
+            .collect();
+        assert_eq!(ours, theirs);
+        for (level, n) in count_by(theirs.iter().map(|l| l.1)) {
+            *levels.entry(level).or_insert(0u64) += n;
+        }
+        long += logs.iter().filter(|l| l.msg.chars().count() > 120).count();
+        dynamic_sets += (logs.iter())
+            .filter(|l| {
+                l.properties
+                    .iter()
+                    .any(|(k, _)| ["rows", "bytes", "user", "attempt"].contains(&k.as_str()))
+            })
+            .count();
+
+        let (measures, decoded) = parse_stream(&lake, process_id, METRIC_STREAMS).await?;
+        check_measures(&measures);
+        assert_eq!(decoded.measures.len(), measures.len());
+        for (m, d) in measures.iter().zip(&decoded.measures) {
+            assert_eq!((m.ticks, &*m.desc["name"]), (d.ticks, &*d.name));
+        }
+        series += count_by(measures.iter().map(|m| (&m.desc["name"], &m.properties))).len() as u64;
+        for p in logs.iter().chain(&measures) {
+            *types.entry(p.type_name.clone()).or_insert(0u64) += 1;
+        }
+    }
+    // Every level, mostly info and debug, more errors than fatal ones.
+    let levels: Vec<u64> = (1..=6)
+        .map(|l| levels.get(&l).copied().unwrap_or(0))
+        .collect();
+    assert_eq!(levels, report.log_levels);
+    assert!(levels.iter().all(|&n| n > 0), "{levels:?}");
+    assert!(levels[3] + levels[4] > spec.logs * 7 / 10, "{levels:?}");
+    assert!(levels[0] < levels[1] && levels[1] < levels[2] && levels[2] < levels[5]);
+    // Mostly static messages; the other kinds of records all present.
+    assert!(types["LogStaticStrEvent"] > spec.logs * 6 / 10, "{types:?}");
+    assert!(
+        types["LogStringEventV2"] > types["TaggedLogString"],
+        "{types:?}"
+    );
+    assert!(
+        types["TaggedLogString"] > 0 && long > 0 && dynamic_sets > 0,
+        "{types:?}"
+    );
+    assert_eq!(types.len(), 3 + 4, "{types:?}");
+    let measures: u64 = (types.iter())
+        .filter(|(t, _)| t.ends_with("MetricEvent"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(measures, spec.measures);
+    assert_eq!(series, report.metric_series);
+    assert_eq!(series, 2 * 14, "14 series per process");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_process_without_spans_spreads_its_records_over_a_nominal_range() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let spec = SynthSpec {
+        processes: 1,
+        threads: 2,
+        spans: 0,
+        async_spans: 0,
+        logs: 3_000,
+        measures: 2_000,
+        events_per_block: 700,
+        tsc_frequency: 1_000_000_000,
+        ..SynthSpec::default()
+    };
+    let report = generate_into(dir.path(), &spec).await?;
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: dir.path().to_path_buf(),
+    })
+    .await?;
+    let process_id = &report.process_ids[0];
+    assert!(lake.metadata.thread_blocks(process_id).await?.is_empty());
+    let (logs, _) = parse_stream(&lake, process_id, LOG_STREAMS).await?;
+    let (measures, _) = parse_stream(&lake, process_id, METRIC_STREAMS).await?;
+    assert_eq!((logs.len(), measures.len()), (3_000, 2_000));
+    // 100 µs a record, at least a second, from 1 ms after the start.
+    let start = lake
+        .metadata
+        .process(process_id)
+        .await?
+        .expect("process")
+        .start_ticks;
+    let last = logs
+        .last()
+        .unwrap()
+        .ticks
+        .max(measures.last().unwrap().ticks);
+    assert!(logs[0].ticks - start >= 1_000_000);
+    assert!(
+        (900_000_000..=1_001_000_000).contains(&(last - start)),
+        "{}",
+        last - start
+    );
     Ok(())
 }
