@@ -84,6 +84,13 @@ impl Symbols {
         }
     }
 
+    /// Makes room for `additional` more strings at once: a partition's string table is interned
+    /// in one go, and a growing index would rehash every string it holds at each step.
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.table.strings.reserve(additional);
+    }
+
     pub fn intern(&mut self, text: &str) -> Sym {
         if let Some(&sym) = self.index.get(text) {
             return sym;

@@ -111,8 +111,9 @@ pub async fn export(
     output.commit()?;
 
     let mut stats = AssemblyStats::default();
-    for (assembler, _) in &assemblers {
+    for (assembler, _) in &mut assemblers {
         stats.add(&assembler.stats);
+        free_in_background(std::mem::take(&mut assembler.symbols));
     }
     let partition_stats = (prepared.iter()).fold(PartitionStats::default(), |mut all, p| {
         all.add(p.stats());
@@ -149,6 +150,14 @@ pub async fn export(
         partitions_built: partition_stats.built,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Frees the export's strings (millions of small allocations after a large export) on a thread
+/// of their own: the summary and the exit need not wait for it.
+fn free_in_background(symbols: Symbols) {
+    let _ = std::thread::Builder::new()
+        .name("free".into())
+        .spawn(move || drop(symbols));
 }
 
 /// The partition views of each kind of stream the contents read.

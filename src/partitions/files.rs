@@ -220,9 +220,9 @@ impl FileTables {
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(BATCH_ROWS);
-        let strings: Vec<Sym> = (metadata_list::<Vec<String>>(&builder, STRINGS_KEY)?.iter())
-            .map(|s| symbols.intern(s))
-            .collect();
+        let texts = metadata_list::<Vec<String>>(&builder, STRINGS_KEY)?;
+        symbols.reserve(texts.len());
+        let strings: Vec<Sym> = texts.iter().map(|s| symbols.intern(s)).collect();
         let stored: Vec<StoredSet> = metadata_list(&builder, PROPERTY_SETS_KEY)?;
         let property_sets = read_property_sets(stored, &strings, symbols)?;
         let blocks = metadata_list::<Vec<String>>(&builder, BLOCKS_KEY)?
