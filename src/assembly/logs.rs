@@ -5,7 +5,7 @@
 use super::AssemblyStats;
 use crate::events::{LogRow, LogTable};
 use crate::symbols::{Sym, Symbols};
-use crate::tracks::{Instant, Place, Track, TrackGroup};
+use crate::tracks::{Instant, InstantArgs, Place, Track, TrackGroup};
 
 /// Micromegas's level numbering: 1 fatal … 6 trace.
 pub const LEVELS: [&str; 6] = ["fatal", "error", "warn", "info", "debug", "trace"];
@@ -65,7 +65,8 @@ pub fn log_tracks(
 
 /// `short`: a scratch buffer for the shortened name.
 fn log_instant(row: &LogRow, level: Sym, symbols: &mut Symbols, short: &mut String) -> Instant {
-    let mut args = vec![("level", level)];
+    let mut args = InstantArgs::new();
+    args.push(("level", level));
     let msg = symbols.get(row.msg);
     // At most NAME_CHARS bytes is at most NAME_CHARS characters: most messages need no scan.
     let cut = match msg.len() > NAME_CHARS {

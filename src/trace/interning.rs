@@ -78,8 +78,13 @@ pub struct SequenceWriter {
     texts: TextTable,
     /// Ids of the async detail's argument names, by slot.
     detail_names: Slots,
-    /// Text ids of thread names, by symbol.
-    thread_texts: Slots,
+    /// Text ids of symbols (thread names, log levels and messages, property values), by symbol:
+    /// each is hashed once per sequence, not once per event.
+    sym_texts: Slots,
+    /// Annotation name ids of symbols (property keys), by symbol.
+    sym_annotation_names: Slots,
+    /// Annotation name ids of an instant's fixed argument names, by address: a handful.
+    static_annotation_names: Vec<(usize, u32, u64)>,
     event: Vec<u8>,
     interned: Vec<u8>,
     scratch: Vec<u8>,
@@ -198,7 +203,9 @@ impl SequenceWriter {
         self.interned.clear();
         self.category(symbols, instant.category);
         for &(name, text) in &instant.args {
-            self.text_annotation(name, symbols.get(text));
+            let name_iid = self.static_annotation_name(name);
+            let iid = self.sym_text(symbols, text);
+            self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
         }
         self.property_annotations(symbols, instant.properties);
         self.kind_name_track(symbols, TYPE_INSTANT, instant.name, track_uuid);
@@ -290,8 +297,33 @@ impl SequenceWriter {
 
     fn property_annotations(&mut self, symbols: &SymbolTable, properties: PropertySet) {
         for &(key, value) in symbols.properties(properties) {
-            self.text_annotation(symbols.get(key), symbols.get(value));
+            let name_iid = match self.sym_annotation_names.get(key as usize, self.generation) {
+                Some(iid) => iid,
+                None => {
+                    let iid = self.annotation_name(symbols.get(key));
+                    self.sym_annotation_names
+                        .set(key as usize, self.generation, iid);
+                    iid
+                }
+            };
+            let iid = self.sym_text(symbols, value);
+            self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
         }
+    }
+
+    /// The id of a fixed argument name, remembered by its address for this sequence.
+    fn static_annotation_name(&mut self, name: &'static str) -> u64 {
+        let (address, generation) = (name.as_ptr() as usize, self.generation);
+        let mut known = self.static_annotation_names.iter();
+        if let Some(&(_, _, iid)) = known.find(|(a, g, _)| *a == address && *g == generation) {
+            return iid;
+        }
+        let iid = self.annotation_name(name);
+        self.static_annotation_names
+            .retain(|(_, g, _)| *g == generation);
+        self.static_annotation_names
+            .push((address, generation, iid));
+        iid
     }
 
     fn annotation_name(&mut self, name: &str) -> u64 {
@@ -332,17 +364,20 @@ impl SequenceWriter {
         iid
     }
 
+    /// The text id of a symbol, interning its text the first time on this sequence.
+    fn sym_text(&mut self, symbols: &SymbolTable, sym: Sym) -> u64 {
+        if let Some(iid) = self.sym_texts.get(sym as usize, self.generation) {
+            return iid;
+        }
+        let iid = self.text(symbols.get(sym));
+        self.sym_texts.set(sym as usize, self.generation, iid);
+        iid
+    }
+
     /// Thread names are symbols: their text ids are remembered by symbol, not hashed per span.
     fn thread_annotation(&mut self, symbols: &SymbolTable, name: DetailName, thread: Sym) {
         let name_iid = self.detail_name(name);
-        let iid = match self.thread_texts.get(thread as usize, self.generation) {
-            Some(iid) => iid,
-            None => {
-                let iid = self.text(symbols.get(thread));
-                self.thread_texts.set(thread as usize, self.generation, iid);
-                iid
-            }
-        };
+        let iid = self.sym_text(symbols, thread);
         self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
     }
 
