@@ -165,6 +165,79 @@ fn trace_to_stdout_equals_trace_to_file() {
 }
 
 #[test]
+fn a_gz_output_is_the_same_trace_gzip_compressed_to_the_same_bytes_every_time() {
+    let lake = fixture_copy();
+    let list = processes_json(lake.path());
+    let main = list.iter().find(|p| p["parent_process_id"] == "").unwrap();
+    let id = &main["process_id"].as_str().unwrap().to_string();
+    let dir = lake.path().to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let export = |args: &[&str]| {
+        let output = run(
+            &[&[id.as_str(), "--lake", dir][..], args].concat(),
+            out.path(),
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        output.stdout
+    };
+    let plain = export(&["-o", "-"]);
+    let summary = export(&["--json", "-o", "t.perfetto-trace.gz"]);
+    let gz = std::fs::read(out.path().join("t.perfetto-trace.gz")).unwrap();
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, plain, "the same trace inside");
+    assert!(
+        gz.len() * 3 < plain.len(),
+        "{} → {} bytes",
+        plain.len(),
+        gz.len()
+    );
+    // The summary describes the file as written.
+    let summary: serde_json::Value = serde_json::from_slice(&summary).unwrap();
+    assert_eq!(summary["bytes"].as_u64().unwrap(), gz.len() as u64);
+    assert_eq!(summary["sha256"].as_str().unwrap(), sha256_hex(&gz));
+    // No name or time in the header: again, and to stdout with --gzip, the same bytes.
+    assert_eq!(
+        &gz[..4],
+        &[0x1f, 0x8b, 8, 0],
+        "gzip, no optional header field"
+    );
+    assert_eq!(&gz[4..8], &[0, 0, 0, 0], "no modification time");
+    assert_eq!(export(&["--gzip", "-o", "-"]), gz);
+    export(&["--gzip"]);
+    let default_name = out.path().join(format!("{id}.perfetto-trace.gz"));
+    assert_eq!(std::fs::read(default_name).unwrap(), gz);
+}
+
+#[test]
+fn processes_tree_shows_each_child_under_its_parent() {
+    let lake = fixture_copy();
+    let dir = lake.path().to_str().unwrap();
+    let listed = |args: &[&str]| {
+        let output = run(
+            &[&["processes", "--lake", dir][..], args].concat(),
+            lake.path(),
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let flat: Vec<serde_json::Value> = serde_json::from_str(&listed(&["--json"])).unwrap();
+    let child = flat.iter().find(|p| p["parent_process_id"] != "").unwrap();
+    let parent = child["parent_process_id"].as_str().unwrap();
+    let tree: serde_json::Value = serde_json::from_str(&listed(&["--json", "--tree"])).unwrap();
+    assert_eq!(tree.as_array().unwrap().len(), 1, "one root: {tree}");
+    assert_eq!(tree[0]["process_id"], parent);
+    assert_eq!(tree[0]["children"][0]["process_id"], child["process_id"]);
+    // The table: the parent's row, then the child's, indented, naming its parent.
+    let table = listed(&["--tree"]);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(rows[0].starts_with(parent), "{table}");
+    let child_id = child["process_id"].as_str().unwrap();
+    assert!(rows[1].starts_with(&format!("   {child_id}")), "{table}");
+    assert!(rows[1].contains(parent), "{table}");
+}
+
+#[test]
 fn a_pipe_or_device_as_output_receives_the_trace_and_stays_what_it_was() {
     use std::os::unix::fs::FileTypeExt;
     let lake = fixture_copy();

@@ -81,9 +81,16 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "trace")]
     pub log_level: LogLevel,
 
-    /// Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace.
+    /// Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace. A
+    /// name ending in `.gz` is written gzip-compressed.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<String>,
+
+    /// Compress the trace with gzip (the Perfetto UI opens it as is; 2 to 3.5 times smaller),
+    /// to a file of any name or to stdout. Same trace, same bytes: no name or time in the
+    /// header.
+    #[arg(long)]
+    pub gzip: bool,
 
     /// Keep only spans that end at or after this time (RFC 3339), clipped to it.
     #[arg(long, value_name = "TIME")]

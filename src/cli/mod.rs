@@ -151,6 +151,7 @@ async fn run(cli: &Cli) -> Result<()> {
                 explain: cli.verbose > 0 || cli.explain,
                 checksum: cli.json,
                 children: cli.children,
+                gzip: cli.gzip || cli.output.as_deref().is_some_and(|o| o.ends_with(".gz")),
             };
             if options.output == Some(OutputTarget::Stdout) && cli.json {
                 return Err(failure(

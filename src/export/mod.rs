@@ -22,7 +22,7 @@ use crate::partitions::{
 use crate::progress::Progress;
 use crate::symbols::Symbols;
 pub use output::OutputTarget;
-use output::{HashingWriter, Output};
+use output::{Output, TraceOut};
 pub use pipeline::Content;
 use source::{Part, PartitionSource};
 use state::{ProcessState, Shown, read_lake_state, time_range};
@@ -48,6 +48,8 @@ pub struct ExportOptions {
     pub checksum: bool,
     /// Add every descendant of the process, each as a process of its own.
     pub children: bool,
+    /// Compress the trace with gzip.
+    pub gzip: bool,
 }
 
 pub async fn export(
@@ -101,13 +103,17 @@ pub async fn export(
     }
     let root = &state.processes[0].process;
     let target = options.output.clone().unwrap_or_else(|| {
-        OutputTarget::File(PathBuf::from(format!("{}.perfetto-trace", root.process_id)))
+        let gz = if options.gzip { ".gz" } else { "" };
+        let name = format!("{}.perfetto-trace{gz}", root.process_id);
+        OutputTarget::File(PathBuf::from(name))
     });
     let output = Output::open(&target)?;
-    let out = HashingWriter::new(output.writer()?, options.checksum);
+    let out = TraceOut::new(output.writer()?, options.checksum, options.gzip);
     let written = pipeline::write_trace(&mut assemblers, &options.contents, out, progress)
         .await
         .map_err(|e| output.name_failure(e))?;
+    let (bytes, sha256) = (written.out.finish())
+        .map_err(|e| output.name_failure(anyhow::Error::new(e).context(pipeline::WriteFailed)))?;
     output.commit()?;
 
     let mut stats = AssemblyStats::default();
@@ -129,8 +135,8 @@ pub async fn export(
             OutputTarget::Stdout => "-".into(),
             OutputTarget::File(p) => p.display().to_string(),
         },
-        bytes: written.bytes,
-        sha256: written.out.sha256(),
+        bytes,
+        sha256,
         thread_tracks: written.thread_tracks,
         async_tracks: written.async_tracks,
         log_tracks: written.log_tracks,

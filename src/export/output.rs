@@ -143,11 +143,12 @@ fn cannot_write(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     )
 }
 
-/// Hashes what passes through.
+/// Counts, and hashes when asked, what passes through.
 pub struct HashingWriter<W: Write> {
     inner: W,
     /// `None` when nobody asked for the checksum: hashing is 5% of an export.
     hasher: Option<Sha256>,
+    bytes: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -155,6 +156,7 @@ impl<W: Write> HashingWriter<W> {
         Self {
             inner,
             hasher: hash.then(Sha256::new),
+            bytes: 0,
         }
     }
 
@@ -170,9 +172,66 @@ impl<W: Write> Write for HashingWriter<W> {
         if let Some(hasher) = &mut self.hasher {
             hasher.update(&buf[..n]);
         }
+        self.bytes += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+type Destination = HashingWriter<Box<dyn Write + Send>>;
+
+/// The trace's way out: as is, or gzip-compressed. What reaches the destination is counted and
+/// hashed, so the summary describes the file as written.
+pub enum TraceOut {
+    Plain(Destination),
+    Gzip(flate2::write::GzEncoder<Destination>),
+}
+
+impl TraceOut {
+    pub fn new(destination: Box<dyn Write + Send>, checksum: bool, gzip: bool) -> Self {
+        let destination = HashingWriter::new(destination, checksum);
+        match gzip {
+            false => Self::Plain(destination),
+            // No name, time or system in the header: the same trace gives the same bytes.
+            true => Self::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(destination, flate2::Compression::fast()),
+            ),
+        }
+    }
+
+    /// Ends the stream; the bytes that reached the destination and their SHA-256 if asked for.
+    pub fn finish(self) -> std::io::Result<(u64, Option<String>)> {
+        let destination = match self {
+            Self::Plain(destination) => destination,
+            Self::Gzip(encoder) => encoder.finish()?,
+        };
+        let bytes = destination.bytes;
+        Ok((bytes, destination.sha256()))
+    }
+}
+
+impl Write for TraceOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Gzip(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(w) => w.write_all(buf),
+            Self::Gzip(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Gzip(w) => w.flush(),
+        }
     }
 }
