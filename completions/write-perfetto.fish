@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_write_perfetto_global_optspecs
-    string join \n lake= blobs= spans= no-logs no-metrics children log-level= o/output= gzip begin= end= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
+    string join \n lake= blobs= spans= no-logs no-metrics children log-level= o/output= gzip begin= end= last= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
 end
 
 function __fish_write_perfetto_needs_command
@@ -37,8 +37,9 @@ info\t''
 debug\t''
 trace\t''"
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s o -l output -d 'Output file; `-` writes the trace to stdout. Default: <process-id>.perfetto-trace. A name ending in `.gz` is written gzip-compressed' -r
-complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 'Keep only spans that end at or after this time (RFC 3339), clipped to it' -r
-complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only spans that begin at or before this time (RFC 3339), clipped to it' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l begin -d 'Keep only what ends at or after this time, clipped to it: an RFC 3339 time (2026-11-27T10:00:00Z) or an offset from the process start (+90s, +2m30s, +1.5h)' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l end -d 'Keep only what begins at or before this time, clipped to it (same forms as --begin)' -r
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l last -d 'Keep only the last DURATION of the process\'s data (5m, 30s, 1h30m), up to its last block' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l jobs -d 'Blocks fetched at once (remote stores gain from more); they are decoded one per worker thread' -r
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l partition-seconds -d 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it' -r

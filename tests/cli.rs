@@ -210,6 +210,64 @@ fn a_gz_output_is_the_same_trace_gzip_compressed_to_the_same_bytes_every_time() 
 }
 
 #[test]
+fn offsets_from_the_start_and_last_select_the_same_window_as_the_times_they_stand_for() {
+    use write_perfetto::lake::MetadataReads;
+    let lake = fixture_copy();
+    let list = processes_json(lake.path());
+    let main = list.iter().find(|p| p["parent_process_id"] == "").unwrap();
+    let id = main["process_id"].as_str().unwrap().to_string();
+    let dir = lake.path().to_str().unwrap();
+    let export = |args: &[&str]| {
+        let output = run(
+            &[&[id.as_str(), "--lake", dir, "-o", "-"][..], args].concat(),
+            lake.path(),
+        );
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        output.stdout
+    };
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    let (start, data_end) = support::lake::runtime().block_on(async {
+        let lake = support::lake::open_embedded(lake.path()).await;
+        let process = lake.metadata.process(&uuid).await.unwrap().unwrap();
+        let bounds = lake.metadata.block_end_bounds(&uuid).await.unwrap();
+        (process.start_time, bounds.1.unwrap())
+    });
+    let text =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let ms = chrono::Duration::milliseconds;
+    let whole = export(&[]);
+    let relative = export(&["--begin", "+20ms", "--end", "+1m0.04s"]);
+    let absolute = export(&[
+        "--begin",
+        &text(start + ms(20)),
+        "--end",
+        &text(start + ms(60_040)),
+    ]);
+    assert_eq!(relative, absolute);
+    assert_ne!(relative, whole, "the window leaves something out");
+    let last = export(&["--last", "30ms"]);
+    let until_end = export(&[
+        "--begin",
+        &text(data_end - ms(30)),
+        "--end",
+        &text(data_end),
+    ]);
+    assert_eq!(last, until_end);
+    assert_ne!(last, whole);
+    // A time nobody can read: exit 2, naming the accepted forms.
+    let output = run(
+        &[&id, "--lake", dir, "--begin", "5 minutes ago"],
+        lake.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(
+        error.contains("RFC 3339") && error.contains("+2m30s"),
+        "{error}"
+    );
+}
+
+#[test]
 fn processes_tree_shows_each_child_under_its_parent() {
     let lake = fixture_copy();
     let dir = lake.path().to_str().unwrap();

@@ -1,9 +1,8 @@
 //! Every flag, documented where it is defined.
 
-use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::export::Content;
+use crate::export::{Content, TimePoint};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -11,6 +10,8 @@ Examples:
   write-perfetto 9311096b --lake fixtures/lake -o trace.perfetto-trace
   write-perfetto 9311096b --lake fixtures/lake --children --spans none
   write-perfetto \"$PID\" --spans async --begin 2026-11-27T10:00:00Z --end 2026-11-27T10:05:00Z
+  write-perfetto \"$PID\" --begin +90s --end +2m30s
+  write-perfetto \"$PID\" --last 5m
   write-perfetto \"$PID\" --json -o trace.perfetto-trace | jq .sha256
 
 CI determinism check:
@@ -92,13 +93,18 @@ pub struct Cli {
     #[arg(long)]
     pub gzip: bool,
 
-    /// Keep only spans that end at or after this time (RFC 3339), clipped to it.
-    #[arg(long, value_name = "TIME")]
-    pub begin: Option<DateTime<Utc>>,
+    /// Keep only what ends at or after this time, clipped to it: an RFC 3339 time
+    /// (2026-11-27T10:00:00Z) or an offset from the process start (+90s, +2m30s, +1.5h).
+    #[arg(long, value_name = "TIME", value_parser = crate::export::window::parse_time_point)]
+    pub begin: Option<TimePoint>,
 
-    /// Keep only spans that begin at or before this time (RFC 3339), clipped to it.
-    #[arg(long, value_name = "TIME")]
-    pub end: Option<DateTime<Utc>>,
+    /// Keep only what begins at or before this time, clipped to it (same forms as --begin).
+    #[arg(long, value_name = "TIME", value_parser = crate::export::window::parse_time_point)]
+    pub end: Option<TimePoint>,
+
+    /// Keep only the last DURATION of the process's data (5m, 30s, 1h30m), up to its last block.
+    #[arg(long, value_name = "DURATION", value_parser = crate::export::window::parse_duration, conflicts_with_all = ["begin", "end"])]
+    pub last: Option<i64>,
 
     /// Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings).
     #[arg(long, global = true)]

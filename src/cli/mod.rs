@@ -136,8 +136,11 @@ async fn run(cli: &Cli) -> Result<()> {
             let lake = open_lake(cli).await?;
             let options = ExportOptions {
                 contents: cli.contents(),
-                begin: cli.begin,
-                end: cli.end,
+                window: crate::export::Window {
+                    begin: cli.begin,
+                    end: cli.end,
+                    last: cli.last,
+                },
                 output: cli.output.as_deref().map(|o| {
                     if o == "-" {
                         OutputTarget::Stdout

@@ -8,9 +8,9 @@ pub mod pipeline;
 mod source;
 mod state;
 mod summary;
+pub mod window;
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -25,15 +25,16 @@ pub use output::OutputTarget;
 use output::{Output, TraceOut};
 pub use pipeline::Content;
 use source::{Part, PartitionSource};
-use state::{ProcessState, Shown, read_lake_state, time_range};
+use state::{ProcessState, Shown, read_lake_state};
 pub use summary::{ExportSummary, LogCounts, MetricCounts, ProcessEntry, SpanCounts};
+pub use window::{TimePoint, Window};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     /// What the trace shows.
     pub contents: Vec<Content>,
-    pub begin: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
+    /// The time range shown (`--begin`, `--end`, `--last`).
+    pub window: Window,
     /// `None`: `<process-id>.perfetto-trace` in the current directory.
     pub output: Option<OutputTarget>,
     /// Blocks fetched and decoded at once.
@@ -70,7 +71,12 @@ pub async fn export(
         metrics: contents.contains(&Content::Metrics),
     };
     let state = read_lake_state(lake, process_arg, shown, options.children).await?;
-    let range = time_range(options.begin, options.end)?;
+    let root = &state.processes[0].process;
+    let start_ns = root.start_time.timestamp_nanos_opt().unwrap_or(0);
+    let data_end_ns = state.processes.iter().map(|p| p.data_end_ns).max();
+    let range = options
+        .window
+        .resolve(start_ns, data_end_ns.unwrap_or(i64::MAX))?;
     let explain = |line: String| {
         if options.explain {
             progress.note(&line);
@@ -101,7 +107,6 @@ pub async fn export(
         let assembler = ProcessAssembler::new(source, data, Symbols::new());
         assemblers.push((assembler, process_name(&process.process.exe)));
     }
-    let root = &state.processes[0].process;
     let target = options.output.clone().unwrap_or_else(|| {
         let gz = if options.gzip { ".gz" } else { "" };
         let name = format!("{}.perfetto-trace{gz}", root.process_id);

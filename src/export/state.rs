@@ -2,7 +2,6 @@
 //! it was asked for.
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
@@ -28,6 +27,8 @@ pub struct ProcessState {
     /// Empty when metrics are not shown.
     pub metrics: Streams,
     pub clock: Clock,
+    /// The end of its last block, in Unix nanoseconds.
+    pub data_end_ns: i64,
 }
 
 /// Streams of one kind, in stream id order, and their blocks, ordered by stream, object
@@ -123,7 +124,9 @@ async fn read_process(
     }
     let bounds = snapshot.block_end_bounds(&id).await?;
     let clock = Clock::for_process(&process, bounds)?;
+    let data_end_ns = bounds.1.and_then(|t| t.timestamp_nanos_opt());
     Ok(Ok(ProcessState {
+        data_end_ns: data_end_ns.unwrap_or(i64::MAX),
         process,
         threads,
         logs,
@@ -179,24 +182,4 @@ fn nothing_to_show(threads: &Streams, logs: &Streams, metrics: &Streams, shown: 
         false => "",
     };
     format!("has {}: nothing to export{starting}", missing.join(", "))
-}
-
-/// `[begin, end]` in Unix nanoseconds, `None` when neither bound is given.
-pub fn time_range(
-    begin: Option<DateTime<Utc>>,
-    end: Option<DateTime<Utc>>,
-) -> Result<Option<(i64, i64)>> {
-    if begin.is_none() && end.is_none() {
-        return Ok(None);
-    }
-    let ns = |t: DateTime<Utc>| {
-        t.timestamp_nanos_opt()
-            .ok_or_else(|| failure(FailureKind::Usage, format!("time {t} is out of range")))
-    };
-    let begin = begin.map(ns).transpose()?.unwrap_or(i64::MIN);
-    let end = end.map(ns).transpose()?.unwrap_or(i64::MAX);
-    if begin > end {
-        return Err(failure(FailureKind::Usage, "--begin is after --end"));
-    }
-    Ok(Some((begin, end)))
 }
