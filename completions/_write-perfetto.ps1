@@ -56,6 +56,8 @@ Register-ArgumentCompleter -Native -CommandName 'write-perfetto' -ScriptBlock {
         }
         'write-perfetto;processes' {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Show at most N processes, from 1 to 1000000')
+            [CompletionResult]::new('--exe', '--exe', [CompletionResultType]::ParameterName, 'Only processes whose executable path contains this text (ignoring case)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only processes started at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or a duration ago (2h, 30m, 1d is 24h)')
             [CompletionResult]::new('--lake', '--lake', [CompletionResultType]::ParameterName, 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database')
             [CompletionResult]::new('--blobs', '--blobs', [CompletionResultType]::ParameterName, 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables')
             [CompletionResult]::new('--cache', '--cache', [CompletionResultType]::ParameterName, 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)')

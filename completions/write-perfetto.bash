@@ -348,13 +348,21 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__processes)
-            opts="-q -v -h --json --limit --tree --lake --blobs --quiet --verbose --cache --partition-seconds --explain --help"
+            opts="-q -v -h --json --limit --tree --exe --since --lake --blobs --quiet --verbose --cache --partition-seconds --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exe)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

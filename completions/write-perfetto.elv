@@ -52,6 +52,8 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
         }
         &'write-perfetto;processes'= {
             cand --limit 'Show at most N processes, from 1 to 1000000'
+            cand --exe 'Only processes whose executable path contains this text (ignoring case)'
+            cand --since 'Only processes started at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or a duration ago (2h, 30m, 1d is 24h)'
             cand --lake 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas''s metadata database'
             cand --blobs 'Object store of a PostgreSQL lake''s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables'
             cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'

@@ -59,6 +59,8 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "cache" -
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l limit -d 'Show at most N processes, from 1 to 1000000' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l exe -d 'Only processes whose executable path contains this text (ignoring case)' -r
+complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l since -d 'Only processes started at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or a duration ago (2h, 30m, 1d is 24h)' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l lake -d 'The lake: a directory holding lake.db (embedded lake), or a postgres:// URL of Micromegas\'s metadata database' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l blobs -d 'Object store of a PostgreSQL lake\'s payloads: file://, s3://, gs:// or az:// URL; credentials come from the usual AWS_*, GOOGLE_*, AZURE_* variables' -r
 complete -c write-perfetto -n "__fish_write_perfetto_using_subcommand processes" -l cache -d 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake\'s database and its object store for PostgreSQL)' -r -F

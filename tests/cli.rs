@@ -268,6 +268,49 @@ fn offsets_from_the_start_and_last_select_the_same_window_as_the_times_they_stan
 }
 
 #[test]
+fn processes_filter_by_executable_and_start_and_show_how_long_each_ran() {
+    let lake = fixture_copy();
+    let dir = lake.path().to_str().unwrap();
+    let listed = |args: &[&str]| -> Vec<serde_json::Value> {
+        let all = [&["processes", "--json", "--lake", dir][..], args].concat();
+        let output = run(&all, lake.path());
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let ids = |list: Vec<serde_json::Value>| -> Vec<String> {
+        list.iter()
+            .map(|p| p["process_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = listed(&[]);
+    assert_eq!(all.len(), 2);
+    assert_eq!(ids(listed(&["--exe", "MAKE-fixture"])), ids(all.clone()));
+    assert!(listed(&["--exe", "no-such-program"]).is_empty());
+    // Newest first: the child started last; --since its start keeps only it.
+    let child_start = all[0]["start_time"].as_str().unwrap();
+    assert_eq!(
+        ids(listed(&["--since", child_start])),
+        ids(all[..1].to_vec())
+    );
+    for p in &all {
+        let at =
+            |key: &str| chrono::DateTime::parse_from_rfc3339(p[key].as_str().unwrap()).unwrap();
+        let ran = (at("end_time") - at("start_time")).as_seconds_f64();
+        assert!(ran > 0.0);
+        assert!(
+            (p["duration_seconds"].as_f64().unwrap() - ran).abs() < 1e-6,
+            "{p}"
+        );
+    }
+    let output = run(
+        &["processes", "--lake", dir, "--since", "last week"],
+        lake.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
+}
+
+#[test]
 fn processes_tree_shows_each_child_under_its_parent() {
     let lake = fixture_copy();
     let dir = lake.path().to_str().unwrap();

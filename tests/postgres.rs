@@ -56,7 +56,8 @@ fn a_postgresql_copy_of_the_fixture_lake_reads_and_exports_identically() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         o.stdout
     };
-    for extra in [&[][..], &["--tree"]] {
+    let since = ["--since", "2026-11-30T13:00:27Z"];
+    for extra in [&[][..], &["--tree"], &["--exe", "Make-Fixture"], &since] {
         let sqlite_args = ["processes", "--json", "--lake", dir];
         let pg_args = ["processes", "--json", "--lake", &url, "--blobs", &blobs];
         assert_eq!(

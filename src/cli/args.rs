@@ -167,6 +167,13 @@ pub enum Command {
         /// whose parent is not listed is a root. With --json: nested `children` arrays.
         #[arg(long)]
         tree: bool,
+        /// Only processes whose executable path contains this text (ignoring case).
+        #[arg(long, value_name = "TEXT")]
+        exe: Option<String>,
+        /// Only processes started at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or a
+        /// duration ago (2h, 30m, 1d is 24h).
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Manage the partition cache.
     Cache {
@@ -233,4 +240,24 @@ impl Cli {
         }
         contents
     }
+}
+
+/// `--since`: an RFC 3339 time, or a duration before now (`2h`, `30m`, `1d`).
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.to_utc());
+    }
+    let hours = text
+        .trim()
+        .strip_suffix('d')
+        .and_then(|d| d.parse::<f64>().ok());
+    let ago = match hours {
+        Some(days) => crate::export::window::parse_duration(&format!("{}h", days * 24.0)),
+        None => crate::export::window::parse_duration(text),
+    };
+    let ago = ago.map_err(|_| {
+        "expected an RFC 3339 time (2026-11-27T10:00:00Z) or a duration ago (2h, 30m, 1d)"
+            .to_string()
+    })?;
+    Ok(chrono::Utc::now() - chrono::Duration::nanoseconds(ago))
 }

@@ -121,9 +121,20 @@ async fn run(cli: &Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Processes { json, limit, tree }) => {
+        Some(Command::Processes {
+            json,
+            limit,
+            tree,
+            exe,
+            since,
+        }) => {
             let lake = open_lake(cli).await?;
-            let processes = lake.metadata.process_summaries(*limit).await?;
+            let filter = crate::lake::ProcessFilter {
+                limit: *limit,
+                exe: exe.clone(),
+                since: *since,
+            };
+            let processes = lake.metadata.find_processes(&filter).await?;
             processes::print(&processes, *json || cli.json, *tree)
         }
         None => {

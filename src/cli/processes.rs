@@ -32,8 +32,8 @@ pub fn print(processes: &[ProcessSummary], json: bool, tree: bool) -> Result<()>
     if std::io::stdout().is_terminal() || !processes.is_empty() {
         writeln!(
             out,
-            "{:<id_width$}  {:<27}  {:<36}  {:>7}  {:>6}  {:<16}  EXE",
-            "PROCESS ID", "START TIME", "PARENT", "THREADS", "BLOCKS", "COMPUTER"
+            "{:<id_width$}  {:<27}  {:>9}  {:<36}  {:>7}  {:>6}  {:<16}  EXE",
+            "PROCESS ID", "START TIME", "DURATION", "PARENT", "THREADS", "BLOCKS", "COMPUTER"
         )?;
     }
     for (depth, p) in rows {
@@ -42,13 +42,25 @@ pub fn print(processes: &[ProcessSummary], json: bool, tree: bool) -> Result<()>
             "" => "-",
             parent => parent,
         };
+        let duration = p.duration_seconds.map_or("-".into(), duration_text);
         writeln!(
             out,
-            "{id:<id_width$}  {:<27}  {parent:<36}  {:>7}  {:>6}  {:<16}  {}",
+            "{id:<id_width$}  {:<27}  {duration:>9}  {parent:<36}  {:>7}  {:>6}  {:<16}  {}",
             p.start_time, p.thread_streams, p.blocks, p.computer, p.exe
         )?;
     }
     Ok(())
+}
+
+/// A duration as a person reads it: `850ms`, `12.3s`, `4m05s`, `2h03m`.
+fn duration_text(seconds: f64) -> String {
+    let whole = seconds as u64;
+    match whole {
+        0 => format!("{:.0}ms", seconds * 1000.0),
+        1..=59 => format!("{seconds:.1}s"),
+        60..=3599 => format!("{}m{:02}s", whole / 60, whole % 60),
+        _ => format!("{}h{:02}m", whole / 3600, whole % 3600 / 60),
+    }
 }
 
 /// The processes depth first, each with its depth: roots in the listing's order, children
@@ -108,6 +120,8 @@ mod tests {
             exe: String::new(),
             computer: String::new(),
             start_time: start.into(),
+            end_time: String::new(),
+            duration_seconds: None,
             parent_process_id: parent.into(),
             thread_streams: 0,
             blocks: 0,
@@ -118,6 +132,14 @@ mod tests {
         rows.iter()
             .map(|(d, p)| (*d, p.process_id.clone()))
             .collect()
+    }
+
+    #[test]
+    fn durations_read_in_the_largest_sensible_units() {
+        assert_eq!(duration_text(0.85), "850ms");
+        assert_eq!(duration_text(12.34), "12.3s");
+        assert_eq!(duration_text(245.0), "4m05s");
+        assert_eq!(duration_text(7380.0), "2h03m");
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub enum Arg {
     Int(i64),
 }
 
+/// Which processes `write-perfetto processes` lists.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFilter {
+    pub limit: i64,
+    /// Only those whose executable path contains this, ignoring case.
+    pub exe: Option<String>,
+    /// Only those started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
 /// What `write-perfetto processes` shows of a process.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProcessSummary {
@@ -34,6 +44,10 @@ pub struct ProcessSummary {
     pub exe: String,
     pub computer: String,
     pub start_time: String,
+    /// The end of its last block; empty when it has none.
+    pub end_time: String,
+    /// From its start to the end of its last block.
+    pub duration_seconds: Option<f64>,
     /// Empty when the process has no parent.
     pub parent_process_id: String,
     pub thread_streams: i64,
@@ -334,56 +348,91 @@ impl MetadataReads for Snapshot {
 impl MetadataDb {
     /// The newest processes first (ties broken by id), with their thread-stream and block counts.
     pub async fn process_summaries(&self, limit: i64) -> Result<Vec<ProcessSummary>> {
+        let filter = ProcessFilter {
+            limit,
+            ..Default::default()
+        };
+        self.find_processes(&filter).await
+    }
+
+    /// The processes `filter` keeps, newest first (ties broken by id), with their thread-stream
+    /// and block counts and the end of their last block.
+    pub async fn find_processes(&self, filter: &ProcessFilter) -> Result<Vec<ProcessSummary>> {
         let threads = THREAD_STREAMS;
         let pg_sql = format!(
             "SELECT p.process_id::text, p.exe, p.computer, {}, p.parent_process_id::text, \
              (SELECT count(*) FROM streams s WHERE s.process_id = p.process_id AND $3 = ANY(s.tags) AND s.format = $2), \
              (SELECT count(*) FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
-              WHERE s.process_id = p.process_id AND b.process_id = p.process_id) \
+              WHERE s.process_id = p.process_id AND b.process_id = p.process_id), \
+             (SELECT {} FROM blocks b WHERE b.process_id = p.process_id) \
              FROM processes p WHERE p.process_id IS NOT NULL \
+             AND ($4 = '' OR strpos(lower(p.exe), lower($4)) > 0) \
+             AND COALESCE(p.start_time, '0001-01-01T00:00:00Z'::timestamptz) >= $5::timestamptz \
              ORDER BY p.start_time DESC NULLS LAST, p.process_id::text LIMIT $1",
-            pg_time("p.start_time")
+            pg_time("p.start_time"),
+            pg_time("max(b.end_time)")
         );
-        type Tuple = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<i64>,
-        );
-        let rows: Vec<Tuple> = self
+        // Before any start time: no filter (a process without one is kept too).
+        let since = filter
+            .since
+            .map_or("0001-01-01T00:00:00.000000Z".into(), |t| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            });
+        let rows: Vec<SummaryTuple> = self
             .fetch(
                 &pg_sql,
                 "SELECT lower(p.process_id), p.exe, p.computer, p.start_time, lower(p.parent_process_id), \
                  (SELECT count(*) FROM streams s WHERE lower(s.process_id) = lower(p.process_id) AND s.format = $2 \
                   AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = $3)), \
                  (SELECT count(*) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
-                  WHERE lower(s.process_id) = lower(p.process_id) AND lower(b.process_id) = lower(p.process_id)) \
+                  WHERE lower(s.process_id) = lower(p.process_id) AND lower(b.process_id) = lower(p.process_id)), \
+                 (SELECT max(b.end_time) FROM blocks b WHERE lower(b.process_id) = lower(p.process_id)) \
                  FROM processes p WHERE p.process_id IS NOT NULL \
+                 AND ($4 = '' OR instr(lower(p.exe), lower($4)) > 0) \
+                 AND COALESCE(p.start_time, '0001-01-01T00:00:00.000000Z') >= $5 \
                  ORDER BY p.start_time IS NULL, p.start_time DESC, lower(p.process_id) LIMIT $1",
                 &[
-                    Arg::Int(limit),
+                    Arg::Int(filter.limit),
                     Arg::Text(threads.format.into()),
                     Arg::Text(threads.tag.into()),
+                    Arg::Text(filter.exe.clone().unwrap_or_default()),
+                    Arg::Text(since),
                 ],
             )
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, exe, computer, start, parent, threads, blocks)| ProcessSummary {
-                    process_id: id.unwrap_or_default(),
-                    exe: exe.unwrap_or_default(),
-                    computer: computer.unwrap_or_default(),
-                    start_time: start.unwrap_or_default(),
-                    parent_process_id: parent.unwrap_or_default(),
-                    thread_streams: threads.unwrap_or(0),
-                    blocks: blocks.unwrap_or(0),
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(summary_from_tuple).collect())
+    }
+}
+
+type SummaryTuple = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn summary_from_tuple(t: SummaryTuple) -> ProcessSummary {
+    let (id, exe, computer, start, parent, threads, blocks, end) = t;
+    let (start_time, end_time) = (start.unwrap_or_default(), end.unwrap_or_default());
+    let parsed = |text: &str| DateTime::parse_from_rfc3339(text).ok();
+    let duration_seconds = match (parsed(&start_time), parsed(&end_time)) {
+        (Some(start), Some(end)) => Some((end - start).as_seconds_f64().max(0.0)),
+        _ => None,
+    };
+    ProcessSummary {
+        process_id: id.unwrap_or_default(),
+        exe: exe.unwrap_or_default(),
+        computer: computer.unwrap_or_default(),
+        start_time,
+        end_time,
+        duration_seconds,
+        parent_process_id: parent.unwrap_or_default(),
+        thread_streams: threads.unwrap_or(0),
+        blocks: blocks.unwrap_or(0),
     }
 }
 

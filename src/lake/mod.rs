@@ -12,7 +12,7 @@ pub mod rows;
 
 pub use blobs::BlobStore;
 pub use location::LakeLocation;
-pub use metadata::{MetadataDb, MetadataReads, ProcessSummary, Snapshot};
+pub use metadata::{MetadataDb, MetadataReads, ProcessFilter, ProcessSummary, Snapshot};
 pub use resolve::resolve_process;
 
 use anyhow::Result;
