@@ -72,11 +72,7 @@ pub async fn export(
     };
     let state = read_lake_state(lake, process_arg, shown, options.children).await?;
     let root = &state.processes[0].process;
-    let start_ns = root.start_time.timestamp_nanos_opt().unwrap_or(0);
-    let data_end_ns = state.processes.iter().map(|p| p.data_end_ns).max();
-    let range = options
-        .window
-        .resolve(start_ns, data_end_ns.unwrap_or(i64::MAX))?;
+    let range = state.window_range(&options.window)?;
     let explain = |line: String| {
         if options.explain {
             progress.note(&line);
@@ -91,22 +87,13 @@ pub async fn export(
     let (cache, prepared) = prepare_partitions(lake, &all_requests, options, progress).await?;
 
     progress.stage("writing spans");
-    let mut prepared_parts = prepared.iter();
-    let mut assemblers: Vec<(ProcessAssembler<PartitionSource>, String)> = Vec::new();
-    for (process, requests) in state.processes.iter().zip(&requests) {
-        let source = PartitionSource {
-            lake,
-            cache: &cache,
-            clock: &process.clock,
-            parts: (requests.iter())
-                .zip(prepared_parts.by_ref())
-                .map(|(r, p)| Part::new(r, p))
-                .collect(),
-        };
-        let data = process_data(process, range);
-        let assembler = ProcessAssembler::new(source, data, Symbols::new());
-        assemblers.push((assembler, process_name(&process.process.exe)));
-    }
+    let parts = Parts {
+        lake,
+        cache: &cache,
+        requests: &requests,
+        prepared: &prepared,
+    };
+    let mut assemblers = parts.assemblers(&state.processes, range);
     let target = options.output.clone().unwrap_or_else(|| {
         let gz = if options.gzip { ".gz" } else { "" };
         let name = format!("{}.perfetto-trace{gz}", root.process_id);
@@ -169,6 +156,43 @@ fn free_in_background(symbols: Symbols) {
     let _ = std::thread::Builder::new()
         .name("free".into())
         .spawn(move || drop(symbols));
+}
+
+/// The prepared partitions of every process, to read them from.
+struct Parts<'a> {
+    lake: &'a Lake,
+    cache: &'a PartitionCache,
+    /// Per process, in trace order.
+    requests: &'a [Vec<EventsRequest<'a>>],
+    /// Per request, all processes' in a row.
+    prepared: &'a [Prepared],
+}
+
+impl<'a> Parts<'a> {
+    /// An assembler (and the process's name) per process, reading its own partitions.
+    fn assemblers(
+        &self,
+        processes: &'a [ProcessState],
+        range: Option<(i64, i64)>,
+    ) -> Vec<(ProcessAssembler<'a, PartitionSource<'a>>, String)> {
+        let mut prepared = self.prepared.iter();
+        let with_requests = processes.iter().zip(self.requests);
+        let build = |(process, requests): (&'a ProcessState, &'a Vec<EventsRequest<'a>>)| {
+            let source = PartitionSource {
+                lake: self.lake,
+                cache: self.cache,
+                clock: &process.clock,
+                parts: (requests.iter())
+                    .zip(prepared.by_ref())
+                    .map(|(r, p)| Part::new(r, p))
+                    .collect(),
+            };
+            let data = process_data(process, range);
+            let assembler = ProcessAssembler::new(source, data, Symbols::new());
+            (assembler, process_name(&process.process.exe))
+        };
+        with_requests.map(build).collect()
+    }
 }
 
 /// The partition views of each kind of stream the contents read.

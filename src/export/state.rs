@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use super::window::Window;
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::lake::rows::{
@@ -16,6 +17,17 @@ use uuid::Uuid;
 pub struct LakeState {
     /// Those with data to show, in trace order; never empty.
     pub processes: Vec<ProcessState>,
+}
+
+impl LakeState {
+    /// The window in Unix nanoseconds: offsets count from the start of the process asked for,
+    /// `--last` from the end of the last block of any process.
+    pub fn window_range(&self, window: &Window) -> Result<Option<(i64, i64)>> {
+        let root = &self.processes[0].process;
+        let start_ns = root.start_time.timestamp_nanos_opt().unwrap_or(0);
+        let data_end_ns = self.processes.iter().map(|p| p.data_end_ns).max();
+        window.resolve(start_ns, data_end_ns.unwrap_or(i64::MAX))
+    }
 }
 
 /// A process, its streams and blocks of each kind shown, and its clock.
