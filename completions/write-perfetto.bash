@@ -62,7 +62,7 @@ _write__perfetto() {
 
     case "${cmd}" in
         write__perfetto)
-            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --no-metrics --children --log-level --output --gzip --begin --end --last --json --quiet --verbose --jobs --cache --partition-seconds --explain --threads --help --version processes cache completions help"
+            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --no-metrics --children --log-level --output --open --gzip --begin --end --last --json --quiet --verbose --jobs --cache --partition-seconds --explain --threads --help --version processes cache completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -34,6 +34,7 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --no-logs 'Leave the process''s log entries out (by default they are instants on a "log" track, one lane per level)'
             cand --no-metrics 'Leave the process''s measures out (by default each metric series is a counter track under a "metrics" track)'
             cand --children 'Add every descendant of the process (its children, theirs, …) to the trace, each as a process of its own with its threads, async spans, logs and metrics, on the same timeline; ordered by start time, then id'
+            cand --open 'After writing the trace, serve it on 127.0.0.1:9001 and open the Perfetto UI on it (the link is printed; a browser is started when the session has one). Serves until the UI has fetched the trace, or Ctrl-C'
             cand --gzip 'Compress the trace with gzip (the Perfetto UI opens it as is; 2 to 3.5 times smaller), to a file of any name or to stdout. Same trace, same bytes: no name or time in the header'
             cand --json 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
             cand -q 'Print nothing but errors'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_write_perfetto_global_optspecs
-    string join \n lake= blobs= spans= no-logs no-metrics children log-level= o/output= gzip begin= end= last= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
+    string join \n lake= blobs= spans= no-logs no-metrics children log-level= o/output= open gzip begin= end= last= json q/quiet v/verbose jobs= cache= partition-seconds= explain threads= h/help V/version
 end
 
 function __fish_write_perfetto_needs_command
@@ -47,6 +47,7 @@ complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l threads -
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-logs -d 'Leave the process\'s log entries out (by default they are instants on a "log" track, one lane per level)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l no-metrics -d 'Leave the process\'s measures out (by default each metric series is a counter track under a "metrics" track)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l children -d 'Add every descendant of the process (its children, theirs, …) to the trace, each as a process of its own with its threads, async spans, logs and metrics, on the same timeline; ordered by start time, then id'
+complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l open -d 'After writing the trace, serve it on 127.0.0.1:9001 and open the Perfetto UI on it (the link is printed; a browser is started when the session has one). Serves until the UI has fetched the trace, or Ctrl-C'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l gzip -d 'Compress the trace with gzip (the Perfetto UI opens it as is; 2 to 3.5 times smaller), to a file of any name or to stdout. Same trace, same bytes: no name or time in the header'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -l json -d 'Print a JSON summary of the export on stdout (ids, output, sha256, counts, timings)'
 complete -c write-perfetto -n "__fish_write_perfetto_needs_command" -s q -l quiet -d 'Print nothing but errors'

@@ -310,6 +310,95 @@ fn processes_filter_by_executable_and_start_and_show_how_long_each_ran() {
     assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
 }
 
+/// Sends `request` to the server and reads the whole answer (the server closes it).
+fn http(port: u16, request: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn open_serves_the_trace_to_the_perfetto_ui_once_then_exits() {
+    use std::io::BufRead;
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let out = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = write_perfetto()
+        .args([
+            id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-q",
+            "--open",
+            "-o",
+            "t.pftrace",
+        ])
+        .env("WRITE_PERFETTO_OPEN_PORT", port.to_string())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .current_dir(out.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The link, even with -q: the UI's deep link to the local file.
+    let mut stderr_lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = stderr_lines.next().unwrap().unwrap();
+    let url = format!("https://ui.perfetto.dev/#!/?url=http://127.0.0.1:{port}/t.pftrace");
+    assert!(line.contains(&url), "{line}");
+    let cors = "Access-Control-Allow-Origin: https://ui.perfetto.dev\r\n";
+    let preflight = http(port, "OPTIONS /t.pftrace HTTP/1.1\r\nHost: x\r\n\r\n");
+    let preflight = String::from_utf8(preflight).unwrap();
+    assert!(
+        preflight.starts_with("HTTP/1.1 204") && preflight.contains(cors),
+        "{preflight}"
+    );
+    let missing = String::from_utf8(http(port, "GET /other HTTP/1.1\r\n\r\n")).unwrap();
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let answer = http(port, "GET /t.pftrace HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split + 2]).into_owned();
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains(cors),
+        "{head}"
+    );
+    let trace = std::fs::read(out.path().join("t.pftrace")).unwrap();
+    assert_eq!(&answer[split + 4..], &trace[..]);
+    // Fetched once: done.
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn open_with_its_port_taken_fails_with_exit_5_naming_the_port() {
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = write_perfetto()
+        .args([
+            id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-q",
+            "--open",
+            "-o",
+            "t.pftrace",
+        ])
+        .env("WRITE_PERFETTO_OPEN_PORT", &port)
+        .current_dir(lake.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&format!("127.0.0.1:{port}")));
+}
+
 #[test]
 fn processes_tree_shows_each_child_under_its_parent() {
     let lake = fixture_copy();

@@ -87,6 +87,12 @@ pub struct Cli {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<String>,
 
+    /// After writing the trace, serve it on 127.0.0.1:9001 and open the Perfetto UI on it (the
+    /// link is printed; a browser is started when the session has one). Serves until the UI
+    /// has fetched the trace, or Ctrl-C.
+    #[arg(long)]
+    pub open: bool,
+
     /// Compress the trace with gzip (the Perfetto UI opens it as is; 2 to 3.5 times smaller),
     /// to a file of any name or to stdout. Same trace, same bytes: no name or time in the
     /// header.

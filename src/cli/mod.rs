@@ -1,6 +1,7 @@
 //! The command line: flags, subcommands, exit statuses, and what goes to stdout and stderr.
 
 mod args;
+mod open;
 mod processes;
 
 use anyhow::Result;
@@ -173,6 +174,12 @@ async fn run(cli: &Cli) -> Result<()> {
                     "--json and -o - both want stdout; write the trace to a file",
                 ));
             }
+            if options.output == Some(OutputTarget::Stdout) && cli.open {
+                return Err(failure(
+                    FailureKind::Usage,
+                    "--open serves a trace file: write it to a file, not to stdout (-o -)",
+                ));
+            }
             if options.contents.is_empty() {
                 return Err(failure(
                     FailureKind::Usage,
@@ -198,6 +205,13 @@ async fn run(cli: &Cli) -> Result<()> {
                     summary.metrics.series,
                     summary.elapsed_ms
                 ));
+            }
+            if cli.open {
+                let trace = std::path::PathBuf::from(&summary.output);
+                let served = tokio::task::spawn_blocking(move || {
+                    open::serve_to_ui(&trace, &|line| stderr_line(line))
+                });
+                served.await??;
             }
             Ok(())
         }
