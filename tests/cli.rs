@@ -376,6 +376,42 @@ fn open_serves_the_trace_to_the_perfetto_ui_once_then_exits() {
 }
 
 #[test]
+fn a_trace_too_large_for_the_browser_ui_gets_a_hint_on_stderr_unless_quiet() {
+    let lake = fixture_copy();
+    let id = &fixture_process_ids(lake.path())[0];
+    let export = |threshold: &str, quiet: bool| {
+        let mut command = write_perfetto();
+        command.args([
+            id,
+            "--lake",
+            lake.path().to_str().unwrap(),
+            "-o",
+            "t.pftrace",
+        ]);
+        if quiet {
+            command.arg("-q");
+        }
+        let output = command
+            .env("WRITE_PERFETTO_LARGE_TRACE_BYTES", threshold)
+            .current_dir(lake.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(output.stdout.is_empty());
+        stderr(&output)
+    };
+    let hinted = export("100", false);
+    assert!(
+        hinted.contains("warning: the trace holds 0 MB")
+            && hinted.contains("trace_processor --httpd"),
+        "{hinted}"
+    );
+    assert!(hinted.contains("--last"), "{hinted}");
+    assert!(!export("100", true).contains("warning"));
+    assert!(!export("100000000", false).contains("warning"));
+}
+
+#[test]
 fn open_with_its_port_taken_fails_with_exit_5_naming_the_port() {
     let lake = fixture_copy();
     let id = &fixture_process_ids(lake.path())[0];

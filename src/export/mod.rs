@@ -107,6 +107,9 @@ pub async fn export(
     let (bytes, sha256) = (written.out.finish())
         .map_err(|e| output.name_failure(anyhow::Error::new(e).context(pipeline::WriteFailed)))?;
     output.commit()?;
+    if written.bytes > large_trace_bytes() {
+        progress.warn(&large_trace_hint(written.bytes));
+    }
 
     let mut stats = AssemblyStats::default();
     for (assembler, _) in &mut assemblers {
@@ -148,6 +151,27 @@ pub async fn export(
         partitions_built: partition_stats.built,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Above this many bytes (uncompressed), a trace takes the browser UI a minute or more to load:
+/// measured with `ui-check` (Perfetto UI v52 in headless Chromium, 2 cores): 43 MB (1.1M
+/// spans) and 129 MB (1M log entries) in about 33 s each on a busy machine, 422 MB (11M spans)
+/// in about a minute. `WRITE_PERFETTO_LARGE_TRACE_BYTES` overrides it (tests).
+const LARGE_TRACE_BYTES: u64 = 400_000_000;
+
+fn large_trace_bytes() -> u64 {
+    let set = std::env::var("WRITE_PERFETTO_LARGE_TRACE_BYTES").ok();
+    set.and_then(|v| v.parse().ok())
+        .unwrap_or(LARGE_TRACE_BYTES)
+}
+
+fn large_trace_hint(bytes: u64) -> String {
+    format!(
+        "the trace holds {} MB: the Perfetto UI in a browser takes a minute or more to load that \
+         much and may run out of memory; narrow it (--begin/--end, --last 5m, --spans, --log-level) \
+         or load it with trace_processor --httpd FILE and the UI's native acceleration",
+        bytes / 1_000_000
+    )
 }
 
 /// Frees the export's strings (millions of small allocations after a large export) on a thread
