@@ -228,12 +228,19 @@ pub trait MetadataReads {
         let rows: Vec<BlockTuple> = self
             .fetch(
                 &pg_sql,
-                "SELECT lower(b.block_id), lower(b.stream_id), lower(b.process_id), b.begin_time, b.end_time, \
+                // The process's streams and blocks are selected first, their ids lowered once
+                // (materialized: SQLite then joins them through an automatic index, instead of
+                // comparing every stream with every block, which made thousands of threads slow).
+                "WITH s AS MATERIALIZED (SELECT lower(stream_id) AS stream_id FROM streams \
+                  WHERE lower(process_id) = $1 AND format = $2 \
+                  AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = $3)), \
+                 b AS MATERIALIZED (SELECT lower(block_id) AS block_id, lower(stream_id) AS stream_id, \
+                  lower(process_id) AS process_id, begin_time, end_time, begin_ticks, end_ticks, nb_objects, \
+                  object_offset, payload_size, insert_time FROM blocks WHERE lower(process_id) = $1) \
+                 SELECT b.block_id, b.stream_id, b.process_id, b.begin_time, b.end_time, \
                  b.begin_ticks, b.end_ticks, b.nb_objects, b.object_offset, b.payload_size, b.insert_time \
-                 FROM blocks b JOIN streams s ON lower(s.stream_id) = lower(b.stream_id) \
-                 WHERE lower(b.process_id) = $1 AND lower(s.process_id) = $1 AND s.format = $2 \
-                 AND EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = $3) \
-                 ORDER BY lower(b.stream_id), b.object_offset, lower(b.block_id)",
+                 FROM b JOIN s ON s.stream_id = b.stream_id \
+                 ORDER BY b.stream_id, b.object_offset, b.block_id",
                 &kind.args(process_id),
             )
             .await?;
@@ -254,8 +261,11 @@ pub trait MetadataReads {
         let rows: Vec<(Option<i64>, Option<String>)> = self
             .fetch(
                 &pg_sql,
-                "SELECT max(b.end_ticks), max(b.end_time) FROM streams s JOIN blocks b ON lower(b.stream_id) = lower(s.stream_id) \
-                 WHERE lower(s.process_id) = $1 AND lower(b.process_id) = $1",
+                // Materialized for the same reason as the blocks query.
+                "WITH s AS MATERIALIZED (SELECT lower(stream_id) AS stream_id FROM streams WHERE lower(process_id) = $1), \
+                 b AS MATERIALIZED (SELECT lower(stream_id) AS stream_id, end_ticks, end_time FROM blocks \
+                  WHERE lower(process_id) = $1) \
+                 SELECT max(b.end_ticks), max(b.end_time) FROM b JOIN s ON s.stream_id = b.stream_id",
                 &[Arg::Text(process_id.to_string())],
             )
             .await?;
