@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::decode::DecodedBlock;
 use crate::symbols::{FastMap, PropertySet, Sym, Symbols};
 
 const STRINGS_KEY: &str = "write-perfetto.strings";
@@ -298,11 +299,64 @@ fn metadata_list<T: serde::de::DeserializeOwned>(
 /// blocks are decoded, in stream order.
 pub trait PartitionRows: Send {
     /// Appends the items of a decoded block that the view keeps.
-    fn push_block(&mut self, block_id: Uuid, block: &crate::decode::DecodedBlock) -> Result<()>;
+    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()>;
     /// Rows appended so far.
     fn len(&self) -> usize;
     /// The complete file.
     fn finish(self: Box<Self>) -> Result<Bytes>;
+}
+
+/// A row format's pending rows, column by column: filled from decoded blocks, handed to the
+/// Parquet writer in batches.
+pub trait RowColumns: Default + Send {
+    /// Appends the rows of a decoded block the view keeps; returns how many.
+    fn push_block(&mut self, file: &mut FileBuilder, block_id: Uuid, block: &DecodedBlock)
+    -> usize;
+    /// Rows pending.
+    fn len(&self) -> usize;
+    fn into_batch(self) -> Result<RecordBatch>;
+}
+
+/// A partition file of a one-row-per-item format, written in batches of [`BATCH_ROWS`].
+pub struct BatchedRows<C: RowColumns> {
+    file: FileBuilder,
+    pending: C,
+    rows: usize,
+}
+
+impl<C: RowColumns> BatchedRows<C> {
+    pub fn new(schema: Arc<Schema>, unique_valued_columns: &[&str]) -> Result<Self> {
+        Ok(Self {
+            file: FileBuilder::new(schema, unique_valued_columns)?,
+            pending: C::default(),
+            rows: 0,
+        })
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.pending).into_batch()?;
+        self.file.write_batch(batch)
+    }
+}
+
+impl<C: RowColumns> PartitionRows for BatchedRows<C> {
+    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()> {
+        self.file.start_block();
+        self.rows += self.pending.push_block(&mut self.file, block_id, block);
+        if self.pending.len() >= BATCH_ROWS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.rows
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Bytes> {
+        self.write_pending()?;
+        self.file.finish()
+    }
 }
 
 /// What a view's files are read back into: a table of one kind of rows, with their places in

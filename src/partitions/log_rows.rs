@@ -10,7 +10,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::View;
-use super::files::{BATCH_ROWS, FileBuilder, FileTables, PartitionRows, RowTable, column, keys};
+use super::files::{
+    BatchedRows, FileBuilder, FileTables, PartitionRows, RowColumns, RowTable, column, keys,
+};
 use crate::clock::Clock;
 use crate::decode::DecodedBlock;
 use crate::events::{EventOrder, LogRow, LogTable};
@@ -65,58 +67,42 @@ impl Columns {
     }
 }
 
-/// One log-view partition file being written.
-pub struct LogRows {
-    file: FileBuilder,
-    pending: Columns,
-    rows: usize,
+/// A log-view partition file to write.
+pub fn new_rows() -> Result<Box<dyn PartitionRows>> {
+    Ok(Box::new(BatchedRows::<Columns>::new(
+        schema(),
+        &UNIQUE_VALUED_COLUMNS,
+    )?))
 }
 
-impl LogRows {
-    pub fn new() -> Result<Self> {
-        Ok(Self {
-            file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
-            pending: Columns::default(),
-            rows: 0,
-        })
-    }
-
-    fn write_pending(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.pending).into_batch()?;
-        self.file.write_batch(batch)
-    }
-}
-
-impl PartitionRows for LogRows {
-    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()> {
-        self.file.start_block();
-        let (file, rows) = (&mut self.file, &mut self.pending);
+impl RowColumns for Columns {
+    fn push_block(
+        &mut self,
+        file: &mut FileBuilder,
+        block_id: Uuid,
+        block: &DecodedBlock,
+    ) -> usize {
         for entry in &block.logs {
-            rows.block.push(file.block_key(block_id));
-            rows.index.push(entry.index);
-            rows.ticks.push(entry.ticks);
-            rows.level.push(entry.level);
-            rows.target.push(file.string_key(&entry.target));
-            rows.msg.push(file.string_key(&entry.msg));
-            rows.file.push(file.string_key(&entry.file));
-            rows.line.push(entry.line);
-            rows.properties
+            self.block.push(file.block_key(block_id));
+            self.index.push(entry.index);
+            self.ticks.push(entry.ticks);
+            self.level.push(entry.level);
+            self.target.push(file.string_key(&entry.target));
+            self.msg.push(file.string_key(&entry.msg));
+            self.file.push(file.string_key(&entry.file));
+            self.line.push(entry.line);
+            self.properties
                 .push(file.property_set_key(&entry.properties));
-            self.rows += 1;
         }
-        if self.pending.block.len() >= BATCH_ROWS {
-            self.write_pending()?;
-        }
-        Ok(())
+        block.logs.len()
     }
 
     fn len(&self) -> usize {
-        self.rows
+        self.block.len()
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Bytes> {
-        self.write_pending()?;
-        self.file.finish()
+    fn into_batch(self) -> Result<RecordBatch> {
+        Columns::into_batch(self)
     }
 }
 

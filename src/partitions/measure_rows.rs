@@ -11,7 +11,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::View;
-use super::files::{BATCH_ROWS, FileBuilder, FileTables, PartitionRows, RowTable, column, keys};
+use super::files::{
+    BatchedRows, FileBuilder, FileTables, PartitionRows, RowColumns, RowTable, column, keys,
+};
 use crate::clock::Clock;
 use crate::decode::DecodedBlock;
 use crate::events::{EventOrder, MeasureRow, MeasureTable};
@@ -66,58 +68,42 @@ impl Columns {
     }
 }
 
-/// One measure-view partition file being written.
-pub struct MeasureRows {
-    file: FileBuilder,
-    pending: Columns,
-    rows: usize,
+/// A measure-view partition file to write.
+pub fn new_rows() -> Result<Box<dyn PartitionRows>> {
+    Ok(Box::new(BatchedRows::<Columns>::new(
+        schema(),
+        &UNIQUE_VALUED_COLUMNS,
+    )?))
 }
 
-impl MeasureRows {
-    pub fn new() -> Result<Self> {
-        Ok(Self {
-            file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
-            pending: Columns::default(),
-            rows: 0,
-        })
-    }
-
-    fn write_pending(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.pending).into_batch()?;
-        self.file.write_batch(batch)
-    }
-}
-
-impl PartitionRows for MeasureRows {
-    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()> {
-        self.file.start_block();
-        let (file, rows) = (&mut self.file, &mut self.pending);
+impl RowColumns for Columns {
+    fn push_block(
+        &mut self,
+        file: &mut FileBuilder,
+        block_id: Uuid,
+        block: &DecodedBlock,
+    ) -> usize {
         for measure in &block.measures {
-            rows.block.push(file.block_key(block_id));
-            rows.index.push(measure.index);
-            rows.ticks.push(measure.ticks);
-            rows.name.push(file.string_key(&measure.name));
-            rows.unit.push(file.string_key(&measure.unit));
-            rows.target.push(file.string_key(&measure.target));
-            rows.value.push(measure.value);
-            rows.integer.push(measure.integer);
-            rows.properties
+            self.block.push(file.block_key(block_id));
+            self.index.push(measure.index);
+            self.ticks.push(measure.ticks);
+            self.name.push(file.string_key(&measure.name));
+            self.unit.push(file.string_key(&measure.unit));
+            self.target.push(file.string_key(&measure.target));
+            self.value.push(measure.value);
+            self.integer.push(measure.integer);
+            self.properties
                 .push(file.property_set_key(&measure.properties));
-            self.rows += 1;
         }
-        if self.pending.block.len() >= BATCH_ROWS {
-            self.write_pending()?;
-        }
-        Ok(())
+        block.measures.len()
     }
 
     fn len(&self) -> usize {
-        self.rows
+        self.block.len()
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Bytes> {
-        self.write_pending()?;
-        self.file.finish()
+    fn into_batch(self) -> Result<RecordBatch> {
+        Columns::into_batch(self)
     }
 }
 

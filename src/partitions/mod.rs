@@ -648,8 +648,8 @@ impl PartitionCache {
 fn new_rows(view: View) -> Result<Box<dyn PartitionRows>> {
     Ok(match view.rows {
         Rows::Spans(scope) => Box::new(span_rows::SpanRows::new(scope)?),
-        Rows::Logs => Box::new(log_rows::LogRows::new()?),
-        Rows::Measures => Box::new(measure_rows::MeasureRows::new()?),
+        Rows::Logs => log_rows::new_rows()?,
+        Rows::Measures => measure_rows::new_rows()?,
     })
 }
 
