@@ -310,6 +310,16 @@ fn processes_filter_by_executable_and_start_and_show_how_long_each_ran() {
     assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
 }
 
+/// `write-perfetto ID --open -q -o t.pftrace`, serving on `port`.
+fn open_command(lake: &Path, id: &str, port: u16) -> std::process::Command {
+    let mut command = write_perfetto();
+    let lake = lake.to_str().unwrap();
+    command
+        .args([id, "--lake", lake, "-q", "--open", "-o", "t.pftrace"])
+        .env("WRITE_PERFETTO_OPEN_PORT", port.to_string());
+    command
+}
+
 /// Sends `request` to the server and reads the whole answer (the server closes it).
 fn http(port: u16, request: &str) -> Vec<u8> {
     use std::io::{Read, Write};
@@ -331,17 +341,7 @@ fn open_serves_the_trace_to_the_perfetto_ui_once_then_exits() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = write_perfetto()
-        .args([
-            id,
-            "--lake",
-            lake.path().to_str().unwrap(),
-            "-q",
-            "--open",
-            "-o",
-            "t.pftrace",
-        ])
-        .env("WRITE_PERFETTO_OPEN_PORT", port.to_string())
+    let mut child = open_command(lake.path(), id, port)
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .current_dir(out.path())
@@ -416,18 +416,8 @@ fn open_with_its_port_taken_fails_with_exit_5_naming_the_port() {
     let lake = fixture_copy();
     let id = &fixture_process_ids(lake.path())[0];
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port().to_string();
-    let output = write_perfetto()
-        .args([
-            id,
-            "--lake",
-            lake.path().to_str().unwrap(),
-            "-q",
-            "--open",
-            "-o",
-            "t.pftrace",
-        ])
-        .env("WRITE_PERFETTO_OPEN_PORT", &port)
+    let port = taken.local_addr().unwrap().port();
+    let output = open_command(lake.path(), id, port)
         .current_dir(lake.path())
         .output()
         .unwrap();

@@ -11,6 +11,20 @@ use write_perfetto::lake::{Lake, LakeLocation};
 use write_perfetto_test_lake::synth::{SynthSpec, generate};
 use write_perfetto_test_lake::writer::LakeWriter;
 
+/// Generates the lake of `spec` in `dir` and opens it.
+async fn generated_lake(
+    dir: &std::path::Path,
+    spec: &SynthSpec,
+) -> (Lake, write_perfetto_test_lake::synth::SynthReport) {
+    let writer = LakeWriter::create_embedded(dir).await.unwrap();
+    let report = generate(&writer, spec).await.unwrap();
+    writer.close().await;
+    let location = LakeLocation::Embedded {
+        dir: dir.to_path_buf(),
+    };
+    (Lake::open(location).await.unwrap(), report)
+}
+
 #[test]
 fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -25,14 +39,7 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
         ..Default::default()
     };
     let (ids, references) = runtime().block_on(async {
-        let writer = LakeWriter::create_embedded(&lake_dir).await.unwrap();
-        let report = generate(&writer, &spec).await.unwrap();
-        writer.close().await;
-        let lake = Lake::open(LakeLocation::Embedded {
-            dir: lake_dir.clone(),
-        })
-        .await
-        .unwrap();
+        let (lake, report) = generated_lake(&lake_dir, &spec).await;
         let mut references = Vec::new();
         for id in &report.process_ids {
             references.push(reference_trace(&lake, *id).await);
@@ -83,14 +90,7 @@ fn every_generated_log_entry_and_measure_is_exported_and_equals_the_reference() 
         ..Default::default()
     };
     let (report, reference) = runtime().block_on(async {
-        let writer = LakeWriter::create_embedded(&lake_dir).await.unwrap();
-        let report = generate(&writer, &spec).await.unwrap();
-        writer.close().await;
-        let lake = Lake::open(LakeLocation::Embedded {
-            dir: lake_dir.clone(),
-        })
-        .await
-        .unwrap();
+        let (lake, report) = generated_lake(&lake_dir, &spec).await;
         let reference = reference_trace(&lake, report.process_ids[0]).await;
         (report, reference)
     });
