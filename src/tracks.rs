@@ -142,3 +142,10 @@ pub struct TrackGroup {
     pub name: String,
     pub lanes: Vec<Track>,
 }
+
+/// What the UI shows at the head of a process's tracks: its name, and labels beside it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProcessHeading {
+    pub name: String,
+    pub labels: Vec<String>,
+}

@@ -439,7 +439,7 @@ fn invalid_utf8_in_a_static_string_is_replaced_and_the_export_succeeds() {
             .trace
             .thread_tracks()
             .into_iter()
-            .find(|t| t.label().starts_with("main "))
+            .find(|t| t.label() == "main")
             .expect("main thread track")
             .uuid;
         e.trace.slices_of(track).to_vec()

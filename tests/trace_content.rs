@@ -78,6 +78,28 @@ impl Fixture {
         );
         trace
     }
+
+    /// Exports to a file with `--json`: the decoded trace and the summary.
+    fn trace_and_summary(&self, id: &str, args: &[&str]) -> (Trace, serde_json::Value) {
+        let path = self.out.path().join(format!("{id}.summary.pftrace"));
+        let path_arg = path.to_str().unwrap();
+        let mut all = vec![
+            id,
+            "--lake",
+            self.lake_arg(),
+            "-q",
+            "--json",
+            "-o",
+            path_arg,
+        ];
+        all.extend_from_slice(args);
+        let output = run(&all, self.out.path());
+        assert!(output.status.success(), "{}", stderr(&output));
+        let summary = serde_json::from_slice(&output.stdout).unwrap();
+        let trace = decode(&std::fs::read(&path).unwrap());
+        assert!(trace.problems.is_empty(), "{:#?}", trace.problems);
+        (trace, summary)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -94,10 +116,10 @@ struct StreamFacts {
 }
 
 impl StreamFacts {
-    /// The track name the assembly rules give this thread.
+    /// The track name the assembly rules give this thread: its name, else its thread id.
     fn expected_label(&self) -> String {
         match &self.thread_name {
-            Some(name) => format!("{name} [{}]", self.thread_id),
+            Some(name) => name.clone(),
             None => format!("thread {}", self.thread_id),
         }
     }
@@ -321,7 +343,7 @@ fn count_by_name_and_depth(slices: &[Slice]) -> BTreeMap<(String, usize), usize>
 fn thread_tracks_show_every_thread_span_of_the_main_process_once_complete_and_nested() {
     let fixture = Fixture::new();
     let facts = lake_facts(fixture.lake.path(), &fixture.main_id);
-    let trace = fixture.trace(&fixture.main_id, &[]);
+    let (trace, summary) = fixture.trace_and_summary(&fixture.main_id, &[]);
 
     let processes = trace.process_tracks();
     assert_eq!(processes.len(), 1);
@@ -329,6 +351,13 @@ fn thread_tracks_show_every_thread_span_of_the_main_process_once_complete_and_ne
     let (pid, process_name) = process.process.clone().unwrap();
     assert!(pid > 0);
     assert_eq!(process_name, "make-fixture");
+    // Beside the name, the UI shows the process id, to find the process in the lake again.
+    assert_eq!(
+        process.process_labels,
+        [format!("process {}", fixture.main_id)]
+    );
+    let summary_threads = summary["processes"][0]["threads"].as_array().unwrap();
+    assert_eq!(summary_threads.len(), trace.thread_tracks().len());
 
     // One track per stream with thread spans, named after the stream, as many slices as begins.
     let threads = trace.thread_tracks();
@@ -357,10 +386,14 @@ fn thread_tracks_show_every_thread_span_of_the_main_process_once_complete_and_ne
         assert_eq!(track_pid, pid);
         assert!(tid > 0, "{label}: tid {tid}");
         assert!(tids.insert(tid), "{label}: tid {tid} is not unique");
-        // The real 64-bit thread id is in the name (the tid cannot hold it).
+        // The real 64-bit thread id (the tid cannot hold it) is in the summary, by tid.
         let real: u64 = stream.thread_id.parse().unwrap();
         assert!(real > i32::MAX as u64, "{label}: pthread ids are 64-bit");
-        assert!(label.contains(&stream.thread_id));
+        let entry = (summary_threads.iter())
+            .find(|t| t["tid"] == tid)
+            .unwrap_or_else(|| panic!("{label}: tid {tid} not in the summary"));
+        assert_eq!(entry["name"], label.as_str());
+        assert_eq!(entry["thread_id"], stream.thread_id.as_str(), "{label}");
         let slices = trace.slices_of(track.uuid);
         assert_eq!(slices.len(), stream.thread_begins, "{label}");
         assert_eq!(

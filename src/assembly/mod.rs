@@ -17,7 +17,7 @@ use crate::events::{AsyncIds, Event, EventOrder};
 use crate::symbols::Sym;
 use crate::tracks::{Notes, notes};
 pub use async_layout::async_tracks;
-pub use process::{EventSource, ProcessAssembler, ProcessData, process_name};
+pub use process::{EventSource, ProcessAssembler, ProcessData, process_heading};
 pub use threads::thread_track;
 
 /// A run of blocks of one stream with no gap in `object_offset`: its bounds, and the range

@@ -8,10 +8,10 @@ use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::events::{EventOrder, EventTable, LogTable, MeasureTable};
-use crate::lake::rows::{BlockRow, StreamRow};
+use crate::lake::rows::{BlockRow, ProcessRow, StreamRow};
 use crate::partitions::View;
 use crate::symbols::{FastMap, Sym, Symbols};
-use crate::tracks::{Track, TrackGroup};
+use crate::tracks::{ProcessHeading, Track, TrackGroup};
 
 /// Where events come from: the partition cache in an export, direct decoding in the tests'
 /// reference. Futures are awaited in place, never spawned: no `Send` bound is needed.
@@ -54,6 +54,8 @@ pub struct ProcessAssembler<'a, S> {
     block_threads: Vec<Sym>,
     /// One table for all reads: its buffers are reused instead of reallocated.
     table: EventTable,
+    /// The threads given a track: (tid, stream position), in the order written.
+    written_threads: Vec<(i32, usize)>,
 }
 
 impl<'a, S> ProcessAssembler<'a, S> {
@@ -77,11 +79,20 @@ impl<'a, S> ProcessAssembler<'a, S> {
             thread_names,
             block_threads,
             table: EventTable::default(),
+            written_threads: Vec::new(),
         }
     }
 
     pub fn thread_count(&self) -> usize {
         self.process.streams.len()
+    }
+
+    /// The threads given a track so far, in trace order: their tid, name and stream.
+    pub fn written_threads(&self) -> impl Iterator<Item = (i32, &str, &StreamRow)> {
+        (self.written_threads.iter()).map(|&(tid, k)| {
+            let name = self.symbols.get(self.thread_names[k]);
+            (tid, name, &self.process.streams[k])
+        })
     }
 }
 
@@ -104,6 +115,9 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
         };
         let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
         self.table.events = thread.events;
+        if track.is_some() {
+            self.written_threads.push((tid, k));
+        }
         Ok(track)
     }
 
@@ -246,29 +260,26 @@ fn next_offset(block: &BlockRow) -> Result<i64> {
         })
 }
 
-/// The executable's file name, the way people name their process.
-pub fn process_name(exe: &str) -> String {
+/// The heading of a process: named after its executable's file name, the way people name
+/// their process, and labelled with its Micromegas id, to find it again in the lake.
+pub fn process_heading(process: &ProcessRow) -> ProcessHeading {
+    let exe = &process.exe;
     let name = exe.rsplit(['/', '\\']).next().unwrap_or(exe);
-    if name.is_empty() {
-        "process".into()
-    } else {
-        name.to_string()
+    ProcessHeading {
+        name: if name.is_empty() { "process" } else { name }.to_string(),
+        labels: vec![format!("process {}", process.process_id)],
     }
 }
 
-/// `thread-name`, else `thread <thread-id>`; the 64-bit thread id always stays visible.
+/// `thread-name`, else `thread <thread-id>`, else `stream <stream-id>`. The UI shows it with
+/// the trace's tid, which keeps threads of the same name apart; the thread id of a named
+/// thread is in the `--json` summary, by tid.
 fn thread_display_name(stream: &StreamRow) -> String {
-    let property = |key: &str| {
-        stream
-            .properties
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let id = property("thread-id");
-    match (property("thread-name").filter(|n| !n.is_empty()), id) {
-        (Some(name), Some(id)) => format!("{name} [{id}]"),
-        (Some(name), None) => name.to_string(),
+    match (
+        stream.property("thread-name").filter(|n| !n.is_empty()),
+        stream.property("thread-id"),
+    ) {
+        (Some(name), _) => name.to_string(),
         (None, Some(id)) => format!("thread {id}"),
         (None, None) => format!("stream {}", stream.stream_id),
     }

@@ -14,13 +14,14 @@ use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::assembly::{AssemblyStats, ProcessAssembler, ProcessData, process_name};
+use crate::assembly::{AssemblyStats, ProcessAssembler, ProcessData, process_heading};
 use crate::lake::Lake;
 use crate::partitions::{
     CacheRefused, EventsRequest, PartitionCache, PartitionStats, Prepared, View,
 };
 use crate::progress::Progress;
 use crate::symbols::Symbols;
+use crate::tracks::ProcessHeading;
 pub use output::OutputTarget;
 use output::{Output, TraceOut};
 pub use pipeline::Content;
@@ -111,6 +112,9 @@ pub async fn export(
         progress.warn(&large_trace_hint(written.bytes));
     }
 
+    let processes: Vec<ProcessEntry> = (state.processes.iter().zip(&assemblers).enumerate())
+        .map(|(i, (p, (assembler, _)))| ProcessEntry::of(p, i, assembler.written_threads()))
+        .collect();
     let mut stats = AssemblyStats::default();
     for (assembler, _) in &mut assemblers {
         stats.add(&assembler.stats);
@@ -123,9 +127,7 @@ pub async fn export(
     Ok(ExportSummary {
         process_id: root.process_id.to_string(),
         exe: root.exe.clone(),
-        processes: (state.processes.iter().enumerate())
-            .map(|(i, p)| ProcessEntry::of(p, i))
-            .collect(),
+        processes,
         output: match &target {
             OutputTarget::Stdout => "-".into(),
             OutputTarget::File(p) => p.display().to_string(),
@@ -193,12 +195,12 @@ struct Parts<'a> {
 }
 
 impl<'a> Parts<'a> {
-    /// An assembler (and the process's name) per process, reading its own partitions.
+    /// An assembler (and the process's heading) per process, reading its own partitions.
     fn assemblers(
         &self,
         processes: &'a [ProcessState],
         range: Option<(i64, i64)>,
-    ) -> Vec<(ProcessAssembler<'a, PartitionSource<'a>>, String)> {
+    ) -> Vec<(ProcessAssembler<'a, PartitionSource<'a>>, ProcessHeading)> {
         let mut prepared = self.prepared.iter();
         let with_requests = processes.iter().zip(self.requests);
         let build = |(process, requests): (&'a ProcessState, &'a Vec<EventsRequest<'a>>)| {
@@ -213,7 +215,7 @@ impl<'a> Parts<'a> {
             };
             let data = process_data(process, range);
             let assembler = ProcessAssembler::new(source, data, Symbols::new());
-            (assembler, process_name(&process.process.exe))
+            (assembler, process_heading(&process.process))
         };
         with_requests.map(build).collect()
     }

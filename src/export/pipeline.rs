@@ -10,7 +10,7 @@ use crate::events::{EventTable, LogTable, MeasureTable};
 use crate::progress::Progress;
 use crate::symbols::Interned;
 use crate::trace::TraceWriter;
-use crate::tracks::Track;
+use crate::tracks::{ProcessHeading, Track};
 
 /// A kind of content a trace can show, in the order traces show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,10 +64,10 @@ impl std::fmt::Display for WriteFailed {
     }
 }
 
-/// Streams the trace of `contents` (in [`Content`] order) of each process (with its name,
+/// Streams the trace of `contents` (in [`Content`] order) of each process (with its heading,
 /// in trace order) to `out`.
 pub async fn write_trace<S, W>(
-    processes: &mut [(ProcessAssembler<'_, S>, String)],
+    processes: &mut [(ProcessAssembler<'_, S>, ProcessHeading)],
     contents: &[Content],
     out: W,
     progress: &Progress,
@@ -82,8 +82,8 @@ where
     // Thread ids start above every pid: Perfetto takes a thread whose tid equals a pid for that
     // process's main thread.
     let mut tid = FIRST_TID + processes.len().saturating_sub(1) as i32;
-    for (assembler, name) in processes.iter_mut() {
-        writer.start_process(name).context(WriteFailed)?;
+    for (assembler, heading) in processes.iter_mut() {
+        writer.start_process(heading).context(WriteFailed)?;
         (writer, tid) =
             write_process(assembler, contents, writer, tid, &mut counts, progress).await?;
     }

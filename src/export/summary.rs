@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::assembly::AssemblyStats;
+use crate::lake::rows::StreamRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SpanCounts {
@@ -50,15 +51,40 @@ pub struct ProcessEntry {
     pub exe: String,
     /// Its pid in the trace: 1, 2, … in trace order.
     pub pid: i32,
+    /// Its threads with a track, in trace order.
+    pub threads: Vec<ThreadEntry>,
+}
+
+/// A thread track: the tid the UI shows after the thread's name, and what the thread is in
+/// the lake.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadEntry {
+    pub tid: i32,
+    pub name: String,
+    /// The thread id the program recorded (`null` when none).
+    pub thread_id: Option<String>,
+    pub stream_id: String,
 }
 
 impl ProcessEntry {
-    pub(super) fn of(state: &super::state::ProcessState, index: usize) -> Self {
+    pub(super) fn of<'a>(
+        state: &super::state::ProcessState,
+        index: usize,
+        threads: impl Iterator<Item = (i32, &'a str, &'a StreamRow)>,
+    ) -> Self {
         Self {
             process_id: state.process.process_id.to_string(),
             parent_process_id: state.process.parent_process_id.map(|p| p.to_string()),
             exe: state.process.exe.clone(),
             pid: crate::trace::pid_of(index),
+            threads: threads
+                .map(|(tid, name, stream)| ThreadEntry {
+                    tid,
+                    name: name.to_string(),
+                    thread_id: stream.property("thread-id").map(str::to_string),
+                    stream_id: stream.stream_id.to_string(),
+                })
+                .collect(),
         }
     }
 }

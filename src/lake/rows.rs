@@ -37,6 +37,15 @@ pub struct StreamRow {
     pub format: String,
 }
 
+impl StreamRow {
+    /// The value of a property (`thread-name`, `thread-id`), when the stream has it.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        (self.properties.iter())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One flushed buffer of events (`blocks` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockRow {

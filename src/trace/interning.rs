@@ -145,6 +145,12 @@ impl SequenceWriter {
                         timestamp: Some(origin),
                         is_incremental: None,
                     },
+                    // Trace times are Unix times already: the real-time clock reads the same.
+                    Clock {
+                        clock_id: Some(BUILTIN_CLOCK_REALTIME),
+                        timestamp: Some(origin),
+                        is_incremental: None,
+                    },
                     Clock {
                         clock_id: Some(INCREMENTAL_CLOCK),
                         timestamp: Some(origin),

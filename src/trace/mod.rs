@@ -19,7 +19,7 @@ use std::collections::binary_heap::PeekMut;
 use std::io::Write;
 
 use crate::symbols::SymbolTable;
-use crate::tracks::{Instant, Place, Slice, Track, TrackGroup};
+use crate::tracks::{Instant, Place, ProcessHeading, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
 use prost::Message;
 use proto::{
@@ -83,13 +83,14 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// Starts the next process (pid 1, 2, …): the tracks written from now on are its own.
-    pub fn start_process(&mut self, process_name: &str) -> Result<()> {
+    pub fn start_process(&mut self, heading: &ProcessHeading) -> Result<()> {
         self.processes += 1;
         self.descriptor(TrackDescriptor {
             uuid: Some(self.process_uuid()),
             process: Some(ProcessDescriptor {
                 pid: Some(self.pid()),
-                process_name: Some(process_name.to_string()),
+                process_name: Some(heading.name.clone()),
+                process_labels: heading.labels.clone(),
             }),
             ..Default::default()
         })

@@ -57,6 +57,9 @@ pub struct Clock {
 
 /// The default trace clock, in which absolute timestamps are written.
 pub const BUILTIN_CLOCK_BOOTTIME: u32 = 6;
+/// Wall-clock time since the Unix epoch: the UI's UTC time format and the trace processor's
+/// `abs_time_str()` read it.
+pub const BUILTIN_CLOCK_REALTIME: u32 = 1;
 /// A sequence-scoped clock (ids 64..127) whose timestamps are deltas from the previous one.
 pub const INCREMENTAL_CLOCK: u32 = 64;
 
@@ -196,6 +199,9 @@ pub struct ProcessDescriptor {
     pub pid: Option<i32>,
     #[prost(string, optional, tag = "6")]
     pub process_name: Option<String>,
+    /// Shown beside the process's name in the UI.
+    #[prost(string, repeated, tag = "8")]
+    pub process_labels: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

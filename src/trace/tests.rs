@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::TraceWriter;
 use super::proto::*;
 use crate::symbols::{PropertySet, Symbols};
-use crate::tracks::{AsyncDetail, Place, Slice, Track, TrackGroup, notes};
+use crate::tracks::{AsyncDetail, Place, ProcessHeading, Slice, Track, TrackGroup, notes};
 
 fn slice(symbols: &mut Symbols, name: &str, begin_ns: i64, end_ns: i64) -> Slice {
     Slice {
@@ -66,7 +66,11 @@ fn written() -> Vec<u8> {
     let (timeline, symbols) = sample();
     let mut bytes = Vec::new();
     let mut writer = TraceWriter::new(&mut bytes);
-    writer.start_process("app").unwrap();
+    let heading = ProcessHeading {
+        name: "app".into(),
+        labels: vec!["process 1234".into()],
+    };
+    writer.start_process(&heading).unwrap();
     writer.track(&symbols, &timeline.thread).unwrap();
     writer.track_group(&symbols, &timeline.group).unwrap();
     let (count, _) = writer.finish().unwrap();
@@ -280,4 +284,33 @@ fn names_are_interned_once_per_sequence_from_iid_one() {
 #[test]
 fn the_same_timeline_always_gives_the_same_bytes() {
     assert_eq!(written(), written());
+}
+
+#[test]
+fn every_clock_snapshot_reads_real_time_equal_to_the_trace_clock_for_utc_display() {
+    let packets = packets(&written());
+    let snapshots: Vec<&ClockSnapshot> = (packets.iter())
+        .filter_map(|p| p.clock_snapshot.as_ref())
+        .collect();
+    assert!(!snapshots.is_empty());
+    for snapshot in snapshots {
+        let reading = |id| {
+            (snapshot.clocks.iter())
+                .find(|c| c.clock_id == Some(id))
+                .and_then(|c| c.timestamp)
+        };
+        let boottime = reading(BUILTIN_CLOCK_BOOTTIME).expect("the trace clock");
+        assert_eq!(reading(BUILTIN_CLOCK_REALTIME), Some(boottime));
+    }
+}
+
+#[test]
+fn the_process_descriptor_carries_the_heading_labels() {
+    let packets = packets(&written());
+    let process = (packets.iter())
+        .filter_map(|p| p.track_descriptor.as_ref()?.process.as_ref())
+        .next()
+        .expect("a process descriptor");
+    assert_eq!(process.process_name.as_deref(), Some("app"));
+    assert_eq!(process.process_labels, ["process 1234"]);
 }

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use uuid::Uuid;
-use write_perfetto::assembly::{EventSource, ProcessAssembler, ProcessData, process_name};
+use write_perfetto::assembly::{EventSource, ProcessAssembler, ProcessData, process_heading};
 use write_perfetto::clock::Clock;
 use write_perfetto::decode::{DecodedBlock, StreamDecoder};
 use write_perfetto::events::{
@@ -77,7 +77,7 @@ pub async fn reference_trace_of(lake: &Lake, process_ids: &[Uuid]) -> Vec<u8> {
                 range: None,
             };
             let assembler = ProcessAssembler::new(source, data, Symbols::new());
-            (assembler, process_name(&p.process.exe))
+            (assembler, process_heading(&p.process))
         })
         .collect();
     let contents = [

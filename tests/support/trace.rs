@@ -22,6 +22,8 @@ pub struct Track {
     pub thread: Option<(i32, i32, String)>,
     /// (pid, process name)
     pub process: Option<(i32, String)>,
+    /// Shown beside a process's name.
+    pub process_labels: Vec<String>,
     pub child_ordering: Option<i32>,
     pub sibling_order_rank: Option<i32>,
     /// A counter track's unit (`Some("")` for a counter without one).
@@ -397,6 +399,7 @@ fn add_descriptor(
                 t.thread_name.unwrap_or_default(),
             )
         }),
+        process_labels: (d.process.as_ref()).map_or(Vec::new(), |p| p.process_labels.clone()),
         process: d
             .process
             .map(|p| (p.pid.unwrap_or(0), p.process_name.unwrap_or_default())),
@@ -503,13 +506,18 @@ impl Trace {
             .flat_map(|(&uuid, list)| list.iter().map(move |s| (uuid, s)))
     }
 
-    /// Thread slices keyed by track label, for comparing traces whose uuids/tids differ.
+    /// Thread slices keyed by track label, for comparing traces whose uuids/tids differ; the
+    /// labels must be unique (threads sharing a name cannot be compared this way).
     pub fn thread_slices_by_label(&self) -> BTreeMap<String, Vec<Slice>> {
-        self.thread_tracks()
-            .into_iter()
-            .map(|t| (t.label(), self.slices_of(t.uuid).to_vec()))
-            .filter(|(_, s)| !s.is_empty())
-            .collect()
+        let mut by_label = BTreeMap::new();
+        for t in self.thread_tracks() {
+            let slices = self.slices_of(t.uuid).to_vec();
+            if !slices.is_empty() {
+                let previous = by_label.insert(t.label(), slices);
+                assert!(previous.is_none(), "two thread tracks {:?}", t.label());
+            }
+        }
+        by_label
     }
 
     /// Async slices of every lane: (lane label, slice).
