@@ -2,13 +2,14 @@
 """Loads fixture traces into the real Perfetto UI (../shared/tools/perfetto-ui/ui-check) and
 checks that the UI's trace processor saw what the export's --json summary says it wrote: no
 import error or data-loss stat, and the same slices (spans and log instants), counter values,
-processes and threads.
+processes and threads, the same thread names by tid, and the trace's start as a UTC time.
 
 Usage: benches/ui-check-fixtures.py WRITE_PERFETTO UI_CHECK [GEN_LAKE]
 With GEN_LAKE, a small generated lake (spans, logs, metrics, two processes) is checked too.
 Exit status 0 when every trace matches, 1 otherwise.
 """
 
+import datetime
 import json
 import pathlib
 import shutil
@@ -45,15 +46,39 @@ def expected(summary):
     }
 
 
+THREAD_NAMES = "select tid, name from thread where tid > 0"
+UTC_START = "select start_ts, abs_time_str(start_ts) as utc from trace_bounds"
+
+
 def ui_counts(ui_check, trace, report):
+    """The UI's counts, and what it shows of names and times: thread names by tid, and the
+    start of the trace as a UTC time (through the trace's real-time clock)."""
     cmd = [ui_check, str(trace), "--json", str(report)]
-    for sql in COUNTS.values():
+    for sql in [*COUNTS.values(), THREAD_NAMES, UTC_START]:
         cmd += ["--sql", sql]
     done = subprocess.run(cmd, capture_output=True, text=True)
     result = json.loads(report.read_text())
-    by_sql = {q["sql"]: q["rows"] for q in result["queries"]}
-    counts = {name: by_sql[sql][0]["n"] for name, sql in COUNTS.items()}
-    return done.returncode, result, counts
+    by_sql = {q["sql"]: q.get("rows") or [] for q in result["queries"]}
+    counts = {name: by_sql[sql][0]["n"] if by_sql[sql] else None for name, sql in COUNTS.items()}
+    shown = {
+        "thread_names": {r["tid"]: r["name"] for r in by_sql[THREAD_NAMES] if r["name"]},
+        "utc_start": by_sql[UTC_START][0]["utc"] if by_sql[UTC_START] else None,
+    }
+    start_ns = int(by_sql[UTC_START][0]["start_ts"]) if by_sql[UTC_START] else 0
+    return done.returncode, result, counts, shown, start_ns
+
+
+def expected_shown(summary, start_ns):
+    """Thread names as the summary gives them, and the trace start in UTC (trace times are
+    Unix times)."""
+    seconds, ns = divmod(start_ns, 1_000_000_000)
+    start = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return {
+        "thread_names": {
+            t["tid"]: t["name"] for p in summary["processes"] for t in p["threads"]
+        },
+        "utc_start": start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns:09d}",
+    }
 
 
 def main():
@@ -88,15 +113,20 @@ def main():
         for i, (lake, process, args) in enumerate(cases):
             trace = work / f"{i}.perfetto-trace"
             summary = export(binary, lake, process, args, trace)
-            code, result, counts = ui_counts(ui_check, trace, work / f"{i}.json")
+            code, result, counts, shown, start_ns = ui_counts(
+                ui_check, trace, work / f"{i}.json")
             want = expected(summary)
+            want_shown = expected_shown(summary, start_ns)
             label = f"{lake.name} {process} {' '.join(args)}".strip()
-            ok = code == 0 and result["verdict"] == "ok" and counts == want
+            ok = (code == 0 and result["verdict"] == "ok" and counts == want
+                  and shown == want_shown)
             print(f"{'ok  ' if ok else 'FAIL'} {label}: UI {counts}, summary {want}, "
-                  f"loaded in {result.get('load_s')} s")
+                  f"starts {shown['utc_start']} UTC, loaded in {result.get('load_s')} s")
             if not ok:
                 failures += 1
                 print(f"     verdict {result['verdict']}, errors {result.get('errors')}")
+                if shown != want_shown:
+                    print(f"     UI shows {shown}, expected {want_shown}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0
