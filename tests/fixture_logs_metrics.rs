@@ -285,11 +285,7 @@ fn children_puts_the_child_process_in_the_same_trace_with_its_own_tracks() {
         .filter(|l| !l.is_empty())
         .collect();
     assert_eq!(child_threads.len(), 2, "{child_threads:?}");
-    assert!(
-        child_threads
-            .iter()
-            .any(|l| l.starts_with("secondary-worker ["))
-    );
+    assert!(child_threads.iter().any(|l| l == "secondary-worker"));
     let entries = log_entries(&both, 2);
     let messages: Vec<&str> = (entries.values().flatten())
         .map(|e| e.name.as_str())

@@ -182,13 +182,16 @@ async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stat
         let mut tracks = 0;
         while let Some(read) = receiver.blocking_recv() {
             symbols.append(read.interned);
-            if let Err(e) = writer.track(&symbols, &read.track) {
+            if let Err(e) = writer.track(&symbols, read.track) {
                 return (writer, Err(e.context(WriteFailed)));
             }
             crate::pause::at(crate::pause::Point::ThreadTrackWritten);
             tracks += 1;
         }
-        (writer, Ok(tracks))
+        match writer.flush_threads(&symbols) {
+            Ok(()) => (writer, Ok(tracks)),
+            Err(e) => (writer, Err(e.context(WriteFailed))),
+        }
     });
     let read = read_thread_tracks(assembler, sender, first_tid, progress).await;
     let (writer, encoded) = encoder

@@ -177,13 +177,15 @@ impl FileBuilder {
         Ok(())
     }
 
-    /// The complete file, tables and footer included.
-    pub fn finish(mut self) -> Result<Bytes> {
+    /// The complete file with its `last` batch, tables and footer. The last batch is encoded
+    /// here: a thread for it would only be joined at once (one per small partition).
+    pub fn finish(mut self, last: RecordBatch) -> Result<Bytes> {
         let encoder = self
             .encoder
             .take()
             .context("a failed encoding left no writer")?;
         let mut writer = encoder.idle()?;
+        writer.write(&last)?;
         let block_texts: Vec<String> = self.blocks.iter().map(Uuid::to_string).collect();
         writer.append_key_value_metadata(KeyValue::new(
             STRINGS_KEY.to_string(),
@@ -353,9 +355,9 @@ impl<C: RowColumns> PartitionRows for BatchedRows<C> {
         self.rows
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Bytes> {
-        self.write_pending()?;
-        self.file.finish()
+    fn finish(self: Box<Self>) -> Result<Bytes> {
+        let last = self.pending.into_batch()?;
+        self.file.finish(last)
     }
 }
 

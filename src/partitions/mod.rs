@@ -175,6 +175,28 @@ fn checksum(data: &[u8]) -> String {
 
 const FILE_PREFIX: &str = "write-perfetto/partitions";
 
+/// The live catalog rows of a process, by view and instance: thousands of thread streams
+/// each look theirs up once instead of scanning all the rows.
+struct LiveRows<'a>(HashMap<(&'a str, Uuid), Vec<&'a PartitionRow>>);
+
+impl<'a> LiveRows<'a> {
+    fn index(rows: &'a [PartitionRow]) -> Self {
+        let mut by_instance: HashMap<(&str, Uuid), Vec<&PartitionRow>> = HashMap::new();
+        for row in rows {
+            // A row whose instance is not a uuid matches no planned partition.
+            if let Ok(instance) = Uuid::parse_str(&row.instance) {
+                let key = (row.view.as_str(), instance);
+                by_instance.entry(key).or_default().push(row);
+            }
+        }
+        Self(by_instance)
+    }
+
+    fn of(&self, view: View, instance: Uuid) -> &[&'a PartitionRow] {
+        (self.0.get(&(view.name(), instance))).map_or(&[], Vec::as_slice)
+    }
+}
+
 impl PartitionCache {
     /// `cache_dir` puts catalog and files in a local directory; otherwise they live with the
     /// lake (embedded: `DIR/write-perfetto/`; PostgreSQL: a table in the lake's database and
@@ -259,9 +281,17 @@ impl PartitionCache {
         let mut stats = PartitionStats::default();
         let mut keys: Vec<Option<StoredFile>> = vec![None; planned.len()];
         let live = self.catalog.live_rows(&request.process_id).await?;
+        let live = LiveRows::index(&live);
+        // The files of the partitions that can be reused are checked concurrently: on a remote
+        // store each check is a round trip.
+        let checks = futures::stream::iter(planned.iter())
+            .map(|p| self.reusable(p, &live))
+            .buffered(request.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         let mut stale = Vec::new();
-        for (i, p) in planned.iter().enumerate() {
-            match self.reusable(p, &live).await? {
+        for (i, (p, check)) in planned.iter().zip(checks).enumerate() {
+            match check? {
                 Ok(key) => {
                     (request.explain)(format!("{}: reused", describe(p)));
                     stats.reused += 1;
@@ -398,17 +428,11 @@ impl PartitionCache {
     async fn reusable(
         &self,
         p: &Planned,
-        live: &[PartitionRow],
+        live: &LiveRows<'_>,
     ) -> Result<Result<StoredFile, Stale>> {
-        let instance = p.instance.to_string();
-        let same_instance: Vec<&PartitionRow> = live
-            .iter()
-            .filter(|r| {
-                r.view == p.view.name()
-                    && r.instance == instance
-                    && r.begin_us < p.end_us
-                    && r.end_us > p.begin_us
-            })
+        let same_instance: Vec<&PartitionRow> = (live.of(p.view, p.instance).iter())
+            .copied()
+            .filter(|r| r.begin_us < p.end_us && r.end_us > p.begin_us)
             .collect();
         // Only a row with the very same bounds: a wider row may be retired by a sibling's
         // rebuild in this very run, which would leave the partition served from it unrecorded.
@@ -476,6 +500,7 @@ impl PartitionCache {
     ) -> Result<()> {
         // Another exporter may have built them while we waited for the lock.
         let live = self.catalog.live_rows(&request.process_id).await?;
+        let live = LiveRows::index(&live);
         let mut to_build = Vec::new();
         for (i, first_reason) in stale {
             match self.reusable(&planned[i], &live).await? {

@@ -157,9 +157,9 @@ impl PartitionRows for SpanRows {
         self.rows
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Bytes> {
-        self.write_pending()?;
-        self.file.finish()
+    fn finish(self: Box<Self>) -> Result<Bytes> {
+        let last = self.pending.into_batch()?;
+        self.file.finish(last)
     }
 }
 

@@ -29,14 +29,13 @@ use proto::{
 
 const DESCRIPTOR_SEQUENCE: u32 = 1;
 
-/// Track uuids: stable functions of the track's identity, never zero, and small where events
-/// name them (async lanes share one sequence, so each of their events carries its track).
-/// Thread ids and group numbers run on over the processes of a trace, so they stay unique.
+/// Track uuids: stable functions of the track's identity, never zero. Where tracks share a
+/// sequence (the lanes of a group, small threads) each event names its track, so those uuids
+/// are small: odd for threads (from the tid), even for lanes (numbered across the trace).
+/// Process and group uuids never appear in events. Thread ids, lane and group numbers run on
+/// over the processes of a trace, so they stay unique.
 fn process_uuid(index: usize) -> u64 {
-    match index {
-        0 => 1,
-        _ => (2 << 32) | index as u64,
-    }
+    (1 << 40) | index as u64
 }
 
 /// The pid of the `index`th process of a trace.
@@ -46,14 +45,23 @@ pub fn pid_of(index: usize) -> i32 {
 
 /// The `group`th group written (0: the async lanes, then logs, ...).
 fn group_uuid(group: u64) -> u64 {
-    2 + group
+    (2 << 40) | group
 }
 fn thread_uuid(tid: i32) -> u64 {
-    (1 << 32) | tid as u64
+    ((tid as u64) << 1) | 1
 }
-fn lane_uuid(group: u64, index: usize) -> u64 {
-    (group << 24) + 0x100 + index as u64
+/// The `lane`th lane written, in all groups.
+fn lane_uuid(lane: u64) -> u64 {
+    (lane + 1) << 1
 }
+
+/// A thread track with fewer events than this shares a sequence with other such tracks, each
+/// event naming its track (2–3 bytes), instead of having one of its own where every name it
+/// uses is interned again: with thousands of short-lived threads, that doubled the trace.
+const SHARED_SEQUENCE_EVENTS: usize = 1024;
+/// Small thread tracks are gathered until they hold this many events, then written together
+/// (bounded memory, time order within the sequence).
+const SHARED_BATCH_EVENTS: usize = 1 << 16;
 
 /// Writes a trace of one or more processes, track by track; nothing is kept once a track is
 /// written.
@@ -65,6 +73,11 @@ pub struct TraceWriter<W: Write> {
     next_sequence: u32,
     /// Groups written so far.
     groups: u64,
+    /// Lanes written so far, in all groups.
+    lanes: u64,
+    /// Small thread tracks waiting to be written together, and their events.
+    small_threads: Vec<Track>,
+    small_thread_events: usize,
     frame: Vec<u8>,
     sequence: SequenceWriter,
 }
@@ -77,6 +90,9 @@ impl<W: Write> TraceWriter<W> {
             processes: 0,
             next_sequence: DESCRIPTOR_SEQUENCE,
             groups: 0,
+            lanes: 0,
+            small_threads: Vec::new(),
+            small_thread_events: 0,
             frame: Vec::new(),
             sequence: SequenceWriter::default(),
         }
@@ -84,6 +100,7 @@ impl<W: Write> TraceWriter<W> {
 
     /// Starts the next process (pid 1, 2, …): the tracks written from now on are its own.
     pub fn start_process(&mut self, heading: &ProcessHeading) -> Result<()> {
+        self.ensure_threads_flushed()?;
         self.processes += 1;
         self.descriptor(TrackDescriptor {
             uuid: Some(self.process_uuid()),
@@ -104,11 +121,44 @@ impl<W: Write> TraceWriter<W> {
         process_uuid(self.processes.saturating_sub(1))
     }
 
-    /// A track of its own: a thread of the process.
-    pub fn track(&mut self, symbols: &SymbolTable, track: &Track) -> Result<()> {
-        let Place::Thread { tid } = track.place else {
-            anyhow::bail!("internal error: a group's lane written as a track of its own");
-        };
+    /// A thread of the process: written now on a sequence of its own, or, when small, kept to
+    /// be written with other small ones ([`Self::flush_threads`] writes the last of them).
+    pub fn track(&mut self, symbols: &SymbolTable, track: Track) -> Result<()> {
+        let tid = thread_tid(&track)?;
+        let events = 2 * track.slices.len();
+        if events >= SHARED_SEQUENCE_EVENTS {
+            self.thread_descriptor(&track, tid)?;
+            return self.track_events(symbols, thread_uuid(tid), &track.slices);
+        }
+        self.small_thread_events += events;
+        self.small_threads.push(track);
+        if self.small_thread_events >= SHARED_BATCH_EVENTS {
+            self.flush_threads(symbols)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the small thread tracks kept so far, on one sequence.
+    pub fn flush_threads(&mut self, symbols: &SymbolTable) -> Result<()> {
+        let tracks = std::mem::take(&mut self.small_threads);
+        self.small_thread_events = 0;
+        let mut uuids = Vec::with_capacity(tracks.len());
+        for track in &tracks {
+            let tid = thread_tid(track)?;
+            self.thread_descriptor(track, tid)?;
+            uuids.push(thread_uuid(tid));
+        }
+        self.merged_events(symbols, &tracks, &uuids)
+    }
+
+    fn ensure_threads_flushed(&self) -> Result<()> {
+        if !self.small_threads.is_empty() {
+            anyhow::bail!("internal error: thread tracks left unwritten");
+        }
+        Ok(())
+    }
+
+    fn thread_descriptor(&mut self, track: &Track, tid: i32) -> Result<()> {
         self.descriptor(TrackDescriptor {
             uuid: Some(thread_uuid(tid)),
             parent_uuid: Some(self.process_uuid()),
@@ -118,18 +168,21 @@ impl<W: Write> TraceWriter<W> {
                 thread_name: Some(track.name.clone()),
             }),
             ..Default::default()
-        })?;
-        self.track_events(symbols, thread_uuid(tid), &track.slices)
+        })
     }
 
     /// A group's lanes, under one track of the process named after the group.
     pub fn track_group(&mut self, symbols: &SymbolTable, group: &TrackGroup) -> Result<()> {
+        self.ensure_threads_flushed()?;
         let tracks = &group.lanes;
         if tracks.is_empty() {
             return Ok(());
         }
         let g = self.groups;
         self.groups += 1;
+        let first_lane = self.lanes;
+        self.lanes += tracks.len() as u64;
+        let uuids: Vec<u64> = (first_lane..self.lanes).map(lane_uuid).collect();
         self.descriptor(TrackDescriptor {
             uuid: Some(group_uuid(g)),
             parent_uuid: Some(self.process_uuid()),
@@ -142,7 +195,7 @@ impl<W: Write> TraceWriter<W> {
                 unit_name: (!lane.unit.is_empty()).then(|| lane.unit.clone()),
             });
             self.descriptor(TrackDescriptor {
-                uuid: Some(lane_uuid(g, i)),
+                uuid: Some(uuids[i]),
                 parent_uuid: Some(group_uuid(g)),
                 name: Some(lane.name.clone()),
                 sibling_order_rank: Some(i as i32),
@@ -151,8 +204,18 @@ impl<W: Write> TraceWriter<W> {
             })?;
         }
         // One sequence for all lanes: names and threads are interned once for all of them.
-        // The lanes' events merge in time order; at equal times the lower lane goes first and
-        // each lane keeps its own order (ENDs before BEGINs).
+        self.merged_events(symbols, tracks, &uuids)
+    }
+
+    /// The events of several tracks (`uuids`) on one sequence, each naming its track. They
+    /// merge in time order; at equal times the lower track goes first and each track keeps its
+    /// own order (ENDs before BEGINs).
+    fn merged_events(
+        &mut self,
+        symbols: &SymbolTable,
+        tracks: &[Track],
+        uuids: &[u64],
+    ) -> Result<()> {
         let mut lanes: Vec<LaneEvents> = tracks.iter().map(lane_events).collect();
         // Each lane's next event, and the lanes by the time of their next event.
         let mut next: Vec<Item> = vec![Item::End; lanes.len()];
@@ -174,7 +237,7 @@ impl<W: Write> TraceWriter<W> {
         // push): thousands of lanes, millions of events.
         while let Some(mut top) = order.peek_mut() {
             let Reverse((ts, lane)) = *top;
-            let track = Some(lane_uuid(g, lane));
+            let track = Some(uuids[lane]);
             match next[lane] {
                 Item::Begin(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
                 Item::End => self.sequence.end(ts, track, &mut self.frame),
@@ -199,6 +262,7 @@ impl<W: Write> TraceWriter<W> {
 
     /// Flushes; returns the number of bytes written, and the output.
     pub fn finish(mut self) -> Result<(u64, W)> {
+        self.ensure_threads_flushed()?;
         self.drain()?;
         self.out.flush()?;
         Ok((self.bytes, self.out))
@@ -248,6 +312,13 @@ impl<W: Write> TraceWriter<W> {
             self.emit()?;
         }
         Ok(())
+    }
+}
+
+fn thread_tid(track: &Track) -> Result<i32> {
+    match track.place {
+        Place::Thread { tid } => Ok(tid),
+        Place::Lane => anyhow::bail!("internal error: a group's lane written as a thread"),
     }
 }
 

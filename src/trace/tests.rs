@@ -71,7 +71,8 @@ fn written() -> Vec<u8> {
         labels: vec!["process 1234".into()],
     };
     writer.start_process(&heading).unwrap();
-    writer.track(&symbols, &timeline.thread).unwrap();
+    writer.track(&symbols, timeline.thread.clone()).unwrap();
+    writer.flush_threads(&symbols).unwrap();
     writer.track_group(&symbols, &timeline.group).unwrap();
     let (count, _) = writer.finish().unwrap();
     assert_eq!(count, bytes.len() as u64);
@@ -313,4 +314,76 @@ fn the_process_descriptor_carries_the_heading_labels() {
         .expect("a process descriptor");
     assert_eq!(process.process_name.as_deref(), Some("app"));
     assert_eq!(process.process_labels, ["process 1234"]);
+}
+
+/// `small` thread tracks of two slices and one of `large_slices` nested ones, written.
+fn threads_written(small: i32, large_slices: i64) -> Vec<u8> {
+    let mut symbols = Symbols::new();
+    let thread = |symbols: &mut Symbols, tid: i32, slices: i64| Track {
+        place: Place::Thread { tid },
+        name: format!("worker-{tid}"),
+        slices: (0..slices)
+            .map(|k| slice(symbols, "a", 10 * k + tid as i64, 10 * k + tid as i64 + 5))
+            .collect(),
+        ..Default::default()
+    };
+    let mut tracks: Vec<Track> = (2..2 + small)
+        .map(|tid| thread(&mut symbols, tid, 2))
+        .collect();
+    tracks.push(thread(&mut symbols, 2 + small, large_slices));
+    let mut bytes = Vec::new();
+    let mut writer = TraceWriter::new(&mut bytes);
+    writer.start_process(&ProcessHeading::default()).unwrap();
+    for track in tracks {
+        writer.track(symbols.table(), track).unwrap();
+    }
+    writer.flush_threads(symbols.table()).unwrap();
+    writer.finish().unwrap();
+    bytes
+}
+
+#[test]
+fn small_threads_share_one_sequence_where_names_are_interned_once_and_a_large_one_has_its_own() {
+    let packets = packets(&threads_written(50, 600));
+    let events = resolve(&packets);
+    let sequences: HashSet<u32> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences.len(),
+        2,
+        "one for the small threads, one for the large"
+    );
+    // The large thread is written at once, the small ones when flushed.
+    let large = events.first().unwrap().sequence;
+    let (on_large, on_shared): (Vec<&Resolved>, Vec<&Resolved>) =
+        events.iter().partition(|e| e.sequence == large);
+    assert_eq!(on_large.len(), 1200);
+    assert_eq!(on_shared.len(), 50 * 4);
+    let tracks: HashSet<u64> = on_shared.iter().map(|e| e.track).collect();
+    assert_eq!(tracks.len(), 50, "each small thread keeps its own track");
+    // Each event of the shared sequence names its track; the large one's events do not.
+    let named = |seq: u32| {
+        (packets.iter())
+            .filter(|p| p.trusted_packet_sequence_id == Some(seq))
+            .filter_map(|p| p.track_event.as_ref())
+            .all(|e| e.track_uuid.is_some())
+    };
+    let shared = on_shared[0].sequence;
+    assert!(named(shared));
+    assert!(!named(large));
+    let interned_a = (packets.iter())
+        .filter(|p| p.trusted_packet_sequence_id == Some(shared))
+        .filter_map(|p| p.interned_data.as_ref())
+        .flat_map(|d| &d.event_names)
+        .filter(|n| n.name.as_deref() == Some("a"))
+        .count();
+    assert_eq!(interned_a, 1, "\"a\" interned once for the 50 threads");
+}
+
+#[test]
+fn a_trace_finished_with_small_threads_unwritten_is_an_error_not_a_silent_loss() {
+    let (timeline, symbols) = sample();
+    let mut writer = TraceWriter::new(Vec::new());
+    writer.start_process(&ProcessHeading::default()).unwrap();
+    writer.track(&symbols, timeline.thread).unwrap();
+    assert!(writer.finish().is_err());
 }
