@@ -183,6 +183,9 @@ pub(super) struct ProcessGen<'a> {
     record_streams: (Uuid, Uuid),
     /// Closed blocks, oldest first: their rows (payload size still 0) and encodings.
     in_flight: VecDeque<(BlockRow, tokio::task::JoinHandle<Result<Vec<u8>>>)>,
+    /// Threads other than the one stepped whose next time a step changed (an async end
+    /// given to them).
+    touched: Vec<usize>,
 }
 
 impl<'a> ProcessGen<'a> {
@@ -265,6 +268,7 @@ impl<'a> ProcessGen<'a> {
             span_start,
             record_streams: (Uuid::nil(), Uuid::nil()),
             in_flight: VecDeque::new(),
+            touched: Vec::new(),
         };
         for k in 0..generator.threads.len() {
             generator.threads[k].block_target = generator.block_target();
@@ -300,17 +304,33 @@ impl<'a> ProcessGen<'a> {
 
     pub(super) async fn run(mut self, writer: &LakeWriter, report: &mut SynthReport) -> Result<()> {
         self.write_metadata(writer, report).await?;
+        // The thread with the earliest next event (the lowest index among equals), from a heap
+        // of (time, thread, version): an entry is current while its thread's version is.
+        // Scanning every thread at each step made 20,000 threads take hours.
+        let mut versions = vec![0u64; self.threads.len()];
+        let mut next: BinaryHeap<Reverse<(i64, usize, u64)>> = (self.threads.iter().enumerate())
+            .filter_map(|(k, t)| Some(Reverse((t.next_time()?, k, 0))))
+            .collect();
         loop {
-            let mut best: Option<(i64, usize)> = None;
-            for (k, t) in self.threads.iter().enumerate() {
-                if let Some(time) = t.next_time()
-                    && best.is_none_or(|(b, _)| time < b)
-                {
-                    best = Some((time, k));
+            let Some(Reverse((_, k, version))) = next.pop() else {
+                break;
+            };
+            if version != versions[k] {
+                continue;
+            }
+            self.touched.clear();
+            self.step(k, report);
+            self.touched.push(k);
+            let mut touched = std::mem::take(&mut self.touched);
+            touched.sort_unstable();
+            touched.dedup();
+            for &t in &touched {
+                versions[t] += 1;
+                if let Some(time) = self.threads[t].next_time() {
+                    next.push(Reverse((time, t, versions[t])));
                 }
             }
-            let Some((_, k)) = best else { break };
-            self.step(k, report);
+            self.touched = touched;
             if self.threads[k].builder.nb_objects() >= self.threads[k].block_target {
                 self.flush(k, writer, report).await?;
             }
@@ -599,6 +619,7 @@ impl<'a> ProcessGen<'a> {
         self.threads[target]
             .pending
             .push(Reverse((end, span_id, ids, naming, tag)));
+        self.touched.push(target);
     }
 
     /// Closes thread `k`'s block and queues it for encoding; writes the oldest queued blocks.
