@@ -300,8 +300,8 @@ fn a_stream_of_another_format_is_skipped_and_its_blocks_never_read() {
     stream.stream_id = uuid::Uuid::parse_str("0717b000-0000-4000-8000-000000000001").unwrap();
     stream.format = "otlp/v1/traces".into();
     stream.tags = vec!["cpu".into()];
-    stream.objects_metadata = b"not transit metadata".to_vec();
-    stream.dependencies_metadata = b"not transit metadata either".to_vec();
+    stream.objects_metadata = b"not transit metadata".to_vec().into();
+    stream.dependencies_metadata = b"not transit metadata either".to_vec().into();
     // Same ticks and times as a genuine block: the inferred tick frequency does not move.
     let mut block = template.clone();
     block.stream_id = stream.stream_id;

@@ -28,8 +28,8 @@ fn samples() -> Vec<Sample> {
         for (stream, _, payload) in thread_blocks_with_payloads(&lake).await {
             let buffers = decode_payload(&payload).unwrap();
             out.push(Sample {
-                deps_meta: stream.dependencies_metadata,
-                objs_meta: stream.objects_metadata,
+                deps_meta: stream.dependencies_metadata.to_vec(),
+                objs_meta: stream.objects_metadata.to_vec(),
                 payload,
                 dependencies: buffers.dependencies,
                 objects: buffers.objects,

@@ -8,10 +8,11 @@ use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::events::{EventOrder, EventTable, LogTable, MeasureTable};
-use crate::lake::rows::{BlockRow, ProcessRow, StreamRow};
+use crate::lake::rows::{BlockRow, ProcessRow, StreamRow, blocks_by_stream};
 use crate::partitions::View;
 use crate::symbols::{FastMap, Sym, Symbols};
 use crate::tracks::{ProcessHeading, Track, TrackGroup};
+use std::collections::HashMap;
 
 /// Where events come from: the partition cache in an export, direct decoding in the tests'
 /// reference. Futures are awaited in place, never spawned: no `Send` bound is needed.
@@ -56,6 +57,8 @@ pub struct ProcessAssembler<'a, S> {
     table: EventTable,
     /// The threads given a track: (tid, stream position), in the order written.
     written_threads: Vec<(i32, usize)>,
+    /// The positions of each stream's blocks, in stream order.
+    stream_blocks: HashMap<Uuid, Vec<usize>>,
 }
 
 impl<'a, S> ProcessAssembler<'a, S> {
@@ -71,6 +74,7 @@ impl<'a, S> ProcessAssembler<'a, S> {
         let block_threads = (process.blocks.iter())
             .map(|b| by_stream.get(&b.stream_id).copied().unwrap_or_default())
             .collect();
+        let stream_blocks = blocks_by_stream(process.blocks);
         Self {
             source,
             process,
@@ -80,7 +84,13 @@ impl<'a, S> ProcessAssembler<'a, S> {
             block_threads,
             table: EventTable::default(),
             written_threads: Vec::new(),
+            stream_blocks,
         }
+    }
+
+    /// The positions of a stream's blocks, in stream order.
+    fn blocks_of(&self, stream: &StreamRow) -> &[usize] {
+        (self.stream_blocks.get(&stream.stream_id)).map_or(&[], Vec::as_slice)
     }
 
     pub fn thread_count(&self) -> usize {
@@ -111,7 +121,7 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
         let thread = ThreadData {
             name: self.symbols.get(self.thread_names[k]).to_string(),
             events: std::mem::take(&mut self.table.events),
-            chains: chains(&self.process, stream, &self.table.orders)?,
+            chains: chains(&self.process, self.blocks_of(stream), &self.table.orders)?,
         };
         let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
         self.table.events = thread.events;
@@ -208,14 +218,14 @@ fn data_bounds(process: &ProcessData<'_>) -> (i64, i64) {
 /// of its events (`orders`: the stream's event places, in stream order).
 fn chains(
     process: &ProcessData<'_>,
-    stream: &StreamRow,
+    stream_blocks: &[usize],
     orders: &[EventOrder],
 ) -> Result<Vec<Chain>> {
     let mut chains: Vec<Chain> = Vec::new();
     let mut expected_offset: Option<i64> = None;
     let mut next = 0;
-    let blocks = process.blocks.iter().enumerate();
-    for (position, block) in blocks.filter(|(_, b)| b.stream_id == stream.stream_id) {
+    for &position in stream_blocks {
+        let block = &process.blocks[position];
         let (begin_ns, end_ns) = process.clock.block_bounds(block);
         let contiguous = expected_offset == Some(block.object_offset);
         expected_offset = Some(next_offset(block)?);

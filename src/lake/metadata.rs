@@ -104,8 +104,10 @@ type BlockTuple = (
 
 /// Runs `$sql` with `$args` bound on `$executor`: every value is a bound parameter, no lake
 /// string is ever spliced into SQL.
-macro_rules! fetch_all {
-    ($sql:expr, $args:expr, $executor:expr) => {{
+/// Runs the query and maps each row as it arrives: only the mapped rows are held.
+macro_rules! fetch_map {
+    ($sql:expr, $args:expr, $executor:expr, $map:expr) => {{
+        use futures::TryStreamExt;
         let mut query = sqlx::query_as::<_, T>($sql);
         for arg in $args {
             query = match arg {
@@ -113,7 +115,12 @@ macro_rules! fetch_all {
                 Arg::Int(value) => query.bind(*value),
             };
         }
-        query.fetch_all($executor).await.map_err(db_error)
+        let mut rows = query.fetch($executor);
+        let mut mapped = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(db_error)? {
+            mapped.push(($map)(row)?);
+        }
+        Ok(mapped)
     }};
 }
 
@@ -121,11 +128,26 @@ macro_rules! fetch_all {
 /// queries, one instant).
 #[allow(async_fn_in_trait)] // used within the crate and its tests, never boxed
 pub trait MetadataReads {
+    /// Runs the query of the backend at hand, mapping each row as it arrives.
+    #[doc(hidden)]
+    async fn fetch_map<T, U>(
+        &self,
+        pg_sql: &str,
+        sqlite_sql: &str,
+        args: &[Arg],
+        map: impl FnMut(T) -> Result<U> + Send,
+    ) -> Result<Vec<U>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
+
     /// Runs the query of the backend at hand.
     #[doc(hidden)]
     async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
     where
-        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        self.fetch_map(pg_sql, sqlite_sql, args, Ok).await
+    }
 
     /// Ids of the processes whose id starts with `hex_prefix` (lowercase hex digits, no hyphens),
     /// at most `limit`, in id order.
@@ -198,18 +220,19 @@ pub trait MetadataReads {
              ORDER BY stream_id::text",
             pg_time("insert_time")
         );
-        let rows: Vec<StreamTuple> = self
-            .fetch(
-                &pg_sql,
-                "SELECT lower(stream_id), lower(process_id), dependencies_metadata, objects_metadata, \
-                 tags, properties, insert_time, format \
-                 FROM streams WHERE lower(process_id) = $1 AND format = $2 \
-                 AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = $3) \
-                 ORDER BY lower(stream_id)",
-                &kind.args(process_id),
-            )
-            .await?;
-        rows.into_iter().map(stream_from_tuple).collect()
+        // Mapped as they arrive: thousands of streams' metadata is never all held at once.
+        let mut metadata = SharedMetadata::default();
+        self.fetch_map(
+            &pg_sql,
+            "SELECT lower(stream_id), lower(process_id), dependencies_metadata, objects_metadata, \
+             tags, properties, insert_time, format \
+             FROM streams WHERE lower(process_id) = $1 AND format = $2 \
+             AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = $3) \
+             ORDER BY lower(stream_id)",
+            &kind.args(process_id),
+            |t: StreamTuple| stream_from_tuple(t, &mut metadata),
+        )
+        .await
     }
 
     /// Blocks of the process's streams of one kind, ordered by stream, object offset, block
@@ -279,13 +302,19 @@ pub trait MetadataReads {
 }
 
 impl MetadataReads for MetadataDb {
-    async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    async fn fetch_map<T, U>(
+        &self,
+        pg_sql: &str,
+        sqlite_sql: &str,
+        args: &[Arg],
+        mut map: impl FnMut(T) -> Result<U> + Send,
+    ) -> Result<Vec<U>>
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         match self {
-            MetadataDb::Postgres(pool) => fetch_all!(pg_sql, args, pool),
-            MetadataDb::Sqlite(pool) => fetch_all!(sqlite_sql, args, pool),
+            MetadataDb::Postgres(pool) => fetch_map!(pg_sql, args, pool, map),
+            MetadataDb::Sqlite(pool) => fetch_map!(sqlite_sql, args, pool, map),
         }
     }
 }
@@ -343,14 +372,20 @@ impl Snapshot {
 }
 
 impl MetadataReads for Snapshot {
-    async fn fetch<T>(&self, pg_sql: &str, sqlite_sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    async fn fetch_map<T, U>(
+        &self,
+        pg_sql: &str,
+        sqlite_sql: &str,
+        args: &[Arg],
+        mut map: impl FnMut(T) -> Result<U> + Send,
+    ) -> Result<Vec<U>>
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         let mut transaction = self.transaction.lock().await;
         match &mut *transaction {
-            SnapshotTransaction::Postgres(tx) => fetch_all!(pg_sql, args, &mut **tx),
-            SnapshotTransaction::Sqlite(tx) => fetch_all!(sqlite_sql, args, &mut **tx),
+            SnapshotTransaction::Postgres(tx) => fetch_map!(pg_sql, args, &mut **tx, map),
+            SnapshotTransaction::Sqlite(tx) => fetch_map!(sqlite_sql, args, &mut **tx, map),
         }
     }
 }
@@ -567,7 +602,22 @@ fn process_from_tuple(t: ProcessTuple) -> Result<ProcessRow> {
     })
 }
 
-fn stream_from_tuple(t: StreamTuple) -> Result<StreamRow> {
+/// The distinct type metadata of a process's streams, each held once.
+#[derive(Default)]
+struct SharedMetadata(std::collections::HashSet<bytes::Bytes>);
+
+impl SharedMetadata {
+    fn share(&mut self, data: Vec<u8>) -> bytes::Bytes {
+        let data = bytes::Bytes::from(data);
+        if let Some(shared) = self.0.get(&data) {
+            return shared.clone();
+        }
+        self.0.insert(data.clone());
+        data
+    }
+}
+
+fn stream_from_tuple(t: StreamTuple, metadata: &mut SharedMetadata) -> Result<StreamRow> {
     let id_text = required(t.0, "streams.stream_id", "stream")?;
     let row = format!("stream {id_text}");
     Ok(StreamRow {
@@ -576,8 +626,12 @@ fn stream_from_tuple(t: StreamTuple) -> Result<StreamRow> {
             &required(t.1, "streams.process_id", &row)?,
             "streams.process_id",
         )?,
-        dependencies_metadata: required(t.2, "streams.dependencies_metadata", &row)?,
-        objects_metadata: required(t.3, "streams.objects_metadata", &row)?,
+        dependencies_metadata: metadata.share(required(
+            t.2,
+            "streams.dependencies_metadata",
+            &row,
+        )?),
+        objects_metadata: metadata.share(required(t.3, "streams.objects_metadata", &row)?),
         tags: parse_tags(t.4.as_deref())?,
         properties: parse_properties(t.5.as_deref(), "streams.properties")?,
         insert_time: t

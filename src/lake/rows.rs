@@ -1,6 +1,8 @@
 //! Plain rows of the lake's three metadata tables, as the tool reads (and test tools write) them.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// One instrumented process run (`processes` table).
@@ -27,10 +29,11 @@ pub struct ProcessRow {
 pub struct StreamRow {
     pub stream_id: Uuid,
     pub process_id: Uuid,
-    /// CBOR list of transit type descriptions of the dependencies buffer.
-    pub dependencies_metadata: Vec<u8>,
+    /// CBOR list of transit type descriptions of the dependencies buffer (shared: a process's
+    /// thread streams usually all have the same, and there may be thousands of them).
+    pub dependencies_metadata: Bytes,
     /// CBOR list of transit type descriptions of the objects buffer.
-    pub objects_metadata: Vec<u8>,
+    pub objects_metadata: Bytes,
     pub tags: Vec<String>,
     pub properties: Vec<(String, String)>,
     pub insert_time: DateTime<Utc>,
@@ -44,6 +47,16 @@ impl StreamRow {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The positions of each stream's blocks in `blocks`, in their order: with thousands of
+/// streams, looking a stream's blocks up beats scanning all of them for each stream.
+pub fn blocks_by_stream(blocks: &[BlockRow]) -> HashMap<Uuid, Vec<usize>> {
+    let mut by_stream: HashMap<Uuid, Vec<usize>> = HashMap::new();
+    for (position, block) in blocks.iter().enumerate() {
+        by_stream.entry(block.stream_id).or_default().push(position);
+    }
+    by_stream
 }
 
 /// One flushed buffer of events (`blocks` table).

@@ -17,7 +17,7 @@ use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, de
 use crate::decode::{DecodedBlock, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
-use crate::lake::rows::StreamRow;
+use crate::lake::rows::{StreamRow, blocks_by_stream};
 
 pub async fn build(
     cache: &PartitionCache,
@@ -49,21 +49,42 @@ pub async fn build(
     let store = |builders: BTreeMap<usize, Box<dyn PartitionRows>>| {
         store_all(cache, request, planned, builders, &reasons)
     };
+    // Each stream's partitions to build and blocks, found once: thousands of streams would
+    // each scan them all.
+    let mut stream_partitions: HashMap<uuid::Uuid, Vec<usize>> = HashMap::new();
+    for &(i, _) in to_build {
+        if planned[i].view.per == Instance::Stream {
+            stream_partitions
+                .entry(planned[i].instance)
+                .or_default()
+                .push(i);
+        }
+    }
+    let stream_blocks = blocks_by_stream(request.blocks);
     // A stream's partitions are stored while the next stream is decoded.
     let mut storing = None;
     for stream in request.streams {
+        let partitions = stream_partitions
+            .get(&stream.stream_id)
+            .map_or(&[][..], Vec::as_slice);
         let mut builders = Builders {
-            stream: to_build
-                .iter()
-                .filter(|(i, _)| {
-                    planned[*i].view.per == Instance::Stream
-                        && planned[*i].instance == stream.stream_id
-                })
-                .map(|(i, _)| Ok((*i, new_rows(planned[*i].view)?)))
+            stream: (partitions.iter())
+                .map(|&i| Ok((i, new_rows(planned[i].view)?)))
                 .collect::<Result<_>>()?,
             process: process_builders,
         };
-        let decoded = decode_stream(lake, request, stream, &feeds, &decoding, &mut builders);
+        let blocks = stream_blocks
+            .get(&stream.stream_id)
+            .map_or(&[][..], Vec::as_slice);
+        let decoded = decode_stream(
+            lake,
+            request,
+            stream,
+            blocks,
+            &feeds,
+            &decoding,
+            &mut builders,
+        );
         let (decoded, stored) = match storing.take() {
             Some(previous) => {
                 let (decoded, stored) = futures::future::join(decoded, previous).await;
@@ -116,21 +137,20 @@ fn record(
     }
 }
 
-/// Decodes the blocks of one stream that partitions being built need, in stream order, into
-/// their builders; returns how many blocks and payload bytes were read.
+/// Decodes the blocks of one stream (`blocks`: their positions, in stream order) that
+/// partitions being built need, into their builders; returns how many blocks and payload bytes
+/// were read.
 async fn decode_stream(
     lake: &Lake,
     request: &EventsRequest<'_>,
     stream: &StreamRow,
+    blocks: &[usize],
     feeds: &Feeds,
     decoding: &tokio::sync::Semaphore,
     builders: &mut Builders,
 ) -> Result<(u64, u64)> {
-    let needed: Vec<usize> = (0..request.blocks.len())
-        .filter(|&b| {
-            request.blocks[b].stream_id == stream.stream_id
-                && feeds.values().any(|feed| feed.contains_key(&b))
-        })
+    let needed: Vec<usize> = (blocks.iter().copied())
+        .filter(|b| feeds.values().any(|feed| feed.contains_key(b)))
         .collect();
     if needed.is_empty() {
         return Ok((0, 0));

@@ -2,11 +2,13 @@
 //! track, without knowing what kind of data a track came from.
 //!
 //! Sequence 1 carries the track descriptors, each written just before the first events that
-//! use it. Each track then gets a sequence of its own, written as Perfetto's SDK writes them:
-//! a first packet that clears the incremental state and sets the sequence's defaults (its
-//! track, an incremental clock), then one packet per event carrying a timestamp delta and
-//! interned ids (names, categories, source locations, annotation names and texts). Events are
-//! in timestamp order, ENDs before BEGINs at equal times.
+//! use it. A thread track with many events gets a sequence of its own, written as Perfetto's
+//! SDK writes them: a first packet that clears the incremental state and sets the sequence's
+//! defaults (its track, an incremental clock), then one packet per event carrying a timestamp
+//! delta and interned ids (names, categories, source locations, annotation names and texts).
+//! The lanes of a group, and small thread tracks gathered together, share a sequence instead,
+//! each event naming its track: names are interned once for all of them. Events of a sequence
+//! are in timestamp order, ENDs before BEGINs at equal times.
 
 mod encode;
 mod interning;

@@ -134,8 +134,8 @@ impl LakeSink {
         Ok(StreamRow {
             stream_id: info.stream_id,
             process_id: info.process_id,
-            dependencies_metadata: encode_cbor(&info.dependencies_metadata)?,
-            objects_metadata: encode_cbor(&info.objects_metadata)?,
+            dependencies_metadata: encode_cbor(&info.dependencies_metadata)?.into(),
+            objects_metadata: encode_cbor(&info.objects_metadata)?.into(),
             tags: info.tags.clone(),
             properties: sorted_properties(&info.properties),
             insert_time: Utc::now(),
@@ -311,8 +311,8 @@ fn writer_thread(dir: PathBuf, mut rx: UnboundedReceiver<Msg>) -> Result<LakeSta
                     let r = writer.insert_stream(&row).await;
                     index.insert(row.stream_id, stats.streams.len());
                     metadata.push((
-                        row.dependencies_metadata.clone(),
-                        row.objects_metadata.clone(),
+                        row.dependencies_metadata.to_vec(),
+                        row.objects_metadata.to_vec(),
                     ));
                     stats.streams.push((
                         row.stream_id,

@@ -213,8 +213,8 @@ impl Server {
             .insert_stream(&StreamRow {
                 stream_id: info.stream_id,
                 process_id: info.process_id,
-                dependencies_metadata: encode_cbor(&info.dependencies_metadata)?,
-                objects_metadata: encode_cbor(&info.objects_metadata)?,
+                dependencies_metadata: encode_cbor(&info.dependencies_metadata)?.into(),
+                objects_metadata: encode_cbor(&info.objects_metadata)?.into(),
                 tags: info.tags.clone(),
                 properties: sorted(&info.properties),
                 insert_time,

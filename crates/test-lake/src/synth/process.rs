@@ -311,10 +311,7 @@ impl<'a> ProcessGen<'a> {
         let mut next: BinaryHeap<Reverse<(i64, usize, u64)>> = (self.threads.iter().enumerate())
             .filter_map(|(k, t)| Some(Reverse((t.next_time()?, k, 0))))
             .collect();
-        loop {
-            let Some(Reverse((_, k, version))) = next.pop() else {
-                break;
-            };
+        while let Some(Reverse((_, k, version))) = next.pop() {
             if version != versions[k] {
                 continue;
             }
@@ -393,8 +390,8 @@ impl<'a> ProcessGen<'a> {
                 .insert_stream(&StreamRow {
                     stream_id: self.threads[k].stream_id,
                     process_id: self.process_id,
-                    dependencies_metadata: thread_deps.clone(),
-                    objects_metadata: thread_objs.clone(),
+                    dependencies_metadata: thread_deps.clone().into(),
+                    objects_metadata: thread_objs.clone().into(),
                     tags: vec!["cpu".into()],
                     properties,
                     insert_time: self.start_time
@@ -418,8 +415,8 @@ impl<'a> ProcessGen<'a> {
                 .insert_stream(&StreamRow {
                     stream_id,
                     process_id: self.process_id,
-                    dependencies_metadata: metadata_cbor(deps)?,
-                    objects_metadata: metadata_cbor(objs)?,
+                    dependencies_metadata: metadata_cbor(deps)?.into(),
+                    objects_metadata: metadata_cbor(objs)?.into(),
                     tags: vec![tag.into()],
                     properties: vec![],
                     insert_time: self.start_time + ms(self.rng.range(1, 20)),
