@@ -55,19 +55,8 @@ for size in "${sizes[@]}"; do
   n=$(records_of "$size")
   out=$(mktemp -d)
   check_counts "$process" "$lake" "$n" "$out"
-  cold_t=(); cold_r=(); warm_t=(); warm_r=()
-  for _ in $(seq "$runs"); do
-    rm -rf "$out/cache"
-    read -r t r < <(measure "$process" "$out/cache" "$out/trace" --lake "$lake")
-    cold_t+=("$t"); cold_r+=("$r")
-  done
-  for _ in $(seq "$runs"); do
-    read -r t r < <(measure "$process" "$out/cache" "$out/trace" --lake "$lake")
-    warm_t+=("$t"); warm_r+=("$r")
-  done
+  read -r ct cr wt wr < <(cold_and_warm "$process" "$out" --lake "$lake")
   bytes=$(stat -c %s "$out/trace")
-  ct=$(printf '%s\n' "${cold_t[@]}" | median); cr=$(printf '%s\n' "${cold_r[@]}" | median)
-  wt=$(printf '%s\n' "${warm_t[@]}" | median); wr=$(printf '%s\n' "${warm_r[@]}" | median)
   rps=$(awk -v n="$((2 * n))" -v t="$wt" 'BEGIN {printf "%.0f", (t>0)? n/t : 0}')
   printf '%-4s %10s %10d %10s %10d %12d %14s\n' "$size" "$ct" $((cr / 1024)) "$wt" $((wr / 1024)) "$bytes" "$rps"
   [ $first = 1 ] || echo "," >>"$results.tmp"

@@ -45,19 +45,8 @@ for threads in "${cases[@]}"; do
   spans=$(spans_of "$threads")
   events=$((2 * (spans + spans / 10)))
   out=$(mktemp -d)
-  cold_t=(); cold_r=(); warm_t=(); warm_r=()
-  for _ in $(seq "$runs"); do
-    rm -rf "$out/cache"
-    read -r t r < <(measure "$process" "$out/cache" "$out/trace" --lake "$lake")
-    cold_t+=("$t"); cold_r+=("$r")
-  done
-  for _ in $(seq "$runs"); do
-    read -r t r < <(measure "$process" "$out/cache" "$out/trace" --lake "$lake")
-    warm_t+=("$t"); warm_r+=("$r")
-  done
+  read -r ct cr wt wr < <(cold_and_warm "$process" "$out" --lake "$lake")
   bytes=$(stat -c %s "$out/trace")
-  ct=$(printf '%s\n' "${cold_t[@]}" | median); cr=$(printf '%s\n' "${cold_r[@]}" | median)
-  wt=$(printf '%s\n' "${warm_t[@]}" | median); wr=$(printf '%s\n' "${warm_r[@]}" | median)
   bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN {printf "%.1f", b/e}')
   printf '%-6s %10s %10d %10s %10d %12d %10s\n' "$threads" "$ct" $((cr / 1024)) "$wt" $((wr / 1024)) "$bytes" "$bpe"
   [ $first = 1 ] || echo "," >>"$results.tmp"

@@ -72,19 +72,8 @@ for size in "${sizes[@]}"; do
   total_spans=$((spans + spans / 10))
   events=$((2 * total_spans))
   out=$(mktemp -d)
-  cold_t=(); cold_r=(); warm_t=(); warm_r=()
-  for _ in $(seq "$runs"); do
-    rm -rf "$out/cache"
-    read -r t r < <(measure "$process" "$out/cache" "$out/trace" "${lake_args[@]}")
-    cold_t+=("$t"); cold_r+=("$r")
-  done
-  for _ in $(seq "$runs"); do
-    read -r t r < <(measure "$process" "$out/cache" "$out/trace" "${lake_args[@]}")
-    warm_t+=("$t"); warm_r+=("$r")
-  done
+  read -r ct cr wt wr < <(cold_and_warm "$process" "$out" "${lake_args[@]}")
   bytes=$(stat -c %s "$out/trace")
-  ct=$(printf '%s\n' "${cold_t[@]}" | median); cr=$(printf '%s\n' "${cold_r[@]}" | median)
-  wt=$(printf '%s\n' "${warm_t[@]}" | median); wr=$(printf '%s\n' "${warm_r[@]}" | median)
   bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN {printf "%.1f", b/e}')
   sps=$(awk -v s="$total_spans" -v t="$wt" 'BEGIN {printf "%.0f", (t>0)? s/t : 0}')
   printf '%-4s %10s %10d %10s %10d %12d %10s %12s\n' "$size" "$ct" $((cr / 1024)) "$wt" $((wr / 1024)) "$bytes" "$bpe" "$sps"

@@ -1,4 +1,4 @@
-# Shared by the export benchmarks (sourced): measuring one run, medians, process ids.
+# Shared by the export benchmarks (sourced): measuring one run, cold and warm medians, process ids.
 # Needs $target (the directory of the release binaries).
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -17,3 +17,22 @@ measure() { # measure PROCESS CACHE OUT LAKE-ARGS...
 }
 
 process_of() { "$target/write-perfetto" processes "$@" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["process_id"])'; }
+
+# RUNS cold exports (cache emptied first), then RUNS warm ones, into OUT/cache and OUT/trace:
+# prints the medians "cold_s cold_rss_kb warm_s warm_rss_kb". Needs $runs.
+cold_and_warm() { # cold_and_warm PROCESS OUT LAKE-ARGS...
+  local process=$1 out=$2 t r
+  shift 2
+  local cold_t=() cold_r=() warm_t=() warm_r=()
+  for _ in $(seq "$runs"); do
+    rm -rf "$out/cache"
+    read -r t r < <(measure "$process" "$out/cache" "$out/trace" "$@")
+    cold_t+=("$t"); cold_r+=("$r")
+  done
+  for _ in $(seq "$runs"); do
+    read -r t r < <(measure "$process" "$out/cache" "$out/trace" "$@")
+    warm_t+=("$t"); warm_r+=("$r")
+  done
+  echo "$(printf '%s\n' "${cold_t[@]}" | median) $(printf '%s\n' "${cold_r[@]}" | median)" \
+    "$(printf '%s\n' "${warm_t[@]}" | median) $(printf '%s\n' "${warm_r[@]}" | median)"
+}
