@@ -310,7 +310,7 @@ pub trait PartitionRows: Send {
 
 /// A row format's pending rows, column by column: filled from decoded blocks, handed to the
 /// Parquet writer in batches.
-pub trait RowColumns: Default + Send {
+pub trait RowColumns: Default + Send + 'static {
     /// Appends the rows of a decoded block the view keeps; returns how many.
     fn push_block(&mut self, file: &mut FileBuilder, block_id: Uuid, block: &DecodedBlock)
     -> usize;
@@ -327,12 +327,16 @@ pub struct BatchedRows<C: RowColumns> {
 }
 
 impl<C: RowColumns> BatchedRows<C> {
-    pub fn new(schema: Arc<Schema>, unique_valued_columns: &[&str]) -> Result<Self> {
-        Ok(Self {
+    /// A partition file of `schema` to write (`unique_valued_columns`: see [`FileBuilder::new`]).
+    pub fn boxed(
+        schema: Arc<Schema>,
+        unique_valued_columns: &[&str],
+    ) -> Result<Box<dyn PartitionRows>> {
+        Ok(Box::new(Self {
             file: FileBuilder::new(schema, unique_valued_columns)?,
             pending: C::default(),
             rows: 0,
-        })
+        }))
     }
 
     fn write_pending(&mut self) -> Result<()> {

@@ -49,30 +49,9 @@ struct Columns {
     properties: Vec<u32>,
 }
 
-impl Columns {
-    fn into_batch(self) -> Result<RecordBatch> {
-        let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
-        let columns: Vec<ArrayRef> = vec![
-            u32s(self.block),
-            u32s(self.index),
-            Arc::new(Int64Array::from(self.ticks)),
-            Arc::new(UInt8Array::from(self.level)),
-            u32s(self.target),
-            u32s(self.msg),
-            u32s(self.file),
-            u32s(self.line),
-            u32s(self.properties),
-        ];
-        Ok(RecordBatch::try_new(schema(), columns)?)
-    }
-}
-
 /// A log-view partition file to write.
 pub fn new_rows() -> Result<Box<dyn PartitionRows>> {
-    Ok(Box::new(BatchedRows::<Columns>::new(
-        schema(),
-        &UNIQUE_VALUED_COLUMNS,
-    )?))
+    BatchedRows::<Columns>::boxed(schema(), &UNIQUE_VALUED_COLUMNS)
 }
 
 impl RowColumns for Columns {
@@ -102,7 +81,19 @@ impl RowColumns for Columns {
     }
 
     fn into_batch(self) -> Result<RecordBatch> {
-        Columns::into_batch(self)
+        let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
+        let columns: Vec<ArrayRef> = vec![
+            u32s(self.block),
+            u32s(self.index),
+            Arc::new(Int64Array::from(self.ticks)),
+            Arc::new(UInt8Array::from(self.level)),
+            u32s(self.target),
+            u32s(self.msg),
+            u32s(self.file),
+            u32s(self.line),
+            u32s(self.properties),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
     }
 }
 

@@ -50,30 +50,9 @@ struct Columns {
     properties: Vec<u32>,
 }
 
-impl Columns {
-    fn into_batch(self) -> Result<RecordBatch> {
-        let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
-        let columns: Vec<ArrayRef> = vec![
-            u32s(self.block),
-            u32s(self.index),
-            Arc::new(Int64Array::from(self.ticks)),
-            u32s(self.name),
-            u32s(self.unit),
-            u32s(self.target),
-            Arc::new(Float64Array::from(self.value)),
-            Arc::new(BooleanArray::from(self.integer)),
-            u32s(self.properties),
-        ];
-        Ok(RecordBatch::try_new(schema(), columns)?)
-    }
-}
-
 /// A measure-view partition file to write.
 pub fn new_rows() -> Result<Box<dyn PartitionRows>> {
-    Ok(Box::new(BatchedRows::<Columns>::new(
-        schema(),
-        &UNIQUE_VALUED_COLUMNS,
-    )?))
+    BatchedRows::<Columns>::boxed(schema(), &UNIQUE_VALUED_COLUMNS)
 }
 
 impl RowColumns for Columns {
@@ -103,7 +82,19 @@ impl RowColumns for Columns {
     }
 
     fn into_batch(self) -> Result<RecordBatch> {
-        Columns::into_batch(self)
+        let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
+        let columns: Vec<ArrayRef> = vec![
+            u32s(self.block),
+            u32s(self.index),
+            Arc::new(Int64Array::from(self.ticks)),
+            u32s(self.name),
+            u32s(self.unit),
+            u32s(self.target),
+            Arc::new(Float64Array::from(self.value)),
+            Arc::new(BooleanArray::from(self.integer)),
+            u32s(self.properties),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
     }
 }
 
