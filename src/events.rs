@@ -56,7 +56,24 @@ pub struct EventTable {
     pub orders: Vec<EventOrder>,
 }
 
+/// Where the rows of blocks at `blocks` positions are among rows in stream order.
+fn rows_of_blocks(orders: &[EventOrder], blocks: std::ops::Range<u32>) -> std::ops::Range<usize> {
+    let first = orders.partition_point(|o| o.block_position() < blocks.start as usize);
+    let end = orders.partition_point(|o| o.block_position() < blocks.end as usize);
+    first..end.max(first)
+}
+
 impl EventTable {
+    /// Appends the events of `from` (in stream order) whose blocks are at `blocks` positions.
+    pub fn append_blocks(&mut self, from: &EventTable, blocks: std::ops::Range<u32>) {
+        let rows = rows_of_blocks(&from.orders, blocks);
+        self.events.extend_from_slice(&from.events[rows.clone()]);
+        self.orders.extend_from_slice(&from.orders[rows.clone()]);
+        if !from.ids.is_empty() {
+            self.ids.extend_from_slice(&from.ids[rows]);
+        }
+    }
+
     pub fn clear(&mut self) {
         self.events.clear();
         self.ids.clear();
@@ -134,6 +151,13 @@ impl<T> Default for RowsInOrder<T> {
 }
 
 impl<T: Copy> RowsInOrder<T> {
+    /// Appends the rows of `from` (in stream order) whose blocks are at `blocks` positions.
+    pub fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
+        let rows = rows_of_blocks(&from.orders, blocks);
+        self.rows.extend_from_slice(&from.rows[rows.clone()]);
+        self.orders.extend_from_slice(&from.orders[rows]);
+    }
+
     pub fn clear(&mut self) {
         self.rows.clear();
         self.orders.clear();

@@ -55,10 +55,11 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
             bail!("internal error: view {} was not prepared", view.name());
         };
         loop {
-            let files = part.prepared.files(view, instance);
             let read = (self.cache)
                 .read_rows(
-                    files,
+                    part.prepared,
+                    view,
+                    instance,
                     symbols,
                     &part.block_position,
                     self.clock,

@@ -1,10 +1,9 @@
 //! Building partitions, one stream at a time: each needed block is fetched and decoded once
 //! (in parallel, consumed in stream order as it arrives) and its events go straight into the
-//! column builders of the partitions being built. A stream's thread partitions are written
-//! when the stream is done, while the next stream is decoded; the process's async partitions
-//! at the end. Any block that
-//! cannot be read or decoded fails the build, naming the block, before its partitions are
-//! recorded.
+//! column builders of the partitions being built. A stream's own partitions are written when
+//! the stream is done, while the next stream is decoded; the partitions several streams share
+//! (the process's, small streams') at the end. Any block that cannot be read or decoded fails
+//! the build, naming the block, before its partitions are recorded.
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -34,7 +33,7 @@ pub async fn build(
     let mut process_builders: BTreeMap<usize, Box<dyn PartitionRows>> = BTreeMap::new();
     for &(i, _) in to_build {
         let view = planned[i].view;
-        if view.per == Instance::Process {
+        if holds_many_streams(&planned[i]) {
             process_builders.insert(i, new_rows(view)?);
         }
         let feed = feeds.entry(view).or_default();
@@ -53,7 +52,7 @@ pub async fn build(
     // each scan them all.
     let mut stream_partitions: HashMap<uuid::Uuid, Vec<usize>> = HashMap::new();
     for &(i, _) in to_build {
-        if planned[i].view.per == Instance::Stream {
+        if !holds_many_streams(&planned[i]) {
             stream_partitions
                 .entry(planned[i].instance)
                 .or_default()
@@ -106,6 +105,12 @@ pub async fn build(
     }
     record(store(process_builders).await?, keys, stats);
     Ok(())
+}
+
+/// Whether a partition is built across streams (the process's, or small streams'), rather
+/// than stream by stream.
+fn holds_many_streams(p: &Planned) -> bool {
+    p.view.per == Instance::Process || !p.small_streams.is_empty()
 }
 
 /// Per view: which partition being built (index in the plan) each block (by position) feeds.

@@ -367,8 +367,11 @@ impl<C: RowColumns> PartitionRows for BatchedRows<C> {
 
 /// What a view's files are read back into: a table of one kind of rows, with their places in
 /// stream order.
-pub trait RowTable: Default {
+pub trait RowTable: Default + Send + 'static {
     fn clear(&mut self);
+    /// Appends the rows of `from` (in stream order) whose blocks are at `blocks` positions:
+    /// one stream's rows of a partition it shares with others.
+    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>);
     /// Appends the rows of one file (blocks not in `block_position` are skipped).
     fn read_file(
         &mut self,

@@ -102,6 +102,10 @@ impl RowTable for LogTable {
         LogTable::clear(self)
     }
 
+    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
+        LogTable::append_blocks(self, from, blocks)
+    }
+
     fn read_file(
         &mut self,
         data: Bytes,

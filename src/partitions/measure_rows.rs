@@ -103,6 +103,10 @@ impl RowTable for MeasureTable {
         MeasureTable::clear(self)
     }
 
+    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
+        MeasureTable::append_blocks(self, from, blocks)
+    }
+
     fn read_file(
         &mut self,
         data: Bytes,

@@ -19,14 +19,16 @@ mod span_rows;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::lake::rows::{BlockRow, StreamRow};
+use crate::lake::rows::{BlockRow, StreamRow, blocks_by_stream};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
@@ -108,32 +110,88 @@ pub struct StoredFile {
     pub checksum: String,
 }
 
-/// Per view instance: (index in the plan, file) of each partition, in insert-time order.
-type FilesByInstance = BTreeMap<(View, Uuid), Vec<(usize, StoredFile)>>;
-
-/// The current partition files of an export, per view instance, in insert-time order. A file
+/// The partition files of an export, and which rows of them each view instance reads. A file
 /// found damaged when read is replaced here by its rebuilt successor ([`PartitionCache::heal`]).
 pub struct Prepared {
     planned: Vec<Planned>,
-    /// Per view instance: (index in `planned`, its file).
-    files: Mutex<FilesByInstance>,
+    /// The current file of each planned partition.
+    files: Mutex<Vec<StoredFile>>,
+    /// Per view instance (a stream or the process): the partitions holding its rows.
+    instances: HashMap<(View, Uuid), Vec<InstanceRows>>,
+    /// Shared partitions decoded by the first of their streams to read them, kept for the
+    /// others: (rows, streams yet to read them).
+    shared: Mutex<HashMap<usize, (Box<dyn Any + Send>, usize)>>,
     stats: Mutex<PartitionStats>,
     /// Partitions rebuilt after damage in this run: healed once, never twice.
     healed: Mutex<HashSet<usize>>,
 }
 
+/// Where a view instance's rows are: a partition (index in the plan), all of it or, in a
+/// partition of small streams, the rows of the instance's blocks (positions in the request).
+#[derive(Clone)]
+struct InstanceRows {
+    planned: usize,
+    blocks: Option<Range<u32>>,
+}
+
 impl Prepared {
-    /// Files of a view instance: a stream (thread view) or the process (async view).
-    pub fn files(&self, view: View, instance: Uuid) -> ViewFiles {
-        let files = lock(&self.files)
-            .get(&(view, instance))
-            .cloned()
-            .unwrap_or_default();
-        ViewFiles { view, files }
+    fn new(planned: Vec<Planned>, files: Vec<StoredFile>, blocks: &[BlockRow]) -> Self {
+        let positions = blocks_by_stream(blocks);
+        let range_of = |stream: &Uuid| {
+            let positions = positions.get(stream).map_or(&[][..], Vec::as_slice);
+            let first = positions.first().map_or(0, |&b| b as u32);
+            first..positions.last().map_or(0, |&b| b as u32 + 1)
+        };
+        let mut instances: HashMap<(View, Uuid), Vec<InstanceRows>> = HashMap::new();
+        for (i, p) in planned.iter().enumerate() {
+            if p.small_streams.is_empty() {
+                let rows = InstanceRows { planned: i, blocks: None };
+                instances.entry((p.view, p.instance)).or_default().push(rows);
+            }
+            for stream in &p.small_streams {
+                let blocks = Some(range_of(stream));
+                let rows = InstanceRows { planned: i, blocks };
+                instances.entry((p.view, *stream)).or_default().push(rows);
+            }
+        }
+        Self {
+            planned,
+            files: Mutex::new(files),
+            instances,
+            shared: Mutex::new(HashMap::new()),
+            stats: Mutex::new(PartitionStats::default()),
+            healed: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn stats(&self) -> PartitionStats {
         *lock(&self.stats)
+    }
+
+    /// The rows of a shared partition, decoded by an earlier reader: taken by the last of its
+    /// streams, copied by the others.
+    fn take_shared<T: RowTable>(&self, planned: usize, blocks: Range<u32>, table: &mut T) -> bool {
+        let mut shared = lock(&self.shared);
+        let Some((rows, readers)) = shared.get_mut(&planned) else {
+            return false;
+        };
+        let Some(rows) = rows.downcast_ref::<T>() else {
+            return false;
+        };
+        table.append_blocks(rows, blocks);
+        *readers -= 1;
+        if *readers == 0 {
+            shared.remove(&planned);
+        }
+        true
+    }
+
+    /// Keeps the decoded rows of a shared partition for the streams yet to read them.
+    fn keep_shared<T: RowTable>(&self, planned: usize, rows: T) {
+        let readers = self.planned[planned].small_streams.len().saturating_sub(1);
+        if readers > 0 {
+            lock(&self.shared).insert(planned, (Box::new(rows), readers));
+        }
     }
 }
 
@@ -142,13 +200,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The partition files of one view instance.
-#[derive(Clone)]
-pub struct ViewFiles {
-    view: View,
-    files: Vec<(usize, StoredFile)>,
 }
 
 /// A partition file that does not hold what the catalog says: missing, truncated, altered or
@@ -304,28 +355,22 @@ impl PartitionCache {
             self.build_under_lock(lake, request, &planned, stale, &mut stats, &mut keys)
                 .await?;
         }
-        let mut files = FilesByInstance::new();
-        for (i, (p, key)) in planned.iter().zip(keys).enumerate() {
-            let key = key.ok_or_else(|| {
-                failure(
-                    FailureKind::Internal,
-                    format!(
-                        "internal error: {} was neither reused nor built",
-                        describe(p)
-                    ),
-                )
-            })?;
-            files
-                .entry((p.view, p.instance))
-                .or_default()
-                .push((i, key));
-        }
-        Ok(Prepared {
-            planned,
-            files: Mutex::new(files),
-            stats: Mutex::new(stats),
-            healed: Mutex::new(HashSet::new()),
-        })
+        let files = (planned.iter().zip(keys))
+            .map(|(p, key)| {
+                key.ok_or_else(|| {
+                    failure(
+                        FailureKind::Internal,
+                        format!(
+                            "internal error: {} was neither reused nor built",
+                            describe(p)
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let prepared = Prepared::new(planned, files, request.blocks);
+        *lock(&prepared.stats) = stats;
+        Ok(prepared)
     }
 
     /// Replaces a damaged partition file: its row is retired and the partition rebuilt from
@@ -373,13 +418,7 @@ impl PartitionCache {
                 format!("internal error: {} was not rebuilt", describe(p)),
             )
         })?;
-        let mut files = lock(&prepared.files);
-        if let Some(entry) = files
-            .get_mut(&(p.view, p.instance))
-            .and_then(|list| list.iter_mut().find(|(j, _)| *j == i))
-        {
-            entry.1 = file;
-        }
+        lock(&prepared.files)[i] = file;
         let mut totals = lock(&prepared.stats);
         totals.reused = totals.reused.saturating_sub(1);
         totals.add(stats);
@@ -571,11 +610,15 @@ impl PartitionCache {
         })
     }
 
-    /// Reads partition files (fetched concurrently, decoded in order) into `table`, in
-    /// stream order.
+    /// Reads the rows of a view instance (a stream or the process) into `table`, in stream
+    /// order: its partition files fetched concurrently and decoded in order, except the shared
+    /// ones another of their streams decoded already.
+    #[allow(clippy::too_many_arguments)]
     pub async fn read_rows<T: RowTable>(
         &self,
-        files: ViewFiles,
+        prepared: &Prepared,
+        view: View,
+        instance: Uuid,
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
@@ -583,54 +626,80 @@ impl PartitionCache {
         table: &mut T,
     ) -> Result<()> {
         table.clear();
-        let ViewFiles { view, files } = files;
-        let mut fetches = futures::stream::iter(files.iter().map(|(planned, file)| async move {
-            let damaged = |reason: String| {
+        let parts = prepared.instances.get(&(view, instance));
+        let mut to_fetch = Vec::new();
+        for part in parts.map_or(&[][..], Vec::as_slice) {
+            let blocks = part.blocks.clone();
+            let taken = blocks.is_some_and(|b| prepared.take_shared(part.planned, b, table));
+            if !taken {
+                let file = lock(&prepared.files)[part.planned].clone();
+                to_fetch.push((part, file));
+            }
+        }
+        let mut fetches = futures::stream::iter(to_fetch.iter())
+            .map(|&(part, ref file)| async move {
+                let data = self.fetch_checked(part.planned, file).await;
+                (part, file, data)
+            })
+            .buffered(concurrency.max(1));
+        while let Some((part, file, data)) = fetches.next().await {
+            let data = data?;
+            let undecodable = |e: anyhow::Error| {
                 anyhow::Error::new(DamagedPartition {
-                    planned: *planned,
+                    planned: part.planned,
                     key: file.key.clone(),
-                    reason,
+                    reason: format!("it cannot be decoded ({e:#})"),
                 })
             };
-            let data = match self.store.get(&file.key).await {
-                Ok(data) => data,
-                Err(object_store::Error::NotFound { .. }) => {
-                    return Err(damaged("the file is missing".into()));
+            match part.blocks.clone() {
+                None => (table.read_file(data, view, symbols, block_position, clock))
+                    .map_err(undecodable)?,
+                Some(blocks) => {
+                    let mut rows = T::default();
+                    (rows.read_file(data, view, symbols, block_position, clock))
+                        .map_err(undecodable)?;
+                    rows.sort();
+                    table.append_blocks(&rows, blocks);
+                    prepared.keep_shared(part.planned, rows);
                 }
-                Err(e) => {
-                    return Err(failure(
-                        FailureKind::Io,
-                        format!("cannot read partition file {}: {e}", file.key),
-                    ));
-                }
-            };
-            if data.len() as i64 != file.size {
-                return Err(damaged(format!(
-                    "it has {} bytes, the catalog recorded {}",
-                    data.len(),
-                    file.size
-                )));
             }
-            if checksum(&data) != file.checksum {
-                return Err(damaged("its checksum does not match the catalog's".into()));
-            }
-            Ok((*planned, file.key.as_str(), data))
-        }))
-        .buffered(concurrency.max(1));
-        while let Some(fetched) = fetches.next().await {
-            let (planned, key, data) = fetched?;
-            table
-                .read_file(data, view, symbols, block_position, clock)
-                .map_err(|e| {
-                    anyhow::Error::new(DamagedPartition {
-                        planned,
-                        key: key.to_string(),
-                        reason: format!("it cannot be decoded ({e:#})"),
-                    })
-                })?;
         }
         table.sort();
         Ok(())
+    }
+
+    /// A partition file's bytes, checked against the catalog's size and checksum.
+    async fn fetch_checked(&self, planned: usize, file: &StoredFile) -> Result<Bytes> {
+        let damaged = |reason: String| {
+            anyhow::Error::new(DamagedPartition {
+                planned,
+                key: file.key.clone(),
+                reason,
+            })
+        };
+        let data = match self.store.get(&file.key).await {
+            Ok(data) => data,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(damaged("the file is missing".into()));
+            }
+            Err(e) => {
+                return Err(failure(
+                    FailureKind::Io,
+                    format!("cannot read partition file {}: {e}", file.key),
+                ));
+            }
+        };
+        if data.len() as i64 != file.size {
+            return Err(damaged(format!(
+                "it has {} bytes, the catalog recorded {}",
+                data.len(),
+                file.size
+            )));
+        }
+        if checksum(&data) != file.checksum {
+            return Err(damaged("its checksum does not match the catalog's".into()));
+        }
+        Ok(data)
     }
 
     /// Deletes partition files retired longer than `grace` ago with their rows, and files no
@@ -682,8 +751,13 @@ fn describe(p: &Planned) -> String {
     let begin = chrono::DateTime::from_timestamp_micros(p.begin_us)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();
+    let shared = match p.small_streams.len() {
+        0 => String::new(),
+        1 => " (1 small stream)".into(),
+        n => format!(" ({n} small streams)"),
+    };
     format!(
-        "partition {} {} [{begin}, +{}s)",
+        "partition {} {}{shared} [{begin}, +{}s)",
         p.view.name(),
         p.instance,
         (p.end_us - p.begin_us) / 1_000_000

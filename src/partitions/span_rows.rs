@@ -168,6 +168,10 @@ impl RowTable for EventTable {
         EventTable::clear(self)
     }
 
+    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
+        EventTable::append_blocks(self, from, blocks)
+    }
+
     fn read_file(
         &mut self,
         data: Bytes,
