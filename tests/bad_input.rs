@@ -20,7 +20,7 @@ use support::damage::{
 };
 use support::lake::{fixture_copy, runtime, sha256_hex, stderr};
 use support::trace::{Trace, decode};
-use write_perfetto::lake::rows::{BlockRow, StreamRow};
+use write_perfetto::lake::rows::{BlockRow, StreamRow, StreamTypes};
 use write_perfetto::partitions::catalog::Catalog;
 use write_perfetto_test_lake::writer::LakeWriter;
 
@@ -93,7 +93,7 @@ impl Case {
             .unwrap_or_else(|| panic!("no block {id}"))
     }
 
-    fn stream(&self, block: &BlockRow) -> StreamRow {
+    fn stream(&self, block: &BlockRow) -> (StreamRow, StreamTypes) {
         stream_of(self.dir(), block)
     }
 
@@ -275,13 +275,20 @@ fn a_process_whose_only_stream_is_an_empty_log_stream_exits_3_naming_it() {
         let secondary = uuid::Uuid::parse_str(SECONDARY_PROCESS).unwrap();
         let mut process = lake.metadata.process(&secondary).await.unwrap().unwrap();
         let mut stream = lake.metadata.thread_streams(&secondary).await.unwrap()[0].clone();
+        let wanted = |id| id == stream.stream_id;
+        let mut types = lake
+            .metadata
+            .stream_types(&secondary, &wanted)
+            .await
+            .unwrap();
+        let types = types.remove(&stream.stream_id).unwrap();
         process.process_id = uuid::Uuid::parse_str(process_id).unwrap();
         stream.process_id = process.process_id;
         stream.stream_id = uuid::Uuid::parse_str("7e57a110-0000-4000-8000-000000000002").unwrap();
         stream.tags = vec!["log".into()];
         let writer = LakeWriter::create_embedded(case.dir()).await.unwrap();
         writer.insert_process(&process).await.unwrap();
-        writer.insert_stream(&stream).await.unwrap();
+        writer.insert_stream(&stream, &types).await.unwrap();
         writer.close().await;
     });
     case.fails(
@@ -296,19 +303,19 @@ fn a_stream_of_another_format_is_skipped_and_its_blocks_never_read() {
     let expected = reference(MAIN_PROCESS);
     let case = Case::new();
     let template = case.block(&MAIN_THREAD_BLOCK);
-    let mut stream = case.stream(&template);
+    let (mut stream, mut types) = case.stream(&template);
     stream.stream_id = uuid::Uuid::parse_str("0717b000-0000-4000-8000-000000000001").unwrap();
     stream.format = "otlp/v1/traces".into();
     stream.tags = vec!["cpu".into()];
-    stream.objects_metadata = b"not transit metadata".to_vec().into();
-    stream.dependencies_metadata = b"not transit metadata either".to_vec().into();
+    types.objects_metadata = b"not transit metadata".to_vec().into();
+    types.dependencies_metadata = b"not transit metadata either".to_vec().into();
     // Same ticks and times as a genuine block: the inferred tick frequency does not move.
     let mut block = template.clone();
     block.stream_id = stream.stream_id;
     block.block_id = uuid::Uuid::parse_str("0717b000-0000-4000-8000-000000000002").unwrap();
     runtime().block_on(async {
         let writer = LakeWriter::create_embedded(case.dir()).await.unwrap();
-        writer.insert_stream(&stream).await.unwrap();
+        writer.insert_stream(&stream, &types).await.unwrap();
         writer
             .insert_block(
                 &block,
@@ -411,7 +418,7 @@ fn invalid_utf8_in_a_static_string_is_replaced_and_the_export_succeeds() {
     let expected = reference(MAIN_PROCESS);
     let case = Case::new();
     let block = case.block(&MAIN_THREAD_BLOCK);
-    let stream = case.stream(&block);
+    let (_, stream) = case.stream(&block);
     let types = udts(&stream.dependencies_metadata);
     let (dependencies, objects) = buffers(case.dir(), &block);
     let mut deps = records(&dependencies, &types);
@@ -469,7 +476,7 @@ fn an_odd_length_utf16_string_dependency_exits_4_naming_the_block() {
         .blocks(MAIN_PROCESS)
         .into_iter()
         .find_map(|block| {
-            let types = udts(&case.stream(&block).dependencies_metadata);
+            let types = udts(&case.stream(&block).1.dependencies_metadata);
             let (dependencies, objects) = buffers(case.dir(), &block);
             let deps = records(&dependencies, &types);
             deps.iter()
@@ -494,8 +501,8 @@ fn an_odd_length_utf16_string_dependency_exits_4_naming_the_block() {
 fn member_offsets_beyond_the_type_size_exit_4_naming_the_stream() {
     let case = Case::new();
     let block = case.block(&MAIN_THREAD_BLOCK);
-    let stream = case.stream(&block);
-    let mut types = udts(&stream.objects_metadata);
+    let (stream, stream_types) = case.stream(&block);
+    let mut types = udts(&stream_types.objects_metadata);
     let begin = types
         .iter_mut()
         .find(|t| t.name.as_str() == "BeginThreadSpanEvent")
@@ -567,6 +574,7 @@ fn a_null_stream_objects_metadata_exits_4_naming_the_stream_and_the_column() {
     let case = Case::new();
     let stream = case
         .stream(&case.block(&MAIN_THREAD_BLOCK))
+        .0
         .stream_id
         .to_string();
     case.sql(&format!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use support::damage::{assert_inspector_clean, run_command_bounded};
 use support::lake::{fixture_dir, open_embedded, runtime, sha256_hex, stderr, write_perfetto};
 use support::pg::PgCluster;
-use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow};
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, StreamTypes};
 use write_perfetto::lake::{BlobStore, Lake, MetadataReads};
 use write_perfetto_test_lake::writer::LakeWriter;
 
@@ -26,7 +26,7 @@ const EXPORTERS: usize = 2;
 /// The fixture process as its ingestion would deliver it.
 struct Ingestion {
     process: ProcessRow,
-    streams: Vec<StreamRow>,
+    streams: Vec<(StreamRow, StreamTypes)>,
     /// Blocks in the order they were inserted (insert time, then id), with their payloads.
     blocks: Vec<(BlockRow, bytes::Bytes)>,
 }
@@ -35,7 +35,14 @@ async fn ingestion() -> Ingestion {
     let lake = open_embedded(&fixture_dir()).await;
     let id = uuid::Uuid::parse_str(MAIN_PROCESS).unwrap();
     let process = lake.metadata.process(&id).await.unwrap().unwrap();
-    let streams = lake.metadata.thread_streams(&id).await.unwrap();
+    let mut types = lake.metadata.stream_types(&id, &|_| true).await.unwrap();
+    let streams = (lake.metadata.thread_streams(&id).await.unwrap())
+        .into_iter()
+        .map(|s| {
+            let t = types.remove(&s.stream_id).unwrap();
+            (s, t)
+        })
+        .collect();
     let mut blocks = Vec::new();
     for block in lake.metadata.thread_blocks(&id).await.unwrap() {
         let payload = lake.block_payload(&block).await.unwrap();
@@ -64,10 +71,10 @@ async fn replay(
             let stream = ingestion
                 .streams
                 .iter()
-                .find(|s| s.stream_id == block.stream_id)
+                .find(|(s, _)| s.stream_id == block.stream_id)
                 .unwrap();
             writer
-                .insert_stream_with_block(stream, block, payload.clone())
+                .insert_stream_with_block((&stream.0, &stream.1), block, payload.clone())
                 .await
                 .unwrap();
         } else {

@@ -26,8 +26,11 @@ use support::partition_lake::{
     partition_files, snapshot,
 };
 
-/// Partitions of the fixture's main process with the default hour buckets.
+/// Partitions of the fixture's main process with the default hour buckets, per stream.
 const DEFAULT_PARTITIONS: u64 = 9;
+/// The same with the small streams sharing (all of the fixture's are small): one thread
+/// partition instead of six.
+const SHARED_PARTITIONS: u64 = 4;
 
 /// Runs a scenario once on an embedded lake and once on a PostgreSQL lake.
 macro_rules! on_both_backends {
@@ -61,6 +64,10 @@ on_both_backends!(
     cache_gc_deletes_retired_partitions_and_never_a_live_one,
     exports_are_identical_whatever_the_partition_size_and_cache_state,
     a_cache_directory_holds_catalog_and_files_and_leaves_the_lake_untouched,
+    small_streams_share_one_partition_per_bucket,
+    a_late_block_of_a_small_stream_rebuilds_only_the_shared_and_async_partitions_of_its_bucket,
+    a_stream_growing_past_the_threshold_gets_a_partition_of_its_own,
+    exports_are_identical_whichever_streams_share_partitions,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -197,7 +204,7 @@ fn late_block_candidate(lake: &PartitionLake, seconds: i64) -> BlockRow {
 // 1. Reuse
 
 fn a_second_export_builds_nothing_and_gives_the_same_bytes(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let first = lake.export(&[]);
     assert_eq!(first.built(), DEFAULT_PARTITIONS, "{}", first.stderr);
     assert_eq!(first.reused(), 0);
@@ -223,7 +230,7 @@ fn a_second_export_builds_nothing_and_gives_the_same_bytes(backend: Backend) {
 }
 
 fn blocks_exactly_on_bucket_boundaries_are_reused_on_the_second_export(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let pristine = lake.cold_export();
     // All blocks were inserted during 12:49:09. Move some onto minute and hour boundaries:
     // a's bucket begins exactly at its insert time, b's too (at the end of a's bucket),
@@ -308,7 +315,7 @@ fn blocks_exactly_on_bucket_boundaries_are_reused_on_the_second_export(backend: 
 
 fn a_late_block_rebuilds_only_its_stream_and_async_partitions_of_its_bucket(backend: Backend) {
     const SECONDS: i64 = 300;
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     lake.spread_insert_times();
     let late = late_block_candidate(&lake, SECONDS);
     lake.set_block_aside(&late.block_id);
@@ -354,7 +361,7 @@ fn a_late_block_rebuilds_only_its_stream_and_async_partitions_of_its_bucket(back
 }
 
 fn late_log_and_metrics_blocks_rebuild_only_their_own_partition(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let late_blocks = lake.log_and_metric_blocks();
     let logs = late_blocks
         .iter()
@@ -400,7 +407,7 @@ fn late_log_and_metrics_blocks_rebuild_only_their_own_partition(backend: Backend
 // 3. A replaced block
 
 fn a_block_replaced_under_the_same_object_count_is_rebuilt(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let first = lake.export(&[]);
     assert_eq!(first.built(), DEFAULT_PARTITIONS);
     let hour = begin_text(bucket_of(&lake.blocks()[0].insert_time, 3600).0);
@@ -455,7 +462,7 @@ fn a_block_replaced_under_the_same_object_count_is_rebuilt(backend: Backend) {
 // 4. Format version
 
 fn a_format_version_bump_rebuilds_every_partition(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let first = lake.export(&[]);
     assert_eq!(first.built(), DEFAULT_PARTITIONS);
     // A catalog written by an older write-perfetto.
@@ -495,7 +502,7 @@ fn a_format_version_bump_rebuilds_every_partition(backend: Backend) {
 // 5. Concurrent exporters
 
 fn eight_concurrent_cold_exports_build_each_partition_once(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     // Cold: not even a catalog yet (its creation races too).
     let runs = lake.concurrent_exports(8, &[]);
     let exports: Vec<Export> = runs
@@ -547,7 +554,7 @@ const GARBAGE: &[u8] = b"this is not a block payload \x00\x01\x02\xff\xfe";
 
 fn a_corrupt_block_fails_with_status_4_and_no_partition_holds_it(backend: Backend) {
     const SECONDS: i64 = 300;
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     lake.spread_insert_times();
     let reference = lake.cold_export();
     let seconds = SECONDS.to_string();
@@ -591,7 +598,7 @@ fn a_corrupt_block_fails_with_status_4_and_no_partition_holds_it(backend: Backen
 }
 
 fn a_late_corrupt_block_leaves_the_previous_partitions_live(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let reference = lake.cold_export();
     let (_, of_stream) = busiest_stream(&lake.blocks());
     let late = of_stream[of_stream.len() / 2].clone();
@@ -625,7 +632,7 @@ fn a_late_corrupt_block_leaves_the_previous_partitions_live(backend: Backend) {
 // 7. Garbage collection
 
 fn cache_gc_deletes_retired_partitions_and_never_a_live_one(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let (_, of_stream) = busiest_stream(&lake.blocks());
     let late = of_stream[of_stream.len() / 2].clone();
     lake.set_block_aside(&late.block_id);
@@ -677,7 +684,7 @@ fn cache_gc_deletes_retired_partitions_and_never_a_live_one(backend: Backend) {
 // 8. Determinism
 
 fn exports_are_identical_whatever_the_partition_size_and_cache_state(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     lake.spread_insert_times();
     let reference = lake.cold_export();
 
@@ -721,7 +728,7 @@ fn exports_are_identical_whatever_the_partition_size_and_cache_state(backend: Ba
 // 9. --cache DIR
 
 fn a_cache_directory_holds_catalog_and_files_and_leaves_the_lake_untouched(backend: Backend) {
-    let lake = PartitionLake::new(backend);
+    let lake = PartitionLake::per_stream(backend);
     let before = snapshot(lake.dir.path());
     let cache = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().display().to_string();
@@ -766,13 +773,161 @@ fn a_cache_directory_holds_catalog_and_files_and_leaves_the_lake_untouched(backe
 }
 
 // ---------------------------------------------------------------------------------------------
+// 10. Small streams sharing a partition
+
+fn small_streams_share_one_partition_per_bucket(backend: Backend) {
+    let lake = PartitionLake::new(backend);
+    let first = lake.export(&[]);
+    assert_eq!(first.built(), SHARED_PARTITIONS, "{}", first.stderr);
+    let hour = begin_text(bucket_of(&lake.blocks()[0].insert_time, 3600).0);
+    let shared = find_decision(&first.decisions(), "thread_spans", &lake.process_id, &hour).clone();
+    let streams: BTreeSet<Uuid> = lake.blocks().iter().map(|b| b.stream_id).collect();
+    assert!(
+        first.stderr.contains(&format!(
+            "partition thread_spans {} ({} small streams)",
+            lake.process_id,
+            streams.len()
+        )),
+        "{shared:?}\n{}",
+        first.stderr
+    );
+    let second = lake.export(&[]);
+    all_reused(&second, SHARED_PARTITIONS);
+    assert_eq!(second.trace, first.trace);
+    assert_eq!(
+        first.trace,
+        lake.export(&["--small-stream-objects", "0"]).trace,
+        "the same bytes as with a partition per stream"
+    );
+    assert_live_rows_consistent(&lake.catalog_rows(), lake.store_root());
+}
+
+fn a_late_block_of_a_small_stream_rebuilds_only_the_shared_and_async_partitions_of_its_bucket(
+    backend: Backend,
+) {
+    const SECONDS: i64 = 300;
+    let lake = PartitionLake::new(backend);
+    lake.spread_insert_times();
+    let late = late_block_candidate(&lake, SECONDS);
+    lake.set_block_aside(&late.block_id);
+    let seconds = SECONDS.to_string();
+    let without = lake.export(&["--partition-seconds", &seconds]);
+    lake.bring_block_back();
+    let with = lake.export(&["-v", "--partition-seconds", &seconds]);
+    let (begin_us, _) = bucket_of(&late.insert_time, SECONDS);
+    let begin = begin_text(begin_us);
+    assert_only_rebuilt(
+        &with,
+        &[
+            ("thread_spans", lake.process_id.clone(), begin.clone()),
+            ("async_events", lake.process_id.clone(), begin.clone()),
+        ],
+        "1 new block;",
+    );
+    assert_eq!(with.reused(), without.built() - 2, "{}", with.stderr);
+    // Both need every thread block of the bucket, decoded once.
+    let in_bucket = (lake.blocks().iter())
+        .filter(|b| bucket_of(&b.insert_time, SECONDS).0 == begin_us)
+        .count();
+    assert_eq!(with.blocks_read(), in_bucket as u64);
+    assert_eq!(
+        with.trace,
+        lake.cold_export().trace,
+        "warm export == cold export"
+    );
+    assert_live_rows_consistent(&lake.catalog_rows(), lake.store_root());
+}
+
+fn a_stream_growing_past_the_threshold_gets_a_partition_of_its_own(backend: Backend) {
+    let lake = PartitionLake::new(backend);
+    let (stream, of_stream) = busiest_stream(&lake.blocks());
+    let late = of_stream.last().unwrap().clone();
+    let objects: i64 = of_stream.iter().map(|b| i64::from(b.nb_objects)).sum();
+    // Small without its last block, not with it.
+    let threshold = (objects - i64::from(late.nb_objects) + 1).to_string();
+    let args = ["-v", "--small-stream-objects", threshold.as_str()];
+    lake.set_block_aside(&late.block_id);
+    let without = lake.export(&args);
+    assert_eq!(without.built(), SHARED_PARTITIONS, "{}", without.stderr);
+    lake.bring_block_back();
+
+    let with = lake.export(&args);
+    let hour = begin_text(bucket_of(&late.insert_time, 3600).0);
+    let decisions = with.decisions();
+    let verdict =
+        |view: &str, instance: &str| &find_decision(&decisions, view, instance, &hour).verdict;
+    let process = lake.process_id.as_str();
+    let blocks_gone = format!("rebuilt ({} blocks gone;", of_stream.len() - 1);
+    assert!(
+        verdict("thread_spans", process).starts_with(&blocks_gone),
+        "{}",
+        with.stderr
+    );
+    assert!(
+        verdict("thread_spans", &stream.to_string()).starts_with("built (no partition yet;"),
+        "{}",
+        with.stderr
+    );
+    assert!(verdict("async_events", process).starts_with("rebuilt (1 new block;"));
+    assert_eq!(with.built(), 3, "{}", with.stderr);
+    assert_eq!(with.reused(), 2, "logs and measures: {}", with.stderr);
+    assert_eq!(
+        with.trace,
+        lake.cold_export().trace,
+        "warm export == cold export"
+    );
+    all_reused(&lake.export(&args), 5);
+    assert_live_rows_consistent(&lake.catalog_rows(), lake.store_root());
+}
+
+fn exports_are_identical_whichever_streams_share_partitions(backend: Backend) {
+    let lake = PartitionLake::new(backend);
+    lake.spread_insert_times();
+    let reference = lake.export(&["--small-stream-objects", "0"]);
+    let objects: Vec<i64> = {
+        let blocks = lake.blocks();
+        let streams: BTreeSet<Uuid> = blocks.iter().map(|b| b.stream_id).collect();
+        (streams.iter())
+            .map(|s| {
+                (blocks.iter().filter(|b| b.stream_id == *s))
+                    .map(|b| i64::from(b.nb_objects))
+                    .sum()
+            })
+            .collect()
+    };
+    let middle = objects.iter().sum::<i64>() / objects.len() as i64;
+    // None, some and all streams small, in buckets of a minute and of an hour; then the lake's
+    // own cache switching back and forth: the same bytes, and a warm export builds nothing.
+    for threshold in ["1", &middle.to_string(), "4096", "1000000000"] {
+        for seconds in ["60", "3600"] {
+            let args = [
+                "--small-stream-objects",
+                threshold,
+                "--partition-seconds",
+                seconds,
+            ];
+            let cache = tempfile::tempdir().unwrap();
+            let cache_arg = cache.path().display().to_string();
+            let cold = lake.export(&[&args[..], &["--cache", &cache_arg]].concat());
+            assert_eq!(cold.trace, reference.trace, "cold, {args:?}");
+            let switched = lake.export(&args);
+            assert_eq!(switched.trace, reference.trace, "switched to {args:?}");
+            let warm = lake.export(&args);
+            all_reused(&warm, switched.built() + switched.reused());
+            assert_eq!(warm.trace, reference.trace, "warm, {args:?}");
+        }
+    }
+    assert_live_rows_consistent(&lake.catalog_rows(), lake.store_root());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Known issue (reported, not fixed): a wider row reused for a narrower partition after a
 // partition-size switch is retired, in the same run, by the rebuild of a sibling partition of the
 // same view instance; the next export with the same size then rebuilds it ("no partition yet").
 
 #[test]
 fn after_a_size_switch_with_a_late_block_the_next_export_builds_nothing() {
-    let lake = PartitionLake::new(Backend::Sqlite);
+    let lake = PartitionLake::per_stream(Backend::Sqlite);
     let (_, of_stream) = busiest_stream(&lake.blocks());
     let late = of_stream[of_stream.len() / 2].clone();
     lake.set_block_aside(&late.block_id);
@@ -792,7 +947,8 @@ fn explain_lines_parse() {
     let parsed = decisions(
         "partition thread_spans 1692a090-810d-43fd-a464-bf667987f1f2 [2026-11-27T12:00:00Z, +3600s): reused\n\
          noise\n\
-         partition async_events 9311096b-e5b5-4742-a12e-f1306bfed76d [2026-11-27T12:00:00Z, +60s): rebuilt (1 new block; 3 blocks, 9 events)\n",
+         partition async_events 9311096b-e5b5-4742-a12e-f1306bfed76d [2026-11-27T12:00:00Z, +60s): rebuilt (1 new block; 3 blocks, 9 events)\n\
+         partition thread_spans 9311096b-e5b5-4742-a12e-f1306bfed76d (6 small streams) [2026-11-27T12:00:00Z, +3600s): reused\n",
     );
     assert_eq!(
         parsed,
@@ -808,6 +964,12 @@ fn explain_lines_parse() {
                 instance: "9311096b-e5b5-4742-a12e-f1306bfed76d".into(),
                 begin: "2026-11-27T12:00:00Z".into(),
                 verdict: "rebuilt (1 new block; 3 blocks, 9 events)".into(),
+            },
+            Decision {
+                view: "thread_spans".into(),
+                instance: "9311096b-e5b5-4742-a12e-f1306bfed76d".into(),
+                begin: "2026-11-27T12:00:00Z".into(),
+                verdict: "reused".into(),
             },
         ]
     );

@@ -156,9 +156,10 @@ async fn tagged_thread_ends(lake: &Lake, id: uuid::Uuid) -> BTreeSet<TaggedEnd> 
     let clock =
         Clock::for_process(&process, lake.metadata.block_end_bounds(&id).await.unwrap()).unwrap();
     let mut ends = BTreeSet::new();
+    let types = lake.metadata.stream_types(&id, &|_| true).await.unwrap();
     for stream in lake.metadata.thread_streams(&id).await.unwrap() {
-        let decoder =
-            StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).unwrap();
+        let t = &types[&stream.stream_id];
+        let decoder = StreamDecoder::new(&t.dependencies_metadata, &t.objects_metadata).unwrap();
         let blocks = lake.metadata.thread_blocks(&id).await.unwrap();
         for block in blocks.iter().filter(|b| b.stream_id == stream.stream_id) {
             let payload = lake.block_payload(block).await.unwrap();

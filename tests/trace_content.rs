@@ -141,6 +141,7 @@ fn lake_facts(dir: &Path, process_id: &str) -> LakeFacts {
                 .unwrap();
         let blocks = lake.metadata.thread_blocks(&id).await.unwrap();
         let mut streams = Vec::new();
+        let types = lake.metadata.stream_types(&id, &|_| true).await.unwrap();
         for stream in lake.metadata.thread_streams(&id).await.unwrap() {
             let property = |key: &str| {
                 stream
@@ -149,9 +150,12 @@ fn lake_facts(dir: &Path, process_id: &str) -> LakeFacts {
                     .find(|(k, _)| k == key)
                     .map(|(_, v)| v.clone())
             };
-            let decoder =
-                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)
-                    .unwrap();
+            let stream_types = &types[&stream.stream_id];
+            let decoder = StreamDecoder::new(
+                &stream_types.dependencies_metadata,
+                &stream_types.objects_metadata,
+            )
+            .unwrap();
             let mut mine: Vec<_> = blocks
                 .iter()
                 .filter(|b| b.stream_id == stream.stream_id)

@@ -134,8 +134,6 @@ fn test_lake(threads: &[TestThread]) -> TestLake {
         streams.push(StreamRow {
             stream_id,
             process_id,
-            dependencies_metadata: Default::default(),
-            objects_metadata: Default::default(),
             tags: vec!["cpu".into()],
             properties: vec![("thread-name".into(), thread.name.clone())],
             insert_time: epoch,

@@ -140,6 +140,13 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_BUCKET_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=crate::partitions::MAX_BUCKET_SECONDS), hide_short_help = true)]
     pub partition_seconds: i64,
 
+    /// A thread stream with fewer objects (span events and others) than this in a partition's
+    /// time bucket shares one partition with the other small streams of its process: thousands
+    /// of short-lived threads then cost a few files, not thousands. 0: every stream has
+    /// partitions of its own. The output never depends on it.
+    #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_SMALL_STREAM_OBJECTS, value_name = "N", value_parser = clap::value_parser!(i64).range(0..), hide_short_help = true)]
+    pub small_stream_objects: i64,
+
     /// Print, per partition, whether it was reused, built or rebuilt, and why (also -v).
     #[arg(long, global = true)]
     pub explain: bool,
@@ -150,6 +157,11 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// How partitions are cut (`--partition-seconds`, `--small-stream-objects`).
+    pub fn layout(&self) -> crate::partitions::Layout {
+        crate::partitions::Layout::new(self.partition_seconds, self.small_stream_objects)
+    }
+
     pub fn threads_or_default(&self) -> usize {
         self.threads.map(usize::from).unwrap_or_else(|| {
             std::thread::available_parallelism()

@@ -110,8 +110,7 @@ async fn run(cli: &Cli) -> Result<()> {
             let progress = Progress::new(cli.quiet);
             let warn = |line: &str| progress.warn(line);
             let cache =
-                PartitionCache::open(&lake, cli.cache.as_deref(), cli.partition_seconds, &warn)
-                    .await?;
+                PartitionCache::open(&lake, cli.cache.as_deref(), cli.layout(), &warn).await?;
             let removed = cache
                 .collect_garbage(std::time::Duration::from_secs(*grace_seconds))
                 .await?;
@@ -162,7 +161,7 @@ async fn run(cli: &Cli) -> Result<()> {
                 }),
                 concurrency: usize::from(cli.jobs),
                 cache_dir: cli.cache.clone(),
-                bucket_seconds: cli.partition_seconds,
+                layout: cli.layout(),
                 explain: cli.verbose > 0 || cli.explain,
                 checksum: cli.json,
                 children: cli.children,

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::assembly::{AssemblyStats, ProcessAssembler, ProcessData, process_heading};
 use crate::lake::Lake;
 use crate::partitions::{
-    CacheRefused, EventsRequest, PartitionCache, PartitionStats, Prepared, View,
+    CacheRefused, EventsRequest, Layout, PartitionCache, PartitionStats, Prepared, View,
 };
 use crate::progress::Progress;
 use crate::symbols::Symbols;
@@ -42,8 +42,8 @@ pub struct ExportOptions {
     pub concurrency: usize,
     /// Keep the partition cache here instead of with the lake.
     pub cache_dir: Option<PathBuf>,
-    /// Insert-time width of a partition.
-    pub bucket_seconds: i64,
+    /// How partitions are cut.
+    pub layout: Layout,
     /// Say, per partition, whether it was reused or (re)built and why.
     pub explain: bool,
     /// Compute the SHA-256 of the trace for the summary.
@@ -289,9 +289,9 @@ async fn prepare_partitions(
     progress: &Progress,
 ) -> Result<(PartitionCache, Vec<Prepared>)> {
     let warn = |line: &str| progress.warn(line);
-    let bucket = options.bucket_seconds;
+    let layout = options.layout;
     let cache_dir = options.cache_dir.as_deref();
-    let mut cache = PartitionCache::open(lake, cache_dir, bucket, &warn).await?;
+    let mut cache = PartitionCache::open(lake, cache_dir, layout, &warn).await?;
     let blocks = requests.iter().flat_map(|r| r.blocks.iter());
     let (count, bytes) = blocks.fold((0, 0), |(n, b), block| {
         (n + 1, b + block.payload_size.max(0))
@@ -304,7 +304,7 @@ async fn prepare_partitions(
         // The lake's store refused the probe file: nothing was built or recorded.
         Err(e) if e.downcast_ref::<CacheRefused>().is_some() && cache_dir.is_none() => {
             let why = crate::error::one_line(&e);
-            cache = PartitionCache::fallback(lake, bucket, &warn, &why).await?;
+            cache = PartitionCache::fallback(lake, layout, &warn, &why).await?;
             prepare_all(&cache, lake, requests).await?
         }
         prepared => prepared?,

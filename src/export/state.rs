@@ -8,9 +8,9 @@ use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::lake::rows::{
     BlockRow, LOG_STREAMS, METRIC_STREAMS, ProcessRow, StreamKind, StreamRow, THREAD_STREAMS,
+    end_bounds, of_streams,
 };
 use crate::lake::{Lake, MetadataReads, Snapshot, resolve_process};
-use uuid::Uuid;
 
 /// The processes of the export (the one asked for, then with `--children` its descendants by
 /// start time, then id), as of one snapshot.
@@ -52,12 +52,14 @@ pub struct Streams {
 }
 
 impl Streams {
-    async fn read(snapshot: &Snapshot, process_id: &Uuid, kind: StreamKind) -> Result<Self> {
-        Ok(Self {
-            streams: snapshot.streams(process_id, kind).await?,
-            // One snapshot: every block listed has its stream listed too (the query joins them).
-            blocks: snapshot.blocks(process_id, kind).await?,
-        })
+    /// The streams of one kind among all of a process's, with their blocks.
+    fn of_kind(streams: &[StreamRow], blocks: &[BlockRow], kind: StreamKind) -> Self {
+        let streams: Vec<StreamRow> = (streams.iter())
+            .filter(|s| kind.holds(s))
+            .cloned()
+            .collect();
+        let blocks = of_streams(&streams, blocks);
+        Self { streams, blocks }
     }
 }
 
@@ -123,18 +125,24 @@ async fn read_process(
     shown: Shown,
 ) -> Result<std::result::Result<ProcessState, String>> {
     let id = process.process_id;
-    let read = async |wanted: bool, kind| match wanted {
-        true => Streams::read(snapshot, &id, kind).await,
-        false => Ok(Streams::default()),
+    // All kinds in one query each: a process has thousands of thread streams, or few streams.
+    // One snapshot: every block listed has its stream listed too (the query joins them).
+    let (streams, blocks) = (
+        snapshot.process_streams(&id).await?,
+        snapshot.process_blocks(&id).await?,
+    );
+    let read = |wanted: bool, kind| match wanted {
+        true => Streams::of_kind(&streams, &blocks, kind),
+        false => Streams::default(),
     };
-    let threads = read(shown.spans, THREAD_STREAMS).await?;
-    let logs = read(shown.logs, LOG_STREAMS).await?;
-    let metrics = read(shown.metrics, METRIC_STREAMS).await?;
+    let threads = read(shown.spans, THREAD_STREAMS);
+    let logs = read(shown.logs, LOG_STREAMS);
+    let metrics = read(shown.metrics, METRIC_STREAMS);
     if threads.blocks.is_empty() && logs.blocks.is_empty() && metrics.blocks.is_empty() {
         let why = nothing_to_show(&threads, &logs, &metrics, shown);
         return Ok(Err(format!("process {id} {why}")));
     }
-    let bounds = snapshot.block_end_bounds(&id).await?;
+    let bounds = end_bounds(&blocks);
     let clock = Clock::for_process(&process, bounds)?;
     let data_end_ns = bounds.1.and_then(|t| t.timestamp_nanos_opt());
     Ok(Ok(ProcessState {

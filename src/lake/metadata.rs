@@ -7,9 +7,13 @@
 use anyhow::Result;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{FromRow, PgPool, SqlitePool, postgres::PgRow, sqlite::SqliteRow};
+use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::rows::{BlockRow, ProcessRow, StreamKind, StreamRow, THREAD_STREAMS, TRANSIT_FORMAT};
+use super::rows::{
+    BlockRow, ProcessRow, StreamKind, StreamRow, StreamTypes, THREAD_STREAMS, TRANSIT_FORMAT,
+    end_bounds, of_streams,
+};
 use crate::error::{FailureKind, failure};
 
 /// A connection pool on the lake's metadata database.
@@ -80,13 +84,13 @@ type ProcessTuple = (
 type StreamTuple = (
     Option<String>,
     Option<String>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
 );
+/// stream_id, dependencies_metadata, objects_metadata
+type StreamTypesTuple = (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 type BlockTuple = (
     Option<String>,
@@ -211,63 +215,113 @@ pub trait MetadataReads {
         self.blocks(process_id, THREAD_STREAMS).await
     }
 
-    /// The process's streams of one kind, in stream id order.
-    async fn streams(&self, process_id: &Uuid, kind: StreamKind) -> Result<Vec<StreamRow>> {
+    /// Every stream of the process, in stream id order.
+    async fn process_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
         let pg_sql = format!(
-            "SELECT stream_id::text, process_id::text, dependencies_metadata, objects_metadata, \
+            "SELECT stream_id::text, process_id::text, \
              array_to_json(tags)::text, array_to_json(properties)::text, {}, format \
-             FROM streams WHERE process_id = $1::uuid AND $3 = ANY(tags) AND format = $2 \
-             ORDER BY stream_id::text",
+             FROM streams WHERE process_id = $1::uuid ORDER BY stream_id::text",
             pg_time("insert_time")
         );
-        // Mapped as they arrive: thousands of streams' metadata is never all held at once.
-        let mut metadata = SharedMetadata::default();
         self.fetch_map(
             &pg_sql,
-            "SELECT lower(stream_id), lower(process_id), dependencies_metadata, objects_metadata, \
-             tags, properties, insert_time, format \
-             FROM streams WHERE lower(process_id) = $1 AND format = $2 \
-             AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = $3) \
-             ORDER BY lower(stream_id)",
-            &kind.args(process_id),
-            |t: StreamTuple| stream_from_tuple(t, &mut metadata),
+            "SELECT lower(stream_id), lower(process_id), tags, properties, insert_time, format \
+             FROM streams WHERE lower(process_id) = $1 ORDER BY lower(stream_id)",
+            &[Arg::Text(process_id.to_string())],
+            stream_from_tuple,
         )
         .await
     }
 
-    /// Blocks of the process's streams of one kind, ordered by stream, object offset, block
-    /// id. Blocks whose stream row is missing are not returned (Micromegas ignores them too).
-    async fn blocks(&self, process_id: &Uuid, kind: StreamKind) -> Result<Vec<BlockRow>> {
+    /// The process's streams of one kind, in stream id order.
+    async fn streams(&self, process_id: &Uuid, kind: StreamKind) -> Result<Vec<StreamRow>> {
+        let streams = self.process_streams(process_id).await?;
+        Ok(streams.into_iter().filter(|s| kind.holds(s)).collect())
+    }
+
+    /// The type descriptions of the process's streams that `wanted` selects, by stream. Equal
+    /// descriptions are held once: thousands of streams usually share a few.
+    async fn stream_types(
+        &self,
+        process_id: &Uuid,
+        wanted: &(dyn Fn(Uuid) -> bool + Sync),
+    ) -> Result<HashMap<Uuid, StreamTypes>> {
+        let mut shared = SharedMetadata::default();
+        let mut types_of = |(id, dependencies, objects): StreamTypesTuple| {
+            let id_text = required(id, "streams.stream_id", "stream")?;
+            let id = parse_uuid(&id_text, "streams.stream_id")?;
+            if !wanted(id) {
+                return Ok(None);
+            }
+            let row = format!("stream {id_text}");
+            let dependencies = required(dependencies, "streams.dependencies_metadata", &row)?;
+            let objects = required(objects, "streams.objects_metadata", &row)?;
+            Ok(Some((
+                id,
+                StreamTypes {
+                    dependencies_metadata: shared.share(dependencies),
+                    objects_metadata: shared.share(objects),
+                },
+            )))
+        };
+        let rows = self
+            .fetch_map(
+                "SELECT stream_id::text, dependencies_metadata, objects_metadata FROM streams \
+                 WHERE process_id = $1::uuid ORDER BY stream_id::text",
+                "SELECT lower(stream_id), dependencies_metadata, objects_metadata FROM streams \
+                 WHERE lower(process_id) = $1 ORDER BY lower(stream_id)",
+                &[Arg::Text(process_id.to_string())],
+                &mut types_of,
+            )
+            .await?;
+        // In id order, the first row of an id wins.
+        let mut types = HashMap::new();
+        for (id, stream_types) in rows.into_iter().flatten() {
+            types.entry(id).or_insert(stream_types);
+        }
+        Ok(types)
+    }
+
+    /// Blocks of every stream of the process, ordered by stream, object offset, block id.
+    /// Blocks whose stream row is missing are not returned (Micromegas ignores them too).
+    async fn process_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
         let pg_sql = format!(
             "SELECT b.block_id::text, b.stream_id::text, b.process_id::text, {}, {}, b.begin_ticks, b.end_ticks, \
              b.nb_objects::int8, b.object_offset, b.payload_size, {} \
              FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
-             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id AND $3 = ANY(s.tags) AND s.format = $2 \
+             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id \
              ORDER BY b.stream_id::text, b.object_offset, b.block_id::text",
             pg_time("b.begin_time"),
             pg_time("b.end_time"),
             pg_time("b.insert_time")
         );
-        let rows: Vec<BlockTuple> = self
-            .fetch(
-                &pg_sql,
-                // The process's streams and blocks are selected first, their ids lowered once
-                // (materialized: SQLite then joins them through an automatic index, instead of
-                // comparing every stream with every block, which made thousands of threads slow).
-                "WITH s AS MATERIALIZED (SELECT lower(stream_id) AS stream_id FROM streams \
-                  WHERE lower(process_id) = $1 AND format = $2 \
-                  AND EXISTS (SELECT 1 FROM json_each(streams.tags) WHERE value = $3)), \
-                 b AS MATERIALIZED (SELECT lower(block_id) AS block_id, lower(stream_id) AS stream_id, \
-                  lower(process_id) AS process_id, begin_time, end_time, begin_ticks, end_ticks, nb_objects, \
-                  object_offset, payload_size, insert_time FROM blocks WHERE lower(process_id) = $1) \
-                 SELECT b.block_id, b.stream_id, b.process_id, b.begin_time, b.end_time, \
-                 b.begin_ticks, b.end_ticks, b.nb_objects, b.object_offset, b.payload_size, b.insert_time \
-                 FROM b JOIN s ON s.stream_id = b.stream_id \
-                 ORDER BY b.stream_id, b.object_offset, b.block_id",
-                &kind.args(process_id),
-            )
-            .await?;
-        rows.into_iter().map(block_from_tuple).collect()
+        self.fetch_map(
+            &pg_sql,
+            // The process's streams and blocks are selected first, their ids lowered once
+            // (materialized: SQLite then joins them through an automatic index, instead of
+            // comparing every stream with every block, which made thousands of threads slow).
+            "WITH s AS MATERIALIZED (SELECT lower(stream_id) AS stream_id FROM streams \
+              WHERE lower(process_id) = $1), \
+             b AS MATERIALIZED (SELECT lower(block_id) AS block_id, lower(stream_id) AS stream_id, \
+              lower(process_id) AS process_id, begin_time, end_time, begin_ticks, end_ticks, nb_objects, \
+              object_offset, payload_size, insert_time FROM blocks WHERE lower(process_id) = $1) \
+             SELECT b.block_id, b.stream_id, b.process_id, b.begin_time, b.end_time, \
+             b.begin_ticks, b.end_ticks, b.nb_objects, b.object_offset, b.payload_size, b.insert_time \
+             FROM b JOIN s ON s.stream_id = b.stream_id \
+             ORDER BY b.stream_id, b.object_offset, b.block_id",
+            &[Arg::Text(process_id.to_string())],
+            block_from_tuple,
+        )
+        .await
+    }
+
+    /// Blocks of the process's streams of one kind, ordered by stream, object offset, block id.
+    async fn blocks(&self, process_id: &Uuid, kind: StreamKind) -> Result<Vec<BlockRow>> {
+        let streams = self.streams(process_id, kind).await?;
+        Ok(of_streams(
+            &streams,
+            &self.process_blocks(process_id).await?,
+        ))
     }
 
     /// The largest `end_ticks` and `end_time` over all blocks of the process whose stream is
@@ -276,28 +330,7 @@ pub trait MetadataReads {
         &self,
         process_id: &Uuid,
     ) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
-        let pg_sql = format!(
-            "SELECT max(b.end_ticks), {} FROM streams s JOIN blocks b ON b.stream_id = s.stream_id \
-             WHERE s.process_id = $1::uuid AND b.process_id = s.process_id",
-            pg_time("max(b.end_time)")
-        );
-        let rows: Vec<(Option<i64>, Option<String>)> = self
-            .fetch(
-                &pg_sql,
-                // Materialized for the same reason as the blocks query.
-                "WITH s AS MATERIALIZED (SELECT lower(stream_id) AS stream_id FROM streams WHERE lower(process_id) = $1), \
-                 b AS MATERIALIZED (SELECT lower(stream_id) AS stream_id, end_ticks, end_time FROM blocks \
-                  WHERE lower(process_id) = $1) \
-                 SELECT max(b.end_ticks), max(b.end_time) FROM b JOIN s ON s.stream_id = b.stream_id",
-                &[Arg::Text(process_id.to_string())],
-            )
-            .await?;
-        let (ticks, time) = rows.into_iter().next().unwrap_or((None, None));
-        Ok((
-            ticks,
-            time.map(|t| parse_time(&t, "blocks.end_time"))
-                .transpose()?,
-        ))
+        Ok(end_bounds(&self.process_blocks(process_id).await?))
     }
 }
 
@@ -329,17 +362,6 @@ pub struct Snapshot {
 enum SnapshotTransaction {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-}
-
-impl StreamKind {
-    /// `$1` the process, `$2` the format, `$3` the tag.
-    fn args(self, process_id: &Uuid) -> [Arg; 3] {
-        [
-            Arg::Text(process_id.to_string()),
-            Arg::Text(self.format.into()),
-            Arg::Text(self.tag.into()),
-        ]
-    }
 }
 
 impl MetadataDb {
@@ -617,7 +639,7 @@ impl SharedMetadata {
     }
 }
 
-fn stream_from_tuple(t: StreamTuple, metadata: &mut SharedMetadata) -> Result<StreamRow> {
+fn stream_from_tuple(t: StreamTuple) -> Result<StreamRow> {
     let id_text = required(t.0, "streams.stream_id", "stream")?;
     let row = format!("stream {id_text}");
     Ok(StreamRow {
@@ -626,21 +648,15 @@ fn stream_from_tuple(t: StreamTuple, metadata: &mut SharedMetadata) -> Result<St
             &required(t.1, "streams.process_id", &row)?,
             "streams.process_id",
         )?,
-        dependencies_metadata: metadata.share(required(
-            t.2,
-            "streams.dependencies_metadata",
-            &row,
-        )?),
-        objects_metadata: metadata.share(required(t.3, "streams.objects_metadata", &row)?),
-        tags: parse_tags(t.4.as_deref())?,
-        properties: parse_properties(t.5.as_deref(), "streams.properties")?,
+        tags: parse_tags(t.2.as_deref())?,
+        properties: parse_properties(t.3.as_deref(), "streams.properties")?,
         insert_time: t
-            .6
+            .4
             .as_deref()
             .map(|s| parse_time(s, "streams.insert_time"))
             .transpose()?
             .unwrap_or_default(),
-        format: t.7.unwrap_or_else(|| TRANSIT_FORMAT.to_string()),
+        format: t.5.unwrap_or_else(|| TRANSIT_FORMAT.to_string()),
     })
 }
 

@@ -29,15 +29,21 @@ pub struct ProcessRow {
 pub struct StreamRow {
     pub stream_id: Uuid,
     pub process_id: Uuid,
+    pub tags: Vec<String>,
+    pub properties: Vec<(String, String)>,
+    pub insert_time: DateTime<Utc>,
+    pub format: String,
+}
+
+/// What a stream's blocks are made of: read only to decode blocks (a warm export of thousands
+/// of streams never reads them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamTypes {
     /// CBOR list of transit type descriptions of the dependencies buffer (shared: a process's
     /// thread streams usually all have the same, and there may be thousands of them).
     pub dependencies_metadata: Bytes,
     /// CBOR list of transit type descriptions of the objects buffer.
     pub objects_metadata: Bytes,
-    pub tags: Vec<String>,
-    pub properties: Vec<(String, String)>,
-    pub insert_time: DateTime<Utc>,
-    pub format: String,
 }
 
 impl StreamRow {
@@ -84,6 +90,32 @@ pub const TRANSIT_FORMAT: &str = "micromegas-transit";
 pub struct StreamKind {
     pub tag: &'static str,
     pub format: &'static str,
+}
+
+impl StreamKind {
+    /// Whether a stream is of this kind: its format, and its tag among its tags.
+    pub fn holds(self, stream: &StreamRow) -> bool {
+        stream.format == self.format && stream.tags.iter().any(|t| t == self.tag)
+    }
+}
+
+/// The blocks (in their order) of these streams.
+pub fn of_streams<'a>(
+    streams: &[StreamRow],
+    blocks: impl IntoIterator<Item = &'a BlockRow>,
+) -> Vec<BlockRow> {
+    let ids: std::collections::HashSet<Uuid> = streams.iter().map(|s| s.stream_id).collect();
+    (blocks.into_iter())
+        .filter(|b| ids.contains(&b.stream_id))
+        .cloned()
+        .collect()
+}
+
+/// The largest `end_ticks` and `end_time` of the blocks: the inputs of the inferred tick
+/// frequency.
+pub fn end_bounds(blocks: &[BlockRow]) -> (Option<i64>, Option<DateTime<Utc>>) {
+    let ticks = blocks.iter().map(|b| b.end_ticks).max();
+    (ticks, blocks.iter().map(|b| b.end_time).max())
 }
 
 /// Thread streams: span events (and, in Micromegas's own format, nothing else).

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::files::PartitionRows;
@@ -16,7 +16,9 @@ use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, de
 use crate::decode::{DecodedBlock, StreamDecoder};
 use crate::error::{FailureKind, failure};
 use crate::lake::Lake;
-use crate::lake::rows::{StreamRow, blocks_by_stream};
+use crate::lake::MetadataReads;
+use crate::lake::rows::{StreamRow, StreamTypes, blocks_by_stream};
+use uuid::Uuid;
 
 pub async fn build(
     cache: &PartitionCache,
@@ -60,6 +62,21 @@ pub async fn build(
         }
     }
     let stream_blocks = blocks_by_stream(request.blocks);
+    let needs_decoding = |blocks: &[usize]| {
+        (blocks.iter().copied())
+            .filter(|b| feeds.values().any(|feed| feed.contains_key(b)))
+            .collect::<Vec<usize>>()
+    };
+    let to_decode: HashSet<Uuid> = (stream_blocks.iter())
+        .filter(|(_, blocks)| !needs_decoding(blocks).is_empty())
+        .map(|(&stream, _)| stream)
+        .collect();
+    let mut decoders = Decoders {
+        types: (lake.metadata)
+            .stream_types(&request.process_id, &|id| to_decode.contains(&id))
+            .await?,
+        built: HashMap::new(),
+    };
     // A stream's partitions are stored while the next stream is decoded.
     let mut storing = None;
     for stream in request.streams {
@@ -75,11 +92,16 @@ pub async fn build(
         let blocks = stream_blocks
             .get(&stream.stream_id)
             .map_or(&[][..], Vec::as_slice);
+        let needed = needs_decoding(blocks);
+        let decoder = match needed.is_empty() {
+            true => None,
+            false => Some(decoders.of(stream)?),
+        };
         let decoded = decode_stream(
             lake,
             request,
-            stream,
-            blocks,
+            (stream, decoder),
+            &needed,
             &feeds,
             &decoding,
             &mut builders,
@@ -142,37 +164,54 @@ fn record(
     }
 }
 
-/// Decodes the blocks of one stream (`blocks`: their positions, in stream order) that
-/// partitions being built need, into their builders; returns how many blocks and payload bytes
-/// were read.
+/// A decoder per distinct type description: thousands of streams usually share a few.
+struct Decoders {
+    types: HashMap<Uuid, StreamTypes>,
+    /// By the addresses of the shared descriptions.
+    built: HashMap<(usize, usize), Arc<StreamDecoder>>,
+}
+
+impl Decoders {
+    fn of(&mut self, stream: &StreamRow) -> Result<Arc<StreamDecoder>> {
+        let id = stream.stream_id;
+        let types = self.types.get(&id).ok_or_else(|| {
+            failure(
+                FailureKind::LakeData,
+                format!("stream {id} has no type metadata in the lake"),
+            )
+        })?;
+        let dependencies = &types.dependencies_metadata;
+        let objects = &types.objects_metadata;
+        let key = (dependencies.as_ptr() as usize, objects.as_ptr() as usize);
+        if let Some(decoder) = self.built.get(&key) {
+            return Ok(decoder.clone());
+        }
+        let decoder = StreamDecoder::new(dependencies, objects).map_err(|e| {
+            failure(
+                FailureKind::LakeData,
+                format!("stream {id} has unusable type metadata: {e:#}"),
+            )
+        })?;
+        let decoder = Arc::new(decoder);
+        self.built.insert(key, decoder.clone());
+        Ok(decoder)
+    }
+}
+
+/// Decodes the `needed` blocks of one stream (their positions, in stream order) into the
+/// builders of the partitions being built; returns how many blocks and payload bytes were read.
 async fn decode_stream(
     lake: &Lake,
     request: &EventsRequest<'_>,
-    stream: &StreamRow,
-    blocks: &[usize],
+    (stream, decoder): (&StreamRow, Option<Arc<StreamDecoder>>),
+    needed: &[usize],
     feeds: &Feeds,
     decoding: &tokio::sync::Semaphore,
     builders: &mut Builders,
 ) -> Result<(u64, u64)> {
-    let needed: Vec<usize> = (blocks.iter().copied())
-        .filter(|b| feeds.values().any(|feed| feed.contains_key(b)))
-        .collect();
-    if needed.is_empty() {
+    let Some(decoder) = decoder else {
         return Ok((0, 0));
-    }
-    let decoder = Arc::new(
-        StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata).map_err(
-            |e| {
-                failure(
-                    FailureKind::LakeData,
-                    format!(
-                        "stream {} has unusable type metadata: {e:#}",
-                        stream.stream_id
-                    ),
-                )
-            },
-        )?,
-    );
+    };
     let mut decoded = futures::stream::iter(needed.iter().copied())
         .map(|b| decode_block(lake, stream, &decoder, decoding, request, b))
         .buffered(request.concurrency.max(1));

@@ -35,19 +35,17 @@ use catalog::{Catalog, PartitionRow};
 use files::PartitionRows;
 pub use files::RowTable;
 use plan::Rows;
+pub use plan::{
+    DEFAULT_BUCKET_SECONDS, DEFAULT_SMALL_STREAM_OBJECTS, Instance, Layout, MAX_BUCKET_SECONDS,
+    View,
+};
 use plan::{FORMAT_VERSION, Planned};
-pub use plan::{Instance, View};
-
-/// One hour of insert time per partition, as Micromegas cuts its own.
-pub const DEFAULT_BUCKET_SECONDS: i64 = 3600;
-/// 366 days: wider partitions would only make every late block rebuild more.
-pub const MAX_BUCKET_SECONDS: i64 = 366 * 86_400;
 
 /// Where partitions live and how they are cut.
 pub struct PartitionCache {
     catalog: Catalog,
     store: BlobStore,
-    bucket_us: i64,
+    layout: Layout,
 }
 
 /// What an export needs from the partitions.
@@ -119,11 +117,18 @@ pub struct Prepared {
     /// Per view instance (a stream or the process): the partitions holding its rows.
     instances: HashMap<(View, Uuid), Vec<InstanceRows>>,
     /// Shared partitions decoded by the first of their streams to read them, kept for the
-    /// others: (rows, streams yet to read them).
-    shared: Mutex<HashMap<usize, (Box<dyn Any + Send>, usize)>>,
+    /// others.
+    shared: Mutex<HashMap<usize, SharedRows>>,
     stats: Mutex<PartitionStats>,
     /// Partitions rebuilt after damage in this run: healed once, never twice.
     healed: Mutex<HashSet<usize>>,
+}
+
+/// The decoded rows of a shared partition (a [`RowTable`]), and how many of its streams have
+/// yet to read them.
+struct SharedRows {
+    rows: Box<dyn Any + Send>,
+    readers_left: usize,
 }
 
 /// Where a view instance's rows are: a partition (index in the plan), all of it or, in a
@@ -145,8 +150,14 @@ impl Prepared {
         let mut instances: HashMap<(View, Uuid), Vec<InstanceRows>> = HashMap::new();
         for (i, p) in planned.iter().enumerate() {
             if p.small_streams.is_empty() {
-                let rows = InstanceRows { planned: i, blocks: None };
-                instances.entry((p.view, p.instance)).or_default().push(rows);
+                let rows = InstanceRows {
+                    planned: i,
+                    blocks: None,
+                };
+                instances
+                    .entry((p.view, p.instance))
+                    .or_default()
+                    .push(rows);
             }
             for stream in &p.small_streams {
                 let blocks = Some(range_of(stream));
@@ -172,15 +183,15 @@ impl Prepared {
     /// streams, copied by the others.
     fn take_shared<T: RowTable>(&self, planned: usize, blocks: Range<u32>, table: &mut T) -> bool {
         let mut shared = lock(&self.shared);
-        let Some((rows, readers)) = shared.get_mut(&planned) else {
+        let Some(kept) = shared.get_mut(&planned) else {
             return false;
         };
-        let Some(rows) = rows.downcast_ref::<T>() else {
+        let Some(rows) = kept.rows.downcast_ref::<T>() else {
             return false;
         };
         table.append_blocks(rows, blocks);
-        *readers -= 1;
-        if *readers == 0 {
+        kept.readers_left -= 1;
+        if kept.readers_left == 0 {
             shared.remove(&planned);
         }
         true
@@ -188,9 +199,10 @@ impl Prepared {
 
     /// Keeps the decoded rows of a shared partition for the streams yet to read them.
     fn keep_shared<T: RowTable>(&self, planned: usize, rows: T) {
-        let readers = self.planned[planned].small_streams.len().saturating_sub(1);
-        if readers > 0 {
-            lock(&self.shared).insert(planned, (Box::new(rows), readers));
+        let readers_left = self.planned[planned].small_streams.len().saturating_sub(1);
+        if readers_left > 0 {
+            let rows = Box::new(rows);
+            lock(&self.shared).insert(planned, SharedRows { rows, readers_left });
         }
     }
 }
@@ -256,15 +268,15 @@ impl PartitionCache {
     pub async fn open(
         lake: &Lake,
         cache_dir: Option<&Path>,
-        bucket_seconds: i64,
+        layout: Layout,
         warn: &dyn Fn(&str),
     ) -> Result<Self> {
         if let Some(dir) = cache_dir {
-            return Self::in_directory(dir, bucket_seconds, warn).await;
+            return Self::in_directory(dir, layout, warn).await;
         }
-        match Self::with_lake(lake, bucket_seconds, warn).await {
+        match Self::with_lake(lake, layout, warn).await {
             Err(e) if refuses_writes(&e) => {
-                Self::fallback(lake, bucket_seconds, warn, &crate::error::one_line(&e)).await
+                Self::fallback(lake, layout, warn, &crate::error::one_line(&e)).await
             }
             opened => opened,
         }
@@ -273,7 +285,7 @@ impl PartitionCache {
     /// The per-user cache of this lake, for when the lake refuses writes (`why`).
     pub async fn fallback(
         lake: &Lake,
-        bucket_seconds: i64,
+        layout: Layout,
         warn: &dyn Fn(&str),
         why: &str,
     ) -> Result<Self> {
@@ -282,27 +294,27 @@ impl PartitionCache {
             "the lake refuses to keep the partition cache ({why}); keeping it in {} instead (--cache DIR chooses)",
             dir.display()
         ));
-        Self::in_directory(&dir, bucket_seconds, warn).await
+        Self::in_directory(&dir, layout, warn).await
     }
 
-    async fn in_directory(dir: &Path, bucket_seconds: i64, warn: &dyn Fn(&str)) -> Result<Self> {
+    async fn in_directory(dir: &Path, layout: Layout, warn: &dyn Fn(&str)) -> Result<Self> {
         let catalog = Catalog::open_sqlite(&dir.join("catalog.db"), warn).await?;
-        Ok(Self::new(catalog, BlobStore::local(dir)?, bucket_seconds))
+        Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
     }
 
-    async fn with_lake(lake: &Lake, bucket_seconds: i64, warn: &dyn Fn(&str)) -> Result<Self> {
+    async fn with_lake(lake: &Lake, layout: Layout, warn: &dyn Fn(&str)) -> Result<Self> {
         match (&lake.location, &lake.metadata) {
             (LakeLocation::Embedded { dir }, _) => {
                 let catalog =
                     Catalog::open_sqlite(&dir.join("write-perfetto").join("catalog.db"), warn)
                         .await?;
-                Ok(Self::new(catalog, BlobStore::local(dir)?, bucket_seconds))
+                Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
             }
             (LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => {
                 let catalog = Catalog::open_postgres(pool.clone())
                     .await
                     .context("cannot create the partition catalog in the lake's database")?;
-                Ok(Self::new(catalog, lake.blobs.clone(), bucket_seconds))
+                Ok(Self::new(catalog, lake.blobs.clone(), layout))
             }
             (LakeLocation::Postgres { .. }, MetadataDb::Sqlite(_)) => Err(failure(
                 FailureKind::Internal,
@@ -311,11 +323,11 @@ impl PartitionCache {
         }
     }
 
-    fn new(catalog: Catalog, store: BlobStore, bucket_seconds: i64) -> Self {
+    fn new(catalog: Catalog, store: BlobStore, layout: Layout) -> Self {
         Self {
             catalog,
             store,
-            bucket_us: bucket_seconds.clamp(1, MAX_BUCKET_SECONDS) * 1_000_000,
+            layout,
         }
     }
 
@@ -327,7 +339,7 @@ impl PartitionCache {
             request.process_id,
             request.blocks,
             request.views,
-            self.bucket_us,
+            self.layout,
         );
         let mut stats = PartitionStats::default();
         let mut keys: Vec<Option<StoredFile>> = vec![None; planned.len()];

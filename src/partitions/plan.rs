@@ -15,10 +15,39 @@ use crate::lake::rows::BlockRow;
 /// Bumped whenever what a partition file holds, or how it is computed, changes.
 pub const FORMAT_VERSION: i64 = 5;
 
-/// A stream with fewer objects than this in a bucket goes to the bucket's shared partition:
-/// about where decoding its blocks costs as much as a partition file of its own (measured:
-/// about 3 ms to build one, 0.3 ms to check and read one).
-pub const SMALL_STREAM_OBJECTS: i64 = 4096;
+/// How partitions are cut. The output never depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Insert-time width of a partition, in microseconds.
+    pub bucket_us: i64,
+    /// A stream with fewer objects than this in a bucket goes to the bucket's shared partition
+    /// (0: none does).
+    pub small_stream_objects: i64,
+}
+
+/// One hour of insert time per partition, as Micromegas cuts its own.
+pub const DEFAULT_BUCKET_SECONDS: i64 = 3600;
+/// 366 days: wider partitions would only make every late block rebuild more.
+pub const MAX_BUCKET_SECONDS: i64 = 366 * 86_400;
+/// About where decoding a stream's blocks costs as much as a partition file of its own
+/// (measured: about 3 ms to build one, 0.3 ms to check and read one).
+pub const DEFAULT_SMALL_STREAM_OBJECTS: i64 = 4096;
+
+impl Layout {
+    /// `bucket_seconds` is brought within 1 s to [`MAX_BUCKET_SECONDS`].
+    pub fn new(bucket_seconds: i64, small_stream_objects: i64) -> Self {
+        Self {
+            bucket_us: bucket_seconds.clamp(1, MAX_BUCKET_SECONDS) * 1_000_000,
+            small_stream_objects,
+        }
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self::new(DEFAULT_BUCKET_SECONDS, DEFAULT_SMALL_STREAM_OBJECTS)
+    }
+}
 
 /// What one partition holds: a view of one kind of data, described once here. Planning,
 /// freshness, storage and the catalog know a view only by this description; a new kind of
@@ -123,10 +152,11 @@ pub struct Planned {
     pub nb_objects: i64,
 }
 
-/// Groups `blocks` (ordered by stream, object offset, id) into partitions of `bucket_us`
+/// Groups `blocks` (ordered by stream, object offset, id) into partitions of the layout's
 /// insert-time buckets: per stream (the small ones of a bucket together) for a per-stream view,
 /// per process for a per-process view.
-pub fn plan(process_id: Uuid, blocks: &[BlockRow], views: &[View], bucket_us: i64) -> Vec<Planned> {
+pub fn plan(process_id: Uuid, blocks: &[BlockRow], views: &[View], layout: Layout) -> Vec<Planned> {
+    let bucket_us = layout.bucket_us;
     let bucket_of = |block: &BlockRow| block.insert_time.timestamp_micros().div_euclid(bucket_us);
     let mut stream_objects: HashMap<(Uuid, i64), i64> = HashMap::new();
     for block in blocks {
@@ -137,7 +167,7 @@ pub fn plan(process_id: Uuid, blocks: &[BlockRow], views: &[View], bucket_us: i6
     let mut groups: BTreeMap<(View, Uuid, i64), Vec<usize>> = BTreeMap::new();
     for (index, block) in blocks.iter().enumerate() {
         let bucket = bucket_of(block);
-        let small = stream_objects[&(block.stream_id, bucket)] < SMALL_STREAM_OBJECTS;
+        let small = stream_objects[&(block.stream_id, bucket)] < layout.small_stream_objects;
         for &view in views {
             let instance = match view.per {
                 Instance::Stream if small => process_id,
@@ -228,7 +258,7 @@ mod tests {
             Uuid::from_u128(1),
             &blocks,
             &[View::THREAD_SPANS, View::ASYNC_SPANS],
-            30 * 60 * 1_000_000,
+            Layout::new(30 * 60, 0),
         );
         let shape: Vec<(View, u128, Vec<usize>)> = planned
             .iter()
@@ -242,6 +272,40 @@ mod tests {
                 (View::THREAD_SPANS, 20, vec![2]),
                 (View::ASYNC_SPANS, 1, vec![0, 2]),
                 (View::ASYNC_SPANS, 1, vec![1]),
+            ]
+        );
+    }
+
+    #[test]
+    fn streams_with_few_objects_in_a_bucket_share_the_process_partition_of_that_bucket() {
+        let blocks = vec![
+            block(1, 10, 0, 3000),
+            block(2, 10, 5, 2000),
+            block(3, 10, 40, 10),
+            block(4, 20, 10, 100),
+            block(5, 30, 20, 50),
+        ];
+        let planned = plan(
+            Uuid::from_u128(1),
+            &blocks,
+            &[View::THREAD_SPANS, View::ASYNC_SPANS],
+            Layout::new(30 * 60, 4096),
+        );
+        let shape: Vec<(View, u128, Vec<usize>, Vec<u128>)> = (planned.iter())
+            .map(|p| {
+                let small = p.small_streams.iter().map(Uuid::as_u128).collect();
+                (p.view, p.instance.as_u128(), p.blocks.clone(), small)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (View::THREAD_SPANS, 1, vec![3, 4], vec![20, 30]),
+                // Stream 10 is small in the second bucket only.
+                (View::THREAD_SPANS, 1, vec![2], vec![10]),
+                (View::THREAD_SPANS, 10, vec![0, 1], vec![]),
+                (View::ASYNC_SPANS, 1, vec![0, 1, 3, 4], vec![]),
+                (View::ASYNC_SPANS, 1, vec![2], vec![]),
             ]
         );
     }

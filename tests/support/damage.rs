@@ -14,7 +14,7 @@ use micromegas_telemetry::compression::compress;
 use micromegas_telemetry::wire_format::encode_cbor;
 use micromegas_transit::UserDefinedType;
 use write_perfetto::decode::decode_payload;
-use write_perfetto::lake::rows::{BlockRow, StreamRow, block_object_key};
+use write_perfetto::lake::rows::{BlockRow, StreamRow, StreamTypes, block_object_key};
 use write_perfetto_test_lake::writer::LakeWriter;
 
 use super::lake::{open_embedded, runtime, write_perfetto};
@@ -98,11 +98,22 @@ pub fn thread_streams(lake_dir: &Path, process_id: &str) -> Vec<StreamRow> {
     })
 }
 
-pub fn stream_of(lake_dir: &Path, block: &BlockRow) -> StreamRow {
-    thread_streams(lake_dir, &block.process_id.to_string())
+/// The stream of a block, and its type descriptions.
+pub fn stream_of(lake_dir: &Path, block: &BlockRow) -> (StreamRow, StreamTypes) {
+    let stream = thread_streams(lake_dir, &block.process_id.to_string())
         .into_iter()
         .find(|s| s.stream_id == block.stream_id)
-        .expect("the block's stream")
+        .expect("the block's stream");
+    let types = runtime().block_on(async {
+        let lake = open_embedded(lake_dir).await;
+        let wanted = |id| id == block.stream_id;
+        let types = lake.metadata.stream_types(&block.process_id, &wanted).await;
+        types
+            .unwrap()
+            .remove(&block.stream_id)
+            .expect("the stream's types")
+    });
+    (stream, types)
 }
 
 /// A CBOR list of type descriptions (a stream's metadata column), decoded.

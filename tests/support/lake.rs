@@ -82,9 +82,11 @@ pub async fn copy_to_postgres(src_dir: &Path, pg_url: &str) {
             .insert_process(&src.metadata.process(&id).await.unwrap().unwrap())
             .await
             .unwrap();
+        let types = src.metadata.stream_types(&id, &|_| true).await.unwrap();
         for kind in [THREAD_STREAMS, LOG_STREAMS, METRIC_STREAMS] {
             for stream in src.metadata.streams(&id, kind).await.unwrap() {
-                writer.insert_stream(&stream).await.unwrap();
+                let stream_types = &types[&stream.stream_id];
+                writer.insert_stream(&stream, stream_types).await.unwrap();
             }
             for block in src.metadata.blocks(&id, kind).await.unwrap() {
                 writer.insert_block_row(&block).await.unwrap();
@@ -166,20 +168,16 @@ pub fn entries(dir: &Path) -> Vec<String> {
 pub async fn thread_blocks_with_payloads(
     lake: &Lake,
 ) -> Vec<(
-    write_perfetto::lake::rows::StreamRow,
+    write_perfetto::lake::rows::StreamTypes,
     write_perfetto::lake::rows::BlockRow,
     Vec<u8>,
 )> {
     let mut out = Vec::new();
     for id in process_ids(lake).await {
         let id = uuid::Uuid::parse_str(&id).unwrap();
-        let streams = lake.metadata.thread_streams(&id).await.unwrap();
+        let types = lake.metadata.stream_types(&id, &|_| true).await.unwrap();
         for block in lake.metadata.thread_blocks(&id).await.unwrap() {
-            let stream = streams
-                .iter()
-                .find(|s| s.stream_id == block.stream_id)
-                .unwrap()
-                .clone();
+            let stream = types[&block.stream_id].clone();
             let payload = lake.block_payload(&block).await.unwrap().to_vec();
             out.push((stream, block, payload));
         }

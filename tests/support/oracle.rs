@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use uuid::Uuid;
 use write_perfetto::assembly::{EventSource, ProcessAssembler, ProcessData, process_heading};
 use write_perfetto::clock::Clock;
@@ -14,7 +15,7 @@ use write_perfetto::events::{
 };
 use write_perfetto::export::{Content, pipeline};
 use write_perfetto::lake::rows::{
-    BlockRow, LOG_STREAMS, METRIC_STREAMS, ProcessRow, StreamRow, THREAD_STREAMS,
+    BlockRow, LOG_STREAMS, METRIC_STREAMS, ProcessRow, StreamRow, StreamTypes, THREAD_STREAMS,
 };
 use write_perfetto::lake::{Lake, MetadataReads};
 use write_perfetto::partitions::{Instance, View};
@@ -32,6 +33,7 @@ struct ProcessStreams {
     threads: (Vec<StreamRow>, Vec<BlockRow>),
     logs: (Vec<StreamRow>, Vec<BlockRow>),
     metrics: (Vec<StreamRow>, Vec<BlockRow>),
+    types: HashMap<Uuid, StreamTypes>,
     clock: Clock,
 }
 
@@ -49,6 +51,11 @@ async fn read_process(lake: &Lake, process_id: Uuid) -> ProcessStreams {
         threads: of_kind(THREAD_STREAMS).await,
         logs: of_kind(LOG_STREAMS).await,
         metrics: of_kind(METRIC_STREAMS).await,
+        types: lake
+            .metadata
+            .stream_types(&process_id, &|_| true)
+            .await
+            .unwrap(),
         clock,
     }
 }
@@ -67,6 +74,7 @@ pub async fn reference_trace_of(lake: &Lake, process_ids: &[Uuid]) -> Vec<u8> {
                 blocks: &p.threads.1,
                 logs: (&p.logs.0, &p.logs.1),
                 metrics: (&p.metrics.0, &p.metrics.1),
+                types: &p.types,
                 clock: p.clock,
             };
             let data = ProcessData {
@@ -100,6 +108,7 @@ struct DirectSource<'a> {
     blocks: &'a [BlockRow],
     logs: (&'a [StreamRow], &'a [BlockRow]),
     metrics: (&'a [StreamRow], &'a [BlockRow]),
+    types: &'a HashMap<Uuid, StreamTypes>,
     clock: Clock,
 }
 
@@ -111,8 +120,9 @@ impl DirectSource<'_> {
     ) -> anyhow::Result<Vec<(u32, DecodedBlock)>> {
         let mut decoded = Vec::new();
         for stream in streams {
+            let types = &self.types[&stream.stream_id];
             let decoder =
-                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)?;
+                StreamDecoder::new(&types.dependencies_metadata, &types.objects_metadata)?;
             let of_stream = blocks.iter().enumerate();
             for (position, block) in of_stream.filter(|(_, b)| b.stream_id == stream.stream_id) {
                 let payload = self.lake.block_payload(block).await?;
@@ -196,8 +206,9 @@ impl EventSource<EventTable> for DirectSource<'_> {
             if view.per == Instance::Stream && stream.stream_id != instance {
                 continue;
             }
+            let types = &self.types[&stream.stream_id];
             let decoder =
-                StreamDecoder::new(&stream.dependencies_metadata, &stream.objects_metadata)?;
+                StreamDecoder::new(&types.dependencies_metadata, &types.objects_metadata)?;
             let blocks = self.blocks.iter().enumerate();
             for (position, block) in blocks.filter(|(_, b)| b.stream_id == stream.stream_id) {
                 let payload = self.lake.block_payload(block).await?;

@@ -53,6 +53,8 @@ pub struct PartitionLake {
     /// The fixture's main process (the one with the most blocks).
     pub process_id: String,
     outputs: AtomicUsize,
+    /// Arguments every export gets: the partition layout.
+    layout_args: Vec<String>,
 }
 
 /// One successful export.
@@ -86,7 +88,7 @@ impl Export {
     }
 }
 
-/// One `--explain` line: `partition VIEW INSTANCE [BEGIN, +Ns): DECISION`.
+/// One `--explain` line: `partition VIEW INSTANCE [(N small streams)] [BEGIN, +Ns): DECISION`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub view: String,
@@ -104,7 +106,9 @@ pub fn decisions(stderr: &str) -> Vec<Decision> {
             let mut words = head.split_whitespace();
             let view = words.next()?.to_string();
             let instance = words.next()?.to_string();
-            let begin = words.next()?.trim_start_matches('[').trim_end_matches(',');
+            // "(N small streams)" may come before the bucket.
+            let begin = words.find(|w| w.starts_with('['))?;
+            let begin = begin.trim_start_matches('[').trim_end_matches(',');
             Some(Decision {
                 view,
                 instance,
@@ -116,6 +120,15 @@ pub fn decisions(stderr: &str) -> Vec<Decision> {
 }
 
 impl PartitionLake {
+    /// With every thread stream in partitions of its own (`--small-stream-objects 0`): for
+    /// scenarios about one stream's partitions. The fixture's streams are all small.
+    pub fn per_stream(backend: Backend) -> Self {
+        let mut lake = Self::new(backend);
+        lake.layout_args = vec!["--small-stream-objects".into(), "0".into()];
+        lake
+    }
+
+    /// With the default layout: the fixture's small thread streams share one partition.
     pub fn new(backend: Backend) -> Self {
         let dir = fixture_copy();
         let work = tempfile::tempdir().expect("temp dir");
@@ -143,6 +156,7 @@ impl PartitionLake {
             pg,
             process_id,
             outputs: AtomicUsize::new(0),
+            layout_args: Vec::new(),
         };
         lake.pin_insert_times();
         lake
@@ -234,6 +248,7 @@ impl PartitionLake {
             "-o".to_string(),
             output.display().to_string(),
         ]);
+        args.extend(self.layout_args.iter().cloned());
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use write_perfetto::lake::BlobStore;
-use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, block_object_key};
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, StreamTypes, block_object_key};
 
 pub const SQLITE_SCHEMA: &str = include_str!("schema/sqlite.sql");
 pub const POSTGRES_SCHEMA_V7: &str = include_str!("schema/postgres_v7.sql");
@@ -30,15 +30,16 @@ const BLOCK_SQL_SQLITE: &str = "INSERT INTO blocks (block_id, stream_id, process
      end_ticks, nb_objects, object_offset, payload_size, insert_time) VALUES ($1, $2, $3, $4, $5, $6, $7, \
      $8, $9, $10, $11)";
 
-/// Inserts stream row `$s` with `$sql` on `$executor` (a pool or a transaction).
+/// Inserts stream row `$s` (of types `$types`) with `$sql` on `$executor` (a pool or a transaction).
 macro_rules! insert_stream {
-    ($sql:expr, $s:expr, $executor:expr) => {{
+    ($sql:expr, $s:expr, $types:expr, $executor:expr) => {{
         let s: &StreamRow = $s;
+        let types: &StreamTypes = $types;
         sqlx::query($sql)
             .bind(s.stream_id.to_string())
             .bind(s.process_id.to_string())
-            .bind(&s.dependencies_metadata[..])
-            .bind(&s.objects_metadata[..])
+            .bind(&types.dependencies_metadata[..])
+            .bind(&types.objects_metadata[..])
             .bind(serde_json::to_string(&s.tags)?)
             .bind(properties_json(&s.properties))
             .bind(time_text(&s.insert_time))
@@ -159,10 +160,10 @@ impl LakeWriter {
         Ok(())
     }
 
-    pub async fn insert_stream(&self, s: &StreamRow) -> Result<()> {
+    pub async fn insert_stream(&self, s: &StreamRow, types: &StreamTypes) -> Result<()> {
         match &self.target {
-            Target::Postgres(pool) => insert_stream!(STREAM_SQL_PG, s, pool),
-            Target::Sqlite(pool) => insert_stream!(STREAM_SQL_SQLITE, s, pool),
+            Target::Postgres(pool) => insert_stream!(STREAM_SQL_PG, s, types, pool),
+            Target::Sqlite(pool) => insert_stream!(STREAM_SQL_SQLITE, s, types, pool),
         };
         Ok(())
     }
@@ -171,7 +172,7 @@ impl LakeWriter {
     /// payload stored first), as a live process's ingestion does.
     pub async fn insert_stream_with_block(
         &self,
-        s: &StreamRow,
+        (s, types): (&StreamRow, &StreamTypes),
         b: &BlockRow,
         payload: Bytes,
     ) -> Result<()> {
@@ -180,13 +181,13 @@ impl LakeWriter {
         match &self.target {
             Target::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                insert_stream!(STREAM_SQL_PG, s, &mut *tx);
+                insert_stream!(STREAM_SQL_PG, s, types, &mut *tx);
                 insert_block!(BLOCK_SQL_PG, b, &mut *tx);
                 tx.commit().await?;
             }
             Target::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                insert_stream!(STREAM_SQL_SQLITE, s, &mut *tx);
+                insert_stream!(STREAM_SQL_SQLITE, s, types, &mut *tx);
                 insert_block!(BLOCK_SQL_SQLITE, b, &mut *tx);
                 tx.commit().await?;
             }

@@ -26,12 +26,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use uuid::Uuid;
-use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, StreamTypes, TRANSIT_FORMAT};
 use write_perfetto_test_lake::writer::LakeWriter;
 
 enum Msg {
     Process(ProcessRow),
-    Stream(StreamRow),
+    Stream(StreamRow, StreamTypes),
     Block(BlockRow, Bytes),
     Shutdown,
 }
@@ -128,19 +128,22 @@ impl LakeSink {
     }
 
     /// What the server does with an `insert_stream` body.
-    fn stream_row(info_body: &[u8]) -> Result<StreamRow> {
+    fn stream_row(info_body: &[u8]) -> Result<(StreamRow, StreamTypes)> {
         let info: StreamInfo =
             ciborium::from_reader(info_body).with_context(|| "parsing StreamInfo")?;
-        Ok(StreamRow {
+        let row = StreamRow {
             stream_id: info.stream_id,
             process_id: info.process_id,
-            dependencies_metadata: encode_cbor(&info.dependencies_metadata)?.into(),
-            objects_metadata: encode_cbor(&info.objects_metadata)?.into(),
             tags: info.tags.clone(),
             properties: sorted_properties(&info.properties),
             insert_time: Utc::now(),
             format: TRANSIT_FORMAT.to_string(),
-        })
+        };
+        let types = StreamTypes {
+            dependencies_metadata: encode_cbor(&info.dependencies_metadata)?.into(),
+            objects_metadata: encode_cbor(&info.objects_metadata)?.into(),
+        };
+        Ok((row, types))
     }
 
     fn hold_stream(&self, stream_id: Uuid, info: StreamInfo) {
@@ -152,7 +155,8 @@ impl LakeSink {
         if let Some(info) = pending {
             // The HTTP sink's insert_stream body, then the server's decoding of it.
             let body = encode_cbor(&info)?;
-            self.send(Msg::Stream(Self::stream_row(&body)?));
+            let (row, types) = Self::stream_row(&body)?;
+            self.send(Msg::Stream(row, types));
         }
         Ok(())
     }
@@ -306,13 +310,13 @@ fn writer_thread(dir: PathBuf, mut rx: UnboundedReceiver<Msg>) -> Result<LakeSta
                     stats.process = Some(row);
                     r
                 }
-                Msg::Stream(mut row) => {
+                Msg::Stream(mut row, types) => {
                     row.insert_time = Utc::now();
-                    let r = writer.insert_stream(&row).await;
+                    let r = writer.insert_stream(&row, &types).await;
                     index.insert(row.stream_id, stats.streams.len());
                     metadata.push((
-                        row.dependencies_metadata.to_vec(),
-                        row.objects_metadata.to_vec(),
+                        types.dependencies_metadata.to_vec(),
+                        types.objects_metadata.to_vec(),
                     ));
                     stats.streams.push((
                         row.stream_id,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::io::Write;
 use uuid::Uuid;
-use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, StreamTypes, TRANSIT_FORMAT};
 use write_perfetto_test_lake::writer::LakeWriter;
 
 use crate::plugin::Udt;
@@ -210,16 +210,20 @@ impl Server {
     pub async fn insert_stream(&self, body: &[u8], insert_time: DateTime<Utc>) -> Result<()> {
         let info: StreamInfo = ciborium::from_reader(body).context("parsing StreamInfo")?;
         self.writer
-            .insert_stream(&StreamRow {
-                stream_id: info.stream_id,
-                process_id: info.process_id,
-                dependencies_metadata: encode_cbor(&info.dependencies_metadata)?.into(),
-                objects_metadata: encode_cbor(&info.objects_metadata)?.into(),
-                tags: info.tags.clone(),
-                properties: sorted(&info.properties),
-                insert_time,
-                format: TRANSIT_FORMAT.to_string(),
-            })
+            .insert_stream(
+                &StreamRow {
+                    stream_id: info.stream_id,
+                    process_id: info.process_id,
+                    tags: info.tags.clone(),
+                    properties: sorted(&info.properties),
+                    insert_time,
+                    format: TRANSIT_FORMAT.to_string(),
+                },
+                &StreamTypes {
+                    dependencies_metadata: encode_cbor(&info.dependencies_metadata)?.into(),
+                    objects_metadata: encode_cbor(&info.objects_metadata)?.into(),
+                },
+            )
             .await
     }
 

@@ -30,7 +30,7 @@ use super::records::{LogSource, MetricSource, RecordSource, RecordStream, spread
 use super::rng::Rng;
 use super::{SynthReport, SynthSpec};
 use crate::writer::LakeWriter;
-use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, TRANSIT_FORMAT};
+use write_perfetto::lake::rows::{BlockRow, ProcessRow, StreamRow, StreamTypes, TRANSIT_FORMAT};
 
 /// An async end waiting for its time on the thread that will poll the future last:
 /// (time, span id, ids, naming, tag). The span id makes the order total.
@@ -387,18 +387,22 @@ impl<'a> ProcessGen<'a> {
             }
             let started = self.threads[k].block_begin - self.start_ticks;
             writer
-                .insert_stream(&StreamRow {
-                    stream_id: self.threads[k].stream_id,
-                    process_id: self.process_id,
-                    dependencies_metadata: thread_deps.clone().into(),
-                    objects_metadata: thread_objs.clone().into(),
-                    tags: vec!["cpu".into()],
-                    properties,
-                    insert_time: self.start_time
-                        + self.ticks_duration(started)
-                        + ms(self.rng.range(1, 20)),
-                    format: TRANSIT_FORMAT.into(),
-                })
+                .insert_stream(
+                    &StreamRow {
+                        stream_id: self.threads[k].stream_id,
+                        process_id: self.process_id,
+                        tags: vec!["cpu".into()],
+                        properties,
+                        insert_time: self.start_time
+                            + self.ticks_duration(started)
+                            + ms(self.rng.range(1, 20)),
+                        format: TRANSIT_FORMAT.into(),
+                    },
+                    &StreamTypes {
+                        dependencies_metadata: thread_deps.clone().into(),
+                        objects_metadata: thread_objs.clone().into(),
+                    },
+                )
                 .await?;
             report.streams += 1;
             report.thread_streams += 1;
@@ -412,16 +416,20 @@ impl<'a> ProcessGen<'a> {
             let stream_id = self.ids.uuid();
             record_streams.push(stream_id);
             writer
-                .insert_stream(&StreamRow {
-                    stream_id,
-                    process_id: self.process_id,
-                    dependencies_metadata: metadata_cbor(deps)?.into(),
-                    objects_metadata: metadata_cbor(objs)?.into(),
-                    tags: vec![tag.into()],
-                    properties: vec![],
-                    insert_time: self.start_time + ms(self.rng.range(1, 20)),
-                    format: TRANSIT_FORMAT.into(),
-                })
+                .insert_stream(
+                    &StreamRow {
+                        stream_id,
+                        process_id: self.process_id,
+                        tags: vec![tag.into()],
+                        properties: vec![],
+                        insert_time: self.start_time + ms(self.rng.range(1, 20)),
+                        format: TRANSIT_FORMAT.into(),
+                    },
+                    &StreamTypes {
+                        dependencies_metadata: metadata_cbor(deps)?.into(),
+                        objects_metadata: metadata_cbor(objs)?.into(),
+                    },
+                )
                 .await?;
             report.streams += 1;
         }

@@ -150,12 +150,14 @@ async fn every_block_decodes_and_matches_the_report() -> Result<()> {
             "only the cpu streams are thread streams"
         );
         thread_streams += streams.len();
+        let types = lake.metadata.stream_types(process_id, &|_| true).await?;
         let decoders: HashMap<_, _> = streams
             .iter()
             .map(|s| {
+                let t = &types[&s.stream_id];
                 Ok((
                     s.stream_id,
-                    StreamDecoder::new(&s.dependencies_metadata, &s.objects_metadata)?,
+                    StreamDecoder::new(&t.dependencies_metadata, &t.objects_metadata)?,
                 ))
             })
             .collect::<Result<_>>()?;
@@ -473,12 +475,9 @@ async fn micromegas_parser_reads_what_our_decoder_reads() -> Result<()> {
     let readers = property_set_reader();
     let mut compared = 0u64;
     for process_id in &report.process_ids {
-        let streams = lake.metadata.thread_streams(process_id).await?;
+        let types = lake.metadata.stream_types(process_id, &|_| true).await?;
         for block in lake.metadata.thread_blocks(process_id).await? {
-            let stream = streams
-                .iter()
-                .find(|s| s.stream_id == block.stream_id)
-                .expect("stream");
+            let stream = &types[&block.stream_id];
             let dep_udts: Vec<micromegas_transit::UserDefinedType> =
                 ciborium::from_reader(&stream.dependencies_metadata[..])?;
             let obj_udts: Vec<micromegas_transit::UserDefinedType> =
@@ -704,7 +703,11 @@ async fn parse_stream(
 ) -> Result<(Vec<Parsed>, write_perfetto::decode::DecodedBlock)> {
     let streams = lake.metadata.streams(process_id, kind).await?;
     assert_eq!(streams.len(), 1, "one {} stream", kind.tag);
-    let stream = &streams[0];
+    let types = lake
+        .metadata
+        .stream_types(process_id, &|id| id == streams[0].stream_id)
+        .await?;
+    let stream = &types[&streams[0].stream_id];
     let dep_udts: Vec<micromegas_transit::UserDefinedType> =
         ciborium::from_reader(&stream.dependencies_metadata[..])?;
     let obj_udts: Vec<micromegas_transit::UserDefinedType> =
