@@ -62,7 +62,7 @@ _write__perfetto() {
 
     case "${cmd}" in
         write__perfetto)
-            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --no-metrics --children --log-level --output --open --gzip --begin --end --last --json --quiet --verbose --jobs --cache --partition-seconds --explain --threads --help --version processes cache completions help"
+            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --no-metrics --children --log-level --output --open --gzip --begin --end --last --json --quiet --verbose --jobs --cache --partition-seconds --small-stream-objects --explain --threads --help --version processes cache completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,6 +116,10 @@ _write__perfetto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --small-stream-objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -128,7 +132,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__cache)
-            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --explain --help gc help"
+            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help gc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -150,6 +154,10 @@ _write__perfetto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --small-stream-objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -158,7 +166,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__cache__subcmd__gc)
-            opts="-q -v -h --grace --lake --blobs --json --quiet --verbose --cache --partition-seconds --explain --help"
+            opts="-q -v -h --grace --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,6 +189,10 @@ _write__perfetto() {
                     return 0
                     ;;
                 --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --small-stream-objects)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -234,7 +246,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__completions)
-            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --explain --help bash elvish fish powershell zsh"
+            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,6 +265,10 @@ _write__perfetto() {
                     return 0
                     ;;
                 --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --small-stream-objects)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -348,7 +364,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__processes)
-            opts="-q -v -h --json --limit --tree --exe --since --lake --blobs --quiet --verbose --cache --partition-seconds --explain --help"
+            opts="-q -v -h --json --limit --tree --exe --since --lake --blobs --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -379,6 +395,10 @@ _write__perfetto() {
                     return 0
                     ;;
                 --partition-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --small-stream-objects)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,17 +56,45 @@ pub struct EventTable {
     pub orders: Vec<EventOrder>,
 }
 
-/// Where the rows of blocks at `blocks` positions are among rows in stream order.
-fn rows_of_blocks(orders: &[EventOrder], blocks: std::ops::Range<u32>) -> std::ops::Range<usize> {
-    let first = orders.partition_point(|o| o.block_position() < blocks.start as usize);
-    let end = orders.partition_point(|o| o.block_position() < blocks.end as usize);
-    first..end.max(first)
+/// Rows read from partitions, each with its place in stream order.
+pub trait OrderedRows {
+    fn clear(&mut self);
+    fn reserve(&mut self, rows: usize);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The place in stream order of row `row`.
+    fn order(&self, row: usize) -> EventOrder;
+    /// Appends rows `rows` of `from`.
+    fn append_rows(&mut self, from: &Self, rows: std::ops::Range<usize>);
+    /// Drops the first `rows` rows.
+    fn drop_front(&mut self, rows: usize);
+    /// Puts rows in stream order (partitions of one instance may interleave blocks).
+    fn sort(&mut self);
 }
 
-impl EventTable {
-    /// Appends the events of `from` (in stream order) whose blocks are at `blocks` positions.
-    pub fn append_blocks(&mut self, from: &EventTable, blocks: std::ops::Range<u32>) {
-        let rows = rows_of_blocks(&from.orders, blocks);
+impl OrderedRows for EventTable {
+    fn clear(&mut self) {
+        self.events.clear();
+        self.ids.clear();
+        self.orders.clear();
+    }
+
+    fn reserve(&mut self, rows: usize) {
+        self.events.reserve(rows);
+        self.orders.reserve(rows);
+    }
+
+    fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    fn order(&self, row: usize) -> EventOrder {
+        self.orders[row]
+    }
+
+    fn append_rows(&mut self, from: &EventTable, rows: std::ops::Range<usize>) {
         self.events.extend_from_slice(&from.events[rows.clone()]);
         self.orders.extend_from_slice(&from.orders[rows.clone()]);
         if !from.ids.is_empty() {
@@ -74,14 +102,15 @@ impl EventTable {
         }
     }
 
-    pub fn clear(&mut self) {
-        self.events.clear();
-        self.ids.clear();
-        self.orders.clear();
+    fn drop_front(&mut self, rows: usize) {
+        self.events.drain(..rows);
+        self.orders.drain(..rows);
+        if !self.ids.is_empty() {
+            self.ids.drain(..rows);
+        }
     }
 
-    /// Puts rows in stream order (partitions of one instance may interleave blocks).
-    pub fn sort(&mut self) {
+    fn sort(&mut self) {
         if self.orders.is_sorted() {
             return;
         }
@@ -150,21 +179,36 @@ impl<T> Default for RowsInOrder<T> {
     }
 }
 
-impl<T: Copy> RowsInOrder<T> {
-    /// Appends the rows of `from` (in stream order) whose blocks are at `blocks` positions.
-    pub fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
-        let rows = rows_of_blocks(&from.orders, blocks);
-        self.rows.extend_from_slice(&from.rows[rows.clone()]);
-        self.orders.extend_from_slice(&from.orders[rows]);
-    }
-
-    pub fn clear(&mut self) {
+impl<T: Copy> OrderedRows for RowsInOrder<T> {
+    fn clear(&mut self) {
         self.rows.clear();
         self.orders.clear();
     }
 
-    /// Puts rows in stream order (partitions of one instance may interleave blocks).
-    pub fn sort(&mut self) {
+    fn reserve(&mut self, rows: usize) {
+        self.rows.reserve(rows);
+        self.orders.reserve(rows);
+    }
+
+    fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    fn order(&self, row: usize) -> EventOrder {
+        self.orders[row]
+    }
+
+    fn append_rows(&mut self, from: &Self, rows: std::ops::Range<usize>) {
+        self.rows.extend_from_slice(&from.rows[rows.clone()]);
+        self.orders.extend_from_slice(&from.orders[rows]);
+    }
+
+    fn drop_front(&mut self, rows: usize) {
+        self.rows.drain(..rows);
+        self.orders.drain(..rows);
+    }
+
+    fn sort(&mut self) {
         if self.orders.is_sorted() {
             return;
         }

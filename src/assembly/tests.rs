@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use super::*;
 use crate::clock::Clock;
-use crate::events::{EventPhase, EventScope, EventTable};
+use crate::events::{EventPhase, EventScope, EventTable, OrderedRows};
 use crate::lake::rows::{BlockRow, ProcessRow, StreamRow};
 use crate::partitions::{Instance, View};
 use crate::symbols::{PropertySet, Sym, Symbols};

@@ -10,7 +10,8 @@ use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_schema::Schema;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::decode::DecodedBlock;
+use crate::events::OrderedRows;
 use crate::symbols::{FastMap, PropertySet, Sym, Symbols};
 
 const STRINGS_KEY: &str = "write-perfetto.strings";
@@ -204,21 +206,28 @@ impl FileBuilder {
     }
 }
 
-/// A partition file opened for reading: its tables, resolved for this export.
-pub struct FileTables {
-    pub builder: ParquetRecordBatchReaderBuilder<Bytes>,
+/// A partition file's tables, resolved for this export: what its rows' keys stand for.
+pub struct FileKeys {
     /// The string table as symbols.
     pub strings: Vec<Sym>,
     /// The property-set table as this export's sets.
     pub property_sets: Vec<PropertySet>,
     /// Each block's place in the export's block list; `None`: not part of this export.
     pub blocks: Vec<Option<u32>>,
-    pub rows: usize,
 }
 
-impl FileTables {
-    pub fn open(
+/// A partition file opened for reading: its tables, and its rows, read batch by batch.
+pub struct OpenFile {
+    pub keys: FileKeys,
+    pub rows: usize,
+    batches: ParquetRecordBatchReader,
+}
+
+impl OpenFile {
+    /// Opens a file of `view` for a table of `T`, reading only the columns `T` reads.
+    pub fn open<T: RowTable>(
         data: Bytes,
+        view: super::View,
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
@@ -236,14 +245,54 @@ impl FileTables {
             })
             .collect::<Result<_>>()?;
         let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let skipped = T::skipped_columns(view);
+        let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
+            .filter(|(_, f)| !skipped.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
         Ok(Self {
-            builder,
-            strings,
-            property_sets,
-            blocks,
+            keys: FileKeys {
+                strings,
+                property_sets,
+                blocks,
+            },
             rows,
+            batches: builder.with_projection(mask).build()?,
         })
     }
+
+    /// Reads the next batch of rows into `table`; `false` once all are read.
+    pub fn read_batch<T: RowTable>(
+        &mut self,
+        table: &mut T,
+        view: super::View,
+        clock: &crate::clock::Clock,
+    ) -> Result<bool> {
+        match self.batches.next() {
+            None => Ok(false),
+            Some(batch) => {
+                table.read_batch(&batch?, &self.keys, view, clock)?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Reads a whole partition file into `table` (rows of blocks not in `block_position` are
+/// skipped: they are not part of this export).
+pub fn read_file<T: RowTable>(
+    table: &mut T,
+    data: Bytes,
+    view: super::View,
+    symbols: &mut Symbols,
+    block_position: &HashMap<Uuid, u32>,
+    clock: &crate::clock::Clock,
+) -> Result<()> {
+    let mut file = OpenFile::open::<T>(data, view, symbols, block_position)?;
+    table.reserve(file.rows);
+    while file.read_batch(table, view, clock)? {}
+    Ok(())
 }
 
 /// A file's property sets as this export's, checked against its string table.
@@ -367,20 +416,18 @@ impl<C: RowColumns> PartitionRows for BatchedRows<C> {
 
 /// What a view's files are read back into: a table of one kind of rows, with their places in
 /// stream order.
-pub trait RowTable: Default + Send + 'static {
-    fn clear(&mut self);
-    /// Appends the rows of `from` (in stream order) whose blocks are at `blocks` positions:
-    /// one stream's rows of a partition it shares with others.
-    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>);
-    /// Appends the rows of one file (blocks not in `block_position` are skipped).
-    fn read_file(
+pub trait RowTable: OrderedRows + Default + Send + 'static {
+    /// Columns a file of `view` holds that this table never reads.
+    fn skipped_columns(_view: super::View) -> &'static [&'static str] {
+        &[]
+    }
+    /// Appends the rows of one batch of a file whose tables are `keys` (rows of blocks not in
+    /// this export are skipped).
+    fn read_batch(
         &mut self,
-        data: Bytes,
+        batch: &RecordBatch,
+        keys: &FileKeys,
         view: super::View,
-        symbols: &mut Symbols,
-        block_position: &HashMap<Uuid, u32>,
         clock: &crate::clock::Clock,
     ) -> Result<()>;
-    /// Puts the rows in stream order (partitions of one instance may interleave blocks).
-    fn sort(&mut self);
 }

@@ -4,19 +4,16 @@
 use anyhow::Result;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
-use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
 use super::View;
 use super::files::{
-    BatchedRows, FileBuilder, FileTables, PartitionRows, RowColumns, RowTable, column, keys,
+    BatchedRows, FileBuilder, FileKeys, PartitionRows, RowColumns, RowTable, column, keys,
 };
 use crate::clock::Clock;
 use crate::decode::DecodedBlock;
 use crate::events::{EventOrder, LogRow, LogTable};
-use crate::symbols::Symbols;
 
 const UNIQUE_VALUED_COLUMNS: [&str; 2] = ["index", "ticks"];
 
@@ -98,62 +95,37 @@ impl RowColumns for Columns {
 }
 
 impl RowTable for LogTable {
-    fn clear(&mut self) {
-        LogTable::clear(self)
-    }
-
-    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
-        LogTable::append_blocks(self, from, blocks)
-    }
-
-    fn read_file(
+    fn read_batch(
         &mut self,
-        data: Bytes,
+        batch: &RecordBatch,
+        tables: &FileKeys,
         _view: View,
-        symbols: &mut Symbols,
-        block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
     ) -> Result<()> {
-        let FileTables {
-            builder,
-            strings,
-            property_sets,
-            blocks,
-            rows,
-        } = FileTables::open(data, symbols, block_position)?;
-        self.rows.reserve(rows);
-        self.orders.reserve(rows);
-        for batch in builder.build()? {
-            let batch = batch?;
-            let block = keys(&batch, "block", &blocks)?;
-            let target = keys(&batch, "target", &strings)?;
-            let msg = keys(&batch, "msg", &strings)?;
-            let file = keys(&batch, "file", &strings)?;
-            let properties = keys(&batch, "properties", &property_sets)?;
-            let index = column::<UInt32Array>(&batch, "index")?.values();
-            let ticks = column::<Int64Array>(&batch, "ticks")?.values();
-            let level = column::<UInt8Array>(&batch, "level")?.values();
-            let line = column::<UInt32Array>(&batch, "line")?.values();
-            for i in 0..batch.num_rows() {
-                let Some(position) = blocks[block[i] as usize] else {
-                    continue;
-                };
-                self.orders.push(EventOrder::new(position, index[i]));
-                self.rows.push(LogRow {
-                    ns: clock.event_ns(ticks[i]),
-                    level: level[i],
-                    target: strings[target[i] as usize],
-                    msg: strings[msg[i] as usize],
-                    file: strings[file[i] as usize],
-                    line: line[i],
-                    properties: property_sets[properties[i] as usize],
-                });
-            }
+        let block = keys(batch, "block", &tables.blocks)?;
+        let target = keys(batch, "target", &tables.strings)?;
+        let msg = keys(batch, "msg", &tables.strings)?;
+        let file = keys(batch, "file", &tables.strings)?;
+        let properties = keys(batch, "properties", &tables.property_sets)?;
+        let index = column::<UInt32Array>(batch, "index")?.values();
+        let ticks = column::<Int64Array>(batch, "ticks")?.values();
+        let level = column::<UInt8Array>(batch, "level")?.values();
+        let line = column::<UInt32Array>(batch, "line")?.values();
+        for i in 0..batch.num_rows() {
+            let Some(position) = tables.blocks[block[i] as usize] else {
+                continue;
+            };
+            self.orders.push(EventOrder::new(position, index[i]));
+            self.rows.push(LogRow {
+                ns: clock.event_ns(ticks[i]),
+                level: level[i],
+                target: tables.strings[target[i] as usize],
+                msg: tables.strings[msg[i] as usize],
+                file: tables.strings[file[i] as usize],
+                line: line[i],
+                properties: tables.property_sets[properties[i] as usize],
+            });
         }
         Ok(())
-    }
-
-    fn sort(&mut self) {
-        LogTable::sort(self)
     }
 }

@@ -5,19 +5,16 @@
 use anyhow::Result;
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
-use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
 use super::View;
 use super::files::{
-    BatchedRows, FileBuilder, FileTables, PartitionRows, RowColumns, RowTable, column, keys,
+    BatchedRows, FileBuilder, FileKeys, PartitionRows, RowColumns, RowTable, column, keys,
 };
 use crate::clock::Clock;
 use crate::decode::DecodedBlock;
 use crate::events::{EventOrder, MeasureRow, MeasureTable};
-use crate::symbols::Symbols;
 
 const UNIQUE_VALUED_COLUMNS: [&str; 3] = ["index", "ticks", "value"];
 
@@ -99,62 +96,37 @@ impl RowColumns for Columns {
 }
 
 impl RowTable for MeasureTable {
-    fn clear(&mut self) {
-        MeasureTable::clear(self)
-    }
-
-    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
-        MeasureTable::append_blocks(self, from, blocks)
-    }
-
-    fn read_file(
+    fn read_batch(
         &mut self,
-        data: Bytes,
+        batch: &RecordBatch,
+        tables: &FileKeys,
         _view: View,
-        symbols: &mut Symbols,
-        block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
     ) -> Result<()> {
-        let FileTables {
-            builder,
-            strings,
-            property_sets,
-            blocks,
-            rows,
-        } = FileTables::open(data, symbols, block_position)?;
-        self.rows.reserve(rows);
-        self.orders.reserve(rows);
-        for batch in builder.build()? {
-            let batch = batch?;
-            let block = keys(&batch, "block", &blocks)?;
-            let name = keys(&batch, "name", &strings)?;
-            let unit = keys(&batch, "unit", &strings)?;
-            let target = keys(&batch, "target", &strings)?;
-            let properties = keys(&batch, "properties", &property_sets)?;
-            let index = column::<UInt32Array>(&batch, "index")?.values();
-            let ticks = column::<Int64Array>(&batch, "ticks")?.values();
-            let value = column::<Float64Array>(&batch, "value")?.values();
-            let integer = column::<BooleanArray>(&batch, "integer")?;
-            for i in 0..batch.num_rows() {
-                let Some(position) = blocks[block[i] as usize] else {
-                    continue;
-                };
-                self.orders.push(EventOrder::new(position, index[i]));
-                self.rows.push(MeasureRow {
-                    ns: clock.event_ns(ticks[i]),
-                    name: strings[name[i] as usize],
-                    unit: strings[unit[i] as usize],
-                    target: strings[target[i] as usize],
-                    value: value[i],
-                    integer: integer.value(i),
-                    properties: property_sets[properties[i] as usize],
-                });
-            }
+        let block = keys(batch, "block", &tables.blocks)?;
+        let name = keys(batch, "name", &tables.strings)?;
+        let unit = keys(batch, "unit", &tables.strings)?;
+        let target = keys(batch, "target", &tables.strings)?;
+        let properties = keys(batch, "properties", &tables.property_sets)?;
+        let index = column::<UInt32Array>(batch, "index")?.values();
+        let ticks = column::<Int64Array>(batch, "ticks")?.values();
+        let value = column::<Float64Array>(batch, "value")?.values();
+        let integer = column::<BooleanArray>(batch, "integer")?;
+        for i in 0..batch.num_rows() {
+            let Some(position) = tables.blocks[block[i] as usize] else {
+                continue;
+            };
+            self.orders.push(EventOrder::new(position, index[i]));
+            self.rows.push(MeasureRow {
+                ns: clock.event_ns(ticks[i]),
+                name: tables.strings[name[i] as usize],
+                unit: tables.strings[unit[i] as usize],
+                target: tables.strings[target[i] as usize],
+                value: value[i],
+                integer: integer.value(i),
+                properties: tables.property_sets[properties[i] as usize],
+            });
         }
         Ok(())
-    }
-
-    fn sort(&mut self) {
-        MeasureTable::sort(self)
     }
 }

@@ -14,12 +14,12 @@ mod files;
 mod log_rows;
 mod measure_rows;
 pub mod plan;
+mod shared;
 mod span_rows;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
-use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
@@ -32,14 +32,15 @@ use crate::lake::rows::{BlockRow, StreamRow, blocks_by_stream};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
 use catalog::{Catalog, PartitionRow};
-use files::PartitionRows;
 pub use files::RowTable;
+use files::{OpenFile, PartitionRows, read_file};
 use plan::Rows;
 pub use plan::{
     DEFAULT_BUCKET_SECONDS, DEFAULT_SMALL_STREAM_OBJECTS, Instance, Layout, MAX_BUCKET_SECONDS,
     View,
 };
 use plan::{FORMAT_VERSION, Planned};
+use shared::SharedFiles;
 
 /// Where partitions live and how they are cut.
 pub struct PartitionCache {
@@ -116,19 +117,12 @@ pub struct Prepared {
     files: Mutex<Vec<StoredFile>>,
     /// Per view instance (a stream or the process): the partitions holding its rows.
     instances: HashMap<(View, Uuid), Vec<InstanceRows>>,
-    /// Shared partitions decoded by the first of their streams to read them, kept for the
+    /// Shared partitions opened by the first of their streams to read them, read on by the
     /// others.
-    shared: Mutex<HashMap<usize, SharedRows>>,
+    shared: SharedFiles,
     stats: Mutex<PartitionStats>,
     /// Partitions rebuilt after damage in this run: healed once, never twice.
     healed: Mutex<HashSet<usize>>,
-}
-
-/// The decoded rows of a shared partition (a [`RowTable`]), and how many of its streams have
-/// yet to read them.
-struct SharedRows {
-    rows: Box<dyn Any + Send>,
-    readers_left: usize,
 }
 
 /// Where a view instance's rows are: a partition (index in the plan), all of it or, in a
@@ -169,7 +163,7 @@ impl Prepared {
             planned,
             files: Mutex::new(files),
             instances,
-            shared: Mutex::new(HashMap::new()),
+            shared: SharedFiles::default(),
             stats: Mutex::new(PartitionStats::default()),
             healed: Mutex::new(HashSet::new()),
         }
@@ -177,33 +171,6 @@ impl Prepared {
 
     pub fn stats(&self) -> PartitionStats {
         *lock(&self.stats)
-    }
-
-    /// The rows of a shared partition, decoded by an earlier reader: taken by the last of its
-    /// streams, copied by the others.
-    fn take_shared<T: RowTable>(&self, planned: usize, blocks: Range<u32>, table: &mut T) -> bool {
-        let mut shared = lock(&self.shared);
-        let Some(kept) = shared.get_mut(&planned) else {
-            return false;
-        };
-        let Some(rows) = kept.rows.downcast_ref::<T>() else {
-            return false;
-        };
-        table.append_blocks(rows, blocks);
-        kept.readers_left -= 1;
-        if kept.readers_left == 0 {
-            shared.remove(&planned);
-        }
-        true
-    }
-
-    /// Keeps the decoded rows of a shared partition for the streams yet to read them.
-    fn keep_shared<T: RowTable>(&self, planned: usize, rows: T) {
-        let readers_left = self.planned[planned].small_streams.len().saturating_sub(1);
-        if readers_left > 0 {
-            let rows = Box::new(rows);
-            lock(&self.shared).insert(planned, SharedRows { rows, readers_left });
-        }
     }
 }
 
@@ -230,6 +197,15 @@ impl std::fmt::Display for DamagedPartition {
 }
 
 impl std::error::Error for DamagedPartition {}
+
+/// A partition file whose rows cannot be read: damaged.
+fn undecodable(planned: usize, file: &StoredFile, e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(DamagedPartition {
+        planned,
+        key: file.key.clone(),
+        reason: format!("it cannot be decoded ({e:#})"),
+    })
+}
 
 /// xxh3-64 of a partition file: fast enough to check every file on every read.
 fn checksum(data: &[u8]) -> String {
@@ -639,14 +615,17 @@ impl PartitionCache {
     ) -> Result<()> {
         table.clear();
         let parts = prepared.instances.get(&(view, instance));
+        let reading = (view, clock);
         let mut to_fetch = Vec::new();
         for part in parts.map_or(&[][..], Vec::as_slice) {
-            let blocks = part.blocks.clone();
-            let taken = blocks.is_some_and(|b| prepared.take_shared(part.planned, b, table));
-            if !taken {
-                let file = lock(&prepared.files)[part.planned].clone();
-                to_fetch.push((part, file));
+            let file = lock(&prepared.files)[part.planned].clone();
+            if let Some(blocks) = part.blocks.clone() {
+                let taken = prepared.shared.take(part.planned, blocks, table, reading);
+                if taken.map_err(|e| undecodable(part.planned, &file, e))? {
+                    continue;
+                }
             }
+            to_fetch.push((part, file));
         }
         let mut fetches = futures::stream::iter(to_fetch.iter())
             .map(|&(part, ref file)| async move {
@@ -656,25 +635,17 @@ impl PartitionCache {
             .buffered(concurrency.max(1));
         while let Some((part, file, data)) = fetches.next().await {
             let data = data?;
-            let undecodable = |e: anyhow::Error| {
-                anyhow::Error::new(DamagedPartition {
-                    planned: part.planned,
-                    key: file.key.clone(),
-                    reason: format!("it cannot be decoded ({e:#})"),
-                })
-            };
-            match part.blocks.clone() {
-                None => (table.read_file(data, view, symbols, block_position, clock))
-                    .map_err(undecodable)?,
+            let read = match part.blocks.clone() {
+                None => read_file(table, data, view, symbols, block_position, clock),
                 Some(blocks) => {
-                    let mut rows = T::default();
-                    (rows.read_file(data, view, symbols, block_position, clock))
-                        .map_err(undecodable)?;
-                    rows.sort();
-                    table.append_blocks(&rows, blocks);
-                    prepared.keep_shared(part.planned, rows);
+                    OpenFile::open::<T>(data, view, symbols, block_position).and_then(|opened| {
+                        let readers = prepared.planned[part.planned].small_streams.len();
+                        let shared = &prepared.shared;
+                        shared.open(part.planned, (opened, readers), blocks, table, reading)
+                    })
                 }
-            }
+            };
+            read.map_err(|e| undecodable(part.planned, file, e))?;
         }
         table.sort();
         Ok(())

@@ -9,17 +9,14 @@ use anyhow::Result;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use parquet::arrow::ProjectionMask;
-use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::files::{BATCH_ROWS, FileBuilder, FileTables, PartitionRows, RowTable, column, keys};
+use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
 use super::plan::View;
 use crate::clock::Clock;
 use crate::decode::{DecodedBlock, SpanEvent};
 use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
-use crate::symbols::Symbols;
 
 const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
 /// Always 0 (scope: thread) in thread-view files.
@@ -164,98 +161,58 @@ impl PartitionRows for SpanRows {
 }
 
 impl RowTable for EventTable {
-    fn clear(&mut self) {
-        EventTable::clear(self)
+    fn skipped_columns(view: View) -> &'static [&'static str] {
+        match view.span_scope() {
+            Some(EventScope::Async) => &[],
+            _ => &ASYNC_ONLY_COLUMNS,
+        }
     }
 
-    fn append_blocks(&mut self, from: &Self, blocks: std::ops::Range<u32>) {
-        EventTable::append_blocks(self, from, blocks)
-    }
-
-    fn read_file(
+    /// Events with times in ns; the async columns only from async-view files.
+    fn read_batch(
         &mut self,
-        data: Bytes,
+        batch: &RecordBatch,
+        tables: &FileKeys,
         view: View,
-        symbols: &mut Symbols,
-        block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
     ) -> Result<()> {
-        decode(data, view, symbols, block_position, clock, self)
-    }
-
-    fn sort(&mut self) {
-        EventTable::sort(self)
-    }
-}
-
-/// Reads a span-view partition file into `out`: events with times in ns, strings interned in
-/// `symbols`. `block_position` gives each block's place in stream order (rows of blocks it
-/// lacks are skipped: they are not part of this export).
-pub fn decode(
-    data: Bytes,
-    view: View,
-    symbols: &mut Symbols,
-    block_position: &HashMap<Uuid, u32>,
-    clock: &Clock,
-    out: &mut EventTable,
-) -> Result<()> {
-    let FileTables {
-        builder,
-        strings,
-        property_sets: sets,
-        blocks,
-        rows,
-    } = FileTables::open(data, symbols, block_position)?;
-    let async_columns = view.span_scope() == Some(EventScope::Async);
-    out.events.reserve(rows);
-    out.orders.reserve(rows);
-    if async_columns {
-        out.ids.reserve(rows);
-    }
-    let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
-        .filter(|(_, f)| async_columns || !ASYNC_ONLY_COLUMNS.contains(&f.name().as_str()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-    for batch in builder.with_projection(mask).build()? {
-        let batch = batch?;
-        let block = keys(&batch, "block", &blocks)?;
-        let name = keys(&batch, "name", &strings)?;
-        let target = keys(&batch, "target", &strings)?;
-        let file = keys(&batch, "file", &strings)?;
-        let properties = keys(&batch, "properties", &sets)?;
-        let index = column::<UInt32Array>(&batch, "index")?.values();
-        let phase = column::<UInt8Array>(&batch, "phase")?.values();
-        let ticks = column::<Int64Array>(&batch, "ticks")?.values();
-        let line = column::<UInt32Array>(&batch, "line")?.values();
-        // Read only from async-view files: (scope, span_id, parent_span_id, depth).
-        let async_values = if async_columns {
-            Some((
-                column::<UInt8Array>(&batch, "scope")?.values(),
-                column::<UInt64Array>(&batch, "span_id")?.values(),
-                column::<UInt64Array>(&batch, "parent_span_id")?.values(),
-                column::<UInt32Array>(&batch, "depth")?.values(),
-            ))
-        } else {
-            None
+        let (strings, sets) = (&tables.strings, &tables.property_sets);
+        let block = keys(batch, "block", &tables.blocks)?;
+        let name = keys(batch, "name", strings)?;
+        let target = keys(batch, "target", strings)?;
+        let file = keys(batch, "file", strings)?;
+        let properties = keys(batch, "properties", sets)?;
+        let index = column::<UInt32Array>(batch, "index")?.values();
+        let phase = column::<UInt8Array>(batch, "phase")?.values();
+        let ticks = column::<Int64Array>(batch, "ticks")?.values();
+        let line = column::<UInt32Array>(batch, "line")?.values();
+        // (scope, span_id, parent_span_id, depth)
+        let async_values = match view.span_scope() {
+            Some(EventScope::Async) => Some((
+                column::<UInt8Array>(batch, "scope")?.values(),
+                column::<UInt64Array>(batch, "span_id")?.values(),
+                column::<UInt64Array>(batch, "parent_span_id")?.values(),
+                column::<UInt32Array>(batch, "depth")?.values(),
+            )),
+            _ => None,
         };
         for i in 0..batch.num_rows() {
-            let Some(position) = blocks[block[i] as usize] else {
+            let Some(position) = tables.blocks[block[i] as usize] else {
                 continue;
             };
-            out.orders.push(EventOrder::new(position, index[i]));
+            self.orders.push(EventOrder::new(position, index[i]));
             let mut scope = EventScope::Thread;
             if let Some((scopes, span_id, parent_span_id, depth)) = async_values {
                 if scopes[i] == 1 {
                     scope = EventScope::Async;
                 }
-                out.ids.push(AsyncIds {
+                self.ids.push(AsyncIds {
                     span_id: span_id[i],
                     parent_span_id: parent_span_id[i],
                     depth: depth[i],
                 });
             }
-            out.events.push(Event {
+            self.events.push(Event {
                 ns: clock.event_ns(ticks[i]),
                 scope,
                 phase: if phase[i] == 1 {
@@ -270,13 +227,16 @@ pub fn decode(
                 properties: sets[properties[i] as usize],
             });
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partitions::files::read_file;
+    use crate::symbols::Symbols;
+    use std::collections::HashMap;
 
     #[test]
     fn rows_survive_a_round_trip_through_parquet() {
@@ -327,13 +287,13 @@ mod tests {
         };
         let clock = Clock::for_process(&process, (None, None)).unwrap();
         let mut decoded = EventTable::default();
-        decode(
+        read_file(
+            &mut decoded,
             builder.finish().unwrap(),
             View::ASYNC_SPANS,
             &mut symbols,
             &positions,
             &clock,
-            &mut decoded,
         )
         .unwrap();
         assert_eq!(decoded.events.len(), 2);

@@ -12,6 +12,7 @@ use write_perfetto::clock::Clock;
 use write_perfetto::decode::{DecodedBlock, StreamDecoder};
 use write_perfetto::events::{
     AsyncIds, Event, EventOrder, EventTable, LogRow, LogTable, MeasureRow, MeasureTable,
+    OrderedRows,
 };
 use write_perfetto::export::{Content, pipeline};
 use write_perfetto::lake::rows::{
