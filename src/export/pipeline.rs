@@ -167,26 +167,32 @@ struct ReadTrack {
     interned: Interned,
 }
 
-/// Writes the thread tracks on two cores, numbered from `first_tid`. At most two tracks are
-/// alive at once: the reader starts the next one only when the encoder has taken the last.
-/// Returns the writer and the next thread id (one per track with spans).
+/// Thread tracks are handed to the encoder in batches of about this many spans: one hand-off
+/// (a thread wake-up) per track made thousands of small threads slow.
+const HANDOFF_SPANS: usize = 1 << 15;
+
+/// Writes the thread tracks on two cores, numbered from `first_tid`. At most two batches of
+/// tracks are alive at once: the reader starts the next one only when the encoder has taken the
+/// last. Returns the writer and the next thread id (one per track with spans).
 async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
     mut writer: TraceWriter<W>,
     first_tid: i32,
     progress: &Progress,
 ) -> Result<(TraceWriter<W>, i32)> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadTrack>(1);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<ReadTrack>>(1);
     let mut symbols = assembler.symbols.table().clone();
     let encoder = tokio::task::spawn_blocking(move || {
         let mut tracks = 0;
-        while let Some(read) = receiver.blocking_recv() {
-            symbols.append(read.interned);
-            if let Err(e) = writer.track(&symbols, read.track) {
-                return (writer, Err(e.context(WriteFailed)));
+        while let Some(batch) = receiver.blocking_recv() {
+            for read in batch {
+                symbols.append(read.interned);
+                if let Err(e) = writer.track(&symbols, read.track) {
+                    return (writer, Err(e.context(WriteFailed)));
+                }
+                crate::pause::at(crate::pause::Point::ThreadTrackWritten);
+                tracks += 1;
             }
-            crate::pause::at(crate::pause::Point::ThreadTrackWritten);
-            tracks += 1;
         }
         match writer.flush_threads(&symbols) {
             Ok(()) => (writer, Ok(tracks)),
@@ -205,7 +211,7 @@ async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stat
 
 async fn read_thread_tracks<S: EventSource<EventTable>>(
     assembler: &mut ProcessAssembler<'_, S>,
-    sender: tokio::sync::mpsc::Sender<ReadTrack>,
+    sender: tokio::sync::mpsc::Sender<Vec<ReadTrack>>,
     mut tid: i32,
     progress: &Progress,
 ) -> Result<()> {
@@ -213,15 +219,21 @@ async fn read_thread_tracks<S: EventSource<EventTable>>(
     // included: they go with the next track).
     let mut sent = assembler.symbols.mark();
     let threads = assembler.thread_count();
+    let (mut batch, mut batch_spans) = (Vec::new(), 0);
     for k in 0..threads {
-        let Ok(permit) = sender.reserve().await else {
-            return Ok(()); // the encoder stopped; it says why
-        };
         if let Some(track) = assembler.thread_track(k, tid).await? {
             tid += 1;
             let interned = assembler.symbols.interned_since(sent);
             sent = assembler.symbols.mark();
-            permit.send(ReadTrack { track, interned });
+            batch_spans += track.slices.len();
+            batch.push(ReadTrack { track, interned });
+        }
+        let last = k + 1 == threads;
+        if (batch_spans >= HANDOFF_SPANS || last) && !batch.is_empty() {
+            if sender.send(std::mem::take(&mut batch)).await.is_err() {
+                return Ok(()); // the encoder stopped; it says why
+            }
+            batch_spans = 0;
         }
         let spans = assembler.stats.thread_spans;
         progress.stage(&format!(
