@@ -126,11 +126,10 @@ async fn read_process(
 ) -> Result<std::result::Result<ProcessState, String>> {
     let id = process.process_id;
     // All kinds in one query each: a process has thousands of thread streams, or few streams.
-    // One snapshot: every block listed has its stream listed too (the query joins them).
-    let (streams, blocks) = (
-        snapshot.process_streams(&id).await?,
-        snapshot.process_blocks(&id).await?,
-    );
+    // One snapshot: every stream of a block listed is listed too, unless the lake lacks it
+    // (its blocks are then left out, as Micromegas ignores them).
+    let streams = snapshot.process_streams(&id).await?;
+    let blocks = of_streams(&streams, &snapshot.process_blocks(&id).await?);
     let read = |wanted: bool, kind| match wanted {
         true => Streams::of_kind(&streams, &blocks, kind),
         false => Streams::default(),
