@@ -1,7 +1,7 @@
-//! Building partitions, one stream at a time: each needed block is fetched and decoded once
-//! (in parallel, consumed in stream order as it arrives) and its events go straight into the
-//! column builders of the partitions being built. A stream's own partitions are written when
-//! the stream is done, while the next stream is decoded; the partitions several streams share
+//! Building partitions: each needed block is fetched and decoded once (in parallel, across
+//! streams, consumed in stream order as it arrives) and its events go straight into the column
+//! builders of the partitions being built. A stream's own partitions are written when its last
+//! block is consumed, while the next streams are decoded; the partitions several streams share
 //! (the process's, small streams') at the end. Any block that cannot be read or decoded fails
 //! the build, naming the block, before its partitions are recorded.
 
@@ -30,46 +30,119 @@ pub async fn build(
     keys: &mut [Option<StoredFile>],
 ) -> Result<()> {
     let reasons: HashMap<usize, &Stale> = to_build.iter().map(|(i, r)| (*i, r)).collect();
-    // Which partition being built each block feeds, per view.
+    // Which partition being built each block feeds, per view; the builders of the partitions
+    // several streams share.
     let mut feeds = Feeds::new();
-    let mut process_builders: BTreeMap<usize, Box<dyn PartitionRows>> = BTreeMap::new();
+    let mut shared: Partitions = BTreeMap::new();
     for &(i, _) in to_build {
         let view = planned[i].view;
         if holds_many_streams(&planned[i]) {
-            process_builders.insert(i, new_rows(view)?);
+            shared.insert(i, new_rows(view)?);
         }
         let feed = feeds.entry(view).or_default();
         for &b in &planned[i].blocks {
             feed.insert(b, i);
         }
     }
-    // Blocks are fetched `concurrency` at a time (for remote stores), but decoded only as
-    // many at once as there are workers: more would only add threads, each with its stack.
-    let decoding =
-        tokio::sync::Semaphore::new(tokio::runtime::Handle::current().metrics().num_workers());
-    let store = |builders: BTreeMap<usize, Box<dyn PartitionRows>>| {
-        store_all(cache, request, planned, builders, &reasons)
-    };
-    // Each stream's partitions to build and blocks, found once: thousands of streams would
-    // each scan them all.
-    let mut stream_partitions: HashMap<uuid::Uuid, Vec<usize>> = HashMap::new();
+    // Each stream's own partitions to build, found once: thousands of streams would each scan
+    // them all.
+    let mut own_partitions: HashMap<Uuid, Vec<usize>> = HashMap::new();
     for &(i, _) in to_build {
         if !holds_many_streams(&planned[i]) {
-            stream_partitions
-                .entry(planned[i].instance)
-                .or_default()
-                .push(i);
+            let of_stream = own_partitions.entry(planned[i].instance).or_default();
+            of_stream.push(i);
         }
     }
+    let own_builders = |k: usize| -> Result<Partitions> {
+        let stream = request.streams[k].stream_id;
+        let partitions = own_partitions.get(&stream).map_or(&[][..], Vec::as_slice);
+        (partitions.iter())
+            .map(|&i| Ok((i, new_rows(planned[i].view)?)))
+            .collect()
+    };
+    let store = |builders: Partitions| store_all(cache, request, planned, builders, &reasons);
+    // Blocks are fetched `concurrency` at a time (for remote stores), across streams, but
+    // decoded only as many at once as there are workers: more would only add threads.
+    let decoding =
+        tokio::sync::Semaphore::new(tokio::runtime::Handle::current().metrics().num_workers());
+    let work = blocks_to_decode(lake, request, &feeds).await?;
+    let mut decoded = futures::stream::iter(work)
+        .map(|(k, b, decoder)| {
+            let decoding = &decoding;
+            async move {
+                Ok::<_, anyhow::Error>((
+                    k,
+                    decode_block(lake, &decoder, decoding, request, b).await?,
+                ))
+            }
+        })
+        .buffered(request.concurrency.max(1));
+    // A stream's own partitions are stored while the next streams are decoded.
+    let mut storing = futures::stream::FuturesOrdered::new();
+    let mut current: Option<(usize, Partitions)> = None;
+    loop {
+        tokio::select! {
+            biased;
+            Some(stored) = storing.next() => record(stored?, keys, stats),
+            next = decoded.next() => {
+                let Some(next) = next else { break };
+                let (k, (b, events, size)) = next?;
+                if current.as_ref().is_none_or(|(stream, _)| *stream != k) {
+                    if let Some((_, own)) = current.take() {
+                        // One stream's partitions stored at a time: in order, as explained.
+                        if let Some(stored) = storing.next().await {
+                            record(stored?, keys, stats);
+                        }
+                        storing.push_back(store(own));
+                    }
+                    current = Some((k, own_builders(k)?));
+                }
+                stats.blocks_read += 1;
+                stats.payload_bytes += size;
+                let own = &mut current.as_mut().expect("set above").1;
+                let block_id = request.blocks[b].block_id;
+                for feed in feeds.values() {
+                    let Some(p) = feed.get(&b) else { continue };
+                    if let Some(builder) = own.get_mut(p).or_else(|| shared.get_mut(p)) {
+                        builder.push_block(block_id, &events)?;
+                    }
+                }
+            }
+        }
+    }
+    if let Some((_, own)) = current.take() {
+        if let Some(stored) = storing.next().await {
+            record(stored?, keys, stats);
+        }
+        storing.push_back(store(own));
+    }
+    while let Some(stored) = storing.next().await {
+        record(stored?, keys, stats);
+    }
+    record(store(shared).await?, keys, stats);
+    Ok(())
+}
+
+/// Partitions being built: (index in the plan, its rows).
+type Partitions = BTreeMap<usize, Box<dyn PartitionRows>>;
+
+/// The blocks partitions being built need, stream after stream (in stream order): (stream
+/// index, block position, the stream's decoder).
+async fn blocks_to_decode(
+    lake: &Lake,
+    request: &EventsRequest<'_>,
+    feeds: &Feeds,
+) -> Result<Vec<(usize, usize, Arc<StreamDecoder>)>> {
     let stream_blocks = blocks_by_stream(request.blocks);
-    let needs_decoding = |blocks: &[usize]| {
+    let needed = |stream: &StreamRow| {
+        let blocks = (stream_blocks.get(&stream.stream_id)).map_or(&[][..], Vec::as_slice);
         (blocks.iter().copied())
             .filter(|b| feeds.values().any(|feed| feed.contains_key(b)))
             .collect::<Vec<usize>>()
     };
-    let to_decode: HashSet<Uuid> = (stream_blocks.iter())
-        .filter(|(_, blocks)| !needs_decoding(blocks).is_empty())
-        .map(|(&stream, _)| stream)
+    let to_decode: HashSet<Uuid> = (request.streams.iter())
+        .filter(|s| !needed(s).is_empty())
+        .map(|s| s.stream_id)
         .collect();
     let mut decoders = Decoders {
         types: (lake.metadata)
@@ -77,56 +150,15 @@ pub async fn build(
             .await?,
         built: HashMap::new(),
     };
-    // A stream's partitions are stored while the next stream is decoded.
-    let mut storing = None;
-    for stream in request.streams {
-        let partitions = stream_partitions
-            .get(&stream.stream_id)
-            .map_or(&[][..], Vec::as_slice);
-        let mut builders = Builders {
-            stream: (partitions.iter())
-                .map(|&i| Ok((i, new_rows(planned[i].view)?)))
-                .collect::<Result<_>>()?,
-            process: process_builders,
-        };
-        let blocks = stream_blocks
-            .get(&stream.stream_id)
-            .map_or(&[][..], Vec::as_slice);
-        let needed = needs_decoding(blocks);
-        let decoder = match needed.is_empty() {
-            true => None,
-            false => Some(decoders.of(stream)?),
-        };
-        let decoded = decode_stream(
-            lake,
-            request,
-            (stream, decoder),
-            &needed,
-            &feeds,
-            &decoding,
-            &mut builders,
-        );
-        let (decoded, stored) = match storing.take() {
-            Some(previous) => {
-                let (decoded, stored) = futures::future::join(decoded, previous).await;
-                (decoded, Some(stored))
-            }
-            None => (decoded.await, None),
-        };
-        if let Some(stored) = stored {
-            record(stored?, keys, stats);
+    let mut work = Vec::new();
+    for (k, stream) in request.streams.iter().enumerate() {
+        let blocks = needed(stream);
+        if !blocks.is_empty() {
+            let decoder = decoders.of(stream)?;
+            work.extend(blocks.into_iter().map(|b| (k, b, decoder.clone())));
         }
-        let (blocks, bytes) = decoded?;
-        stats.blocks_read += blocks;
-        stats.payload_bytes += bytes;
-        process_builders = builders.process;
-        storing = Some(store(builders.stream));
     }
-    if let Some(previous) = storing {
-        record(previous.await?, keys, stats);
-    }
-    record(store(process_builders).await?, keys, stats);
-    Ok(())
+    Ok(work)
 }
 
 /// Whether a partition is built across streams (the process's, or small streams'), rather
@@ -137,21 +169,6 @@ fn holds_many_streams(p: &Planned) -> bool {
 
 /// Per view: which partition being built (index in the plan) each block (by position) feeds.
 type Feeds = BTreeMap<View, HashMap<usize, usize>>;
-
-/// The partitions being built while a stream is decoded: its own, and the process's.
-struct Builders {
-    stream: BTreeMap<usize, Box<dyn PartitionRows>>,
-    process: BTreeMap<usize, Box<dyn PartitionRows>>,
-}
-
-impl Builders {
-    fn get_mut(&mut self, planned: usize) -> Option<&mut Box<dyn PartitionRows>> {
-        match self.stream.get_mut(&planned) {
-            Some(builder) => Some(builder),
-            None => self.process.get_mut(&planned),
-        }
-    }
-}
 
 fn record(
     stored: Vec<(usize, StoredFile)>,
@@ -198,45 +215,13 @@ impl Decoders {
     }
 }
 
-/// Decodes the `needed` blocks of one stream (their positions, in stream order) into the
-/// builders of the partitions being built; returns how many blocks and payload bytes were read.
-async fn decode_stream(
-    lake: &Lake,
-    request: &EventsRequest<'_>,
-    (stream, decoder): (&StreamRow, Option<Arc<StreamDecoder>>),
-    needed: &[usize],
-    feeds: &Feeds,
-    decoding: &tokio::sync::Semaphore,
-    builders: &mut Builders,
-) -> Result<(u64, u64)> {
-    let Some(decoder) = decoder else {
-        return Ok((0, 0));
-    };
-    let mut decoded = futures::stream::iter(needed.iter().copied())
-        .map(|b| decode_block(lake, stream, &decoder, decoding, request, b))
-        .buffered(request.concurrency.max(1));
-    let (mut blocks, mut bytes) = (0, 0);
-    while let Some(block) = decoded.next().await {
-        let (b, events, size) = block?;
-        blocks += 1;
-        bytes += size;
-        let block_id = request.blocks[b].block_id;
-        for feed in feeds.values() {
-            if let Some(builder) = feed.get(&b).and_then(|&p| builders.get_mut(p)) {
-                builder.push_block(block_id, &events)?;
-            }
-        }
-    }
-    Ok((blocks, bytes))
-}
-
 /// Stores built partitions one after the other (in partition order: the explanations come out
 /// in a stable order); returns their file keys.
 async fn store_all(
     cache: &PartitionCache,
     request: &EventsRequest<'_>,
     planned: &[Planned],
-    builders: BTreeMap<usize, Box<dyn PartitionRows>>,
+    builders: Partitions,
     reasons: &HashMap<usize, &Stale>,
 ) -> Result<Vec<(usize, StoredFile)>> {
     let mut stored = Vec::with_capacity(builders.len());
@@ -273,7 +258,6 @@ async fn store(
 /// Fetches and decodes one block (index `b` of the request's blocks) on a blocking thread.
 async fn decode_block(
     lake: &Lake,
-    stream: &StreamRow,
     decoder: &Arc<StreamDecoder>,
     decoding: &tokio::sync::Semaphore,
     request: &EventsRequest<'_>,
@@ -281,7 +265,6 @@ async fn decode_block(
 ) -> Result<(usize, DecodedBlock, u64)> {
     let block = request.blocks[b].clone();
     let decoder = decoder.clone();
-    debug_assert_eq!(block.stream_id, stream.stream_id);
     let payload = lake.block_payload(&block).await?;
     let size = payload.len() as u64;
     let _permit = decoding
