@@ -618,14 +618,18 @@ impl PartitionCache {
         let reading = (view, clock);
         let mut to_fetch = Vec::new();
         for part in parts.map_or(&[][..], Vec::as_slice) {
-            let file = lock(&prepared.files)[part.planned].clone();
+            let file = || lock(&prepared.files)[part.planned].clone();
             if let Some(blocks) = part.blocks.clone() {
                 let taken = prepared.shared.take(part.planned, blocks, table, reading);
-                if taken.map_err(|e| undecodable(part.planned, &file, e))? {
+                if taken.map_err(|e| undecodable(part.planned, &file(), e))? {
                     continue;
                 }
             }
-            to_fetch.push((part, file));
+            to_fetch.push((part, file()));
+        }
+        if to_fetch.is_empty() {
+            table.sort();
+            return Ok(());
         }
         let mut fetches = futures::stream::iter(to_fetch.iter())
             .map(|&(part, ref file)| async move {
