@@ -151,7 +151,7 @@ macro_rules! fetch_json_chunks {
 /// Rows per chunk of [`json_chunks`].
 const JSON_CHUNK_ROWS: usize = 1024;
 
-/// A SQLite query returning the rows of `from` (after the CTEs of `with`), ordered by
+/// A SQLite query returning the rows of `from` (a table or a subquery), ordered by
 /// `order_by`, [`JSON_CHUNK_ROWS`] rows to a result row: a JSON array of `[n, [columns]]`, `n`
 /// the row's rank (within a chunk, rows are put in order by it after parsing: cheaper than
 /// SQLite's ordered aggregate). SQLite's driver hands each result row over from a worker
