@@ -110,9 +110,9 @@ type BlockTuple = (
 /// string is ever spliced into SQL.
 /// Runs the query and maps each row as it arrives: only the mapped rows are held.
 macro_rules! fetch_map {
-    ($row:ty, $sql:expr, $args:expr, $executor:expr, $map:expr) => {{
+    ($sql:expr, $args:expr, $executor:expr, $map:expr) => {{
         use futures::TryStreamExt;
-        let mut query = sqlx::query_as::<_, $row>($sql);
+        let mut query = sqlx::query_as::<_, T>($sql);
         for arg in $args {
             query = match arg {
                 Arg::Text(text) => query.bind(text.clone()),
@@ -125,26 +125,6 @@ macro_rules! fetch_map {
             mapped.push(($map)(row)?);
         }
         Ok(mapped)
-    }};
-}
-
-/// Runs a SQLite query of [`json_chunks`] and maps each row of each chunk as it arrives.
-macro_rules! fetch_json_chunks {
-    ($sql:expr, $args:expr, $executor:expr, $map:expr) => {{
-        let mut map = $map;
-        let chunks: Result<Vec<Vec<U>>> =
-            fetch_map!((Option<String>,), $sql, $args, $executor, |(chunk,): (
-                Option<String>,
-            )| {
-                let mut rows: Vec<(i64, T)> =
-                    serde_json::from_str(chunk.as_deref().unwrap_or("[]"))
-                        .context("metadata query returned malformed rows")?;
-                rows.sort_by_key(|(n, _)| *n);
-                rows.into_iter()
-                    .map(|(_, row)| (&mut map)(row))
-                    .collect::<Result<Vec<U>>>()
-            });
-        chunks.map(|chunks| chunks.into_iter().flatten().collect())
     }};
 }
 
@@ -180,18 +160,41 @@ pub trait MetadataReads {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
 
+    /// Whether the lake's metadata is in SQLite.
+    #[doc(hidden)]
+    fn is_sqlite(&self) -> bool;
+
     /// Runs a query of many rows on the backend at hand, mapping each row as it arrives; on
-    /// SQLite as [`json_chunks`].
+    /// SQLite, `sqlite_chunks_sql` is a [`json_chunks`] query.
     #[doc(hidden)]
     async fn fetch_map_chunked<T, U>(
         &self,
         pg_sql: &str,
         sqlite_chunks_sql: &str,
         args: &[Arg],
-        map: impl FnMut(T) -> Result<U> + Send,
+        mut map: impl FnMut(T) -> Result<U> + Send,
     ) -> Result<Vec<U>>
     where
-        T: for<'r> FromRow<'r, PgRow> + serde::de::DeserializeOwned + Send + Unpin;
+        T: for<'r> FromRow<'r, PgRow>
+            + for<'r> FromRow<'r, SqliteRow>
+            + serde::de::DeserializeOwned
+            + Send
+            + Unpin,
+    {
+        if !self.is_sqlite() {
+            return self.fetch_map(pg_sql, sqlite_chunks_sql, args, map).await;
+        }
+        let parse_chunk = |(chunk,): (Option<String>,)| {
+            let mut rows: Vec<(i64, T)> = serde_json::from_str(chunk.as_deref().unwrap_or("[]"))
+                .context("metadata query returned malformed rows")?;
+            rows.sort_by_key(|(n, _)| *n);
+            (rows.into_iter())
+                .map(|(_, row)| map(row))
+                .collect::<Result<Vec<U>>>()
+        };
+        let chunks = (self.fetch_map(pg_sql, sqlite_chunks_sql, args, parse_chunk)).await?;
+        Ok(chunks.into_iter().flatten().collect())
+    }
 
     /// Runs the query of the backend at hand.
     #[doc(hidden)]
@@ -400,25 +403,13 @@ impl MetadataReads for MetadataDb {
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         match self {
-            MetadataDb::Postgres(pool) => fetch_map!(T, pg_sql, args, pool, map),
-            MetadataDb::Sqlite(pool) => fetch_map!(T, sqlite_sql, args, pool, map),
+            MetadataDb::Postgres(pool) => fetch_map!(pg_sql, args, pool, map),
+            MetadataDb::Sqlite(pool) => fetch_map!(sqlite_sql, args, pool, map),
         }
     }
 
-    async fn fetch_map_chunked<T, U>(
-        &self,
-        pg_sql: &str,
-        sqlite_chunks_sql: &str,
-        args: &[Arg],
-        mut map: impl FnMut(T) -> Result<U> + Send,
-    ) -> Result<Vec<U>>
-    where
-        T: for<'r> FromRow<'r, PgRow> + serde::de::DeserializeOwned + Send + Unpin,
-    {
-        match self {
-            MetadataDb::Postgres(pool) => fetch_map!(T, pg_sql, args, pool, map),
-            MetadataDb::Sqlite(pool) => fetch_json_chunks!(sqlite_chunks_sql, args, pool, map),
-        }
+    fn is_sqlite(&self) -> bool {
+        matches!(self, MetadataDb::Sqlite(_))
     }
 }
 
@@ -427,6 +418,7 @@ impl MetadataReads for MetadataDb {
 /// ingested shows a consistent state — never a block without its stream.
 pub struct Snapshot {
     transaction: tokio::sync::Mutex<SnapshotTransaction>,
+    sqlite: bool,
 }
 
 enum SnapshotTransaction {
@@ -448,6 +440,7 @@ impl MetadataDb {
             }
         };
         Ok(Snapshot {
+            sqlite: matches!(transaction, SnapshotTransaction::Sqlite(_)),
             transaction: tokio::sync::Mutex::new(transaction),
         })
     }
@@ -476,28 +469,13 @@ impl MetadataReads for Snapshot {
     {
         let mut transaction = self.transaction.lock().await;
         match &mut *transaction {
-            SnapshotTransaction::Postgres(tx) => fetch_map!(T, pg_sql, args, &mut **tx, map),
-            SnapshotTransaction::Sqlite(tx) => fetch_map!(T, sqlite_sql, args, &mut **tx, map),
+            SnapshotTransaction::Postgres(tx) => fetch_map!(pg_sql, args, &mut **tx, map),
+            SnapshotTransaction::Sqlite(tx) => fetch_map!(sqlite_sql, args, &mut **tx, map),
         }
     }
 
-    async fn fetch_map_chunked<T, U>(
-        &self,
-        pg_sql: &str,
-        sqlite_chunks_sql: &str,
-        args: &[Arg],
-        mut map: impl FnMut(T) -> Result<U> + Send,
-    ) -> Result<Vec<U>>
-    where
-        T: for<'r> FromRow<'r, PgRow> + serde::de::DeserializeOwned + Send + Unpin,
-    {
-        let mut transaction = self.transaction.lock().await;
-        match &mut *transaction {
-            SnapshotTransaction::Postgres(tx) => fetch_map!(T, pg_sql, args, &mut **tx, map),
-            SnapshotTransaction::Sqlite(tx) => {
-                fetch_json_chunks!(sqlite_chunks_sql, args, &mut **tx, map)
-            }
-        }
+    fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 }
 
