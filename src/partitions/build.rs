@@ -134,15 +134,18 @@ async fn blocks_to_decode(
     feeds: &Feeds,
 ) -> Result<Vec<(usize, usize, Arc<StreamDecoder>)>> {
     let stream_blocks = blocks_by_stream(request.blocks);
-    let needed = |stream: &StreamRow| {
-        let blocks = (stream_blocks.get(&stream.stream_id)).map_or(&[][..], Vec::as_slice);
-        (blocks.iter().copied())
-            .filter(|b| feeds.values().any(|feed| feed.contains_key(b)))
-            .collect::<Vec<usize>>()
-    };
-    let to_decode: HashSet<Uuid> = (request.streams.iter())
-        .filter(|s| !needed(s).is_empty())
-        .map(|s| s.stream_id)
+    let needed: Vec<(usize, Vec<usize>)> = (request.streams.iter().enumerate())
+        .map(|(k, stream)| {
+            let blocks = (stream_blocks.get(&stream.stream_id)).map_or(&[][..], Vec::as_slice);
+            let fed = (blocks.iter().copied())
+                .filter(|b| feeds.values().any(|feed| feed.contains_key(b)))
+                .collect();
+            (k, fed)
+        })
+        .filter(|(_, blocks): &(usize, Vec<usize>)| !blocks.is_empty())
+        .collect();
+    let to_decode: HashSet<Uuid> = (needed.iter())
+        .map(|&(k, _)| request.streams[k].stream_id)
         .collect();
     let mut decoders = Decoders {
         types: (lake.metadata)
@@ -151,12 +154,9 @@ async fn blocks_to_decode(
         built: HashMap::new(),
     };
     let mut work = Vec::new();
-    for (k, stream) in request.streams.iter().enumerate() {
-        let blocks = needed(stream);
-        if !blocks.is_empty() {
-            let decoder = decoders.of(stream)?;
-            work.extend(blocks.into_iter().map(|b| (k, b, decoder.clone())));
-        }
+    for (k, blocks) in needed {
+        let decoder = decoders.of(&request.streams[k])?;
+        work.extend(blocks.into_iter().map(|b| (k, b, decoder.clone())));
     }
     Ok(work)
 }
