@@ -313,29 +313,65 @@ fn blocks_exactly_on_bucket_boundaries_are_reused_on_the_second_export(backend: 
 // ---------------------------------------------------------------------------------------------
 // 2. A late block
 
+/// Bucket width of the late-block scenarios: the spread blocks make several buckets.
+const LATE_SECONDS: i64 = 300;
+
+/// A late block, on spread insert times and `LATE_SECONDS` buckets: the export without it, the
+/// (verbose) export once it arrives, the block, and the beginning of its bucket.
+struct LateBlock {
+    without: Export,
+    with: Export,
+    late: BlockRow,
+    begin_us: i64,
+}
+
+impl LateBlock {
+    fn arrives(lake: &PartitionLake) -> Self {
+        lake.spread_insert_times();
+        let late = late_block_candidate(lake, LATE_SECONDS);
+        lake.set_block_aside(&late.block_id);
+        let seconds = LATE_SECONDS.to_string();
+        let without = lake.export(&["--partition-seconds", &seconds]);
+        lake.bring_block_back();
+        let with = lake.export(&["-v", "--partition-seconds", &seconds]);
+        let begin_us = bucket_of(&late.insert_time, LATE_SECONDS).0;
+        Self {
+            without,
+            with,
+            late,
+            begin_us,
+        }
+    }
+
+    /// The thread blocks of the late block's bucket.
+    fn blocks_in_bucket(&self, lake: &PartitionLake) -> u64 {
+        let blocks = lake.blocks();
+        let in_bucket = blocks
+            .iter()
+            .filter(|b| bucket_of(&b.insert_time, LATE_SECONDS).0 == self.begin_us);
+        in_bucket.count() as u64
+    }
+}
+
 fn a_late_block_rebuilds_only_its_stream_and_async_partitions_of_its_bucket(backend: Backend) {
-    const SECONDS: i64 = 300;
     let lake = PartitionLake::per_stream(backend);
-    lake.spread_insert_times();
-    let late = late_block_candidate(&lake, SECONDS);
-    lake.set_block_aside(&late.block_id);
-    let seconds = SECONDS.to_string();
-    let without = lake.export(&["--partition-seconds", &seconds]);
+    let arrived = LateBlock::arrives(&lake);
+    let (without, with) = (&arrived.without, &arrived.with);
     assert_eq!(without.reused(), 0);
     assert!(
         without.built() > DEFAULT_PARTITIONS,
         "several buckets: {}",
         without.stderr
     );
-
-    lake.bring_block_back();
-    let with = lake.export(&["-v", "--partition-seconds", &seconds]);
-    let (begin_us, _) = bucket_of(&late.insert_time, SECONDS);
-    let begin = begin_text(begin_us);
+    let begin = begin_text(arrived.begin_us);
     assert_only_rebuilt(
-        &with,
+        with,
         &[
-            ("thread_spans", late.stream_id.to_string(), begin.clone()),
+            (
+                "thread_spans",
+                arrived.late.stream_id.to_string(),
+                begin.clone(),
+            ),
             ("async_events", lake.process_id.clone(), begin.clone()),
         ],
         "1 new block;",
@@ -343,18 +379,14 @@ fn a_late_block_rebuilds_only_its_stream_and_async_partitions_of_its_bucket(back
     assert_eq!(with.reused(), without.built() - 2, "{}", with.stderr);
     // Only the blocks of the late block's bucket were decoded (the async partition needs them
     // all; the thread partition a subset).
-    let in_bucket = lake
-        .blocks()
-        .iter()
-        .filter(|b| bucket_of(&b.insert_time, SECONDS).0 == begin_us)
-        .count();
-    assert_eq!(with.blocks_read(), in_bucket as u64);
+    assert_eq!(with.blocks_read(), arrived.blocks_in_bucket(&lake));
 
     let cold = lake.cold_export();
     assert_eq!(with.trace, cold.trace, "warm export == cold export");
     assert_eq!(with.sha256(), cold.sha256());
     assert_live_rows_consistent(&lake.catalog_rows(), lake.store_root());
 
+    let seconds = LATE_SECONDS.to_string();
     let again = lake.export(&["--partition-seconds", &seconds]);
     all_reused(&again, with.built() + with.reused());
     assert_eq!(again.trace, cold.trace);
@@ -805,31 +837,26 @@ fn small_streams_share_one_partition_per_bucket(backend: Backend) {
 fn a_late_block_of_a_small_stream_rebuilds_only_the_shared_and_async_partitions_of_its_bucket(
     backend: Backend,
 ) {
-    const SECONDS: i64 = 300;
     let lake = PartitionLake::new(backend);
-    lake.spread_insert_times();
-    let late = late_block_candidate(&lake, SECONDS);
-    lake.set_block_aside(&late.block_id);
-    let seconds = SECONDS.to_string();
-    let without = lake.export(&["--partition-seconds", &seconds]);
-    lake.bring_block_back();
-    let with = lake.export(&["-v", "--partition-seconds", &seconds]);
-    let (begin_us, _) = bucket_of(&late.insert_time, SECONDS);
-    let begin = begin_text(begin_us);
+    let arrived = LateBlock::arrives(&lake);
+    let begin = begin_text(arrived.begin_us);
+    let with = &arrived.with;
     assert_only_rebuilt(
-        &with,
+        with,
         &[
             ("thread_spans", lake.process_id.clone(), begin.clone()),
             ("async_events", lake.process_id.clone(), begin.clone()),
         ],
         "1 new block;",
     );
-    assert_eq!(with.reused(), without.built() - 2, "{}", with.stderr);
+    assert_eq!(
+        with.reused(),
+        arrived.without.built() - 2,
+        "{}",
+        with.stderr
+    );
     // Both need every thread block of the bucket, decoded once.
-    let in_bucket = (lake.blocks().iter())
-        .filter(|b| bucket_of(&b.insert_time, SECONDS).0 == begin_us)
-        .count();
-    assert_eq!(with.blocks_read(), in_bucket as u64);
+    assert_eq!(with.blocks_read(), arrived.blocks_in_bucket(&lake));
     assert_eq!(
         with.trace,
         lake.cold_export().trace,
