@@ -1,5 +1,6 @@
 //! Assembled tracks → trace bytes, on two cores: this task reads and assembles a thread while
-//! a blocking thread encodes the one before; then each further kind of content in turn.
+//! a blocking thread encodes the one before, then reads the async spans while the last threads
+//! are encoded; then each further kind of content in turn.
 //! The one path from a source of events to a trace, for exports and their tests alike.
 
 use anyhow::{Context, Result};
@@ -10,7 +11,7 @@ use crate::events::{EventTable, LogTable, MeasureTable};
 use crate::progress::Progress;
 use crate::symbols::Interned;
 use crate::trace::TraceWriter;
-use crate::tracks::{ProcessHeading, Track};
+use crate::tracks::{ProcessHeading, Track, TrackGroup};
 
 /// A kind of content a trace can show, in the order traces show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,21 +124,20 @@ where
 {
     if contents.contains(&Content::ThreadSpans) {
         let first = tid;
-        (writer, tid) = write_thread_tracks(assembler, writer, tid, progress).await?;
+        let encoding = start_thread_tracks(assembler, writer, tid, progress).await;
+        // The async spans are read while the last thread tracks are encoded.
+        let group = match contents.contains(&Content::AsyncSpans) {
+            true => Some(async_group(assembler, progress).await),
+            false => None,
+        };
+        (writer, tid) = encoding.finish().await?;
         counts.thread += (tid - first) as usize;
-    }
-    if contents.contains(&Content::AsyncSpans) {
-        // What the thread stage freed goes back first: the async stage has the highest peak.
-        crate::memory::give_back_freed();
-        progress.stage(&format!(
-            "writing spans: {} thread spans, now the async spans",
-            assembler.stats.thread_spans
-        ));
-        let group = assembler.async_tracks().await?;
-        writer
-            .track_group(&assembler.symbols, &group)
-            .context(WriteFailed)?;
-        counts.async_ += group.lanes.len();
+        if let Some(group) = group {
+            write_async_group(&mut writer, assembler, &group?, counts)?;
+        }
+    } else if contents.contains(&Content::AsyncSpans) {
+        let group = async_group(assembler, progress).await?;
+        write_async_group(&mut writer, assembler, &group, counts)?;
     }
     for content in contents {
         let Content::Logs { max_level } = *content else {
@@ -171,15 +171,60 @@ struct ReadTrack {
 /// (a thread wake-up) per track made thousands of small threads slow.
 const HANDOFF_SPANS: usize = 1 << 15;
 
-/// Writes the thread tracks on two cores, numbered from `first_tid`. At most two batches of
-/// tracks are alive at once: the reader starts the next one only when the encoder has taken the
-/// last. Returns the writer and the next thread id (one per track with spans).
-async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
+/// The async spans' lanes.
+async fn async_group<S: EventSource<EventTable>>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    progress: &Progress,
+) -> Result<TrackGroup> {
+    // What the thread stage freed goes back first: the async stage has the highest peak.
+    crate::memory::give_back_freed();
+    progress.stage(&format!(
+        "writing spans: {} thread spans, now the async spans",
+        assembler.stats.thread_spans
+    ));
+    assembler.async_tracks().await
+}
+
+fn write_async_group<S, W: Write>(
+    writer: &mut TraceWriter<W>,
+    assembler: &ProcessAssembler<'_, S>,
+    group: &TrackGroup,
+    counts: &mut TrackCounts,
+) -> Result<()> {
+    (writer.track_group(&assembler.symbols, group)).context(WriteFailed)?;
+    counts.async_ += group.lanes.len();
+    Ok(())
+}
+
+/// Thread tracks read, and being encoded on a blocking thread.
+struct ThreadEncoding<W: Write> {
+    encoder: tokio::task::JoinHandle<(TraceWriter<W>, Result<i32>)>,
+    read: Result<()>,
+    first_tid: i32,
+}
+
+impl<W: Write> ThreadEncoding<W> {
+    /// Waits for the last track to be written; returns the writer and the next thread id (one
+    /// per track with spans).
+    async fn finish(self) -> Result<(TraceWriter<W>, i32)> {
+        let (writer, encoded) =
+            (self.encoder.await).map_err(|e| crate::error::task_failed("the trace encoder", e))?;
+        // A failed write stops the reading: its error comes first.
+        let tracks = encoded?;
+        self.read?;
+        Ok((writer, self.first_tid + tracks))
+    }
+}
+
+/// Reads the thread tracks, numbered from `first_tid`, while a blocking thread encodes them:
+/// two cores. At most two batches of tracks are alive at once: the reader starts the next one
+/// only when the encoder has taken the last. Returns when all are read.
+async fn start_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
     mut writer: TraceWriter<W>,
     first_tid: i32,
     progress: &Progress,
-) -> Result<(TraceWriter<W>, i32)> {
+) -> ThreadEncoding<W> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<ReadTrack>>(1);
     let mut symbols = assembler.symbols.table().clone();
     let encoder = tokio::task::spawn_blocking(move || {
@@ -200,13 +245,11 @@ async fn write_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stat
         }
     });
     let read = read_thread_tracks(assembler, sender, first_tid, progress).await;
-    let (writer, encoded) = encoder
-        .await
-        .map_err(|e| crate::error::task_failed("the trace encoder", e))?;
-    // A failed write stops the reading: its error comes first.
-    let tracks = encoded?;
-    read?;
-    Ok((writer, first_tid + tracks))
+    ThreadEncoding {
+        encoder,
+        read,
+        first_tid,
+    }
 }
 
 async fn read_thread_tracks<S: EventSource<EventTable>>(

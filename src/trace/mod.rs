@@ -12,17 +12,16 @@
 
 mod encode;
 mod interning;
+mod merge;
 pub mod proto;
 
 use anyhow::Result;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::collections::binary_heap::PeekMut;
 use std::io::Write;
 
 use crate::symbols::SymbolTable;
-use crate::tracks::{Instant, Place, ProcessHeading, Slice, Track, TrackGroup};
+use crate::tracks::{Place, ProcessHeading, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
+use merge::{END, EventKey, MergeBuffers, nested_events};
 use prost::Message;
 use proto::{
     CHILD_ORDERING_EXPLICIT, CounterDescriptor, ProcessDescriptor, ThreadDescriptor, TracePacket,
@@ -82,6 +81,8 @@ pub struct TraceWriter<W: Write> {
     small_thread_events: usize,
     frame: Vec<u8>,
     sequence: SequenceWriter,
+    /// Kept from one merged sequence to the next.
+    merge_buffers: MergeBuffers,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -97,6 +98,7 @@ impl<W: Write> TraceWriter<W> {
             small_thread_events: 0,
             frame: Vec::new(),
             sequence: SequenceWriter::default(),
+            merge_buffers: MergeBuffers::default(),
         }
     }
 
@@ -209,55 +211,49 @@ impl<W: Write> TraceWriter<W> {
         self.merged_events(symbols, tracks, &uuids)
     }
 
-    /// The events of several tracks (`uuids`) on one sequence, each naming its track. They
-    /// merge in time order; at equal times the lower track goes first and each track keeps its
-    /// own order (ENDs before BEGINs).
+    /// The events of several tracks (`uuids`) on one sequence, each naming its track, in time
+    /// order ([`MergeBuffers::merge`]).
     fn merged_events(
         &mut self,
         symbols: &SymbolTable,
         tracks: &[Track],
         uuids: &[u64],
     ) -> Result<()> {
-        let mut lanes: Vec<LaneEvents> = tracks.iter().map(lane_events).collect();
-        // Each lane's next event, and the lanes by the time of their next event.
-        let mut next: Vec<Item> = vec![Item::End; lanes.len()];
-        let mut order: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
-        for (lane, events) in lanes.iter_mut().enumerate() {
-            if let Some((ts, slice)) = events.next() {
-                next[lane] = slice;
-                order.push(Reverse((ts, lane)));
-            }
-        }
-        let Some(&Reverse((first_ts, _))) = order.peek() else {
+        let mut buffers = std::mem::take(&mut self.merge_buffers);
+        let written = self.write_merged(symbols, tracks, uuids, buffers.merge(tracks));
+        self.merge_buffers = buffers;
+        written
+    }
+
+    fn write_merged(
+        &mut self,
+        symbols: &SymbolTable,
+        tracks: &[Track],
+        uuids: &[u64],
+        events: impl Iterator<Item = EventKey>,
+    ) -> Result<()> {
+        let mut events = events.peekable();
+        let Some(first) = events.peek() else {
             return Ok(());
         };
         self.next_sequence += 1;
-        self.sequence
-            .start(self.next_sequence, None, first_ts, &mut self.frame);
+        (self.sequence).start(self.next_sequence, None, first.ts, &mut self.frame);
         self.emit()?;
-        // The lane written from is put back in place at the top (one sift, not a pop and a
-        // push): thousands of lanes, millions of events.
-        while let Some(mut top) = order.peek_mut() {
-            let Reverse((ts, lane)) = *top;
-            let track = Some(uuids[lane]);
-            match next[lane] {
-                Item::Begin(slice) => self.sequence.begin(symbols, slice, track, &mut self.frame),
-                Item::End => self.sequence.end(ts, track, &mut self.frame),
-                Item::Instant(instant) => {
-                    (self.sequence).instant(symbols, instant, track, &mut self.frame)
+        for EventKey { ts, lane, item } in events {
+            let (track, uuid) = (&tracks[lane as usize], Some(uuids[lane as usize]));
+            let out = &mut self.frame;
+            match item {
+                END => self.sequence.end(ts, uuid, out),
+                i if !track.instants.is_empty() => {
+                    (self.sequence).instant(symbols, &track.instants[i as usize], uuid, out)
                 }
-                Item::Counter(value) => self.sequence.counter(ts, value, track, &mut self.frame),
+                i if !track.counters.is_empty() => {
+                    let value = track.counters[i as usize].1;
+                    self.sequence.counter(ts, value, uuid, out)
+                }
+                i => (self.sequence).begin(symbols, &track.slices[i as usize], uuid, out),
             }
             self.emit()?;
-            match lanes[lane].next() {
-                Some((ts, slice)) => {
-                    next[lane] = slice;
-                    *top = Reverse((ts, lane));
-                }
-                None => {
-                    PeekMut::pop(top);
-                }
-            }
         }
         Ok(())
     }
@@ -308,7 +304,7 @@ impl<W: Write> TraceWriter<W> {
         self.emit()?;
         for (ts, slice) in events {
             match slice {
-                Some(slice) => self.sequence.begin(symbols, slice, None, &mut self.frame),
+                Some(i) => (self.sequence).begin(symbols, &slices[i], None, &mut self.frame),
                 None => self.sequence.end(ts, None, &mut self.frame),
             }
             self.emit()?;
@@ -321,101 +317,6 @@ fn thread_tid(track: &Track) -> Result<i32> {
     match track.place {
         Place::Thread { tid } => Ok(tid),
         Place::Lane => anyhow::bail!("internal error: a group's lane written as a thread"),
-    }
-}
-
-/// One event of a lane.
-#[derive(Clone, Copy)]
-enum Item<'a> {
-    Begin(&'a Slice),
-    End,
-    Instant(&'a Instant),
-    Counter(f64),
-}
-
-/// A lane's events in time order: its nested slices, or its instants.
-enum LaneEvents<'a> {
-    Slices(NestedEvents<'a>),
-    Instants(std::slice::Iter<'a, Instant>),
-    Counters(std::slice::Iter<'a, (i64, f64)>),
-}
-
-fn lane_events(track: &Track) -> LaneEvents<'_> {
-    if !track.instants.is_empty() {
-        LaneEvents::Instants(track.instants.iter())
-    } else if !track.counters.is_empty() {
-        LaneEvents::Counters(track.counters.iter())
-    } else {
-        LaneEvents::Slices(nested_events(&track.slices))
-    }
-}
-
-impl<'a> Iterator for LaneEvents<'a> {
-    type Item = (i64, Item<'a>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            LaneEvents::Slices(events) => events.next().map(|(ts, slice)| {
-                let item = slice.map_or(Item::End, Item::Begin);
-                (ts, item)
-            }),
-            LaneEvents::Instants(instants) => instants.next().map(|i| (i.ns, Item::Instant(i))),
-            LaneEvents::Counters(values) => values.next().map(|&(ns, v)| (ns, Item::Counter(v))),
-        }
-    }
-}
-
-/// BEGIN (`Some(slice)`) and END (`None`) events of strictly nested slices, in timestamp
-/// order, ENDs first at equal times.
-fn nested_events(slices: &[Slice]) -> NestedEvents<'_> {
-    let outer_first =
-        |x: &Slice, y: &Slice| x.begin_ns.cmp(&y.begin_ns).then(y.end_ns.cmp(&x.end_ns));
-    // Tracks arrive in this order already: the sort is skipped then.
-    let order = (!slices.is_sorted_by(|x, y| outer_first(x, y).is_le())).then(|| {
-        let mut order: Vec<u32> = (0..slices.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            outer_first(&slices[a as usize], &slices[b as usize]).then(a.cmp(&b))
-        });
-        order
-    });
-    NestedEvents {
-        slices,
-        order,
-        next: 0,
-        open: Vec::new(),
-    }
-}
-
-/// Generated as they are written: a track's events are never all held at once.
-struct NestedEvents<'a> {
-    slices: &'a [Slice],
-    /// The slices' order when they are not in it already.
-    order: Option<Vec<u32>>,
-    next: usize,
-    /// Ends of the open slices, innermost last.
-    open: Vec<i64>,
-}
-
-impl<'a> Iterator for NestedEvents<'a> {
-    type Item = (i64, Option<&'a Slice>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let index = match &self.order {
-            Some(order) => order.get(self.next).map(|&i| i as usize),
-            None => (self.next < self.slices.len()).then_some(self.next),
-        };
-        let slices = self.slices;
-        let slice = index.map(|i| &slices[i]);
-        if let Some(&end) = self.open.last()
-            && slice.is_none_or(|s| end <= s.begin_ns)
-        {
-            self.open.pop();
-            return Some((end, None));
-        }
-        let slice = slice?;
-        self.next += 1;
-        self.open.push(slice.end_ns);
-        Some((slice.begin_ns, Some(slice)))
     }
 }
 

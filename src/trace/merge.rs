@@ -1,0 +1,429 @@
+//! Merging tracks that share a sequence into one stream of events in time order; the BEGINs
+//! and ENDs of a track's nested slices.
+//!
+//! A few tracks (log levels, metric series) merge through a heap, event by event, holding
+//! nothing. Hundreds of tracks (small threads, async lanes) would make that heap deep and each
+//! event a cache miss: their events' keys are gathered and sorted by time buckets instead.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::tracks::{Slice, Track};
+
+/// Up to this many tracks merge through a heap.
+const HEAP_MERGE_MAX_TRACKS: usize = 32;
+/// Below this many events a plain sort is as fast as spreading them over time buckets.
+const BUCKETED_SORT_MIN: usize = 1 << 10;
+/// Events per time bucket, on average.
+const EVENTS_PER_BUCKET: usize = 4;
+/// How many events ahead of the one returned the sorted merge asks for its slice.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Buffers of the sorted merge, reused from one set of tracks to the next.
+#[derive(Default)]
+pub struct MergeBuffers {
+    keys: Vec<EventKey>,
+    scratch: Vec<EventKey>,
+    counts: Vec<u32>,
+}
+
+impl MergeBuffers {
+    /// The events of `tracks` in time order; at equal times the lower track goes first and each
+    /// track keeps its own order (ENDs before BEGINs).
+    pub fn merge<'a>(&'a mut self, tracks: &'a [Track]) -> Merged<'a> {
+        match tracks.len() <= HEAP_MERGE_MAX_TRACKS {
+            true => Merged::Heap(HeapMerge::of(tracks)),
+            false => Merged::Sorted(self.sorted(tracks)),
+        }
+    }
+
+    fn sorted<'a>(&'a mut self, tracks: &'a [Track]) -> SortedKeys<'a> {
+        self.keys.clear();
+        self.keys
+            .reserve(tracks.iter().map(track_event_count).sum());
+        for (lane, track) in tracks.iter().enumerate() {
+            self.keys.extend(lane_keys(track, lane as u32));
+        }
+        self.sort_by_time();
+        SortedKeys {
+            keys: &self.keys,
+            next: 0,
+            tracks,
+        }
+    }
+
+    /// Sorts the keys by (time, track), stably: each track's own order holds at equal times.
+    /// The tracks are hundreds of sorted runs over the same time: they are spread over time
+    /// buckets (stably, in one pass), then each small bucket is sorted. A bucket is a monotonic
+    /// function of time, so the result is that of one stable sort whatever the distribution of
+    /// times (skewed times only make some buckets larger).
+    fn sort_by_time(&mut self) {
+        let by_time = |key: &EventKey| (key.ts, key.lane);
+        if self.keys.len() < BUCKETED_SORT_MIN {
+            self.keys.sort_by_key(by_time);
+            return;
+        }
+        let bucket = time_buckets(&self.keys);
+        let buckets = self.keys.len() / EVENTS_PER_BUCKET;
+        // Where each bucket starts in the scratch buffer, then where its next key goes.
+        self.counts.clear();
+        self.counts.resize(buckets + 1, 0);
+        for key in &self.keys {
+            self.counts[bucket(key.ts) + 1] += 1;
+        }
+        for b in 1..=buckets {
+            self.counts[b] += self.counts[b - 1];
+        }
+        self.scratch.clear();
+        self.scratch.resize(self.keys.len(), EventKey::default());
+        for key in &self.keys {
+            let next = &mut self.counts[bucket(key.ts)];
+            self.scratch[*next as usize] = *key;
+            *next += 1;
+        }
+        // Each bucket's end is now the next one's start.
+        let mut start = 0;
+        for &end in &self.counts[..buckets] {
+            self.scratch[start..end as usize].sort_by_key(by_time);
+            start = end as usize;
+        }
+        std::mem::swap(&mut self.keys, &mut self.scratch);
+    }
+}
+
+/// The time bucket of a key (of `keys.len() / EVENTS_PER_BUCKET`), monotonic in time: an
+/// integer to float conversion, a positive factor and a truncation all keep order.
+fn time_buckets(keys: &[EventKey]) -> impl Fn(i64) -> usize + use<> {
+    let min = keys.iter().map(|k| k.ts).min().unwrap_or(0) as f64;
+    let max = keys.iter().map(|k| k.ts).max().unwrap_or(0) as f64;
+    let buckets = (keys.len() / EVENTS_PER_BUCKET).max(1);
+    let scale = buckets as f64 / (max - min + 1.0);
+    move |ts| (((ts as f64 - min) * scale) as usize).min(buckets - 1)
+}
+
+fn track_event_count(track: &Track) -> usize {
+    2 * track.slices.len() + track.instants.len() + track.counters.len()
+}
+
+/// Merged events, by either strategy.
+pub enum Merged<'a> {
+    Heap(HeapMerge<'a>),
+    Sorted(SortedKeys<'a>),
+}
+
+impl Iterator for Merged<'_> {
+    type Item = EventKey;
+
+    fn next(&mut self) -> Option<EventKey> {
+        match self {
+            Merged::Heap(heap) => heap.next(),
+            Merged::Sorted(sorted) => sorted.next(),
+        }
+    }
+}
+
+/// Sorted keys, returned in order; the slice of a key a little ahead is fetched into the cache
+/// meanwhile (the tracks' slices are read out of order: each would be a cache miss).
+pub struct SortedKeys<'a> {
+    keys: &'a [EventKey],
+    next: usize,
+    tracks: &'a [Track],
+}
+
+impl Iterator for SortedKeys<'_> {
+    type Item = EventKey;
+
+    fn next(&mut self) -> Option<EventKey> {
+        let key = *self.keys.get(self.next)?;
+        if let Some(ahead) = self.keys.get(self.next + PREFETCH_AHEAD)
+            && let Some(slice) = self.tracks[ahead.lane as usize]
+                .slices
+                .get(ahead.item as usize)
+        {
+            prefetch(slice);
+        }
+        self.next += 1;
+        Some(key)
+    }
+}
+
+/// A merge of a few tracks' events: each track's next event, the tracks by the time of their
+/// next event.
+pub struct HeapMerge<'a> {
+    lanes: Vec<LaneKeys<'a>>,
+    next: Vec<EventKey>,
+    order: BinaryHeap<Reverse<(i64, u32)>>,
+}
+
+impl<'a> HeapMerge<'a> {
+    fn of(tracks: &'a [Track]) -> Self {
+        let mut lanes: Vec<LaneKeys> = (tracks.iter().enumerate())
+            .map(|(lane, track)| lane_keys(track, lane as u32))
+            .collect();
+        let mut next = vec![EventKey::default(); lanes.len()];
+        let mut order = BinaryHeap::new();
+        for (lane, keys) in lanes.iter_mut().enumerate() {
+            if let Some(key) = keys.next() {
+                next[lane] = key;
+                order.push(Reverse((key.ts, lane as u32)));
+            }
+        }
+        Self { lanes, next, order }
+    }
+}
+
+impl Iterator for HeapMerge<'_> {
+    type Item = EventKey;
+
+    fn next(&mut self) -> Option<EventKey> {
+        // The lane taken from is put back in place at the top: one sift, not a pop and a push.
+        let mut top = self.order.peek_mut()?;
+        let lane = top.0.1 as usize;
+        let key = self.next[lane];
+        match self.lanes[lane].next() {
+            Some(following) => {
+                self.next[lane] = following;
+                *top = Reverse((following.ts, lane as u32));
+            }
+            None => {
+                std::collections::binary_heap::PeekMut::pop(top);
+            }
+        }
+        Some(key)
+    }
+}
+
+/// An event of one of the tracks merged on a sequence: its time, its track, and its item
+/// (a slice, instant or counter value by index) or [`END`].
+#[derive(Clone, Copy, Default)]
+pub struct EventKey {
+    pub ts: i64,
+    pub lane: u32,
+    pub item: u32,
+}
+
+/// Asks the processor to bring `value` into its cache: a hint, with no effect on results.
+#[inline]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(value as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// The item of a slice's END event.
+pub const END: u32 = u32::MAX;
+
+/// The keys of a track's events, in its own order: its nested slices' BEGINs and ENDs, or its
+/// instants, or its counter values.
+fn lane_keys(track: &Track, lane: u32) -> LaneKeys<'_> {
+    if !track.instants.is_empty() {
+        LaneKeys::Instants(lane, track.instants.iter().enumerate())
+    } else if !track.counters.is_empty() {
+        LaneKeys::Counters(lane, track.counters.iter().enumerate())
+    } else {
+        LaneKeys::Slices(lane, nested_events(&track.slices))
+    }
+}
+
+type Indexed<'a, T> = std::iter::Enumerate<std::slice::Iter<'a, T>>;
+
+enum LaneKeys<'a> {
+    Slices(u32, NestedEvents<'a>),
+    Instants(u32, Indexed<'a, crate::tracks::Instant>),
+    Counters(u32, Indexed<'a, (i64, f64)>),
+}
+
+impl Iterator for LaneKeys<'_> {
+    type Item = EventKey;
+
+    fn next(&mut self) -> Option<EventKey> {
+        let key = |lane, ts, item: usize| EventKey {
+            ts,
+            lane,
+            item: item as u32,
+        };
+        match self {
+            LaneKeys::Slices(lane, events) => events.next().map(|(ts, slice)| EventKey {
+                ts,
+                lane: *lane,
+                item: slice.map_or(END, |i| i as u32),
+            }),
+            LaneKeys::Instants(lane, instants) => instants.next().map(|(i, e)| key(*lane, e.ns, i)),
+            LaneKeys::Counters(lane, values) => values.next().map(|(i, c)| key(*lane, c.0, i)),
+        }
+    }
+}
+
+/// BEGIN (`Some(index of the slice)`) and END (`None`) events of strictly nested slices, in timestamp
+/// order, ENDs first at equal times.
+pub fn nested_events(slices: &[Slice]) -> NestedEvents<'_> {
+    let outer_first =
+        |x: &Slice, y: &Slice| x.begin_ns.cmp(&y.begin_ns).then(y.end_ns.cmp(&x.end_ns));
+    // Tracks arrive in this order already: the sort is skipped then.
+    let order = (!slices.is_sorted_by(|x, y| outer_first(x, y).is_le())).then(|| {
+        let mut order: Vec<u32> = (0..slices.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            outer_first(&slices[a as usize], &slices[b as usize]).then(a.cmp(&b))
+        });
+        order
+    });
+    NestedEvents {
+        slices,
+        order,
+        next: 0,
+        open: Vec::new(),
+    }
+}
+
+/// Generated as they are written: a track's events are never all held at once.
+pub struct NestedEvents<'a> {
+    slices: &'a [Slice],
+    /// The slices' order when they are not in it already.
+    order: Option<Vec<u32>>,
+    next: usize,
+    /// Ends of the open slices, innermost last.
+    open: Vec<i64>,
+}
+
+impl Iterator for NestedEvents<'_> {
+    type Item = (i64, Option<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let index = match &self.order {
+            Some(order) => order.get(self.next).map(|&i| i as usize),
+            None => (self.next < self.slices.len()).then_some(self.next),
+        };
+        let slice = index.map(|i| &self.slices[i]);
+        if let Some(&end) = self.open.last()
+            && slice.is_none_or(|s| end <= s.begin_ns)
+        {
+            self.open.pop();
+            return Some((end, None));
+        }
+        let (index, slice) = (index?, slice?);
+        self.next += 1;
+        self.open.push(slice.end_ns);
+        Some((slice.begin_ns, Some(index)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symbols::PropertySet;
+    use crate::tracks::{Instant, Place};
+
+    /// A small deterministic generator (no dependency for a test).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    fn slice(begin_ns: i64, end_ns: i64) -> Slice {
+        Slice {
+            begin_ns,
+            end_ns,
+            name: 0,
+            target: 0,
+            file: 0,
+            line: 0,
+            properties: PropertySet::NONE,
+            notes: 0,
+            detail: None,
+        }
+    }
+
+    /// A time drawn from a skewed distribution: most in a short burst, many on the same
+    /// nanosecond, a few far away (buckets of very different sizes).
+    fn skewed_time(random: &mut Lcg) -> i64 {
+        match random.below(10) {
+            0 => 1_000_000_000 + random.below(1_000_000_000) as i64,
+            1..=3 => 5_000,
+            _ => random.below(2_000) as i64,
+        }
+    }
+
+    /// Tracks of nested slices (siblings at the same times too), instants and counter values.
+    fn tracks(random: &mut Lcg, count: usize) -> Vec<Track> {
+        (0..count)
+            .map(|lane| {
+                let mut times: Vec<i64> = (0..40).map(|_| skewed_time(random)).collect();
+                times.sort();
+                let track = Track {
+                    place: Place::Lane,
+                    ..Default::default()
+                };
+                match lane % 3 {
+                    0 => Track {
+                        slices: (times.chunks(2))
+                            .map(|pair| slice(pair[0], pair[1]))
+                            .chain([slice(times[0], times[39])])
+                            .collect(),
+                        ..track
+                    },
+                    1 => Track {
+                        instants: (times.iter())
+                            .map(|&ns| Instant {
+                                ns,
+                                name: 0,
+                                category: 0,
+                                file: 0,
+                                line: 0,
+                                args: Default::default(),
+                                properties: PropertySet::NONE,
+                            })
+                            .collect(),
+                        ..track
+                    },
+                    _ => Track {
+                        counters: times.iter().map(|&ns| (ns, 1.0)).collect(),
+                        ..track
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn key_tuples(keys: impl IntoIterator<Item = EventKey>) -> Vec<(i64, u32, u32)> {
+        keys.into_iter().map(|k| (k.ts, k.lane, k.item)).collect()
+    }
+
+    #[test]
+    fn both_merges_give_the_order_of_one_stable_sort_whatever_the_times() {
+        let mut random = Lcg(7);
+        let mut buffers = MergeBuffers::default();
+        for count in [3, 40, 300] {
+            let tracks = tracks(&mut random, count);
+            let mut expected: Vec<EventKey> = (tracks.iter().enumerate())
+                .flat_map(|(lane, track)| lane_keys(track, lane as u32))
+                .collect();
+            expected.sort_by_key(|k| (k.ts, k.lane));
+            let expected = key_tuples(expected);
+            assert_eq!(
+                key_tuples(HeapMerge::of(&tracks)),
+                expected,
+                "heap, {count} tracks"
+            );
+            let sorted = buffers.sorted(&tracks);
+            assert_eq!(key_tuples(sorted), expected, "sorted, {count} tracks");
+            let by_size = buffers.merge(&tracks);
+            assert_eq!(key_tuples(by_size), expected, "{count} tracks");
+        }
+        assert!(
+            buffers.keys.len() >= BUCKETED_SORT_MIN,
+            "the bucketed sort ran"
+        );
+    }
+}
