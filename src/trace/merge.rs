@@ -3,7 +3,8 @@
 //!
 //! A few tracks (log levels, metric series) merge through a heap, event by event, holding
 //! nothing. Hundreds of tracks (small threads, async lanes) would make that heap deep and each
-//! event a cache miss: their events' keys are gathered and sorted by time buckets instead.
+//! event a cache miss: their events' keys are gathered a slab of time at a time and sorted by
+//! time buckets instead.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,6 +17,8 @@ const HEAP_MERGE_MAX_TRACKS: usize = 32;
 const BUCKETED_SORT_MIN: usize = 1 << 10;
 /// Events per time bucket, on average.
 const EVENTS_PER_BUCKET: usize = 4;
+/// Events of a slab of the sorted merge, on average.
+const SLAB_EVENTS: usize = 1 << 16;
 /// How many events ahead of the one returned the sorted merge asks for its slice.
 const PREFETCH_AHEAD: usize = 16;
 
@@ -33,22 +36,7 @@ impl MergeBuffers {
     pub fn merge<'a>(&'a mut self, tracks: &'a [Track]) -> Merged<'a> {
         match tracks.len() <= HEAP_MERGE_MAX_TRACKS {
             true => Merged::Heap(HeapMerge::of(tracks)),
-            false => Merged::Sorted(self.sorted(tracks)),
-        }
-    }
-
-    fn sorted<'a>(&'a mut self, tracks: &'a [Track]) -> SortedKeys<'a> {
-        self.keys.clear();
-        self.keys
-            .reserve(tracks.iter().map(track_event_count).sum());
-        for (lane, track) in tracks.iter().enumerate() {
-            self.keys.extend(lane_keys(track, lane as u32));
-        }
-        self.sort_by_time();
-        SortedKeys {
-            keys: &self.keys,
-            next: 0,
-            tracks,
+            false => Merged::Sorted(SlabMerge::of(tracks, self)),
         }
     }
 
@@ -108,7 +96,7 @@ fn track_event_count(track: &Track) -> usize {
 /// Merged events, by either strategy.
 pub enum Merged<'a> {
     Heap(HeapMerge<'a>),
-    Sorted(SortedKeys<'a>),
+    Sorted(SlabMerge<'a>),
 }
 
 impl Iterator for Merged<'_> {
@@ -122,29 +110,106 @@ impl Iterator for Merged<'_> {
     }
 }
 
-/// Sorted keys, returned in order; the slice of a key a little ahead is fetched into the cache
-/// meanwhile (the tracks' slices are read out of order: each would be a cache miss).
-pub struct SortedKeys<'a> {
-    keys: &'a [EventKey],
-    next: usize,
+/// A merge of many tracks' events, a slab of time at a time: the keys of the events in the
+/// slab are gathered from every track and sorted (so memory is bounded by a slab's events, not
+/// all the tracks'). While they are returned, the slice of a key a little ahead is fetched into
+/// the cache (the tracks' slices are read out of order: each would be a cache miss).
+pub struct SlabMerge<'a> {
     tracks: &'a [Track],
+    lanes: Vec<std::iter::Peekable<LaneKeys<'a>>>,
+    buffers: &'a mut MergeBuffers,
+    /// The next key to return, in `buffers.keys`.
+    next: usize,
+    /// Where the next slab ends (excluded), and how wide slabs are.
+    slab_end: i64,
+    slab_width: i64,
 }
 
-impl Iterator for SortedKeys<'_> {
+impl<'a> SlabMerge<'a> {
+    fn of(tracks: &'a [Track], buffers: &'a mut MergeBuffers) -> Self {
+        Self::with_slabs_of(SLAB_EVENTS, tracks, buffers)
+    }
+
+    /// Slabs of about `slab_events` events when times are spread evenly.
+    fn with_slabs_of(
+        slab_events: usize,
+        tracks: &'a [Track],
+        buffers: &'a mut MergeBuffers,
+    ) -> Self {
+        let (first, last) = time_range(tracks);
+        let events = tracks.iter().map(track_event_count).sum::<usize>().max(1);
+        let width = (i128::from(last) - i128::from(first) + 1) * slab_events as i128;
+        let slab_width = (width / events as i128).clamp(1, i64::MAX as i128) as i64;
+        buffers.keys.clear();
+        Self {
+            lanes: (tracks.iter().enumerate())
+                .map(|(lane, track)| lane_keys(track, lane as u32).peekable())
+                .collect(),
+            tracks,
+            buffers,
+            next: 0,
+            slab_end: first,
+            slab_width,
+        }
+    }
+
+    /// Gathers and sorts the keys of the next slab holding any; `false` when none is left.
+    fn next_slab(&mut self) -> bool {
+        let keys = &mut self.buffers.keys;
+        keys.clear();
+        self.next = 0;
+        while keys.is_empty() {
+            let Some(earliest) = self
+                .lanes
+                .iter_mut()
+                .filter_map(|l| l.peek())
+                .map(|k| k.ts)
+                .min()
+            else {
+                return false;
+            };
+            // Past a gap, the slab starts at the earliest event left.
+            let end = self.slab_end.max(earliest).saturating_add(self.slab_width);
+            self.slab_end = end;
+            for lane in &mut self.lanes {
+                keys.extend(std::iter::from_fn(|| lane.next_if(|k| k.ts < end)));
+            }
+        }
+        self.buffers.sort_by_time();
+        true
+    }
+}
+
+impl Iterator for SlabMerge<'_> {
     type Item = EventKey;
 
     fn next(&mut self) -> Option<EventKey> {
-        let key = *self.keys.get(self.next)?;
-        if let Some(ahead) = self.keys.get(self.next + PREFETCH_AHEAD)
-            && let Some(slice) = self.tracks[ahead.lane as usize]
-                .slices
-                .get(ahead.item as usize)
+        if self.next == self.buffers.keys.len() && !self.next_slab() {
+            return None;
+        }
+        let keys = &self.buffers.keys;
+        if let Some(ahead) = keys.get(self.next + PREFETCH_AHEAD)
+            && let Some(slice) = (self.tracks[ahead.lane as usize].slices).get(ahead.item as usize)
         {
             prefetch(slice);
         }
         self.next += 1;
-        Some(key)
+        Some(keys[self.next - 1])
     }
+}
+
+/// The times of the first and last events of `tracks`.
+fn time_range(tracks: &[Track]) -> (i64, i64) {
+    let times = tracks.iter().flat_map(|track| {
+        let slices = track.slices.iter().flat_map(|s| [s.begin_ns, s.end_ns]);
+        let instants = track.instants.iter().map(|i| i.ns);
+        slices
+            .chain(instants)
+            .chain(track.counters.iter().map(|c| c.0))
+    });
+    times.fold((i64::MAX, i64::MIN), |(first, last), t| {
+        (first.min(t), last.max(t))
+    })
 }
 
 /// A merge of a few tracks' events: each track's next event, the tracks by the time of their
@@ -401,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn both_merges_give_the_order_of_one_stable_sort_whatever_the_times() {
+    fn every_merge_gives_the_order_of_one_stable_sort_whatever_the_times() {
         let mut random = Lcg(7);
         let mut buffers = MergeBuffers::default();
         for count in [3, 40, 300] {
@@ -410,20 +475,20 @@ mod tests {
                 .flat_map(|(lane, track)| lane_keys(track, lane as u32))
                 .collect();
             expected.sort_by_key(|k| (k.ts, k.lane));
+            // One slab of them is large enough for the bucketed sort.
+            assert!(count < 40 || expected.len() >= BUCKETED_SORT_MIN);
             let expected = key_tuples(expected);
             assert_eq!(
                 key_tuples(HeapMerge::of(&tracks)),
                 expected,
                 "heap, {count} tracks"
             );
-            let sorted = buffers.sorted(&tracks);
-            assert_eq!(key_tuples(sorted), expected, "sorted, {count} tracks");
-            let by_size = buffers.merge(&tracks);
-            assert_eq!(key_tuples(by_size), expected, "{count} tracks");
+            let one_slab = SlabMerge::of(&tracks, &mut buffers);
+            assert_eq!(key_tuples(one_slab), expected, "one slab, {count} tracks");
+            let slabs = SlabMerge::with_slabs_of(100, &tracks, &mut buffers);
+            assert_eq!(key_tuples(slabs), expected, "slabs, {count} tracks");
+            let chosen = buffers.merge(&tracks);
+            assert_eq!(key_tuples(chosen), expected, "{count} tracks");
         }
-        assert!(
-            buffers.keys.len() >= BUCKETED_SORT_MIN,
-            "the bucketed sort ran"
-        );
     }
 }
