@@ -84,8 +84,9 @@ impl LakeLocation {
                     .filename(dir.join("lake.db"))
                     .read_only(true)
                     // Stream rows carry kilobytes of type metadata before the columns read:
-                    // mapped, SQLite steps over them without a read call per page.
-                    .pragma("mmap_size", "268435456")
+                    // mapped, SQLite steps over them without a read call per page. Mapped pages
+                    // count in the process's memory: a bounded part of the file is mapped.
+                    .pragma("mmap_size", "33554432")
                     .busy_timeout(Duration::from_secs(30));
                 let pool = SqlitePool::connect_with(options).await.with_context(|| {
                     format!(
