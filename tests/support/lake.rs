@@ -219,6 +219,7 @@ pub fn synthetic_lake(dir: &Path) -> String {
         max_depth: 20,
         events_per_block: 4096,
         tsc_frequency: 0,
+        duration_ns: 0,
     };
     let report = runtime().block_on(async {
         let writer = LakeWriter::create_embedded(dir).await.unwrap();

@@ -63,6 +63,16 @@ struct Args {
     /// Ticks per second written to the processes table (0: readers infer it).
     #[arg(long, default_value_t = 0)]
     tsc_frequency: i64,
+    /// Spread each thread's spans over about this long (`8h`, `30m`, `90s`), with idle time
+    /// between top-level spans: many partition buckets, as a long-running process has.
+    /// Default: back to back (a second or so).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    duration: Option<i64>,
+}
+
+/// A `--duration` in nanoseconds.
+fn parse_duration(text: &str) -> std::result::Result<i64, String> {
+    write_perfetto::export::window::parse_duration(text)
 }
 
 #[tokio::main]
@@ -88,6 +98,7 @@ async fn run(args: Args) -> Result<()> {
         max_depth: args.max_depth,
         events_per_block: args.events_per_block,
         tsc_frequency: args.tsc_frequency,
+        duration_ns: args.duration.unwrap_or(0),
     };
     let writer = match (&args.out, &args.postgres, &args.blobs) {
         (Some(dir), _, _) => {

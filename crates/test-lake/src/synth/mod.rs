@@ -73,6 +73,10 @@ pub struct SynthSpec {
     /// Written to `processes.tsc_frequency`; 0 makes readers infer it from the blocks (a nominal
     /// frequency derived from the seed still places the blocks in time).
     pub tsc_frequency: i64,
+    /// Spreads each thread's spans over about this long (nanoseconds), with idle time between
+    /// its top-level spans, as a long-running process does; 0: back to back (the same lake as
+    /// before the option existed).
+    pub duration_ns: i64,
 }
 
 impl Default for SynthSpec {
@@ -88,6 +92,7 @@ impl Default for SynthSpec {
             max_depth: 20,
             events_per_block: 4096,
             tsc_frequency: 0,
+            duration_ns: 0,
         }
     }
 }

@@ -61,6 +61,8 @@ struct ThreadGen {
     stack: Vec<Naming>,
     remaining_spans: u64,
     remaining_async: u64,
+    /// Spans and async spans the thread has in all (`--duration`'s schedule).
+    work: u64,
     next_own: Option<i64>,
     pending: BinaryHeap<PendingEnd>,
 }
@@ -79,6 +81,14 @@ impl ThreadGen {
         let time = time.max(self.last_time + 1);
         self.last_time = time;
         time
+    }
+
+    /// Where the thread's time should be, spread over `duration` ticks from `start`: as far
+    /// into it as its spans are done.
+    fn scheduled(&self, start: i64, duration: i64) -> i64 {
+        let left = self.remaining_spans + self.remaining_async;
+        let done = self.work.saturating_sub(left) as i128;
+        start + (i128::from(duration) * done / i128::from(self.work.max(1))) as i64
     }
 
     fn has_own_work(&self) -> bool {
@@ -236,6 +246,7 @@ impl<'a> ProcessGen<'a> {
                     stack: Vec::new(),
                     remaining_spans: span_shares[k],
                     remaining_async: async_shares[k],
+                    work: span_shares[k] + async_shares[k],
                     next_own: None,
                     pending: BinaryHeap::new(),
                 };
@@ -296,6 +307,19 @@ impl<'a> ProcessGen<'a> {
     /// Ticks → a duration at the nominal frequency, in whole nanoseconds.
     fn ticks_duration(&self, ticks: i64) -> Duration {
         self.timeline().ticks_duration(ticks)
+    }
+
+    /// Where thread `k`'s time should be to spread its spans over `--duration` (never later
+    /// than the natural time when no duration is asked).
+    fn scheduled(&self, k: usize) -> i64 {
+        let duration =
+            i128::from(self.spec.duration_ns) * i128::from(self.frequency) / 1_000_000_000;
+        match duration {
+            0 => i64::MIN,
+            ticks => {
+                (self.threads[k]).scheduled(self.start_ticks, ticks.min(i64::MAX as i128) as i64)
+            }
+        }
     }
 
     fn ticks_per_micro(&self) -> u64 {
@@ -554,8 +578,10 @@ impl<'a> ProcessGen<'a> {
         let next = if !t.has_own_work() {
             None
         } else if t.stack.is_empty() {
-            // Idle between top-level spans: 10 µs to 10 ms.
-            Some(now + self.rng.log_uniform(10 * us, 10_000 * us) as i64)
+            // Idle between top-level spans: 10 µs to 10 ms, or until the thread is back on the
+            // schedule that spreads its spans over `--duration`.
+            let idle = now + self.rng.log_uniform(10 * us, 10_000 * us) as i64;
+            Some(idle.max(self.scheduled(k)))
         } else {
             // Work between two events of a call stack: 0.1 µs to 100 µs.
             Some(now + self.rng.log_uniform((us / 10).max(1), 100 * us) as i64)

@@ -25,6 +25,7 @@ fn small_spec(seed: u64) -> SynthSpec {
         max_depth: 12,
         events_per_block: 700,
         tsc_frequency: 0,
+        duration_ns: 0,
     }
 }
 
@@ -312,6 +313,47 @@ async fn block_times_follow_the_frequency() -> Result<()> {
         let inferred = Clock::for_process(&process, bounds)?.frequency;
         let error = (inferred - spec.tsc_frequency).abs() as f64 / spec.tsc_frequency as f64;
         assert!(error < 1e-4, "inferred {inferred}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_duration_spreads_each_thread_over_that_long_with_the_same_spans() -> Result<()> {
+    let two_hours_ns = 2 * 3600 * 1_000_000_000;
+    let (natural, spread) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let spec = small_spec(5);
+    let natural_report = generate_into(natural.path(), &spec).await?;
+    let spread_spec = SynthSpec {
+        duration_ns: two_hours_ns,
+        ..spec
+    };
+    let report = generate_into(spread.path(), &spread_spec).await?;
+    assert_eq!(report.thread_spans, natural_report.thread_spans);
+    assert_eq!(report.async_spans, natural_report.async_spans);
+    let lake = Lake::open(LakeLocation::Embedded {
+        dir: spread.path().to_path_buf(),
+    })
+    .await?;
+    for process_id in &report.process_ids {
+        let blocks = lake.metadata.thread_blocks(process_id).await?;
+        let mut by_stream: HashMap<uuid::Uuid, (i64, i64)> = HashMap::new();
+        for block in &blocks {
+            let span = by_stream
+                .entry(block.stream_id)
+                .or_insert((i64::MAX, i64::MIN));
+            let (begin, end) = (block.begin_time, block.end_time);
+            span.0 = span.0.min(begin.timestamp_nanos_opt().unwrap_or(0));
+            span.1 = span.1.max(end.timestamp_nanos_opt().unwrap_or(0));
+        }
+        for (stream, (first, last)) in by_stream {
+            let covered = (last - first) as f64 / two_hours_ns as f64;
+            assert!(
+                (0.9..1.1).contains(&covered),
+                "thread {stream} covers {covered:.3} of the duration"
+            );
+        }
+        // Idle time between bursts: blocks are many and short, not one per hour.
+        assert!(blocks.len() > 20, "{} blocks", blocks.len());
     }
     Ok(())
 }
