@@ -14,6 +14,7 @@ mod files;
 mod log_rows;
 mod measure_rows;
 pub mod plan;
+mod read_ahead;
 mod shared;
 mod span_rows;
 
@@ -40,6 +41,7 @@ pub use plan::{
     View,
 };
 use plan::{FORMAT_VERSION, Planned};
+use read_ahead::ReadAhead;
 use shared::SharedFiles;
 
 /// Where partitions live and how they are cut.
@@ -120,6 +122,8 @@ pub struct Prepared {
     /// Shared partitions opened by the first of their streams to read them, read on by the
     /// others.
     shared: SharedFiles,
+    /// The files of the partitions read next, fetched while the current one is decoded.
+    read_ahead: ReadAhead,
     stats: Mutex<PartitionStats>,
     /// Partitions rebuilt after damage in this run: healed once, never twice.
     healed: Mutex<HashSet<usize>>,
@@ -164,6 +168,7 @@ impl Prepared {
             files: Mutex::new(files),
             instances,
             shared: SharedFiles::default(),
+            read_ahead: ReadAhead::default(),
             stats: Mutex::new(PartitionStats::default()),
             healed: Mutex::new(HashSet::new()),
         }
@@ -175,6 +180,44 @@ impl Prepared {
 }
 
 /// A mutex whose holder cannot leave its data half-updated (each use is one assignment).
+/// Partition files fetched ahead of their reader, at most (remote stores: enough to cover a
+/// round trip while one is decoded; more would only hold memory).
+const READ_AHEAD_FILES: usize = 4;
+
+/// A partition file's bytes, checked against the catalog's size and checksum.
+async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Result<Bytes> {
+    let damaged = |reason: String| {
+        anyhow::Error::new(DamagedPartition {
+            planned,
+            key: file.key.clone(),
+            reason,
+        })
+    };
+    let data = match store.get(&file.key).await {
+        Ok(data) => data,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(damaged("the file is missing".into()));
+        }
+        Err(e) => {
+            return Err(failure(
+                FailureKind::Io,
+                format!("cannot read partition file {}: {e}", file.key),
+            ));
+        }
+    };
+    if data.len() as i64 != file.size {
+        return Err(damaged(format!(
+            "it has {} bytes, the catalog recorded {}",
+            data.len(),
+            file.size
+        )));
+    }
+    if checksum(&data) != file.checksum {
+        return Err(damaged("its checksum does not match the catalog's".into()));
+    }
+    Ok(data)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -633,7 +676,7 @@ impl PartitionCache {
         }
         let mut fetches = futures::stream::iter(to_fetch.iter())
             .map(|&(part, ref file)| async move {
-                let data = self.fetch_checked(part.planned, file).await;
+                let data = self.fetch(prepared, part.planned, file, concurrency).await;
                 (part, file, data)
             })
             .buffered(concurrency.max(1));
@@ -655,38 +698,34 @@ impl PartitionCache {
         Ok(())
     }
 
-    /// A partition file's bytes, checked against the catalog's size and checksum.
-    async fn fetch_checked(&self, planned: usize, file: &StoredFile) -> Result<Bytes> {
-        let damaged = |reason: String| {
-            anyhow::Error::new(DamagedPartition {
-                planned,
-                key: file.key.clone(),
-                reason,
-            })
+    /// A partition file's bytes, fetched ahead or now; the next files of its view start
+    /// coming meanwhile.
+    async fn fetch(
+        &self,
+        prepared: &Prepared,
+        planned: usize,
+        file: &StoredFile,
+        concurrency: usize,
+    ) -> Result<Bytes> {
+        let ahead = prepared.read_ahead.take(planned, file);
+        let view = prepared.planned[planned].view;
+        let wanted = |next: usize| prepared.planned[next].view == view;
+        let start = |next: usize| {
+            let file = lock(&prepared.files)[next].clone();
+            let key = file.key.clone();
+            (
+                key,
+                tokio::spawn(fetch_checked(self.store.clone(), next, file)),
+            )
         };
-        let data = match self.store.get(&file.key).await {
-            Ok(data) => data,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(damaged("the file is missing".into()));
+        let (count, limit) = (prepared.planned.len(), READ_AHEAD_FILES.min(concurrency));
+        (prepared.read_ahead).start_after((planned, count), limit, wanted, start);
+        match ahead {
+            Some(fetch) => {
+                (fetch.await).map_err(|e| crate::error::task_failed("a partition read", e))?
             }
-            Err(e) => {
-                return Err(failure(
-                    FailureKind::Io,
-                    format!("cannot read partition file {}: {e}", file.key),
-                ));
-            }
-        };
-        if data.len() as i64 != file.size {
-            return Err(damaged(format!(
-                "it has {} bytes, the catalog recorded {}",
-                data.len(),
-                file.size
-            )));
+            None => fetch_checked(self.store.clone(), planned, file.clone()).await,
         }
-        if checksum(&data) != file.checksum {
-            return Err(damaged("its checksum does not match the catalog's".into()));
-        }
-        Ok(data)
     }
 
     /// Deletes partition files retired longer than `grace` ago with their rows, and files no
