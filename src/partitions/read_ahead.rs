@@ -105,7 +105,7 @@ mod tests {
     #[tokio::test]
     async fn the_next_partitions_of_the_view_are_fetched_ahead_up_to_the_limit_and_once() {
         let ahead = ReadAhead::default();
-        let thread_view = |p: usize| p % 2 == 0; // odd partitions: another view
+        let thread_view = |p: usize| p.is_multiple_of(2); // odd partitions: another view
         ahead.start_after((0, 20), 3, thread_view, start);
         // 2, 4 and 6 are coming; 8 waits for one of them to be read.
         for p in [2, 4, 6] {
