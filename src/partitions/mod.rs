@@ -360,6 +360,10 @@ impl PartitionCache {
             request.views,
             self.layout,
         );
+        if planned.is_empty() {
+            // No data of these views (a process without logs): no catalog round trip.
+            return Ok(Prepared::new(planned, Vec::new(), request.blocks));
+        }
         let mut stats = PartitionStats::default();
         let mut keys: Vec<Option<StoredFile>> = vec![None; planned.len()];
         let live = self.catalog.live_rows(&request.process_id).await?;
