@@ -125,8 +125,9 @@ where
     if contents.contains(&Content::ThreadSpans) {
         let first = tid;
         let encoding = start_thread_tracks(assembler, writer, tid, progress).await;
-        // The async spans are read while the last thread tracks are encoded.
-        let group = match contents.contains(&Content::AsyncSpans) {
+        // The async spans are read while the last thread tracks are encoded (unless reading
+        // the threads failed: its error ends the export).
+        let group = match contents.contains(&Content::AsyncSpans) && encoding.read.is_ok() {
             true => Some(async_group(assembler, progress).await),
             false => None,
         };
