@@ -124,8 +124,8 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Blocks fetched at once (remote stores gain from more); they are decoded one per worker
-    /// thread.
+    /// Blocks, or partition files, fetched at once (remote stores gain from more); blocks are
+    /// decoded one per worker thread, and up to 4 partition files are fetched ahead of use.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
     pub jobs: u16,
 

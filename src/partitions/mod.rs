@@ -722,7 +722,9 @@ impl PartitionCache {
                 tokio::spawn(fetch_checked(self.store.clone(), next, file)),
             )
         };
-        let (count, limit) = (prepared.planned.len(), READ_AHEAD_FILES.min(concurrency));
+        // The file read now is one of the `--jobs` fetches at once.
+        let limit = READ_AHEAD_FILES.min(concurrency.saturating_sub(1));
+        let count = prepared.planned.len();
         (prepared.read_ahead).start_after((planned, count), limit, wanted, start);
         match ahead {
             Some(fetch) => {
