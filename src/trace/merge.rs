@@ -168,11 +168,13 @@ impl<'a> SlabMerge<'a> {
             else {
                 return false;
             };
-            // Past a gap, the slab starts at the earliest event left.
+            // Past a gap, the slab starts at the earliest event left. The last slab of times up
+            // to `i64::MAX` takes them all.
             let end = self.slab_end.max(earliest).saturating_add(self.slab_width);
             self.slab_end = end;
+            let in_slab = |k: &EventKey| k.ts < end || end == i64::MAX;
             for lane in &mut self.lanes {
-                keys.extend(std::iter::from_fn(|| lane.next_if(|k| k.ts < end)));
+                keys.extend(std::iter::from_fn(|| lane.next_if(in_slab)));
             }
         }
         self.buffers.sort_by_time();
@@ -463,6 +465,19 @@ mod tests {
 
     fn key_tuples(keys: impl IntoIterator<Item = EventKey>) -> Vec<(i64, u32, u32)> {
         keys.into_iter().map(|k| (k.ts, k.lane, k.item)).collect()
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_merge_too() {
+        let extreme = |times: [i64; 2]| Track {
+            counters: times.iter().map(|&ns| (ns, 0.0)).collect(),
+            ..Default::default()
+        };
+        let tracks = [extreme([i64::MIN, i64::MAX]), extreme([0, i64::MAX])];
+        let mut buffers = MergeBuffers::default();
+        let merged = key_tuples(SlabMerge::with_slabs_of(1, &tracks, &mut buffers));
+        let times: Vec<i64> = merged.iter().map(|k| k.0).collect();
+        assert_eq!(times, [i64::MIN, 0, i64::MAX, i64::MAX]);
     }
 
     #[test]
