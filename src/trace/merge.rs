@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::tracks::{Slice, Track};
+use crate::tracks::{Instant, Slice, Track};
 
 /// Up to this many tracks merge through a heap.
 const HEAP_MERGE_MAX_TRACKS: usize = 32;
@@ -51,8 +51,7 @@ impl MergeBuffers {
             self.keys.sort_by_key(by_time);
             return;
         }
-        let bucket = time_buckets(&self.keys);
-        let buckets = self.keys.len() / EVENTS_PER_BUCKET;
+        let (buckets, bucket) = time_buckets(&self.keys);
         // Where each bucket starts in the scratch buffer, then where its next key goes.
         self.counts.clear();
         self.counts.resize(buckets + 1, 0);
@@ -79,14 +78,16 @@ impl MergeBuffers {
     }
 }
 
-/// The time bucket of a key (of `keys.len() / EVENTS_PER_BUCKET`), monotonic in time: an
-/// integer to float conversion, a positive factor and a truncation all keep order.
-fn time_buckets(keys: &[EventKey]) -> impl Fn(i64) -> usize + use<> {
+/// How many time buckets `keys` are spread over, and the bucket of a time: monotonic in time
+/// (an integer to float conversion, a positive factor and a truncation all keep order).
+fn time_buckets(keys: &[EventKey]) -> (usize, impl Fn(i64) -> usize + use<>) {
     let min = keys.iter().map(|k| k.ts).min().unwrap_or(0) as f64;
     let max = keys.iter().map(|k| k.ts).max().unwrap_or(0) as f64;
     let buckets = (keys.len() / EVENTS_PER_BUCKET).max(1);
     let scale = buckets as f64 / (max - min + 1.0);
-    move |ts| (((ts as f64 - min) * scale) as usize).min(buckets - 1)
+    (buckets, move |ts| {
+        (((ts as f64 - min) * scale) as usize).min(buckets - 1)
+    })
 }
 
 fn track_event_count(track: &Track) -> usize {
@@ -285,15 +286,48 @@ fn prefetch<T>(value: &T) {
 /// The item of a slice's END event.
 pub const END: u32 = u32::MAX;
 
+/// What a track shows: slices, instants or counter values (the first of them it has).
+enum Shows<'a> {
+    Slices(&'a [Slice]),
+    Instants(&'a [Instant]),
+    Counters(&'a [(i64, f64)]),
+}
+
+fn shows(track: &Track) -> Shows<'_> {
+    if !track.instants.is_empty() {
+        Shows::Instants(&track.instants)
+    } else if !track.counters.is_empty() {
+        Shows::Counters(&track.counters)
+    } else {
+        Shows::Slices(&track.slices)
+    }
+}
+
+/// The event a key of `track` stands for.
+pub enum Item<'a> {
+    Begin(&'a Slice),
+    End,
+    Instant(&'a Instant),
+    Counter(f64),
+}
+
+pub fn item(track: &Track, key: EventKey) -> Item<'_> {
+    let i = key.item as usize;
+    match (key.item, shows(track)) {
+        (END, _) => Item::End,
+        (_, Shows::Slices(slices)) => Item::Begin(&slices[i]),
+        (_, Shows::Instants(instants)) => Item::Instant(&instants[i]),
+        (_, Shows::Counters(values)) => Item::Counter(values[i].1),
+    }
+}
+
 /// The keys of a track's events, in its own order: its nested slices' BEGINs and ENDs, or its
 /// instants, or its counter values.
 fn lane_keys(track: &Track, lane: u32) -> LaneKeys<'_> {
-    if !track.instants.is_empty() {
-        LaneKeys::Instants(lane, track.instants.iter().enumerate())
-    } else if !track.counters.is_empty() {
-        LaneKeys::Counters(lane, track.counters.iter().enumerate())
-    } else {
-        LaneKeys::Slices(lane, nested_events(&track.slices))
+    match shows(track) {
+        Shows::Instants(instants) => LaneKeys::Instants(lane, instants.iter().enumerate()),
+        Shows::Counters(values) => LaneKeys::Counters(lane, values.iter().enumerate()),
+        Shows::Slices(slices) => LaneKeys::Slices(lane, nested_events(slices)),
     }
 }
 
@@ -301,7 +335,7 @@ type Indexed<'a, T> = std::iter::Enumerate<std::slice::Iter<'a, T>>;
 
 enum LaneKeys<'a> {
     Slices(u32, NestedEvents<'a>),
-    Instants(u32, Indexed<'a, crate::tracks::Instant>),
+    Instants(u32, Indexed<'a, Instant>),
     Counters(u32, Indexed<'a, (i64, f64)>),
 }
 

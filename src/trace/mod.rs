@@ -21,7 +21,7 @@ use std::io::Write;
 use crate::symbols::SymbolTable;
 use crate::tracks::{Place, ProcessHeading, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
-use merge::{END, EventKey, MergeBuffers, nested_events};
+use merge::{EventKey, Item, MergeBuffers, item, nested_events};
 use prost::Message;
 use proto::{
     CHILD_ORDERING_EXPLICIT, CounterDescriptor, ProcessDescriptor, ThreadDescriptor, TracePacket,
@@ -239,19 +239,14 @@ impl<W: Write> TraceWriter<W> {
         self.next_sequence += 1;
         (self.sequence).start(self.next_sequence, None, first.ts, &mut self.frame);
         self.emit()?;
-        for EventKey { ts, lane, item } in events {
-            let (track, uuid) = (&tracks[lane as usize], Some(uuids[lane as usize]));
-            let out = &mut self.frame;
-            match item {
-                END => self.sequence.end(ts, uuid, out),
-                i if !track.instants.is_empty() => {
-                    (self.sequence).instant(symbols, &track.instants[i as usize], uuid, out)
-                }
-                i if !track.counters.is_empty() => {
-                    let value = track.counters[i as usize].1;
-                    self.sequence.counter(ts, value, uuid, out)
-                }
-                i => (self.sequence).begin(symbols, &track.slices[i as usize], uuid, out),
+        for key in events {
+            let lane = key.lane as usize;
+            let (uuid, out) = (Some(uuids[lane]), &mut self.frame);
+            match item(&tracks[lane], key) {
+                Item::Begin(slice) => self.sequence.begin(symbols, slice, uuid, out),
+                Item::End => self.sequence.end(key.ts, uuid, out),
+                Item::Instant(instant) => self.sequence.instant(symbols, instant, uuid, out),
+                Item::Counter(value) => self.sequence.counter(key.ts, value, uuid, out),
             }
             self.emit()?;
         }
