@@ -38,8 +38,53 @@ pub struct SymbolTable {
 #[derive(Clone)]
 pub struct Symbols {
     table: SymbolTable,
-    index: FastMap<Arc<str>, Sym>,
+    index: TextIndex,
     set_index: FastMap<Pairs, PropertySet>,
+}
+
+/// Finds strings by text: each entry keeps its text's hash, so that growing the index never
+/// hashes a string again (a large log's index holds hundreds of thousands of long messages).
+#[derive(Clone, Default)]
+pub struct TextIndex {
+    hasher: foldhash::fast::RandomState,
+    entries: hashbrown::HashTable<(u64, u32)>,
+}
+
+impl TextIndex {
+    /// The hash of `text`, to look it up or add it.
+    pub fn hash(&self, text: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(text)
+    }
+
+    /// The value of the entry of `hash` whose text is the one looked up (`is_text(value)`).
+    pub fn find(&self, hash: u64, is_text: impl Fn(u32) -> bool) -> Option<u32> {
+        (self
+            .entries
+            .find(hash, |&(h, value)| h == hash && is_text(value)))
+        .map(|&(_, v)| v)
+    }
+
+    /// Adds an entry for a text not in the index.
+    pub fn insert(&mut self, hash: u64, value: u32) {
+        self.entries.insert_unique(hash, (hash, value), |&(h, _)| h);
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional, |&(h, _)| h);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
 }
 
 /// How much a [`SymbolTable`] holds: a copy made at this mark lacks what was interned since.
@@ -72,14 +117,17 @@ impl std::ops::Deref for Symbols {
 
 impl Symbols {
     pub fn new() -> Self {
-        let empty: Arc<str> = Arc::from("");
         let no_pairs: Pairs = Arc::from([]);
         Self {
             table: SymbolTable {
-                strings: vec![empty.clone()],
+                strings: vec![Arc::from("")],
                 sets: vec![no_pairs.clone()],
             },
-            index: FastMap::from_iter([(empty, 0)]),
+            index: {
+                let mut index = TextIndex::default();
+                index.insert(index.hash(""), 0);
+                index
+            },
             set_index: FastMap::from_iter([(no_pairs, PropertySet::NONE)]),
         }
     }
@@ -92,13 +140,14 @@ impl Symbols {
     }
 
     pub fn intern(&mut self, text: &str) -> Sym {
-        if let Some(&sym) = self.index.get(text) {
+        let hash = self.index.hash(text);
+        let strings = &self.table.strings;
+        if let Some(sym) = self.index.find(hash, |s| *strings[s as usize] == *text) {
             return sym;
         }
         let sym = self.table.strings.len() as Sym;
-        let text: Arc<str> = Arc::from(text);
-        self.table.strings.push(text.clone());
-        self.index.insert(text, sym);
+        self.table.strings.push(Arc::from(text));
+        self.index.insert(hash, sym);
         sym
     }
 

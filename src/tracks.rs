@@ -102,9 +102,26 @@ pub enum Place {
     Lane,
 }
 
-/// An instant's arguments: a log entry has one or two (its level, a long message whole), kept
-/// inline: a heap allocation per entry cost a tenth of a large log export.
-pub type InstantArgs = smallvec::SmallVec<[(&'static str, Sym); 2]>;
+/// An instant's arguments, (name, text) as symbols, in order: a log entry has one or two (its
+/// level, a long message whole). Kept inline in 16 bytes: a large log has millions of instants.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct InstantArgs([(Sym, Sym); 2]);
+
+impl InstantArgs {
+    /// Adds an argument; one beyond the second is a bug of the caller, dropped.
+    pub fn push(&mut self, name: Sym, text: Sym) {
+        debug_assert!(name != 0, "an argument has a name");
+        if let Some(free) = self.0.iter_mut().find(|(n, _)| *n == 0) {
+            *free = (name, text);
+        } else {
+            debug_assert!(false, "an instant has at most two arguments");
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Sym, Sym)> + '_ {
+        self.0.iter().copied().take_while(|&(name, _)| name != 0)
+    }
+}
 
 /// A moment: a log entry, drawn as an instant event.
 #[derive(Debug, Clone, PartialEq)]

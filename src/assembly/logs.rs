@@ -4,7 +4,7 @@
 
 use super::AssemblyStats;
 use crate::events::{LogRow, LogTable};
-use crate::symbols::{Sym, Symbols};
+use crate::symbols::{FastMap, Sym, Symbols};
 use crate::tracks::{Instant, InstantArgs, Place, Track, TrackGroup};
 
 /// Micromegas's level numbering: 1 fatal … 6 trace.
@@ -29,19 +29,28 @@ pub fn log_tracks(
     symbols: &mut Symbols,
     stats: &mut AssemblyStats,
 ) -> TrackGroup {
-    let mut lanes: std::collections::BTreeMap<u8, Vec<Instant>> = Default::default();
     let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
+    let shown = |row: &&LogRow| row.level <= max_level && in_range(row.ns);
+    // Each lane is allocated once, at its size: a large log's lanes are tens of megabytes.
+    let mut counts = [0usize; 256];
+    for row in table.rows.iter().filter(shown) {
+        counts[row.level as usize] += 1;
+    }
+    let mut lanes: std::collections::BTreeMap<u8, Vec<Instant>> = (0..=u8::MAX)
+        .filter(|&level| counts[level as usize] > 0)
+        .map(|level| (level, Vec::with_capacity(counts[level as usize])))
+        .collect();
     // Each level's name is interned once, not per entry.
     let mut level_syms: [Option<Sym>; 256] = [None; 256];
-    // One buffer for the shortened names, not an allocation per long message.
-    let mut short = String::new();
-    for row in &table.rows {
-        if row.level > max_level || !in_range(row.ns) {
-            continue;
-        }
+    let mut short = ShortNames::default();
+    let names = ArgNames {
+        level: symbols.intern("level"),
+        message: symbols.intern("message"),
+    };
+    for row in table.rows.iter().filter(shown) {
         let level = *level_syms[row.level as usize]
             .get_or_insert_with(|| symbols.intern(&level_name(row.level)));
-        let instant = log_instant(row, level, symbols, &mut short);
+        let instant = log_instant(row, level, names, symbols, &mut short);
         lanes.entry(row.level).or_default().push(instant);
     }
     let lanes: Vec<Track> = (lanes.into_iter())
@@ -63,23 +72,55 @@ pub fn log_tracks(
     }
 }
 
-/// `short`: a scratch buffer for the shortened name.
-fn log_instant(row: &LogRow, level: Sym, symbols: &mut Symbols, short: &mut String) -> Instant {
-    let mut args = InstantArgs::new();
-    args.push(("level", level));
-    let msg = symbols.get(row.msg);
-    // At most NAME_CHARS bytes is at most NAME_CHARS characters: most messages need no scan.
-    let cut = match msg.len() > NAME_CHARS {
-        true => msg.char_indices().nth(NAME_CHARS).map(|(cut, _)| cut),
-        false => None,
-    };
-    let name = match cut {
-        Some(cut) => {
-            short.clear();
-            short.push_str(&msg[..cut]);
-            short.push('…');
-            args.push(("message", row.msg));
-            symbols.intern(short)
+/// The shortened names of long messages, each made once however often its message recurs.
+#[derive(Default)]
+struct ShortNames {
+    of_message: FastMap<Sym, Sym>,
+    /// One buffer for the shortened names, not an allocation per long message.
+    text: String,
+}
+
+impl ShortNames {
+    /// The name of an entry of message `msg`: `None` if it is the message itself.
+    fn of(&mut self, msg: Sym, symbols: &mut Symbols) -> Option<Sym> {
+        let text = symbols.get(msg);
+        // At most NAME_CHARS bytes is at most NAME_CHARS characters: most messages need no scan.
+        if text.len() <= NAME_CHARS {
+            return None;
+        }
+        if let Some(&name) = self.of_message.get(&msg) {
+            return Some(name);
+        }
+        let (cut, _) = text.char_indices().nth(NAME_CHARS)?;
+        self.text.clear();
+        self.text.push_str(&text[..cut]);
+        self.text.push('…');
+        let name = symbols.intern(&self.text);
+        self.of_message.insert(msg, name);
+        Some(name)
+    }
+}
+
+/// The names of a log instant's arguments, as symbols.
+#[derive(Clone, Copy)]
+struct ArgNames {
+    level: Sym,
+    message: Sym,
+}
+
+fn log_instant(
+    row: &LogRow,
+    level: Sym,
+    names: ArgNames,
+    symbols: &mut Symbols,
+    short: &mut ShortNames,
+) -> Instant {
+    let mut args = InstantArgs::default();
+    args.push(names.level, level);
+    let name = match short.of(row.msg, symbols) {
+        Some(name) => {
+            args.push(names.message, row.msg);
+            name
         }
         None => row.msg,
     };
@@ -152,10 +193,11 @@ mod tests {
         let name = symbols.get(long_entry.name);
         assert_eq!(name.chars().count(), NAME_CHARS + 1);
         assert!(name.ends_with('…'));
-        let message = long_entry.args.iter().find(|(n, _)| *n == "message");
-        assert_eq!(message.map(|&(_, m)| symbols.get(m)), Some(long.as_str()));
+        let is_message = |&(n, _): &(Sym, Sym)| symbols.get(n) == "message";
+        let message = long_entry.args.iter().find(is_message);
+        assert_eq!(message.map(|(_, m)| symbols.get(m)), Some(long.as_str()));
         assert_eq!(symbols.get(short_entry.name), "short");
-        assert!(short_entry.args.iter().all(|(n, _)| *n != "message"));
+        assert!(!short_entry.args.iter().any(|a| is_message(&a)));
     }
 
     #[test]
@@ -166,7 +208,7 @@ mod tests {
         let group = log_tracks(&table, 6, None, &mut symbols, &mut AssemblyStats::default());
         for (entry, message) in group.lanes[0].instants.iter().zip([&wide, &ascii]) {
             assert_eq!(symbols.get(entry.name), message.as_str());
-            assert!(entry.args.iter().all(|(n, _)| *n != "message"));
+            assert!(entry.args.iter().all(|(n, _)| symbols.get(n) != "message"));
         }
     }
 

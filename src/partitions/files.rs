@@ -232,9 +232,9 @@ impl OpenFile {
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(BATCH_ROWS);
-        let texts = metadata_list::<Vec<String>>(&builder, STRINGS_KEY)?;
+        let texts = metadata_list::<Vec<StoredText>>(&builder, STRINGS_KEY)?;
         symbols.reserve(texts.len());
-        let strings: Vec<Sym> = texts.iter().map(|s| symbols.intern(s)).collect();
+        let strings: Vec<Sym> = texts.iter().map(|s| symbols.intern(&s.0)).collect();
         let stored: Vec<StoredSet> = metadata_list(&builder, PROPERTY_SETS_KEY)?;
         let property_sets = read_property_sets(stored, &strings, symbols)?;
         let blocks = metadata_list::<Vec<String>>(&builder, BLOCKS_KEY)?
@@ -332,8 +332,13 @@ pub fn keys<'a, T>(batch: &'a RecordBatch, name: &str, table: &[T]) -> Result<&'
     Ok(array.values())
 }
 
-fn metadata_list<T: serde::de::DeserializeOwned>(
-    builder: &ParquetRecordBatchReaderBuilder<Bytes>,
+/// A string of a file's string table, borrowed from the file's metadata unless it has escapes:
+/// a large table is read without an allocation per string.
+#[derive(serde::Deserialize)]
+struct StoredText<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+fn metadata_list<'a, T: serde::Deserialize<'a>>(
+    builder: &'a ParquetRecordBatchReaderBuilder<Bytes>,
     key: &str,
 ) -> Result<T> {
     let text = builder
@@ -341,9 +346,9 @@ fn metadata_list<T: serde::de::DeserializeOwned>(
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|e| e.key == key))
-        .and_then(|e| e.value.clone())
+        .and_then(|e| e.value.as_deref())
         .with_context(|| format!("partition file lacks its {key} table"))?;
-    serde_json::from_str(&text).with_context(|| format!("partition file has a bad {key} table"))
+    serde_json::from_str(text).with_context(|| format!("partition file has a bad {key} table"))
 }
 
 /// A partition file being written by a view's row format: rows appended block by block, as

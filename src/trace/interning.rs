@@ -4,7 +4,7 @@ use prost::Message;
 
 use super::encode::{bytes_field, fixed64_field, frame, varint, varint_field, varint_len};
 use super::proto::*;
-use crate::symbols::{FastMap, PropertySet, Sym, SymbolTable};
+use crate::symbols::{FastMap, PropertySet, Sym, SymbolTable, TextIndex};
 use crate::tracks::{Instant, Slice, notes};
 
 /// Ids remembered by a small index (a symbol, a slot) for the current sequence only: a new
@@ -51,18 +51,51 @@ impl SymTable {
     }
 }
 
-/// Interned ids of strings that are not symbols (annotation names, fixed texts, properties).
+/// A text to intern on a sequence: a symbol's, or a fixed one of the writer.
+#[derive(Clone, Copy)]
+enum Text {
+    Sym(Sym),
+    Fixed(&'static str),
+}
+
+impl Text {
+    fn get(self, symbols: &SymbolTable) -> &str {
+        match self {
+            Text::Sym(sym) => symbols.get(sym),
+            Text::Fixed(text) => text,
+        }
+    }
+}
+
+/// Interned ids of texts on the current sequence, found by text (a symbol's text and an equal
+/// fixed text share one id). Holds no copy of a text: a large log has long messages by the
+/// hundred thousand.
 #[derive(Default)]
-struct TextTable(FastMap<String, u64>);
+struct TextTable {
+    index: TextIndex,
+    /// The text of id `k + 1`.
+    texts: Vec<Text>,
+}
 
 impl TextTable {
-    fn intern(&mut self, text: &str) -> (u64, bool) {
-        if let Some(&iid) = self.0.get(text) {
-            return (iid, false);
+    fn clear(&mut self) {
+        self.index.clear();
+        self.texts.clear();
+    }
+
+    /// The id of `text` on this sequence, and whether it is new (ids start at 1).
+    fn intern(&mut self, symbols: &SymbolTable, text: Text) -> (u64, bool) {
+        let wanted = text.get(symbols);
+        let hash = self.index.hash(wanted);
+        let texts = &self.texts;
+        let known = |iid: u32| texts[iid as usize - 1].get(symbols) == wanted;
+        if let Some(iid) = self.index.find(hash, known) {
+            return (iid as u64, false);
         }
-        let iid = self.0.len() as u64 + 1;
-        self.0.insert(text.to_string(), iid);
-        (iid, true)
+        self.texts.push(text);
+        let iid = self.texts.len() as u32;
+        self.index.insert(hash, iid);
+        (iid as u64, true)
     }
 }
 
@@ -83,8 +116,6 @@ pub struct SequenceWriter {
     sym_texts: Slots,
     /// Annotation name ids of symbols (property keys), by symbol.
     sym_annotation_names: Slots,
-    /// Annotation name ids of an instant's fixed argument names, by address: a handful.
-    static_annotation_names: Vec<(usize, u32, u64)>,
     event: Vec<u8>,
     interned: Vec<u8>,
     scratch: Vec<u8>,
@@ -125,8 +156,8 @@ impl SequenceWriter {
         self.names.reset();
         self.categories.reset();
         self.locations.clear();
-        self.annotation_names.0.clear();
-        self.texts.0.clear();
+        self.annotation_names.clear();
+        self.texts.clear();
         let origin = first_ns.max(0) as u64;
         self.last_ns = origin;
         let packet = TracePacket {
@@ -208,11 +239,7 @@ impl SequenceWriter {
         self.event.clear();
         self.interned.clear();
         self.category(symbols, instant.category);
-        for &(name, text) in &instant.args {
-            let name_iid = self.static_annotation_name(name);
-            let iid = self.sym_text(symbols, text);
-            self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
-        }
+        self.sym_annotations(symbols, instant.args.iter());
         self.property_annotations(symbols, instant.properties);
         self.kind_name_track(symbols, TYPE_INSTANT, instant.name, track_uuid);
         self.location(symbols, instant.file, instant.line);
@@ -281,9 +308,9 @@ impl SequenceWriter {
     /// Arguments: async ids and threads, what was clipped, a tagged end's properties.
     fn annotations(&mut self, symbols: &SymbolTable, slice: &Slice) {
         if let Some(detail) = &slice.detail {
-            self.uint_annotation(SPAN_ID, detail.span_id);
-            self.uint_annotation(PARENT_SPAN_ID, detail.parent_span_id);
-            self.uint_annotation(DEPTH, detail.depth as u64);
+            self.uint_annotation(symbols, SPAN_ID, detail.span_id);
+            self.uint_annotation(symbols, PARENT_SPAN_ID, detail.parent_span_id);
+            self.uint_annotation(symbols, DEPTH, detail.depth as u64);
             if let Some(thread) = detail.began_on {
                 self.thread_annotation(symbols, BEGAN_ON, thread);
             }
@@ -294,7 +321,7 @@ impl SequenceWriter {
         if slice.notes != 0 {
             for (flag, name, text) in notes::ALL {
                 if slice.notes & flag != 0 {
-                    self.text_annotation(name, text);
+                    self.text_annotation(symbols, name, text);
                 }
             }
         }
@@ -302,11 +329,17 @@ impl SequenceWriter {
     }
 
     fn property_annotations(&mut self, symbols: &SymbolTable, properties: PropertySet) {
-        for &(key, value) in symbols.properties(properties) {
+        let pairs = symbols.properties(properties).iter().copied();
+        self.sym_annotations(symbols, pairs);
+    }
+
+    /// Text arguments whose names and texts are symbols.
+    fn sym_annotations(&mut self, symbols: &SymbolTable, args: impl Iterator<Item = (Sym, Sym)>) {
+        for (key, value) in args {
             let name_iid = match self.sym_annotation_names.get(key as usize, self.generation) {
                 Some(iid) => iid,
                 None => {
-                    let iid = self.annotation_name(symbols.get(key));
+                    let iid = self.annotation_name(symbols, Text::Sym(key));
                     self.sym_annotation_names
                         .set(key as usize, self.generation, iid);
                     iid
@@ -317,55 +350,40 @@ impl SequenceWriter {
         }
     }
 
-    /// The id of a fixed argument name, remembered by its address for this sequence.
-    fn static_annotation_name(&mut self, name: &'static str) -> u64 {
-        let (address, generation) = (name.as_ptr() as usize, self.generation);
-        let mut known = self.static_annotation_names.iter();
-        if let Some(&(_, _, iid)) = known.find(|(a, g, _)| *a == address && *g == generation) {
-            return iid;
-        }
-        let iid = self.annotation_name(name);
-        self.static_annotation_names
-            .retain(|(_, g, _)| *g == generation);
-        self.static_annotation_names
-            .push((address, generation, iid));
-        iid
-    }
-
-    fn annotation_name(&mut self, name: &str) -> u64 {
-        let (iid, new) = self.annotation_names.intern(name);
+    fn annotation_name(&mut self, symbols: &SymbolTable, name: Text) -> u64 {
+        let (iid, new) = self.annotation_names.intern(symbols, name);
         if new {
-            self.add_interned(INTERNED_ANNOTATION_NAME, iid, name);
+            self.add_interned(INTERNED_ANNOTATION_NAME, iid, name.get(symbols));
         }
         iid
     }
 
     /// The id of one of the async detail's argument names, without hashing it again.
-    fn detail_name(&mut self, (slot, name): DetailName) -> u64 {
+    fn detail_name(&mut self, symbols: &SymbolTable, (slot, name): DetailName) -> u64 {
         if let Some(iid) = self.detail_names.get(slot, self.generation) {
             return iid;
         }
-        let iid = self.annotation_name(name);
+        let iid = self.annotation_name(symbols, Text::Fixed(name));
         self.detail_names.set(slot, self.generation, iid);
         iid
     }
 
-    fn uint_annotation(&mut self, name: DetailName, value: u64) {
-        let name_iid = self.detail_name(name);
+    fn uint_annotation(&mut self, symbols: &SymbolTable, name: DetailName, value: u64) {
+        let name_iid = self.detail_name(symbols, name);
         self.annotation(name_iid, ANNOTATION_UINT_VALUE, value);
     }
 
-    fn text_annotation(&mut self, name: &str, text: &str) {
-        let name_iid = self.annotation_name(name);
-        let iid = self.text(text);
+    fn text_annotation(&mut self, symbols: &SymbolTable, name: &'static str, text: &'static str) {
+        let name_iid = self.annotation_name(symbols, Text::Fixed(name));
+        let iid = self.text(symbols, Text::Fixed(text));
         self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
     }
 
     /// The id of an annotation text, interning it if new on this sequence.
-    fn text(&mut self, text: &str) -> u64 {
-        let (iid, new) = self.texts.intern(text);
+    fn text(&mut self, symbols: &SymbolTable, text: Text) -> u64 {
+        let (iid, new) = self.texts.intern(symbols, text);
         if new {
-            self.add_interned(INTERNED_ANNOTATION_STRING, iid, text);
+            self.add_interned(INTERNED_ANNOTATION_STRING, iid, text.get(symbols));
         }
         iid
     }
@@ -375,14 +393,14 @@ impl SequenceWriter {
         if let Some(iid) = self.sym_texts.get(sym as usize, self.generation) {
             return iid;
         }
-        let iid = self.text(symbols.get(sym));
+        let iid = self.text(symbols, Text::Sym(sym));
         self.sym_texts.set(sym as usize, self.generation, iid);
         iid
     }
 
     /// Thread names are symbols: their text ids are remembered by symbol, not hashed per span.
     fn thread_annotation(&mut self, symbols: &SymbolTable, name: DetailName, thread: Sym) {
-        let name_iid = self.detail_name(name);
+        let name_iid = self.detail_name(symbols, name);
         let iid = self.sym_text(symbols, thread);
         self.annotation(name_iid, ANNOTATION_STRING_VALUE_IID, iid);
     }
