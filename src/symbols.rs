@@ -30,9 +30,24 @@ type Pairs = Arc<[(Sym, Sym)]>;
 /// copy of this part only, brought up to date with [`SymbolTable::append`]).
 #[derive(Clone)]
 pub struct SymbolTable {
-    strings: Vec<Arc<str>>,
+    /// Texts, back to back: the strings interned together (a partition file's string table)
+    /// share one block, not an allocation each. Blocks never change once added.
+    blocks: Vec<Arc<String>>,
+    /// Where each symbol's text is.
+    strings: Vec<TextPlace>,
     sets: Vec<Pairs>,
 }
+
+/// A symbol's text: bytes `start..start + len` of block `block`, or the whole block when
+/// `len` is [`WHOLE_BLOCK`] (a text of 4 GiB or more).
+#[derive(Clone, Copy)]
+struct TextPlace {
+    block: u32,
+    start: u32,
+    len: u32,
+}
+
+const WHOLE_BLOCK: u32 = u32::MAX;
 
 /// Interns strings and property sets: the table, and the indexes that find what it holds.
 #[derive(Clone)]
@@ -90,14 +105,16 @@ impl TextIndex {
 /// How much a [`SymbolTable`] holds: a copy made at this mark lacks what was interned since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
+    blocks: usize,
     strings: usize,
     sets: usize,
 }
 
 /// What was interned after a [`Mark`], to bring a copy up to date ([`SymbolTable::append`]).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Interned {
-    strings: Vec<Arc<str>>,
+    blocks: Vec<Arc<String>>,
+    strings: Vec<TextPlace>,
     sets: Vec<Pairs>,
 }
 
@@ -120,7 +137,12 @@ impl Symbols {
         let no_pairs: Pairs = Arc::from([]);
         Self {
             table: SymbolTable {
-                strings: vec![Arc::from("")],
+                blocks: vec![Arc::default()],
+                strings: vec![TextPlace {
+                    block: 0,
+                    start: 0,
+                    len: 0,
+                }],
                 sets: vec![no_pairs.clone()],
             },
             index: {
@@ -140,15 +162,66 @@ impl Symbols {
     }
 
     pub fn intern(&mut self, text: &str) -> Sym {
-        let hash = self.index.hash(text);
-        let strings = &self.table.strings;
-        if let Some(sym) = self.index.find(hash, |s| *strings[s as usize] == *text) {
-            return sym;
+        self.intern_all(&[text])[0]
+    }
+
+    /// The symbols of `texts`, in order; the new texts are stored together, in one block.
+    pub fn intern_all<T: AsRef<str>>(&mut self, texts: &[T]) -> Vec<Sym> {
+        let hashes: Vec<u64> = texts.iter().map(|t| self.index.hash(t.as_ref())).collect();
+        let mut syms: Vec<Option<Sym>> = (texts.iter().zip(&hashes))
+            .map(|(text, &hash)| self.table.find(&self.index, hash, text.as_ref()))
+            .collect();
+        let new: Vec<usize> = (0..texts.len()).filter(|&k| syms[k].is_none()).collect();
+        let bytes: usize = new.iter().map(|&k| texts[k].as_ref().len()).sum();
+        // A block's offsets are 32-bit: beyond 4 GiB of new text, one block per text.
+        let blocks: Vec<&[usize]> = match bytes < WHOLE_BLOCK as usize {
+            true => vec![&new[..]],
+            false => new.chunks(1).collect(),
+        };
+        for block in blocks {
+            self.add_block(texts, &hashes, &mut syms, block);
         }
-        let sym = self.table.strings.len() as Sym;
-        self.table.strings.push(Arc::from(text));
-        self.index.insert(hash, sym);
-        sym
+        syms.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// Adds texts `new` of `texts` in a new block, and gives them their symbols.
+    fn add_block<T: AsRef<str>>(
+        &mut self,
+        texts: &[T],
+        hashes: &[u64],
+        syms: &mut [Option<Sym>],
+        new: &[usize],
+    ) {
+        let mut block = String::with_capacity(new.iter().map(|&k| texts[k].as_ref().len()).sum());
+        for &k in new {
+            block.push_str(texts[k].as_ref());
+        }
+        let whole = new.len() == 1 && block.len() >= WHOLE_BLOCK as usize;
+        let number = self.table.blocks.len() as u32;
+        self.table.blocks.push(Arc::new(block));
+        let mut start = 0;
+        for &k in new {
+            let text = texts[k].as_ref();
+            let place = TextPlace {
+                block: number,
+                start,
+                len: if whole {
+                    WHOLE_BLOCK
+                } else {
+                    text.len() as u32
+                },
+            };
+            start += place.len;
+            // A text twice in one call gets the symbol of the first.
+            if let Some(sym) = self.table.find(&self.index, hashes[k], text) {
+                syms[k] = Some(sym);
+                continue;
+            }
+            let sym = self.table.strings.len() as Sym;
+            self.table.strings.push(place);
+            self.index.insert(hashes[k], sym);
+            syms[k] = Some(sym);
+        }
     }
 
     /// The set of these pairs (keys and values already interned); no pair is `NONE`.
@@ -170,8 +243,27 @@ impl Symbols {
 }
 
 impl SymbolTable {
+    /// How many symbols there are: each is less.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+
     pub fn get(&self, sym: Sym) -> &str {
-        &self.strings[sym as usize]
+        let place = self.strings[sym as usize];
+        let block = &self.blocks[place.block as usize];
+        match place.len {
+            WHOLE_BLOCK => block,
+            len => &block[place.start as usize..(place.start + len) as usize],
+        }
+    }
+
+    /// The symbol of `text` in `index` (the index of this table's texts).
+    fn find(&self, index: &TextIndex, hash: u64, text: &str) -> Option<Sym> {
+        index.find(hash, |sym| self.get(sym) == text)
     }
 
     /// The (key, value) pairs of a property set.
@@ -181,6 +273,7 @@ impl SymbolTable {
 
     pub fn mark(&self) -> Mark {
         Mark {
+            blocks: self.blocks.len(),
             strings: self.strings.len(),
             sets: self.sets.len(),
         }
@@ -189,6 +282,7 @@ impl SymbolTable {
     /// What was interned after `mark`, in order: what a copy made at `mark` lacks.
     pub fn interned_since(&self, mark: Mark) -> Interned {
         Interned {
+            blocks: self.blocks[mark.blocks..].to_vec(),
             strings: self.strings[mark.strings..].to_vec(),
             sets: self.sets[mark.sets..].to_vec(),
         }
@@ -197,7 +291,44 @@ impl SymbolTable {
     /// Brings a copy up to date with what [`SymbolTable::interned_since`] gave: the copy then
     /// maps every symbol and property set of the original to the same value.
     pub fn append(&mut self, interned: Interned) {
+        self.blocks.extend(interned.blocks);
         self.strings.extend(interned.strings);
         self.sets.extend(interned.sets);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_interned_together_or_one_by_one_get_one_symbol_each_and_read_back() {
+        let mut symbols = Symbols::new();
+        let first = symbols.intern("b");
+        let texts = ["a", "b", "a", "", "é…", "c"];
+        let syms = symbols.intern_all(&texts);
+        assert_eq!(syms[1], first);
+        assert_eq!(syms[0], syms[2], "a text twice in one call has one symbol");
+        assert_eq!(syms[3], Sym::default());
+        for (sym, text) in syms.iter().zip(texts) {
+            assert_eq!(symbols.get(*sym), text);
+        }
+        assert_eq!(symbols.intern("c"), syms[5]);
+        assert_eq!(symbols.len(), 5, "the empty string, b, a, é…, c");
+    }
+
+    #[test]
+    fn a_copy_brought_up_to_date_reads_every_symbol_as_the_original() {
+        let mut symbols = Symbols::new();
+        symbols.intern_all(&["one", "two"]);
+        let mut copy = symbols.table().clone();
+        let mark = symbols.mark();
+        let later = symbols.intern_all(&["three", "two", "four"]);
+        let single = symbols.intern("five");
+        copy.append(symbols.interned_since(mark));
+        for sym in later.into_iter().chain([single]) {
+            assert_eq!(copy.get(sym), symbols.get(sym));
+        }
+        assert_eq!(copy.len(), symbols.len());
     }
 }

@@ -4,7 +4,7 @@
 
 use super::AssemblyStats;
 use crate::events::{LogRow, LogTable};
-use crate::symbols::{FastMap, Sym, Symbols};
+use crate::symbols::{Sym, Symbols};
 use crate::tracks::{Instant, InstantArgs, Place, Track, TrackGroup};
 
 /// Micromegas's level numbering: 1 fatal … 6 trace.
@@ -21,83 +21,186 @@ pub fn level_name(level: u8) -> String {
     }
 }
 
+/// Log entries are handed on in parts of about this many: the trace encoder writes one part
+/// while the next is assembled, and no lane of a large log is ever whole in memory.
+const PART_ENTRIES: usize = 1 << 16;
+
 /// The log lanes of the process: entries at `max_level` or more severe, within `range`.
 pub fn log_tracks(
-    table: &LogTable,
+    table: LogTable,
     max_level: u8,
     range: Option<(i64, i64)>,
     symbols: &mut Symbols,
     stats: &mut AssemblyStats,
 ) -> TrackGroup {
-    let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
-    let shown = |row: &&LogRow| row.level <= max_level && in_range(row.ns);
-    // Each lane is allocated once, at its size: a large log's lanes are tens of megabytes.
-    let mut counts = [0usize; 256];
-    for row in table.rows.iter().filter(shown) {
-        counts[row.level as usize] += 1;
+    let mut parts = LogParts::new(table, max_level, range, symbols, stats);
+    let mut group = parts.head();
+    while let Some(part) = parts.next_part() {
+        for (lane, items) in group.lanes.iter_mut().zip(part) {
+            lane.instants.extend(items.instants);
+        }
     }
-    let mut lanes: std::collections::BTreeMap<u8, Vec<Instant>> = (0..=u8::MAX)
-        .filter(|&level| counts[level as usize] > 0)
-        .map(|level| (level, Vec::with_capacity(counts[level as usize])))
-        .collect();
-    // Each level's name is interned once, not per entry.
-    let mut level_syms: [Option<Sym>; 256] = [None; 256];
-    let mut short = ShortNames::default();
-    let names = ArgNames {
-        level: symbols.intern("level"),
-        message: symbols.intern("message"),
-    };
-    for row in table.rows.iter().filter(shown) {
-        let level = *level_syms[row.level as usize]
-            .get_or_insert_with(|| symbols.intern(&level_name(row.level)));
-        let instant = log_instant(row, level, names, symbols, &mut short);
-        lanes.entry(row.level).or_default().push(instant);
-    }
-    let lanes: Vec<Track> = (lanes.into_iter())
-        .map(|(level, mut instants)| {
-            // Stream order already; a clock step backwards must not reorder the trace.
-            instants.sort_by_key(|i| i.ns);
-            stats.log_levels[(level as usize).min(7)] += instants.len() as u64;
-            Track {
-                place: Place::Lane,
-                name: level_name(level),
-                instants,
-                ..Default::default()
+    group
+}
+
+/// The log lanes of a process, handed on in parts: the lanes' heading first (names, no
+/// entries), then each part, a stretch of time with its entries on each lane. Parts follow
+/// each other in time; entries at one time are all in one part.
+pub struct LogParts {
+    table: LogTable,
+    /// The entries shown, in time order (in stream order at one time).
+    order: Vec<u32>,
+    /// How far `order` was handed on.
+    next: usize,
+    /// The levels with entries, in lane order (most severe first), and each level's lane.
+    levels: Vec<u8>,
+    lane_of_level: [usize; 256],
+    level_syms: [Sym; 256],
+    arg_names: ArgNames,
+    names: EntryNames,
+}
+
+impl LogParts {
+    pub fn new(
+        table: LogTable,
+        max_level: u8,
+        range: Option<(i64, i64)>,
+        symbols: &mut Symbols,
+        stats: &mut AssemblyStats,
+    ) -> Self {
+        let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
+        let mut counts = [0u64; 256];
+        let mut names = EntryNames::new(symbols);
+        let mut order = Vec::with_capacity(table.rows.len());
+        for (k, row) in table.rows.iter().enumerate() {
+            if row.level <= max_level && in_range(row.ns) {
+                counts[row.level as usize] += 1;
+                names.see(row.msg, symbols);
+                order.push(k as u32);
             }
-        })
-        .collect();
-    TrackGroup {
-        name: "log".into(),
-        lanes,
+        }
+        names.intern_short_names(symbols);
+        // Stream order already; a clock step backwards must not reorder the trace.
+        order.sort_by_key(|&k| table.rows[k as usize].ns);
+        let levels: Vec<u8> = (0..=u8::MAX).filter(|&l| counts[l as usize] > 0).collect();
+        let (mut lane_of_level, mut level_syms) = ([0; 256], [Sym::default(); 256]);
+        for (lane, &level) in levels.iter().enumerate() {
+            lane_of_level[level as usize] = lane;
+            level_syms[level as usize] = symbols.intern(&level_name(level));
+            stats.log_levels[(level as usize).min(7)] += counts[level as usize];
+        }
+        Self {
+            table,
+            order,
+            next: 0,
+            levels,
+            lane_of_level,
+            level_syms,
+            arg_names: ArgNames {
+                level: symbols.intern("level"),
+                message: symbols.intern("message"),
+            },
+            names,
+        }
+    }
+
+    /// The group with its lanes named and empty: what the trace describes before the entries.
+    pub fn head(&self) -> TrackGroup {
+        TrackGroup {
+            name: "log".into(),
+            lanes: (self.levels.iter())
+                .map(|&level| Track {
+                    place: Place::Lane,
+                    name: level_name(level),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// The next part's lanes (as many as the head's, in its order), `None` after the last.
+    pub fn next_part(&mut self) -> Option<Vec<Track>> {
+        let rest = &self.order[self.next..];
+        let first = rest.first()?;
+        let ns = |k: &u32| self.table.rows[*k as usize].ns;
+        let mut end = rest.len().min(PART_ENTRIES);
+        // Entries at one time stay together: the trace orders them by lane.
+        let last_ns = ns(&rest[end - 1]);
+        end += rest[end..].iter().take_while(|k| ns(k) == last_ns).count();
+        debug_assert!(ns(first) <= last_ns);
+        let mut lanes: Vec<Track> = (self.levels.iter()).map(|_| Track::default()).collect();
+        for &k in &rest[..end] {
+            let row = &self.table.rows[k as usize];
+            let level = row.level as usize;
+            let instant = log_instant(row, self.level_syms[level], self.arg_names, &self.names);
+            lanes[self.lane_of_level[level]].instants.push(instant);
+        }
+        self.next += end;
+        Some(lanes)
     }
 }
 
-/// The shortened names of long messages, each made once however often its message recurs.
-#[derive(Default)]
-struct ShortNames {
-    of_message: FastMap<Sym, Sym>,
-    /// One buffer for the shortened names, not an allocation per long message.
-    text: String,
+/// The name of each message's entries: the message itself, or for a long one its beginning,
+/// made once however often the message recurs. All shortened names are interned together.
+struct EntryNames {
+    /// By message symbol: its entries' name, [`UNSEEN`] or [`SHORTENED`] (not interned yet).
+    of_message: Vec<Sym>,
+    /// The shortened names, back to back, and the messages they are of.
+    short_texts: String,
+    shortened: Vec<(Sym, std::ops::Range<usize>)>,
 }
 
-impl ShortNames {
-    /// The name of an entry of message `msg`: `None` if it is the message itself.
-    fn of(&mut self, msg: Sym, symbols: &mut Symbols) -> Option<Sym> {
+const UNSEEN: Sym = Sym::MAX;
+const SHORTENED: Sym = Sym::MAX - 1;
+
+impl EntryNames {
+    fn new(symbols: &Symbols) -> Self {
+        Self {
+            of_message: vec![UNSEEN; symbols.len()],
+            short_texts: String::new(),
+            shortened: Vec::new(),
+        }
+    }
+
+    /// Notes an entry's message: a long one gets a shortened name.
+    fn see(&mut self, msg: Sym, symbols: &Symbols) {
+        let name = &mut self.of_message[msg as usize];
+        if *name != UNSEEN {
+            return;
+        }
         let text = symbols.get(msg);
         // At most NAME_CHARS bytes is at most NAME_CHARS characters: most messages need no scan.
-        if text.len() <= NAME_CHARS {
-            return None;
+        let cut = match text.len() > NAME_CHARS {
+            true => text.char_indices().nth(NAME_CHARS).map(|(cut, _)| cut),
+            false => None,
+        };
+        let Some(cut) = cut else {
+            *name = msg;
+            return;
+        };
+        *name = SHORTENED;
+        let start = self.short_texts.len();
+        self.short_texts.push_str(&text[..cut]);
+        self.short_texts.push('…');
+        self.shortened.push((msg, start..self.short_texts.len()));
+    }
+
+    fn intern_short_names(&mut self, symbols: &mut Symbols) {
+        let texts: Vec<&str> = (self.shortened.iter())
+            .map(|(_, range)| &self.short_texts[range.clone()])
+            .collect();
+        let names = symbols.intern_all(&texts);
+        for (&(msg, _), name) in self.shortened.iter().zip(names) {
+            self.of_message[msg as usize] = name;
         }
-        if let Some(&name) = self.of_message.get(&msg) {
-            return Some(name);
+    }
+
+    /// The name of an entry of message `msg` (seen), `None` if it is the message itself.
+    fn of(&self, msg: Sym) -> Option<Sym> {
+        match self.of_message[msg as usize] {
+            name if name == msg => None,
+            name => Some(name),
         }
-        let (cut, _) = text.char_indices().nth(NAME_CHARS)?;
-        self.text.clear();
-        self.text.push_str(&text[..cut]);
-        self.text.push('…');
-        let name = symbols.intern(&self.text);
-        self.of_message.insert(msg, name);
-        Some(name)
     }
 }
 
@@ -108,18 +211,12 @@ struct ArgNames {
     message: Sym,
 }
 
-fn log_instant(
-    row: &LogRow,
-    level: Sym,
-    names: ArgNames,
-    symbols: &mut Symbols,
-    short: &mut ShortNames,
-) -> Instant {
+fn log_instant(row: &LogRow, level: Sym, arg_names: ArgNames, names: &EntryNames) -> Instant {
     let mut args = InstantArgs::default();
-    args.push(names.level, level);
-    let name = match short.of(row.msg, symbols) {
+    args.push(arg_names.level, level);
+    let name = match names.of(row.msg) {
         Some(name) => {
-            args.push(names.message, row.msg);
+            args.push(arg_names.message, row.msg);
             name
         }
         None => row.msg,
@@ -170,7 +267,7 @@ mod tests {
         ];
         let table = table(&mut symbols, &entries);
         let mut stats = AssemblyStats::default();
-        let group = log_tracks(&table, 4, Some((15, 45)), &mut symbols, &mut stats);
+        let group = log_tracks(table, 4, Some((15, 45)), &mut symbols, &mut stats);
         let lanes: Vec<(String, Vec<i64>)> = (group.lanes.iter())
             .map(|t| (t.name.clone(), t.instants.iter().map(|i| i.ns).collect()))
             .collect();
@@ -186,7 +283,7 @@ mod tests {
         let mut symbols = Symbols::new();
         let long = "é".repeat(150);
         let table = table(&mut symbols, &[(1, 3, &long), (2, 3, "short")]);
-        let group = log_tracks(&table, 6, None, &mut symbols, &mut AssemblyStats::default());
+        let group = log_tracks(table, 6, None, &mut symbols, &mut AssemblyStats::default());
         let [long_entry, short_entry] = &group.lanes[0].instants[..] else {
             panic!("two entries on the warn lane")
         };
@@ -205,11 +302,63 @@ mod tests {
         let mut symbols = Symbols::new();
         let (wide, ascii) = ("é".repeat(NAME_CHARS), "a".repeat(NAME_CHARS));
         let table = table(&mut symbols, &[(1, 4, &wide), (2, 4, &ascii)]);
-        let group = log_tracks(&table, 6, None, &mut symbols, &mut AssemblyStats::default());
+        let group = log_tracks(table, 6, None, &mut symbols, &mut AssemblyStats::default());
         for (entry, message) in group.lanes[0].instants.iter().zip([&wide, &ascii]) {
             assert_eq!(symbols.get(entry.name), message.as_str());
             assert!(entry.args.iter().all(|(n, _)| symbols.get(n) != "message"));
         }
+    }
+
+    #[test]
+    fn parts_follow_each_other_in_time_keep_a_time_whole_and_hold_each_level_in_time_order() {
+        let mut symbols = Symbols::new();
+        // More entries than two parts, four to a time, one clock step backwards.
+        let entries: Vec<(i64, u8, String)> = (0..3 * PART_ENTRIES as i64)
+            .map(|k| {
+                let ns = if k == 1000 { 5 } else { k / 4 };
+                (ns, (k % 3 * 2 + 1) as u8, format!("m{}", k % 7))
+            })
+            .collect();
+        let borrowed: Vec<(i64, u8, &str)> = (entries.iter())
+            .map(|(ns, l, m)| (*ns, *l, m.as_str()))
+            .collect();
+        let table = table(&mut symbols, &borrowed);
+        let mut stats = AssemblyStats::default();
+        let mut parts = LogParts::new(table, 6, None, &mut symbols, &mut stats);
+        let head = parts.head();
+        let names: Vec<&str> = head.lanes.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["fatal", "warn", "debug"]);
+        let mut lanes: Vec<Vec<(i64, String)>> = vec![Vec::new(); 3];
+        let mut last_ns = i64::MIN;
+        let mut count = 0;
+        while let Some(part) = parts.next_part() {
+            count += 1;
+            let times = || part.iter().flat_map(|l| l.instants.iter().map(|i| i.ns));
+            let (first, last) = (times().min().unwrap(), times().max().unwrap());
+            assert!(
+                first > last_ns,
+                "part {count} starts after the previous one ends"
+            );
+            last_ns = last;
+            for (lane, track) in lanes.iter_mut().zip(&part) {
+                let entry = |i: &Instant| (i.ns, symbols.get(i.name).to_string());
+                lane.extend(track.instants.iter().map(entry));
+            }
+        }
+        assert!(count >= 3);
+        for (lane, level) in lanes.iter().zip([1u8, 3, 5]) {
+            // Stream order at one time: a stable sort.
+            let mut expected: Vec<(i64, String)> = (borrowed.iter())
+                .filter(|e| e.1 == level)
+                .map(|e| (e.0, e.2.to_string()))
+                .collect();
+            expected.sort_by_key(|e| e.0);
+            assert_eq!(lane, &expected, "level {level}");
+        }
+        assert_eq!(
+            stats.log_levels[1..6].iter().sum::<u64>(),
+            entries.len() as u64
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use uuid::Uuid;
 
+use super::logs::LogParts;
 use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
@@ -161,8 +162,8 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
 }
 
 impl<'a, S: EventSource<LogTable>> ProcessAssembler<'a, S> {
-    /// The log lanes of the process: entries at `max_level` or more severe.
-    pub async fn log_tracks(&mut self, max_level: u8) -> Result<TrackGroup> {
+    /// The log lanes of the process, in parts: entries at `max_level` or more severe.
+    pub async fn log_parts(&mut self, max_level: u8) -> Result<LogParts> {
         let mut table = LogTable::default();
         let process = self.process;
         (self.source)
@@ -173,8 +174,8 @@ impl<'a, S: EventSource<LogTable>> ProcessAssembler<'a, S> {
                 &mut table,
             )
             .await?;
-        Ok(super::logs::log_tracks(
-            &table,
+        Ok(LogParts::new(
+            table,
             max_level,
             process.range,
             &mut self.symbols,

@@ -77,8 +77,7 @@ impl Output {
                 Box::new(file.try_clone().map_err(|e| cannot_write(path, e))?)
             }
             Sink::Atomic { temp, path } => {
-                let file = (temp.file().try_clone()).map_err(|e| cannot_write(path, e))?;
-                Box::new(EarlyWriteback::new(file))
+                Box::new((temp.file().try_clone()).map_err(|e| cannot_write(path, e))?)
             }
         })
     }
@@ -142,64 +141,6 @@ fn cannot_write(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
         FailureKind::Io,
         format!("cannot write {}: {e}", path.display()),
     )
-}
-
-/// A file whose written bytes the system starts putting on disk every few megabytes, rather
-/// than all at the `fsync` of [`Output::commit`]: a large trace's `fsync` then waits for its
-/// last few megabytes only, not for all of it after the export is done.
-struct EarlyWriteback {
-    file: std::fs::File,
-    written: u64,
-    /// Bytes before this are on their way to the disk.
-    started: u64,
-}
-
-/// Writeback starts at each this many new bytes.
-const WRITEBACK_BYTES: u64 = 8 << 20;
-
-impl EarlyWriteback {
-    fn new(file: std::fs::File) -> Self {
-        Self {
-            file,
-            written: 0,
-            started: 0,
-        }
-    }
-
-    /// Starts writing back what was written since the last start (a hint: an error changes
-    /// nothing, the `fsync` at the end still makes it all durable).
-    fn start_writeback(&mut self) {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            use std::os::fd::AsRawFd;
-            let (from, len) = (self.started as i64, (self.written - self.started) as i64);
-            // SAFETY: a system call on a file descriptor this struct owns; no memory is passed.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    from,
-                    len,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
-        self.started = self.written;
-    }
-}
-
-impl Write for EarlyWriteback {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_BYTES {
-            self.start_writeback();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
 }
 
 /// Counts, and hashes when asked, what passes through.

@@ -1,6 +1,6 @@
-//! Assembled tracks → trace bytes, on two cores: this task reads and assembles a thread while
-//! a blocking thread encodes the one before, then reads the async spans while the last threads
-//! are encoded; then each further kind of content in turn.
+//! Assembled tracks → trace bytes, on two cores: this task reads and assembles each piece of a
+//! process (a batch of threads, the async spans, the log, the metrics) while a blocking thread
+//! encodes the piece before.
 //! The one path from a source of events to a trace, for exports and their tests alike.
 
 use anyhow::{Context, Result};
@@ -9,7 +9,7 @@ use std::io::Write;
 use crate::assembly::{EventSource, FIRST_TID, ProcessAssembler};
 use crate::events::{EventTable, LogTable, MeasureTable};
 use crate::progress::Progress;
-use crate::symbols::Interned;
+use crate::symbols::{Interned, Mark, SymbolTable, Symbols};
 use crate::trace::TraceWriter;
 use crate::tracks::{ProcessHeading, Track, TrackGroup};
 
@@ -109,12 +109,13 @@ struct TrackCounts {
 }
 
 /// Writes one process's tracks, its threads numbered from `tid`; returns the writer and the
-/// next thread id.
+/// next thread id. This task reads and assembles each kind of content while a blocking thread
+/// encodes what was read before it: two cores.
 async fn write_process<S, W>(
     assembler: &mut ProcessAssembler<'_, S>,
     contents: &[Content],
-    mut writer: TraceWriter<W>,
-    mut tid: i32,
+    writer: TraceWriter<W>,
+    tid: i32,
     counts: &mut TrackCounts,
     progress: &Progress,
 ) -> Result<(TraceWriter<W>, i32)>
@@ -122,160 +123,195 @@ where
     S: EventSource<EventTable> + EventSource<LogTable> + EventSource<MeasureTable>,
     W: Write + Send + 'static,
 {
+    let mut encoder = Encoder::start(writer, &assembler.symbols);
+    let read = read_process(assembler, contents, &mut encoder, tid, counts, progress).await;
+    let (writer, threads) = encoder.finish().await?;
+    // A failed write stops the reading: its error comes first.
+    read?;
+    counts.thread += threads;
+    Ok((writer, tid + threads as i32))
+}
+
+/// Reads the contents of a process, in order, and hands them to the encoder; stops early
+/// (`Ok`) when the encoder stopped.
+async fn read_process<S, W>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    contents: &[Content],
+    encoder: &mut Encoder<W>,
+    tid: i32,
+    counts: &mut TrackCounts,
+    progress: &Progress,
+) -> Result<()>
+where
+    S: EventSource<EventTable> + EventSource<LogTable> + EventSource<MeasureTable>,
+    W: Write + Send + 'static,
+{
+    let stopped = Ok(()); // the encoder stopped; it says why
     if contents.contains(&Content::ThreadSpans) {
-        let first = tid;
-        let encoding = start_thread_tracks(assembler, writer, tid, progress).await;
-        // The async spans are read while the last thread tracks are encoded (unless reading
-        // the threads failed: its error ends the export).
-        let group = match contents.contains(&Content::AsyncSpans) && encoding.read.is_ok() {
-            true => Some(async_group(assembler, progress).await),
-            false => None,
-        };
-        (writer, tid) = encoding.finish().await?;
-        counts.thread += (tid - first) as usize;
-        if let Some(group) = group {
-            write_async_group(&mut writer, assembler, &group?, counts)?;
+        if !read_thread_tracks(assembler, encoder, tid, progress).await? {
+            return stopped;
         }
-    } else if contents.contains(&Content::AsyncSpans) {
-        let group = async_group(assembler, progress).await?;
-        write_async_group(&mut writer, assembler, &group, counts)?;
+        if !encoder.send(&assembler.symbols, Work::EndOfThreads).await {
+            return stopped;
+        }
+    }
+    if contents.contains(&Content::AsyncSpans) {
+        // What the thread stage freed goes back first: the async stage has the highest peak.
+        crate::memory::give_back_freed();
+        progress.stage(&format!(
+            "writing spans: {} thread spans, now the async spans",
+            assembler.stats.thread_spans
+        ));
+        let group = assembler.async_tracks().await?;
+        counts.async_ += group.lanes.len();
+        if !encoder.send(&assembler.symbols, Work::Group(group)).await {
+            return stopped;
+        }
     }
     for content in contents {
-        let Content::Logs { max_level } = *content else {
-            continue;
-        };
-        progress.stage("writing log entries");
-        let group = assembler.log_tracks(max_level).await?;
-        writer
-            .track_group(&assembler.symbols, &group)
-            .context(WriteFailed)?;
-        counts.log += group.lanes.len();
+        if let Content::Logs { max_level } = *content {
+            progress.stage("writing log entries");
+            let mut parts = assembler.log_parts(max_level).await?;
+            let head = parts.head();
+            counts.log += head.lanes.len();
+            if !encoder
+                .send(&assembler.symbols, Work::GroupHead(head))
+                .await
+            {
+                return stopped;
+            }
+            while let Some(part) = parts.next_part() {
+                if !encoder
+                    .send(&assembler.symbols, Work::GroupPart(part))
+                    .await
+                {
+                    return stopped;
+                }
+            }
+        }
     }
     if contents.contains(&Content::Metrics) {
         progress.stage("writing metrics");
         let group = assembler.metric_tracks().await?;
-        writer
-            .track_group(&assembler.symbols, &group)
-            .context(WriteFailed)?;
         counts.metric += group.lanes.len();
+        if !encoder.send(&assembler.symbols, Work::Group(group)).await {
+            return stopped;
+        }
     }
-    Ok((writer, tid))
-}
-
-/// A thread track, and the symbols interned while reading it (for the encoder's copy).
-struct ReadTrack {
-    track: Track,
-    interned: Interned,
-}
-
-/// Thread tracks are handed to the encoder in batches of about this many spans: one hand-off
-/// (a thread wake-up) per track made thousands of small threads slow.
-const HANDOFF_SPANS: usize = 1 << 15;
-
-/// The async spans' lanes.
-async fn async_group<S: EventSource<EventTable>>(
-    assembler: &mut ProcessAssembler<'_, S>,
-    progress: &Progress,
-) -> Result<TrackGroup> {
-    // What the thread stage freed goes back first: the async stage has the highest peak.
-    crate::memory::give_back_freed();
-    progress.stage(&format!(
-        "writing spans: {} thread spans, now the async spans",
-        assembler.stats.thread_spans
-    ));
-    assembler.async_tracks().await
-}
-
-fn write_async_group<S, W: Write>(
-    writer: &mut TraceWriter<W>,
-    assembler: &ProcessAssembler<'_, S>,
-    group: &TrackGroup,
-    counts: &mut TrackCounts,
-) -> Result<()> {
-    (writer.track_group(&assembler.symbols, group)).context(WriteFailed)?;
-    counts.async_ += group.lanes.len();
     Ok(())
 }
 
-/// Thread tracks read, and being encoded on a blocking thread.
-struct ThreadEncoding<W: Write> {
-    encoder: tokio::task::JoinHandle<(TraceWriter<W>, Result<i32>)>,
-    read: Result<()>,
-    first_tid: i32,
+/// What the encoder is handed, in trace order.
+enum Work {
+    /// Thread tracks.
+    Threads(Vec<Track>),
+    /// The last thread track was handed over: threads that share sequences are written.
+    EndOfThreads,
+    /// Lanes under one track of the process (async spans, log levels, metric series).
+    Group(TrackGroup),
+    /// A group's lanes, named, without their items: the items follow in parts.
+    GroupHead(TrackGroup),
+    /// Items of the last group's lanes, all after those of its previous parts.
+    GroupPart(Vec<Track>),
 }
 
-impl<W: Write> ThreadEncoding<W> {
-    /// Waits for the last track to be written; returns the writer and the next thread id (one
-    /// per track with spans).
-    async fn finish(self) -> Result<(TraceWriter<W>, i32)> {
-        let (writer, encoded) =
-            (self.encoder.await).map_err(|e| crate::error::task_failed("the trace encoder", e))?;
-        // A failed write stops the reading: its error comes first.
-        let tracks = encoded?;
-        self.read?;
-        Ok((writer, self.first_tid + tracks))
-    }
+/// Tracks are handed to the encoder in batches of about this many spans: one hand-off (a
+/// thread wake-up) per track made thousands of small threads slow.
+const HANDOFF_SPANS: usize = 1 << 15;
+
+/// The trace writer on a blocking thread, writing what it is handed in order. At most one
+/// piece of work waits while one is encoded and the next is read.
+struct Encoder<W: Write> {
+    sender: Option<tokio::sync::mpsc::Sender<(Work, Interned)>>,
+    thread: tokio::task::JoinHandle<(TraceWriter<W>, Result<usize>)>,
+    /// What the encoder's copy of the symbols holds.
+    sent: Mark,
 }
 
-/// Reads the thread tracks, numbered from `first_tid`, while a blocking thread encodes them:
-/// two cores. At most two batches of tracks are alive at once: the reader starts the next one
-/// only when the encoder has taken the last. Returns when all are read.
-async fn start_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
-    assembler: &mut ProcessAssembler<'_, S>,
-    mut writer: TraceWriter<W>,
-    first_tid: i32,
-    progress: &Progress,
-) -> ThreadEncoding<W> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<ReadTrack>>(1);
-    let mut symbols = assembler.symbols.table().clone();
-    let encoder = tokio::task::spawn_blocking(move || {
-        let mut tracks = 0;
-        while let Some(batch) = receiver.blocking_recv() {
-            for read in batch {
-                symbols.append(read.interned);
-                if let Err(e) = writer.track(&symbols, read.track) {
+impl<W: Write + Send + 'static> Encoder<W> {
+    fn start(mut writer: TraceWriter<W>, symbols: &Symbols) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Work, Interned)>(1);
+        let mut copy = symbols.table().clone();
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut threads = 0;
+            while let Some((work, interned)) = receiver.blocking_recv() {
+                copy.append(interned);
+                if let Err(e) = encode(&mut writer, &copy, work, &mut threads) {
                     return (writer, Err(e.context(WriteFailed)));
                 }
-                crate::pause::at(crate::pause::Point::ThreadTrackWritten);
-                tracks += 1;
             }
+            (writer, Ok(threads))
+        });
+        Self {
+            sender: Some(sender),
+            thread,
+            sent: symbols.mark(),
         }
-        match writer.flush_threads(&symbols) {
-            Ok(()) => (writer, Ok(tracks)),
-            Err(e) => (writer, Err(e.context(WriteFailed))),
+    }
+
+    /// Hands `work` over, with the symbols interned since the last; `false` once the encoder
+    /// stopped ([`Encoder::finish`] says why).
+    async fn send(&mut self, symbols: &Symbols, work: Work) -> bool {
+        let interned = symbols.interned_since(self.sent);
+        self.sent = symbols.mark();
+        match &self.sender {
+            Some(sender) => sender.send((work, interned)).await.is_ok(),
+            None => false,
         }
-    });
-    let read = read_thread_tracks(assembler, sender, first_tid, progress).await;
-    ThreadEncoding {
-        encoder,
-        read,
-        first_tid,
+    }
+
+    /// Waits for all to be written; returns the writer and the number of thread tracks.
+    async fn finish(mut self) -> Result<(TraceWriter<W>, usize)> {
+        drop(self.sender.take());
+        let (writer, encoded) =
+            (self.thread.await).map_err(|e| crate::error::task_failed("the trace encoder", e))?;
+        Ok((writer, encoded?))
     }
 }
 
-async fn read_thread_tracks<S: EventSource<EventTable>>(
+fn encode<W: Write>(
+    writer: &mut TraceWriter<W>,
+    symbols: &SymbolTable,
+    work: Work,
+    threads: &mut usize,
+) -> Result<()> {
+    match work {
+        Work::Threads(tracks) => {
+            for track in tracks {
+                writer.track(symbols, track)?;
+                crate::pause::at(crate::pause::Point::ThreadTrackWritten);
+                *threads += 1;
+            }
+            Ok(())
+        }
+        Work::EndOfThreads => writer.flush_threads(symbols),
+        Work::Group(group) => writer.track_group(symbols, &group),
+        Work::GroupHead(group) => writer.start_group(&group),
+        Work::GroupPart(lanes) => writer.group_part(symbols, &lanes),
+    }
+}
+
+/// Reads the thread tracks, numbered from `tid`, and hands them to the encoder in batches;
+/// stops early (`Ok`) when the encoder stopped.
+async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
-    sender: tokio::sync::mpsc::Sender<Vec<ReadTrack>>,
+    encoder: &mut Encoder<W>,
     mut tid: i32,
     progress: &Progress,
-) -> Result<()> {
-    // What the encoder's copy of the symbols holds (strings of threads without a track
-    // included: they go with the next track).
-    let mut sent = assembler.symbols.mark();
+) -> Result<bool> {
     let threads = assembler.thread_count();
     let (mut batch, mut batch_spans) = (Vec::new(), 0);
     for k in 0..threads {
         if let Some(track) = assembler.thread_track(k, tid).await? {
             tid += 1;
-            let interned = assembler.symbols.interned_since(sent);
-            sent = assembler.symbols.mark();
             batch_spans += track.slices.len();
-            batch.push(ReadTrack { track, interned });
+            batch.push(track);
         }
         let last = k + 1 == threads;
         if (batch_spans >= HANDOFF_SPANS || last) && !batch.is_empty() {
-            if sender.send(std::mem::take(&mut batch)).await.is_err() {
-                return Ok(()); // the encoder stopped; it says why
+            let work = Work::Threads(std::mem::take(&mut batch));
+            if !encoder.send(&assembler.symbols, work).await {
+                return Ok(false);
             }
             batch_spans = 0;
         }
@@ -285,5 +321,5 @@ async fn read_thread_tracks<S: EventSource<EventTable>>(
             k + 1
         ));
     }
-    Ok(())
+    Ok(true)
 }

@@ -11,7 +11,9 @@ use arrow_schema::Schema;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -231,10 +233,14 @@ impl OpenFile {
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(data)?.with_batch_size(BATCH_ROWS);
+        // Columns are typed by the Parquet schema alone: the Arrow schema would copy the whole
+        // key-value metadata (a large string table) into its own.
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(data, options)?
+            .with_batch_size(BATCH_ROWS);
         let texts = metadata_list::<Vec<StoredText>>(&builder, STRINGS_KEY)?;
         symbols.reserve(texts.len());
-        let strings: Vec<Sym> = texts.iter().map(|s| symbols.intern(&s.0)).collect();
+        let strings = symbols.intern_all(&texts);
         let stored: Vec<StoredSet> = metadata_list(&builder, PROPERTY_SETS_KEY)?;
         let property_sets = read_property_sets(stored, &strings, symbols)?;
         let blocks = metadata_list::<Vec<String>>(&builder, BLOCKS_KEY)?
@@ -336,6 +342,12 @@ pub fn keys<'a, T>(batch: &'a RecordBatch, name: &str, table: &[T]) -> Result<&'
 /// a large table is read without an allocation per string.
 #[derive(serde::Deserialize)]
 struct StoredText<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+impl AsRef<str> for StoredText<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 fn metadata_list<'a, T: serde::Deserialize<'a>>(
     builder: &'a ParquetRecordBatchReaderBuilder<Bytes>,

@@ -1,18 +1,15 @@
 //! Merging tracks that share a sequence into one stream of events in time order; the BEGINs
 //! and ENDs of a track's nested slices.
 //!
-//! A few tracks (log levels, metric series) merge through a heap, event by event, holding
-//! nothing. Hundreds of tracks (small threads, async lanes) would make that heap deep and each
-//! event a cache miss: their events' keys are gathered a slab of time at a time and sorted by
-//! time buckets instead.
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+//! A few tracks (log levels, metric series) merge event by event, holding nothing: the next
+//! event is the earliest of each track's next. Hundreds of tracks (small threads, async lanes)
+//! would make each event a long scan and a cache miss: their events' keys are gathered a slab
+//! of time at a time and sorted by time buckets instead.
 
 use crate::tracks::{Instant, Slice, Track};
 
-/// Up to this many tracks merge through a heap.
-const HEAP_MERGE_MAX_TRACKS: usize = 32;
+/// Up to this many tracks merge by a scan of their next events.
+const SCAN_MERGE_MAX_TRACKS: usize = 32;
 /// Below this many events a plain sort is as fast as spreading them over time buckets.
 const BUCKETED_SORT_MIN: usize = 1 << 10;
 /// Events per time bucket, on average.
@@ -34,8 +31,8 @@ impl MergeBuffers {
     /// The events of `tracks` in time order; at equal times the lower track goes first and each
     /// track keeps its own order (ENDs before BEGINs).
     pub fn merge<'a>(&'a mut self, tracks: &'a [Track]) -> Merged<'a> {
-        match tracks.len() <= HEAP_MERGE_MAX_TRACKS {
-            true => Merged::Heap(HeapMerge::of(tracks)),
+        match tracks.len() <= SCAN_MERGE_MAX_TRACKS {
+            true => Merged::Scan(ScanMerge::of(tracks)),
             false => Merged::Sorted(SlabMerge::of(tracks, self)),
         }
     }
@@ -96,7 +93,7 @@ fn track_event_count(track: &Track) -> usize {
 
 /// Merged events, by either strategy.
 pub enum Merged<'a> {
-    Heap(HeapMerge<'a>),
+    Scan(ScanMerge<'a>),
     Sorted(SlabMerge<'a>),
 }
 
@@ -105,7 +102,7 @@ impl Iterator for Merged<'_> {
 
     fn next(&mut self) -> Option<EventKey> {
         match self {
-            Merged::Heap(heap) => heap.next(),
+            Merged::Scan(scan) => scan.next(),
             Merged::Sorted(sorted) => sorted.next(),
         }
     }
@@ -215,46 +212,34 @@ fn time_range(tracks: &[Track]) -> (i64, i64) {
     })
 }
 
-/// A merge of a few tracks' events: each track's next event, the tracks by the time of their
-/// next event.
-pub struct HeapMerge<'a> {
+/// A merge of a few tracks' events: the earliest of each track's next event, found by a scan
+/// (a heap's sift took a mispredicted branch per level for every event).
+pub struct ScanMerge<'a> {
     lanes: Vec<LaneKeys<'a>>,
-    next: Vec<EventKey>,
-    order: BinaryHeap<Reverse<(i64, u32)>>,
+    /// The next event of each track with events left, in no particular order.
+    heads: Vec<EventKey>,
 }
 
-impl<'a> HeapMerge<'a> {
+impl<'a> ScanMerge<'a> {
     fn of(tracks: &'a [Track]) -> Self {
         let mut lanes: Vec<LaneKeys> = (tracks.iter().enumerate())
             .map(|(lane, track)| lane_keys(track, lane as u32))
             .collect();
-        let mut next = vec![EventKey::default(); lanes.len()];
-        let mut order = BinaryHeap::new();
-        for (lane, keys) in lanes.iter_mut().enumerate() {
-            if let Some(key) = keys.next() {
-                next[lane] = key;
-                order.push(Reverse((key.ts, lane as u32)));
-            }
-        }
-        Self { lanes, next, order }
+        let heads = lanes.iter_mut().filter_map(Iterator::next).collect();
+        Self { lanes, heads }
     }
 }
 
-impl Iterator for HeapMerge<'_> {
+impl Iterator for ScanMerge<'_> {
     type Item = EventKey;
 
     fn next(&mut self) -> Option<EventKey> {
-        // The lane taken from is put back in place at the top: one sift, not a pop and a push.
-        let mut top = self.order.peek_mut()?;
-        let lane = top.0.1 as usize;
-        let key = self.next[lane];
-        match self.lanes[lane].next() {
-            Some(following) => {
-                self.next[lane] = following;
-                *top = Reverse((following.ts, lane as u32));
-            }
+        // (time, track) is unique among the heads: the earliest is the one to take.
+        let (at, &key) = (self.heads.iter().enumerate()).min_by_key(|(_, k)| (k.ts, k.lane))?;
+        match self.lanes[key.lane as usize].next() {
+            Some(following) => self.heads[at] = following,
             None => {
-                std::collections::binary_heap::PeekMut::pop(top);
+                self.heads.swap_remove(at);
             }
         }
         Some(key)
@@ -528,9 +513,9 @@ mod tests {
             assert!(count < 40 || expected.len() >= BUCKETED_SORT_MIN);
             let expected = key_tuples(expected);
             assert_eq!(
-                key_tuples(HeapMerge::of(&tracks)),
+                key_tuples(ScanMerge::of(&tracks)),
                 expected,
-                "heap, {count} tracks"
+                "scan, {count} tracks"
             );
             let one_slab = SlabMerge::of(&tracks, &mut buffers);
             assert_eq!(key_tuples(one_slab), expected, "one slab, {count} tracks");

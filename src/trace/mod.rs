@@ -15,7 +15,7 @@ mod interning;
 mod merge;
 pub mod proto;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::io::Write;
 
 use crate::symbols::SymbolTable;
@@ -83,6 +83,9 @@ pub struct TraceWriter<W: Write> {
     sequence: SequenceWriter,
     /// Kept from one merged sequence to the next.
     merge_buffers: MergeBuffers,
+    /// The lanes of the group started last, and its sequence once it has one.
+    group_lanes: Vec<u64>,
+    group_sequence: Option<u32>,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -99,6 +102,8 @@ impl<W: Write> TraceWriter<W> {
             frame: Vec::new(),
             sequence: SequenceWriter::default(),
             merge_buffers: MergeBuffers::default(),
+            group_lanes: Vec::new(),
+            group_sequence: None,
         }
     }
 
@@ -177,7 +182,16 @@ impl<W: Write> TraceWriter<W> {
 
     /// A group's lanes, under one track of the process named after the group.
     pub fn track_group(&mut self, symbols: &SymbolTable, group: &TrackGroup) -> Result<()> {
+        self.start_group(group)?;
+        self.group_part(symbols, &group.lanes)
+    }
+
+    /// Describes a group and its lanes (names; units of counter lanes), whose items
+    /// [`Self::group_part`] then writes, in one or more parts.
+    pub fn start_group(&mut self, group: &TrackGroup) -> Result<()> {
         self.ensure_threads_flushed()?;
+        self.group_lanes.clear();
+        self.group_sequence = None;
         let tracks = &group.lanes;
         if tracks.is_empty() {
             return Ok(());
@@ -186,7 +200,7 @@ impl<W: Write> TraceWriter<W> {
         self.groups += 1;
         let first_lane = self.lanes;
         self.lanes += tracks.len() as u64;
-        let uuids: Vec<u64> = (first_lane..self.lanes).map(lane_uuid).collect();
+        self.group_lanes = (first_lane..self.lanes).map(lane_uuid).collect();
         self.descriptor(TrackDescriptor {
             uuid: Some(group_uuid(g)),
             parent_uuid: Some(self.process_uuid()),
@@ -199,7 +213,7 @@ impl<W: Write> TraceWriter<W> {
                 unit_name: (!lane.unit.is_empty()).then(|| lane.unit.clone()),
             });
             self.descriptor(TrackDescriptor {
-                uuid: Some(uuids[i]),
+                uuid: Some(self.group_lanes[i]),
                 parent_uuid: Some(group_uuid(g)),
                 name: Some(lane.name.clone()),
                 sibling_order_rank: Some(i as i32),
@@ -207,8 +221,22 @@ impl<W: Write> TraceWriter<W> {
                 ..Default::default()
             })?;
         }
-        // One sequence for all lanes: names and threads are interned once for all of them.
-        self.merged_events(symbols, tracks, &uuids)
+        Ok(())
+    }
+
+    /// Items of the lanes of the group started last (lane by lane, in its order), all later
+    /// than those of its previous parts: they continue its one sequence, where names and
+    /// threads are interned once for all lanes.
+    pub fn group_part(&mut self, symbols: &SymbolTable, lanes: &[Track]) -> Result<()> {
+        if lanes.len() != self.group_lanes.len() {
+            bail!("internal error: a group's part has another number of lanes than the group");
+        }
+        let uuids = std::mem::take(&mut self.group_lanes);
+        let mut buffers = std::mem::take(&mut self.merge_buffers);
+        let written = self.write_merged(symbols, lanes, &uuids, buffers.merge(lanes), true);
+        self.merge_buffers = buffers;
+        self.group_lanes = uuids;
+        written
     }
 
     /// The events of several tracks (`uuids`) on one sequence, each naming its track, in time
@@ -220,25 +248,32 @@ impl<W: Write> TraceWriter<W> {
         uuids: &[u64],
     ) -> Result<()> {
         let mut buffers = std::mem::take(&mut self.merge_buffers);
-        let written = self.write_merged(symbols, tracks, uuids, buffers.merge(tracks));
+        let written = self.write_merged(symbols, tracks, uuids, buffers.merge(tracks), false);
         self.merge_buffers = buffers;
         written
     }
 
+    /// `group`: the events continue the sequence of the group's earlier parts, if any.
     fn write_merged(
         &mut self,
         symbols: &SymbolTable,
         tracks: &[Track],
         uuids: &[u64],
         events: impl Iterator<Item = EventKey>,
+        group: bool,
     ) -> Result<()> {
         let mut events = events.peekable();
         let Some(first) = events.peek() else {
             return Ok(());
         };
-        self.next_sequence += 1;
-        (self.sequence).start(self.next_sequence, None, first.ts, &mut self.frame);
-        self.emit()?;
+        if !(group && self.group_sequence == Some(self.next_sequence)) {
+            self.next_sequence += 1;
+            (self.sequence).start(self.next_sequence, None, first.ts, &mut self.frame);
+            self.emit()?;
+            if group {
+                self.group_sequence = Some(self.next_sequence);
+            }
+        }
         for key in events {
             let lane = key.lane as usize;
             let (uuid, out) = (Some(uuids[lane]), &mut self.frame);

@@ -387,3 +387,70 @@ fn a_trace_finished_with_small_threads_unwritten_is_an_error_not_a_silent_loss()
     writer.track(&symbols, timeline.thread).unwrap();
     assert!(writer.finish().is_err());
 }
+
+/// Log-like lanes: instants at times with repeats, each lane in time order.
+fn instant_lanes(symbols: &mut Symbols, lanes: usize, per_lane: i64) -> Vec<Track> {
+    let name = symbols.intern("entry");
+    (0..lanes)
+        .map(|lane| Track {
+            place: Place::Lane,
+            name: format!("lane {lane}"),
+            instants: (0..per_lane)
+                .map(|k| crate::tracks::Instant {
+                    ns: 1_000 + (k * (lane as i64 + 1)) / 3,
+                    name,
+                    category: 0,
+                    file: 0,
+                    line: 0,
+                    args: Default::default(),
+                    properties: PropertySet::NONE,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[test]
+fn a_group_written_in_parts_of_time_gives_the_bytes_of_the_group_written_whole() {
+    let mut symbols = Symbols::new();
+    let group = TrackGroup {
+        name: "log".into(),
+        lanes: instant_lanes(&mut symbols, 3, 500),
+    };
+    let mut whole = TraceWriter::new(Vec::new());
+    whole.track_group(&symbols, &group).unwrap();
+    let whole = whole.finish().unwrap().1;
+    let mut parts = TraceWriter::new(Vec::new());
+    let head = TrackGroup {
+        name: group.name.clone(),
+        lanes: (group.lanes.iter())
+            .map(|lane| Track {
+                instants: Vec::new(),
+                ..lane.clone()
+            })
+            .collect(),
+    };
+    parts.start_group(&head).unwrap();
+    // Parts cut between times: all of a time's instants in one part.
+    for (from, to) in [
+        (0, 1_050),
+        (1_050, 1_051),
+        (1_051, 1_200),
+        (1_200, i64::MAX),
+    ] {
+        let part: Vec<Track> = (group.lanes.iter())
+            .map(|lane| Track {
+                instants: (lane.instants.iter())
+                    .filter(|i| (from..to).contains(&i.ns))
+                    .cloned()
+                    .collect(),
+                ..lane.clone()
+            })
+            .collect();
+        parts.group_part(&symbols, &part).unwrap();
+    }
+    let parts = parts.finish().unwrap().1;
+    assert!(whole.len() > 10_000);
+    assert_eq!(parts, whole);
+}
