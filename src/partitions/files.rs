@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::Compression;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
@@ -221,7 +221,6 @@ pub struct FileKeys {
 /// A partition file opened for reading: its tables, and its rows, read batch by batch.
 pub struct OpenFile {
     pub keys: FileKeys,
-    pub rows: usize,
     batches: ParquetRecordBatchReader,
 }
 
@@ -233,38 +232,10 @@ impl OpenFile {
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
-        // Columns are typed by the Parquet schema alone: the Arrow schema would copy the whole
-        // key-value metadata (a large string table) into its own.
-        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(data, options)?
-            .with_batch_size(BATCH_ROWS);
-        let texts = metadata_list::<Vec<StoredText>>(&builder, STRINGS_KEY)?;
-        symbols.reserve(texts.len());
-        let strings = symbols.intern_all(&texts);
-        let stored: Vec<StoredSet> = metadata_list(&builder, PROPERTY_SETS_KEY)?;
-        let property_sets = read_property_sets(stored, &strings, symbols)?;
-        let blocks = metadata_list::<Vec<String>>(&builder, BLOCKS_KEY)?
-            .iter()
-            .map(|s| {
-                let id = Uuid::parse_str(s).context("partition file holds a bad block id")?;
-                Ok(block_position.get(&id).copied())
-            })
-            .collect::<Result<_>>()?;
-        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-        let skipped = T::skipped_columns(view);
-        let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
-            .filter(|(_, f)| !skipped.contains(&f.name().as_str()))
-            .map(|(i, _)| i)
-            .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+        let (metadata, batches) = decoder::<T>(data, view)?;
         Ok(Self {
-            keys: FileKeys {
-                strings,
-                property_sets,
-                blocks,
-            },
-            rows,
-            batches: builder.with_projection(mask).build()?,
+            keys: file_keys(&metadata, symbols, block_position)?,
+            batches,
         })
     }
 
@@ -285,6 +256,59 @@ impl OpenFile {
     }
 }
 
+/// The file's metadata, and a decoder of its batches of rows (only the columns `T` reads).
+fn decoder<T: RowTable>(
+    data: Bytes,
+    view: super::View,
+) -> Result<(Arc<ParquetMetaData>, ParquetRecordBatchReader)> {
+    // Columns are typed by the Parquet schema alone: the Arrow schema would copy the whole
+    // key-value metadata (a large string table) into its own.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(data, options)?
+        .with_batch_size(BATCH_ROWS);
+    let skipped = T::skipped_columns(view);
+    let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
+        .filter(|(_, f)| !skipped.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let metadata = builder.metadata().clone();
+    Ok((metadata, builder.with_projection(mask).build()?))
+}
+
+fn row_count(metadata: &ParquetMetaData) -> usize {
+    usize::try_from(metadata.file_metadata().num_rows()).unwrap_or(0)
+}
+
+/// The file's tables, resolved for this export (its strings interned).
+fn file_keys(
+    metadata: &ParquetMetaData,
+    symbols: &mut Symbols,
+    block_position: &HashMap<Uuid, u32>,
+) -> Result<FileKeys> {
+    let texts = metadata_list::<Vec<StoredText>>(metadata, STRINGS_KEY)?;
+    symbols.reserve(texts.len());
+    let strings = symbols.intern_all(&texts);
+    let stored: Vec<StoredSet> = metadata_list(metadata, PROPERTY_SETS_KEY)?;
+    let property_sets = read_property_sets(stored, &strings, symbols)?;
+    let blocks = metadata_list::<Vec<String>>(metadata, BLOCKS_KEY)?
+        .iter()
+        .map(|s| {
+            let id = Uuid::parse_str(s).context("partition file holds a bad block id")?;
+            Ok(block_position.get(&id).copied())
+        })
+        .collect::<Result<_>>()?;
+    Ok(FileKeys {
+        strings,
+        property_sets,
+        blocks,
+    })
+}
+
+/// A string table of at least this many bytes is interned while another thread decodes the
+/// file's rows (a large log's is tens of megabytes); a smaller one is not worth a thread.
+const PARALLEL_STRINGS_BYTES: usize = 1 << 20;
+
 /// Reads a whole partition file into `table` (rows of blocks not in `block_position` are
 /// skipped: they are not part of this export).
 pub fn read_file<T: RowTable>(
@@ -295,10 +319,34 @@ pub fn read_file<T: RowTable>(
     block_position: &HashMap<Uuid, u32>,
     clock: &crate::clock::Clock,
 ) -> Result<()> {
-    let mut file = OpenFile::open::<T>(data, view, symbols, block_position)?;
-    table.reserve(file.rows);
-    while file.read_batch(table, view, clock)? {}
-    Ok(())
+    let (metadata, batches) = decoder::<T>(data, view)?;
+    table.reserve(row_count(&metadata));
+    let strings_bytes = metadata_text(&metadata, STRINGS_KEY).map_or(0, str::len);
+    if strings_bytes < PARALLEL_STRINGS_BYTES {
+        let keys = file_keys(&metadata, symbols, block_position)?;
+        for batch in batches {
+            table.read_batch(&batch?, &keys, view, clock)?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        let (sender, decoded) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("parquet-decoder".into())
+            .spawn_scoped(scope, move || {
+                for batch in batches {
+                    if sender.send(batch).is_err() {
+                        return; // reading stopped
+                    }
+                }
+            })
+            .context("cannot start a thread to decode a partition")?;
+        let keys = file_keys(&metadata, symbols, block_position)?;
+        for batch in decoded {
+            table.read_batch(&batch?, &keys, view, clock)?;
+        }
+        Ok(())
+    })
 }
 
 /// A file's property sets as this export's, checked against its string table.
@@ -350,17 +398,18 @@ impl AsRef<str> for StoredText<'_> {
 }
 
 fn metadata_list<'a, T: serde::Deserialize<'a>>(
-    builder: &'a ParquetRecordBatchReaderBuilder<Bytes>,
+    metadata: &'a ParquetMetaData,
     key: &str,
 ) -> Result<T> {
-    let text = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|e| e.key == key))
-        .and_then(|e| e.value.as_deref())
+    let text = metadata_text(metadata, key)
         .with_context(|| format!("partition file lacks its {key} table"))?;
     serde_json::from_str(text).with_context(|| format!("partition file has a bad {key} table"))
+}
+
+fn metadata_text<'a>(metadata: &'a ParquetMetaData, key: &str) -> Option<&'a str> {
+    (metadata.file_metadata().key_value_metadata())
+        .and_then(|kv| kv.iter().find(|e| e.key == key))
+        .and_then(|e| e.value.as_deref())
 }
 
 /// A partition file being written by a view's row format: rows appended block by block, as
