@@ -171,22 +171,8 @@ where
     for content in contents {
         if let Content::Logs { max_level } = *content {
             progress.stage("writing log entries");
-            let mut parts = assembler.log_parts(max_level).await?;
-            let head = parts.head();
-            counts.log += head.lanes.len();
-            if !encoder
-                .send(&assembler.symbols, Work::GroupHead(head))
-                .await
-            {
+            if !send_log(assembler, encoder, max_level, counts).await? {
                 return stopped;
-            }
-            while let Some(part) = parts.next_part() {
-                if !encoder
-                    .send(&assembler.symbols, Work::GroupPart(part))
-                    .await
-                {
-                    return stopped;
-                }
             }
         }
     }
@@ -199,6 +185,29 @@ where
         }
     }
     Ok(())
+}
+
+/// Hands the log lanes to the encoder: their heading, then their parts as they are made;
+/// `false` once the encoder stopped.
+async fn send_log<S: EventSource<LogTable>, W: Write + Send + 'static>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    encoder: &mut Encoder<W>,
+    max_level: u8,
+    counts: &mut TrackCounts,
+) -> Result<bool> {
+    let mut parts = assembler.log_parts(max_level).await?;
+    let head = parts.head();
+    counts.log += head.lanes.len();
+    let symbols = &assembler.symbols;
+    if !encoder.send(symbols, Work::GroupHead(head)).await {
+        return Ok(false);
+    }
+    while let Some(part) = parts.next_part() {
+        if !encoder.send(symbols, Work::GroupPart(part)).await {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// What the encoder is handed, in trace order.
