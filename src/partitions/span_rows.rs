@@ -238,6 +238,26 @@ mod tests {
     use crate::symbols::Symbols;
     use std::collections::HashMap;
 
+    /// The clock of a process whose ticks are nanoseconds since the Unix epoch.
+    fn test_clock() -> Clock {
+        let process = crate::lake::rows::ProcessRow {
+            process_id: Uuid::from_u128(9),
+            exe: String::new(),
+            username: String::new(),
+            realname: String::new(),
+            computer: String::new(),
+            distro: String::new(),
+            cpu_brand: String::new(),
+            tsc_frequency: 1_000_000_000,
+            start_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            start_ticks: 0,
+            insert_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            parent_process_id: None,
+            properties: vec![],
+        };
+        Clock::for_process(&process, (None, None)).unwrap()
+    }
+
     #[test]
     fn rows_survive_a_round_trip_through_parquet() {
         let event = |scope, phase, name: &str, props: Vec<(Arc<str>, Arc<str>)>| SpanEvent {
@@ -270,22 +290,7 @@ mod tests {
         assert_eq!(builder.len(), 2);
         let mut symbols = Symbols::new();
         let positions = HashMap::from([(Uuid::from_u128(2), 0u32), (Uuid::from_u128(3), 1u32)]);
-        let process = crate::lake::rows::ProcessRow {
-            process_id: Uuid::from_u128(9),
-            exe: String::new(),
-            username: String::new(),
-            realname: String::new(),
-            computer: String::new(),
-            distro: String::new(),
-            cpu_brand: String::new(),
-            tsc_frequency: 1_000_000_000,
-            start_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            start_ticks: 0,
-            insert_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            parent_process_id: None,
-            properties: vec![],
-        };
-        let clock = Clock::for_process(&process, (None, None)).unwrap();
+        let clock = test_clock();
         let mut decoded = EventTable::default();
         read_file(
             &mut decoded,
@@ -324,5 +329,54 @@ mod tests {
             .collect();
         assert_eq!(properties, vec![("k", "v\n")]);
         assert!(decoded.events[0].properties.is_none());
+    }
+
+    #[test]
+    fn a_file_with_a_large_string_table_reads_back_every_row_while_another_thread_decodes() {
+        // Over a megabyte of distinct names, over one batch of rows: the rows are decoded on
+        // a thread of their own while the names are interned.
+        let rows = crate::partitions::files::BATCH_ROWS + 5_000;
+        let name = |k: usize| format!("span name number {k:>12}");
+        let mut builder = Box::new(SpanRows::new(EventScope::Thread).unwrap());
+        let events: Vec<SpanEvent> = (0..rows)
+            .map(|k| SpanEvent {
+                scope: EventScope::Thread,
+                phase: EventPhase::Begin,
+                ticks: k as i64,
+                name: Arc::from(name(k)),
+                target: Arc::from("t"),
+                file: Arc::from("f.rs"),
+                line: 1,
+                span_id: 0,
+                parent_span_id: 0,
+                depth: 0,
+                properties: vec![],
+            })
+            .collect();
+        let block = Uuid::from_u128(2);
+        let indexed = events.iter().enumerate().map(|(k, e)| (k as u32, e));
+        builder.push_events(block, indexed).unwrap();
+        let mut symbols = Symbols::new();
+        let mut decoded = EventTable::default();
+        let file = builder.finish().unwrap();
+        assert!(file.len() > 1 << 20);
+        let positions = HashMap::from([(block, 0u32)]);
+        read_file(
+            &mut decoded,
+            file,
+            View::THREAD_SPANS,
+            &mut symbols,
+            &positions,
+            &test_clock(),
+        )
+        .unwrap();
+        assert_eq!(decoded.events.len(), rows);
+        for (k, (event, order)) in decoded.events.iter().zip(&decoded.orders).enumerate() {
+            assert_eq!(*order, EventOrder::new(0, k as u32));
+            assert_eq!(
+                (symbols.get(event.name), event.ns),
+                (name(k).as_str(), k as i64)
+            );
+        }
     }
 }
