@@ -35,7 +35,7 @@ pub fn log_tracks(
 ) -> TrackGroup {
     let mut parts = LogParts::new(table, max_level, range, symbols, stats);
     let mut group = parts.head();
-    while let Some(part) = parts.next_part() {
+    while let Some(part) = parts.next_part(symbols) {
         for (lane, items) in group.lanes.iter_mut().zip(part) {
             lane.instants.extend(items.instants);
         }
@@ -70,16 +70,13 @@ impl LogParts {
     ) -> Self {
         let in_range = |ns: i64| range.is_none_or(|(from, to)| (from..=to).contains(&ns));
         let mut counts = [0u64; 256];
-        let mut names = EntryNames::new(symbols);
         let mut order = Vec::with_capacity(table.rows.len());
         for (k, row) in table.rows.iter().enumerate() {
             if row.level <= max_level && in_range(row.ns) {
                 counts[row.level as usize] += 1;
-                names.see(row.msg, symbols);
                 order.push(k as u32);
             }
         }
-        names.intern_short_names(symbols);
         // Stream order already; a clock step backwards must not reorder the trace.
         order.sort_by_key(|&k| table.rows[k as usize].ns);
         let levels: Vec<u8> = (0..=u8::MAX).filter(|&l| counts[l as usize] > 0).collect();
@@ -100,7 +97,7 @@ impl LogParts {
                 level: symbols.intern("level"),
                 message: symbols.intern("message"),
             },
-            names,
+            names: EntryNames::new(symbols),
         }
     }
 
@@ -119,7 +116,9 @@ impl LogParts {
     }
 
     /// The next part's lanes (as many as the head's, in its order), `None` after the last.
-    pub fn next_part(&mut self) -> Option<Vec<Track>> {
+    /// The shortened names of its long messages are interned then, part by part: while the
+    /// trace encoder writes the part before.
+    pub fn next_part(&mut self, symbols: &mut Symbols) -> Option<Vec<Track>> {
         let rest = &self.order[self.next..];
         let first = rest.first()?;
         let ns = |k: &u32| self.table.rows[*k as usize].ns;
@@ -128,6 +127,10 @@ impl LogParts {
         let last_ns = ns(&rest[end - 1]);
         end += rest[end..].iter().take_while(|k| ns(k) == last_ns).count();
         debug_assert!(ns(first) <= last_ns);
+        for &k in &rest[..end] {
+            self.names.see(self.table.rows[k as usize].msg, symbols);
+        }
+        self.names.intern_short_names(symbols);
         let mut lanes: Vec<Track> = (self.levels.iter()).map(|_| Track::default()).collect();
         for &k in &rest[..end] {
             let row = &self.table.rows[k as usize];
@@ -141,7 +144,8 @@ impl LogParts {
 }
 
 /// The name of each message's entries: the message itself, or for a long one its beginning,
-/// made once however often the message recurs. All shortened names are interned together.
+/// made once however often the message recurs. The shortened names seen since the last are
+/// interned together.
 struct EntryNames {
     /// By message symbol: its entries' name, [`UNSEEN`] or [`SHORTENED`] (not interned yet).
     of_message: Vec<Sym>,
@@ -193,6 +197,8 @@ impl EntryNames {
         for (&(msg, _), name) in self.shortened.iter().zip(names) {
             self.of_message[msg as usize] = name;
         }
+        self.shortened.clear();
+        self.short_texts.clear();
     }
 
     /// The name of an entry of message `msg` (seen), `None` if it is the message itself.
@@ -331,7 +337,7 @@ mod tests {
         let mut lanes: Vec<Vec<(i64, String)>> = vec![Vec::new(); 3];
         let mut last_ns = i64::MIN;
         let mut count = 0;
-        while let Some(part) = parts.next_part() {
+        while let Some(part) = parts.next_part(&mut symbols) {
             count += 1;
             let times = || part.iter().flat_map(|l| l.instants.iter().map(|i| i.ns));
             let (first, last) = (times().min().unwrap(), times().max().unwrap());

@@ -198,12 +198,17 @@ async fn send_log<S: EventSource<LogTable>, W: Write + Send + 'static>(
     let mut parts = assembler.log_parts(max_level).await?;
     let head = parts.head();
     counts.log += head.lanes.len();
-    let symbols = &assembler.symbols;
-    if !encoder.send(symbols, Work::GroupHead(head)).await {
+    if !encoder
+        .send(&assembler.symbols, Work::GroupHead(head))
+        .await
+    {
         return Ok(false);
     }
-    while let Some(part) = parts.next_part() {
-        if !encoder.send(symbols, Work::GroupPart(part)).await {
+    while let Some(part) = parts.next_part(&mut assembler.symbols) {
+        if !encoder
+            .send(&assembler.symbols, Work::GroupPart(part))
+            .await
+        {
             return Ok(false);
         }
     }
