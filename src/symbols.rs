@@ -162,7 +162,11 @@ impl Symbols {
     }
 
     pub fn intern(&mut self, text: &str) -> Sym {
-        self.intern_all(&[text])[0]
+        let hash = self.index.hash(text);
+        match self.table.find(&self.index, hash, text) {
+            Some(sym) => sym,
+            None => self.intern_all(&[text])[0],
+        }
     }
 
     /// The symbols of `texts`, in order; the new texts are stored together, in one block.
