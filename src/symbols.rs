@@ -89,14 +89,6 @@ impl TextIndex {
         self.entries.reserve(additional, |&(h, _)| h);
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     pub fn clear(&mut self) {
         self.entries.clear();
     }
@@ -154,13 +146,6 @@ impl Symbols {
         }
     }
 
-    /// Makes room for `additional` more strings at once: a partition's string table is interned
-    /// in one go, and a growing index would rehash every string it holds at each step.
-    pub fn reserve(&mut self, additional: usize) {
-        self.index.reserve(additional);
-        self.table.strings.reserve(additional);
-    }
-
     pub fn intern(&mut self, text: &str) -> Sym {
         let hash = self.index.hash(text);
         match self.table.find(&self.index, hash, text) {
@@ -176,6 +161,9 @@ impl Symbols {
             .map(|(text, &hash)| self.table.find(&self.index, hash, text.as_ref()))
             .collect();
         let new: Vec<usize> = (0..texts.len()).filter(|&k| syms[k].is_none()).collect();
+        // Room for all new texts at once, not a growth step after step.
+        self.index.reserve(new.len());
+        self.table.strings.reserve(new.len());
         let bytes: usize = new.iter().map(|&k| texts[k].as_ref().len()).sum();
         // A block's offsets are 32-bit: beyond 4 GiB of new text, one block per text.
         let blocks: Vec<&[usize]> = match bytes < WHOLE_BLOCK as usize {

@@ -124,7 +124,7 @@ impl InstantArgs {
 }
 
 /// A moment: a log entry, drawn as an instant event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Instant {
     pub ns: i64,
     pub name: Sym,

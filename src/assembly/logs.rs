@@ -25,24 +25,6 @@ pub fn level_name(level: u8) -> String {
 /// while the next is assembled, and no lane of a large log is ever whole in memory.
 const PART_ENTRIES: usize = 1 << 16;
 
-/// The log lanes of the process: entries at `max_level` or more severe, within `range`.
-pub fn log_tracks(
-    table: LogTable,
-    max_level: u8,
-    range: Option<(i64, i64)>,
-    symbols: &mut Symbols,
-    stats: &mut AssemblyStats,
-) -> TrackGroup {
-    let mut parts = LogParts::new(table, max_level, range, symbols, stats);
-    let mut group = parts.head();
-    while let Some(part) = parts.next_part(symbols) {
-        for (lane, items) in group.lanes.iter_mut().zip(part) {
-            lane.instants.extend(items.instants);
-        }
-    }
-    group
-}
-
 /// The log lanes of a process, handed on in parts: the lanes' heading first (names, no
 /// entries), then each part, a stretch of time with its entries on each lane. Parts follow
 /// each other in time; entries at one time are all in one part.
@@ -243,6 +225,24 @@ mod tests {
     use super::*;
     use crate::events::EventOrder;
     use crate::symbols::PropertySet;
+
+    /// The log lanes of the process, all parts put together.
+    fn log_tracks(
+        table: LogTable,
+        max_level: u8,
+        range: Option<(i64, i64)>,
+        symbols: &mut Symbols,
+        stats: &mut AssemblyStats,
+    ) -> TrackGroup {
+        let mut parts = LogParts::new(table, max_level, range, symbols, stats);
+        let mut group = parts.head();
+        while let Some(part) = parts.next_part(symbols) {
+            for (lane, items) in group.lanes.iter_mut().zip(part) {
+                lane.instants.extend(items.instants);
+            }
+        }
+        group
+    }
 
     fn table(symbols: &mut Symbols, entries: &[(i64, u8, &str)]) -> LogTable {
         let mut table = LogTable::default();

@@ -114,19 +114,8 @@ fn test_lake(threads: &[TestThread]) -> TestLake {
     let epoch = chrono::DateTime::from_timestamp(0, 0).unwrap();
     let process_id = Uuid::from_u128(1);
     let process = ProcessRow {
-        process_id,
         exe: "p".into(),
-        username: String::new(),
-        realname: String::new(),
-        computer: String::new(),
-        distro: String::new(),
-        cpu_brand: String::new(),
-        tsc_frequency: 1_000_000_000,
-        start_time: epoch,
-        start_ticks: 0,
-        insert_time: epoch,
-        parent_process_id: None,
-        properties: vec![],
+        ..ProcessRow::ticking_in_unix_nanos(process_id)
     };
     let (mut streams, mut blocks, mut events) = (Vec::new(), Vec::new(), Vec::new());
     for (k, thread) in threads.iter().enumerate() {

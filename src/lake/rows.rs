@@ -24,6 +24,29 @@ pub struct ProcessRow {
     pub properties: Vec<(String, String)>,
 }
 
+#[cfg(test)]
+impl ProcessRow {
+    /// A process started at the Unix epoch whose ticks are nanoseconds (for tests).
+    pub fn ticking_in_unix_nanos(process_id: Uuid) -> Self {
+        let epoch = DateTime::from_timestamp(0, 0).expect("the epoch is a time");
+        Self {
+            process_id,
+            exe: String::new(),
+            username: String::new(),
+            realname: String::new(),
+            computer: String::new(),
+            distro: String::new(),
+            cpu_brand: String::new(),
+            tsc_frequency: 1_000_000_000,
+            start_time: epoch,
+            start_ticks: 0,
+            insert_time: epoch,
+            parent_process_id: None,
+            properties: vec![],
+        }
+    }
+}
+
 /// One stream of a process (`streams` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRow {

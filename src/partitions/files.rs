@@ -287,7 +287,6 @@ fn file_keys(
     block_position: &HashMap<Uuid, u32>,
 ) -> Result<FileKeys> {
     let texts = metadata_list::<Vec<StoredText>>(metadata, STRINGS_KEY)?;
-    symbols.reserve(texts.len());
     let strings = symbols.intern_all(&texts);
     let stored: Vec<StoredSet> = metadata_list(metadata, PROPERTY_SETS_KEY)?;
     let property_sets = read_property_sets(stored, &strings, symbols)?;

@@ -240,21 +240,7 @@ mod tests {
 
     /// The clock of a process whose ticks are nanoseconds since the Unix epoch.
     fn test_clock() -> Clock {
-        let process = crate::lake::rows::ProcessRow {
-            process_id: Uuid::from_u128(9),
-            exe: String::new(),
-            username: String::new(),
-            realname: String::new(),
-            computer: String::new(),
-            distro: String::new(),
-            cpu_brand: String::new(),
-            tsc_frequency: 1_000_000_000,
-            start_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            start_ticks: 0,
-            insert_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            parent_process_id: None,
-            properties: vec![],
-        };
+        let process = crate::lake::rows::ProcessRow::ticking_in_unix_nanos(Uuid::from_u128(9));
         Clock::for_process(&process, (None, None)).unwrap()
     }
 

@@ -463,12 +463,7 @@ mod tests {
                         instants: (times.iter())
                             .map(|&ns| Instant {
                                 ns,
-                                name: 0,
-                                category: 0,
-                                file: 0,
-                                line: 0,
-                                args: Default::default(),
-                                properties: PropertySet::NONE,
+                                ..Default::default()
                             })
                             .collect(),
                         ..track

@@ -399,11 +399,7 @@ fn instant_lanes(symbols: &mut Symbols, lanes: usize, per_lane: i64) -> Vec<Trac
                 .map(|k| crate::tracks::Instant {
                     ns: 1_000 + (k * (lane as i64 + 1)) / 3,
                     name,
-                    category: 0,
-                    file: 0,
-                    line: 0,
-                    args: Default::default(),
-                    properties: PropertySet::NONE,
+                    ..Default::default()
                 })
                 .collect(),
             ..Default::default()
