@@ -110,7 +110,8 @@ async fn run(cli: &Cli) -> Result<()> {
             let progress = Progress::new(cli.quiet);
             let warn = |line: &str| progress.warn(line);
             let cache =
-                PartitionCache::open(&lake, cli.cache.as_deref(), cli.layout(), &warn).await?;
+                PartitionCache::open(&lake, cli.cache.as_deref(), cli.layout(), &warn, None)
+                    .await?;
             let removed = cache
                 .collect_garbage(std::time::Duration::from_secs(*grace_seconds))
                 .await?;

@@ -71,7 +71,12 @@ pub async fn export(
         logs: contents.iter().any(|c| matches!(c, Content::Logs { .. })),
         metrics: contents.contains(&Content::Metrics),
     };
-    let state = read_lake_state(lake, process_arg, shown, options.children).await?;
+    let early = EarlyCache::new(lake, options);
+    let (state, early) = tokio::join!(
+        read_lake_state(lake, process_arg, shown, options.children),
+        early.open(lake, options, process_arg),
+    );
+    let state = state?;
     let root = &state.processes[0].process;
     let range = state.window_range(&options.window)?;
     let explain = |line: String| {
@@ -85,7 +90,9 @@ pub async fn export(
         .map(|process| views.requests(process, options.concurrency, &explain))
         .collect();
     let all_requests: Vec<&EventsRequest> = requests.iter().flatten().collect();
-    let (cache, prepared) = prepare_partitions(lake, &all_requests, options, progress).await?;
+    let early = finish_early(early, progress)?;
+    let (cache, prepared) =
+        prepare_partitions(lake, &all_requests, options, progress, early).await?;
 
     progress.stage("writing spans");
     let parts = Parts {
@@ -282,16 +289,72 @@ fn process_data(state: &ProcessState, range: Option<(i64, i64)>) -> ProcessData<
 
 /// Opens the partition cache and makes the requests' partitions current there; a lake whose
 /// store refuses the cache's files sends it to the per-user cache.
+/// The partition cache of a lake whose database is remote, opened while the lake's state is
+/// read: each is a few round trips, which then overlap. Its live rows of the process asked
+/// for are read with it when the argument is a whole process id. What opening it warns of is said
+/// only once the process is found (an export that fails on its argument says just that).
+struct EarlyCache {
+    wanted: bool,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl EarlyCache {
+    fn new(lake: &Lake, options: &ExportOptions) -> Self {
+        let remote = matches!(lake.location, crate::lake::LakeLocation::Postgres { .. });
+        Self {
+            wanted: remote && options.cache_dir.is_none(),
+            warnings: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn open(
+        self,
+        lake: &Lake,
+        options: &ExportOptions,
+        process_arg: &str,
+    ) -> (Self, Option<Result<PartitionCache>>) {
+        if !self.wanted {
+            return (self, None);
+        }
+        let warn = |line: &str| {
+            let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+            warnings.push(line.to_string());
+        };
+        let process_id = uuid::Uuid::parse_str(process_arg).ok();
+        let opened = PartitionCache::open(lake, None, options.layout, &warn, process_id).await;
+        (self, Some(opened))
+    }
+}
+
+/// Says what opening the cache early warned of; the cache, if it was opened early.
+fn finish_early(
+    (early, opened): (EarlyCache, Option<Result<PartitionCache>>),
+    progress: &Progress,
+) -> Result<Option<PartitionCache>> {
+    let warnings = early
+        .warnings
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    for line in &warnings {
+        progress.warn(line);
+    }
+    opened.transpose()
+}
+
 async fn prepare_partitions(
     lake: &Lake,
     requests: &[&EventsRequest<'_>],
     options: &ExportOptions,
     progress: &Progress,
+    opened: Option<PartitionCache>,
 ) -> Result<(PartitionCache, Vec<Prepared>)> {
     let warn = |line: &str| progress.warn(line);
     let layout = options.layout;
     let cache_dir = options.cache_dir.as_deref();
-    let mut cache = PartitionCache::open(lake, cache_dir, layout, &warn).await?;
+    let mut cache = match opened {
+        Some(cache) => cache,
+        None => PartitionCache::open(lake, cache_dir, layout, &warn, None).await?,
+    };
     let blocks = requests.iter().flat_map(|r| r.blocks.iter());
     let (count, bytes) = blocks.fold((0, 0), |(n, b), block| {
         (n + 1, b + block.payload_size.max(0))

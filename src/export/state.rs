@@ -74,6 +74,9 @@ pub async fn read_lake_state(
     children: bool,
 ) -> Result<LakeState> {
     let snapshot = lake.metadata.snapshot().await?;
+    if let Ok(process_id) = uuid::Uuid::parse_str(process_arg) {
+        snapshot.read_process_ahead(&process_id).await?;
+    }
     let root = resolve_process(&snapshot, process_arg).await?;
     let mut family = vec![root];
     if children {
@@ -125,6 +128,7 @@ async fn read_process(
     shown: Shown,
 ) -> Result<std::result::Result<ProcessState, String>> {
     let id = process.process_id;
+    snapshot.read_process_ahead(&id).await?;
     // All kinds in one query each: a process has thousands of thread streams, or few streams.
     // One snapshot: every stream of a block listed is listed too, unless the lake lacks it
     // (its blocks are then left out, as Micromegas ignores them).

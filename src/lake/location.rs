@@ -108,37 +108,23 @@ impl LakeLocation {
 /// busy server is met at start, where waiting is safe. A server at its connection limit
 /// ("too many clients", SQLSTATE 53300) is retried for a while: many exporters start at once
 /// in CI. Any other refusal is reported at once, with its cause.
+///
+/// On a remote database every connection costs round trips: the probe and the pool's two
+/// connections are opened at once, and a pooled connection is not pinged before each use (the
+/// export is short, and an error names its cause all the same).
 async fn connect_postgres(url: &str, description: &str) -> Result<PgPool> {
     let cannot = || format!("cannot connect to the lake database {description}");
     let mut delay = Duration::from_millis(100);
     let deadline = std::time::Instant::now() + CONNECT_TIMEOUT * 2;
     loop {
-        // One direct attempt first: a pool would retry a refused connection until its timeout
-        // and then report only that it timed out, losing the cause.
-        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await;
-        let error = match probe {
-            Err(_) => anyhow::bail!(
+        let error = match open_pool(url).await {
+            Ok(pool) => return Ok(pool),
+            Err(OpenFailure::NoAnswer) => anyhow::bail!(
                 "{}: no answer within {} s",
                 cannot(),
                 CONNECT_TIMEOUT.as_secs()
             ),
-            Ok(Ok(connection)) => {
-                drop(connection);
-                let pool = PgPoolOptions::new()
-                    .min_connections(2)
-                    .max_connections(2)
-                    .acquire_timeout(CONNECT_TIMEOUT * 4)
-                    .connect(url)
-                    .await;
-                match pool {
-                    Ok(pool) => match pool.acquire().await {
-                        Ok(_) => return Ok(pool),
-                        Err(e) => e,
-                    },
-                    Err(e) => e,
-                }
-            }
-            Ok(Err(e)) => e,
+            Err(OpenFailure::Refused(e)) => e,
         };
         let server_full = error
             .as_database_error()
@@ -151,4 +137,44 @@ async fn connect_postgres(url: &str, description: &str) -> Result<PgPool> {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
     }
+}
+
+enum OpenFailure {
+    NoAnswer,
+    Refused(sqlx::Error),
+}
+
+/// A pool with its two connections open. One direct connection (the probe) is opened beside
+/// them: a pool would retry a refused connection until its timeout and then report only that
+/// it timed out, losing the cause; the probe's error is the one reported.
+async fn open_pool(url: &str) -> Result<PgPool, OpenFailure> {
+    let pool = PgPoolOptions::new()
+        .min_connections(0)
+        .max_connections(2)
+        .test_before_acquire(false)
+        .acquire_timeout(CONNECT_TIMEOUT * 4)
+        .connect_lazy(url)
+        .map_err(OpenFailure::Refused)?;
+    let pooled = pool.clone();
+    let both = async move {
+        let (a, b) = tokio::join!(pooled.acquire(), pooled.acquire());
+        a.and(b).map(|_| ())
+    };
+    let probe = async {
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await {
+            Err(_) => Err(OpenFailure::NoAnswer),
+            Ok(Err(e)) => Err(OpenFailure::Refused(e)),
+            Ok(Ok(connection)) => {
+                drop(connection);
+                Ok(())
+            }
+        }
+    };
+    tokio::pin!(both, probe);
+    // A failed probe ends the wait at once; the pool's attempts are dropped with it.
+    let opened = tokio::select! {
+        probed = &mut probe => { probed?; both.await }
+        opened = &mut both => { probe.await?; opened }
+    };
+    opened.map(|()| pool).map_err(OpenFailure::Refused)
 }

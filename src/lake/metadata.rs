@@ -65,6 +65,40 @@ fn pg_time(column: &str) -> String {
     PG_TIME.replace("{}", column)
 }
 
+/// A process's row, by id (`$1`).
+fn pg_process_sql() -> String {
+    format!(
+        "SELECT process_id::text, exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
+         {}, start_ticks, {}, parent_process_id::text, array_to_json(properties)::text \
+         FROM processes WHERE process_id = $1::uuid ORDER BY insert_time LIMIT 1",
+        pg_time("start_time"),
+        pg_time("insert_time")
+    )
+}
+
+/// Every stream of a process (`$1`), in stream id order.
+fn pg_process_streams_sql() -> String {
+    format!(
+        "SELECT stream_id::text, process_id::text, \
+         array_to_json(tags)::text, array_to_json(properties)::text, {}, format \
+         FROM streams WHERE process_id = $1::uuid ORDER BY stream_id::text",
+        pg_time("insert_time")
+    )
+}
+
+/// Every block of a process (`$1`), ordered by stream, object offset, block id.
+fn pg_process_blocks_sql() -> String {
+    format!(
+        "SELECT block_id::text, stream_id::text, process_id::text, {}, {}, begin_ticks, end_ticks, \
+         nb_objects::int8, object_offset, payload_size, {} \
+         FROM blocks WHERE process_id = $1::uuid \
+         ORDER BY stream_id::text, object_offset, block_id::text",
+        pg_time("begin_time"),
+        pg_time("end_time"),
+        pg_time("insert_time")
+    )
+}
+
 type ProcessTuple = (
     Option<String>,
     Option<String>,
@@ -223,16 +257,9 @@ pub trait MetadataReads {
     }
 
     async fn process(&self, process_id: &Uuid) -> Result<Option<ProcessRow>> {
-        let pg_sql = format!(
-            "SELECT process_id::text, exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
-             {}, start_ticks, {}, parent_process_id::text, array_to_json(properties)::text \
-             FROM processes WHERE process_id = $1::uuid ORDER BY insert_time LIMIT 1",
-            pg_time("start_time"),
-            pg_time("insert_time")
-        );
         let rows: Vec<ProcessTuple> = self
             .fetch(
-                &pg_sql,
+                &pg_process_sql(),
                 "SELECT lower(process_id), exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
                  start_time, start_ticks, insert_time, lower(parent_process_id), properties \
                  FROM processes WHERE lower(process_id) = $1 ORDER BY insert_time LIMIT 1",
@@ -269,12 +296,7 @@ pub trait MetadataReads {
 
     /// Every stream of the process, in stream id order.
     async fn process_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
-        let pg_sql = format!(
-            "SELECT stream_id::text, process_id::text, \
-             array_to_json(tags)::text, array_to_json(properties)::text, {}, format \
-             FROM streams WHERE process_id = $1::uuid ORDER BY stream_id::text",
-            pg_time("insert_time")
-        );
+        let pg_sql = pg_process_streams_sql();
         let sqlite_sql = json_chunks(
             "lower(stream_id), lower(process_id), tags, properties, insert_time, format",
             "streams",
@@ -344,15 +366,7 @@ pub trait MetadataReads {
     /// stream row exists or not ([`of_streams`] keeps those of the streams read: a join
     /// would scan every stream row again).
     async fn process_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
-        let pg_sql = format!(
-            "SELECT block_id::text, stream_id::text, process_id::text, {}, {}, begin_ticks, end_ticks, \
-             nb_objects::int8, object_offset, payload_size, {} \
-             FROM blocks WHERE process_id = $1::uuid \
-             ORDER BY stream_id::text, object_offset, block_id::text",
-            pg_time("begin_time"),
-            pg_time("end_time"),
-            pg_time("insert_time")
-        );
+        let pg_sql = pg_process_blocks_sql();
         let sqlite_sql = json_chunks(
             "lower(block_id), lower(stream_id), lower(process_id), begin_time, end_time, \
              begin_ticks, end_ticks, nb_objects, object_offset, payload_size, insert_time",
@@ -421,7 +435,12 @@ impl MetadataReads for MetadataDb {
 pub struct Snapshot {
     transaction: tokio::sync::Mutex<SnapshotTransaction>,
     sqlite: bool,
+    /// Answers read ahead ([`Snapshot::read_process_ahead`]).
+    ahead: std::sync::Mutex<Vec<ReadAhead>>,
 }
+
+/// A statement and its argument, and its rows until a query takes them.
+type ReadAhead = ((String, String), Option<Vec<PgRow>>);
 
 enum SnapshotTransaction {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -444,15 +463,82 @@ impl MetadataDb {
         Ok(Snapshot {
             sqlite: matches!(transaction, SnapshotTransaction::Sqlite(_)),
             transaction: tokio::sync::Mutex::new(transaction),
+            ahead: std::sync::Mutex::new(Vec::new()),
         })
     }
 }
 
 impl Snapshot {
+    /// On PostgreSQL, reads a process's row, streams and blocks in one round trip (each query
+    /// on its own would be two: a remote database makes every one count); the queries that
+    /// follow take their answers from it. Nothing happens on SQLite, which is local.
+    ///
+    /// The three statements go as one simple query, which takes no bound parameters: the one
+    /// value in them is the process id, written from a parsed [`Uuid`] (hex digits and
+    /// hyphens), never text from the lake or the command line.
+    pub async fn read_process_ahead(&self, process_id: &Uuid) -> Result<()> {
+        let mut transaction = self.transaction.lock().await;
+        let SnapshotTransaction::Postgres(tx) = &mut *transaction else {
+            return Ok(());
+        };
+        if self.has_read_ahead(process_id) {
+            return Ok(());
+        }
+        let statements = [
+            pg_process_sql(),
+            pg_process_streams_sql(),
+            pg_process_blocks_sql(),
+        ];
+        let literal = format!("'{}'", process_id.hyphenated());
+        let batch: Vec<String> = (statements.iter())
+            .map(|sql| sql.replace("$1", &literal))
+            .collect();
+        let mut answers: Vec<Vec<PgRow>> = vec![Vec::new()];
+        {
+            use futures::TryStreamExt;
+            let batch = batch.join(";\n");
+            let mut results = sqlx::raw_sql(&batch).fetch_many(&mut **tx);
+            while let Some(result) = results.try_next().await.map_err(db_error)? {
+                match result {
+                    sqlx::Either::Left(_) => answers.push(Vec::new()),
+                    sqlx::Either::Right(row) => answers.last_mut().expect("never empty").push(row),
+                }
+            }
+        }
+        let argument = process_id.to_string();
+        let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        for (sql, rows) in statements.into_iter().zip(answers) {
+            ahead.push(((sql, argument.clone()), Some(rows)));
+        }
+        Ok(())
+    }
+
+    /// The rows read ahead for this statement and argument, taken by the first query that
+    /// asks (each is asked once per process; a second query is run, in the same snapshot).
+    fn take_ahead(&self, pg_sql: &str, args: &[Arg]) -> Option<Vec<PgRow>> {
+        let [Arg::Text(argument)] = args else {
+            return None;
+        };
+        let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        let found = (ahead.iter_mut()).find(|((sql, arg), _)| sql == pg_sql && arg == argument);
+        found.and_then(|(_, rows)| rows.take())
+    }
+
+    fn has_read_ahead(&self, process_id: &Uuid) -> bool {
+        let argument = process_id.to_string();
+        let ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        ahead.iter().any(|((_, arg), _)| *arg == argument)
+    }
+
     /// Ends the read transaction (it wrote nothing).
     pub async fn close(self) -> Result<()> {
         match self.transaction.into_inner() {
-            SnapshotTransaction::Postgres(tx) => tx.commit().await.map_err(db_error),
+            // Read-only: ending it by a rollback is the same, and the driver sends that with
+            // the connection's next statement instead of waiting a round trip for it now.
+            SnapshotTransaction::Postgres(tx) => {
+                drop(tx);
+                Ok(())
+            }
             SnapshotTransaction::Sqlite(tx) => tx.commit().await.map_err(db_error),
         }
     }
@@ -469,6 +555,11 @@ impl MetadataReads for Snapshot {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
+        if let Some(rows) = self.take_ahead(pg_sql, args) {
+            return (rows.iter())
+                .map(|row| T::from_row(row).map_err(db_error).and_then(&mut map))
+                .collect();
+        }
         let mut transaction = self.transaction.lock().await;
         match &mut *transaction {
             SnapshotTransaction::Postgres(tx) => fetch_map!(pg_sql, args, &mut **tx, map),

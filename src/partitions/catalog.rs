@@ -76,6 +76,42 @@ pub enum BuildLock {
 const COLUMNS: &str = "view, instance, process_id, begin_us, end_us, fingerprint, format_version, nb_blocks, \
     nb_objects, file_key, file_size, created_us, retired_us, checksum";
 
+/// The live rows of the process `id` (a parameter, or a literal), in a total order.
+fn live_rows_sql(id: &str) -> String {
+    format!(
+        "SELECT {COLUMNS} FROM write_perfetto_partitions WHERE process_id = {id} AND retired_us IS NULL \
+         ORDER BY view, instance, begin_us, file_key"
+    )
+}
+
+/// The schema version and the live rows of a process, in one round trip: the rows when the
+/// catalog is current, `None` otherwise (or on any error: opening the catalog the usual way
+/// then says what is wrong). A remote database makes every round trip count.
+///
+/// Two statements go as one simple query, which takes no bound parameters: the one value in
+/// them is the process id, written from a parsed [`Uuid`] (hex digits and hyphens).
+async fn current_live_rows(pool: &PgPool, process_id: &Uuid) -> Option<Vec<PartitionRow>> {
+    use futures::TryStreamExt;
+    use sqlx::{FromRow, Row};
+    let literal = format!("'{}'", process_id.hyphenated());
+    let sql = format!(
+        "SELECT max(version) FROM write_perfetto_catalog_version;\n{}",
+        live_rows_sql(&literal)
+    );
+    let mut results = sqlx::raw_sql(&sql).fetch_many(pool);
+    let mut statement = 0;
+    let mut version: Option<i64> = None;
+    let mut rows = Vec::new();
+    while let Some(result) = results.try_next().await.ok()? {
+        match result {
+            sqlx::Either::Left(_) => statement += 1,
+            sqlx::Either::Right(row) if statement == 0 => version = row.try_get(0).ok()?,
+            sqlx::Either::Right(row) => rows.push(PartitionRow::from_row(&row).ok()?),
+        }
+    }
+    (version == Some(CATALOG_SCHEMA_VERSION)).then_some(rows)
+}
+
 /// Binds a row's values as `$1`…`$13`, in [`COLUMNS`] order without `retired_us`.
 fn bind_row<'q, DB: sqlx::Database>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
@@ -188,9 +224,23 @@ impl Catalog {
     }
 
     pub async fn open_postgres(pool: PgPool) -> Result<Self> {
-        let catalog = Catalog::Postgres(pool);
+        Ok(Self::open_postgres_for(pool, None).await?.0)
+    }
+
+    /// With `process_id`, also the live rows of that process when the catalog is current,
+    /// read in the same round trip as the schema version.
+    pub async fn open_postgres_for(
+        pool: PgPool,
+        process_id: Option<Uuid>,
+    ) -> Result<(Self, Option<Vec<PartitionRow>>)> {
+        let catalog = Catalog::Postgres(pool.clone());
+        if let Some(id) = process_id
+            && let Some(rows) = current_live_rows(&pool, &id).await
+        {
+            return Ok((catalog, Some(rows)));
+        }
         catalog.migrate().await?;
-        Ok(catalog)
+        Ok((catalog, None))
     }
 
     /// The schema version, read without a lock or a transaction; `None` when the tables are
@@ -250,10 +300,7 @@ impl Catalog {
 
     /// Live rows of a process, in a total order.
     pub async fn live_rows(&self, process_id: &Uuid) -> Result<Vec<PartitionRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM write_perfetto_partitions WHERE process_id = $1 AND retired_us IS NULL \
-             ORDER BY view, instance, begin_us, file_key"
-        );
+        let sql = live_rows_sql("$1");
         let rows = match self {
             Catalog::Postgres(pool) => {
                 sqlx::query_as(&sql)

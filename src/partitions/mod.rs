@@ -24,7 +24,7 @@ use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -41,7 +41,7 @@ pub use plan::{
     View,
 };
 use plan::{FORMAT_VERSION, Planned};
-use read_ahead::ReadAhead;
+use read_ahead::{Limit, ReadAhead, Started};
 use shared::SharedFiles;
 
 /// Where partitions live and how they are cut.
@@ -49,6 +49,10 @@ pub struct PartitionCache {
     catalog: Catalog,
     store: BlobStore,
     layout: Layout,
+    /// The live catalog rows of each process, as first read in this run: all the views of a
+    /// process are checked against one read (what is found stale is read again under the
+    /// build lock), and the read may start before the process's blocks are known.
+    live: Mutex<HashMap<Uuid, Arc<Vec<PartitionRow>>>>,
 }
 
 /// What an export needs from the partitions.
@@ -179,10 +183,10 @@ impl Prepared {
     }
 }
 
-/// A mutex whose holder cannot leave its data half-updated (each use is one assignment).
-/// Partition files fetched ahead of their reader, at most (remote stores: enough to cover a
-/// round trip while one is decoded; more would only hold memory).
-const READ_AHEAD_FILES: usize = 4;
+/// Bytes of partition files fetched ahead of their reader, at most (beyond one file): on a
+/// remote store, each fetch is a round trip, which files fetched ahead overlap; the budget
+/// keeps the memory they hold flat, however large the process.
+const READ_AHEAD_BYTES: u64 = 64 << 20;
 
 /// A partition file's bytes, checked against the catalog's size and checksum.
 async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Result<Bytes> {
@@ -207,7 +211,7 @@ async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Re
     };
     if data.len() as i64 != file.size {
         return Err(damaged(format!(
-            "it has {} bytes, the catalog recorded {}",
+            "wrong size: it has {} bytes, the catalog recorded {}",
             data.len(),
             file.size
         )));
@@ -218,6 +222,7 @@ async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Re
     Ok(data)
 }
 
+/// A mutex whose holder cannot leave its data half-updated (each use is one assignment).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -284,16 +289,19 @@ impl PartitionCache {
     /// lake (embedded: `DIR/write-perfetto/`; PostgreSQL: a table in the lake's database and
     /// files in its object store) — unless the lake refuses writes (read-only credentials or
     /// storage): then in a per-user directory ([`fallback_dir`]), said once through `warn`.
+    /// `process_id`: the process the export is for, when known, whose live rows a remote
+    /// catalog then reads in the same round trip as its schema version.
     pub async fn open(
         lake: &Lake,
         cache_dir: Option<&Path>,
         layout: Layout,
         warn: &dyn Fn(&str),
+        process_id: Option<Uuid>,
     ) -> Result<Self> {
         if let Some(dir) = cache_dir {
             return Self::in_directory(dir, layout, warn).await;
         }
-        match Self::with_lake(lake, layout, warn).await {
+        match Self::with_lake(lake, layout, warn, process_id).await {
             Err(e) if refuses_writes(&e) => {
                 Self::fallback(lake, layout, warn, &crate::error::one_line(&e)).await
             }
@@ -321,7 +329,12 @@ impl PartitionCache {
         Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
     }
 
-    async fn with_lake(lake: &Lake, layout: Layout, warn: &dyn Fn(&str)) -> Result<Self> {
+    async fn with_lake(
+        lake: &Lake,
+        layout: Layout,
+        warn: &dyn Fn(&str),
+        process_id: Option<Uuid>,
+    ) -> Result<Self> {
         match (&lake.location, &lake.metadata) {
             (LakeLocation::Embedded { dir }, _) => {
                 let catalog =
@@ -330,10 +343,14 @@ impl PartitionCache {
                 Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
             }
             (LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => {
-                let catalog = Catalog::open_postgres(pool.clone())
+                let (catalog, live) = Catalog::open_postgres_for(pool.clone(), process_id)
                     .await
                     .context("cannot create the partition catalog in the lake's database")?;
-                Ok(Self::new(catalog, lake.blobs.clone(), layout))
+                let cache = Self::new(catalog, lake.blobs.clone(), layout);
+                if let (Some(id), Some(rows)) = (process_id, live) {
+                    lock(&cache.live).insert(id, Arc::new(rows));
+                }
+                Ok(cache)
             }
             (LakeLocation::Postgres { .. }, MetadataDb::Sqlite(_)) => Err(failure(
                 FailureKind::Internal,
@@ -347,7 +364,18 @@ impl PartitionCache {
             catalog,
             store,
             layout,
+            live: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The live catalog rows of a process, read once per run.
+    pub async fn live_rows(&self, process_id: Uuid) -> Result<Arc<Vec<PartitionRow>>> {
+        if let Some(rows) = lock(&self.live).get(&process_id) {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(self.catalog.live_rows(&process_id).await?);
+        lock(&self.live).insert(process_id, rows.clone());
+        Ok(rows)
     }
 
     /// Makes every partition the request needs current (reusing what is, building the rest
@@ -366,18 +394,11 @@ impl PartitionCache {
         }
         let mut stats = PartitionStats::default();
         let mut keys: Vec<Option<StoredFile>> = vec![None; planned.len()];
-        let live = self.catalog.live_rows(&request.process_id).await?;
+        let live = self.live_rows(request.process_id).await?;
         let live = LiveRows::index(&live);
-        // The files of the partitions that can be reused are checked concurrently: on a remote
-        // store each check is a round trip.
-        let checks = futures::stream::iter(planned.iter())
-            .map(|p| self.reusable(p, &live))
-            .buffered(request.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
         let mut stale = Vec::new();
-        for (i, (p, check)) in planned.iter().zip(checks).enumerate() {
-            match check? {
+        for (i, p) in planned.iter().enumerate() {
+            match Self::reusable(p, &live) {
                 Ok(key) => {
                     (request.explain)(format!("{}: reused", describe(p)));
                     stats.reused += 1;
@@ -499,11 +520,7 @@ impl PartitionCache {
     }
 
     /// The file of a live row proving the partition current; otherwise why there is none.
-    async fn reusable(
-        &self,
-        p: &Planned,
-        live: &LiveRows<'_>,
-    ) -> Result<Result<StoredFile, Stale>> {
+    fn reusable(p: &Planned, live: &LiveRows<'_>) -> Result<StoredFile, Stale> {
         let same_instance: Vec<&PartitionRow> = (live.of(p.view, p.instance).iter())
             .copied()
             .filter(|r| r.begin_us < p.end_us && r.end_us > p.begin_us)
@@ -514,53 +531,39 @@ impl PartitionCache {
             .iter()
             .find(|r| r.begin_us == p.begin_us && r.end_us == p.end_us)
         else {
-            return Ok(Err(if same_instance.is_empty() {
+            return Err(if same_instance.is_empty() {
                 Stale::NoPartition
             } else {
                 Stale::Outdated("partition bounds changed".into())
-            }));
+            });
         };
         if row.format_version != FORMAT_VERSION {
-            return Ok(Err(Stale::Outdated(format!(
+            return Err(Stale::Outdated(format!(
                 "format version changed ({} → {FORMAT_VERSION})",
                 row.format_version
-            ))));
+            )));
         }
         let Some(checksum) = &row.checksum else {
-            return Ok(Err(Stale::Outdated(
+            return Err(Stale::Outdated(
                 "recorded by an older write-perfetto, without a checksum".into(),
-            )));
+            ));
         };
         if row.fingerprint != p.fingerprint {
             let now = p.blocks.len() as i64;
-            return Ok(Err(Stale::Outdated(match now - row.nb_blocks {
+            return Err(Stale::Outdated(match now - row.nb_blocks {
                 n if n > 0 => format!("{n} new block{}", if n == 1 { "" } else { "s" }),
                 n if n < 0 => format!("{} block{} gone", -n, if n == -1 { "" } else { "s" }),
                 _ => "blocks replaced or changed".into(),
-            })));
+            }));
         }
-        match self
-            .store
-            .inner()
-            .head(&object_store::path::Path::from(row.file_key.as_str()))
-            .await
-        {
-            Ok(meta) if meta.size as i64 == row.file_size => Ok(Ok(StoredFile {
-                key: row.file_key.clone(),
-                size: row.file_size,
-                checksum: checksum.clone(),
-            })),
-            Ok(_) => Ok(Err(Stale::Outdated(
-                "partition file has the wrong size".into(),
-            ))),
-            Err(object_store::Error::NotFound { .. }) => {
-                Ok(Err(Stale::Outdated("partition file missing".into())))
-            }
-            Err(e) => Err(failure(
-                FailureKind::Io,
-                format!("cannot read partition file {}: {e}", row.file_key),
-            )),
-        }
+        // The file itself is not looked at here: each read checks its size and checksum, and
+        // a file found missing or damaged then is rebuilt in the same run. A look now would
+        // cost a round trip per partition on a remote store.
+        Ok(StoredFile {
+            key: row.file_key.clone(),
+            size: row.file_size,
+            checksum: checksum.clone(),
+        })
     }
 
     async fn build_stale(
@@ -577,7 +580,7 @@ impl PartitionCache {
         let live = LiveRows::index(&live);
         let mut to_build = Vec::new();
         for (i, first_reason) in stale {
-            match self.reusable(&planned[i], &live).await? {
+            match Self::reusable(&planned[i], &live) {
                 Ok(key) => {
                     (request.explain)(format!(
                         "{}: reused (built meanwhile by another exporter)",
@@ -712,20 +715,22 @@ impl PartitionCache {
         concurrency: usize,
     ) -> Result<Bytes> {
         let ahead = prepared.read_ahead.take(planned, file);
-        let view = prepared.planned[planned].view;
-        let wanted = |next: usize| prepared.planned[next].view == view;
+        let size = |next: usize| lock(&prepared.files)[next].size.max(0) as u64;
         let start = |next: usize| {
             let file = lock(&prepared.files)[next].clone();
-            let key = file.key.clone();
-            (
-                key,
-                tokio::spawn(fetch_checked(self.store.clone(), next, file)),
-            )
+            Started {
+                key: file.key.clone(),
+                size: file.size.max(0) as u64,
+                fetch: tokio::spawn(fetch_checked(self.store.clone(), next, file)),
+            }
         };
         // The file read now is one of the `--jobs` fetches at once.
-        let limit = READ_AHEAD_FILES.min(concurrency.saturating_sub(1));
+        let limit = Limit {
+            files: concurrency.saturating_sub(1),
+            bytes: READ_AHEAD_BYTES,
+        };
         let count = prepared.planned.len();
-        (prepared.read_ahead).start_after((planned, count), limit, wanted, start);
+        (prepared.read_ahead).start_after((planned, count), limit, size, start);
         match ahead {
             Some(fetch) => {
                 (fetch.await).map_err(|e| crate::error::task_failed("a partition read", e))?

@@ -16,10 +16,25 @@ pub struct ReadAhead {
     state: Mutex<State>,
 }
 
+/// How far reading ahead goes: this many files at most, and no more bytes than this once
+/// one file is ahead (a file larger than the budget is still fetched ahead, alone).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// A fetch started ahead: its file's key and size, and its bytes to come.
+pub struct Started {
+    pub key: String,
+    pub size: u64,
+    pub fetch: JoinHandle<Result<Bytes>>,
+}
+
 #[derive(Default)]
 struct State {
-    /// The file being fetched (its key) and its bytes to come, by planned partition.
-    started: HashMap<usize, (String, JoinHandle<Result<Bytes>>)>,
+    /// The fetches started ahead, by planned partition.
+    started: HashMap<usize, Started>,
     /// Partitions fetched or asked for already: none is fetched ahead twice.
     seen: Vec<bool>,
 }
@@ -31,36 +46,41 @@ impl ReadAhead {
         let mut state = lock(&self.state);
         mark(&mut state.seen, planned);
         match state.started.remove(&planned) {
-            Some((key, fetch)) if key == file.key => Some(fetch),
-            Some((_, stale)) => {
-                stale.abort();
+            Some(started) if started.key == file.key => Some(started.fetch),
+            Some(stale) => {
+                stale.fetch.abort();
                 None
             }
             None => None,
         }
     }
 
-    /// Starts fetching the partitions after `planned` (in plan order, up to `count`) that
-    /// `wanted` and not fetched yet, until `limit` fetches are ahead of their readers. `start`
-    /// starts one: the key of its file and its bytes to come.
+    /// Starts fetching the partitions after `planned` (in plan order, which is reading order:
+    /// the thread streams, then the async spans, up to `count`) not fetched yet, within
+    /// `limit` of fetches ahead of their readers. `size` is a partition's file size; `start`
+    /// starts its fetch.
     pub fn start_after(
         &self,
         (planned, count): (usize, usize),
-        limit: usize,
-        wanted: impl Fn(usize) -> bool,
-        start: impl Fn(usize) -> (String, JoinHandle<Result<Bytes>>),
+        limit: Limit,
+        size: impl Fn(usize) -> u64,
+        start: impl Fn(usize) -> Started,
     ) {
         let mut state = lock(&self.state);
+        let mut bytes: u64 = state.started.values().map(|s| s.size).sum();
         for next in planned + 1..count {
-            if state.started.len() >= limit {
+            if state.started.len() >= limit.files {
                 return;
             }
-            if state.seen.get(next).copied().unwrap_or(false) || !wanted(next) {
+            if state.seen.get(next).copied().unwrap_or(false) {
                 continue;
             }
+            bytes += size(next);
+            if !state.started.is_empty() && bytes > limit.bytes {
+                return;
+            }
             mark(&mut state.seen, next);
-            let fetch = start(next);
-            state.started.insert(next, fetch);
+            state.started.insert(next, start(next));
         }
     }
 }
@@ -75,8 +95,8 @@ fn mark(seen: &mut Vec<bool>, planned: usize) {
 impl Drop for ReadAhead {
     /// Fetches nobody will read (an export that failed or stopped early) stop too.
     fn drop(&mut self) {
-        for (_, (_, fetch)) in lock(&self.state).started.drain() {
-            fetch.abort();
+        for (_, started) in lock(&self.state).started.drain() {
+            started.fetch.abort();
         }
     }
 }
@@ -94,43 +114,70 @@ mod tests {
     }
 
     /// Starts a "fetch" of partition `next` whose bytes are its number.
-    fn start(next: usize) -> (String, JoinHandle<Result<Bytes>>) {
+    fn start(next: usize) -> Started {
         let bytes = Bytes::from(next.to_string());
-        (
-            format!("file-{next}"),
-            tokio::spawn(async move { Ok(bytes) }),
-        )
+        Started {
+            key: format!("file-{next}"),
+            size: 10,
+            fetch: tokio::spawn(async move { Ok(bytes) }),
+        }
+    }
+
+    fn files(files: usize) -> Limit {
+        Limit {
+            files,
+            bytes: u64::MAX,
+        }
+    }
+
+    fn started(ahead: &ReadAhead) -> Vec<usize> {
+        let mut keys: Vec<usize> = lock(&ahead.state).started.keys().copied().collect();
+        keys.sort();
+        keys
     }
 
     #[tokio::test]
-    async fn the_next_partitions_of_the_view_are_fetched_ahead_up_to_the_limit_and_once() {
+    async fn the_next_partitions_are_fetched_ahead_up_to_the_limit_and_once() {
         let ahead = ReadAhead::default();
-        let thread_view = |p: usize| p.is_multiple_of(2); // odd partitions: another view
-        ahead.start_after((0, 20), 3, thread_view, start);
-        // 2, 4 and 6 are coming; 8 waits for one of them to be read.
-        for p in [2, 4, 6] {
+        ahead.start_after((0, 12), files(3), |_| 10, start);
+        // 1, 2 and 3 are coming; 4 waits for one of them to be read.
+        for p in [1, 2, 3] {
             let fetch = ahead
                 .take(p, &file(&format!("file-{p}")))
                 .expect("fetched ahead");
             assert_eq!(fetch.await.unwrap().unwrap(), p.to_string());
         }
-        assert!(ahead.take(8, &file("file-8")).is_none(), "not started");
-        ahead.start_after((8, 20), 3, thread_view, start);
-        assert!(ahead.take(3, &file("file-3")).is_none(), "another view");
+        assert!(ahead.take(4, &file("file-4")).is_none(), "not started");
+        ahead.start_after((5, 12), files(3), |_| 10, start);
+        assert!(ahead.take(5, &file("file-5")).is_none(), "being read");
         // Those read or started are not fetched again.
-        ahead.start_after((0, 20), 10, thread_view, start);
-        let started: Vec<usize> = {
-            let mut keys: Vec<usize> = lock(&ahead.state).started.keys().copied().collect();
-            keys.sort();
-            keys
+        ahead.start_after((0, 12), files(10), |_| 10, start);
+        assert_eq!(started(&ahead), [6, 7, 8, 9, 10, 11]);
+    }
+
+    #[tokio::test]
+    async fn reading_ahead_stops_at_the_byte_budget_but_always_takes_one_file() {
+        let ahead = ReadAhead::default();
+        let budget = Limit {
+            files: 10,
+            bytes: 100,
         };
-        assert_eq!(started, [10, 12, 14, 16, 18]);
+        let sizes = |p: usize| [0, 500, 40, 40, 40][p];
+        ahead.start_after((0, 5), budget, sizes, start);
+        assert_eq!(started(&ahead), [1], "one file over the budget, alone");
+        drop(ahead.take(1, &file("file-1")));
+        ahead.start_after((1, 5), budget, sizes, start);
+        assert_eq!(
+            started(&ahead),
+            [2, 3],
+            "80 bytes of 100; the next would pass it"
+        );
     }
 
     #[tokio::test]
     async fn a_file_replaced_since_its_fetch_began_is_fetched_again_by_its_reader() {
         let ahead = ReadAhead::default();
-        ahead.start_after((0, 2), 1, |_| true, start);
+        ahead.start_after((0, 2), files(1), |_| 10, start);
         assert!(ahead.take(1, &file("file-1-rebuilt")).is_none());
         assert!(ahead.take(1, &file("file-1")).is_none(), "dropped");
     }
