@@ -111,6 +111,35 @@ fn partitions_recorded_without_a_checksum_are_rebuilt() {
     );
 }
 
+#[test]
+fn a_catalog_of_the_previous_schema_is_upgraded_and_its_thread_partitions_gain_digests() {
+    let lake = PartitionLake::new(Backend::Sqlite);
+    let first = lake.export(&[]);
+    let threads = (lake.live_rows().iter())
+        .filter(|r| r.view == "thread_spans")
+        .count();
+    // Schema version 2: no digest column.
+    lake.catalog_sql("ALTER TABLE write_perfetto_partitions DROP COLUMN digest");
+    lake.catalog_sql("UPDATE write_perfetto_catalog_version SET version = 2");
+    let upgraded = lake.export(&[]);
+    assert_eq!(upgraded.sha256(), first.sha256());
+    assert_eq!(
+        upgraded.built() as usize,
+        threads,
+        "the thread partitions, once"
+    );
+    assert!(
+        upgraded.stderr.contains("without a digest"),
+        "{}",
+        upgraded.stderr
+    );
+    let again = lake.export(&[]);
+    assert_eq!((again.built(), again.sha256()), (0, first.sha256()));
+    let rows = lake.live_rows();
+    let digested = rows.iter().filter(|r| r.view == "thread_spans");
+    assert!(digested.clone().all(|r| r.digest.is_some()), "{rows:?}");
+}
+
 /// Replaces a catalog (and its write-ahead log) with bytes that are not a database; returns
 /// the run's outcome.
 fn export_with_garbage_catalog(lake: &PartitionLake, catalog: &Path, extra: &[&str]) -> Output {

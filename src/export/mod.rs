@@ -219,6 +219,7 @@ impl<'a> Parts<'a> {
                     .zip(prepared.by_ref())
                     .map(|(r, p)| Part::new(r, p))
                     .collect(),
+                range,
             };
             let data = process_data(process, range);
             let assembler = ProcessAssembler::new(source, data, Symbols::new());

@@ -39,6 +39,8 @@ pub struct PartitionSource<'a> {
     pub cache: &'a PartitionCache,
     pub clock: &'a Clock,
     pub parts: Vec<Part<'a>>,
+    /// The time range shown, if not all: partitions nothing shown comes from are not read.
+    pub range: Option<(i64, i64)>,
 }
 
 impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
@@ -64,6 +66,7 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
                     &part.block_position,
                     self.clock,
                     part.request.concurrency,
+                    self.range.map(|range| (part.request.blocks, range)),
                     table,
                 )
                 .await;

@@ -100,11 +100,11 @@ pub async fn build(
                 stats.blocks_read += 1;
                 stats.payload_bytes += size;
                 let own = &mut current.as_mut().expect("set above").1;
-                let block_id = request.blocks[b].block_id;
+                let (block_id, stream_id) = (request.blocks[b].block_id, request.blocks[b].stream_id);
                 for feed in feeds.values() {
                     let Some(p) = feed.get(&b) else { continue };
                     if let Some(builder) = own.get_mut(p).or_else(|| shared.get_mut(p)) {
-                        builder.push_block(block_id, &events)?;
+                        builder.push_block(block_id, stream_id, &events)?;
                     }
                 }
             }

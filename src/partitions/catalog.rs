@@ -12,8 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Version of the catalog's own schema (not of the partition files). 2 added `checksum`.
-const CATALOG_SCHEMA_VERSION: i64 = 2;
+/// Version of the catalog's own schema (not of the partition files). 2 added `checksum`, 3
+/// added `digest`.
+const CATALOG_SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS write_perfetto_catalog_version (version BIGINT NOT NULL);
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS write_perfetto_partitions (
     file_size BIGINT NOT NULL,
     created_us BIGINT NOT NULL,
     retired_us BIGINT,
-    checksum TEXT
+    checksum TEXT,
+    digest TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS write_perfetto_partitions_live
     ON write_perfetto_partitions (view, instance, begin_us) WHERE retired_us IS NULL;
@@ -56,6 +58,11 @@ pub struct PartitionRow {
     pub retired_us: Option<i64>,
     /// xxh3-64 of the file, in hex; `None` in rows written before schema version 2.
     pub checksum: Option<String>,
+    /// A thread partition: what the events of each of its streams do to the call stack beyond
+    /// themselves, as JSON ([`super::digest::StreamDigests`]; streams whose events tangle are
+    /// left out); `None` for other views, and for thread partitions recorded before schema
+    /// version 3, which are rebuilt when next needed.
+    pub digest: Option<String>,
 }
 
 #[derive(Clone)]
@@ -74,7 +81,7 @@ pub enum BuildLock {
 }
 
 const COLUMNS: &str = "view, instance, process_id, begin_us, end_us, fingerprint, format_version, nb_blocks, \
-    nb_objects, file_key, file_size, created_us, retired_us, checksum";
+    nb_objects, file_key, file_size, created_us, retired_us, checksum, digest";
 
 /// The live rows of the process `id` (a parameter, or a literal), in a total order.
 fn live_rows_sql(id: &str) -> String {
@@ -136,6 +143,7 @@ where
         .bind(row.file_size)
         .bind(row.created_us)
         .bind(row.checksum.clone())
+        .bind(row.digest.clone())
 }
 
 pub fn now_us() -> i64 {
@@ -276,11 +284,14 @@ impl Catalog {
                     .execute(&mut *conn)
                     .await?;
             }
-            if v == Some(1) {
-                // Rows of version 1 have no checksum: they are rebuilt when next needed.
-                sqlx::query("ALTER TABLE write_perfetto_partitions ADD COLUMN checksum TEXT")
-                    .execute(&mut *conn)
-                    .await?;
+            if let Some(old) = v.filter(|&v| v < CATALOG_SCHEMA_VERSION) {
+                // Rows of version 1 have no checksum: they are rebuilt when next needed. Rows
+                // of versions 1 and 2 have no digest: their partitions are always read.
+                let added = [(1, "checksum"), (2, "digest")];
+                for (_, column) in added.iter().filter(|(since, _)| old <= *since) {
+                    let sql = format!("ALTER TABLE write_perfetto_partitions ADD COLUMN {column} TEXT");
+                    sqlx::query(&sql).execute(&mut *conn).await?;
+                }
                 sqlx::query("UPDATE write_perfetto_catalog_version SET version = $1")
                     .bind(CATALOG_SCHEMA_VERSION)
                     .execute(&mut *conn)
@@ -337,7 +348,7 @@ impl Catalog {
         let insert = |from: &str| {
             format!(
                 "INSERT INTO write_perfetto_partitions ({COLUMNS}) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13{from}"
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13, $14{from}"
             )
         };
         match self {

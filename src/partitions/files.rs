@@ -415,11 +415,16 @@ fn metadata_text<'a>(metadata: &'a ParquetMetaData, key: &str) -> Option<&'a str
 /// blocks are decoded, in stream order.
 pub trait PartitionRows: Send {
     /// Appends the items of a decoded block that the view keeps.
-    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()>;
+    fn push_block(&mut self, block_id: Uuid, stream_id: Uuid, block: &DecodedBlock) -> Result<()>;
     /// Rows appended so far.
     fn len(&self) -> usize;
     /// The complete file.
     fn finish(self: Box<Self>) -> Result<Bytes>;
+    /// What the rows of each stream do to the call stack beyond themselves, for a view that
+    /// keeps it.
+    fn take_digests(&mut self) -> Option<super::digest::StreamDigests> {
+        None
+    }
 }
 
 /// A row format's pending rows, column by column: filled from decoded blocks, handed to the
@@ -460,7 +465,7 @@ impl<C: RowColumns> BatchedRows<C> {
 }
 
 impl<C: RowColumns> PartitionRows for BatchedRows<C> {
-    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()> {
+    fn push_block(&mut self, block_id: Uuid, _: Uuid, block: &DecodedBlock) -> Result<()> {
         self.file.start_block();
         self.rows += self.pending.push_block(&mut self.file, block_id, block);
         if self.pending.len() >= BATCH_ROWS {
@@ -495,4 +500,8 @@ pub trait RowTable: OrderedRows + Default + Send + 'static {
         view: super::View,
         clock: &crate::clock::Clock,
     ) -> Result<()>;
+    /// The table as span events, which partition digests can stand in for.
+    fn as_events(&mut self) -> Option<&mut crate::events::EventTable> {
+        None
+    }
 }

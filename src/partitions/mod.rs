@@ -10,12 +10,14 @@
 
 mod build;
 pub mod catalog;
+mod digest;
 mod files;
 mod log_rows;
 mod measure_rows;
 pub mod plan;
 mod read_ahead;
 mod shared;
+mod skipping;
 mod span_rows;
 
 use anyhow::{Context, Result};
@@ -113,6 +115,8 @@ pub struct StoredFile {
     pub size: i64,
     /// xxh3-64 of the file's bytes, in hex.
     pub checksum: String,
+    /// The digests of a thread partition's streams, as JSON ([`digest::StreamDigests`]).
+    pub digest: Option<Arc<str>>,
 }
 
 /// The partition files of an export, and which rows of them each view instance reads. A file
@@ -131,6 +135,8 @@ pub struct Prepared {
     stats: Mutex<PartitionStats>,
     /// Partitions rebuilt after damage in this run: healed once, never twice.
     healed: Mutex<HashSet<usize>>,
+    /// Found on the first read of a window export ([`Prepared::stand_ins`]).
+    stand_ins: Mutex<Option<Arc<StandIns>>>,
 }
 
 /// Where a view instance's rows are: a partition (index in the plan), all of it or, in a
@@ -175,12 +181,75 @@ impl Prepared {
             read_ahead: ReadAhead::default(),
             stats: Mutex::new(PartitionStats::default()),
             healed: Mutex::new(HashSet::new()),
+            stand_ins: Mutex::new(None),
         }
     }
 
     pub fn stats(&self) -> PartitionStats {
         *lock(&self.stats)
     }
+
+    /// The digests that stand in for the rows of thread streams in partitions a window does
+    /// not need, by (partition, stream), found for every thread stream on first use. A
+    /// partition all of whose streams stand in is never fetched, not even ahead.
+    fn stand_ins(
+        &self,
+        (blocks, range): (&[BlockRow], (i64, i64)),
+        clock: &Clock,
+    ) -> Arc<StandIns> {
+        let mut found = lock(&self.stand_ins);
+        if let Some(found) = &*found {
+            return found.clone();
+        }
+        let files = lock(&self.files);
+        let mut parsed: HashMap<usize, Option<digest::StreamDigests>> = HashMap::new();
+        let mut stand_ins = StandIns::default();
+        for ((view, stream), parts) in &self.instances {
+            if *view != View::THREAD_SPANS {
+                continue;
+            }
+            for &InstanceRows { planned, .. } in parts {
+                parsed.entry(planned).or_insert_with(|| {
+                    let json = files[planned].digest.as_deref()?;
+                    serde_json::from_str(json).ok()
+                });
+            }
+            let stream_parts: Vec<skipping::StreamPart> = (parts.iter())
+                .map(|part| skipping::StreamPart {
+                    blocks: (self.planned[part.planned].blocks.iter().copied())
+                        .filter(|&b| blocks[b].stream_id == *stream)
+                        .collect(),
+                    digest: parsed[&part.planned].as_ref().and_then(|d| d.get(stream)),
+                })
+                .collect();
+            let standing = skipping::stand_ins(&stream_parts, blocks, clock, range);
+            for (part, (stands, kept)) in parts.iter().zip(standing.into_iter().zip(stream_parts)) {
+                if let (true, Some(digest)) = (stands, kept.digest) {
+                    stand_ins
+                        .digests
+                        .insert((part.planned, *stream), digest.clone());
+                    *stand_ins.per_partition.entry(part.planned).or_default() += 1;
+                }
+            }
+        }
+        for (&planned, &count) in &stand_ins.per_partition {
+            if count >= self.planned[planned].small_streams.len().max(1) {
+                self.read_ahead.never(planned);
+            }
+        }
+        let stand_ins = Arc::new(stand_ins);
+        *found = Some(stand_ins.clone());
+        stand_ins
+    }
+}
+
+/// Digests standing in for a window export's unneeded rows ([`Prepared::stand_ins`]).
+#[derive(Default)]
+struct StandIns {
+    /// By (partition, stream).
+    digests: HashMap<(usize, Uuid), digest::Digest>,
+    /// How many streams of each partition stand in.
+    per_partition: HashMap<usize, usize>,
 }
 
 /// Bytes of partition files fetched ahead of their reader, at most (beyond one file): on a
@@ -548,6 +617,11 @@ impl PartitionCache {
                 "recorded by an older write-perfetto, without a checksum".into(),
             ));
         };
+        if p.view == View::THREAD_SPANS && row.digest.is_none() {
+            return Err(Stale::Outdated(
+                "recorded by an older write-perfetto, without a digest".into(),
+            ));
+        }
         if row.fingerprint != p.fingerprint {
             let now = p.blocks.len() as i64;
             return Err(Stale::Outdated(match now - row.nb_blocks {
@@ -563,6 +637,7 @@ impl PartitionCache {
             key: row.file_key.clone(),
             size: row.file_size,
             checksum: checksum.clone(),
+            digest: row.digest.as_deref().map(Arc::from),
         })
     }
 
@@ -603,8 +678,9 @@ impl PartitionCache {
         &self,
         process_id: Uuid,
         p: &Planned,
-        rows: Box<dyn PartitionRows>,
+        mut rows: Box<dyn PartitionRows>,
     ) -> Result<StoredFile> {
+        let digest = (rows.take_digests().map(|d| serde_json::to_string(&d))).transpose()?;
         // Parquet encoding is CPU work: off the async workers.
         let data = tokio::task::spawn_blocking(move || rows.finish())
             .await
@@ -637,6 +713,7 @@ impl PartitionCache {
                 created_us: catalog::now_us(),
                 retired_us: None,
                 checksum: Some(checksum.clone()),
+                digest: digest.clone(),
             })
             .await
             .context("cannot record the partition in the catalog")?;
@@ -645,12 +722,17 @@ impl PartitionCache {
             key: file_key,
             size: file_size,
             checksum,
+            digest: digest.map(Arc::from),
         })
     }
 
     /// Reads the rows of a view instance (a stream or the process) into `table`, in stream
     /// order: its partition files fetched concurrently and decoded in order, except the shared
     /// ones another of their streams decoded already.
+    ///
+    /// With a `window` (the time range shown, and the request's blocks), the partitions of a
+    /// thread stream that nothing shown can come from are not read: their digests stand in
+    /// for them ([`skipping`]).
     #[allow(clippy::too_many_arguments)]
     pub async fn read_rows<T: RowTable>(
         &self,
@@ -661,13 +743,23 @@ impl PartitionCache {
         block_position: &HashMap<Uuid, u32>,
         clock: &Clock,
         concurrency: usize,
+        window: Option<(&[BlockRow], (i64, i64))>,
         table: &mut T,
     ) -> Result<()> {
         table.clear();
-        let parts = prepared.instances.get(&(view, instance));
+        let parts = (prepared.instances.get(&(view, instance))).map_or(&[][..], Vec::as_slice);
+        let stand_ins = match window {
+            Some(window) if view == View::THREAD_SPANS => prepared.stand_ins(window, clock),
+            _ => Arc::default(),
+        };
         let reading = (view, clock);
         let mut to_fetch = Vec::new();
-        for part in parts.map_or(&[][..], Vec::as_slice) {
+        for part in parts {
+            let stand_in = stand_ins.digests.get(&(part.planned, instance));
+            if let (Some(digest), Some(events)) = (stand_in, table.as_events()) {
+                skipping::append_digest(events, digest, symbols, block_position, clock);
+                continue;
+            }
             let file = || lock(&prepared.files)[part.planned].clone();
             if let Some(blocks) = part.blocks.clone() {
                 let taken = prepared.shared.take(part.planned, blocks, table, reading);
@@ -693,7 +785,10 @@ impl PartitionCache {
                 None => read_file(table, data, view, symbols, block_position, clock),
                 Some(blocks) => {
                     OpenFile::open::<T>(data, view, symbols, block_position).and_then(|opened| {
-                        let readers = prepared.planned[part.planned].small_streams.len();
+                        // Streams whose digests stand in never read it.
+                        let standing = stand_ins.per_partition.get(&part.planned);
+                        let readers = prepared.planned[part.planned].small_streams.len()
+                            - standing.copied().unwrap_or(0);
                         let shared = &prepared.shared;
                         shared.open(part.planned, (opened, readers), blocks, table, reading)
                     })

@@ -55,6 +55,11 @@ impl ReadAhead {
         }
     }
 
+    /// Marks a partition that is never read: it is not fetched ahead.
+    pub fn never(&self, planned: usize) {
+        mark(&mut lock(&self.state).seen, planned);
+    }
+
     /// Starts fetching the partitions after `planned` (in plan order, which is reading order:
     /// the thread streams, then the async spans, up to `count`) not fetched yet, within
     /// `limit` of fetches ahead of their readers. `size` is a partition's file size; `start`
@@ -110,6 +115,7 @@ mod tests {
             key: key.into(),
             size: 0,
             checksum: String::new(),
+            digest: None,
         }
     }
 

@@ -12,11 +12,13 @@ use bytes::Bytes;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use super::digest::{DigestBuilder, StreamDigests};
 use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
 use super::plan::View;
 use crate::clock::Clock;
 use crate::decode::{DecodedBlock, SpanEvent};
 use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
+use std::collections::BTreeMap;
 
 const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
 /// Always 0 (scope: thread) in thread-view files.
@@ -91,6 +93,8 @@ pub struct SpanRows {
     file: FileBuilder,
     pending: Columns,
     rows: usize,
+    /// Of each stream, for thread events.
+    digests: Option<BTreeMap<Uuid, DigestBuilder>>,
 }
 
 impl SpanRows {
@@ -100,19 +104,24 @@ impl SpanRows {
             file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
             pending: Columns::default(),
             rows: 0,
+            digests: (scope == EventScope::Thread).then(BTreeMap::new),
         })
     }
 
     /// Appends events of one block (blocks are appended whole, in stream order).
     fn push_events<'a>(
         &mut self,
-        block_id: Uuid,
+        (block_id, stream_id): (Uuid, Uuid),
         events: impl Iterator<Item = (u32, &'a SpanEvent)>,
     ) -> Result<()> {
         self.file.start_block();
+        let mut digest = (self.digests.as_mut()).map(|d| d.entry(stream_id).or_default());
         let file = &mut self.file;
         let rows = &mut self.pending;
         for (index, event) in events {
+            if let Some(digest) = &mut digest {
+                digest.push(block_id, index, event);
+            }
             rows.block.push(file.block_key(block_id));
             rows.index.push(index);
             rows.scope.push((event.scope == EventScope::Async) as u8);
@@ -142,12 +151,12 @@ impl SpanRows {
 }
 
 impl PartitionRows for SpanRows {
-    fn push_block(&mut self, block_id: Uuid, block: &DecodedBlock) -> Result<()> {
+    fn push_block(&mut self, block_id: Uuid, stream_id: Uuid, block: &DecodedBlock) -> Result<()> {
         let scope = self.scope;
         let kept = (block.spans.iter().enumerate())
             .filter(|(_, e)| e.scope == scope)
             .map(|(i, e)| (i as u32, e));
-        self.push_events(block_id, kept)
+        self.push_events((block_id, stream_id), kept)
     }
 
     fn len(&self) -> usize {
@@ -158,9 +167,20 @@ impl PartitionRows for SpanRows {
         let last = self.pending.into_batch()?;
         self.file.finish(last)
     }
+
+    fn take_digests(&mut self) -> Option<StreamDigests> {
+        let digests = (self.digests.take()?.into_iter())
+            .filter_map(|(stream, builder)| Some((stream, builder.finish()?)))
+            .collect();
+        Some(digests)
+    }
 }
 
 impl RowTable for EventTable {
+    fn as_events(&mut self) -> Option<&mut EventTable> {
+        Some(self)
+    }
+
     fn skipped_columns(view: View) -> &'static [&'static str] {
         match view.span_scope() {
             Some(EventScope::Async) => &[],
@@ -268,10 +288,13 @@ mod tests {
         );
         let mut builder = Box::new(SpanRows::new(EventScope::Async).unwrap());
         builder
-            .push_events(Uuid::from_u128(2), [(0, &first)].into_iter())
+            .push_events((Uuid::from_u128(2), Uuid::nil()), [(0, &first)].into_iter())
             .unwrap();
         builder
-            .push_events(Uuid::from_u128(3), [(9, &second)].into_iter())
+            .push_events(
+                (Uuid::from_u128(3), Uuid::nil()),
+                [(9, &second)].into_iter(),
+            )
             .unwrap();
         assert_eq!(builder.len(), 2);
         let mut symbols = Symbols::new();
@@ -341,7 +364,7 @@ mod tests {
             .collect();
         let block = Uuid::from_u128(2);
         let indexed = events.iter().enumerate().map(|(k, e)| (k as u32, e));
-        builder.push_events(block, indexed).unwrap();
+        builder.push_events((block, Uuid::nil()), indexed).unwrap();
         let mut symbols = Symbols::new();
         let mut decoded = EventTable::default();
         let file = builder.finish().unwrap();

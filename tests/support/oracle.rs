@@ -63,6 +63,15 @@ async fn read_process(lake: &Lake, process_id: Uuid) -> ProcessStreams {
 
 /// The reference trace of these processes, in this order, in one trace.
 pub async fn reference_trace_of(lake: &Lake, process_ids: &[Uuid]) -> Vec<u8> {
+    reference_trace_in(lake, process_ids, None).await
+}
+
+/// The reference trace of these processes showing only `range` (Unix ns) when given.
+pub async fn reference_trace_in(
+    lake: &Lake,
+    process_ids: &[Uuid],
+    range: Option<(i64, i64)>,
+) -> Vec<u8> {
     let mut read = Vec::new();
     for id in process_ids {
         read.push(read_process(lake, *id).await);
@@ -83,7 +92,7 @@ pub async fn reference_trace_of(lake: &Lake, process_ids: &[Uuid]) -> Vec<u8> {
                 streams: &p.threads.0,
                 blocks: &p.threads.1,
                 clock: &p.clock,
-                range: None,
+                range,
             };
             let assembler = ProcessAssembler::new(source, data, Symbols::new());
             (assembler, process_heading(&p.process))

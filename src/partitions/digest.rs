@@ -1,0 +1,182 @@
+//! A thread partition's digest: what its span events do to the call stack beyond themselves,
+//! kept in the catalog so that an export of a time window can pair a stream's spans without
+//! reading the partitions the window does not reach.
+//!
+//! Within a run of a stream's events, a begin and the end that closes it (with everything
+//! between) pair among themselves, whatever came before — as long as no end reaches below the
+//! spans still open within the run. What remains is the digest: the ends that close spans begun
+//! before the run, then the begins still open at its end, in stream order. Pairing a stream with
+//! a digest in place of the events gives the same spans except those that begin and end within
+//! the run, which a window that does not reach it never shows. A run where an end reaches below
+//! spans still open within it (a stream that lost events) has no digest: it is always read.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::decode::SpanEvent;
+use crate::events::{EventPhase, EventScope};
+
+/// The digests of a partition's thread streams (one, or the small streams it holds).
+pub type StreamDigests = BTreeMap<Uuid, Digest>;
+
+/// The digest of a thread stream's rows in a partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Digest {
+    /// The smallest and largest tick counts of its events.
+    pub min_ticks: i64,
+    pub max_ticks: i64,
+    /// The events that reach beyond the partition, in stream order.
+    pub events: Vec<DigestEvent>,
+}
+
+/// A span event as a digest keeps it: with its place in stream order and its strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DigestEvent {
+    pub block: Uuid,
+    pub index: u32,
+    pub ticks: i64,
+    pub end: bool,
+    pub name: String,
+    pub target: String,
+    pub file: String,
+    pub line: u32,
+    /// A tagged end's properties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<(String, String)>,
+}
+
+/// Makes the digest of a partition from its events, pushed in stream order.
+#[derive(Default)]
+pub struct DigestBuilder {
+    ticks: Option<(i64, i64)>,
+    /// Ends that closed spans begun before the partition.
+    reaching_back: Vec<DigestEvent>,
+    /// Begins still open, outermost first.
+    open: Vec<DigestEvent>,
+    /// An end reached below spans still open within the partition.
+    tangled: bool,
+}
+
+impl DigestBuilder {
+    pub fn push(&mut self, block: Uuid, index: u32, event: &SpanEvent) {
+        if self.tangled || event.scope != EventScope::Thread {
+            return;
+        }
+        let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
+        self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
+        let kept = || DigestEvent {
+            block,
+            index,
+            ticks: event.ticks,
+            end: event.phase == EventPhase::End,
+            name: event.name.to_string(),
+            target: event.target.to_string(),
+            file: event.file.to_string(),
+            line: event.line,
+            properties: (event.properties.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        match event.phase {
+            EventPhase::Begin => self.open.push(kept()),
+            // As pairing does: the innermost open span of the same name, place and target
+            // closes, with every span opened inside it.
+            EventPhase::End => match self.open.iter().rposition(|o| same_span(o, event)) {
+                Some(position) => self.open.truncate(position),
+                None if self.open.is_empty() => self.reaching_back.push(kept()),
+                None => self.tangled = true,
+            },
+        }
+    }
+
+    /// The digest, or `None` for a partition without thread events or whose events tangle.
+    pub fn finish(self) -> Option<Digest> {
+        let (min_ticks, max_ticks) = self.ticks?;
+        if self.tangled {
+            return None;
+        }
+        let mut events = self.reaching_back;
+        events.extend(self.open);
+        Some(Digest {
+            min_ticks,
+            max_ticks,
+            events,
+        })
+    }
+}
+
+fn same_span(open: &DigestEvent, end: &SpanEvent) -> bool {
+    let same = |kept: &str, text: &Arc<str>| kept == &**text;
+    same(&open.name, &end.name)
+        && open.line == end.line
+        && same(&open.file, &end.file)
+        && same(&open.target, &end.target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(phase: EventPhase, name: &str, ticks: i64) -> SpanEvent {
+        SpanEvent {
+            scope: EventScope::Thread,
+            phase,
+            ticks,
+            name: Arc::from(name),
+            target: Arc::from("t"),
+            file: Arc::from("f.rs"),
+            line: 1,
+            span_id: 0,
+            parent_span_id: 0,
+            depth: 0,
+            properties: Vec::new(),
+        }
+    }
+
+    fn digest(events: &[(EventPhase, &str)]) -> Option<Digest> {
+        let mut builder = DigestBuilder::default();
+        for (i, (phase, name)) in events.iter().enumerate() {
+            builder.push(Uuid::nil(), i as u32, &event(*phase, name, 10 - i as i64));
+        }
+        builder.finish()
+    }
+
+    fn kept(digest: &Digest) -> Vec<(bool, &str)> {
+        (digest.events.iter())
+            .map(|e| (e.end, e.name.as_str()))
+            .collect()
+    }
+
+    use EventPhase::{Begin, End};
+
+    #[test]
+    fn spans_begun_and_ended_within_leave_only_what_reaches_beyond() {
+        let d = digest(&[
+            (End, "earlier"),
+            (Begin, "a"),
+            (Begin, "b"),
+            (End, "b"),
+            (End, "a"),
+            (End, "older"),
+            (Begin, "c"),
+            (Begin, "d"),
+            (Begin, "e"),
+            (End, "d"), // closes e with it
+        ])
+        .unwrap();
+        assert_eq!(
+            kept(&d),
+            [(true, "earlier"), (true, "older"), (false, "c")],
+            "ends reaching back, then the spans still open"
+        );
+        assert_eq!((d.min_ticks, d.max_ticks), (1, 10));
+    }
+
+    #[test]
+    fn an_end_reaching_below_spans_still_open_within_leaves_no_digest() {
+        assert_eq!(digest(&[(Begin, "a"), (End, "earlier")]), None);
+        assert!(digest(&[(Begin, "a"), (End, "a"), (End, "earlier")]).is_some());
+    }
+}
