@@ -112,11 +112,12 @@ fn partitions_recorded_without_a_checksum_are_rebuilt() {
 }
 
 #[test]
-fn a_catalog_of_the_previous_schema_is_upgraded_and_its_thread_partitions_gain_digests() {
+fn a_catalog_of_the_previous_schema_is_upgraded_and_its_span_partitions_gain_digests() {
     let lake = PartitionLake::new(Backend::Sqlite);
     let first = lake.export(&[]);
-    let threads = (lake.live_rows().iter())
-        .filter(|r| r.view == "thread_spans")
+    let is_spans = |view: &str| view == "thread_spans" || view == "async_events";
+    let spans = (lake.live_rows().iter())
+        .filter(|r| is_spans(&r.view))
         .count();
     // Schema version 2: no digest column.
     lake.catalog_sql("ALTER TABLE write_perfetto_partitions DROP COLUMN digest");
@@ -125,8 +126,8 @@ fn a_catalog_of_the_previous_schema_is_upgraded_and_its_thread_partitions_gain_d
     assert_eq!(upgraded.sha256(), first.sha256());
     assert_eq!(
         upgraded.built() as usize,
-        threads,
-        "the thread partitions, once"
+        spans,
+        "the span partitions, once"
     );
     assert!(
         upgraded.stderr.contains("without a digest"),
@@ -136,7 +137,7 @@ fn a_catalog_of_the_previous_schema_is_upgraded_and_its_thread_partitions_gain_d
     let again = lake.export(&[]);
     assert_eq!((again.built(), again.sha256()), (0, first.sha256()));
     let rows = lake.live_rows();
-    let digested = rows.iter().filter(|r| r.view == "thread_spans");
+    let digested = rows.iter().filter(|r| is_spans(&r.view));
     assert!(digested.clone().all(|r| r.digest.is_some()), "{rows:?}");
 }
 

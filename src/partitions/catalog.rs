@@ -58,10 +58,11 @@ pub struct PartitionRow {
     pub retired_us: Option<i64>,
     /// xxh3-64 of the file, in hex; `None` in rows written before schema version 2.
     pub checksum: Option<String>,
-    /// A thread partition: what the events of each of its streams do to the call stack beyond
-    /// themselves, as JSON ([`super::digest::StreamDigests`]; streams whose events tangle are
-    /// left out); `None` for other views, and for thread partitions recorded before schema
-    /// version 3, which are rebuilt when next needed.
+    /// A span partition's digest as JSON ([`super::digest`]): for a thread partition, what the
+    /// events of each of its streams do to the call stack beyond themselves (streams whose
+    /// events tangle are left out); for an async one, the events of the span ids it does not
+    /// pair and the list of those it does. `None` for other views, and for span partitions
+    /// recorded before schema version 3, which are rebuilt when next needed.
     pub digest: Option<String>,
 }
 

@@ -9,6 +9,11 @@
 //! a digest in place of the events gives the same spans except those that begin and end within
 //! the run, which a window that does not reach it never shows. A run where an end reaches below
 //! spans still open within it (a stream that lost events) has no digest: it is always read.
+//!
+//! Async spans pair by span id across all threads, in time order. An async partition's digest
+//! keeps the events of the ids it does not both begin and end (once each, in that order), and
+//! the ids it does: a window that does not reach the partition shows none of those spans —
+//! unless the id is seen elsewhere too, which a read checks against the list.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +50,38 @@ pub struct DigestEvent {
     /// A tagged end's properties.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub properties: Vec<(String, String)>,
+    /// Async events only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub span_id: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parent_span_id: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl DigestEvent {
+    fn new(block: Uuid, index: u32, event: &SpanEvent) -> Self {
+        DigestEvent {
+            block,
+            index,
+            ticks: event.ticks,
+            end: event.phase == EventPhase::End,
+            name: event.name.to_string(),
+            target: event.target.to_string(),
+            file: event.file.to_string(),
+            line: event.line,
+            properties: (event.properties.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            span_id: event.span_id,
+            parent_span_id: event.parent_span_id,
+            depth: u64::from(event.depth),
+        }
+    }
 }
 
 /// Makes the digest of a partition from its events, pushed in stream order.
@@ -66,19 +103,7 @@ impl DigestBuilder {
         }
         let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
         self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
-        let kept = || DigestEvent {
-            block,
-            index,
-            ticks: event.ticks,
-            end: event.phase == EventPhase::End,
-            name: event.name.to_string(),
-            target: event.target.to_string(),
-            file: event.file.to_string(),
-            line: event.line,
-            properties: (event.properties.iter())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
+        let kept = || DigestEvent::new(block, index, event);
         match event.phase {
             EventPhase::Begin => self.open.push(kept()),
             // As pairing does: the innermost open span of the same name, place and target
@@ -105,6 +130,105 @@ impl DigestBuilder {
             events,
         })
     }
+}
+
+/// The digest of an async partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsyncDigest {
+    /// The smallest and largest tick counts of its events.
+    pub min_ticks: i64,
+    pub max_ticks: i64,
+    /// The events of the span ids it does not both begin and end.
+    pub events: Vec<DigestEvent>,
+    /// The span ids it begins and ends, ascending, as hex of the LEB128 differences.
+    pub paired_ids: String,
+}
+
+impl AsyncDigest {
+    /// The span ids begun and ended within, ascending.
+    pub fn paired_ids(&self) -> Option<Vec<u64>> {
+        let bytes = (0..self.paired_ids.len() / 2)
+            .map(|i| u8::from_str_radix(self.paired_ids.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let (mut ids, mut value, mut shift, mut last) = (Vec::new(), 0u64, 0, 0u64);
+        for byte in bytes {
+            value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                last = last.checked_add(value)?;
+                ids.push(last);
+                (value, shift) = (0, 0);
+            }
+        }
+        Some(ids)
+    }
+}
+
+/// Makes the digest of an async partition from its events, pushed in stream order.
+#[derive(Default)]
+pub struct AsyncDigestBuilder {
+    events: Vec<(Uuid, u32, SpanEvent)>,
+}
+
+impl AsyncDigestBuilder {
+    pub fn push(&mut self, block: Uuid, index: u32, event: &SpanEvent) {
+        if event.scope == EventScope::Async {
+            self.events.push((block, index, event.clone()));
+        }
+    }
+
+    pub fn finish(self) -> Option<AsyncDigest> {
+        let ticks = self.events.iter().map(|(_, _, e)| e.ticks);
+        let min_ticks = ticks.clone().min()?;
+        let max_ticks = ticks.max()?;
+        // By id, then as pairing takes them: time, begins first, stream order (push order).
+        let mut sequence: Vec<usize> = (0..self.events.len()).collect();
+        sequence.sort_by_key(|&i| {
+            let e = &self.events[i].2;
+            (e.span_id, e.ticks, e.phase == EventPhase::End, i)
+        });
+        let (mut paired, mut kept) = (Vec::new(), Vec::new());
+        for same_id in
+            sequence.chunk_by(|&a, &b| self.events[a].2.span_id == self.events[b].2.span_id)
+        {
+            let phases: Vec<EventPhase> = same_id.iter().map(|&i| self.events[i].2.phase).collect();
+            match phases.as_slice() {
+                [EventPhase::Begin, EventPhase::End] => {
+                    paired.push(self.events[same_id[0]].2.span_id)
+                }
+                _ => kept.extend(same_id.iter().map(|&i| {
+                    let (block, index, event) = &self.events[i];
+                    DigestEvent::new(*block, *index, event)
+                })),
+            }
+        }
+        Some(AsyncDigest {
+            min_ticks,
+            max_ticks,
+            events: kept,
+            paired_ids: leb128_hex_differences(&paired),
+        })
+    }
+}
+
+fn leb128_hex_differences(ascending: &[u64]) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let mut last = 0;
+    for &id in ascending {
+        let mut value = id - last;
+        last = id;
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            let more = if value == 0 { 0 } else { 0x80 };
+            let _ = write!(text, "{:02x}", byte | more);
+            if value == 0 {
+                break;
+            }
+        }
+    }
+    text
 }
 
 fn same_span(open: &DigestEvent, end: &SpanEvent) -> bool {
@@ -172,6 +296,30 @@ mod tests {
             "ends reaching back, then the spans still open"
         );
         assert_eq!((d.min_ticks, d.max_ticks), (1, 10));
+    }
+
+    #[test]
+    fn async_ids_begun_and_ended_within_are_listed_and_the_rest_kept() {
+        let mut builder = AsyncDigestBuilder::default();
+        let mut push = |id: u64, phase, ticks| {
+            let mut e = event(phase, "f", ticks);
+            (e.scope, e.span_id) = (EventScope::Async, id);
+            builder.push(Uuid::nil(), 0, &e);
+        };
+        push(300, Begin, 1);
+        push(5, End, 2); // begun before
+        push(300, End, 3);
+        push(7, Begin, 4); // ends after
+        push(1 << 40, Begin, 5);
+        push(1 << 40, End, 5);
+        push(9, End, 6); // ends before it begins: not a pair
+        push(9, Begin, 7);
+        let d = builder.finish().unwrap();
+        assert_eq!(d.paired_ids(), Some(vec![300, 1 << 40]));
+        let mut kept: Vec<(u64, bool)> = d.events.iter().map(|e| (e.span_id, e.end)).collect();
+        kept.sort();
+        assert_eq!(kept, [(5, true), (7, false), (9, false), (9, true)]);
+        assert_eq!((d.min_ticks, d.max_ticks), (1, 7));
     }
 
     #[test]

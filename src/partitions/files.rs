@@ -420,10 +420,9 @@ pub trait PartitionRows: Send {
     fn len(&self) -> usize;
     /// The complete file.
     fn finish(self: Box<Self>) -> Result<Bytes>;
-    /// What the rows of each stream do to the call stack beyond themselves, for a view that
-    /// keeps it.
-    fn take_digests(&mut self) -> Option<super::digest::StreamDigests> {
-        None
+    /// The partition's digest as JSON ([`super::digest`]), for a view that keeps one.
+    fn take_digest(&mut self) -> Result<Option<String>> {
+        Ok(None)
     }
 }
 

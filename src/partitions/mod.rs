@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
+use crate::events::EventScope;
 use crate::lake::rows::{BlockRow, StreamRow, blocks_by_stream};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
@@ -241,6 +242,16 @@ impl Prepared {
         *found = Some(stand_ins.clone());
         stand_ins
     }
+}
+
+/// What reading a view instance's rows needs.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    prepared: &'a Prepared,
+    view: View,
+    block_position: &'a HashMap<Uuid, u32>,
+    clock: &'a Clock,
+    concurrency: usize,
 }
 
 /// Digests standing in for a window export's unneeded rows ([`Prepared::stand_ins`]).
@@ -617,7 +628,7 @@ impl PartitionCache {
                 "recorded by an older write-perfetto, without a checksum".into(),
             ));
         };
-        if p.view == View::THREAD_SPANS && row.digest.is_none() {
+        if p.view.span_scope().is_some() && row.digest.is_none() {
             return Err(Stale::Outdated(
                 "recorded by an older write-perfetto, without a digest".into(),
             ));
@@ -680,7 +691,7 @@ impl PartitionCache {
         p: &Planned,
         mut rows: Box<dyn PartitionRows>,
     ) -> Result<StoredFile> {
-        let digest = (rows.take_digests().map(|d| serde_json::to_string(&d))).transpose()?;
+        let digest = rows.take_digest()?;
         // Parquet encoding is CPU work: off the async workers.
         let data = tokio::task::spawn_blocking(move || rows.finish())
             .await
@@ -730,9 +741,9 @@ impl PartitionCache {
     /// order: its partition files fetched concurrently and decoded in order, except the shared
     /// ones another of their streams decoded already.
     ///
-    /// With a `window` (the time range shown, and the request's blocks), the partitions of a
-    /// thread stream that nothing shown can come from are not read: their digests stand in
-    /// for them ([`skipping`]).
+    /// With a `window` (the time range shown, and the request's blocks), the span partitions
+    /// nothing shown can come from are not read: their digests stand in for them
+    /// ([`skipping`]).
     #[allow(clippy::too_many_arguments)]
     pub async fn read_rows<T: RowTable>(
         &self,
@@ -748,30 +759,129 @@ impl PartitionCache {
     ) -> Result<()> {
         table.clear();
         let parts = (prepared.instances.get(&(view, instance))).map_or(&[][..], Vec::as_slice);
-        let stand_ins = match window {
-            Some(window) if view == View::THREAD_SPANS => prepared.stand_ins(window, clock),
-            _ => Arc::default(),
+        let reading = Reading {
+            prepared,
+            view,
+            block_position,
+            clock,
+            concurrency,
         };
-        let reading = (view, clock);
-        let mut to_fetch = Vec::new();
-        for part in parts {
-            let stand_in = stand_ins.digests.get(&(part.planned, instance));
-            if let (Some(digest), Some(events)) = (stand_in, table.as_events()) {
-                skipping::append_digest(events, digest, symbols, block_position, clock);
-                continue;
+        match (window, view) {
+            (Some((_, range)), View::ASYNC_SPANS) => {
+                let parts: Vec<&InstanceRows> = parts.iter().collect();
+                self.read_async_window(&reading, &parts, range, symbols, table)
+                    .await?
             }
+            (Some(window), View::THREAD_SPANS) => {
+                let stand_ins = prepared.stand_ins(window, clock);
+                let mut read = Vec::new();
+                for part in parts {
+                    let stand_in = stand_ins.digests.get(&(part.planned, instance));
+                    match (stand_in, table.as_events()) {
+                        (Some(digest), Some(events)) => {
+                            let kept = (&digest.events[..], EventScope::Thread);
+                            skipping::append_digest(events, kept, symbols, block_position, clock)
+                        }
+                        _ => read.push(part),
+                    }
+                }
+                self.read_parts(&reading, &read, &stand_ins, symbols, table)
+                    .await?
+            }
+            _ => {
+                let parts: Vec<&InstanceRows> = parts.iter().collect();
+                self.read_parts(&reading, &parts, &StandIns::default(), symbols, table)
+                    .await?
+            }
+        }
+        table.sort();
+        Ok(())
+    }
+
+    /// Reads the async partitions a window needs; the digests of the others stand in. A
+    /// partition whose digest lists a span id also seen in what is read is read too (its pair
+    /// of that id would pair otherwise), until none is.
+    async fn read_async_window<T: RowTable>(
+        &self,
+        reading: &Reading<'_>,
+        parts: &[&InstanceRows],
+        range: (i64, i64),
+        symbols: &mut Symbols,
+        table: &mut T,
+    ) -> Result<()> {
+        let digests: Vec<Option<digest::AsyncDigest>> = {
+            let files = lock(&reading.prepared.files);
+            (parts.iter())
+                .map(|part| {
+                    let json = files[part.planned].digest.as_deref()?;
+                    serde_json::from_str(json).ok().flatten()
+                })
+                .collect()
+        };
+        let mut standing = skipping::async_stand_ins(&digests, reading.clock, range);
+        for (part, _) in parts.iter().zip(&standing).filter(|(_, s)| **s) {
+            reading.prepared.read_ahead.never(part.planned);
+        }
+        let mut to_read: Vec<&InstanceRows> = (parts.iter().zip(&standing))
+            .filter(|(_, s)| !**s)
+            .map(|(part, _)| *part)
+            .collect();
+        let no_stand_ins = StandIns::default();
+        while !to_read.is_empty() {
+            self.read_parts(reading, &to_read, &no_stand_ins, symbols, table)
+                .await?;
+            let Some(events) = table.as_events() else {
+                return Ok(());
+            };
+            let seen = skipping::span_ids_seen(events, &digests, &standing);
+            to_read.clear();
+            for (k, digest) in digests.iter().enumerate() {
+                if standing[k] && skipping::pairs_any(digest.as_ref(), &seen) {
+                    standing[k] = false;
+                    to_read.push(parts[k]);
+                }
+            }
+        }
+        if let Some(events) = table.as_events() {
+            for (digest, _) in digests.iter().zip(&standing).filter(|(_, s)| **s) {
+                let kept = digest.as_ref().map_or(&[][..], |d| &d.events[..]);
+                let (position, clock) = (reading.block_position, reading.clock);
+                let kept = (kept, EventScope::Async);
+                skipping::append_digest(events, kept, symbols, position, clock);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads these parts of an instance's rows into `table` (rows appended, not sorted).
+    async fn read_parts<T: RowTable>(
+        &self,
+        reading: &Reading<'_>,
+        parts: &[&InstanceRows],
+        stand_ins: &StandIns,
+        symbols: &mut Symbols,
+        table: &mut T,
+    ) -> Result<()> {
+        let Reading {
+            prepared,
+            view,
+            block_position,
+            clock,
+            concurrency,
+        } = *reading;
+        let shared_reading = (view, clock);
+        let mut to_fetch = Vec::new();
+        for &part in parts {
             let file = || lock(&prepared.files)[part.planned].clone();
             if let Some(blocks) = part.blocks.clone() {
-                let taken = prepared.shared.take(part.planned, blocks, table, reading);
+                let taken = prepared
+                    .shared
+                    .take(part.planned, blocks, table, shared_reading);
                 if taken.map_err(|e| undecodable(part.planned, &file(), e))? {
                     continue;
                 }
             }
             to_fetch.push((part, file()));
-        }
-        if to_fetch.is_empty() {
-            table.sort();
-            return Ok(());
         }
         let mut fetches = futures::stream::iter(to_fetch.iter())
             .map(|&(part, ref file)| async move {
@@ -790,13 +900,18 @@ impl PartitionCache {
                         let readers = prepared.planned[part.planned].small_streams.len()
                             - standing.copied().unwrap_or(0);
                         let shared = &prepared.shared;
-                        shared.open(part.planned, (opened, readers), blocks, table, reading)
+                        shared.open(
+                            part.planned,
+                            (opened, readers),
+                            blocks,
+                            table,
+                            shared_reading,
+                        )
                     })
                 }
             };
             read.map_err(|e| undecodable(part.planned, file, e))?;
         }
-        table.sort();
         Ok(())
     }
 

@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::digest::Digest;
+use super::digest::{AsyncDigest, Digest, DigestEvent};
 use crate::clock::Clock;
-use crate::events::{Event, EventOrder, EventPhase, EventScope, EventTable};
+use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
 use crate::lake::rows::BlockRow;
 use crate::symbols::Symbols;
 
@@ -69,15 +69,66 @@ fn in_one_piece(positions: &[usize], blocks: &[BlockRow]) -> bool {
     })
 }
 
-/// Appends a digest's events to `table`, as reading its partition would have appended them.
+/// Which async partitions can stand in for their events: those wholly before or after the
+/// window (async spans pair by id, whatever the times between).
+pub fn async_stand_ins(
+    digests: &[Option<AsyncDigest>],
+    clock: &Clock,
+    (from, to): (i64, i64),
+) -> Vec<bool> {
+    (digests.iter())
+        .map(|d| {
+            d.as_ref().is_some_and(|d| {
+                clock.event_ns(d.max_ticks) < from || clock.event_ns(d.min_ticks) > to
+            })
+        })
+        .collect()
+}
+
+/// The span ids of the events read and of the digests standing in, ascending.
+pub fn span_ids_seen(
+    read: &EventTable,
+    digests: &[Option<AsyncDigest>],
+    standing: &[bool],
+) -> Vec<u64> {
+    let kept = (digests.iter().zip(standing))
+        .filter(|(_, s)| **s)
+        .filter_map(|(d, _)| d.as_ref())
+        .flat_map(|d| d.events.iter().map(|e| e.span_id));
+    let mut seen: Vec<u64> = read.ids.iter().map(|ids| ids.span_id).chain(kept).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+/// Whether a digest lists as paired within its partition any of these ids (ascending); an
+/// unreadable list counts as a yes.
+pub fn pairs_any(digest: Option<&AsyncDigest>, seen: &[u64]) -> bool {
+    let Some(digest) = digest else { return false };
+    let Some(paired) = digest.paired_ids() else {
+        return true;
+    };
+    let (mut a, mut b) = (paired.iter().peekable(), seen.iter().peekable());
+    while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => _ = a.next(),
+            std::cmp::Ordering::Greater => _ = b.next(),
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+/// Appends a digest's events (of `scope`) to `table`, as reading its partition would have
+/// appended them.
 pub fn append_digest(
     table: &mut EventTable,
-    digest: &Digest,
+    (events, scope): (&[DigestEvent], EventScope),
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
     clock: &Clock,
 ) {
-    for kept in &digest.events {
+    for kept in events {
         let Some(&position) = block_position.get(&kept.block) else {
             continue;
         };
@@ -85,6 +136,13 @@ pub fn append_digest(
             .map(|(k, v)| (symbols.intern(k), symbols.intern(v)))
             .collect();
         table.orders.push(EventOrder::new(position, kept.index));
+        if scope == EventScope::Async {
+            table.ids.push(AsyncIds {
+                span_id: kept.span_id,
+                parent_span_id: kept.parent_span_id,
+                depth: kept.depth as u32,
+            });
+        }
         table.events.push(Event {
             ns: clock.event_ns(kept.ticks),
             name: symbols.intern(&kept.name),
@@ -92,7 +150,7 @@ pub fn append_digest(
             file: symbols.intern(&kept.file),
             line: kept.line,
             properties: symbols.intern_properties(&pairs),
-            scope: EventScope::Thread,
+            scope,
             phase: match kept.end {
                 true => EventPhase::End,
                 false => EventPhase::Begin,
@@ -192,6 +250,41 @@ mod tests {
             standing(&all, &late_block, (32, 33)),
             [true, false, false, false]
         );
+    }
+
+    #[test]
+    fn an_async_partition_pairing_an_id_seen_elsewhere_must_be_read() {
+        let mut builder = crate::partitions::digest::AsyncDigestBuilder::default();
+        for (id, end, ticks) in [(4, false, 1), (4, true, 2), (900, false, 3), (900, true, 4)] {
+            let event = crate::decode::SpanEvent {
+                scope: EventScope::Async,
+                phase: if end {
+                    EventPhase::End
+                } else {
+                    EventPhase::Begin
+                },
+                ticks,
+                name: "f".into(),
+                target: "t".into(),
+                file: "f.rs".into(),
+                line: 1,
+                span_id: id,
+                parent_span_id: 0,
+                depth: 0,
+                properties: Vec::new(),
+            };
+            builder.push(Uuid::nil(), 0, &event);
+        }
+        let digest = builder.finish();
+        assert!(!pairs_any(digest.as_ref(), &[1, 5, 899, 901]));
+        assert!(pairs_any(digest.as_ref(), &[1, 900]));
+        assert!(pairs_any(digest.as_ref(), &[4]));
+        assert!(!pairs_any(None, &[4]));
+        let unreadable = digest.map(|d| AsyncDigest {
+            paired_ids: "zz".into(),
+            ..d
+        });
+        assert!(pairs_any(unreadable.as_ref(), &[]), "read when in doubt");
     }
 
     #[test]

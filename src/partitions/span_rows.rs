@@ -12,7 +12,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::digest::{DigestBuilder, StreamDigests};
+use super::digest::{AsyncDigestBuilder, DigestBuilder, StreamDigests};
 use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
 use super::plan::View;
 use crate::clock::Clock;
@@ -95,6 +95,8 @@ pub struct SpanRows {
     rows: usize,
     /// Of each stream, for thread events.
     digests: Option<BTreeMap<Uuid, DigestBuilder>>,
+    /// For async events.
+    async_digest: Option<AsyncDigestBuilder>,
 }
 
 impl SpanRows {
@@ -105,6 +107,7 @@ impl SpanRows {
             pending: Columns::default(),
             rows: 0,
             digests: (scope == EventScope::Thread).then(BTreeMap::new),
+            async_digest: (scope == EventScope::Async).then(AsyncDigestBuilder::default),
         })
     }
 
@@ -120,6 +123,9 @@ impl SpanRows {
         let rows = &mut self.pending;
         for (index, event) in events {
             if let Some(digest) = &mut digest {
+                digest.push(block_id, index, event);
+            }
+            if let Some(digest) = &mut self.async_digest {
                 digest.push(block_id, index, event);
             }
             rows.block.push(file.block_key(block_id));
@@ -168,11 +174,17 @@ impl PartitionRows for SpanRows {
         self.file.finish(last)
     }
 
-    fn take_digests(&mut self) -> Option<StreamDigests> {
-        let digests = (self.digests.take()?.into_iter())
+    fn take_digest(&mut self) -> Result<Option<String>> {
+        if let Some(builder) = self.async_digest.take() {
+            return Ok(Some(serde_json::to_string(&builder.finish())?));
+        }
+        let Some(builders) = self.digests.take() else {
+            return Ok(None);
+        };
+        let digests: StreamDigests = (builders.into_iter())
             .filter_map(|(stream, builder)| Some((stream, builder.finish()?)))
             .collect();
-        Some(digests)
+        Ok(Some(serde_json::to_string(&digests)?))
     }
 }
 
