@@ -17,11 +17,13 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::decode::SpanEvent;
 use crate::events::{EventPhase, EventScope};
+use crate::symbols::FastMap;
+
+type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// The digests of a partition's thread streams (one, or the small streams it holds).
 pub type StreamDigests = BTreeMap<Uuid, Digest>;
@@ -84,14 +86,22 @@ impl DigestEvent {
     }
 }
 
+/// An event kept until a digest is made: its block, index in the block, and itself (its
+/// strings shared, not copied: most events pair within the partition and are dropped).
+type Pending = (Uuid, u32, SpanEvent);
+
+fn digest_event((block, index, event): &Pending) -> DigestEvent {
+    DigestEvent::new(*block, *index, event)
+}
+
 /// Makes the digest of a partition from its events, pushed in stream order.
 #[derive(Default)]
 pub struct DigestBuilder {
     ticks: Option<(i64, i64)>,
     /// Ends that closed spans begun before the partition.
-    reaching_back: Vec<DigestEvent>,
+    reaching_back: Vec<Pending>,
     /// Begins still open, outermost first.
-    open: Vec<DigestEvent>,
+    open: Vec<Pending>,
     /// An end reached below spans still open within the partition.
     tangled: bool,
 }
@@ -103,12 +113,12 @@ impl DigestBuilder {
         }
         let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
         self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
-        let kept = || DigestEvent::new(block, index, event);
+        let kept = || (block, index, event.clone());
         match event.phase {
             EventPhase::Begin => self.open.push(kept()),
             // As pairing does: the innermost open span of the same name, place and target
             // closes, with every span opened inside it.
-            EventPhase::End => match self.open.iter().rposition(|o| same_span(o, event)) {
+            EventPhase::End => match self.open.iter().rposition(|o| same_span(&o.2, event)) {
                 Some(position) => self.open.truncate(position),
                 None if self.open.is_empty() => self.reaching_back.push(kept()),
                 None => self.tangled = true,
@@ -122,8 +132,9 @@ impl DigestBuilder {
         if self.tangled {
             return None;
         }
-        let mut events = self.reaching_back;
-        events.extend(self.open);
+        let events = (self.reaching_back.iter().chain(&self.open))
+            .map(digest_event)
+            .collect();
         Some(Digest {
             min_ticks,
             max_ticks,
@@ -164,48 +175,73 @@ impl AsyncDigest {
     }
 }
 
-/// Makes the digest of an async partition from its events, pushed in stream order.
+/// Makes the digest of an async partition from its events, pushed in stream order. Only the
+/// events of ids not yet paired are held; a paired id is a number.
 #[derive(Default)]
 pub struct AsyncDigestBuilder {
-    events: Vec<(Uuid, u32, SpanEvent)>,
+    ticks: Option<(i64, i64)>,
+    /// The one event seen of each id not yet paired.
+    pending: FastMap<u64, Pending>,
+    paired: FastSet<u64>,
+    /// Ids seen more than twice, or ended before they began: all their events are kept.
+    kept_ids: FastSet<u64>,
+    kept: Vec<Pending>,
+    /// An id paired within the partition came again: its first events are gone.
+    tangled: bool,
 }
 
 impl AsyncDigestBuilder {
     pub fn push(&mut self, block: Uuid, index: u32, event: &SpanEvent) {
-        if event.scope == EventScope::Async {
-            self.events.push((block, index, event.clone()));
+        if self.tangled || event.scope != EventScope::Async {
+            return;
+        }
+        let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
+        self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
+        let (id, this) = (event.span_id, (block, index, event.clone()));
+        if self.kept_ids.contains(&id) {
+            self.kept.push(this);
+            return;
+        }
+        if self.paired.contains(&id) {
+            self.tangled = true;
+            return;
+        }
+        let Some(earlier) = self.pending.remove(&id) else {
+            self.pending.insert(id, this);
+            return;
+        };
+        // Pairing takes an id's events by time, begins first at equal times.
+        let (first, second) = (&earlier.2, &this.2);
+        let pair = match (first.phase, second.phase) {
+            (EventPhase::Begin, EventPhase::End) => first.ticks <= second.ticks,
+            (EventPhase::End, EventPhase::Begin) => second.ticks <= first.ticks,
+            _ => false,
+        };
+        if pair {
+            self.paired.insert(id);
+        } else {
+            self.kept_ids.insert(id);
+            self.kept.extend([earlier, this]);
         }
     }
 
+    /// The digest, or `None` for a partition without async events or where an id it paired
+    /// came again.
     pub fn finish(self) -> Option<AsyncDigest> {
-        let ticks = self.events.iter().map(|(_, _, e)| e.ticks);
-        let min_ticks = ticks.clone().min()?;
-        let max_ticks = ticks.max()?;
-        // By id, then as pairing takes them: time, begins first, stream order (push order).
-        let mut sequence: Vec<usize> = (0..self.events.len()).collect();
-        sequence.sort_by_key(|&i| {
-            let e = &self.events[i].2;
-            (e.span_id, e.ticks, e.phase == EventPhase::End, i)
-        });
-        let (mut paired, mut kept) = (Vec::new(), Vec::new());
-        for same_id in
-            sequence.chunk_by(|&a, &b| self.events[a].2.span_id == self.events[b].2.span_id)
-        {
-            let phases: Vec<EventPhase> = same_id.iter().map(|&i| self.events[i].2.phase).collect();
-            match phases.as_slice() {
-                [EventPhase::Begin, EventPhase::End] => {
-                    paired.push(self.events[same_id[0]].2.span_id)
-                }
-                _ => kept.extend(same_id.iter().map(|&i| {
-                    let (block, index, event) = &self.events[i];
-                    DigestEvent::new(*block, *index, event)
-                })),
-            }
+        let (min_ticks, max_ticks) = self.ticks?;
+        if self.tangled {
+            return None;
         }
+        let kept = self.kept.iter().chain(self.pending.values());
+        let mut events: Vec<DigestEvent> = kept.map(digest_event).collect();
+        // One order, whatever the map's: the same catalog text for the same blocks.
+        events.sort_by_key(|e| (e.block, e.index));
+        let mut paired: Vec<u64> = self.paired.into_iter().collect();
+        paired.sort_unstable();
         Some(AsyncDigest {
             min_ticks,
             max_ticks,
-            events: kept,
+            events,
             paired_ids: leb128_hex_differences(&paired),
         })
     }
@@ -231,17 +267,17 @@ fn leb128_hex_differences(ascending: &[u64]) -> String {
     text
 }
 
-fn same_span(open: &DigestEvent, end: &SpanEvent) -> bool {
-    let same = |kept: &str, text: &Arc<str>| kept == &**text;
-    same(&open.name, &end.name)
+fn same_span(open: &SpanEvent, end: &SpanEvent) -> bool {
+    open.name == end.name
         && open.line == end.line
-        && same(&open.file, &end.file)
-        && same(&open.target, &end.target)
+        && open.file == end.file
+        && open.target == end.target
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn event(phase: EventPhase, name: &str, ticks: i64) -> SpanEvent {
         SpanEvent {
