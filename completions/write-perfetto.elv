@@ -27,7 +27,7 @@ set edit:completion:arg-completer[write-perfetto] = {|@words|
             cand --begin 'Keep only what ends at or after this time, clipped to it: an RFC 3339 time (2026-11-27T10:00:00Z) or an offset from the process start (+90s, +2m30s, +1.5h)'
             cand --end 'Keep only what begins at or before this time, clipped to it (same forms as --begin)'
             cand --last 'Keep only the last DURATION of the process''s data (5m, 30s, 1h30m), up to its last block'
-            cand --jobs 'Blocks, or partition files, fetched at once (remote stores gain from more); blocks are decoded one per worker thread, and partition files are fetched ahead of use (up to N - 1 files and 64 MiB)'
+            cand --jobs 'Blocks, or partition files, fetched at once (remote stores gain from more); blocks are decoded one per worker thread, and partition files are fetched ahead of use (from a remote store up to N - 1 files and 64 MiB, from a local one 4)'
             cand --cache 'Keep the partition cache (a SQLite catalog and Parquet files) in this directory, for lakes you may only read. Default: with the lake (DIR/write-perfetto/ for an embedded lake; a table of the lake''s database and its object store for PostgreSQL)'
             cand --partition-seconds 'Insert-time width of a partition, in seconds, from 1 to 31622400 (366 days). The output never depends on it'
             cand --small-stream-objects 'A thread stream with fewer objects (span events and others) than this in a partition''s time bucket shares one partition with the other small streams of its process: thousands of short-lived threads then cost a few files, not thousands. 0: every stream has partitions of its own. The output never depends on it'

@@ -125,8 +125,8 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Blocks, or partition files, fetched at once (remote stores gain from more); blocks are
-    /// decoded one per worker thread, and partition files are fetched ahead of use (up to
-    /// N - 1 files and 64 MiB).
+    /// decoded one per worker thread, and partition files are fetched ahead of use (from a
+    /// remote store up to N - 1 files and 64 MiB, from a local one 4).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
     pub jobs: u16,
 

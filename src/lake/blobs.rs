@@ -15,6 +15,8 @@ use crate::error::{FailureKind, failure};
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     description: String,
+    /// Reached over a network: each request is a round trip.
+    remote: bool,
 }
 
 impl BlobStore {
@@ -26,6 +28,7 @@ impl BlobStore {
         Ok(Self {
             store: Arc::new(store),
             description: dir.display().to_string(),
+            remote: false,
         })
     }
 
@@ -81,11 +84,17 @@ impl BlobStore {
         Ok(Self {
             store,
             description: text.to_string(),
+            remote: url.scheme() != "file",
         })
     }
 
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Whether the store is reached over a network (not a local directory).
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     pub fn inner(&self) -> &Arc<dyn ObjectStore> {

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use crate::decode::SpanEvent;
 use crate::events::{EventPhase, EventScope};
 use crate::symbols::FastMap;
 
@@ -65,20 +64,45 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+/// A span event as a partition file being written holds it: its strings, block and property
+/// set as keys into the file's tables. What the digest builders see: no string is copied or
+/// compared, and most events are dropped as soon as they pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyedEvent {
+    pub block: u32,
+    pub index: u32,
+    pub ticks: i64,
+    pub phase: EventPhase,
+    pub scope: EventScope,
+    pub name: u32,
+    pub target: u32,
+    pub file: u32,
+    pub line: u32,
+    pub properties: u32,
+    pub span_id: u64,
+    pub parent_span_id: u64,
+    pub depth: u32,
+}
+
+/// The file's tables, to turn kept events into digest events.
+pub trait FileTables {
+    fn text(&self, key: u32) -> &str;
+    fn block(&self, key: u32) -> Uuid;
+    fn property_set(&self, key: u32) -> Vec<(String, String)>;
+}
+
 impl DigestEvent {
-    fn new(block: Uuid, index: u32, event: &SpanEvent) -> Self {
+    fn new(event: &KeyedEvent, tables: &dyn FileTables) -> Self {
         DigestEvent {
-            block,
-            index,
+            block: tables.block(event.block),
+            index: event.index,
             ticks: event.ticks,
             end: event.phase == EventPhase::End,
-            name: event.name.to_string(),
-            target: event.target.to_string(),
-            file: event.file.to_string(),
+            name: tables.text(event.name).to_string(),
+            target: tables.text(event.target).to_string(),
+            file: tables.text(event.file).to_string(),
             line: event.line,
-            properties: (event.properties.iter())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            properties: tables.property_set(event.properties),
             span_id: event.span_id,
             parent_span_id: event.parent_span_id,
             depth: u64::from(event.depth),
@@ -86,54 +110,45 @@ impl DigestEvent {
     }
 }
 
-/// An event kept until a digest is made: its block, index in the block, and itself (its
-/// strings shared, not copied: most events pair within the partition and are dropped).
-type Pending = (Uuid, u32, SpanEvent);
-
-fn digest_event((block, index, event): &Pending) -> DigestEvent {
-    DigestEvent::new(*block, *index, event)
-}
-
 /// Makes the digest of a partition from its events, pushed in stream order.
 #[derive(Default)]
 pub struct DigestBuilder {
     ticks: Option<(i64, i64)>,
     /// Ends that closed spans begun before the partition.
-    reaching_back: Vec<Pending>,
+    reaching_back: Vec<KeyedEvent>,
     /// Begins still open, outermost first.
-    open: Vec<Pending>,
+    open: Vec<KeyedEvent>,
     /// An end reached below spans still open within the partition.
     tangled: bool,
 }
 
 impl DigestBuilder {
-    pub fn push(&mut self, block: Uuid, index: u32, event: &SpanEvent) {
+    pub fn push(&mut self, event: KeyedEvent) {
         if self.tangled || event.scope != EventScope::Thread {
             return;
         }
         let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
         self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
-        let kept = || (block, index, event.clone());
         match event.phase {
-            EventPhase::Begin => self.open.push(kept()),
+            EventPhase::Begin => self.open.push(event),
             // As pairing does: the innermost open span of the same name, place and target
             // closes, with every span opened inside it.
-            EventPhase::End => match self.open.iter().rposition(|o| same_span(&o.2, event)) {
+            EventPhase::End => match self.open.iter().rposition(|o| same_span(o, &event)) {
                 Some(position) => self.open.truncate(position),
-                None if self.open.is_empty() => self.reaching_back.push(kept()),
+                None if self.open.is_empty() => self.reaching_back.push(event),
                 None => self.tangled = true,
             },
         }
     }
 
     /// The digest, or `None` for a partition without thread events or whose events tangle.
-    pub fn finish(self) -> Option<Digest> {
+    pub fn finish(self, tables: &dyn FileTables) -> Option<Digest> {
         let (min_ticks, max_ticks) = self.ticks?;
         if self.tangled {
             return None;
         }
         let events = (self.reaching_back.iter().chain(&self.open))
-            .map(digest_event)
+            .map(|e| DigestEvent::new(e, tables))
             .collect();
         Some(Digest {
             min_ticks,
@@ -181,23 +196,23 @@ impl AsyncDigest {
 pub struct AsyncDigestBuilder {
     ticks: Option<(i64, i64)>,
     /// The one event seen of each id not yet paired.
-    pending: FastMap<u64, Pending>,
+    pending: FastMap<u64, KeyedEvent>,
     paired: FastSet<u64>,
     /// Ids seen more than twice, or ended before they began: all their events are kept.
     kept_ids: FastSet<u64>,
-    kept: Vec<Pending>,
+    kept: Vec<KeyedEvent>,
     /// An id paired within the partition came again: its first events are gone.
     tangled: bool,
 }
 
 impl AsyncDigestBuilder {
-    pub fn push(&mut self, block: Uuid, index: u32, event: &SpanEvent) {
+    pub fn push(&mut self, event: KeyedEvent) {
         if self.tangled || event.scope != EventScope::Async {
             return;
         }
         let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
         self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
-        let (id, this) = (event.span_id, (block, index, event.clone()));
+        let (id, this) = (event.span_id, event);
         if self.kept_ids.contains(&id) {
             self.kept.push(this);
             return;
@@ -211,7 +226,7 @@ impl AsyncDigestBuilder {
             return;
         };
         // Pairing takes an id's events by time, begins first at equal times.
-        let (first, second) = (&earlier.2, &this.2);
+        let (first, second) = (&earlier, &this);
         let pair = match (first.phase, second.phase) {
             (EventPhase::Begin, EventPhase::End) => first.ticks <= second.ticks,
             (EventPhase::End, EventPhase::Begin) => second.ticks <= first.ticks,
@@ -227,13 +242,13 @@ impl AsyncDigestBuilder {
 
     /// The digest, or `None` for a partition without async events or where an id it paired
     /// came again.
-    pub fn finish(self) -> Option<AsyncDigest> {
+    pub fn finish(self, tables: &dyn FileTables) -> Option<AsyncDigest> {
         let (min_ticks, max_ticks) = self.ticks?;
         if self.tangled {
             return None;
         }
         let kept = self.kept.iter().chain(self.pending.values());
-        let mut events: Vec<DigestEvent> = kept.map(digest_event).collect();
+        let mut events: Vec<DigestEvent> = kept.map(|e| DigestEvent::new(e, tables)).collect();
         // One order, whatever the map's: the same catalog text for the same blocks.
         events.sort_by_key(|e| (e.block, e.index));
         let mut paired: Vec<u64> = self.paired.into_iter().collect();
@@ -267,7 +282,8 @@ fn leb128_hex_differences(ascending: &[u64]) -> String {
     text
 }
 
-fn same_span(open: &SpanEvent, end: &SpanEvent) -> bool {
+/// Equal keys are equal strings: the file's string table holds each string once.
+fn same_span(open: &KeyedEvent, end: &KeyedEvent) -> bool {
     open.name == end.name
         && open.line == end.line
         && open.file == end.file
@@ -275,32 +291,70 @@ fn same_span(open: &SpanEvent, end: &SpanEvent) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn event(phase: EventPhase, name: &str, ticks: i64) -> SpanEvent {
-        SpanEvent {
-            scope: EventScope::Thread,
-            phase,
-            ticks,
-            name: Arc::from(name),
-            target: Arc::from("t"),
-            file: Arc::from("f.rs"),
-            line: 1,
-            span_id: 0,
-            parent_span_id: 0,
-            depth: 0,
-            properties: Vec::new(),
+    /// A file's string table: each name is a key (its place), the other strings fixed.
+    #[derive(Default)]
+    pub struct Names(Vec<String>);
+
+    impl Names {
+        fn key(&mut self, name: &str) -> u32 {
+            match self.0.iter().position(|n| n == name) {
+                Some(k) => k as u32,
+                None => {
+                    self.0.push(name.to_string());
+                    self.0.len() as u32 - 1
+                }
+            }
+        }
+
+        /// A span event of the file, named `name`.
+        pub fn event(
+            &mut self,
+            scope: EventScope,
+            phase: EventPhase,
+            name: &str,
+            ticks: i64,
+        ) -> KeyedEvent {
+            KeyedEvent {
+                block: 0,
+                index: 0,
+                ticks,
+                phase,
+                scope,
+                name: self.key(name),
+                target: self.key("t"),
+                file: self.key("f.rs"),
+                line: 1,
+                properties: 0,
+                span_id: 0,
+                parent_span_id: 0,
+                depth: 0,
+            }
+        }
+    }
+
+    impl FileTables for Names {
+        fn text(&self, key: u32) -> &str {
+            &self.0[key as usize]
+        }
+
+        fn block(&self, _: u32) -> Uuid {
+            Uuid::nil()
+        }
+
+        fn property_set(&self, _: u32) -> Vec<(String, String)> {
+            Vec::new()
         }
     }
 
     fn digest(events: &[(EventPhase, &str)]) -> Option<Digest> {
-        let mut builder = DigestBuilder::default();
+        let (mut builder, mut names) = (DigestBuilder::default(), Names::default());
         for (i, (phase, name)) in events.iter().enumerate() {
-            builder.push(Uuid::nil(), i as u32, &event(*phase, name, 10 - i as i64));
+            builder.push(names.event(EventScope::Thread, *phase, name, 10 - i as i64));
         }
-        builder.finish()
+        builder.finish(&names)
     }
 
     fn kept(digest: &Digest) -> Vec<(bool, &str)> {
@@ -336,11 +390,11 @@ mod tests {
 
     #[test]
     fn async_ids_begun_and_ended_within_are_listed_and_the_rest_kept() {
-        let mut builder = AsyncDigestBuilder::default();
+        let (mut builder, mut names) = (AsyncDigestBuilder::default(), Names::default());
         let mut push = |id: u64, phase, ticks| {
-            let mut e = event(phase, "f", ticks);
-            (e.scope, e.span_id) = (EventScope::Async, id);
-            builder.push(Uuid::nil(), 0, &e);
+            let mut e = names.event(EventScope::Async, phase, "f", ticks);
+            e.span_id = id;
+            builder.push(e);
         };
         push(300, Begin, 1);
         push(5, End, 2); // begun before
@@ -350,7 +404,7 @@ mod tests {
         push(1 << 40, End, 5);
         push(9, End, 6); // ends before it begins: not a pair
         push(9, Begin, 7);
-        let d = builder.finish().unwrap();
+        let d = builder.finish(&names).unwrap();
         assert_eq!(d.paired_ids(), Some(vec![300, 1 << 40]));
         let mut kept: Vec<(u64, bool)> = d.events.iter().map(|e| (e.span_id, e.end)).collect();
         kept.sort();

@@ -70,6 +70,26 @@ impl StringTable {
 
 type FileWriter = ArrowWriter<Vec<u8>>;
 
+impl super::digest::FileTables for FileBuilder {
+    fn text(&self, key: u32) -> &str {
+        self.strings
+            .values
+            .get(key as usize)
+            .map_or("", String::as_str)
+    }
+
+    fn block(&self, key: u32) -> Uuid {
+        self.blocks.get(key as usize).copied().unwrap_or_default()
+    }
+
+    fn property_set(&self, key: u32) -> Vec<(String, String)> {
+        let set = self.sets.get(key as usize).map_or(&[][..], Vec::as_slice);
+        (set.iter())
+            .map(|&(k, v)| (self.text(k).to_string(), self.text(v).to_string()))
+            .collect()
+    }
+}
+
 /// The Parquet writer, or the thread encoding a batch with it: encoding runs beside the
 /// decoding of the next rows, one batch at a time.
 enum Encoder {
@@ -141,6 +161,11 @@ impl FileBuilder {
             self.blocks.push(block_id);
         }
         self.blocks.len() as u32 - 1
+    }
+
+    /// The file's tables so far, for digests of its rows.
+    pub fn tables(&self) -> &dyn super::digest::FileTables {
+        self
     }
 
     /// The key of a string shared within the current block.

@@ -268,6 +268,9 @@ struct StandIns {
 /// keeps the memory they hold flat, however large the process.
 const READ_AHEAD_BYTES: u64 = 64 << 20;
 
+/// Files fetched ahead from a local store, at most.
+const LOCAL_READ_AHEAD_FILES: usize = 4;
+
 /// A partition file's bytes, checked against the catalog's size and checksum.
 async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Result<Bytes> {
     let damaged = |reason: String| {
@@ -934,9 +937,14 @@ impl PartitionCache {
                 fetch: tokio::spawn(fetch_checked(self.store.clone(), next, file)),
             }
         };
-        // The file read now is one of the `--jobs` fetches at once.
+        // The file read now is one of the `--jobs` fetches at once. A local file costs no
+        // round trip: a few ahead cover the reads, more would only hold memory.
+        let files = match self.store.is_remote() {
+            true => concurrency,
+            false => LOCAL_READ_AHEAD_FILES + 1,
+        };
         let limit = Limit {
-            files: concurrency.saturating_sub(1),
+            files: files.min(concurrency).saturating_sub(1),
             bytes: READ_AHEAD_BYTES,
         };
         let count = prepared.planned.len();

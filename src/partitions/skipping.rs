@@ -163,6 +163,7 @@ pub fn append_digest(
 mod tests {
     use super::*;
     use crate::lake::rows::ProcessRow;
+    use EventPhase::{Begin, End};
 
     /// Blocks of one stream, each 10 objects at `[begin, end]` ns; `None`: a missing block.
     fn blocks(bounds: &[Option<(i64, i64)>]) -> Vec<BlockRow> {
@@ -254,28 +255,14 @@ mod tests {
 
     #[test]
     fn an_async_partition_pairing_an_id_seen_elsewhere_must_be_read() {
-        let mut builder = crate::partitions::digest::AsyncDigestBuilder::default();
-        for (id, end, ticks) in [(4, false, 1), (4, true, 2), (900, false, 3), (900, true, 4)] {
-            let event = crate::decode::SpanEvent {
-                scope: EventScope::Async,
-                phase: if end {
-                    EventPhase::End
-                } else {
-                    EventPhase::Begin
-                },
-                ticks,
-                name: "f".into(),
-                target: "t".into(),
-                file: "f.rs".into(),
-                line: 1,
-                span_id: id,
-                parent_span_id: 0,
-                depth: 0,
-                properties: Vec::new(),
-            };
-            builder.push(Uuid::nil(), 0, &event);
+        use crate::partitions::digest::{AsyncDigestBuilder, tests::Names};
+        let (mut builder, mut names) = (AsyncDigestBuilder::default(), Names::default());
+        for (id, phase, ticks) in [(4, Begin, 1), (4, End, 2), (900, Begin, 3), (900, End, 4)] {
+            let mut event = names.event(EventScope::Async, phase, "f", ticks);
+            event.span_id = id;
+            builder.push(event);
         }
-        let digest = builder.finish();
+        let digest = builder.finish(&names);
         assert!(!pairs_any(digest.as_ref(), &[1, 5, 899, 901]));
         assert!(pairs_any(digest.as_ref(), &[1, 900]));
         assert!(pairs_any(digest.as_ref(), &[4]));

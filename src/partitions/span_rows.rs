@@ -12,7 +12,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::digest::{AsyncDigestBuilder, DigestBuilder, StreamDigests};
+use super::digest::{AsyncDigestBuilder, DigestBuilder, KeyedEvent, StreamDigests};
 use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
 use super::plan::View;
 use crate::clock::Clock;
@@ -62,6 +62,22 @@ struct Columns {
 }
 
 impl Columns {
+    fn push(&mut self, event: &KeyedEvent) {
+        self.block.push(event.block);
+        self.index.push(event.index);
+        self.scope.push((event.scope == EventScope::Async) as u8);
+        self.phase.push((event.phase == EventPhase::End) as u8);
+        self.ticks.push(event.ticks);
+        self.name.push(event.name);
+        self.target.push(event.target);
+        self.file.push(event.file);
+        self.line.push(event.line);
+        self.span_id.push(event.span_id);
+        self.parent_span_id.push(event.parent_span_id);
+        self.depth.push(event.depth);
+        self.properties.push(event.properties);
+    }
+
     fn into_batch(self) -> Result<RecordBatch> {
         let u32s = |values: Vec<u32>| -> ArrayRef { Arc::new(UInt32Array::from(values)) };
         let u64s = |values: Vec<u64>| -> ArrayRef { Arc::new(UInt64Array::from(values)) };
@@ -122,26 +138,28 @@ impl SpanRows {
         let file = &mut self.file;
         let rows = &mut self.pending;
         for (index, event) in events {
+            let keyed = KeyedEvent {
+                block: file.block_key(block_id),
+                index,
+                ticks: event.ticks,
+                phase: event.phase,
+                scope: event.scope,
+                name: file.string_key(&event.name),
+                target: file.string_key(&event.target),
+                file: file.string_key(&event.file),
+                line: event.line,
+                properties: file.property_set_key(&event.properties),
+                span_id: event.span_id,
+                parent_span_id: event.parent_span_id,
+                depth: event.depth,
+            };
             if let Some(digest) = &mut digest {
-                digest.push(block_id, index, event);
+                digest.push(keyed);
             }
             if let Some(digest) = &mut self.async_digest {
-                digest.push(block_id, index, event);
+                digest.push(keyed);
             }
-            rows.block.push(file.block_key(block_id));
-            rows.index.push(index);
-            rows.scope.push((event.scope == EventScope::Async) as u8);
-            rows.phase.push((event.phase == EventPhase::End) as u8);
-            rows.ticks.push(event.ticks);
-            rows.name.push(file.string_key(&event.name));
-            rows.target.push(file.string_key(&event.target));
-            rows.file.push(file.string_key(&event.file));
-            rows.line.push(event.line);
-            rows.span_id.push(event.span_id);
-            rows.parent_span_id.push(event.parent_span_id);
-            rows.depth.push(event.depth);
-            rows.properties
-                .push(file.property_set_key(&event.properties));
+            rows.push(&keyed);
             self.rows += 1;
         }
         if self.pending.block.len() >= BATCH_ROWS {
@@ -175,14 +193,15 @@ impl PartitionRows for SpanRows {
     }
 
     fn take_digest(&mut self) -> Result<Option<String>> {
+        let tables = self.file.tables();
         if let Some(builder) = self.async_digest.take() {
-            return Ok(Some(serde_json::to_string(&builder.finish())?));
+            return Ok(Some(serde_json::to_string(&builder.finish(tables))?));
         }
         let Some(builders) = self.digests.take() else {
             return Ok(None);
         };
         let digests: StreamDigests = (builders.into_iter())
-            .filter_map(|(stream, builder)| Some((stream, builder.finish()?)))
+            .filter_map(|(stream, builder)| Some((stream, builder.finish(tables)?)))
             .collect();
         Ok(Some(serde_json::to_string(&digests)?))
     }
