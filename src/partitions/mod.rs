@@ -190,6 +190,18 @@ impl Prepared {
         *lock(&self.stats)
     }
 
+    /// The blocks (positions) of a part of an instance's rows: a partition's own, or in a
+    /// shared partition (its blocks ascending) those of the stream.
+    fn blocks_of(&self, part: &InstanceRows) -> &[usize] {
+        let all = &self.planned[part.planned].blocks;
+        let Some(stream) = &part.blocks else {
+            return all;
+        };
+        let from = all.partition_point(|&b| b < stream.start as usize);
+        let to = all.partition_point(|&b| b < stream.end as usize);
+        &all[from..to]
+    }
+
     /// The digests that stand in for the rows of thread streams in partitions a window does
     /// not need, by (partition, stream), found for every thread stream on first use. A
     /// partition all of whose streams stand in is never fetched, not even ahead.
@@ -217,9 +229,7 @@ impl Prepared {
             }
             let stream_parts: Vec<skipping::StreamPart> = (parts.iter())
                 .map(|part| skipping::StreamPart {
-                    blocks: (self.planned[part.planned].blocks.iter().copied())
-                        .filter(|&b| blocks[b].stream_id == *stream)
-                        .collect(),
+                    blocks: self.blocks_of(part).to_vec(),
                     digest: parsed[&part.planned].as_ref().and_then(|d| d.get(stream)),
                 })
                 .collect();
