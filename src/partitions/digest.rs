@@ -22,8 +22,6 @@ use uuid::Uuid;
 use crate::events::{EventPhase, EventScope};
 use crate::symbols::FastMap;
 
-type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
-
 /// The digests of a partition's thread streams (one, or the small streams it holds).
 pub type StreamDigests = BTreeMap<Uuid, Digest>;
 
@@ -57,11 +55,11 @@ pub struct DigestEvent {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parent_span_id: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub depth: u64,
+    pub depth: u32,
 }
 
-fn is_zero(value: &u64) -> bool {
-    *value == 0
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// A span event as a partition file being written holds it: its strings, block and property
@@ -105,7 +103,7 @@ impl DigestEvent {
             properties: tables.property_set(event.properties),
             span_id: event.span_id,
             parent_span_id: event.parent_span_id,
-            depth: u64::from(event.depth),
+            depth: event.depth,
         }
     }
 }
@@ -122,13 +120,19 @@ pub struct DigestBuilder {
     tangled: bool,
 }
 
+/// Widens a tick range to take in `ticks`.
+fn widen(range: &mut Option<(i64, i64)>, ticks: i64) {
+    let (min, max) = range.unwrap_or((ticks, ticks));
+    *range = Some((min.min(ticks), max.max(ticks)));
+}
+
 impl DigestBuilder {
+    /// A thread event of the stream (the partition's rows keep one scope).
     pub fn push(&mut self, event: KeyedEvent) {
-        if self.tangled || event.scope != EventScope::Thread {
+        if self.tangled {
             return;
         }
-        let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
-        self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
+        widen(&mut self.ticks, event.ticks);
         match event.phase {
             EventPhase::Begin => self.open.push(event),
             // As pairing does: the innermost open span of the same name, place and target
@@ -166,27 +170,21 @@ pub struct AsyncDigest {
     pub max_ticks: i64,
     /// The events of the span ids it does not both begin and end.
     pub events: Vec<DigestEvent>,
-    /// The span ids it begins and ends, ascending, as hex of the LEB128 differences.
-    pub paired_ids: String,
+    /// The span ids it begins and ends, ascending, each as its difference from the one before
+    /// (span ids count up: most differences are a digit or two of JSON).
+    pub paired_id_steps: Vec<u64>,
 }
 
 impl AsyncDigest {
-    /// The span ids begun and ended within, ascending.
+    /// The span ids begun and ended within, ascending; `None` if they do not add up.
     pub fn paired_ids(&self) -> Option<Vec<u64>> {
-        let bytes = (0..self.paired_ids.len() / 2)
-            .map(|i| u8::from_str_radix(self.paired_ids.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        let (mut ids, mut value, mut shift, mut last) = (Vec::new(), 0u64, 0, 0u64);
-        for byte in bytes {
-            value |= u64::from(byte & 0x7f).checked_shl(shift)?;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                last = last.checked_add(value)?;
-                ids.push(last);
-                (value, shift) = (0, 0);
-            }
-        }
-        Some(ids)
+        let mut last = 0u64;
+        (self.paired_id_steps.iter())
+            .map(|&step| {
+                last = last.checked_add(step)?;
+                Some(last)
+            })
+            .collect()
     }
 }
 
@@ -195,48 +193,53 @@ impl AsyncDigest {
 #[derive(Default)]
 pub struct AsyncDigestBuilder {
     ticks: Option<(i64, i64)>,
-    /// The one event seen of each id not yet paired.
+    /// The one event seen of each id not yet settled.
     pending: FastMap<u64, KeyedEvent>,
-    paired: FastSet<u64>,
-    /// Ids seen more than twice, or ended before they began: all their events are kept.
-    kept_ids: FastSet<u64>,
+    /// Ids with two events or more: paired, or kept (seen more than twice, or ended before
+    /// they began: all their events are kept).
+    settled: FastMap<u64, Settled>,
     kept: Vec<KeyedEvent>,
     /// An id paired within the partition came again: its first events are gone.
     tangled: bool,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Settled {
+    Paired,
+    Kept,
+}
+
 impl AsyncDigestBuilder {
+    /// An async event (the partition's rows keep one scope).
     pub fn push(&mut self, event: KeyedEvent) {
-        if self.tangled || event.scope != EventScope::Async {
+        if self.tangled {
             return;
         }
-        let (min, max) = self.ticks.unwrap_or((event.ticks, event.ticks));
-        self.ticks = Some((min.min(event.ticks), max.max(event.ticks)));
-        let (id, this) = (event.span_id, event);
-        if self.kept_ids.contains(&id) {
-            self.kept.push(this);
-            return;
-        }
-        if self.paired.contains(&id) {
-            self.tangled = true;
-            return;
+        widen(&mut self.ticks, event.ticks);
+        let id = event.span_id;
+        match self.settled.get(&id) {
+            Some(Settled::Kept) => return self.kept.push(event),
+            Some(Settled::Paired) => {
+                self.tangled = true;
+                return;
+            }
+            None => {}
         }
         let Some(earlier) = self.pending.remove(&id) else {
-            self.pending.insert(id, this);
+            self.pending.insert(id, event);
             return;
         };
         // Pairing takes an id's events by time, begins first at equal times.
-        let (first, second) = (&earlier, &this);
-        let pair = match (first.phase, second.phase) {
-            (EventPhase::Begin, EventPhase::End) => first.ticks <= second.ticks,
-            (EventPhase::End, EventPhase::Begin) => second.ticks <= first.ticks,
+        let pair = match (earlier.phase, event.phase) {
+            (EventPhase::Begin, EventPhase::End) => earlier.ticks <= event.ticks,
+            (EventPhase::End, EventPhase::Begin) => event.ticks <= earlier.ticks,
             _ => false,
         };
         if pair {
-            self.paired.insert(id);
+            self.settled.insert(id, Settled::Paired);
         } else {
-            self.kept_ids.insert(id);
-            self.kept.extend([earlier, this]);
+            self.settled.insert(id, Settled::Kept);
+            self.kept.extend([earlier, event]);
         }
     }
 
@@ -251,35 +254,20 @@ impl AsyncDigestBuilder {
         let mut events: Vec<DigestEvent> = kept.map(|e| DigestEvent::new(e, tables)).collect();
         // One order, whatever the map's: the same catalog text for the same blocks.
         events.sort_by_key(|e| (e.block, e.index));
-        let mut paired: Vec<u64> = self.paired.into_iter().collect();
+        let paired = self.settled.iter().filter(|(_, s)| **s == Settled::Paired);
+        let mut paired: Vec<u64> = paired.map(|(&id, _)| id).collect();
         paired.sort_unstable();
+        let mut last = 0;
+        let paired_id_steps = (paired.into_iter())
+            .map(|id| id - std::mem::replace(&mut last, id))
+            .collect();
         Some(AsyncDigest {
             min_ticks,
             max_ticks,
             events,
-            paired_ids: leb128_hex_differences(&paired),
+            paired_id_steps,
         })
     }
-}
-
-fn leb128_hex_differences(ascending: &[u64]) -> String {
-    use std::fmt::Write;
-    let mut text = String::new();
-    let mut last = 0;
-    for &id in ascending {
-        let mut value = id - last;
-        last = id;
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            let more = if value == 0 { 0 } else { 0x80 };
-            let _ = write!(text, "{:02x}", byte | more);
-            if value == 0 {
-                break;
-            }
-        }
-    }
-    text
 }
 
 /// Equal keys are equal strings: the file's string table holds each string once.

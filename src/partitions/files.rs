@@ -163,11 +163,6 @@ impl FileBuilder {
         self.blocks.len() as u32 - 1
     }
 
-    /// The file's tables so far, for digests of its rows.
-    pub fn tables(&self) -> &dyn super::digest::FileTables {
-        self
-    }
-
     /// The key of a string shared within the current block.
     pub fn string_key(&mut self, text: &Arc<str>) -> u32 {
         self.strings.key_of_arc(text)

@@ -1,12 +1,15 @@
-//! Which partitions of a thread stream an export of a time window can leave unread, putting
-//! their digests ([`super::digest`]) in place of their events.
+//! Which span partitions an export of a time window can leave unread, putting their digests
+//! ([`super::digest`]) in place of their events.
 //!
-//! Pairing pins each event's time to the largest before it in its run of blocks, so a partition
+//! Thread spans: pairing pins each event's time to the largest before it in its run of blocks, so a partition
 //! can stand in for its events only where nothing it holds can show: at the start of the stream,
 //! a run of partitions whose events and blocks all begin before the window (every time pairing
 //! gives them is before it), or at the end, a run whose events all come after the window. Each
 //! must hold one stream's blocks in one piece (no other partition's block between them, no
 //! block missing among them), so that its events pair among themselves as its digest says.
+//!
+//! Async spans pair by id whatever the times between: an async partition wholly before or after
+//! the window stands in, unless it pairs an id also seen in what is read.
 
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -140,7 +143,7 @@ pub fn append_digest(
             table.ids.push(AsyncIds {
                 span_id: kept.span_id,
                 parent_span_id: kept.parent_span_id,
-                depth: kept.depth as u32,
+                depth: kept.depth,
             });
         }
         table.events.push(Event {
@@ -268,7 +271,7 @@ mod tests {
         assert!(pairs_any(digest.as_ref(), &[4]));
         assert!(!pairs_any(None, &[4]));
         let unreadable = digest.map(|d| AsyncDigest {
-            paired_ids: "zz".into(),
+            paired_id_steps: vec![u64::MAX, 1],
             ..d
         });
         assert!(pairs_any(unreadable.as_ref(), &[]), "read when in doubt");

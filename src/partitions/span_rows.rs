@@ -193,7 +193,7 @@ impl PartitionRows for SpanRows {
     }
 
     fn take_digest(&mut self) -> Result<Option<String>> {
-        let tables = self.file.tables();
+        let tables = &self.file;
         if let Some(builder) = self.async_digest.take() {
             return Ok(Some(serde_json::to_string(&builder.finish(tables))?));
         }
