@@ -436,11 +436,11 @@ pub struct Snapshot {
     transaction: tokio::sync::Mutex<SnapshotTransaction>,
     sqlite: bool,
     /// Answers read ahead ([`Snapshot::read_process_ahead`]).
-    ahead: std::sync::Mutex<Vec<ReadAhead>>,
+    ahead: std::sync::Mutex<Vec<AnswerAhead>>,
 }
 
 /// A statement and its argument, and its rows until a query takes them.
-type ReadAhead = ((String, String), Option<Vec<PgRow>>);
+type AnswerAhead = ((String, String), Option<Vec<PgRow>>);
 
 enum SnapshotTransaction {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -489,22 +489,14 @@ impl Snapshot {
             pg_process_streams_sql(),
             pg_process_blocks_sql(),
         ];
-        let literal = format!("'{}'", process_id.hyphenated());
+        let literal = uuid_literal(process_id);
         let batch: Vec<String> = (statements.iter())
             .map(|sql| sql.replace("$1", &literal))
             .collect();
-        let mut answers: Vec<Vec<PgRow>> = vec![Vec::new()];
-        {
-            use futures::TryStreamExt;
-            let batch = batch.join(";\n");
-            let mut results = sqlx::raw_sql(&batch).fetch_many(&mut **tx);
-            while let Some(result) = results.try_next().await.map_err(db_error)? {
-                match result {
-                    sqlx::Either::Left(_) => answers.push(Vec::new()),
-                    sqlx::Either::Right(row) => answers.last_mut().expect("never empty").push(row),
-                }
-            }
-        }
+        let batch = batch.join(";\n");
+        let answers = statements_at_once(&mut **tx, &batch)
+            .await
+            .map_err(db_error)?;
         let argument = process_id.to_string();
         let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
         for (sql, rows) in statements.into_iter().zip(answers) {
@@ -661,6 +653,31 @@ fn summary_from_tuple(t: SummaryTuple) -> ProcessSummary {
         thread_streams: threads.unwrap_or(0),
         blocks: blocks.unwrap_or(0),
     }
+}
+
+/// Runs `statements` (separated by `;`) as one simple query — one round trip, however many —
+/// and returns the rows of each. A simple query takes no bound parameters: the statements may
+/// hold only values the caller wrote itself from parsed types ([`uuid_literal`]), never text
+/// from the lake or the command line.
+pub async fn statements_at_once<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    statements: &'e str,
+) -> std::result::Result<Vec<Vec<PgRow>>, sqlx::Error> {
+    use futures::TryStreamExt;
+    let mut results = sqlx::raw_sql(statements).fetch_many(executor);
+    let mut answers: Vec<Vec<PgRow>> = vec![Vec::new()];
+    while let Some(result) = results.try_next().await? {
+        match result {
+            sqlx::Either::Left(_) => answers.push(Vec::new()),
+            sqlx::Either::Right(row) => answers.last_mut().expect("never empty").push(row),
+        }
+    }
+    Ok(answers)
+}
+
+/// A process id as a SQL literal: hex digits and hyphens, quoted.
+pub fn uuid_literal(id: &Uuid) -> String {
+    format!("'{}'", id.hyphenated())
 }
 
 fn db_error(error: sqlx::Error) -> anyhow::Error {

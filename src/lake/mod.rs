@@ -12,7 +12,10 @@ pub mod rows;
 
 pub use blobs::BlobStore;
 pub use location::LakeLocation;
-pub use metadata::{MetadataDb, MetadataReads, ProcessFilter, ProcessSummary, Snapshot};
+pub use metadata::{
+    MetadataDb, MetadataReads, ProcessFilter, ProcessSummary, Snapshot, statements_at_once,
+    uuid_literal,
+};
 pub use resolve::resolve_process;
 
 use anyhow::Result;

@@ -99,25 +99,20 @@ fn live_rows_sql(id: &str) -> String {
 /// Two statements go as one simple query, which takes no bound parameters: the one value in
 /// them is the process id, written from a parsed [`Uuid`] (hex digits and hyphens).
 async fn current_live_rows(pool: &PgPool, process_id: &Uuid) -> Option<Vec<PartitionRow>> {
-    use futures::TryStreamExt;
     use sqlx::{FromRow, Row};
-    let literal = format!("'{}'", process_id.hyphenated());
-    let sql = format!(
+    let statements = format!(
         "SELECT max(version) FROM write_perfetto_catalog_version;\n{}",
-        live_rows_sql(&literal)
+        live_rows_sql(&crate::lake::uuid_literal(process_id))
     );
-    let mut results = sqlx::raw_sql(&sql).fetch_many(pool);
-    let mut statement = 0;
-    let mut version: Option<i64> = None;
-    let mut rows = Vec::new();
-    while let Some(result) = results.try_next().await.ok()? {
-        match result {
-            sqlx::Either::Left(_) => statement += 1,
-            sqlx::Either::Right(row) if statement == 0 => version = row.try_get(0).ok()?,
-            sqlx::Either::Right(row) => rows.push(PartitionRow::from_row(&row).ok()?),
-        }
+    let answers = crate::lake::statements_at_once(pool, &statements)
+        .await
+        .ok()?;
+    let version: Option<i64> = answers.first()?.first()?.try_get(0).ok()?;
+    if version != Some(CATALOG_SCHEMA_VERSION) {
+        return None;
     }
-    (version == Some(CATALOG_SCHEMA_VERSION)).then_some(rows)
+    let rows = answers.get(1)?.iter().map(PartitionRow::from_row);
+    rows.collect::<Result<_, _>>().ok()
 }
 
 /// Binds a row's values as `$1`…`$13`, in [`COLUMNS`] order without `retired_us`.
