@@ -16,13 +16,25 @@ async fn generated_lake(
     dir: &std::path::Path,
     spec: &SynthSpec,
 ) -> (Lake, write_perfetto_test_lake::synth::SynthReport) {
+    let report = generate_lake(dir, spec).await;
+    (open_lake(dir).await, report)
+}
+
+async fn generate_lake(
+    dir: &std::path::Path,
+    spec: &SynthSpec,
+) -> write_perfetto_test_lake::synth::SynthReport {
     let writer = LakeWriter::create_embedded(dir).await.unwrap();
     let report = generate(&writer, spec).await.unwrap();
     writer.close().await;
+    report
+}
+
+async fn open_lake(dir: &std::path::Path) -> Lake {
     let location = LakeLocation::Embedded {
         dir: dir.to_path_buf(),
     };
-    (Lake::open(location).await.unwrap(), report)
+    Lake::open(location).await.unwrap()
 }
 
 #[test]
@@ -137,11 +149,7 @@ fn a_large_lake_exports_equal_the_in_memory_reference() {
     );
     let cache = tempfile::tempdir().unwrap();
     let (id, reference) = runtime().block_on(async {
-        let lake = Lake::open(LakeLocation::Embedded {
-            dir: lake_dir.clone(),
-        })
-        .await
-        .unwrap();
+        let lake = open_lake(&lake_dir).await;
         let id = lake.metadata.process_summaries(1).await.unwrap()[0]
             .process_id
             .clone();
@@ -264,14 +272,9 @@ fn window_exports_equal_the_in_memory_reference_of_the_same_window() {
     };
     let bucket_s = 600;
     let (id, windows, references) = runtime().block_on(async {
-        let writer = LakeWriter::create_embedded(&lake_dir).await.unwrap();
-        let report = generate(&writer, &spec).await.unwrap();
-        writer.close().await;
+        let report = generate_lake(&lake_dir, &spec).await;
         damage_blocks(&lake_dir).await;
-        let location = LakeLocation::Embedded {
-            dir: lake_dir.clone(),
-        };
-        let lake = Lake::open(location).await.unwrap();
+        let lake = open_lake(&lake_dir).await;
         let id = report.process_ids[0];
         let windows = windows_over(&block_bounds(&lake, id).await, bucket_s);
         let mut references = Vec::new();

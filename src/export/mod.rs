@@ -71,10 +71,9 @@ pub async fn export(
         logs: contents.iter().any(|c| matches!(c, Content::Logs { .. })),
         metrics: contents.contains(&Content::Metrics),
     };
-    let early = EarlyCache::new(lake, options);
     let (state, early) = tokio::join!(
         read_lake_state(lake, process_arg, shown, options.children),
-        early.open(lake, options, process_arg),
+        open_cache_early(lake, options, process_arg),
     );
     let state = state?;
     let root = &state.processes[0].process;
@@ -90,7 +89,13 @@ pub async fn export(
         .map(|process| views.requests(process, options.concurrency, &explain))
         .collect();
     let all_requests: Vec<&EventsRequest> = requests.iter().flatten().collect();
-    let early = finish_early(early, progress)?;
+    let early = match early {
+        Some((opened, warnings)) => {
+            warnings.iter().for_each(|line| progress.warn(line));
+            Some(opened?)
+        }
+        None => None,
+    };
     let (cache, prepared) =
         prepare_partitions(lake, &all_requests, options, progress, early).await?;
 
@@ -292,54 +297,29 @@ fn process_data(state: &ProcessState, range: Option<(i64, i64)>) -> ProcessData<
 /// store refuses the cache's files sends it to the per-user cache.
 /// The partition cache of a lake whose database is remote, opened while the lake's state is
 /// read: each is a few round trips, which then overlap. Its live rows of the process asked
-/// for are read with it when the argument is a whole process id. What opening it warns of is said
-/// only once the process is found (an export that fails on its argument says just that).
-struct EarlyCache {
-    wanted: bool,
-    warnings: std::sync::Mutex<Vec<String>>,
-}
-
-impl EarlyCache {
-    fn new(lake: &Lake, options: &ExportOptions) -> Self {
-        let remote = matches!(lake.location, crate::lake::LakeLocation::Postgres { .. });
-        Self {
-            wanted: remote && options.cache_dir.is_none(),
-            warnings: std::sync::Mutex::new(Vec::new()),
-        }
+/// for are read with it when the argument is a whole process id. `None` for other lakes (local:
+/// nothing to overlap) and with `--cache`. What opening it warns of comes back with it, to be
+/// said only once the process is found (an export that fails on its argument says just that).
+async fn open_cache_early(
+    lake: &Lake,
+    options: &ExportOptions,
+    process_arg: &str,
+) -> Option<(Result<PartitionCache>, Vec<String>)> {
+    let remote = matches!(lake.location, crate::lake::LakeLocation::Postgres { .. });
+    if !remote || options.cache_dir.is_some() {
+        return None;
     }
-
-    async fn open(
-        self,
-        lake: &Lake,
-        options: &ExportOptions,
-        process_arg: &str,
-    ) -> (Self, Option<Result<PartitionCache>>) {
-        if !self.wanted {
-            return (self, None);
-        }
-        let warn = |line: &str| {
-            let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
-            warnings.push(line.to_string());
-        };
-        let process_id = uuid::Uuid::parse_str(process_arg).ok();
-        let opened = PartitionCache::open(lake, None, options.layout, &warn, process_id).await;
-        (self, Some(opened))
-    }
-}
-
-/// Says what opening the cache early warned of; the cache, if it was opened early.
-fn finish_early(
-    (early, opened): (EarlyCache, Option<Result<PartitionCache>>),
-    progress: &Progress,
-) -> Result<Option<PartitionCache>> {
-    let warnings = early
-        .warnings
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
-    for line in &warnings {
-        progress.warn(line);
-    }
-    opened.transpose()
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let warn = |line: &str| {
+        let mut warnings = warnings.lock().unwrap_or_else(|p| p.into_inner());
+        warnings.push(line.to_string());
+    };
+    let process_id = uuid::Uuid::parse_str(process_arg).ok();
+    let opened = PartitionCache::open(lake, None, options.layout, &warn, process_id).await;
+    Some((
+        opened,
+        warnings.into_inner().unwrap_or_else(|p| p.into_inner()),
+    ))
 }
 
 async fn prepare_partitions(
