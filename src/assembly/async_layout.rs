@@ -6,7 +6,7 @@
 //! on a new lane. A span not on its parent's lane gets a flow arrow from the parent.
 
 use super::{AssemblyStats, AsyncEvents, clip_to_range};
-use crate::events::{AsyncIds, Event, EventPhase};
+use crate::events::{AsyncIds, Event, EventOrder, EventPhase};
 use crate::symbols::{FastMap as HashMap, PropertySet, Sym};
 use crate::tracks::{AsyncDetail, Place, Slice, Track, TrackGroup, notes};
 
@@ -85,6 +85,17 @@ fn pair_spans(input: AsyncEvents, data: (i64, i64), stats: &mut AssemblyStats) -
     make_spans(input, endings, data)
 }
 
+/// What pairing reads of an event.
+struct Pairing {
+    ns: i64,
+    is_end: bool,
+    order: EventOrder,
+    /// Its index in the events.
+    at: u32,
+    span_id: u64,
+    properties: PropertySet,
+}
+
 /// The pairing pass: which event each span is made from, and how it ends.
 fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Vec<Ending> {
     let AsyncEvents {
@@ -94,12 +105,23 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
         thread_of,
     } = input;
     // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
-    // begins go first (a zero-length span stays whole), then stream order.
-    let mut sequence: Vec<u32> = (0..events.len() as u32).collect();
-    sequence.sort_by_key(|&i| {
-        let e = &events[i as usize];
-        (e.ns, e.phase == EventPhase::End, orders[i as usize])
-    });
+    // begins go first (a zero-length span stays whole), then stream order. What pairing reads
+    // is copied in that order: walking the events themselves in time order jumps between
+    // streams at every step (a cache miss each, with thousands of threads). The index ends
+    // the key, so the unstable sort gives exactly the stable sort's order.
+    let mut sequence: Vec<Pairing> = (events.iter().zip(ids))
+        .zip(orders)
+        .enumerate()
+        .map(|(i, ((e, ids), &order))| Pairing {
+            ns: e.ns,
+            is_end: e.phase == EventPhase::End,
+            order,
+            at: i as u32,
+            span_id: ids.span_id,
+            properties: e.properties,
+        })
+        .collect();
+    sequence.sort_unstable_by_key(|p| (p.ns, p.is_end, p.order, p.at));
     // span id → the event that began it.
     let mut open: HashMap<u64, u32> = HashMap::default();
     // A span id that begins again while open (a duplicate id): the earlier begins wait here,
@@ -107,18 +129,17 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // duplicates nest instead of one running to the data end and another from its start.
     let mut shadowed: HashMap<u64, Vec<u32>> = HashMap::default();
     let mut endings: Vec<Ending> = Vec::with_capacity(events.len() / 2 + 1);
-    for i in sequence {
-        let event = &events[i as usize];
-        let span_id = ids[i as usize].span_id;
-        match event.phase {
-            EventPhase::Begin => {
+    for event in sequence {
+        let (i, span_id) = (event.at, event.span_id);
+        match event.is_end {
+            false => {
                 if let Some(previous) = open.insert(span_id, i) {
                     stats.duplicate_span_ids += 1;
                     shadowed.entry(span_id).or_default().push(previous);
                 }
             }
-            EventPhase::End => {
-                let thread = thread_of(orders[i as usize]);
+            true => {
+                let thread = thread_of(event.order);
                 match open.remove(&span_id) {
                     Some(begin) => {
                         endings.push(Ending {
