@@ -233,8 +233,13 @@ enum Work {
 /// thread wake-up) per track made thousands of small threads slow.
 const HANDOFF_SPANS: usize = 1 << 15;
 
-/// The trace writer on a blocking thread, writing what it is handed in order. At most one
-/// piece of work waits while one is encoded and the next is read.
+/// How many parts of a group (the log's) may wait for the encoder: it then works through
+/// them while this task reads what follows (the metrics), instead of both taking turns
+/// (a warm export of 1M log entries and 1M measures: 1.62 → 1.45 s, peak +13 MB).
+const QUEUED_PARTS: usize = 6;
+
+/// The trace writer on a blocking thread, writing what it is handed in order. Besides the
+/// piece being encoded, at most one piece of work waits, or [`QUEUED_PARTS`] parts of a group.
 struct Encoder<W: Write> {
     sender: Option<tokio::sync::mpsc::Sender<(Work, Interned)>>,
     thread: tokio::task::JoinHandle<(TraceWriter<W>, Result<usize>)>,
@@ -244,7 +249,7 @@ struct Encoder<W: Write> {
 
 impl<W: Write + Send + 'static> Encoder<W> {
     fn start(mut writer: TraceWriter<W>, symbols: &Symbols) -> Self {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Work, Interned)>(1);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Work, Interned)>(QUEUED_PARTS);
         let mut copy = symbols.table().clone();
         let thread = tokio::task::spawn_blocking(move || {
             let mut threads = 0;
@@ -264,13 +269,25 @@ impl<W: Write + Send + 'static> Encoder<W> {
     }
 
     /// Hands `work` over, with the symbols interned since the last; `false` once the encoder
-    /// stopped ([`Encoder::finish`] says why).
+    /// stopped ([`Encoder::finish`] says why). A group's parts may wait in a queue (they are of
+    /// bounded size); anything else waits until the queue is empty, as it may be large.
     async fn send(&mut self, symbols: &Symbols, work: Work) -> bool {
         let interned = symbols.interned_since(self.sent);
         self.sent = symbols.mark();
-        match &self.sender {
-            Some(sender) => sender.send((work, interned)).await.is_ok(),
-            None => false,
+        let Some(sender) = &self.sender else {
+            return false;
+        };
+        let slots = match work {
+            Work::GroupPart(_) => 1,
+            _ => QUEUED_PARTS,
+        };
+        match sender.reserve_many(slots).await {
+            Ok(mut permits) => {
+                let permit = permits.next().expect("reserve_many(n > 0) gives n permits");
+                permit.send((work, interned));
+                true
+            }
+            Err(_) => false,
         }
     }
 
