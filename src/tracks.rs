@@ -160,6 +160,17 @@ pub struct TrackGroup {
     pub lanes: Vec<Track>,
 }
 
+/// Items of a group's lanes over a stretch of time, handed on in parts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupPart {
+    /// As many as the group's, in its order.
+    pub lanes: Vec<Track>,
+    /// The lane of each item in time order, when its maker knows it already: at equal times
+    /// lower lanes first, each lane in its own order (what merging the lanes gives). `None`:
+    /// the trace writer merges them.
+    pub order: Option<Vec<u32>>,
+}
+
 /// What the UI shows at the head of a process's tracks: its name, and labels beside it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProcessHeading {

@@ -5,7 +5,7 @@
 use super::AssemblyStats;
 use crate::events::{LogRow, LogTable};
 use crate::symbols::{Sym, Symbols};
-use crate::tracks::{Instant, InstantArgs, Place, Track, TrackGroup};
+use crate::tracks::{GroupPart, Instant, InstantArgs, Place, Track, TrackGroup};
 
 /// Micromegas's level numbering: 1 fatal … 6 trace.
 pub const LEVELS: [&str; 6] = ["fatal", "error", "warn", "info", "debug", "trace"];
@@ -100,7 +100,7 @@ impl LogParts {
     /// The next part's lanes (as many as the head's, in its order), `None` after the last.
     /// The shortened names of its long messages are interned then, part by part: while the
     /// trace encoder writes the part before.
-    pub fn next_part(&mut self, symbols: &mut Symbols) -> Option<Vec<Track>> {
+    pub fn next_part(&mut self, symbols: &mut Symbols) -> Option<GroupPart> {
         let rest = &self.order[self.next..];
         let first = rest.first()?;
         let ns = |k: &u32| self.table.rows[*k as usize].ns;
@@ -114,14 +114,42 @@ impl LogParts {
         }
         self.names.intern_short_names(symbols);
         let mut lanes: Vec<Track> = (self.levels.iter()).map(|_| Track::default()).collect();
+        let mut order = Vec::with_capacity(end);
         for &k in &rest[..end] {
             let row = &self.table.rows[k as usize];
             let level = row.level as usize;
             let instant = log_instant(row, self.level_syms[level], self.arg_names, &self.names);
-            lanes[self.lane_of_level[level]].instants.push(instant);
+            let lane = self.lane_of_level[level];
+            lanes[lane].instants.push(instant);
+            order.push(lane as u32);
         }
+        // The entries are in time order already (stream order at one time): the trace's order
+        // only differs where several lanes have entries at one time, lower lanes first.
+        let times = (rest[..end].iter()).map(|&k| self.table.rows[k as usize].ns);
+        sort_lanes_at_equal_times(&mut order, times);
         self.next += end;
-        Some(lanes)
+        Some(GroupPart {
+            lanes,
+            order: Some(order),
+        })
+    }
+}
+
+/// Orders the lanes of each run of entries at one time (`times`, beside `order`), stably:
+/// each lane keeps its own entries' order.
+fn sort_lanes_at_equal_times(order: &mut [u32], times: impl Iterator<Item = i64>) {
+    let mut start = 0;
+    let mut run_ns = None;
+    for (i, ns) in times.enumerate() {
+        if run_ns != Some(ns) {
+            if i - start > 1 {
+                order[start..i].sort();
+            }
+            (start, run_ns) = (i, Some(ns));
+        }
+    }
+    if order.len() - start > 1 {
+        order[start..].sort();
     }
 }
 
@@ -237,7 +265,7 @@ mod tests {
         let mut parts = LogParts::new(table, max_level, range, symbols, stats);
         let mut group = parts.head();
         while let Some(part) = parts.next_part(symbols) {
-            for (lane, items) in group.lanes.iter_mut().zip(part) {
+            for (lane, items) in group.lanes.iter_mut().zip(part.lanes) {
                 lane.instants.extend(items.instants);
             }
         }
@@ -339,6 +367,7 @@ mod tests {
         let mut count = 0;
         while let Some(part) = parts.next_part(&mut symbols) {
             count += 1;
+            let part = part.lanes;
             let times = || part.iter().flat_map(|l| l.instants.iter().map(|i| i.ns));
             let (first, last) = (times().min().unwrap(), times().max().unwrap());
             assert!(

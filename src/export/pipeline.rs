@@ -11,7 +11,7 @@ use crate::events::{EventTable, LogTable, MeasureTable};
 use crate::progress::Progress;
 use crate::symbols::{Interned, Mark, SymbolTable, Symbols};
 use crate::trace::TraceWriter;
-use crate::tracks::{ProcessHeading, Track, TrackGroup};
+use crate::tracks::{GroupPart, ProcessHeading, Track, TrackGroup};
 
 /// A kind of content a trace can show, in the order traces show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,7 +226,7 @@ enum Work {
     /// A group's lanes, named, without their items: the items follow in parts.
     GroupHead(TrackGroup),
     /// Items of the last group's lanes, all after those of its previous parts.
-    GroupPart(Vec<Track>),
+    GroupPart(GroupPart),
 }
 
 /// Tracks are handed to the encoder in batches of about this many spans: one hand-off (a
@@ -318,7 +318,7 @@ fn encode<W: Write>(
         Work::EndOfThreads => writer.flush_threads(symbols),
         Work::Group(group) => writer.track_group(symbols, &group),
         Work::GroupHead(group) => writer.start_group(&group),
-        Work::GroupPart(lanes) => writer.group_part(symbols, &lanes),
+        Work::GroupPart(part) => writer.group_part(symbols, &part.lanes, part.order.as_deref()),
     }
 }
 

@@ -91,10 +91,11 @@ fn track_event_count(track: &Track) -> usize {
     2 * track.slices.len() + track.instants.len() + track.counters.len()
 }
 
-/// Merged events, by either strategy.
+/// Merged events, by either strategy, or in an order given with the tracks.
 pub enum Merged<'a> {
     Scan(ScanMerge<'a>),
     Sorted(SlabMerge<'a>),
+    Given(GivenMerge<'a>),
 }
 
 impl Iterator for Merged<'_> {
@@ -104,6 +105,7 @@ impl Iterator for Merged<'_> {
         match self {
             Merged::Scan(scan) => scan.next(),
             Merged::Sorted(sorted) => sorted.next(),
+            Merged::Given(given) => given.next(),
         }
     }
 }
@@ -243,6 +245,48 @@ impl Iterator for ScanMerge<'_> {
             }
         }
         Some(key)
+    }
+}
+
+/// The events of tracks whose merged order their maker gave (the track of each event, in
+/// order): no comparison at all. Checked in debug builds.
+pub struct GivenMerge<'a> {
+    lanes: Vec<LaneKeys<'a>>,
+    order: std::slice::Iter<'a, u32>,
+    #[cfg(debug_assertions)]
+    last: Option<(i64, u32)>,
+}
+
+impl<'a> GivenMerge<'a> {
+    pub fn of(tracks: &'a [Track], order: &'a [u32]) -> Self {
+        Self {
+            lanes: (tracks.iter().enumerate())
+                .map(|(lane, track)| lane_keys(track, lane as u32))
+                .collect(),
+            order: order.iter(),
+            #[cfg(debug_assertions)]
+            last: None,
+        }
+    }
+}
+
+impl Iterator for GivenMerge<'_> {
+    type Item = EventKey;
+
+    fn next(&mut self) -> Option<EventKey> {
+        let lane = *self.order.next()? as usize;
+        let key = self.lanes.get_mut(lane)?.next();
+        #[cfg(debug_assertions)]
+        {
+            let key = key.expect("the given order names no more events than a lane has");
+            let now = (key.ts, key.lane);
+            assert!(
+                self.last.is_none_or(|last| last <= now),
+                "given order out of order"
+            );
+            self.last = Some(now);
+        }
+        key
     }
 }
 

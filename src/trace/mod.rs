@@ -21,7 +21,7 @@ use std::io::Write;
 use crate::symbols::SymbolTable;
 use crate::tracks::{Place, ProcessHeading, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
-use merge::{EventKey, Item, MergeBuffers, item, nested_events};
+use merge::{EventKey, GivenMerge, Item, MergeBuffers, Merged, item, nested_events};
 use prost::Message;
 use proto::{
     CHILD_ORDERING_EXPLICIT, CounterDescriptor, ProcessDescriptor, ThreadDescriptor, TracePacket,
@@ -183,7 +183,7 @@ impl<W: Write> TraceWriter<W> {
     /// A group's lanes, under one track of the process named after the group.
     pub fn track_group(&mut self, symbols: &SymbolTable, group: &TrackGroup) -> Result<()> {
         self.start_group(group)?;
-        self.group_part(symbols, &group.lanes)
+        self.group_part(symbols, &group.lanes, None)
     }
 
     /// Describes a group and its lanes (names; units of counter lanes), whose items
@@ -226,14 +226,24 @@ impl<W: Write> TraceWriter<W> {
 
     /// Items of the lanes of the group started last (lane by lane, in its order), all later
     /// than those of its previous parts: they continue its one sequence, where names and
-    /// threads are interned once for all lanes.
-    pub fn group_part(&mut self, symbols: &SymbolTable, lanes: &[Track]) -> Result<()> {
+    /// threads are interned once for all lanes. `order`: their merged order, when known
+    /// ([`crate::tracks::GroupPart::order`]).
+    pub fn group_part(
+        &mut self,
+        symbols: &SymbolTable,
+        lanes: &[Track],
+        order: Option<&[u32]>,
+    ) -> Result<()> {
         if lanes.len() != self.group_lanes.len() {
             bail!("internal error: a group's part has another number of lanes than the group");
         }
         let uuids = std::mem::take(&mut self.group_lanes);
         let mut buffers = std::mem::take(&mut self.merge_buffers);
-        let written = self.write_merged(symbols, lanes, &uuids, buffers.merge(lanes), true);
+        let events = match order {
+            Some(order) => Merged::Given(GivenMerge::of(lanes, order)),
+            None => buffers.merge(lanes),
+        };
+        let written = self.write_merged(symbols, lanes, &uuids, events, true);
         self.merge_buffers = buffers;
         self.group_lanes = uuids;
         written

@@ -444,7 +444,7 @@ fn a_group_written_in_parts_of_time_gives_the_bytes_of_the_group_written_whole()
                 ..lane.clone()
             })
             .collect();
-        parts.group_part(&symbols, &part).unwrap();
+        parts.group_part(&symbols, &part, None).unwrap();
     }
     let parts = parts.finish().unwrap().1;
     assert!(whole.len() > 10_000);
