@@ -397,6 +397,39 @@ mod tests {
     }
 
     #[test]
+    fn a_parts_order_takes_every_entry_once_by_time_then_lane_each_lane_in_its_own_order() {
+        let mut symbols = Symbols::new();
+        // Several levels at each time, in stream order trace, info, error: the part's order
+        // must put them error, info, trace (lanes most severe first).
+        let entries: Vec<(i64, u8, String)> = (0..3000i64)
+            .map(|k| (k / 6, [6u8, 4, 2][(k % 3) as usize], format!("m{k}")))
+            .collect();
+        let borrowed: Vec<(i64, u8, &str)> = (entries.iter())
+            .map(|(ns, l, m)| (*ns, *l, m.as_str()))
+            .collect();
+        let table = table(&mut symbols, &borrowed);
+        let mut parts = LogParts::new(table, 6, None, &mut symbols, &mut AssemblyStats::default());
+        let mut merged = Vec::new();
+        while let Some(part) = parts.next_part(&mut symbols) {
+            let order = part.order.expect("log parts know their order");
+            let mut next = vec![0; part.lanes.len()];
+            for lane in order {
+                let lane = lane as usize;
+                let entry = &part.lanes[lane].instants[next[lane]];
+                next[lane] += 1;
+                merged.push((entry.ns, lane, symbols.get(entry.name).to_string()));
+            }
+            let lengths: Vec<usize> = part.lanes.iter().map(|l| l.instants.len()).collect();
+            assert_eq!(next, lengths, "every entry of the part, once");
+        }
+        let mut expected: Vec<(i64, usize, String)> = (entries.iter())
+            .map(|(ns, level, msg)| (*ns, (*level as usize) / 2 - 1, msg.clone()))
+            .collect();
+        expected.sort_by_key(|&(ns, lane, _)| (ns, lane));
+        assert_eq!(merged, expected);
+    }
+
+    #[test]
     fn levels_outside_micromegas_numbering_are_named_by_number() {
         assert_eq!(level_name(1), "fatal");
         assert_eq!(level_name(6), "trace");
