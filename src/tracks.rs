@@ -165,10 +165,10 @@ pub struct TrackGroup {
 pub struct GroupPart {
     /// As many as the group's, in its order.
     pub lanes: Vec<Track>,
-    /// The lane of each item in time order, when its maker knows it already: at equal times
-    /// lower lanes first, each lane in its own order (what merging the lanes gives). `None`:
-    /// the trace writer merges them.
-    pub order: Option<Vec<u32>>,
+    /// The lane of each item in time order: at equal times lower lanes first, each lane in
+    /// its own order (what merging the lanes would give). Its maker knows it already, so the
+    /// trace writer need not merge.
+    pub order: Vec<u32>,
 }
 
 /// What the UI shows at the head of a process's tracks: its name, and labels beside it.

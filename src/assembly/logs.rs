@@ -114,42 +114,25 @@ impl LogParts {
         }
         self.names.intern_short_names(symbols);
         let mut lanes: Vec<Track> = (self.levels.iter()).map(|_| Track::default()).collect();
-        let mut order = Vec::with_capacity(end);
+        // The entries are in time order already (stream order at one time): the trace's order
+        // only differs where several lanes have entries at one time, lower lanes first.
+        let mut order: Vec<u32> = Vec::with_capacity(end);
+        let (mut run_start, mut run_ns) = (0, None);
         for &k in &rest[..end] {
             let row = &self.table.rows[k as usize];
+            if run_ns != Some(row.ns) {
+                order[run_start..].sort_unstable();
+                (run_start, run_ns) = (order.len(), Some(row.ns));
+            }
             let level = row.level as usize;
             let instant = log_instant(row, self.level_syms[level], self.arg_names, &self.names);
             let lane = self.lane_of_level[level];
             lanes[lane].instants.push(instant);
             order.push(lane as u32);
         }
-        // The entries are in time order already (stream order at one time): the trace's order
-        // only differs where several lanes have entries at one time, lower lanes first.
-        let times = (rest[..end].iter()).map(|&k| self.table.rows[k as usize].ns);
-        sort_lanes_at_equal_times(&mut order, times);
+        order[run_start..].sort_unstable();
         self.next += end;
-        Some(GroupPart {
-            lanes,
-            order: Some(order),
-        })
-    }
-}
-
-/// Orders the lanes of each run of entries at one time (`times`, beside `order`), stably:
-/// each lane keeps its own entries' order.
-fn sort_lanes_at_equal_times(order: &mut [u32], times: impl Iterator<Item = i64>) {
-    let mut start = 0;
-    let mut run_ns = None;
-    for (i, ns) in times.enumerate() {
-        if run_ns != Some(ns) {
-            if i - start > 1 {
-                order[start..i].sort();
-            }
-            (start, run_ns) = (i, Some(ns));
-        }
-    }
-    if order.len() - start > 1 {
-        order[start..].sort();
+        Some(GroupPart { lanes, order })
     }
 }
 
@@ -411,9 +394,8 @@ mod tests {
         let mut parts = LogParts::new(table, 6, None, &mut symbols, &mut AssemblyStats::default());
         let mut merged = Vec::new();
         while let Some(part) = parts.next_part(&mut symbols) {
-            let order = part.order.expect("log parts know their order");
             let mut next = vec![0; part.lanes.len()];
-            for lane in order {
+            for lane in part.order {
                 let lane = lane as usize;
                 let entry = &part.lanes[lane].instants[next[lane]];
                 next[lane] += 1;

@@ -318,7 +318,7 @@ fn encode<W: Write>(
         Work::EndOfThreads => writer.flush_threads(symbols),
         Work::Group(group) => writer.track_group(symbols, &group),
         Work::GroupHead(group) => writer.start_group(&group),
-        Work::GroupPart(part) => writer.group_part(symbols, &part.lanes, part.order.as_deref()),
+        Work::GroupPart(part) => writer.group_part(symbols, &part.lanes, Some(&part.order)),
     }
 }
 

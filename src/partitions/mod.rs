@@ -779,16 +779,16 @@ impl PartitionCache {
             clock,
             concurrency,
         };
+        let all: Vec<&InstanceRows> = parts.iter().collect();
         match (window, view) {
             (Some((_, range)), View::ASYNC_SPANS) => {
-                let parts: Vec<&InstanceRows> = parts.iter().collect();
-                self.read_async_window(&reading, &parts, range, symbols, table)
+                self.read_async_window(&reading, &all, range, symbols, table)
                     .await?
             }
             (Some(window), View::THREAD_SPANS) => {
                 let stand_ins = prepared.stand_ins(window, clock);
                 let mut read = Vec::new();
-                for part in parts {
+                for &part in &all {
                     let stand_in = stand_ins.digests.get(&(part.planned, instance));
                     match (stand_in, table.as_events()) {
                         (Some(digest), Some(events)) => {
@@ -802,8 +802,7 @@ impl PartitionCache {
                     .await?
             }
             _ => {
-                let parts: Vec<&InstanceRows> = parts.iter().collect();
-                self.read_parts(&reading, &parts, &StandIns::default(), symbols, table)
+                self.read_parts(&reading, &all, &StandIns::default(), symbols, table)
                     .await?
             }
         }
