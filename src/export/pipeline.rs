@@ -249,7 +249,8 @@ fn is_small_batch(tracks: &[Track]) -> bool {
 }
 
 /// The trace writer on a blocking thread, writing what it is handed in order. Besides the
-/// piece being encoded, at most one piece of work waits, or [`QUEUED_PARTS`] parts of a group.
+/// piece being encoded, at most one piece of work waits, or [`QUEUED_PARTS`] pieces of bounded
+/// size (parts of a group, batches of small threads).
 struct Encoder<W: Write> {
     sender: Option<tokio::sync::mpsc::Sender<(Work, Interned)>>,
     thread: tokio::task::JoinHandle<(TraceWriter<W>, Result<usize>)>,
@@ -279,8 +280,9 @@ impl<W: Write + Send + 'static> Encoder<W> {
     }
 
     /// Hands `work` over, with the symbols interned since the last; `false` once the encoder
-    /// stopped ([`Encoder::finish`] says why). A group's parts may wait in a queue (they are of
-    /// bounded size); anything else waits until the queue is empty, as it may be large.
+    /// stopped ([`Encoder::finish`] says why). A group's parts, batches of small threads and the
+    /// end of the threads may wait in a queue (they are of bounded size); anything else waits
+    /// until the queue is empty, as it may be large.
     async fn send(&mut self, symbols: &Symbols, work: Work) -> bool {
         let interned = symbols.interned_since(self.sent);
         self.sent = symbols.mark();
