@@ -256,6 +256,10 @@ struct Encoder<W: Write> {
     thread: tokio::task::JoinHandle<(TraceWriter<W>, Result<usize>)>,
     /// What the encoder's copy of the symbols holds.
     sent: Mark,
+    /// Whether the last piece handed over was of bounded size: the end of the threads then
+    /// queues behind it. After a large thread it waits for the queue to empty, as before: the
+    /// async stage, next, must not start while two large threads are held.
+    last_bounded: bool,
 }
 
 impl<W: Write + Send + 'static> Encoder<W> {
@@ -276,24 +280,28 @@ impl<W: Write + Send + 'static> Encoder<W> {
             sender: Some(sender),
             thread,
             sent: symbols.mark(),
+            last_bounded: false,
         }
     }
 
     /// Hands `work` over, with the symbols interned since the last; `false` once the encoder
     /// stopped ([`Encoder::finish`] says why). A group's parts, batches of small threads and the
-    /// end of the threads may wait in a queue (they are of bounded size); anything else waits
-    /// until the queue is empty, as it may be large.
+    /// end of the threads after them may wait in a queue (they are of bounded size); anything
+    /// else waits until the queue is empty, as it may be large.
     async fn send(&mut self, symbols: &Symbols, work: Work) -> bool {
         let interned = symbols.interned_since(self.sent);
         self.sent = symbols.mark();
         let Some(sender) = &self.sender else {
             return false;
         };
-        let slots = match &work {
-            Work::GroupPart(_) | Work::EndOfThreads => 1,
-            Work::Threads(tracks) if is_small_batch(tracks) => 1,
-            _ => QUEUED_PARTS,
+        let bounded = match &work {
+            Work::GroupPart(_) => true,
+            Work::Threads(tracks) => is_small_batch(tracks),
+            Work::EndOfThreads => self.last_bounded,
+            Work::Group(_) | Work::GroupHead(_) => false,
         };
+        self.last_bounded = bounded;
+        let slots = if bounded { 1 } else { QUEUED_PARTS };
         match sender.reserve_many(slots).await {
             Ok(mut permits) => {
                 let permit = permits.next().expect("reserve_many(n > 0) gives n permits");
