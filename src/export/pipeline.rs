@@ -238,14 +238,14 @@ const HANDOFF_SPANS: usize = 1 << 15;
 /// (a warm export of 1M log entries and 1M measures: 1.62 → 1.45 s, peak +13 MB).
 const QUEUED_PARTS: usize = 6;
 
-/// Whether a batch of thread tracks is of bounded size (many small threads, gathered up to
-/// [`HANDOFF_SPANS`]): such batches may queue like a group's parts. Encoding thousands of small
-/// threads is the slower side, and the async stage, next, then overlaps it instead of waiting
-/// for the last batch. A batch holding a large thread waits for the queue to empty, as its
-/// size has no bound.
+/// Whether a batch of thread tracks is of bounded size: small threads only. A batch is handed
+/// over once it holds [`HANDOFF_SPANS`], so one of threads under a quarter of that holds less
+/// than 1.25 × as many. Such batches may queue like a group's parts: encoding thousands of
+/// small threads is the slower side, and the async stage, next, then overlaps it instead of
+/// waiting for the last batch. A batch holding a large thread waits for the queue to empty, as
+/// its size has no bound.
 fn is_small_batch(tracks: &[Track]) -> bool {
-    tracks.iter().map(|t| t.slices.len()).sum::<usize>() < 2 * HANDOFF_SPANS
-        && tracks.iter().all(|t| t.slices.len() < HANDOFF_SPANS / 4)
+    tracks.iter().all(|t| t.slices.len() < HANDOFF_SPANS / 4)
 }
 
 /// The trace writer on a blocking thread, writing what it is handed in order. Besides the
