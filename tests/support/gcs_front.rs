@@ -25,12 +25,25 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::server::free_port;
+
 pub struct XmlPutFront {
     port: u16,
     /// The emulator's port.
     upstream: u16,
     running: Option<Running>,
     translated: Arc<AtomicUsize>,
+}
+
+/// A listener on a port from [`free_port`], so that the port stays the front's across a
+/// restart; another one when an outside process took the port in the meantime.
+fn bind_free_port() -> (TcpListener, u16) {
+    loop {
+        let port = free_port();
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return (listener, port);
+        }
+    }
 }
 
 /// The accepting thread and the connections it opened.
@@ -43,9 +56,9 @@ struct Running {
 impl XmlPutFront {
     /// Starts a front for the emulator on `upstream`, on a free port.
     pub fn start(upstream: u16) -> XmlPutFront {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the GCS front");
+        let (listener, port) = bind_free_port();
         let mut front = XmlPutFront {
-            port: listener.local_addr().unwrap().port(),
+            port,
             upstream,
             running: None,
             translated: Arc::default(),

@@ -14,17 +14,18 @@
 //! server binding it is retried with another one. A cluster left behind by a killed test
 //! process is stopped and removed by the next `start()`.
 //!
-//! Only std is used.
+//! Only std is used, and the port allocator of `server.rs`.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::server::free_port;
 
 const DIR_PREFIX: &str = "write-perfetto-pg-";
 const OS_USER: &str = "postgres";
@@ -472,12 +473,4 @@ fn reap_stale_clusters(bin: &Path, as_postgres: bool) {
         }
         let _ = fs::remove_dir_all(&dir);
     }
-}
-
-/// A TCP port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 to find a free port")
 }

@@ -7,10 +7,12 @@
 //! built on it. Only std is used.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -217,10 +219,27 @@ pub fn http(
     Ok((status, body))
 }
 
-/// A TCP port of 127.0.0.1 that was free a moment ago.
+/// The ports this test process has handed out. A stopped server keeps its port for a restart,
+/// and the tests of one binary run at once: a port handed out once is never handed out again,
+/// or a test could start its server on a port another test's server is about to return to,
+/// find that server answering, and use it as its own.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A TCP port of 127.0.0.1 that was free a moment ago and that no other test of this process
+/// was given.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 to find a free port")
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("binding 127.0.0.1:0 to find a free port");
+        if claim_port(port) {
+            return port;
+        }
+    }
+}
+
+/// Records `port`, bound some other way, as handed out; false if it already was.
+pub fn claim_port(port: u16) -> bool {
+    HANDED_OUT.lock().unwrap().insert(port)
 }
