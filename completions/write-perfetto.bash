@@ -62,7 +62,7 @@ _write__perfetto() {
 
     case "${cmd}" in
         write__perfetto)
-            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --no-metrics --children --log-level --output --open --gzip --begin --end --last --json --quiet --verbose --jobs --cache --partition-seconds --small-stream-objects --explain --threads --help --version processes cache completions help"
+            opts="-o -q -v -h -V --lake --blobs --spans --no-logs --no-metrics --children --log-level --output --open --gzip --begin --end --last --json --quiet --verbose --jobs --cache --partition-seconds --small-stream-objects --row-group-rows --explain --threads --help --version processes cache completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,6 +120,10 @@ _write__perfetto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --row-group-rows)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -132,7 +136,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__cache)
-            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help gc help"
+            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --row-group-rows --explain --help gc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,6 +162,10 @@ _write__perfetto() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --row-group-rows)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -166,7 +174,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__cache__subcmd__gc)
-            opts="-q -v -h --grace --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help"
+            opts="-q -v -h --grace --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --row-group-rows --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,6 +201,10 @@ _write__perfetto() {
                     return 0
                     ;;
                 --small-stream-objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --row-group-rows)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -246,7 +258,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__completions)
-            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help bash elvish fish powershell zsh"
+            opts="-q -v -h --lake --blobs --json --quiet --verbose --cache --partition-seconds --small-stream-objects --row-group-rows --explain --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,6 +281,10 @@ _write__perfetto() {
                     return 0
                     ;;
                 --small-stream-objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --row-group-rows)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -364,7 +380,7 @@ _write__perfetto() {
             return 0
             ;;
         write__subcmd__perfetto__subcmd__processes)
-            opts="-q -v -h --json --limit --tree --exe --since --lake --blobs --quiet --verbose --cache --partition-seconds --small-stream-objects --explain --help"
+            opts="-q -v -h --json --limit --tree --exe --since --lake --blobs --quiet --verbose --cache --partition-seconds --small-stream-objects --row-group-rows --explain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -399,6 +415,10 @@ _write__perfetto() {
                     return 0
                     ;;
                 --small-stream-objects)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --row-group-rows)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

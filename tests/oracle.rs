@@ -285,15 +285,26 @@ fn window_exports_equal_the_in_memory_reference_of_the_same_window() {
     });
     let lake_arg = lake_dir.to_str().unwrap();
     let bucket_arg = bucket_s.to_string();
-    for partitions in [bucket_arg.as_str(), "3600"] {
+    // Row groups of about 300 rows (blocks of 250 events), in a cache of their own where every
+    // stream has partitions of its own: a window reads some row groups of a partition, and the
+    // digests of the others stand in.
+    let small_groups_cache = dir.path().join("cache-small-row-groups");
+    let layouts = [
+        (bucket_arg.as_str(), "16384", None),
+        ("3600", "16384", None),
+        ("3600", "300", Some(small_groups_cache.to_str().unwrap())),
+    ];
+    for (partitions, row_group_rows, cache) in layouts {
         for (&(from, to), reference) in windows.iter().zip(&references) {
             let (begin, end) = (rfc3339(from), rfc3339(to));
-            let args = [
+            let mut args = vec![
                 id.as_str(),
                 "--lake",
                 lake_arg,
                 "--partition-seconds",
                 partitions,
+                "--row-group-rows",
+                row_group_rows,
                 "--begin",
                 &begin,
                 "--end",
@@ -301,10 +312,15 @@ fn window_exports_equal_the_in_memory_reference_of_the_same_window() {
                 "-o",
                 "-",
             ];
+            if let Some(cache) = cache {
+                // Every stream with partitions of its own: only those are cut into row groups.
+                args.extend(["--cache", cache, "--small-stream-objects", "0"]);
+            }
             let output = succeeded(run(&args, dir.path()));
             assert!(
                 output.stdout == *reference,
-                "{partitions} s partitions, window {begin} – {end}: differs from the reference"
+                "{partitions} s partitions, row groups of {row_group_rows} rows, window {begin} – {end}: \
+                 differs from the reference"
             );
         }
     }

@@ -148,6 +148,11 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_SMALL_STREAM_OBJECTS, value_name = "N", value_parser = clap::value_parser!(i64).range(0..), hide_short_help = true)]
     pub small_stream_objects: i64,
 
+    /// Rows per row group of a thread's own span partition (cut at block edges): a time window
+    /// reads only the row groups it reaches. The output never depends on it.
+    #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_ROW_GROUP_ROWS as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), hide_short_help = true)]
+    pub row_group_rows: u32,
+
     /// Print, per partition, whether it was reused, built or rebuilt, and why (also -v).
     #[arg(long, global = true)]
     pub explain: bool,
@@ -158,9 +163,11 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// How partitions are cut (`--partition-seconds`, `--small-stream-objects`).
+    /// How partitions are cut (`--partition-seconds`, `--small-stream-objects`,
+    /// `--row-group-rows`).
     pub fn layout(&self) -> crate::partitions::Layout {
-        crate::partitions::Layout::new(self.partition_seconds, self.small_stream_objects)
+        let (seconds, small) = (self.partition_seconds, self.small_stream_objects);
+        crate::partitions::Layout::new(seconds, small, self.row_group_rows as usize)
     }
 
     pub fn threads_or_default(&self) -> usize {

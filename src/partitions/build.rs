@@ -37,7 +37,7 @@ pub async fn build(
     for &(i, _) in to_build {
         let view = planned[i].view;
         if holds_many_streams(&planned[i]) {
-            shared.insert(i, new_rows(view)?);
+            shared.insert(i, new_rows(view, None)?);
         }
         let feed = feeds.entry(view).or_default();
         for &b in &planned[i].blocks {
@@ -53,11 +53,12 @@ pub async fn build(
             of_stream.push(i);
         }
     }
+    let row_group_rows = cache.layout.row_group_rows;
     let own_builders = |k: usize| -> Result<Partitions> {
         let stream = request.streams[k].stream_id;
         let partitions = own_partitions.get(&stream).map_or(&[][..], Vec::as_slice);
         (partitions.iter())
-            .map(|&i| Ok((i, new_rows(planned[i].view)?)))
+            .map(|&i| Ok((i, new_rows(planned[i].view, Some(row_group_rows))?)))
             .collect()
     };
     let store = |builders: Partitions| store_all(cache, request, planned, builders, &reasons);

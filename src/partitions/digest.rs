@@ -33,6 +33,18 @@ pub struct Digest {
     pub max_ticks: i64,
     /// The events that reach beyond the partition, in stream order.
     pub events: Vec<DigestEvent>,
+    /// Of a stream's own partition, the digests of its file's row groups, in order (none for
+    /// a row group whose events tangle or that has no events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub row_groups: Vec<RowGroupDigest>,
+}
+
+/// A row group of a partition file: how many of the partition's blocks it holds (whole, in
+/// order), and its digest, if it can have one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowGroupDigest {
+    pub blocks: u32,
+    pub digest: Option<Digest>,
 }
 
 /// A span event as a digest keeps it: with its place in stream order and its strings.
@@ -158,6 +170,7 @@ impl DigestBuilder {
             min_ticks,
             max_ticks,
             events,
+            row_groups: Vec::new(),
         })
     }
 }

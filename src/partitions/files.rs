@@ -185,6 +185,15 @@ impl FileBuilder {
 
     /// Hands a batch to the encoder thread (after the previous batch is encoded).
     pub fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        self.encode(batch, false)
+    }
+
+    /// Hands a batch to the encoder thread, which then ends the row group in progress.
+    pub fn write_row_group_end(&mut self, batch: RecordBatch) -> Result<()> {
+        self.encode(batch, true)
+    }
+
+    fn encode(&mut self, batch: RecordBatch, end_row_group: bool) -> Result<()> {
         let encoder = self
             .encoder
             .take()
@@ -193,7 +202,10 @@ impl FileBuilder {
         let thread = std::thread::Builder::new()
             .name("parquet-encoder".into())
             .spawn(move || {
-                let encoded = writer.write(&batch);
+                let mut encoded = writer.write(&batch);
+                if end_row_group && encoded.is_ok() {
+                    encoded = writer.flush();
+                }
                 (writer, encoded)
             })
             .context("cannot start a thread to encode a partition")?;
@@ -252,7 +264,7 @@ impl OpenFile {
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
-        let (metadata, batches) = decoder::<T>(data, view)?;
+        let (metadata, batches) = decoder::<T>(data, view, None)?;
         Ok(Self {
             keys: file_keys(&metadata, symbols, block_position)?,
             batches,
@@ -276,10 +288,12 @@ impl OpenFile {
     }
 }
 
-/// The file's metadata, and a decoder of its batches of rows (only the columns `T` reads).
+/// The file's metadata, and a decoder of its batches of rows (only the columns `T` reads; all
+/// row groups, or these).
 fn decoder<T: RowTable>(
     data: Bytes,
     view: super::View,
+    row_groups: Option<&[usize]>,
 ) -> Result<(Arc<ParquetMetaData>, ParquetRecordBatchReader)> {
     // Columns are typed by the Parquet schema alone: the Arrow schema would copy the whole
     // key-value metadata (a large string table) into its own.
@@ -293,7 +307,15 @@ fn decoder<T: RowTable>(
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
     let metadata = builder.metadata().clone();
-    Ok((metadata, builder.with_projection(mask).build()?))
+    let mut builder = builder.with_projection(mask);
+    if let Some(row_groups) = row_groups {
+        let count = metadata.num_row_groups();
+        if let Some(missing) = row_groups.iter().find(|&&g| g >= count) {
+            bail!("its digest names row group {missing}, and it has {count}");
+        }
+        builder = builder.with_row_groups(row_groups.to_vec());
+    }
+    Ok((metadata, builder.build()?))
 }
 
 fn row_count(metadata: &ParquetMetaData) -> usize {
@@ -328,17 +350,17 @@ fn file_keys(
 /// file's rows (a large log's is tens of megabytes); a smaller one is not worth a thread.
 const PARALLEL_STRINGS_BYTES: usize = 1 << 20;
 
-/// Reads a whole partition file into `table` (rows of blocks not in `block_position` are
-/// skipped: they are not part of this export).
+/// Reads a partition file into `table`: all of it, or these row groups (rows of blocks not in
+/// `block_position` are skipped: they are not part of this export).
 pub fn read_file<T: RowTable>(
     table: &mut T,
-    data: Bytes,
+    (data, row_groups): (Bytes, Option<&[usize]>),
     view: super::View,
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
     clock: &crate::clock::Clock,
 ) -> Result<()> {
-    let (metadata, batches) = decoder::<T>(data, view)?;
+    let (metadata, batches) = decoder::<T>(data, view, row_groups)?;
     table.reserve(row_count(&metadata));
     let strings_bytes = metadata_text(&metadata, STRINGS_KEY).map_or(0, str::len);
     if strings_bytes < PARALLEL_STRINGS_BYTES {

@@ -40,8 +40,8 @@ pub use files::RowTable;
 use files::{OpenFile, PartitionRows, read_file};
 use plan::Rows;
 pub use plan::{
-    DEFAULT_BUCKET_SECONDS, DEFAULT_SMALL_STREAM_OBJECTS, Instance, Layout, MAX_BUCKET_SECONDS,
-    View,
+    DEFAULT_BUCKET_SECONDS, DEFAULT_ROW_GROUP_ROWS, DEFAULT_SMALL_STREAM_OBJECTS, Instance, Layout,
+    MAX_BUCKET_SECONDS, View,
 };
 use plan::{FORMAT_VERSION, Planned};
 use read_ahead::{Limit, ReadAhead, Started};
@@ -227,24 +227,58 @@ impl Prepared {
                     serde_json::from_str(json).ok()
                 });
             }
-            let stream_parts: Vec<skipping::StreamPart> = (parts.iter())
-                .map(|part| skipping::StreamPart {
-                    blocks: self.blocks_of(part).to_vec(),
-                    digest: parsed[&part.planned].as_ref().and_then(|d| d.get(stream)),
-                })
-                .collect();
+            // Each part, or each row group of it, and where it comes from.
+            let mut stream_parts = Vec::new();
+            let mut origins = Vec::new();
+            for part in parts {
+                let blocks = self.blocks_of(part);
+                let digest = parsed[&part.planned].as_ref().and_then(|d| d.get(stream));
+                match digest.and_then(|d| row_group_parts(part, blocks, d)) {
+                    Some(groups) => {
+                        origins.extend((0..groups.len()).map(|g| (part, Some(g))));
+                        stream_parts.extend(groups);
+                    }
+                    None => {
+                        let blocks = blocks.to_vec();
+                        stream_parts.push(skipping::StreamPart { blocks, digest });
+                        origins.push((part, None));
+                    }
+                }
+            }
             let standing = skipping::stand_ins(&stream_parts, blocks, clock, range);
-            for (part, (stands, kept)) in parts.iter().zip(standing.into_iter().zip(stream_parts)) {
-                if let (true, Some(digest)) = (stands, kept.digest) {
-                    stand_ins
-                        .digests
-                        .insert((part.planned, *stream), digest.clone());
-                    *stand_ins.per_partition.entry(part.planned).or_default() += 1;
+            for ((part, group), (stands, kept)) in origins
+                .into_iter()
+                .zip(standing.into_iter().zip(stream_parts))
+            {
+                let digest = kept.digest.filter(|_| stands);
+                match (group, digest) {
+                    (None, Some(digest)) => {
+                        let key = (part.planned, *stream);
+                        stand_ins.digests.insert(key, digest.clone());
+                        *stand_ins.per_partition.entry(part.planned).or_default() += 1;
+                    }
+                    (None, None) => {}
+                    (Some(g), digest) => {
+                        let groups = stand_ins.row_groups.entry(part.planned).or_default();
+                        match digest {
+                            Some(digest) => groups.standing.push(digest.clone()),
+                            None => groups.read.push(g),
+                        }
+                    }
                 }
             }
         }
+        // A partition none of whose row groups stands in is read whole.
+        stand_ins
+            .row_groups
+            .retain(|_, groups| !groups.standing.is_empty());
         for (&planned, &count) in &stand_ins.per_partition {
             if count >= self.planned[planned].small_streams.len().max(1) {
+                self.read_ahead.never(planned);
+            }
+        }
+        for (&planned, groups) in &stand_ins.row_groups {
+            if groups.read.is_empty() {
                 self.read_ahead.never(planned);
             }
         }
@@ -271,6 +305,41 @@ struct StandIns {
     digests: HashMap<(usize, Uuid), digest::Digest>,
     /// How many streams of each partition stand in.
     per_partition: HashMap<usize, usize>,
+    /// Of a stream's own partitions, by partition: those where some row groups stand in.
+    row_groups: HashMap<usize, RowGroupStandIns>,
+}
+
+/// A partition's row groups: the digests of those that stand in, in order, and the others.
+#[derive(Default)]
+struct RowGroupStandIns {
+    standing: Vec<digest::Digest>,
+    read: Vec<usize>,
+}
+
+/// The row groups of a stream's own partition as parts of the stream's rows, each with its
+/// blocks (`blocks`: the partition's, in order) and digest; `None` when the file has no
+/// row-group digests that add up to its blocks.
+fn row_group_parts<'d>(
+    part: &InstanceRows,
+    blocks: &[usize],
+    digest: &'d digest::Digest,
+) -> Option<Vec<skipping::StreamPart<'d>>> {
+    let groups = &digest.row_groups;
+    let counted: usize = groups.iter().map(|g| g.blocks as usize).sum();
+    if part.blocks.is_some() || groups.is_empty() || counted != blocks.len() {
+        return None;
+    }
+    let mut rest = blocks;
+    let parts = (groups.iter()).map(|group| {
+        let (own, after) = rest.split_at(group.blocks as usize);
+        rest = after;
+        let blocks = own.to_vec();
+        skipping::StreamPart {
+            blocks,
+            digest: group.digest.as_ref(),
+        }
+    });
+    Some(parts.collect())
 }
 
 /// Bytes of partition files fetched ahead of their reader, at most (beyond one file): on a
@@ -790,12 +859,24 @@ impl PartitionCache {
                 let mut read = Vec::new();
                 for &part in &all {
                     let stand_in = stand_ins.digests.get(&(part.planned, instance));
-                    match (stand_in, table.as_events()) {
-                        (Some(digest), Some(events)) => {
-                            let kept = (&digest.events[..], EventScope::Thread);
-                            skipping::append_digest(events, kept, symbols, block_position, clock)
+                    let groups = stand_ins.row_groups.get(&part.planned);
+                    let Some(events) = table.as_events() else {
+                        read.push(part);
+                        continue;
+                    };
+                    let mut append = |digest: &digest::Digest| {
+                        let kept = (&digest.events[..], EventScope::Thread);
+                        skipping::append_digest(events, kept, symbols, block_position, clock)
+                    };
+                    match (stand_in, groups) {
+                        (Some(digest), _) => append(digest),
+                        (None, Some(groups)) => {
+                            groups.standing.iter().for_each(append);
+                            if !groups.read.is_empty() {
+                                read.push(part);
+                            }
                         }
-                        _ => read.push(part),
+                        (None, None) => read.push(part),
                     }
                 }
                 self.read_parts(&reading, &read, &stand_ins, symbols, table)
@@ -904,7 +985,11 @@ impl PartitionCache {
         while let Some((part, file, data)) = fetches.next().await {
             let data = data?;
             let read = match part.blocks.clone() {
-                None => read_file(table, data, view, symbols, block_position, clock),
+                None => {
+                    let groups = stand_ins.row_groups.get(&part.planned);
+                    let data = (data, groups.map(|g| &g.read[..]));
+                    read_file(table, data, view, symbols, block_position, clock)
+                }
                 Some(blocks) => {
                     OpenFile::open::<T>(data, view, symbols, block_position).and_then(|opened| {
                         // Streams whose digests stand in never read it.
@@ -1003,9 +1088,11 @@ impl PartitionCache {
 }
 
 /// A new file of a view's row format: the registry of row formats.
-fn new_rows(view: View) -> Result<Box<dyn PartitionRows>> {
+/// `row_group_rows`: for a stream's own partition, the rows of its row groups, when its row
+/// format cuts them.
+fn new_rows(view: View, row_group_rows: Option<usize>) -> Result<Box<dyn PartitionRows>> {
     Ok(match view.rows {
-        Rows::Spans(scope) => Box::new(span_rows::SpanRows::new(scope)?),
+        Rows::Spans(scope) => Box::new(span_rows::SpanRows::new(scope, row_group_rows)?),
         Rows::Logs => log_rows::new_rows()?,
         Rows::Measures => measure_rows::new_rows()?,
     })

@@ -199,6 +199,7 @@ mod tests {
             min_ticks,
             max_ticks,
             events: Vec::new(),
+            row_groups: Vec::new(),
         }
     }
 

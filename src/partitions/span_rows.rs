@@ -12,7 +12,9 @@ use bytes::Bytes;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::digest::{AsyncDigestBuilder, DigestBuilder, KeyedEvent, StreamDigests};
+use super::digest::{
+    AsyncDigestBuilder, DigestBuilder, FileTables, KeyedEvent, RowGroupDigest, StreamDigests,
+};
 use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
 use super::plan::View;
 use crate::clock::Clock;
@@ -113,17 +115,65 @@ pub struct SpanRows {
     digests: Option<BTreeMap<Uuid, DigestBuilder>>,
     /// For async events.
     async_digest: Option<AsyncDigestBuilder>,
+    /// For the thread events of a stream's own partition.
+    row_groups: Option<RowGroups>,
+}
+
+/// A thread file's row groups: cut at the first block edge after `rows` rows, each with the
+/// digest of its events.
+struct RowGroups {
+    rows: usize,
+    done: Vec<RowGroupDigest>,
+    /// The row group in progress: its digest, blocks and rows so far.
+    digest: DigestBuilder,
+    blocks: u32,
+    group_rows: usize,
+}
+
+impl RowGroups {
+    fn new(rows: usize) -> Self {
+        Self {
+            rows: rows.max(1),
+            done: Vec::new(),
+            digest: DigestBuilder::default(),
+            blocks: 0,
+            group_rows: 0,
+        }
+    }
+
+    /// Ends the row group in progress.
+    fn cut(&mut self, tables: &dyn FileTables) {
+        let digest = std::mem::take(&mut self.digest).finish(tables);
+        let blocks = std::mem::take(&mut self.blocks);
+        self.done.push(RowGroupDigest { blocks, digest });
+        self.group_rows = 0;
+    }
+
+    /// The digests of all row groups. Blocks after the last row (no thread events) belong to
+    /// the last row group: the file has no row group of its own for them.
+    fn finish(mut self, tables: &dyn FileTables) -> Vec<RowGroupDigest> {
+        match (self.group_rows, self.done.last_mut()) {
+            (0, Some(last)) => last.blocks += self.blocks,
+            (0, None) => {}
+            _ => self.cut(tables),
+        }
+        self.done
+    }
 }
 
 impl SpanRows {
-    pub fn new(scope: EventScope) -> Result<Self> {
+    /// `row_group_rows`: for a stream's own thread partition, the rows of its row groups,
+    /// each with a digest ([`RowGroups`]).
+    pub fn new(scope: EventScope, row_group_rows: Option<usize>) -> Result<Self> {
+        let thread = scope == EventScope::Thread;
         Ok(Self {
             scope,
             file: FileBuilder::new(schema(), &UNIQUE_VALUED_COLUMNS)?,
             pending: Columns::default(),
             rows: 0,
-            digests: (scope == EventScope::Thread).then(BTreeMap::new),
+            digests: thread.then(BTreeMap::new),
             async_digest: (scope == EventScope::Async).then(AsyncDigestBuilder::default),
+            row_groups: row_group_rows.filter(|_| thread).map(RowGroups::new),
         })
     }
 
@@ -159,8 +209,20 @@ impl SpanRows {
             if let Some(digest) = &mut self.async_digest {
                 digest.push(keyed);
             }
+            if let Some(groups) = &mut self.row_groups {
+                groups.digest.push(keyed);
+                groups.group_rows += 1;
+            }
             rows.push(&keyed);
             self.rows += 1;
+        }
+        if let Some(groups) = &mut self.row_groups {
+            groups.blocks += 1;
+            if groups.group_rows >= groups.rows {
+                groups.cut(&self.file);
+                let batch = std::mem::take(&mut self.pending).into_batch()?;
+                return self.file.write_row_group_end(batch);
+            }
         }
         if self.pending.block.len() >= BATCH_ROWS {
             self.write_pending()?;
@@ -200,9 +262,16 @@ impl PartitionRows for SpanRows {
         let Some(builders) = self.digests.take() else {
             return Ok(None);
         };
-        let digests: StreamDigests = (builders.into_iter())
+        let mut digests: StreamDigests = (builders.into_iter())
             .filter_map(|(stream, builder)| Some((stream, builder.finish(tables)?)))
             .collect();
+        let row_groups = self.row_groups.take().map(|groups| groups.finish(tables));
+        let only = (digests.len() == 1)
+            .then(|| digests.values_mut().next())
+            .flatten();
+        if let (Some(row_groups), Some(digest)) = (row_groups, only) {
+            digest.row_groups = row_groups;
+        }
         Ok(Some(serde_json::to_string(&digests)?))
     }
 }
@@ -317,7 +386,7 @@ mod tests {
             "b\"é",
             vec![(Arc::from("k"), Arc::from("v\n"))],
         );
-        let mut builder = Box::new(SpanRows::new(EventScope::Async).unwrap());
+        let mut builder = Box::new(SpanRows::new(EventScope::Async, None).unwrap());
         builder
             .push_events((Uuid::from_u128(2), Uuid::nil()), [(0, &first)].into_iter())
             .unwrap();
@@ -334,7 +403,7 @@ mod tests {
         let mut decoded = EventTable::default();
         read_file(
             &mut decoded,
-            builder.finish().unwrap(),
+            (builder.finish().unwrap(), None),
             View::ASYNC_SPANS,
             &mut symbols,
             &positions,
@@ -377,7 +446,7 @@ mod tests {
         // a thread of their own while the names are interned.
         let rows = crate::partitions::files::BATCH_ROWS + 5_000;
         let name = |k: usize| format!("span name number {k:>12}");
-        let mut builder = Box::new(SpanRows::new(EventScope::Thread).unwrap());
+        let mut builder = Box::new(SpanRows::new(EventScope::Thread, None).unwrap());
         let events: Vec<SpanEvent> = (0..rows)
             .map(|k| SpanEvent {
                 scope: EventScope::Thread,
@@ -403,7 +472,7 @@ mod tests {
         let positions = HashMap::from([(block, 0u32)]);
         read_file(
             &mut decoded,
-            file,
+            (file, None),
             View::THREAD_SPANS,
             &mut symbols,
             &positions,
@@ -418,5 +487,109 @@ mod tests {
                 (name(k).as_str(), k as i64)
             );
         }
+    }
+
+    /// A thread event: a begin (or end) of `name` at `ticks`.
+    fn thread_event(name: &str, ticks: i64, end: bool) -> SpanEvent {
+        SpanEvent {
+            scope: EventScope::Thread,
+            phase: if end {
+                EventPhase::End
+            } else {
+                EventPhase::Begin
+            },
+            ticks,
+            name: Arc::from(name),
+            target: Arc::from("t"),
+            file: Arc::from("f.rs"),
+            line: 1,
+            span_id: 0,
+            parent_span_id: 0,
+            depth: 0,
+            properties: vec![],
+        }
+    }
+
+    #[test]
+    fn own_thread_files_are_cut_into_row_groups_at_block_edges_each_with_its_digest() {
+        // Blocks of 4 events (an outer span open across all of them, an inner one closed in
+        // each), then two blocks without thread events; row groups of at least 6 rows.
+        let mut builder = Box::new(SpanRows::new(EventScope::Thread, Some(6)).unwrap());
+        let stream = Uuid::from_u128(7);
+        let blocks: Vec<Uuid> = (0..7).map(|b| Uuid::from_u128(100 + b)).collect();
+        for (b, &block) in blocks.iter().enumerate() {
+            let t = 10 * b as i64;
+            let events = match b {
+                0 => vec![
+                    thread_event("outer", t, false),
+                    thread_event("inner", t + 1, false),
+                    thread_event("inner", t + 2, true),
+                    thread_event("inner", t + 3, false),
+                ],
+                1..=4 => vec![
+                    thread_event("inner", t, true),
+                    thread_event("inner", t + 1, false),
+                    thread_event("inner", t + 2, true),
+                    thread_event("inner", t + 3, false),
+                ],
+                _ => vec![],
+            };
+            builder
+                .push_events(
+                    (block, stream),
+                    events.iter().enumerate().map(|(k, e)| (k as u32, e)),
+                )
+                .unwrap();
+        }
+        let json = builder.take_digest().unwrap().unwrap();
+        let digests: StreamDigests = serde_json::from_str(&json).unwrap();
+        let groups = &digests[&stream].row_groups;
+        // 20 rows: groups of blocks 0–1 (8 rows), 2–3 (8), then 4 with the two empty blocks.
+        let counts: Vec<u32> = groups.iter().map(|g| g.blocks).collect();
+        assert_eq!(counts, [2, 2, 3]);
+        let open_at_end = |g: usize| -> Vec<(bool, String)> {
+            let digest = groups[g].digest.as_ref().unwrap();
+            digest
+                .events
+                .iter()
+                .map(|e| (e.end, e.name.clone()))
+                .collect()
+        };
+        assert_eq!(
+            open_at_end(0),
+            [(false, "outer".into()), (false, "inner".into())]
+        );
+        assert_eq!(
+            open_at_end(1),
+            [(true, "inner".into()), (false, "inner".into())]
+        );
+        assert_eq!(
+            open_at_end(2),
+            [(true, "inner".into()), (false, "inner".into())]
+        );
+
+        let file = builder.finish().unwrap();
+        let positions: HashMap<Uuid, u32> = blocks
+            .iter()
+            .enumerate()
+            .map(|(b, &id)| (id, b as u32))
+            .collect();
+        let read = |groups: Option<&[usize]>| {
+            let (mut symbols, mut decoded) = (Symbols::new(), EventTable::default());
+            let data = (file.clone(), groups);
+            read_file(
+                &mut decoded,
+                data,
+                View::THREAD_SPANS,
+                &mut symbols,
+                &positions,
+                &test_clock(),
+            )
+            .map(|()| decoded.events.iter().map(|e| e.ns).collect::<Vec<_>>())
+        };
+        assert_eq!(read(None).unwrap().len(), 20);
+        assert_eq!(read(Some(&[1])).unwrap(), [20, 21, 22, 23, 30, 31, 32, 33]);
+        let error = read(Some(&[3])).unwrap_err().to_string();
+        assert!(error.contains("row group 3"), "{error}");
     }
 }
