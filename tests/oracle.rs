@@ -334,3 +334,44 @@ fn window_exports_equal_the_in_memory_reference_of_the_same_window() {
         }
     }
 }
+
+#[test]
+fn a_window_of_a_long_process_reads_only_the_partition_files_it_reaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let spec = SynthSpec {
+        seed: 5,
+        threads: 2,
+        spans: 6_000,
+        async_spans: 600,
+        events_per_block: 250,
+        duration_ns: 4 * 3_600 * 1_000_000_000,
+        ..Default::default()
+    };
+    let report = runtime().block_on(generate_lake(&lake_dir, &spec));
+    let id = report.process_ids[0].to_string();
+    let lake = lake_dir.to_str().unwrap();
+    let trace_path = dir.path().join("t.perfetto-trace");
+    let trace_arg = trace_path.to_str().unwrap();
+    let export = |window: &[&str]| {
+        let mut args = vec![id.as_str(), "--lake", lake, "--small-stream-objects", "0"];
+        args.extend(window);
+        args.extend(["--json", "-o", trace_arg]);
+        let output = succeeded(run(&args, dir.path()));
+        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let trace = std::fs::read(&trace_path).unwrap();
+        (summary["partition_files_read"].as_u64().unwrap(), trace)
+    };
+    // 4 hours in hour buckets: 2 threads' and the async spans' partitions of each bucket.
+    let (whole, _) = export(&[]);
+    assert!(
+        whole >= 12,
+        "the whole process reads every partition: {whole}"
+    );
+    let (window, trace) = export(&["--begin", "+2h", "--end", "+2h1s"]);
+    assert!(
+        window <= 3,
+        "a second of the third hour reads that hour's partitions only, not {window} of {whole}"
+    );
+    assert!(!trace.is_empty());
+}

@@ -163,6 +163,7 @@ pub async fn export(
         payload_bytes: partition_stats.payload_bytes,
         partitions_reused: partition_stats.reused,
         partitions_built: partition_stats.built,
+        partition_files_read: partition_stats.files_read,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

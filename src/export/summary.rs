@@ -39,6 +39,8 @@ pub struct ExportSummary {
     pub payload_bytes: u64,
     pub partitions_reused: u64,
     pub partitions_built: u64,
+    /// Partition files fetched and read: a time window reads only those it reaches.
+    pub partition_files_read: u64,
     pub elapsed_ms: u64,
 }
 

@@ -80,6 +80,8 @@ pub struct PartitionStats {
     pub built: u64,
     pub blocks_read: u64,
     pub payload_bytes: u64,
+    /// Partition files fetched to be read (ahead of their reader or not).
+    pub files_read: u64,
 }
 
 impl PartitionStats {
@@ -88,6 +90,7 @@ impl PartitionStats {
         self.built += other.built;
         self.blocks_read += other.blocks_read;
         self.payload_bytes += other.payload_bytes;
+        self.files_read += other.files_read;
     }
 }
 
@@ -217,6 +220,15 @@ impl Prepared {
         let files = lock(&self.files);
         let mut parsed: HashMap<usize, Option<digest::StreamDigests>> = HashMap::new();
         let mut stand_ins = StandIns::default();
+        for ((view, instance), parts) in &self.instances {
+            if *view == View::ASYNC_SPANS {
+                let found = AsyncStandIns::of(parts, &files, clock, range);
+                for (part, _) in parts.iter().zip(&found.standing).filter(|(_, s)| **s) {
+                    self.read_ahead.never(part.planned);
+                }
+                stand_ins.async_parts.insert(*instance, Arc::new(found));
+            }
+        }
         for ((view, stream), parts) in &self.instances {
             if *view != View::THREAD_SPANS {
                 continue;
@@ -307,6 +319,29 @@ struct StandIns {
     per_partition: HashMap<usize, usize>,
     /// Of a stream's own partitions, by partition: those where some row groups stand in.
     row_groups: HashMap<usize, RowGroupStandIns>,
+    /// By async instance (a process): found with the thread streams', before any file is
+    /// read, so that the async files that stand in are not fetched ahead either.
+    async_parts: HashMap<Uuid, Arc<AsyncStandIns>>,
+}
+
+/// An async instance's partitions, in its order: their digests, and which stand in for them at
+/// first ([`skipping::async_stand_ins`]).
+struct AsyncStandIns {
+    digests: Vec<Option<digest::AsyncDigest>>,
+    standing: Vec<bool>,
+}
+
+impl AsyncStandIns {
+    fn of(parts: &[InstanceRows], files: &[StoredFile], clock: &Clock, range: (i64, i64)) -> Self {
+        let digests: Vec<Option<digest::AsyncDigest>> = (parts.iter())
+            .map(|part| {
+                let json = files[part.planned].digest.as_deref()?;
+                serde_json::from_str(json).ok().flatten()
+            })
+            .collect();
+        let standing = skipping::async_stand_ins(&digests, clock, range);
+        Self { digests, standing }
+    }
 }
 
 /// A partition's row groups: the digests of those that stand in, in order, and the others.
@@ -850,8 +885,14 @@ impl PartitionCache {
         };
         let all: Vec<&InstanceRows> = parts.iter().collect();
         match (window, view) {
-            (Some((_, range)), View::ASYNC_SPANS) => {
-                self.read_async_window(&reading, &all, range, symbols, table)
+            (Some(window), View::ASYNC_SPANS) => {
+                let stand_ins = prepared.stand_ins(window, clock);
+                let found = stand_ins.async_parts.get(&instance).cloned();
+                let found = found.unwrap_or_else(|| {
+                    let files = lock(&prepared.files);
+                    Arc::new(AsyncStandIns::of(parts, &files, clock, window.1))
+                });
+                self.read_async_window(&reading, &all, &found, symbols, table)
                     .await?
             }
             (Some(window), View::THREAD_SPANS) => {
@@ -898,23 +939,12 @@ impl PartitionCache {
         &self,
         reading: &Reading<'_>,
         parts: &[&InstanceRows],
-        range: (i64, i64),
+        found: &AsyncStandIns,
         symbols: &mut Symbols,
         table: &mut T,
     ) -> Result<()> {
-        let digests: Vec<Option<digest::AsyncDigest>> = {
-            let files = lock(&reading.prepared.files);
-            (parts.iter())
-                .map(|part| {
-                    let json = files[part.planned].digest.as_deref()?;
-                    serde_json::from_str(json).ok().flatten()
-                })
-                .collect()
-        };
-        let mut standing = skipping::async_stand_ins(&digests, reading.clock, range);
-        for (part, _) in parts.iter().zip(&standing).filter(|(_, s)| **s) {
-            reading.prepared.read_ahead.never(part.planned);
-        }
+        let digests = &found.digests;
+        let mut standing = found.standing.clone();
         let mut to_read: Vec<&InstanceRows> = (parts.iter().zip(&standing))
             .filter(|(_, s)| !**s)
             .map(|(part, _)| *part)
@@ -926,7 +956,7 @@ impl PartitionCache {
             let Some(events) = table.as_events() else {
                 return Ok(());
             };
-            let seen = skipping::span_ids_seen(events, &digests, &standing);
+            let seen = skipping::span_ids_seen(events, digests, &standing);
             to_read.clear();
             for (k, digest) in digests.iter().enumerate() {
                 if standing[k] && skipping::pairs_any(digest.as_ref(), &seen) {
@@ -1024,6 +1054,7 @@ impl PartitionCache {
         let ahead = prepared.read_ahead.take(planned, file);
         let size = |next: usize| lock(&prepared.files)[next].size.max(0) as u64;
         let start = |next: usize| {
+            lock(&prepared.stats).files_read += 1;
             let file = lock(&prepared.files)[next].clone();
             Started {
                 key: file.key.clone(),
@@ -1047,7 +1078,10 @@ impl PartitionCache {
             Some(fetch) => {
                 (fetch.await).map_err(|e| crate::error::task_failed("a partition read", e))?
             }
-            None => fetch_checked(self.store.clone(), planned, file.clone()).await,
+            None => {
+                lock(&prepared.stats).files_read += 1;
+                fetch_checked(self.store.clone(), planned, file.clone()).await
+            }
         }
     }
 
