@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::events::{EventPhase, EventScope};
@@ -32,6 +33,7 @@ pub struct Digest {
     pub min_ticks: i64,
     pub max_ticks: i64,
     /// The events that reach beyond the partition, in stream order.
+    #[serde(with = "compact_events")]
     pub events: Vec<DigestEvent>,
     /// Of a stream's own partition, the digests of its file's row groups, in order (none for
     /// a row group whose events tangle or that has no events).
@@ -47,31 +49,166 @@ pub struct RowGroupDigest {
     pub digest: Option<Digest>,
 }
 
-/// A span event as a digest keeps it: with its place in stream order and its strings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A span event as a digest keeps it: with its place in stream order and its strings (shared:
+/// the events of a digest use a few names).
+#[derive(Debug, Clone, PartialEq)]
 pub struct DigestEvent {
     pub block: Uuid,
     pub index: u32,
     pub ticks: i64,
     pub end: bool,
-    pub name: String,
-    pub target: String,
-    pub file: String,
+    pub name: Arc<str>,
+    pub target: Arc<str>,
+    pub file: Arc<str>,
     pub line: u32,
     /// A tagged end's properties.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub properties: Vec<(String, String)>,
     /// Async events only.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub span_id: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub parent_span_id: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: u32,
 }
 
-fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
+/// Digest events as the catalog keeps them: each string and block once, each event a row of
+/// numbers. Written out as objects, every event repeated its strings: a window export parsed
+/// ten megabytes of them for an 8-hour process.
+mod compact_events {
+    use super::{Arc, DigestEvent, Uuid};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+
+    /// block, index, ticks, end, name, target, file, line, span id, parent span id, depth
+    type Row = (u32, u32, i64, bool, u32, u32, u32, u32, u64, u64, u32);
+
+    #[derive(Serialize, Deserialize)]
+    struct Compact {
+        texts: Vec<String>,
+        blocks: Vec<Uuid>,
+        rows: Vec<Row>,
+        /// A tagged end's properties: its row, and pairs of texts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        properties: Vec<(u32, Vec<(u32, u32)>)>,
+    }
+
+    /// Numbers each distinct value in order of first use.
+    struct Numbering<T>(HashMap<T, u32>, Vec<T>);
+
+    impl<T: std::hash::Hash + Eq + Clone> Numbering<T> {
+        fn of(&mut self, value: &T) -> u32 {
+            if let Some(&n) = self.0.get(value) {
+                return n;
+            }
+            let n = self.1.len() as u32;
+            self.0.insert(value.clone(), n);
+            self.1.push(value.clone());
+            n
+        }
+    }
+
+    pub fn serialize<S: Serializer>(events: &[DigestEvent], to: S) -> Result<S::Ok, S::Error> {
+        let mut texts = Numbering(HashMap::new(), Vec::new());
+        let mut blocks = Numbering(HashMap::new(), Vec::new());
+        let mut text = |t: &str| texts.of(&t.to_string());
+        let mut rows = Vec::with_capacity(events.len());
+        let mut properties = Vec::new();
+        for (k, e) in events.iter().enumerate() {
+            let strings = (text(&e.name), text(&e.target), text(&e.file));
+            rows.push((
+                blocks.of(&e.block),
+                e.index,
+                e.ticks,
+                e.end,
+                strings.0,
+                strings.1,
+                strings.2,
+                e.line,
+                e.span_id,
+                e.parent_span_id,
+                e.depth,
+            ));
+            if !e.properties.is_empty() {
+                let pairs = e
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (text(k), text(v)))
+                    .collect();
+                properties.push((k as u32, pairs));
+            }
+        }
+        let compact = Compact {
+            texts: texts.1,
+            blocks: blocks.1,
+            rows,
+            properties,
+        };
+        compact.serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<DigestEvent>, D::Error> {
+        use serde::de::Error;
+        let compact = Compact::deserialize(from)?;
+        let texts: Vec<Arc<str>> = compact
+            .texts
+            .iter()
+            .map(|t| Arc::from(t.as_str()))
+            .collect();
+        let text = |n: u32| {
+            texts
+                .get(n as usize)
+                .cloned()
+                .ok_or_else(|| D::Error::custom("a digest names a text it lacks"))
+        };
+        let block = |n: u32| {
+            compact
+                .blocks
+                .get(n as usize)
+                .copied()
+                .ok_or_else(|| D::Error::custom("a digest names a block it lacks"))
+        };
+        let mut events = (compact.rows.iter())
+            .map(
+                |&(
+                    b,
+                    index,
+                    ticks,
+                    end,
+                    name,
+                    target,
+                    file,
+                    line,
+                    span_id,
+                    parent_span_id,
+                    depth,
+                )| {
+                    Ok(DigestEvent {
+                        block: block(b)?,
+                        index,
+                        ticks,
+                        end,
+                        name: text(name)?,
+                        target: text(target)?,
+                        file: text(file)?,
+                        line,
+                        properties: Vec::new(),
+                        span_id,
+                        parent_span_id,
+                        depth,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, D::Error>>()?;
+        for (row, pairs) in compact.properties {
+            let event = events
+                .get_mut(row as usize)
+                .ok_or_else(|| D::Error::custom("a digest's properties name an event it lacks"))?;
+            for (k, v) in pairs {
+                event
+                    .properties
+                    .push((text(k)?.to_string(), text(v)?.to_string()));
+            }
+        }
+        Ok(events)
+    }
 }
 
 /// A span event as a partition file being written holds it: its strings, block and property
@@ -108,9 +245,9 @@ impl DigestEvent {
             index: event.index,
             ticks: event.ticks,
             end: event.phase == EventPhase::End,
-            name: tables.text(event.name).to_string(),
-            target: tables.text(event.target).to_string(),
-            file: tables.text(event.file).to_string(),
+            name: Arc::from(tables.text(event.name)),
+            target: Arc::from(tables.text(event.target)),
+            file: Arc::from(tables.text(event.file)),
             line: event.line,
             properties: tables.property_set(event.properties),
             span_id: event.span_id,
@@ -182,6 +319,7 @@ pub struct AsyncDigest {
     pub min_ticks: i64,
     pub max_ticks: i64,
     /// The events of the span ids it does not both begin and end.
+    #[serde(with = "compact_events")]
     pub events: Vec<DigestEvent>,
     /// The span ids it begins and ends, ascending, each as its difference from the one before
     /// (span ids count up: most differences are a digit or two of JSON).
@@ -359,9 +497,7 @@ pub(super) mod tests {
     }
 
     fn kept(digest: &Digest) -> Vec<(bool, &str)> {
-        (digest.events.iter())
-            .map(|e| (e.end, e.name.as_str()))
-            .collect()
+        (digest.events.iter()).map(|e| (e.end, &*e.name)).collect()
     }
 
     use EventPhase::{Begin, End};
@@ -417,5 +553,44 @@ pub(super) mod tests {
     fn an_end_reaching_below_spans_still_open_within_leaves_no_digest() {
         assert_eq!(digest(&[(Begin, "a"), (End, "earlier")]), None);
         assert!(digest(&[(Begin, "a"), (End, "a"), (End, "earlier")]).is_some());
+    }
+
+    #[test]
+    fn digest_events_keep_every_field_through_the_catalog_text_and_each_string_once() {
+        let event = |k: u32, name: &str, properties: Vec<(String, String)>| DigestEvent {
+            block: Uuid::from_u128(1 + u128::from(k % 2)),
+            index: k,
+            ticks: -5 + i64::from(k) * 1_000_000_007,
+            end: k % 3 == 0,
+            name: Arc::from(name),
+            target: Arc::from("app::module"),
+            file: Arc::from("src/module.rs"),
+            line: 10 + k,
+            properties,
+            span_id: u64::from(k) << 40,
+            parent_span_id: u64::MAX - u64::from(k),
+            depth: k,
+        };
+        let tagged = vec![("key".to_string(), "app::module".to_string())];
+        let events: Vec<DigestEvent> = (0..40)
+            .map(|k| event(k, ["poll", "render"][k as usize % 2], vec![]))
+            .chain([event(40, "tagged", tagged)])
+            .collect();
+        let digest = AsyncDigest {
+            min_ticks: -5,
+            max_ticks: 7,
+            events: events.clone(),
+            paired_id_steps: vec![1, 2],
+        };
+        let text = serde_json::to_string(&digest).unwrap();
+        assert_eq!(text.matches("src/module.rs").count(), 1, "{text}");
+        assert_eq!(text.matches("app::module").count(), 1, "{text}");
+        let back: AsyncDigest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, digest);
+        let truncated = text.replace("\"texts\":[", "\"texts\":[],\"x\":[");
+        assert!(
+            serde_json::from_str::<AsyncDigest>(&truncated).is_err(),
+            "a missing text is an error"
+        );
     }
 }

@@ -552,7 +552,7 @@ mod tests {
             digest
                 .events
                 .iter()
-                .map(|e| (e.end, e.name.clone()))
+                .map(|e| (e.end, e.name.to_string()))
                 .collect()
         };
         assert_eq!(
