@@ -67,6 +67,32 @@ fn a_partition_file_altered_in_place_is_rebuilt_in_the_same_run_postgres() {
 }
 
 #[test]
+fn a_damaged_file_read_by_row_groups_is_rebuilt_and_read_by_its_new_row_groups() {
+    // A cache whose thread files have row groups of one row (a block each); the export that
+    // finds them damaged rebuilds them with the default row groups (one each, here), and must
+    // read the rebuilt files by their own row groups, not by the damaged ones'.
+    let lake = PartitionLake::per_stream(Backend::Sqlite);
+    let window = ["--begin", "+10ms", "--end", "+11ms"];
+    let reference = lake.export(&window);
+    std::fs::remove_dir_all(lake.store_root().join("write-perfetto")).unwrap();
+    let one_row = lake.export(&[&window[..], &["--row-group-rows", "1"]].concat());
+    assert_eq!(one_row.sha256(), reference.sha256());
+    let rows = lake.live_rows();
+    let thread_rows: Vec<_> = rows.iter().filter(|r| r.view == "thread_spans").collect();
+    for row in &thread_rows {
+        alter_in_place(&lake.store_root().join(&row.file_key));
+    }
+
+    let healed = lake.export(&window);
+    assert_eq!(healed.sha256(), reference.sha256(), "{}", healed.stderr);
+    assert!(
+        healed.built() >= 1,
+        "the damaged files the window reads are rebuilt"
+    );
+    assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
+}
+
+#[test]
 fn truncated_and_missing_partition_files_are_rebuilt_with_the_same_bytes() {
     let lake = PartitionLake::new(Backend::Sqlite);
     let reference = lake.cold_export();

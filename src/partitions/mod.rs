@@ -672,6 +672,10 @@ impl PartitionCache {
             )
         })?;
         lock(&prepared.files)[i] = file;
+        // The stand-ins were found with the damaged file's digest: its row groups may be cut
+        // otherwise than the rebuilt file's (another `--row-group-rows`). Found again on the
+        // next read, from the rebuilt file's.
+        *lock(&prepared.stand_ins) = None;
         let mut totals = lock(&prepared.stats);
         totals.reused = totals.reused.saturating_sub(1);
         totals.add(stats);
