@@ -561,7 +561,7 @@ pub(super) mod tests {
             block: Uuid::from_u128(1 + u128::from(k % 2)),
             index: k,
             ticks: -5 + i64::from(k) * 1_000_000_007,
-            end: k % 3 == 0,
+            end: k.is_multiple_of(3),
             name: Arc::from(name),
             target: Arc::from("app::module"),
             file: Arc::from("src/module.rs"),
