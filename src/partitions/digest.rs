@@ -80,9 +80,10 @@ mod compact_events {
     /// block, index, ticks, end, name, target, file, line, span id, parent span id, depth
     type Row = (u32, u32, i64, bool, u32, u32, u32, u32, u64, u64, u32);
 
+    /// `S`: borrowed texts when written, owned ones when read.
     #[derive(Serialize, Deserialize)]
-    struct Compact {
-        texts: Vec<String>,
+    struct Compact<S> {
+        texts: Vec<S>,
         blocks: Vec<Uuid>,
         rows: Vec<Row>,
         /// A tagged end's properties: its row, and pairs of texts.
@@ -105,10 +106,13 @@ mod compact_events {
         }
     }
 
-    pub fn serialize<S: Serializer>(events: &[DigestEvent], to: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<'e, S: Serializer>(
+        events: &'e [DigestEvent],
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
         let mut texts = Numbering(HashMap::new(), Vec::new());
         let mut blocks = Numbering(HashMap::new(), Vec::new());
-        let mut text = |t: &str| texts.of(&t.to_string());
+        let mut text = |t: &'e str| texts.of(&t);
         let mut rows = Vec::with_capacity(events.len());
         let mut properties = Vec::new();
         for (k, e) in events.iter().enumerate() {
@@ -146,7 +150,7 @@ mod compact_events {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<DigestEvent>, D::Error> {
         use serde::de::Error;
-        let compact = Compact::deserialize(from)?;
+        let compact = Compact::<String>::deserialize(from)?;
         let texts: Vec<Arc<str>> = compact
             .texts
             .iter()

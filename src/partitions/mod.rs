@@ -326,6 +326,7 @@ struct StandIns {
 
 /// An async instance's partitions, in its order: their digests, and which stand in for them at
 /// first ([`skipping::async_stand_ins`]).
+#[derive(Default)]
 struct AsyncStandIns {
     digests: Vec<Option<digest::AsyncDigest>>,
     standing: Vec<bool>,
@@ -891,11 +892,9 @@ impl PartitionCache {
         match (window, view) {
             (Some(window), View::ASYNC_SPANS) => {
                 let stand_ins = prepared.stand_ins(window, clock);
+                // Every async instance with partitions has its own; one without has none.
                 let found = stand_ins.async_parts.get(&instance).cloned();
-                let found = found.unwrap_or_else(|| {
-                    let files = lock(&prepared.files);
-                    Arc::new(AsyncStandIns::of(parts, &files, clock, window.1))
-                });
+                let found = found.unwrap_or_default();
                 self.read_async_window(&reading, &all, &found, symbols, table)
                     .await?
             }

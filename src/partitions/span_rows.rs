@@ -133,7 +133,7 @@ struct RowGroups {
 impl RowGroups {
     fn new(rows: usize) -> Self {
         Self {
-            rows: rows.max(1),
+            rows,
             done: Vec::new(),
             digest: DigestBuilder::default(),
             blocks: 0,
@@ -448,19 +448,7 @@ mod tests {
         let name = |k: usize| format!("span name number {k:>12}");
         let mut builder = Box::new(SpanRows::new(EventScope::Thread, None).unwrap());
         let events: Vec<SpanEvent> = (0..rows)
-            .map(|k| SpanEvent {
-                scope: EventScope::Thread,
-                phase: EventPhase::Begin,
-                ticks: k as i64,
-                name: Arc::from(name(k)),
-                target: Arc::from("t"),
-                file: Arc::from("f.rs"),
-                line: 1,
-                span_id: 0,
-                parent_span_id: 0,
-                depth: 0,
-                properties: vec![],
-            })
+            .map(|k| thread_event(&name(k), k as i64, false))
             .collect();
         let block = Uuid::from_u128(2);
         let indexed = events.iter().enumerate().map(|(k, e)| (k as u32, e));
