@@ -7,6 +7,7 @@
 //! new [`Place`].
 
 use crate::symbols::{PropertySet, Sym};
+use std::num::NonZeroU64;
 
 /// What happened to a slice's bounds, shown as an argument in the UI (bit flags).
 pub type Notes = u8;
@@ -71,9 +72,25 @@ pub struct AsyncDetail {
     pub began_on: Option<Sym>,
     pub ended_on: Option<Sym>,
     /// Flow arrows that start at this slice (to children drawn on other tracks).
-    pub flows_out: Vec<u64>,
+    pub flows_out: Flows,
     /// The flow arrow that ends at this slice (from its parent on another track).
-    pub flow_in: Option<u64>,
+    pub flow_in: Option<NonZeroU64>,
+}
+
+/// Flow ids, in the order they were added: most slices have none, so an empty list takes
+/// one word and no allocation (a million async slices are held at once).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[allow(clippy::box_collection)] // the box is the point: one word instead of a `Vec`'s three
+pub struct Flows(Option<Box<Vec<u64>>>);
+
+impl Flows {
+    pub fn push(&mut self, flow: NonZeroU64) {
+        self.0.get_or_insert_default().push(flow.get());
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().flat_map(|flows| flows.iter().copied())
+    }
 }
 
 /// One span as drawn: `begin_ns <= end_ns`, nested strictly within its track.

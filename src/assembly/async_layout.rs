@@ -8,7 +8,8 @@
 use super::{AssemblyStats, AsyncEvents, clip_to_range};
 use crate::events::{AsyncIds, Event, EventOrder, EventPhase};
 use crate::symbols::{FastMap as HashMap, PropertySet, Sym};
-use crate::tracks::{AsyncDetail, Place, Slice, Track, TrackGroup, notes};
+use crate::tracks::{AsyncDetail, Flows, Place, Slice, Track, TrackGroup, notes};
+use std::num::NonZeroU64;
 
 struct AsyncSpan {
     begin_ns: i64,
@@ -128,7 +129,11 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // innermost last. An end closes the latest begin of its id, then the one before, so the
     // duplicates nest instead of one running to the data end and another from its start.
     let mut shadowed: HashMap<u64, Vec<u32>> = HashMap::default();
-    let mut endings: Vec<Ending> = Vec::with_capacity(events.len() / 2 + 1);
+    // One ending per begin, and one per end of a span begun before the data (few): sized
+    // for the begins, then exactly for what is left open, as doubling a million of them
+    // for the last few would be the stage's peak.
+    let begins = sequence.iter().filter(|p| !p.is_end).count();
+    let mut endings: Vec<Ending> = Vec::with_capacity(begins);
     for event in sequence {
         let (i, span_id) = (event.at, event.span_id);
         match event.is_end {
@@ -172,6 +177,8 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
             }
         }
     }
+    let unfinished = open.len() + shadowed.values().map(Vec::len).sum::<usize>();
+    endings.reserve_exact(unfinished);
     for begin in open.into_values().chain(shadowed.into_values().flatten()) {
         stats.unfinished_async += 1;
         endings.push(Ending {
@@ -253,13 +260,13 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
     // Lanes with something open, by the end of their innermost slice: the next to free up.
     let mut busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
         std::collections::BinaryHeap::new();
-    // span id → (lane, slice index) of the most recent span placed with that id.
-    let mut placed: HashMap<u64, (u32, u32)> = HashMap::default();
-    let mut next_flow: u64 = 1;
+    let mut parents = Parents::of(&spans);
+    let mut next_flow = NonZeroU64::MIN;
     while let Some(span) = spans.pop() {
         // Give back what the spans taken so far held (a shrinking reallocation is cheap).
         if spans.len().is_multiple_of(1 << 16) {
             spans.shrink_to_fit();
+            parents.shrink();
         }
         // Close what ended by this begin, lane by lane, in order of the innermost ends.
         while let Some(&std::cmp::Reverse((end, lane_index))) = busy.peek() {
@@ -281,10 +288,7 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
                 }
             }
         }
-        let parent = (span.ids.parent_span_id != 0)
-            .then(|| placed.get(&span.ids.parent_span_id))
-            .flatten()
-            .map(|&(lane, slice)| (lane as usize, slice as usize));
+        let parent = parents.take_parent_of(&span);
         let on_parent_lane = parent.filter(|&(lane, slice)| {
             lanes[lane]
                 .open
@@ -307,7 +311,7 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
         let mut slice = async_slice(&span);
         if let (Some((parent_lane, parent_slice)), None) = (parent, on_parent_lane) {
             let flow = next_flow;
-            next_flow += 1;
+            next_flow = next_flow.saturating_add(1);
             if let Some(detail) = lanes[parent_lane].slices[parent_slice].detail.as_mut() {
                 detail.flows_out.push(flow);
             }
@@ -319,8 +323,7 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
         lane.slices.push(slice);
         lane.open.push((span.end_ns, lane.slices.len() - 1));
         busy.push(std::cmp::Reverse((span.end_ns, lane_index)));
-        let at = (lane_index as u32, lane.slices.len() as u32 - 1);
-        placed.insert(span.ids.span_id, at);
+        parents.place(span.ids.span_id, (lane_index, lane.slices.len() - 1));
     }
     lanes
         .into_iter()
@@ -332,6 +335,60 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
             ..Default::default()
         })
         .collect()
+}
+
+/// Where the spans named as parents were placed: by span id, the lane and slice of the most
+/// recent span placed with that id. Only ids that a span still to be placed names as its
+/// parent are kept: a map of every span placed was the largest buffer of the layout (53 MB
+/// of a 1M-async-span export's peak).
+struct Parents {
+    /// Spans still to be placed, by the id they name as parent.
+    children: HashMap<u64, u32>,
+    placed: HashMap<u64, (u32, u32)>,
+}
+
+impl Parents {
+    fn of(spans: &[AsyncSpan]) -> Self {
+        let mut children: HashMap<u64, u32> = HashMap::default();
+        for span in spans.iter().filter(|s| s.ids.parent_span_id != 0) {
+            *children.entry(span.ids.parent_span_id).or_default() += 1;
+        }
+        Self {
+            children,
+            placed: HashMap::default(),
+        }
+    }
+
+    /// Where the parent of `span`, the next to be placed, was placed (`None`: it names none, or
+    /// no span with its parent's id was placed before it). Forgets the parent once it has no
+    /// child left to place.
+    fn take_parent_of(&mut self, span: &AsyncSpan) -> Option<(usize, usize)> {
+        let id = span.ids.parent_span_id;
+        if id == 0 {
+            return None;
+        }
+        let found = self.placed.get(&id).copied();
+        if let Some(left) = self.children.get_mut(&id) {
+            *left -= 1;
+            if *left == 0 {
+                self.children.remove(&id);
+                self.placed.remove(&id);
+            }
+        }
+        found.map(|(lane, slice)| (lane as usize, slice as usize))
+    }
+
+    /// Records where a span was placed, if a span still to be placed names it as its parent.
+    fn place(&mut self, span_id: u64, (lane, slice): (usize, usize)) {
+        if self.children.contains_key(&span_id) {
+            self.placed.insert(span_id, (lane as u32, slice as u32));
+        }
+    }
+
+    fn shrink(&mut self) {
+        self.children.shrink_to_fit();
+        self.placed.shrink_to_fit();
+    }
 }
 
 fn async_slice(span: &AsyncSpan) -> Slice {
@@ -351,7 +408,7 @@ fn async_slice(span: &AsyncSpan) -> Slice {
             depth: span.ids.depth,
             began_on: span.began_on,
             ended_on: span.ended_on,
-            flows_out: Vec::new(),
+            flows_out: Flows::default(),
             flow_in: None,
         })),
     }

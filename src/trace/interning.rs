@@ -218,11 +218,11 @@ impl SequenceWriter {
         self.kind_name_track(symbols, TYPE_SLICE_BEGIN, slice.name, track_uuid);
         self.location(symbols, slice.file, slice.line);
         if let Some(detail) = &slice.detail {
-            for &flow in &detail.flows_out {
+            for flow in detail.flows_out.iter() {
                 fixed64_field(47, flow, &mut self.event);
             }
             if let Some(flow) = detail.flow_in {
-                fixed64_field(48, flow, &mut self.event);
+                fixed64_field(48, flow.get(), &mut self.event);
             }
         }
         self.finish_packet(slice.begin_ns, out);
