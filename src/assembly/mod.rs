@@ -38,8 +38,8 @@ pub struct ThreadData {
     pub chains: Vec<Chain>,
 }
 
-/// The async events of a process: events, their places in stream order, and the thread (a
-/// display name) that wrote each, found from its place.
+/// The async events of a process, in stream order: events, their places in that order, and
+/// the thread (a display name) that wrote each, found from its place.
 pub struct AsyncEvents<'a> {
     pub events: Vec<Event>,
     /// Index by index with `events`.
