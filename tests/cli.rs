@@ -596,6 +596,41 @@ fn bad_process_ids_fail_with_their_documented_exit_codes() {
 }
 
 #[test]
+fn an_unknown_process_creates_no_partition_cache_and_fails_alone_once_one_exists() {
+    let lake = fixture_copy();
+    let dir = lake.path().to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cache = out.path().join("cache");
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let cache_arg = ["--cache", cache.to_str().unwrap()];
+    assert_fails(&run(&[unknown, "--lake", dir], out.path()), 3, "no process");
+    assert_fails(
+        &run(
+            &[[unknown, "--lake", dir].as_slice(), &cache_arg].concat(),
+            out.path(),
+        ),
+        3,
+        "no process",
+    );
+    assert!(!lake.path().join("write-perfetto").exists());
+    assert!(!cache.exists());
+    // With caches in place (their catalogs are read while the lake is), the error stays alone.
+    let id = fixture_process_ids(lake.path())[0].clone();
+    for extra in [&[][..], &cache_arg[..]] {
+        let exported = run(
+            &[[&id, "--lake", dir, "-q"].as_slice(), extra].concat(),
+            out.path(),
+        );
+        assert!(exported.status.success(), "{}", stderr(&exported));
+        let failed = run(
+            &[[unknown, "--lake", dir].as_slice(), extra].concat(),
+            out.path(),
+        );
+        assert_fails(&failed, 3, "no process");
+    }
+}
+
+#[test]
 fn an_ambiguous_prefix_lists_the_candidates() {
     let lake = fixture_copy();
     let ids = fixture_process_ids(lake.path());

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -462,6 +462,8 @@ fn checksum(data: &[u8]) -> String {
 }
 
 const FILE_PREFIX: &str = "write-perfetto/partitions";
+/// The catalog's file in a local cache directory.
+const CATALOG_FILE: &str = "catalog.db";
 
 /// The live catalog rows of a process, by view and instance: thousands of thread streams
 /// each look theirs up once instead of scanning all the rows.
@@ -525,8 +527,20 @@ impl PartitionCache {
         Self::in_directory(&dir, layout, warn).await
     }
 
+    /// The local catalog file an export opens: `--cache DIR`'s, or an embedded lake's own;
+    /// `None` when the catalog lives in the lake's database.
+    pub fn local_catalog(lake: &Lake, cache_dir: Option<&Path>) -> Option<PathBuf> {
+        match (cache_dir, &lake.location) {
+            (Some(dir), _) => Some(dir.join(CATALOG_FILE)),
+            (None, LakeLocation::Embedded { dir }) => {
+                Some(dir.join("write-perfetto").join(CATALOG_FILE))
+            }
+            (None, _) => None,
+        }
+    }
+
     async fn in_directory(dir: &Path, layout: Layout, warn: &dyn Fn(&str)) -> Result<Self> {
-        let catalog = Catalog::open_sqlite(&dir.join("catalog.db"), warn).await?;
+        let catalog = Catalog::open_sqlite(&dir.join(CATALOG_FILE), warn).await?;
         Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
     }
 
@@ -538,9 +552,8 @@ impl PartitionCache {
     ) -> Result<Self> {
         match (&lake.location, &lake.metadata) {
             (LakeLocation::Embedded { dir }, _) => {
-                let catalog =
-                    Catalog::open_sqlite(&dir.join("write-perfetto").join("catalog.db"), warn)
-                        .await?;
+                let path = dir.join("write-perfetto").join(CATALOG_FILE);
+                let catalog = Catalog::open_sqlite(&path, warn).await?;
                 Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
             }
             (LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => {
@@ -1196,7 +1209,7 @@ pub fn refuses_writes(error: &anyhow::Error) -> bool {
 
 /// `$XDG_CACHE_HOME/write-perfetto/<digest>` (else `~/.cache/...`), one per lake: the digest is
 /// of the lake's location without credentials.
-pub fn fallback_dir(location: &LakeLocation) -> Result<std::path::PathBuf> {
+pub fn fallback_dir(location: &LakeLocation) -> Result<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
