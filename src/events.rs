@@ -74,6 +74,15 @@ pub trait OrderedRows {
     fn sort(&mut self);
 }
 
+impl EventTable {
+    /// Room for exactly `rows` more rows, async ids included.
+    pub fn reserve_exact(&mut self, rows: usize) {
+        self.events.reserve_exact(rows);
+        self.ids.reserve_exact(rows);
+        self.orders.reserve_exact(rows);
+    }
+}
+
 impl OrderedRows for EventTable {
     fn clear(&mut self) {
         self.events.clear();
