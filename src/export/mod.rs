@@ -326,10 +326,6 @@ async fn open_cache_early(
         warnings.push(line.to_string());
     };
     let opened = PartitionCache::open(lake, cache_dir, options.layout, &warn, process_id).await;
-    if let (Ok(cache), Some(id)) = (&opened, process_id) {
-        // Kept for the export; a failure here is met, and said, when it reads them again.
-        let _ = cache.live_rows(id).await;
-    }
     Some((
         opened,
         warnings.into_inner().unwrap_or_else(|p| p.into_inner()),

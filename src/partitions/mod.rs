@@ -465,6 +465,11 @@ const FILE_PREFIX: &str = "write-perfetto/partitions";
 /// The catalog's file in a local cache directory.
 const CATALOG_FILE: &str = "catalog.db";
 
+/// An embedded lake's own catalog, beside its files.
+fn embedded_catalog(lake_dir: &Path) -> PathBuf {
+    lake_dir.join("write-perfetto").join(CATALOG_FILE)
+}
+
 /// The live catalog rows of a process, by view and instance: thousands of thread streams
 /// each look theirs up once instead of scanning all the rows.
 struct LiveRows<'a>(HashMap<(&'a str, Uuid), Vec<&'a PartitionRow>>);
@@ -492,8 +497,8 @@ impl PartitionCache {
     /// lake (embedded: `DIR/write-perfetto/`; PostgreSQL: a table in the lake's database and
     /// files in its object store) — unless the lake refuses writes (read-only credentials or
     /// storage): then in a per-user directory ([`fallback_dir`]), said once through `warn`.
-    /// `process_id`: the process the export is for, when known, whose live rows a remote
-    /// catalog then reads in the same round trip as its schema version.
+    /// `process_id`: the process the export is for, when known, whose live rows are read with
+    /// the catalog (a remote one, in the same round trip as its schema version).
     pub async fn open(
         lake: &Lake,
         cache_dir: Option<&Path>,
@@ -501,15 +506,20 @@ impl PartitionCache {
         warn: &dyn Fn(&str),
         process_id: Option<Uuid>,
     ) -> Result<Self> {
-        if let Some(dir) = cache_dir {
-            return Self::in_directory(dir, layout, warn).await;
+        let cache = match cache_dir {
+            Some(dir) => Self::in_directory(dir, layout, warn).await?,
+            None => match Self::with_lake(lake, layout, warn, process_id).await {
+                Err(e) if refuses_writes(&e) => {
+                    Self::fallback(lake, layout, warn, &crate::error::one_line(&e)).await?
+                }
+                opened => opened?,
+            },
+        };
+        if let Some(id) = process_id {
+            // Kept for the export; a failure here is met, and said, when they are read again.
+            let _ = cache.live_rows(id).await;
         }
-        match Self::with_lake(lake, layout, warn, process_id).await {
-            Err(e) if refuses_writes(&e) => {
-                Self::fallback(lake, layout, warn, &crate::error::one_line(&e)).await
-            }
-            opened => opened,
-        }
+        Ok(cache)
     }
 
     /// The per-user cache of this lake, for when the lake refuses writes (`why`).
@@ -532,9 +542,7 @@ impl PartitionCache {
     pub fn local_catalog(lake: &Lake, cache_dir: Option<&Path>) -> Option<PathBuf> {
         match (cache_dir, &lake.location) {
             (Some(dir), _) => Some(dir.join(CATALOG_FILE)),
-            (None, LakeLocation::Embedded { dir }) => {
-                Some(dir.join("write-perfetto").join(CATALOG_FILE))
-            }
+            (None, LakeLocation::Embedded { dir }) => Some(embedded_catalog(dir)),
             (None, _) => None,
         }
     }
@@ -552,8 +560,7 @@ impl PartitionCache {
     ) -> Result<Self> {
         match (&lake.location, &lake.metadata) {
             (LakeLocation::Embedded { dir }, _) => {
-                let path = dir.join("write-perfetto").join(CATALOG_FILE);
-                let catalog = Catalog::open_sqlite(&path, warn).await?;
+                let catalog = Catalog::open_sqlite(&embedded_catalog(dir), warn).await?;
                 Ok(Self::new(catalog, BlobStore::local(dir)?, layout))
             }
             (LakeLocation::Postgres { .. }, MetadataDb::Postgres(pool)) => {
@@ -992,8 +999,8 @@ impl PartitionCache {
             // At once: the table was read to its exact size, and the first event appended
             // would double it (a 10 s window of the 8-hour lake: 28 MB more at its peak).
             events.reserve_exact(kept.iter().map(|k| k.len()).sum());
+            let (position, clock) = (reading.block_position, reading.clock);
             for kept in kept {
-                let (position, clock) = (reading.block_position, reading.clock);
                 let kept = (kept, EventScope::Async);
                 skipping::append_digest(events, kept, symbols, position, clock);
             }
