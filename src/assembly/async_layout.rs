@@ -101,6 +101,31 @@ struct Pairing {
 /// below it: 2^31 events would take 128 GB.
 const END_BIT: u32 = 1 << 31;
 
+impl Pairing {
+    fn of(at: usize, event: &Event, span_id: u64) -> Self {
+        let end = if event.phase == EventPhase::End {
+            END_BIT
+        } else {
+            0
+        };
+        Self {
+            ns: event.ns,
+            span_id,
+            rank: at as u32 | end,
+            properties: event.properties,
+        }
+    }
+
+    fn is_end(&self) -> bool {
+        self.rank & END_BIT != 0
+    }
+
+    /// Its index in the events.
+    fn at(&self) -> u32 {
+        self.rank & !END_BIT
+    }
+}
+
 /// The pairing pass: which event each span is made from, and how it ends.
 fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Vec<Ending> {
     let AsyncEvents {
@@ -116,17 +141,7 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // the key, so the unstable sort gives exactly the stable sort's order.
     let mut sequence: Vec<Pairing> = (events.iter().zip(ids))
         .enumerate()
-        .map(|(i, (e, ids))| Pairing {
-            ns: e.ns,
-            span_id: ids.span_id,
-            rank: i as u32
-                | if e.phase == EventPhase::End {
-                    END_BIT
-                } else {
-                    0
-                },
-            properties: e.properties,
-        })
+        .map(|(i, (e, ids))| Pairing::of(i, e, ids.span_id))
         .collect();
     // The events are in stream order ([`AsyncEvents`]): their index is their order.
     sequence.sort_unstable_by_key(|p| (p.ns, p.rank));
@@ -139,11 +154,11 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // One ending per begin, and one per end of a span begun before the data (few): sized
     // for the begins, then exactly for what is left open, as doubling a million of them
     // for the last few would be the stage's peak.
-    let begins = sequence.iter().filter(|p| p.rank & END_BIT == 0).count();
+    let begins = sequence.iter().filter(|p| !p.is_end()).count();
     let mut endings: Vec<Ending> = Vec::with_capacity(begins);
     for event in sequence {
-        let (i, span_id) = (event.rank & !END_BIT, event.span_id);
-        match event.rank & END_BIT != 0 {
+        let (i, span_id) = (event.at(), event.span_id);
+        match event.is_end() {
             false => {
                 if let Some(previous) = open.insert(span_id, i) {
                     stats.duplicate_span_ids += 1;
@@ -348,53 +363,52 @@ fn layout(mut spans: Vec<AsyncSpan>) -> Vec<Track> {
 /// recent span placed with that id. Only ids that a span still to be placed names as its
 /// parent are kept: a map of every span placed was the largest buffer of the layout (53 MB
 /// of a 1M-async-span export's peak).
-struct Parents {
-    /// Spans still to be placed, by the id they name as parent.
-    children: HashMap<u64, u32>,
-    placed: HashMap<u64, (u32, u32)>,
+struct Parents(HashMap<u64, Parent>);
+
+#[derive(Default)]
+struct Parent {
+    /// Spans still to be placed that name it.
+    children_left: u32,
+    /// (lane, slice) of the most recent span placed with its id.
+    placed: Option<(u32, u32)>,
 }
 
 impl Parents {
     fn of(spans: &[AsyncSpan]) -> Self {
-        let mut children: HashMap<u64, u32> = HashMap::default();
+        let mut parents: HashMap<u64, Parent> = HashMap::default();
         for span in spans.iter().filter(|s| s.ids.parent_span_id != 0) {
-            *children.entry(span.ids.parent_span_id).or_default() += 1;
+            parents
+                .entry(span.ids.parent_span_id)
+                .or_default()
+                .children_left += 1;
         }
-        Self {
-            children,
-            placed: HashMap::default(),
-        }
+        Self(parents)
     }
 
     /// Where the parent of `span`, the next to be placed, was placed (`None`: it names none, or
     /// no span with its parent's id was placed before it). Forgets the parent once it has no
     /// child left to place.
     fn take_parent_of(&mut self, span: &AsyncSpan) -> Option<(usize, usize)> {
+        // Ids never named as a parent (0 among them) are not in the map.
         let id = span.ids.parent_span_id;
-        if id == 0 {
-            return None;
-        }
-        let found = self.placed.get(&id).copied();
-        if let Some(left) = self.children.get_mut(&id) {
-            *left -= 1;
-            if *left == 0 {
-                self.children.remove(&id);
-                self.placed.remove(&id);
-            }
+        let parent = self.0.get_mut(&id)?;
+        let found = parent.placed;
+        parent.children_left -= 1;
+        if parent.children_left == 0 {
+            self.0.remove(&id);
         }
         found.map(|(lane, slice)| (lane as usize, slice as usize))
     }
 
     /// Records where a span was placed, if a span still to be placed names it as its parent.
     fn place(&mut self, span_id: u64, (lane, slice): (usize, usize)) {
-        if self.children.contains_key(&span_id) {
-            self.placed.insert(span_id, (lane as u32, slice as u32));
+        if let Some(parent) = self.0.get_mut(&span_id) {
+            parent.placed = Some((lane as u32, slice as u32));
         }
     }
 
     fn shrink(&mut self) {
-        self.children.shrink_to_fit();
-        self.placed.shrink_to_fit();
+        self.0.shrink_to_fit();
     }
 }
 

@@ -8,7 +8,7 @@ use super::logs::LogParts;
 use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::events::{EventOrder, EventTable, LogTable, MeasureTable, OrderedRows};
+use crate::events::{EventOrder, EventTable, LogTable, MeasureTable};
 use crate::lake::rows::{BlockRow, ProcessRow, StreamRow, blocks_by_stream};
 use crate::partitions::View;
 use crate::symbols::{FastMap, Sym, Symbols};
@@ -143,8 +143,7 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
                 &mut self.table,
             )
             .await?;
-        let mut table = std::mem::take(&mut self.table);
-        table.sort(); // a partition source gives them sorted already: then only checked
+        let table = std::mem::take(&mut self.table);
         let block_threads = &self.block_threads;
         let thread_of = |order: EventOrder| block_threads[order.block_position()];
         let events = AsyncEvents {
