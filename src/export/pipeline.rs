@@ -352,7 +352,7 @@ fn encode<W: Write>(
             }
             Ok(())
         }
-        Work::EndOfThreads => writer.flush_threads(symbols),
+        Work::EndOfThreads => writer.flush_threads(),
         Work::Group(group) => writer.track_group(symbols, &group),
         Work::GroupHead(group) => writer.start_group(&group),
         Work::GroupPart(part) => writer.group_part(symbols, &part.lanes, Some(&part.order)),

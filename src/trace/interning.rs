@@ -151,13 +151,31 @@ impl SequenceWriter {
         first_ns: i64,
         out: &mut Vec<u8>,
     ) {
-        self.sequence_id = sequence_id;
+        self.forget_interned();
+        self.open(sequence_id, track_uuid, first_ns, out);
+    }
+
+    /// Starts interning afresh: what is encoded from now on belongs to a new sequence, opened
+    /// later by [`Self::open`] (events may be encoded before their sequence is written).
+    pub fn forget_interned(&mut self) {
         self.generation += 1;
         self.names.reset();
         self.categories.reset();
         self.locations.clear();
         self.annotation_names.clear();
         self.texts.clear();
+    }
+
+    /// Writes the first packet of the sequence whose names were interned since
+    /// [`Self::forget_interned`]: like [`Self::start`], without forgetting them.
+    pub fn open(
+        &mut self,
+        sequence_id: u32,
+        track_uuid: Option<u64>,
+        first_ns: i64,
+        out: &mut Vec<u8>,
+    ) {
+        self.sequence_id = sequence_id;
         let origin = first_ns.max(0) as u64;
         self.last_ns = origin;
         let packet = TracePacket {
@@ -196,12 +214,24 @@ impl SequenceWriter {
 
     pub fn end(&mut self, timestamp_ns: i64, track_uuid: Option<u64>, out: &mut Vec<u8>) {
         self.event.clear();
+        self.append_end(track_uuid);
+        self.finish_packet(timestamp_ns, out);
+    }
+
+    /// Appends an END's `TrackEvent` to `events` instead of writing it (its interned data:
+    /// [`Self::interned`]).
+    pub fn encode_end(&mut self, track_uuid: Option<u64>, events: &mut Vec<u8>) {
+        std::mem::swap(&mut self.event, events);
+        self.append_end(track_uuid);
+        std::mem::swap(&mut self.event, events);
+    }
+
+    fn append_end(&mut self, track_uuid: Option<u64>) {
         varint_field(9, TYPE_SLICE_END as u64, &mut self.event);
         if let Some(uuid) = track_uuid {
             varint_field(11, uuid, &mut self.event);
         }
         self.interned.clear();
-        self.finish_packet(timestamp_ns, out);
     }
 
     pub fn begin(
@@ -212,6 +242,25 @@ impl SequenceWriter {
         out: &mut Vec<u8>,
     ) {
         self.event.clear();
+        self.append_begin(symbols, slice, track_uuid);
+        self.finish_packet(slice.begin_ns, out);
+    }
+
+    /// Appends a BEGIN's `TrackEvent` to `events` instead of writing it (its interned data:
+    /// [`Self::interned`]).
+    pub fn encode_begin(
+        &mut self,
+        symbols: &SymbolTable,
+        slice: &Slice,
+        track_uuid: Option<u64>,
+        events: &mut Vec<u8>,
+    ) {
+        std::mem::swap(&mut self.event, events);
+        self.append_begin(symbols, slice, track_uuid);
+        std::mem::swap(&mut self.event, events);
+    }
+
+    fn append_begin(&mut self, symbols: &SymbolTable, slice: &Slice, track_uuid: Option<u64>) {
         self.interned.clear();
         self.category(symbols, slice.target);
         self.annotations(symbols, slice);
@@ -225,7 +274,35 @@ impl SequenceWriter {
                 fixed64_field(48, flow.get(), &mut self.event);
             }
         }
-        self.finish_packet(slice.begin_ns, out);
+    }
+
+    /// The entries of interned data that the event encoded last by `encode_*` used first:
+    /// [`Self::write_interned`] writes them, before [`Self::write_encoded`] writes the event.
+    pub fn interned(&self) -> &[u8] {
+        &self.interned
+    }
+
+    /// Writes entries of interned data (from [`Self::interned`]) in a packet of their own.
+    pub fn write_interned(&mut self, interned: &[u8], out: &mut Vec<u8>) {
+        let size = 1
+            + varint_len(interned.len() as u64)
+            + interned.len()
+            + 1
+            + varint_len(self.sequence_id as u64)
+            + 2;
+        out.reserve(size + 6);
+        out.push(0x0a);
+        varint(size as u64, out);
+        varint_field(10, self.sequence_id as u64, out);
+        bytes_field(12, interned, out);
+        varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);
+    }
+
+    /// Writes an event encoded earlier on this sequence (by `encode_*`), at
+    /// `timestamp_ns`: its interned data was written before it.
+    pub fn write_encoded(&mut self, timestamp_ns: i64, event: &[u8], out: &mut Vec<u8>) {
+        let delta = self.advance_clock(timestamp_ns);
+        packet(self.sequence_id, delta, event, &[], out);
     }
 
     /// An instant event: a log entry.
@@ -421,35 +498,46 @@ impl SequenceWriter {
         bytes_field(field, &self.scratch, &mut self.interned);
     }
 
-    /// timestamp (delta), sequence id, the event, interned data if any, flags; then framing.
     fn finish_packet(&mut self, timestamp_ns: i64, out: &mut Vec<u8>) {
+        let delta = self.advance_clock(timestamp_ns);
+        packet(self.sequence_id, delta, &self.event, &self.interned, out);
+    }
+
+    /// The delta of the incremental clock to `timestamp_ns`, which becomes its reading.
+    fn advance_clock(&mut self, timestamp_ns: i64) -> u64 {
         let now = timestamp_ns.max(0) as u64;
         // Callers write in non-decreasing time order, so a delta is never negative.
         let delta = now.saturating_sub(self.last_ns);
         self.last_ns += delta;
-        // Written straight into the frame: the packet's size is known from its parts.
-        let event_len = self.event.len();
-        let interned_len = self.interned.len();
-        let mut size = 1
-            + varint_len(delta)
-            + 1
-            + varint_len(self.sequence_id as u64)
-            + 1
-            + varint_len(event_len as u64)
-            + event_len
-            + 2;
-        if interned_len > 0 {
-            size += 1 + varint_len(interned_len as u64) + interned_len;
-        }
-        out.reserve(size + 6);
-        out.push(0x0a);
-        varint(size as u64, out);
-        varint_field(8, delta, out);
-        varint_field(10, self.sequence_id as u64, out);
-        bytes_field(11, &self.event, out);
-        if interned_len > 0 {
-            bytes_field(12, &self.interned, out);
-        }
-        varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);
+        delta
     }
+}
+
+/// A packet of a sequence: timestamp (delta), sequence id, the event, interned data if any,
+/// flags; then framing.
+fn packet(sequence_id: u32, delta: u64, event: &[u8], interned: &[u8], out: &mut Vec<u8>) {
+    // Written straight into the frame: the packet's size is known from its parts.
+    let event_len = event.len();
+    let interned_len = interned.len();
+    let mut size = 1
+        + varint_len(delta)
+        + 1
+        + varint_len(sequence_id as u64)
+        + 1
+        + varint_len(event_len as u64)
+        + event_len
+        + 2;
+    if interned_len > 0 {
+        size += 1 + varint_len(interned_len as u64) + interned_len;
+    }
+    out.reserve(size + 6);
+    out.push(0x0a);
+    varint(size as u64, out);
+    varint_field(8, delta, out);
+    varint_field(10, sequence_id as u64, out);
+    bytes_field(11, event, out);
+    if interned_len > 0 {
+        bytes_field(12, interned, out);
+    }
+    varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);
 }

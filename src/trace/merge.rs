@@ -37,6 +37,18 @@ impl MergeBuffers {
         }
     }
 
+    /// Merges lanes of keys, each in time order: `events` keys in all, between the times
+    /// `first` and `last`. Keys at equal times come by lane, then in their lane's order.
+    pub fn merge_lanes<'a, L: Iterator<Item = EventKey>, P: Prefetch>(
+        &'a mut self,
+        lanes: Vec<L>,
+        (first, last): (i64, i64),
+        events: usize,
+        prefetch: P,
+    ) -> SlabMerge<'a, L, P> {
+        SlabMerge::over(lanes, prefetch, (first, last), events, SLAB_EVENTS, self)
+    }
+
     /// Sorts the keys by (time, track), stably: each track's own order holds at equal times.
     /// The tracks are hundreds of sorted runs over the same time: they are spread over time
     /// buckets (stably, in one pass), then each small bucket is sorted. A bucket is a monotonic
@@ -94,7 +106,7 @@ fn track_event_count(track: &Track) -> usize {
 /// Merged events, by either strategy, or in an order given with the tracks.
 pub enum Merged<'a> {
     Scan(ScanMerge<'a>),
-    Sorted(SlabMerge<'a>),
+    Sorted(SlabMerge<'a, LaneKeys<'a>, &'a [Track]>),
     Given(GivenMerge<'a>),
 }
 
@@ -110,13 +122,27 @@ impl Iterator for Merged<'_> {
     }
 }
 
-/// A merge of many tracks' events, a slab of time at a time: the keys of the events in the
-/// slab are gathered from every track and sorted (so memory is bounded by a slab's events, not
-/// all the tracks'). While they are returned, the slice of a key a little ahead is fetched into
-/// the cache (the tracks' slices are read out of order: each would be a cache miss).
-pub struct SlabMerge<'a> {
-    tracks: &'a [Track],
-    lanes: Vec<std::iter::Peekable<LaneKeys<'a>>>,
+/// Brings what a key stands for into the cache, ahead of its use.
+pub trait Prefetch {
+    fn prefetch(&self, key: EventKey);
+}
+
+/// Keys of tracks stand for their slices.
+impl Prefetch for &[Track] {
+    fn prefetch(&self, key: EventKey) {
+        if let Some(slice) = (self[key.lane as usize].slices).get(key.item as usize) {
+            prefetch(slice);
+        }
+    }
+}
+
+/// A merge of many runs of events (tracks), a slab of time at a time: the keys of the events
+/// in the slab are gathered from every run and sorted (so memory is bounded by a slab's
+/// events, not all the runs'). While they are returned, what a key a little ahead stands for
+/// is fetched into the cache (the runs are read out of order: each would be a cache miss).
+pub struct SlabMerge<'a, L: Iterator<Item = EventKey>, P> {
+    lanes: Vec<std::iter::Peekable<L>>,
+    prefetch: P,
     buffers: &'a mut MergeBuffers,
     /// The next key to return, in `buffers.keys`.
     next: usize,
@@ -125,7 +151,7 @@ pub struct SlabMerge<'a> {
     slab_width: i64,
 }
 
-impl<'a> SlabMerge<'a> {
+impl<'a> SlabMerge<'a, LaneKeys<'a>, &'a [Track]> {
     fn of(tracks: &'a [Track], buffers: &'a mut MergeBuffers) -> Self {
         Self::with_slabs_of(SLAB_EVENTS, tracks, buffers)
     }
@@ -136,16 +162,38 @@ impl<'a> SlabMerge<'a> {
         tracks: &'a [Track],
         buffers: &'a mut MergeBuffers,
     ) -> Self {
-        let (first, last) = time_range(tracks);
-        let events = tracks.iter().map(track_event_count).sum::<usize>().max(1);
+        let events = tracks.iter().map(track_event_count).sum::<usize>();
+        let lanes = (tracks.iter().enumerate())
+            .map(|(lane, track)| lane_keys(track, lane as u32))
+            .collect();
+        Self::over(
+            lanes,
+            tracks,
+            time_range(tracks),
+            events,
+            slab_events,
+            buffers,
+        )
+    }
+}
+
+impl<'a, L: Iterator<Item = EventKey>, P: Prefetch> SlabMerge<'a, L, P> {
+    /// `events` between the times `first` and `last`, in slabs of about `slab_events` events
+    /// when times are spread evenly.
+    fn over(
+        lanes: Vec<L>,
+        prefetch: P,
+        (first, last): (i64, i64),
+        events: usize,
+        slab_events: usize,
+        buffers: &'a mut MergeBuffers,
+    ) -> Self {
         let width = (i128::from(last) - i128::from(first) + 1) * slab_events as i128;
-        let slab_width = (width / events as i128).clamp(1, i64::MAX as i128) as i64;
+        let slab_width = (width / events.max(1) as i128).clamp(1, i64::MAX as i128) as i64;
         buffers.keys.clear();
         Self {
-            lanes: (tracks.iter().enumerate())
-                .map(|(lane, track)| lane_keys(track, lane as u32).peekable())
-                .collect(),
-            tracks,
+            lanes: lanes.into_iter().map(Iterator::peekable).collect(),
+            prefetch,
             buffers,
             next: 0,
             slab_end: first,
@@ -182,7 +230,7 @@ impl<'a> SlabMerge<'a> {
     }
 }
 
-impl Iterator for SlabMerge<'_> {
+impl<L: Iterator<Item = EventKey>, P: Prefetch> Iterator for SlabMerge<'_, L, P> {
     type Item = EventKey;
 
     fn next(&mut self) -> Option<EventKey> {
@@ -190,10 +238,8 @@ impl Iterator for SlabMerge<'_> {
             return None;
         }
         let keys = &self.buffers.keys;
-        if let Some(ahead) = keys.get(self.next + PREFETCH_AHEAD)
-            && let Some(slice) = (self.tracks[ahead.lane as usize].slices).get(ahead.item as usize)
-        {
-            prefetch(slice);
+        if let Some(&ahead) = keys.get(self.next + PREFETCH_AHEAD) {
+            self.prefetch.prefetch(ahead);
         }
         self.next += 1;
         Some(keys[self.next - 1])
@@ -301,7 +347,7 @@ pub struct EventKey {
 
 /// Asks the processor to bring `value` into its cache: a hint, with no effect on results.
 #[inline]
-fn prefetch<T>(value: &T) {
+pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
     unsafe {
@@ -362,7 +408,7 @@ fn lane_keys(track: &Track, lane: u32) -> LaneKeys<'_> {
 
 type Indexed<'a, T> = std::iter::Enumerate<std::slice::Iter<'a, T>>;
 
-enum LaneKeys<'a> {
+pub enum LaneKeys<'a> {
     Slices(u32, NestedEvents<'a>),
     Instants(u32, Indexed<'a, Instant>),
     Counters(u32, Indexed<'a, (i64, f64)>),

@@ -72,7 +72,7 @@ fn written() -> Vec<u8> {
     };
     writer.start_process(&heading).unwrap();
     writer.track(&symbols, timeline.thread.clone()).unwrap();
-    writer.flush_threads(&symbols).unwrap();
+    writer.flush_threads().unwrap();
     writer.track_group(&symbols, &timeline.group).unwrap();
     let (count, _) = writer.finish().unwrap();
     assert_eq!(count, bytes.len() as u64);
@@ -337,7 +337,7 @@ fn threads_written(small: i32, large_slices: i64) -> Vec<u8> {
     for track in tracks {
         writer.track(symbols.table(), track).unwrap();
     }
-    writer.flush_threads(symbols.table()).unwrap();
+    writer.flush_threads().unwrap();
     writer.finish().unwrap();
     bytes
 }
@@ -449,4 +449,129 @@ fn a_group_written_in_parts_of_time_gives_the_bytes_of_the_group_written_whole()
     let parts = parts.finish().unwrap().1;
     assert!(whole.len() > 10_000);
     assert_eq!(parts, whole);
+}
+
+/// `threads` small thread tracks of `slices` slices each, all over the same time: slice `j` of
+/// thread `k` (tid `2 + k`) from `10 j + k` to `10 j + k + 5`, named after `k % 7`.
+fn small_threads_written(threads: usize, slices: i64) -> Vec<u8> {
+    let mut symbols = Symbols::new();
+    let mut bytes = Vec::new();
+    let mut writer = TraceWriter::new(&mut bytes);
+    writer.start_process(&ProcessHeading::default()).unwrap();
+    for k in 0..threads {
+        let tid = 2 + k as i32;
+        let name = format!("span {}", k % 7);
+        let track = Track {
+            place: Place::Thread { tid },
+            name: format!("worker-{tid}"),
+            slices: (0..slices)
+                .map(|j| {
+                    slice(
+                        &mut symbols,
+                        &name,
+                        10 * j + k as i64,
+                        10 * j + k as i64 + 5,
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        };
+        writer.track(symbols.table(), track).unwrap();
+    }
+    writer.flush_threads().unwrap();
+    writer.finish().unwrap();
+    bytes
+}
+
+#[test]
+fn small_threads_beyond_one_batch_go_on_several_sequences_with_every_event_on_its_track() {
+    let (threads, slices) = (500, 300);
+    let packets = packets(&small_threads_written(threads, slices));
+    let events = resolve(&packets);
+    let sequences: HashSet<u32> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences.len(),
+        2,
+        "300,000 events: more than a batch holds"
+    );
+    let mut shown: Vec<(u64, u64, i32)> = (events.iter())
+        .map(|e| (e.track, e.timestamp, e.kind))
+        .collect();
+    shown.sort();
+    let mut expected: Vec<(u64, u64, i32)> = (0..threads as u64)
+        .flat_map(|k| {
+            let track = ((2 + k) << 1) | 1;
+            (0..slices as u64).flat_map(move |j| {
+                let begin = 10 * j + k;
+                [
+                    (track, begin, TYPE_SLICE_BEGIN),
+                    (track, begin + 5, TYPE_SLICE_END),
+                ]
+            })
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(shown, expected);
+}
+
+#[test]
+fn a_batch_of_small_threads_sends_its_names_before_its_events_in_time_order() {
+    let packets = packets(&small_threads_written(40, 20));
+    let shared = packets.last().unwrap().trusted_packet_sequence_id;
+    let on_shared: Vec<&TracePacket> = (packets.iter())
+        .filter(|p| p.trusted_packet_sequence_id == shared)
+        .collect();
+    let first_event = (on_shared.iter())
+        .position(|p| p.track_event.is_some())
+        .unwrap();
+    let names: Vec<&str> = (on_shared[..first_event].iter())
+        .filter_map(|p| p.interned_data.as_ref())
+        .flat_map(|d| &d.event_names)
+        .filter_map(|n| n.name.as_deref())
+        .collect();
+    assert_eq!(names.len(), 7, "each name interned once, ahead: {names:?}");
+    assert!(
+        on_shared[first_event..]
+            .iter()
+            .all(|p| p.interned_data.is_none())
+    );
+    let times: Vec<u64> = (resolve(&packets).iter())
+        .filter(|e| Some(e.sequence) == shared)
+        .map(|e| e.timestamp)
+        .collect();
+    assert_eq!(times.len(), 40 * 40);
+    assert!(times.is_sorted(), "one time order across the threads");
+}
+
+#[test]
+fn a_batch_with_many_long_names_sends_them_in_packets_of_bounded_size() {
+    let mut symbols = Symbols::new();
+    let mut bytes = Vec::new();
+    let mut writer = TraceWriter::new(&mut bytes);
+    writer.start_process(&ProcessHeading::default()).unwrap();
+    let long = "x".repeat(200);
+    for k in 0..1_000 {
+        let name = format!("{long} {k}");
+        let track = Track {
+            place: Place::Thread { tid: 2 + k },
+            name: format!("worker-{k}"),
+            slices: vec![slice(&mut symbols, &name, k as i64, k as i64 + 1)],
+            ..Default::default()
+        };
+        writer.track(symbols.table(), track).unwrap();
+    }
+    writer.flush_threads().unwrap();
+    writer.finish().unwrap();
+    let packets = packets(&bytes);
+    let interned: Vec<usize> = (packets.iter())
+        .filter_map(|p| p.interned_data.as_ref())
+        .map(|d| d.encoded_len())
+        .collect();
+    let names: usize = (packets.iter())
+        .filter_map(|p| p.interned_data.as_ref())
+        .map(|d| d.event_names.len())
+        .sum();
+    assert_eq!(names, 1_000);
+    assert!(interned.len() >= 3, "200 kB of names: {interned:?}");
+    assert!(interned.iter().all(|&size| size <= 1 << 16), "{interned:?}");
 }

@@ -8,8 +8,8 @@ use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 
 use write_perfetto::trace::proto::{
-    INCREMENTAL_CLOCK, SEQ_INCREMENTAL_STATE_CLEARED, TYPE_COUNTER, TYPE_INSTANT, TYPE_SLICE_BEGIN,
-    TYPE_SLICE_END, TracePacket, TrackDescriptor,
+    INCREMENTAL_CLOCK, InternedData, SEQ_INCREMENTAL_STATE_CLEARED, TYPE_COUNTER, TYPE_INSTANT,
+    TYPE_SLICE_BEGIN, TYPE_SLICE_END, TracePacket, TrackDescriptor,
 };
 
 /// One track descriptor.
@@ -153,6 +153,41 @@ pub fn packets(bytes: &[u8]) -> Result<Vec<TracePacket>, String> {
     Ok(out)
 }
 
+/// Adds the entries of a packet's interned data to its sequence's tables.
+fn intern(table: &mut Interned, data: InternedData) {
+    for e in data.event_names {
+        table
+            .names
+            .insert(e.iid.unwrap_or(0), e.name.unwrap_or_default());
+    }
+    for e in data.event_categories {
+        table
+            .categories
+            .insert(e.iid.unwrap_or(0), e.name.unwrap_or_default());
+    }
+    for e in data.debug_annotation_names {
+        table
+            .annotation_names
+            .insert(e.iid.unwrap_or(0), e.name.unwrap_or_default());
+    }
+    for e in data.debug_annotation_string_values {
+        table.annotation_values.insert(
+            e.iid.unwrap_or(0),
+            String::from_utf8(e.str.unwrap_or_default()).unwrap_or_default(),
+        );
+    }
+    for e in data.source_locations {
+        table.locations.insert(
+            e.iid.unwrap_or(0),
+            format!(
+                "{}:{}",
+                e.file_name.unwrap_or_default(),
+                e.line_number.unwrap_or(0)
+            ),
+        );
+    }
+}
+
 fn lookup(
     table: &HashMap<u64, String>,
     iid: u64,
@@ -178,7 +213,7 @@ pub fn decode(bytes: &[u8]) -> Trace {
     let mut sequences: HashMap<u32, SequenceState> = HashMap::new();
     // Per track: (timestamp, file order, event).
     let mut events: BTreeMap<u64, Vec<(u64, usize, Phase)>> = BTreeMap::new();
-    for (index, packet) in packets.into_iter().enumerate() {
+    for (index, mut packet) in packets.into_iter().enumerate() {
         let problems = &mut trace.problems;
         if let Some(descriptor) = packet.track_descriptor {
             add_descriptor(&mut trace.tracks, descriptor, problems);
@@ -207,6 +242,15 @@ pub fn decode(bytes: &[u8]) -> Trace {
                     state.clock = clock.timestamp.unwrap_or(0);
                 }
             }
+            // Interned data may come in a packet of its own, ahead of the events using it.
+            if let Some(data) = packet.interned_data.take() {
+                if !state.cleared {
+                    problems.push(format!(
+                        "packet {index}: sequence {sequence_id} interns before its incremental state was cleared"
+                    ));
+                }
+                intern(&mut state.interned, data);
+            }
         }
         let Some(event) = packet.track_event else {
             continue;
@@ -216,49 +260,10 @@ pub fn decode(bytes: &[u8]) -> Trace {
             continue;
         };
         let state = sequences.entry(sequence_id).or_default();
-        let flags = packet.sequence_flags.unwrap_or(0);
-        if flags & SEQ_INCREMENTAL_STATE_CLEARED != 0 {
-            state.cleared = true;
-            state.interned = Interned::default();
-        }
         if !state.cleared {
             problems.push(format!(
                 "packet {index}: sequence {sequence_id} used before its incremental state was cleared"
             ));
-        }
-        if let Some(data) = packet.interned_data {
-            let table = &mut state.interned;
-            for e in data.event_names {
-                table
-                    .names
-                    .insert(e.iid.unwrap_or(0), e.name.unwrap_or_default());
-            }
-            for e in data.event_categories {
-                table
-                    .categories
-                    .insert(e.iid.unwrap_or(0), e.name.unwrap_or_default());
-            }
-            for e in data.debug_annotation_names {
-                table
-                    .annotation_names
-                    .insert(e.iid.unwrap_or(0), e.name.unwrap_or_default());
-            }
-            for e in data.debug_annotation_string_values {
-                table.annotation_values.insert(
-                    e.iid.unwrap_or(0),
-                    String::from_utf8(e.str.unwrap_or_default()).unwrap_or_default(),
-                );
-            }
-            for e in data.source_locations {
-                table.locations.insert(
-                    e.iid.unwrap_or(0),
-                    format!(
-                        "{}:{}",
-                        e.file_name.unwrap_or_default(),
-                        e.line_number.unwrap_or(0)
-                    ),
-                );
-            }
         }
         let Some(raw_timestamp) = packet.timestamp else {
             problems.push(format!("packet {index}: track event without a timestamp"));
