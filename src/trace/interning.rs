@@ -221,8 +221,13 @@ impl SequenceWriter {
     /// Appends an END's `TrackEvent` to `events` instead of writing it (its interned data:
     /// [`Self::interned`]).
     pub fn encode_end(&mut self, track_uuid: Option<u64>, events: &mut Vec<u8>) {
+        self.appending_to(events, |writer| writer.append_end(track_uuid));
+    }
+
+    /// Runs `append` with `events` as the event being encoded.
+    fn appending_to(&mut self, events: &mut Vec<u8>, append: impl FnOnce(&mut Self)) {
         std::mem::swap(&mut self.event, events);
-        self.append_end(track_uuid);
+        append(self);
         std::mem::swap(&mut self.event, events);
     }
 
@@ -255,9 +260,9 @@ impl SequenceWriter {
         track_uuid: Option<u64>,
         events: &mut Vec<u8>,
     ) {
-        std::mem::swap(&mut self.event, events);
-        self.append_begin(symbols, slice, track_uuid);
-        std::mem::swap(&mut self.event, events);
+        self.appending_to(events, |writer| {
+            writer.append_begin(symbols, slice, track_uuid)
+        });
     }
 
     fn append_begin(&mut self, symbols: &SymbolTable, slice: &Slice, track_uuid: Option<u64>) {
@@ -284,25 +289,14 @@ impl SequenceWriter {
 
     /// Writes entries of interned data (from [`Self::interned`]) in a packet of their own.
     pub fn write_interned(&mut self, interned: &[u8], out: &mut Vec<u8>) {
-        let size = 1
-            + varint_len(interned.len() as u64)
-            + interned.len()
-            + 1
-            + varint_len(self.sequence_id as u64)
-            + 2;
-        out.reserve(size + 6);
-        out.push(0x0a);
-        varint(size as u64, out);
-        varint_field(10, self.sequence_id as u64, out);
-        bytes_field(12, interned, out);
-        varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);
+        packet(self.sequence_id, None, &[], interned, out);
     }
 
     /// Writes an event encoded earlier on this sequence (by `encode_*`), at
     /// `timestamp_ns`: its interned data was written before it.
     pub fn write_encoded(&mut self, timestamp_ns: i64, event: &[u8], out: &mut Vec<u8>) {
         let delta = self.advance_clock(timestamp_ns);
-        packet(self.sequence_id, delta, event, &[], out);
+        packet(self.sequence_id, Some(delta), event, &[], out);
     }
 
     /// An instant event: a log entry.
@@ -500,7 +494,13 @@ impl SequenceWriter {
 
     fn finish_packet(&mut self, timestamp_ns: i64, out: &mut Vec<u8>) {
         let delta = self.advance_clock(timestamp_ns);
-        packet(self.sequence_id, delta, &self.event, &self.interned, out);
+        packet(
+            self.sequence_id,
+            Some(delta),
+            &self.event,
+            &self.interned,
+            out,
+        );
     }
 
     /// The delta of the incremental clock to `timestamp_ns`, which becomes its reading.
@@ -513,30 +513,32 @@ impl SequenceWriter {
     }
 }
 
-/// A packet of a sequence: timestamp (delta), sequence id, the event, interned data if any,
-/// flags; then framing.
-fn packet(sequence_id: u32, delta: u64, event: &[u8], interned: &[u8], out: &mut Vec<u8>) {
+/// A packet of a sequence: timestamp (delta) if any, sequence id, the event if any, interned
+/// data if any, flags; then framing.
+fn packet(sequence_id: u32, delta: Option<u64>, event: &[u8], interned: &[u8], out: &mut Vec<u8>) {
     // Written straight into the frame: the packet's size is known from its parts.
-    let event_len = event.len();
-    let interned_len = interned.len();
-    let mut size = 1
-        + varint_len(delta)
-        + 1
-        + varint_len(sequence_id as u64)
-        + 1
-        + varint_len(event_len as u64)
-        + event_len
-        + 2;
-    if interned_len > 0 {
-        size += 1 + varint_len(interned_len as u64) + interned_len;
+    let field = |len: usize| 1 + varint_len(len as u64) + len;
+    let mut size = 1 + varint_len(sequence_id as u64) + 2;
+    if let Some(delta) = delta {
+        size += 1 + varint_len(delta);
+    }
+    if !event.is_empty() {
+        size += field(event.len());
+    }
+    if !interned.is_empty() {
+        size += field(interned.len());
     }
     out.reserve(size + 6);
     out.push(0x0a);
     varint(size as u64, out);
-    varint_field(8, delta, out);
+    if let Some(delta) = delta {
+        varint_field(8, delta, out);
+    }
     varint_field(10, sequence_id as u64, out);
-    bytes_field(11, event, out);
-    if interned_len > 0 {
+    if !event.is_empty() {
+        bytes_field(11, event, out);
+    }
+    if !interned.is_empty() {
         bytes_field(12, interned, out);
     }
     varint_field(13, SEQ_NEEDS_INCREMENTAL_STATE as u64, out);

@@ -61,14 +61,13 @@ impl SharedThreads {
             self.last_ns = i64::MIN;
         }
         self.threads.push((tid, track.name.clone()));
-        let mut previous = None;
-        for (ts, slice) in nested_events(&track.slices) {
-            let before = *previous.get_or_insert_with(|| {
-                self.runs.push((self.records.len(), ts));
-                ts
-            });
-            previous = Some(ts);
-            self.last_ns = self.last_ns.max(ts);
+        let mut events = nested_events(&track.slices).peekable();
+        let Some(&(first, _)) = events.peek() else {
+            return;
+        };
+        self.runs.push((self.records.len(), first));
+        let mut before = first;
+        for (ts, slice) in events {
             self.event.clear();
             let event = &mut self.event;
             match slice {
@@ -83,7 +82,9 @@ impl SharedThreads {
             self.records.extend_from_slice(&self.event);
             self.events += 1;
             self.keep_interned();
+            before = ts;
         }
+        self.last_ns = self.last_ns.max(before);
     }
 
     /// Keeps the interned data the event encoded last used first.

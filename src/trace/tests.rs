@@ -316,21 +316,20 @@ fn the_process_descriptor_carries_the_heading_labels() {
     assert_eq!(process.process_labels, ["process 1234"]);
 }
 
-/// `small` thread tracks of two slices and one of `large_slices` nested ones, written.
-fn threads_written(small: i32, large_slices: i64) -> Vec<u8> {
-    let mut symbols = Symbols::new();
-    let thread = |symbols: &mut Symbols, tid: i32, slices: i64| Track {
+/// A thread track (tid `tid`) of slices named `name` over `times`.
+fn thread(symbols: &mut Symbols, tid: i32, name: &str, times: &[(i64, i64)]) -> Track {
+    Track {
         place: Place::Thread { tid },
         name: format!("worker-{tid}"),
-        slices: (0..slices)
-            .map(|k| slice(symbols, "a", 10 * k + tid as i64, 10 * k + tid as i64 + 5))
+        slices: (times.iter())
+            .map(|&(begin, end)| slice(symbols, name, begin, end))
             .collect(),
         ..Default::default()
-    };
-    let mut tracks: Vec<Track> = (2..2 + small)
-        .map(|tid| thread(&mut symbols, tid, 2))
-        .collect();
-    tracks.push(thread(&mut symbols, 2 + small, large_slices));
+    }
+}
+
+/// The trace of one process with these thread tracks.
+fn threads_trace(symbols: &Symbols, tracks: Vec<Track>) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut writer = TraceWriter::new(&mut bytes);
     writer.start_process(&ProcessHeading::default()).unwrap();
@@ -340,6 +339,27 @@ fn threads_written(small: i32, large_slices: i64) -> Vec<u8> {
     writer.flush_threads().unwrap();
     writer.finish().unwrap();
     bytes
+}
+
+/// `small` thread tracks of two slices and one of `large_slices` nested ones, written.
+fn threads_written(small: i32, large_slices: i64) -> Vec<u8> {
+    let mut symbols = Symbols::new();
+    let times = |tid: i32, slices: i64| -> Vec<(i64, i64)> {
+        (0..slices)
+            .map(|k| (10 * k + tid as i64, 10 * k + tid as i64 + 5))
+            .collect()
+    };
+    let mut tracks: Vec<Track> = (2..2 + small)
+        .map(|tid| thread(&mut symbols, tid, "a", &times(tid, 2)))
+        .collect();
+    let large = 2 + small;
+    tracks.push(thread(
+        &mut symbols,
+        large,
+        "a",
+        &times(large, large_slices),
+    ));
+    threads_trace(&symbols, tracks)
 }
 
 #[test]
@@ -455,32 +475,19 @@ fn a_group_written_in_parts_of_time_gives_the_bytes_of_the_group_written_whole()
 /// thread `k` (tid `2 + k`) from `10 j + k` to `10 j + k + 5`, named after `k % 7`.
 fn small_threads_written(threads: usize, slices: i64) -> Vec<u8> {
     let mut symbols = Symbols::new();
-    let mut bytes = Vec::new();
-    let mut writer = TraceWriter::new(&mut bytes);
-    writer.start_process(&ProcessHeading::default()).unwrap();
-    for k in 0..threads {
-        let tid = 2 + k as i32;
-        let name = format!("span {}", k % 7);
-        let track = Track {
-            place: Place::Thread { tid },
-            name: format!("worker-{tid}"),
-            slices: (0..slices)
-                .map(|j| {
-                    slice(
-                        &mut symbols,
-                        &name,
-                        10 * j + k as i64,
-                        10 * j + k as i64 + 5,
-                    )
-                })
-                .collect(),
-            ..Default::default()
-        };
-        writer.track(symbols.table(), track).unwrap();
-    }
-    writer.flush_threads().unwrap();
-    writer.finish().unwrap();
-    bytes
+    let tracks = (0..threads as i64)
+        .map(|k| {
+            let times: Vec<(i64, i64)> =
+                (0..slices).map(|j| (10 * j + k, 10 * j + k + 5)).collect();
+            thread(
+                &mut symbols,
+                2 + k as i32,
+                &format!("span {}", k % 7),
+                &times,
+            )
+        })
+        .collect();
+    threads_trace(&symbols, tracks)
 }
 
 #[test]
@@ -546,22 +553,18 @@ fn a_batch_of_small_threads_sends_its_names_before_its_events_in_time_order() {
 #[test]
 fn a_batch_with_many_long_names_sends_them_in_packets_of_bounded_size() {
     let mut symbols = Symbols::new();
-    let mut bytes = Vec::new();
-    let mut writer = TraceWriter::new(&mut bytes);
-    writer.start_process(&ProcessHeading::default()).unwrap();
     let long = "x".repeat(200);
-    for k in 0..1_000 {
-        let name = format!("{long} {k}");
-        let track = Track {
-            place: Place::Thread { tid: 2 + k },
-            name: format!("worker-{k}"),
-            slices: vec![slice(&mut symbols, &name, k as i64, k as i64 + 1)],
-            ..Default::default()
-        };
-        writer.track(symbols.table(), track).unwrap();
-    }
-    writer.flush_threads().unwrap();
-    writer.finish().unwrap();
+    let tracks = (0..1_000)
+        .map(|k| {
+            thread(
+                &mut symbols,
+                2 + k,
+                &format!("{long} {k}"),
+                &[(k as i64, k as i64 + 1)],
+            )
+        })
+        .collect();
+    let bytes = threads_trace(&symbols, tracks);
     let packets = packets(&bytes);
     let interned: Vec<usize> = (packets.iter())
         .filter_map(|p| p.interned_data.as_ref())
