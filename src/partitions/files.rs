@@ -19,6 +19,7 @@ use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -271,20 +272,9 @@ impl OpenFile {
         })
     }
 
-    /// Reads the next batch of rows into `table`; `false` once all are read.
-    pub fn read_batch<T: RowTable>(
-        &mut self,
-        table: &mut T,
-        view: super::View,
-        clock: &crate::clock::Clock,
-    ) -> Result<bool> {
-        match self.batches.next() {
-            None => Ok(false),
-            Some(batch) => {
-                table.read_batch(&batch?, &self.keys, view, clock)?;
-                Ok(true)
-            }
-        }
+    /// The next batch of rows; `None` once all are read.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(self.batches.next().transpose()?)
     }
 }
 
@@ -418,10 +408,18 @@ pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a 
     Ok(column)
 }
 
-/// A column of indexes into `table`, checked once so rows can index without a check.
-pub fn keys<'a, T>(batch: &'a RecordBatch, name: &str, table: &[T]) -> Result<&'a [u32]> {
+/// A column of indexes into `table`, checked at `rows` once so those rows can index without a
+/// check.
+pub fn keys<'a, T>(
+    batch: &'a RecordBatch,
+    name: &str,
+    table: &[T],
+    rows: &Range<usize>,
+) -> Result<&'a [u32]> {
     let array = column::<UInt32Array>(batch, name)?;
-    if array.null_count() > 0 || array.values().iter().any(|&k| k as usize >= table.len()) {
+    let checked = array.values().get(rows.clone());
+    let within = |keys: &[u32]| keys.iter().all(|&k| (k as usize) < table.len());
+    if array.null_count() > 0 || !checked.is_some_and(within) {
         bail!("partition column {name} indexes past its table");
     }
     Ok(array.values())
@@ -532,15 +530,25 @@ pub trait RowTable: OrderedRows + Default + Send + 'static {
     fn skipped_columns(_view: super::View) -> &'static [&'static str] {
         &[]
     }
-    /// Appends the rows of one batch of a file whose tables are `keys` (rows of blocks not in
-    /// this export are skipped).
+    /// Appends rows `rows` of one batch of a file whose tables are `keys` (rows of blocks not
+    /// in this export are skipped).
+    fn read_rows(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &FileKeys,
+        reading: (super::View, &crate::clock::Clock),
+        rows: Range<usize>,
+    ) -> Result<()>;
+    /// Appends the rows of one batch.
     fn read_batch(
         &mut self,
         batch: &RecordBatch,
         keys: &FileKeys,
         view: super::View,
         clock: &crate::clock::Clock,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.read_rows(batch, keys, (view, clock), 0..batch.num_rows())
+    }
     /// The table as span events, which partition digests can stand in for.
     fn as_events(&mut self) -> Option<&mut crate::events::EventTable> {
         None

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
+use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -95,23 +96,23 @@ impl RowColumns for Columns {
 }
 
 impl RowTable for LogTable {
-    fn read_batch(
+    fn read_rows(
         &mut self,
         batch: &RecordBatch,
         tables: &FileKeys,
-        _view: View,
-        clock: &Clock,
+        (_view, clock): (View, &Clock),
+        rows: Range<usize>,
     ) -> Result<()> {
-        let block = keys(batch, "block", &tables.blocks)?;
-        let target = keys(batch, "target", &tables.strings)?;
-        let msg = keys(batch, "msg", &tables.strings)?;
-        let file = keys(batch, "file", &tables.strings)?;
-        let properties = keys(batch, "properties", &tables.property_sets)?;
+        let block = keys(batch, "block", &tables.blocks, &rows)?;
+        let target = keys(batch, "target", &tables.strings, &rows)?;
+        let msg = keys(batch, "msg", &tables.strings, &rows)?;
+        let file = keys(batch, "file", &tables.strings, &rows)?;
+        let properties = keys(batch, "properties", &tables.property_sets, &rows)?;
         let index = column::<UInt32Array>(batch, "index")?.values();
         let ticks = column::<Int64Array>(batch, "ticks")?.values();
         let level = column::<UInt8Array>(batch, "level")?.values();
         let line = column::<UInt32Array>(batch, "line")?.values();
-        for i in 0..batch.num_rows() {
+        for i in rows {
             let Some(position) = tables.blocks[block[i] as usize] else {
                 continue;
             };

@@ -5,6 +5,7 @@
 use anyhow::Result;
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
+use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -96,23 +97,23 @@ impl RowColumns for Columns {
 }
 
 impl RowTable for MeasureTable {
-    fn read_batch(
+    fn read_rows(
         &mut self,
         batch: &RecordBatch,
         tables: &FileKeys,
-        _view: View,
-        clock: &Clock,
+        (_view, clock): (View, &Clock),
+        rows: Range<usize>,
     ) -> Result<()> {
-        let block = keys(batch, "block", &tables.blocks)?;
-        let name = keys(batch, "name", &tables.strings)?;
-        let unit = keys(batch, "unit", &tables.strings)?;
-        let target = keys(batch, "target", &tables.strings)?;
-        let properties = keys(batch, "properties", &tables.property_sets)?;
+        let block = keys(batch, "block", &tables.blocks, &rows)?;
+        let name = keys(batch, "name", &tables.strings, &rows)?;
+        let unit = keys(batch, "unit", &tables.strings, &rows)?;
+        let target = keys(batch, "target", &tables.strings, &rows)?;
+        let properties = keys(batch, "properties", &tables.property_sets, &rows)?;
         let index = column::<UInt32Array>(batch, "index")?.values();
         let ticks = column::<Int64Array>(batch, "ticks")?.values();
         let value = column::<Float64Array>(batch, "value")?.values();
         let integer = column::<BooleanArray>(batch, "integer")?;
-        for i in 0..batch.num_rows() {
+        for i in rows {
             let Some(position) = tables.blocks[block[i] as usize] else {
                 continue;
             };

@@ -1,17 +1,21 @@
 //! Reading a partition that small streams share: each of its streams asks for its own rows, in
 //! stream order, so the file is decoded a batch at a time, as far as the stream asking needs,
-//! and rows are dropped once read. Thousands of streams cost one file read and one decoding,
-//! with a batch or two held at a time.
+//! each stream's rows are converted from the batch into its table, and batches are dropped once
+//! read. Thousands of streams cost one file read and one decoding, with a batch or two held at
+//! a time.
 
 use anyhow::{Result, bail};
+use arrow_array::{RecordBatch, UInt32Array};
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Mutex;
 
 use super::View;
-use super::files::{BATCH_ROWS, OpenFile, RowTable};
+use super::files::{OpenFile, RowTable, column, keys};
 use crate::clock::Clock;
+use crate::events::EventOrder;
 
 /// The shared partitions being read, by index in the plan.
 #[derive(Default)]
@@ -52,14 +56,7 @@ impl SharedFiles {
         table: &mut T,
         (view, clock): (View, &Clock),
     ) -> Result<()> {
-        let mut file = SharedFile {
-            file,
-            rows: T::default(),
-            next: 0,
-            done: false,
-            read_to: 0,
-            readers_left: readers,
-        };
+        let mut file = SharedFile::new(file, readers);
         file.take(blocks, table, view, clock)?;
         if file.readers_left > 0 {
             self.lock().insert(planned, Box::new(file));
@@ -75,17 +72,51 @@ impl SharedFiles {
 /// A shared partition file being read in stream order.
 struct SharedFile<T> {
     file: OpenFile,
-    /// Decoded rows; those before `next` were read.
-    rows: T,
-    next: usize,
+    /// Decoded batches whose rows may still be asked for. A stream's rows are converted from
+    /// them straight into its table: nothing is copied in between.
+    held: VecDeque<HeldBatch>,
     /// Every batch is decoded.
     done: bool,
     /// The rows of blocks before this position were read.
     read_to: u32,
     readers_left: usize,
+    /// The place in stream order of the last row decoded that this export reads.
+    last_order: Option<EventOrder>,
+    table: PhantomData<fn(&mut T)>,
+}
+
+/// A batch of a shared file and the block position of each of its rows.
+struct HeldBatch {
+    batch: RecordBatch,
+    /// Never decreasing: a row of a block this export does not read (which no stream asks
+    /// for) has the position of the row before it.
+    positions: Vec<u32>,
+}
+
+impl HeldBatch {
+    fn last_position(&self) -> u32 {
+        self.positions.last().copied().unwrap_or(0)
+    }
+
+    /// The first row whose block is at `position` or later.
+    fn first_row_at(&self, position: u32) -> usize {
+        self.positions.partition_point(|&p| p < position)
+    }
 }
 
 impl<T: RowTable> SharedFile<T> {
+    fn new(file: OpenFile, readers: usize) -> Self {
+        Self {
+            file,
+            held: VecDeque::new(),
+            done: false,
+            read_to: 0,
+            readers_left: readers,
+            last_order: None,
+            table: PhantomData,
+        }
+    }
+
     /// Appends the rows of blocks at `blocks` positions to `table`; `false` when rows at or
     /// after `blocks.start` were read already.
     fn take(
@@ -98,49 +129,51 @@ impl<T: RowTable> SharedFile<T> {
         if blocks.start < self.read_to {
             return Ok(false);
         }
-        let end = blocks.end as usize;
-        while !self.done && self.last_block().is_none_or(|last| last < end) {
-            let before = self.rows.len();
-            self.done = !self.file.read_batch(&mut self.rows, view, clock)?;
-            let rows = before.saturating_sub(1)..self.rows.len();
-            if !rows
-                .clone()
-                .skip(1)
-                .all(|r| self.rows.order(r - 1) <= self.rows.order(r))
-            {
-                bail!("its rows are not in stream order");
+        // Rows before the blocks asked for are never asked for again.
+        while (self.held.front()).is_some_and(|held| held.last_position() < blocks.start) {
+            self.held.pop_front();
+        }
+        while !self.done && (self.held.back()).is_none_or(|held| held.last_position() < blocks.end)
+        {
+            match self.file.next_batch()? {
+                Some(batch) if batch.num_rows() > 0 => {
+                    let held = self.hold(batch)?;
+                    self.held.push_back(held);
+                }
+                Some(_) => {}
+                None => self.done = true,
             }
         }
-        let first = self.first_row_at(blocks.start as usize);
-        let past = self.first_row_at(end);
-        table.append_rows(&self.rows, first..past);
-        self.next = past;
+        for held in &self.held {
+            let rows = held.first_row_at(blocks.start)..held.first_row_at(blocks.end);
+            if !rows.is_empty() {
+                let keys = &self.file.keys;
+                table.read_rows(&held.batch, keys, (view, clock), rows)?;
+            }
+        }
         self.read_to = blocks.end;
         self.readers_left = self.readers_left.saturating_sub(1);
-        // Read rows go once they are most of what is held (amortized: never a row moved twice
-        // on average).
-        if self.next >= BATCH_ROWS && 2 * self.next >= self.rows.len() {
-            self.rows.drop_front(self.next);
-            self.next = 0;
-        }
         Ok(true)
     }
 
-    fn last_block(&self) -> Option<usize> {
-        let len = self.rows.len();
-        (len > self.next).then(|| self.rows.order(len - 1).block_position())
-    }
-
-    /// The first unread row whose block is at `position` or later.
-    fn first_row_at(&self, position: usize) -> usize {
-        let (mut low, mut high) = (self.next, self.rows.len());
-        while low < high {
-            let middle = (low + high) / 2;
-            match self.rows.order(middle).block_position() < position {
-                true => low = middle + 1,
-                false => high = middle,
+    /// The block positions of a batch's rows, checking that they follow in stream order.
+    fn hold(&mut self, batch: RecordBatch) -> Result<HeldBatch> {
+        let rows = 0..batch.num_rows();
+        let blocks = &self.file.keys.blocks;
+        let block = keys(&batch, "block", blocks, &rows)?;
+        let index = column::<UInt32Array>(&batch, "index")?.values();
+        let mut positions = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(position) = blocks[block[row] as usize] {
+                let order = EventOrder::new(position, index[row]);
+                if self.last_order.is_some_and(|last| last > order) {
+                    bail!("its rows are not in stream order");
+                }
+                self.last_order = Some(order);
             }
+            let last = self.last_order.map_or(0, |o| o.block_position() as u32);
+            positions.push(last);
         }
-        low
+        Ok(HeldBatch { batch, positions })
     }
 }

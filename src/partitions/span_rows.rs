@@ -9,6 +9,7 @@ use anyhow::Result;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, UInt8Array, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
+use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -289,19 +290,19 @@ impl RowTable for EventTable {
     }
 
     /// Events with times in ns; the async columns only from async-view files.
-    fn read_batch(
+    fn read_rows(
         &mut self,
         batch: &RecordBatch,
         tables: &FileKeys,
-        view: View,
-        clock: &Clock,
+        (view, clock): (View, &Clock),
+        rows: Range<usize>,
     ) -> Result<()> {
         let (strings, sets) = (&tables.strings, &tables.property_sets);
-        let block = keys(batch, "block", &tables.blocks)?;
-        let name = keys(batch, "name", strings)?;
-        let target = keys(batch, "target", strings)?;
-        let file = keys(batch, "file", strings)?;
-        let properties = keys(batch, "properties", sets)?;
+        let block = keys(batch, "block", &tables.blocks, &rows)?;
+        let name = keys(batch, "name", strings, &rows)?;
+        let target = keys(batch, "target", strings, &rows)?;
+        let file = keys(batch, "file", strings, &rows)?;
+        let properties = keys(batch, "properties", sets, &rows)?;
         let index = column::<UInt32Array>(batch, "index")?.values();
         let phase = column::<UInt8Array>(batch, "phase")?.values();
         let ticks = column::<Int64Array>(batch, "ticks")?.values();
@@ -316,7 +317,7 @@ impl RowTable for EventTable {
             )),
             _ => None,
         };
-        for i in 0..batch.num_rows() {
+        for i in rows {
             let Some(position) = tables.blocks[block[i] as usize] else {
                 continue;
             };
@@ -354,7 +355,8 @@ impl RowTable for EventTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partitions::files::read_file;
+    use crate::partitions::files::{OpenFile, read_file};
+    use crate::partitions::shared::SharedFiles;
     use crate::symbols::Symbols;
     use std::collections::HashMap;
 
@@ -475,6 +477,57 @@ mod tests {
                 (name(k).as_str(), k as i64)
             );
         }
+    }
+
+    #[test]
+    fn streams_sharing_a_file_read_their_own_rows_even_across_batches() {
+        // Four small streams of one block each in a shared file: the second's rows straddle
+        // the edge of the first batch, the third's block is not part of this export.
+        let sizes = [10, BATCH_ROWS, 2_000, 3_000];
+        let blocks: Vec<Uuid> = (0..4).map(|b| Uuid::from_u128(100 + b)).collect();
+        let mut builder = Box::new(SpanRows::new(EventScope::Thread, None).unwrap());
+        for (b, &size) in sizes.iter().enumerate() {
+            let events: Vec<SpanEvent> = (0..size)
+                .map(|k| thread_event("s", (1_000_000 * b + k) as i64, k % 2 == 1))
+                .collect();
+            let indexed = events.iter().enumerate().map(|(k, e)| (k as u32, e));
+            let stream = Uuid::from_u128(200 + b as u128);
+            builder.push_events((blocks[b], stream), indexed).unwrap();
+        }
+        let positions = HashMap::from([(blocks[0], 0u32), (blocks[1], 1), (blocks[3], 2)]);
+        let (mut symbols, clock, view) = (Symbols::new(), test_clock(), View::THREAD_SPANS);
+        let file =
+            OpenFile::open::<EventTable>(builder.finish().unwrap(), view, &mut symbols, &positions)
+                .unwrap();
+        let shared = SharedFiles::default();
+        // What a stream reads: the place and time of each row.
+        let rows = |table: &EventTable| -> Vec<(EventOrder, i64)> {
+            (table.orders.iter().copied())
+                .zip(table.events.iter().map(|e| e.ns))
+                .collect()
+        };
+        let expected = |position: u32, block: usize| -> Vec<(EventOrder, i64)> {
+            (0..sizes[block])
+                .map(|k| {
+                    let order = EventOrder::new(position, k as u32);
+                    (order, (1_000_000 * block + k) as i64)
+                })
+                .collect()
+        };
+        let mut table = EventTable::default();
+        shared
+            .open(0, (file, 3), 0..1, &mut table, (view, &clock))
+            .unwrap();
+        assert_eq!(rows(&table), expected(0, 0));
+        for (position, block) in [(1u32, 1), (2, 3)] {
+            let mut table = EventTable::default();
+            let blocks = position..position + 1;
+            assert!(shared.take(0, blocks, &mut table, (view, &clock)).unwrap());
+            assert_eq!(rows(&table), expected(position, block), "block {block}");
+        }
+        // Read by its last stream, the file is let go: reading it again means opening it.
+        let mut table = EventTable::default();
+        assert!(!shared.take(0, 2..3, &mut table, (view, &clock)).unwrap());
     }
 
     /// A thread event: a begin (or end) of `name` at `ticks`.
