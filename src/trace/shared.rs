@@ -7,7 +7,6 @@
 //! batch can hold many threads: names are interned once for all of them, and the events of
 //! many threads between two others keep timestamp deltas short.
 
-use super::encode::varint;
 use super::interning::SequenceWriter;
 use super::merge::{EventKey, MergeBuffers, Prefetch, nested_events, prefetch};
 use crate::symbols::SymbolTable;
@@ -22,26 +21,23 @@ pub struct SharedThreads {
     sequence: SequenceWriter,
     /// The tid and name of each thread, in arrival order.
     threads: Vec<(i32, String)>,
-    /// Each thread's run of events in `records`: where it starts, and its first event's time.
-    runs: Vec<(usize, i64)>,
-    /// The events, thread after thread, each in its thread's order: the time since the event
-    /// before it in its thread (a varint), then its `TrackEvent`'s length (a varint) and the
-    /// `TrackEvent`. A record is about as long as its event: the batch holds little more than
-    /// the packets it will write.
+    /// Where each thread's run of events starts in `times` (and `starts`).
+    runs: Vec<u32>,
+    /// The events' `TrackEvent`s, thread after thread, each in its thread's order: the batch
+    /// holds little more than the packets it will write.
     records: Vec<u8>,
-    events: usize,
-    last_ns: i64,
+    /// Each event's time, and where its `TrackEvent` starts in `records`.
+    times: Vec<i64>,
+    starts: Vec<u32>,
     /// Interned data entries, in order of first use, and where each of its packets ends.
     interned: Vec<u8>,
     interned_ends: Vec<usize>,
-    /// One event, being encoded.
-    event: Vec<u8>,
 }
 
 impl SharedThreads {
     /// Events held.
     pub fn events(&self) -> usize {
-        self.events
+        self.times.len()
     }
 
     /// Bytes of events held.
@@ -58,33 +54,21 @@ impl SharedThreads {
     pub fn add(&mut self, symbols: &SymbolTable, track: &Track, tid: i32, uuid: u64) {
         if self.threads.is_empty() {
             self.sequence.forget_interned();
-            self.last_ns = i64::MIN;
         }
         self.threads.push((tid, track.name.clone()));
-        let mut events = nested_events(&track.slices).peekable();
-        let Some(&(first, _)) = events.peek() else {
-            return;
-        };
-        self.runs.push((self.records.len(), first));
-        let mut before = first;
-        for (ts, slice) in events {
-            self.event.clear();
-            let event = &mut self.event;
+        self.runs.push(self.times.len() as u32);
+        for (ts, slice) in nested_events(&track.slices) {
+            self.starts.push(self.records.len() as u32);
+            self.times.push(ts);
+            let event = &mut self.records;
             match slice {
                 Some(i) => {
                     (self.sequence).encode_begin(symbols, &track.slices[i], Some(uuid), event)
                 }
                 None => self.sequence.encode_end(Some(uuid), event),
             }
-            // A thread's events are in time order: the difference is never negative.
-            varint(ts.saturating_sub(before).max(0) as u64, &mut self.records);
-            varint(self.event.len() as u64, &mut self.records);
-            self.records.extend_from_slice(&self.event);
-            self.events += 1;
             self.keep_interned();
-            before = ts;
         }
-        self.last_ns = self.last_ns.max(before);
     }
 
     /// Keeps the interned data the event encoded last used first.
@@ -110,7 +94,13 @@ impl SharedThreads {
         out: &mut Vec<u8>,
         mut emit: impl FnMut(&mut Vec<u8>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        if let Some(first) = self.runs.iter().map(|&(_, ts)| ts).min() {
+        let run_starts = self.runs.iter().map(|&start| start as usize);
+        let run_ends = run_starts.clone().skip(1).chain([self.times.len()]);
+        let first = run_starts
+            .clone()
+            .filter_map(|start| self.times.get(start))
+            .min();
+        if let Some(&first) = first {
             self.sequence.open(sequence_id, None, first, out);
             emit(out)?;
             let mut start = 0;
@@ -126,23 +116,21 @@ impl SharedThreads {
                 }
                 start = end;
             }
-            let records = &self.records[..];
-            let ends = self.runs.iter().skip(1).map(|&(at, _)| at);
-            let lanes = (self
-                .runs
-                .iter()
-                .zip(ends.chain([records.len()]))
-                .enumerate())
-            .map(|(run, (&(at, ts), end))| Run {
-                records: &records[..end],
-                at,
-                ts,
-                run: run as u32,
-            })
-            .collect();
-            let bounds = (first, self.last_ns);
-            let events = Events(records);
-            for key in buffers.merge_lanes(lanes, bounds, self.events, events) {
+            let last = run_ends.clone().filter_map(|end| end.checked_sub(1));
+            let last = last.map(|end| self.times[end]).max().unwrap_or(first);
+            let times = &self.times[..];
+            let lanes = (run_starts.zip(run_ends).enumerate())
+                .map(|(run, (start, end))| Run {
+                    times: &times[start..end],
+                    at: start,
+                    run: run as u32,
+                })
+                .collect();
+            let events = Events {
+                records: &self.records,
+                starts: &self.starts,
+            };
+            for key in buffers.merge_lanes(lanes, (first, last), times.len(), events) {
                 (self.sequence).write_encoded(key.ts, events.at(key.item), out);
                 emit(out)?;
             }
@@ -155,21 +143,19 @@ impl SharedThreads {
         self.threads.clear();
         self.runs.clear();
         self.records.clear();
-        self.events = 0;
+        self.times.clear();
+        self.starts.clear();
         self.interned.clear();
         self.interned_ends.clear();
     }
 }
 
-/// The keys of one thread's events, read from its records: (time, run, where the event's
-/// length is).
+/// The keys of one thread's events: (time, run, index of the event in the batch).
 struct Run<'a> {
-    /// The records up to the end of the run.
-    records: &'a [u8],
-    /// Where the next record starts.
+    /// The times of the run's events not returned yet.
+    times: &'a [i64],
+    /// The index of the next one in the batch.
     at: usize,
-    /// The time of the event before it (of the first, for the first).
-    ts: i64,
     run: u32,
 }
 
@@ -177,36 +163,38 @@ impl Iterator for Run<'_> {
     type Item = EventKey;
 
     fn next(&mut self) -> Option<EventKey> {
-        let mut rest = self.records.get(self.at..).filter(|r| !r.is_empty())?;
-        let delta = prost::encoding::decode_varint(&mut rest).ok()?;
-        let item = self.records.len() - rest.len();
-        let len = prost::encoding::decode_varint(&mut rest).ok()? as usize;
-        self.at = self.records.len() - rest.len() + len;
-        self.ts = self.ts.saturating_add(delta as i64);
+        let (&ts, rest) = self.times.split_first()?;
+        self.times = rest;
+        self.at += 1;
         Some(EventKey {
-            ts: self.ts,
+            ts,
             lane: self.run,
-            item: item as u32,
+            item: (self.at - 1) as u32,
         })
     }
 }
 
-/// The records of a batch, read by where an event's length is.
+/// The events of a batch, by index.
 #[derive(Clone, Copy)]
-struct Events<'a>(&'a [u8]);
+struct Events<'a> {
+    records: &'a [u8],
+    starts: &'a [u32],
+}
 
 impl<'a> Events<'a> {
-    /// The `TrackEvent` whose length is at `at`.
-    fn at(self, at: u32) -> &'a [u8] {
-        let mut rest = &self.0[at as usize..];
-        let len = prost::encoding::decode_varint(&mut rest).unwrap_or(0) as usize;
-        &rest[..len.min(rest.len())]
+    /// The `TrackEvent` of event `item`.
+    fn at(self, item: u32) -> &'a [u8] {
+        let item = item as usize;
+        let start = self.starts[item] as usize;
+        let end = (self.starts.get(item + 1)).map_or(self.records.len(), |&end| end as usize);
+        &self.records[start..end]
     }
 }
 
 impl Prefetch for Events<'_> {
     fn prefetch(&self, key: EventKey) {
-        if let Some(byte) = self.0.get(key.item as usize) {
+        let start = self.starts.get(key.item as usize);
+        if let Some(byte) = start.and_then(|&start| self.records.get(start as usize)) {
             prefetch(byte);
         }
     }
