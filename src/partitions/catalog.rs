@@ -84,12 +84,23 @@ pub enum BuildLock {
 const COLUMNS: &str = "view, instance, process_id, begin_us, end_us, fingerprint, format_version, nb_blocks, \
     nb_objects, file_key, file_size, created_us, retired_us, checksum, digest";
 
-/// The live rows of the process `id` (a parameter, or a literal), in a total order.
+/// The live rows of the process `id` (a parameter, or a literal), in no order: see
+/// [`in_total_order`].
 fn live_rows_sql(id: &str) -> String {
     format!(
-        "SELECT {COLUMNS} FROM write_perfetto_partitions WHERE process_id = {id} AND retired_us IS NULL \
-         ORDER BY view, instance, begin_us, file_key"
+        "SELECT {COLUMNS} FROM write_perfetto_partitions WHERE process_id = {id} AND retired_us IS NULL"
     )
+}
+
+/// Puts live rows in a total order (by view, instance, bucket, file), the same on every backend.
+/// Sorted by the database, the rows and their digests (megabytes for a long process) went
+/// through a sorter, which SQLite spilled to a temporary file.
+fn in_total_order(mut rows: Vec<PartitionRow>) -> Vec<PartitionRow> {
+    fn key(r: &PartitionRow) -> (&str, &str, i64, &str) {
+        (&r.view, &r.instance, r.begin_us, &r.file_key)
+    }
+    rows.sort_by(|a, b| key(a).cmp(&key(b)));
+    rows
 }
 
 /// The schema version and the live rows of a process, in one round trip: the rows when the
@@ -112,7 +123,7 @@ async fn current_live_rows(pool: &PgPool, process_id: &Uuid) -> Option<Vec<Parti
         return None;
     }
     let rows = answers.get(1)?.iter().map(PartitionRow::from_row);
-    rows.collect::<Result<_, _>>().ok()
+    rows.collect::<Result<_, _>>().ok().map(in_total_order)
 }
 
 /// Binds a row's values as `$1`…`$13`, in [`COLUMNS`] order without `retired_us`.
@@ -328,7 +339,7 @@ impl Catalog {
                     .await?
             }
         };
-        Ok(rows)
+        Ok(in_total_order(rows))
     }
 
     /// Every row (tests check the catalog's consistency with it).

@@ -210,7 +210,7 @@ impl Prepared {
     /// partition all of whose streams stand in is never fetched, not even ahead.
     fn stand_ins(
         &self,
-        (blocks, range): (&[BlockRow], (i64, i64)),
+        (lake_blocks, range): (&[BlockRow], (i64, i64)),
         clock: &Clock,
     ) -> Arc<StandIns> {
         let mut found = lock(&self.stand_ins);
@@ -245,7 +245,14 @@ impl Prepared {
             for part in parts {
                 let blocks = self.blocks_of(part);
                 let digest = parsed[&part.planned].as_ref().and_then(|d| d.get(stream));
-                match digest.and_then(|d| row_group_parts(part, blocks, d)) {
+                // A partition in one piece wholly before or after the window stands in (or is
+                // read) whole: its row groups would all do the same, and go unparsed.
+                let outside = |d: &&digest::Digest| {
+                    skipping::side_of(d, blocks, lake_blocks, clock, range).is_some()
+                        && skipping::in_one_piece(blocks, lake_blocks)
+                };
+                let reached = digest.filter(|d| !outside(d));
+                match reached.and_then(|d| row_group_parts(part, blocks, d)) {
                     Some(groups) => {
                         origins.extend((0..groups.len()).map(|g| (part, Some(g))));
                         stream_parts.extend(groups);
@@ -257,7 +264,7 @@ impl Prepared {
                     }
                 }
             }
-            let standing = skipping::stand_ins(&stream_parts, blocks, clock, range);
+            let standing = skipping::stand_ins(&stream_parts, lake_blocks, clock, range);
             for ((part, group), (stands, kept)) in origins
                 .into_iter()
                 .zip(standing.into_iter().zip(stream_parts))
@@ -360,7 +367,7 @@ fn row_group_parts<'d>(
     blocks: &[usize],
     digest: &'d digest::Digest,
 ) -> Option<Vec<skipping::StreamPart<'d>>> {
-    let groups = &digest.row_groups;
+    let groups = digest.row_groups.get();
     let counted: usize = groups.iter().map(|g| g.blocks as usize).sum();
     if part.blocks.is_some() || groups.is_empty() || counted != blocks.len() {
         return None;

@@ -42,19 +42,16 @@ pub fn stand_ins(
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by_key(|&k| parts[k].blocks.first().copied());
     let mut stand_in = vec![false; parts.len()];
+    let side =
+        |k: usize| usable(k).and_then(|d| side_of(d, &parts[k].blocks, blocks, clock, (from, to)));
     for &k in &order {
-        let before = usable(k).is_some_and(|d| {
-            clock.event_ns(d.max_ticks) < from
-                && (parts[k].blocks.iter()).all(|&b| clock.block_bounds(&blocks[b]).0 < from)
-        });
-        if !before {
+        if side(k) != Some(Side::Before) {
             break;
         }
         stand_in[k] = true;
     }
     for &k in order.iter().rev() {
-        let after = usable(k).is_some_and(|d| clock.event_ns(d.min_ticks) > to);
-        if !after {
+        if side(k) != Some(Side::After) {
             break;
         }
         stand_in[k] = true;
@@ -62,9 +59,35 @@ pub fn stand_ins(
     stand_in
 }
 
+/// Where a part of a stream's rows lies against a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Before,
+    After,
+}
+
+/// Whether the events of a part (its `digest`, its blocks at `positions`) all lie before the
+/// window `(from, to)`, or all after it; `None`: some may lie within it.
+pub fn side_of(
+    digest: &Digest,
+    positions: &[usize],
+    blocks: &[BlockRow],
+    clock: &Clock,
+    (from, to): (i64, i64),
+) -> Option<Side> {
+    let begins_before = |&b: &usize| clock.block_bounds(&blocks[b]).0 < from;
+    if clock.event_ns(digest.max_ticks) < from && positions.iter().all(begins_before) {
+        Some(Side::Before)
+    } else if clock.event_ns(digest.min_ticks) > to {
+        Some(Side::After)
+    } else {
+        None
+    }
+}
+
 /// Whether the blocks at `positions` follow each other in the process's block list and in
 /// their stream, none missing between them.
-fn in_one_piece(positions: &[usize], blocks: &[BlockRow]) -> bool {
+pub fn in_one_piece(positions: &[usize], blocks: &[BlockRow]) -> bool {
     positions.windows(2).all(|pair| {
         let (a, b) = (&blocks[pair[0]], &blocks[pair[1]]);
         let next_offset = a.object_offset.checked_add(i64::from(a.nb_objects));
@@ -199,7 +222,7 @@ mod tests {
             min_ticks,
             max_ticks,
             events: Vec::new(),
-            row_groups: Vec::new(),
+            row_groups: Default::default(),
         }
     }
 

@@ -271,7 +271,7 @@ impl PartitionRows for SpanRows {
             .then(|| digests.values_mut().next())
             .flatten();
         if let (Some(row_groups), Some(digest)) = (row_groups, only) {
-            digest.row_groups = row_groups;
+            digest.row_groups = row_groups.into();
         }
         Ok(Some(serde_json::to_string(&digests)?))
     }
@@ -584,7 +584,7 @@ mod tests {
         }
         let json = builder.take_digest().unwrap().unwrap();
         let digests: StreamDigests = serde_json::from_str(&json).unwrap();
-        let groups = &digests[&stream].row_groups;
+        let groups = digests[&stream].row_groups.get();
         // 20 rows: groups of blocks 0–1 (8 rows), 2–3 (8), then 4 with the two empty blocks.
         let counts: Vec<u32> = groups.iter().map(|g| g.blocks).collect();
         assert_eq!(counts, [2, 2, 3]);
