@@ -64,12 +64,6 @@ pub trait OrderedRows {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The place in stream order of row `row`.
-    fn order(&self, row: usize) -> EventOrder;
-    /// Appends rows `rows` of `from`.
-    fn append_rows(&mut self, from: &Self, rows: std::ops::Range<usize>);
-    /// Drops the first `rows` rows.
-    fn drop_front(&mut self, rows: usize);
     /// Puts rows in stream order (partitions of one instance may interleave blocks).
     fn sort(&mut self);
 }
@@ -97,26 +91,6 @@ impl OrderedRows for EventTable {
 
     fn len(&self) -> usize {
         self.orders.len()
-    }
-
-    fn order(&self, row: usize) -> EventOrder {
-        self.orders[row]
-    }
-
-    fn append_rows(&mut self, from: &EventTable, rows: std::ops::Range<usize>) {
-        self.events.extend_from_slice(&from.events[rows.clone()]);
-        self.orders.extend_from_slice(&from.orders[rows.clone()]);
-        if !from.ids.is_empty() {
-            self.ids.extend_from_slice(&from.ids[rows]);
-        }
-    }
-
-    fn drop_front(&mut self, rows: usize) {
-        self.events.drain(..rows);
-        self.orders.drain(..rows);
-        if !self.ids.is_empty() {
-            self.ids.drain(..rows);
-        }
     }
 
     fn sort(&mut self) {
@@ -201,20 +175,6 @@ impl<T: Copy> OrderedRows for RowsInOrder<T> {
 
     fn len(&self) -> usize {
         self.orders.len()
-    }
-
-    fn order(&self, row: usize) -> EventOrder {
-        self.orders[row]
-    }
-
-    fn append_rows(&mut self, from: &Self, rows: std::ops::Range<usize>) {
-        self.rows.extend_from_slice(&from.rows[rows.clone()]);
-        self.orders.extend_from_slice(&from.orders[rows]);
-    }
-
-    fn drop_front(&mut self, rows: usize) {
-        self.rows.drain(..rows);
-        self.orders.drain(..rows);
     }
 
     fn sort(&mut self) {
