@@ -785,3 +785,20 @@ fn block_ticks_beyond_the_nanosecond_range_exit_4_naming_the_process() {
         &[MAIN_PROCESS, &i64::MAX.to_string(), "outside the range"],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Ids in another case
+
+#[test]
+fn ids_stored_in_upper_case_export_the_same_trace() {
+    let case = Case::new();
+    case.sql(
+        "UPDATE processes SET process_id = upper(process_id), \
+           parent_process_id = upper(parent_process_id);
+         UPDATE streams SET stream_id = upper(stream_id), process_id = upper(process_id);
+         UPDATE blocks SET block_id = upper(block_id), stream_id = upper(stream_id), \
+           process_id = upper(process_id)",
+    );
+    let upper = case.exports(MAIN_PROCESS);
+    assert_eq!(upper.bytes, reference(MAIN_PROCESS).bytes);
+}

@@ -162,7 +162,9 @@ macro_rules! fetch_map {
     }};
 }
 
-/// Rows per chunk of [`json_chunks`].
+/// Rows per chunk of [`json_chunks`]. Its columns are read as stored: ids parse from either
+/// case, so only a filter needs `lower` (a lake's block list is thousands of rows, each
+/// column a cost).
 const JSON_CHUNK_ROWS: usize = 1024;
 
 /// A SQLite query returning `columns` of the rows of `table` that match `filter`,
@@ -298,7 +300,7 @@ pub trait MetadataReads {
     async fn process_streams(&self, process_id: &Uuid) -> Result<Vec<StreamRow>> {
         let pg_sql = pg_process_streams_sql();
         let sqlite_sql = json_chunks(
-            "lower(stream_id), lower(process_id), tags, properties, insert_time, format",
+            "stream_id, process_id, tags, properties, insert_time, format",
             "streams",
             "lower(process_id) = $1",
         );
@@ -368,7 +370,7 @@ pub trait MetadataReads {
     async fn process_blocks(&self, process_id: &Uuid) -> Result<Vec<BlockRow>> {
         let pg_sql = pg_process_blocks_sql();
         let sqlite_sql = json_chunks(
-            "lower(block_id), lower(stream_id), lower(process_id), begin_time, end_time, \
+            "block_id, stream_id, process_id, begin_time, end_time, \
              begin_ticks, end_ticks, nb_objects, object_offset, payload_size, insert_time",
             "blocks",
             "lower(process_id) = $1",
