@@ -6,9 +6,7 @@
 
 use anyhow::{Result, bail};
 use arrow_array::{RecordBatch, UInt32Array};
-use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -19,7 +17,7 @@ use crate::events::EventOrder;
 
 /// The shared partitions being read, by index in the plan.
 #[derive(Default)]
-pub struct SharedFiles(Mutex<HashMap<usize, Box<dyn Any + Send>>>);
+pub struct SharedFiles(Mutex<HashMap<usize, SharedFile>>);
 
 impl SharedFiles {
     /// Appends the rows of blocks at `blocks` positions from the open shared partition
@@ -34,9 +32,6 @@ impl SharedFiles {
     ) -> Result<bool> {
         let mut files = self.lock();
         let Some(file) = files.get_mut(&planned) else {
-            return Ok(false);
-        };
-        let Some(file) = file.downcast_mut::<SharedFile<T>>() else {
             return Ok(false);
         };
         let taken = file.take(blocks, table, view, clock);
@@ -59,18 +54,19 @@ impl SharedFiles {
         let mut file = SharedFile::new(file, readers);
         file.take(blocks, table, view, clock)?;
         if file.readers_left > 0 {
-            self.lock().insert(planned, Box::new(file));
+            self.lock().insert(planned, file);
         }
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Box<dyn Any + Send>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, SharedFile>> {
         (self.0.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// A shared partition file being read in stream order.
-struct SharedFile<T> {
+/// A shared partition file being read in stream order (by streams of one view: one kind of
+/// table).
+struct SharedFile {
     file: OpenFile,
     /// Decoded batches whose rows may still be asked for. A stream's rows are converted from
     /// them straight into its table: nothing is copied in between.
@@ -82,7 +78,6 @@ struct SharedFile<T> {
     readers_left: usize,
     /// The place in stream order of the last row decoded that this export reads.
     last_order: Option<EventOrder>,
-    table: PhantomData<fn(&mut T)>,
 }
 
 /// A batch of a shared file and the block position of each of its rows.
@@ -104,7 +99,7 @@ impl HeldBatch {
     }
 }
 
-impl<T: RowTable> SharedFile<T> {
+impl SharedFile {
     fn new(file: OpenFile, readers: usize) -> Self {
         Self {
             file,
@@ -113,13 +108,12 @@ impl<T: RowTable> SharedFile<T> {
             read_to: 0,
             readers_left: readers,
             last_order: None,
-            table: PhantomData,
         }
     }
 
     /// Appends the rows of blocks at `blocks` positions to `table`; `false` when rows at or
     /// after `blocks.start` were read already.
-    fn take(
+    fn take<T: RowTable>(
         &mut self,
         blocks: Range<u32>,
         table: &mut T,

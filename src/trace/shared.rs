@@ -29,6 +29,8 @@ pub struct SharedThreads {
     /// Each event's time, and where its `TrackEvent` starts in `records`.
     times: Vec<i64>,
     starts: Vec<u32>,
+    /// The times of the batch's first and last events.
+    bounds: Option<(i64, i64)>,
     /// Interned data entries, in order of first use, and where each of its packets ends.
     interned: Vec<u8>,
     interned_ends: Vec<usize>,
@@ -56,7 +58,8 @@ impl SharedThreads {
             self.sequence.forget_interned();
         }
         self.threads.push((tid, track.name.clone()));
-        self.runs.push(self.times.len() as u32);
+        let run_start = self.times.len();
+        self.runs.push(run_start as u32);
         for (ts, slice) in nested_events(&track.slices) {
             self.starts.push(self.records.len() as u32);
             self.times.push(ts);
@@ -68,6 +71,11 @@ impl SharedThreads {
                 None => self.sequence.encode_end(Some(uuid), event),
             }
             self.keep_interned();
+        }
+        // A thread's events are in time order: its first and last bound the run.
+        if let (Some(&first), Some(&last)) = (self.times.get(run_start), self.times.last()) {
+            let (low, high) = self.bounds.unwrap_or((first, last));
+            self.bounds = Some((low.min(first), high.max(last)));
         }
     }
 
@@ -94,13 +102,7 @@ impl SharedThreads {
         out: &mut Vec<u8>,
         mut emit: impl FnMut(&mut Vec<u8>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let run_starts = self.runs.iter().map(|&start| start as usize);
-        let run_ends = run_starts.clone().skip(1).chain([self.times.len()]);
-        let first = run_starts
-            .clone()
-            .filter_map(|start| self.times.get(start))
-            .min();
-        if let Some(&first) = first {
+        if let Some((first, last)) = self.bounds {
             self.sequence.open(sequence_id, None, first, out);
             emit(out)?;
             let mut start = 0;
@@ -116,21 +118,13 @@ impl SharedThreads {
                 }
                 start = end;
             }
-            let last = run_ends.clone().filter_map(|end| end.checked_sub(1));
-            let last = last.map(|end| self.times[end]).max().unwrap_or(first);
-            let times = &self.times[..];
-            let lanes = (run_starts.zip(run_ends).enumerate())
-                .map(|(run, (start, end))| Run {
-                    times: &times[start..end],
-                    at: start,
-                    run: run as u32,
-                })
-                .collect();
             let events = Events {
                 records: &self.records,
                 starts: &self.starts,
             };
-            for key in buffers.merge_lanes(lanes, (first, last), times.len(), events) {
+            let lanes = run_keys(&self.runs, &self.times);
+            let count = self.times.len();
+            for key in buffers.merge_lanes(lanes, (first, last), count, events) {
                 (self.sequence).write_encoded(key.ts, events.at(key.item), out);
                 emit(out)?;
             }
@@ -145,33 +139,26 @@ impl SharedThreads {
         self.records.clear();
         self.times.clear();
         self.starts.clear();
+        self.bounds = None;
         self.interned.clear();
         self.interned_ends.clear();
     }
 }
 
-/// The keys of one thread's events: (time, run, index of the event in the batch).
-struct Run<'a> {
-    /// The times of the run's events not returned yet.
-    times: &'a [i64],
-    /// The index of the next one in the batch.
-    at: usize,
-    run: u32,
-}
-
-impl Iterator for Run<'_> {
-    type Item = EventKey;
-
-    fn next(&mut self) -> Option<EventKey> {
-        let (&ts, rest) = self.times.split_first()?;
-        self.times = rest;
-        self.at += 1;
-        Some(EventKey {
-            ts,
-            lane: self.run,
-            item: (self.at - 1) as u32,
+/// The keys of each thread's events, a run of the batch starting at `runs[run]`: (time, run,
+/// index of the event in the batch).
+fn run_keys<'a>(runs: &[u32], times: &'a [i64]) -> Vec<impl Iterator<Item = EventKey> + 'a> {
+    let starts = runs.iter().map(|&start| start as usize);
+    let ends = starts.clone().skip(1).chain([times.len()]);
+    (starts.zip(ends).enumerate())
+        .map(|(run, (start, end))| {
+            (start..end).map(move |item| EventKey {
+                ts: times[item],
+                lane: run as u32,
+                item: item as u32,
+            })
         })
-    }
+        .collect()
 }
 
 /// The events of a batch, by index.
