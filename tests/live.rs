@@ -186,13 +186,13 @@ fn export(target: &Target, extra: &[String], out: &Path) -> Outcome {
 }
 
 /// Replays the fixture process into `target` while `EXPORTERS` exporters loop on one shared
-/// cache, then checks every trace against the oracle of the prefixes.
+/// cache, then checks every trace against the oracle of the prefixes. `rt`: the runtime the
+/// writer was made on (its pool runs there).
 fn exports_during_ingestion_show_one_prefix_each(
-    target: Target,
-    writer: LakeWriter,
+    rt: tokio::runtime::Runtime,
+    (target, writer): (Target, LakeWriter),
     cache: &[String],
 ) {
-    let rt = runtime();
     let ingestion = rt.block_on(ingestion());
     let prefixes = rt.block_on(prefix_traces(&ingestion));
     assert_eq!(
@@ -285,15 +285,18 @@ fn exports_during_ingestion_show_one_prefix_each(
 
 #[test]
 fn a_process_being_ingested_into_sqlite_exports_one_prefix_at_a_time() {
-    let (target, writer) = runtime().block_on(Target::sqlite());
+    // The writer's pool lives on the runtime it was made on: the replay uses that one.
+    let rt = runtime();
+    let lake = rt.block_on(Target::sqlite());
     // The lake's own cache: DIR/write-perfetto/.
-    exports_during_ingestion_show_one_prefix_each(target, writer, &[]);
+    exports_during_ingestion_show_one_prefix_each(rt, lake, &[]);
 }
 
 #[test]
 fn a_process_being_ingested_into_postgres_exports_one_prefix_at_a_time() {
-    let (target, writer) = runtime().block_on(Target::postgres());
+    let rt = runtime();
+    let lake = rt.block_on(Target::postgres());
     let cache = tempfile::tempdir().unwrap();
     let args = vec!["--cache".to_string(), cache.path().display().to_string()];
-    exports_during_ingestion_show_one_prefix_each(target, writer, &args);
+    exports_during_ingestion_show_one_prefix_each(rt, lake, &args);
 }
