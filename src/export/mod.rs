@@ -3,6 +3,7 @@
 //!
 //! Each step lives in its own module; this one only sequences them.
 
+mod background;
 mod output;
 pub mod pipeline;
 mod source;
@@ -22,6 +23,7 @@ use crate::partitions::{
 use crate::progress::Progress;
 use crate::symbols::Symbols;
 use crate::tracks::ProcessHeading;
+use background::BackgroundWriter;
 pub use output::OutputTarget;
 use output::{Output, TraceOut};
 pub use pipeline::Content;
@@ -114,11 +116,14 @@ pub async fn export(
     });
     let output = Output::open(&target)?;
     let out = TraceOut::new(output.writer()?, options.checksum, options.gzip);
+    let out = BackgroundWriter::new(out);
     let written = pipeline::write_trace(&mut assemblers, &options.contents, out, progress)
         .await
         .map_err(|e| output.name_failure(e))?;
-    let (bytes, sha256) = (written.out.finish())
-        .map_err(|e| output.name_failure(anyhow::Error::new(e).context(pipeline::WriteFailed)))?;
+    let write_failed =
+        |e| output.name_failure(anyhow::Error::new(e).context(pipeline::WriteFailed));
+    let out = written.out.finish().map_err(write_failed)?;
+    let (bytes, sha256) = out.finish().map_err(write_failed)?;
     output.commit()?;
     if written.bytes > large_trace_bytes() {
         progress.warn(&large_trace_hint(written.bytes));

@@ -7,6 +7,7 @@
 //! batch can hold many threads: names are interned once for all of them, and the events of
 //! many threads between two others keep timestamp deltas short.
 
+use super::encode::varint;
 use super::interning::SequenceWriter;
 use super::merge::{EventKey, MergeBuffers, Prefetch, nested_events, prefetch};
 use crate::symbols::SymbolTable;
@@ -21,14 +22,18 @@ pub struct SharedThreads {
     sequence: SequenceWriter,
     /// The tid and name of each thread, in arrival order.
     threads: Vec<(i32, String)>,
-    /// Where each thread's run of events starts in `times` (and `starts`).
+    /// Where each thread's run of events starts in `times` (and `offsets`).
     runs: Vec<u32>,
-    /// The events' `TrackEvent`s, thread after thread, each in its thread's order: the batch
-    /// holds little more than the packets it will write.
+    /// The events' `TrackEvent`s, thread after thread, each in its thread's order and after its
+    /// size (a varint): the batch holds little more than the packets it will write.
     records: Vec<u8>,
-    /// Each event's time, and where its `TrackEvent` starts in `records`.
+    /// Each event's time, and where its record starts in `records`. Read in each thread's
+    /// order to make the merge's keys, which carry the offset: the merged order then reads
+    /// nothing else at random.
     times: Vec<i64>,
-    starts: Vec<u32>,
+    offsets: Vec<u32>,
+    /// Bytes of `records` that are sizes.
+    size_bytes: usize,
     /// The times of the batch's first and last events.
     bounds: Option<(i64, i64)>,
     /// Interned data entries, in order of first use, and where each of its packets ends.
@@ -42,9 +47,9 @@ impl SharedThreads {
         self.times.len()
     }
 
-    /// Bytes of events held.
+    /// Bytes of events held (their sizes before them not counted).
     pub fn bytes(&self) -> usize {
-        self.records.len()
+        self.records.len() - self.size_bytes
     }
 
     /// The threads held: tid and name, in arrival order.
@@ -61,8 +66,11 @@ impl SharedThreads {
         let run_start = self.times.len();
         self.runs.push(run_start as u32);
         for (ts, slice) in nested_events(&track.slices) {
-            self.starts.push(self.records.len() as u32);
+            let offset = self.records.len();
+            self.offsets.push(offset as u32);
             self.times.push(ts);
+            // A one-byte size first, widened in place when the record is larger (rare).
+            self.records.push(0);
             let event = &mut self.records;
             match slice {
                 Some(i) => {
@@ -70,6 +78,7 @@ impl SharedThreads {
                 }
                 None => self.sequence.encode_end(Some(uuid), event),
             }
+            self.size_bytes += set_size(&mut self.records, offset);
             self.keep_interned();
         }
         // A thread's events are in time order: its first and last bound the run.
@@ -118,11 +127,8 @@ impl SharedThreads {
                 }
                 start = end;
             }
-            let events = Events {
-                records: &self.records,
-                starts: &self.starts,
-            };
-            let lanes = run_keys(&self.runs, &self.times);
+            let events = Events(&self.records);
+            let lanes = run_keys(&self.runs, &self.times, &self.offsets);
             let count = self.times.len();
             for key in buffers.merge_lanes(lanes, (first, last), count, events) {
                 (self.sequence).write_encoded(key.ts, events.at(key.item), out);
@@ -138,50 +144,79 @@ impl SharedThreads {
         self.runs.clear();
         self.records.clear();
         self.times.clear();
-        self.starts.clear();
+        self.offsets.clear();
+        self.size_bytes = 0;
         self.bounds = None;
         self.interned.clear();
         self.interned_ends.clear();
     }
 }
 
+/// Writes the size of the record at `offset` (after its placeholder byte) before it; returns
+/// the length of the size.
+fn set_size(records: &mut Vec<u8>, offset: usize) -> usize {
+    let size = records.len() - offset - 1;
+    if size < 0x80 {
+        records[offset] = size as u8;
+        return 1;
+    }
+    let mut prefix = Vec::with_capacity(10);
+    varint(size as u64, &mut prefix);
+    let length = prefix.len();
+    records.splice(offset..offset + 1, prefix);
+    length
+}
+
 /// The keys of each thread's events, a run of the batch starting at `runs[run]`: (time, run,
-/// index of the event in the batch).
-fn run_keys<'a>(runs: &[u32], times: &'a [i64]) -> Vec<impl Iterator<Item = EventKey> + 'a> {
+/// offset of the event's record).
+fn run_keys<'a>(
+    runs: &[u32],
+    times: &'a [i64],
+    offsets: &'a [u32],
+) -> Vec<impl Iterator<Item = EventKey> + 'a> {
     let starts = runs.iter().map(|&start| start as usize);
     let ends = starts.clone().skip(1).chain([times.len()]);
     (starts.zip(ends).enumerate())
         .map(|(run, (start, end))| {
-            (start..end).map(move |item| EventKey {
-                ts: times[item],
-                lane: run as u32,
-                item: item as u32,
+            (times[start..end].iter().zip(&offsets[start..end])).map(move |(&ts, &offset)| {
+                EventKey {
+                    ts,
+                    lane: run as u32,
+                    item: offset,
+                }
             })
         })
         .collect()
 }
 
-/// The events of a batch, by index.
+/// The records of a batch, by offset.
 #[derive(Clone, Copy)]
-struct Events<'a> {
-    records: &'a [u8],
-    starts: &'a [u32],
-}
+struct Events<'a>(&'a [u8]);
 
 impl<'a> Events<'a> {
-    /// The `TrackEvent` of event `item`.
-    fn at(self, item: u32) -> &'a [u8] {
-        let item = item as usize;
-        let start = self.starts[item] as usize;
-        let end = (self.starts.get(item + 1)).map_or(self.records.len(), |&end| end as usize);
-        &self.records[start..end]
+    /// The `TrackEvent` of the record at `offset`.
+    fn at(self, offset: u32) -> &'a [u8] {
+        let record = &self.0[offset as usize..];
+        let (size, prefix) = read_varint(record);
+        &record[prefix..prefix + size as usize]
     }
+}
+
+/// A varint at the start of `bytes` (written by [`varint`]), and its length.
+fn read_varint(bytes: &[u8]) -> (u64, usize) {
+    let mut value = 0;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return (value, i + 1);
+        }
+    }
+    (value, bytes.len().min(10))
 }
 
 impl Prefetch for Events<'_> {
     fn prefetch(&self, key: EventKey) {
-        let start = self.starts.get(key.item as usize);
-        if let Some(byte) = start.and_then(|&start| self.records.get(start as usize)) {
+        if let Some(byte) = self.0.get(key.item as usize) {
             prefetch(byte);
         }
     }

@@ -578,3 +578,41 @@ fn a_batch_with_many_long_names_sends_them_in_packets_of_bounded_size() {
     assert!(interned.len() >= 3, "200 kB of names: {interned:?}");
     assert!(interned.iter().all(|&size| size <= 1 << 16), "{interned:?}");
 }
+
+#[test]
+fn small_threads_keep_every_field_of_events_of_any_size() {
+    // Thread k's slice j starts (k + j) % 40 flows: its event's record is from a few bytes to
+    // over 350, on both sides of the one-byte size the batch keeps before each record.
+    let mut symbols = Symbols::new();
+    let flows = |k: u64, j: u64| -> Vec<u64> { (1..=(k + j) % 40).map(|f| 1000 * k + f).collect() };
+    let tracks: Vec<Track> = (0..30u64)
+        .map(|k| {
+            let times: Vec<(i64, i64)> = (0..4)
+                .map(|j| (10 * j + k as i64, 10 * j + k as i64 + 5))
+                .collect();
+            let mut track = thread(&mut symbols, 2 + k as i32, "a", &times);
+            for (j, slice) in track.slices.iter_mut().enumerate() {
+                let mut detail = AsyncDetail::default();
+                for flow in flows(k, j as u64) {
+                    detail
+                        .flows_out
+                        .push(std::num::NonZeroU64::new(flow).unwrap());
+                }
+                slice.detail = Some(Box::new(detail));
+            }
+            track
+        })
+        .collect();
+    let packets = packets(&threads_trace(&symbols, tracks));
+    let mut begins: Vec<(u64, Vec<u64>)> = (packets.iter())
+        .filter_map(|p| p.track_event.as_ref())
+        .filter(|e| e.r#type == Some(TYPE_SLICE_BEGIN))
+        .map(|e| (e.track_uuid.unwrap(), e.flow_ids.clone()))
+        .collect();
+    begins.sort();
+    let mut expected: Vec<(u64, Vec<u64>)> = (0..30u64)
+        .flat_map(|k| (0..4).map(move |j| ((((2 + k) << 1) | 1), flows(k, j))))
+        .collect();
+    expected.sort();
+    assert_eq!(begins, expected);
+}
