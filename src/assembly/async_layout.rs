@@ -5,8 +5,8 @@
 //! there and the span ends within it; otherwise on the first lane with nothing open; otherwise
 //! on a new lane. A span not on its parent's lane gets a flow arrow from the parent.
 
-use super::{AssemblyStats, AsyncEvents, clip_to_range};
-use crate::events::{AsyncIds, Event, EventPhase};
+use super::{AssemblyStats, AsyncEvents, clip_to_range, reaches};
+use crate::events::{AsyncIds, Event, EventOrder, EventPhase};
 use crate::symbols::{FastMap as HashMap, PropertySet, Sym};
 use crate::tracks::{AsyncDetail, Flows, Place, Slice, Track, TrackGroup, notes};
 use std::num::NonZeroU64;
@@ -28,7 +28,7 @@ pub fn async_tracks(
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
 ) -> TrackGroup {
-    let mut spans: Vec<AsyncSpan> = pair_spans(events, data, stats)
+    let mut spans: Vec<AsyncSpan> = pair_spans(events, data, range, stats)
         .into_iter()
         .filter_map(|mut s| {
             clip_to_range((&mut s.begin_ns, &mut s.end_ns, &mut s.notes), range, stats).then_some(s)
@@ -79,16 +79,45 @@ fn layout_order(a: &AsyncSpan, b: &AsyncSpan) -> std::cmp::Ordering {
         .then_with(|| rest(a).cmp(&rest(b)))
 }
 
-/// Pairs begins and ends by span id, in time order over all threads. The events are
-/// consumed as the spans are made, so the two never take their full size at once.
-fn pair_spans(input: AsyncEvents, data: (i64, i64), stats: &mut AssemblyStats) -> Vec<AsyncSpan> {
-    let endings = pair_ids(&input, data.1, stats);
+/// Pairs begins and ends by span id, in time order over all threads; makes the spans that
+/// reach the time `range`, if any. The events are consumed as the spans are made, so the two
+/// never take their full size at once.
+fn pair_spans(
+    input: AsyncEvents,
+    data: (i64, i64),
+    range: Option<(i64, i64)>,
+    stats: &mut AssemblyStats,
+) -> Vec<AsyncSpan> {
+    let mut endings = pair_ids(&input, data.1, stats);
+    if let Some((from, to)) = range {
+        // A window of a long process pairs every span of the partitions it reads, and shows
+        // a few: only those are made.
+        endings.retain(|ending| {
+            let bounds = span_bounds(ending, input.events[ending.at as usize].ns, data);
+            reaches(bounds, (from, to))
+        });
+    }
     make_spans(input, endings, data)
 }
 
-/// What pairing reads of an event, in 24 bytes (a copy of every async event is made).
+/// The begin and end of the span `ending` makes from an event at `event_ns`.
+fn span_bounds(ending: &Ending, event_ns: i64, (data_begin, _): (i64, i64)) -> (i64, i64) {
+    let begin_ns = match ending.notes == notes::BEGAN_BEFORE_DATA {
+        true => data_begin.min(event_ns),
+        false => event_ns,
+    };
+    let end_ns = match ending.notes == notes::UNFINISHED {
+        true => ending.end_ns.max(begin_ns),
+        false => ending.end_ns,
+    };
+    (begin_ns, end_ns)
+}
+
+/// What pairing reads of an event, in 32 bytes (a copy of every async event is made).
 struct Pairing {
     ns: i64,
+    /// Its place in stream order.
+    order: EventOrder,
     span_id: u64,
     /// Its index in the events, with [`END_BIT`] set for an end. An end looks up its stream
     /// order (for its thread) when it pairs: a few ends per cache line fetched, not a field of
@@ -102,7 +131,7 @@ struct Pairing {
 const END_BIT: u32 = 1 << 31;
 
 impl Pairing {
-    fn of(at: usize, event: &Event, span_id: u64) -> Self {
+    fn of(at: usize, event: &Event, order: EventOrder, span_id: u64) -> Self {
         let end = if event.phase == EventPhase::End {
             END_BIT
         } else {
@@ -110,6 +139,7 @@ impl Pairing {
         };
         Self {
             ns: event.ns,
+            order,
             span_id,
             rank: at as u32 | end,
             properties: event.properties,
@@ -137,14 +167,15 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
     // begins go first (a zero-length span stays whole), then stream order. What pairing reads
     // is copied in that order: walking the events themselves in time order jumps between
-    // streams at every step (a cache miss each, with thousands of threads). The index ends
-    // the key, so the unstable sort gives exactly the stable sort's order.
-    let mut sequence: Vec<Pairing> = (events.iter().zip(ids))
+    // streams at every step (a cache miss each, with thousands of threads). The events come
+    // as read ([`AsyncEvents`]), not put in stream order first: that sort took as long as
+    // this one. The index ends the key (places repeat only where the lake repeats a block),
+    // so the order is total.
+    let mut sequence: Vec<Pairing> = (events.iter().zip(ids).zip(orders))
         .enumerate()
-        .map(|(i, (e, ids))| Pairing::of(i, e, ids.span_id))
+        .map(|(i, ((e, ids), &order))| Pairing::of(i, e, order, ids.span_id))
         .collect();
-    // The events are in stream order ([`AsyncEvents`]): their index is their order.
-    sequence.sort_unstable_by_key(|p| (p.ns, p.rank));
+    sequence.sort_unstable_by_key(|p| (p.ns, p.is_end(), p.order, p.at()));
     // span id → the event that began it.
     let mut open: HashMap<u64, u32> = HashMap::default();
     // A span id that begins again while open (a duplicate id): the earlier begins wait here,
@@ -216,11 +247,7 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
 
 /// Makes the spans from the last event to the first, giving back the events' memory as it
 /// goes (each event makes at most one span).
-fn make_spans(
-    input: AsyncEvents,
-    mut endings: Vec<Ending>,
-    (data_begin, _): (i64, i64),
-) -> Vec<AsyncSpan> {
+fn make_spans(input: AsyncEvents, mut endings: Vec<Ending>, data: (i64, i64)) -> Vec<AsyncSpan> {
     let AsyncEvents {
         mut events,
         mut ids,
@@ -233,19 +260,11 @@ fn make_spans(
         let at = ending.at as usize;
         let mut event = events[at];
         let thread = thread_of(orders[at]);
-        let (begin_ns, began_on) = if ending.notes == notes::BEGAN_BEFORE_DATA {
-            (data_begin.min(event.ns), None)
-        } else {
-            (event.ns, Some(thread))
-        };
+        let (begin_ns, end_ns) = span_bounds(&ending, event.ns, data);
+        let began_on = (ending.notes != notes::BEGAN_BEFORE_DATA).then_some(thread);
         if !ending.end_properties.is_none() {
             event.properties = ending.end_properties;
         }
-        let end_ns = if ending.notes == notes::UNFINISHED {
-            ending.end_ns.max(begin_ns)
-        } else {
-            ending.end_ns
-        };
         spans.push(AsyncSpan {
             begin_ns,
             end_ns,
@@ -432,5 +451,77 @@ fn async_slice(span: &AsyncSpan) -> Slice {
             flows_out: Flows::default(),
             flow_in: None,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventScope;
+    use crate::symbols::Symbols;
+
+    /// Two streams' async events, as (stream, time, begin?, span id), with equal times across
+    /// them and span ids used twice: id 2 begins on both at once, and stream order says which
+    /// of its ends closes which.
+    const EVENTS: [(u32, i64, bool, u64); 12] = [
+        (0, 10, true, 1),
+        (0, 10, true, 2),
+        (0, 20, false, 1),
+        (0, 20, true, 1),
+        (0, 30, false, 1),
+        (0, 30, false, 2),
+        (1, 10, true, 3),
+        (1, 10, false, 3),
+        (1, 10, true, 2),
+        (1, 20, false, 2),
+        (1, 20, true, 4),
+        (1, 30, false, 4),
+    ];
+
+    fn lay_out(order: impl Iterator<Item = usize>) -> TrackGroup {
+        let mut symbols = Symbols::new();
+        let (name, threads) = (
+            symbols.intern("s"),
+            [symbols.intern("a"), symbols.intern("b")],
+        );
+        let mut input = AsyncEvents {
+            events: Vec::new(),
+            ids: Vec::new(),
+            orders: Vec::new(),
+            thread_of: &|order: EventOrder| threads[order.block_position()],
+        };
+        for i in order {
+            let (stream, ns, begin, span_id) = EVENTS[i];
+            let phase = if begin {
+                EventPhase::Begin
+            } else {
+                EventPhase::End
+            };
+            input.events.push(Event {
+                ns,
+                name,
+                target: name,
+                file: name,
+                line: i as u32,
+                properties: PropertySet::NONE,
+                scope: EventScope::Async,
+                phase,
+            });
+            input.ids.push(AsyncIds {
+                span_id,
+                ..Default::default()
+            });
+            input.orders.push(EventOrder::new(stream, i as u32));
+        }
+        async_tracks(input, (0, 40), None, &mut AssemblyStats::default())
+    }
+
+    #[test]
+    fn async_events_lay_out_the_same_whatever_order_they_are_read_in() {
+        let in_stream_order = lay_out(0..EVENTS.len());
+        assert!(in_stream_order.lanes.len() > 1);
+        assert_eq!(lay_out((0..EVENTS.len()).rev()), in_stream_order);
+        let interleaved = (0..6).flat_map(|i| [i + 6, i]);
+        assert_eq!(lay_out(interleaved), in_stream_order);
     }
 }

@@ -38,7 +38,7 @@ pub struct ThreadData {
     pub chains: Vec<Chain>,
 }
 
-/// The async events of a process, in stream order: events, their places in that order, and
+/// The async events of a process, in any order: events, their places in stream order, and
 /// the thread (a display name) that wrote each, found from its place.
 pub struct AsyncEvents<'a> {
     pub events: Vec<Event>,
@@ -117,6 +117,12 @@ impl AssemblyStats {
 
 /// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns
 /// whether the span overlaps the range at all.
+/// Whether a slice from `begin` to `end` shows in the range `(from, to)` (touching it is
+/// enough: it shows clipped to an instant at the edge).
+fn reaches((begin, end): (i64, i64), (from, to): (i64, i64)) -> bool {
+    end >= from && begin <= to
+}
+
 fn clip_to_range(
     bounds: (&mut i64, &mut i64, &mut Notes),
     range: Option<(i64, i64)>,
@@ -124,7 +130,7 @@ fn clip_to_range(
 ) -> bool {
     let (begin, end, slice_notes) = bounds;
     let Some((from, to)) = range else { return true };
-    if *end < from || *begin > to {
+    if !reaches((*begin, *end), (from, to)) {
         return false;
     }
     if *begin < from {

@@ -575,6 +575,38 @@ fn a_range_keeps_overlapping_spans_clipped_to_it() {
 }
 
 #[test]
+fn async_spans_touching_a_range_show_at_its_edges_and_the_others_do_not() {
+    let span = |id: u64, name: &str, b: i64, e: i64| [abegin(b, name, id, 0), aend(e, name, id, 0)];
+    let events = [
+        span(1, "ends at the start", 10, 50),
+        span(2, "begins at the end", 75, 90),
+        span(3, "ends before", 10, 49),
+        span(4, "begins after", 76, 90),
+        span(5, "across", 20, 80),
+    ]
+    .concat();
+    let t = thread("main", vec![(0, 100, events)]);
+    let options = AssemblyOptions {
+        range: Some((50, 75)),
+        ..both()
+    };
+    let timeline = assemble("p".into(), &[t], &options);
+    let mut shown: Vec<(String, i64, i64)> = (timeline.async_tracks.iter())
+        .flat_map(|lane| spans(&lane.slices))
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        vec![
+            ("across".into(), 50, 75),
+            ("begins at the end".into(), 75, 75),
+            ("ends at the start".into(), 50, 50),
+        ]
+    );
+    assert_eq!(timeline.stats.async_spans, 3);
+}
+
+#[test]
 fn random_async_forests_always_lay_out_strictly_nested() {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {

@@ -890,8 +890,9 @@ impl PartitionCache {
     }
 
     /// Reads the rows of a view instance (a stream or the process) into `table`, in stream
-    /// order: its partition files fetched concurrently and decoded in order, except the shared
-    /// ones another of their streams decoded already.
+    /// order (async spans: as read, each with its place in that order): its partition files
+    /// fetched concurrently and decoded in order, except the shared ones another of their
+    /// streams decoded already.
     ///
     /// With a `window` (the time range shown, and the request's blocks), the span partitions
     /// nothing shown can come from are not read: their digests stand in for them
@@ -961,7 +962,11 @@ impl PartitionCache {
                     .await?
             }
         }
-        table.sort();
+        // Async events are paired in time order, stream order only breaking ties: putting
+        // them in stream order first would be a sort of all of them for nothing.
+        if view != View::ASYNC_SPANS {
+            table.sort();
+        }
         Ok(())
     }
 
