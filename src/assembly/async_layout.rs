@@ -6,7 +6,7 @@
 //! on a new lane. A span not on its parent's lane gets a flow arrow from the parent.
 
 use super::{AssemblyStats, AsyncEvents, clip_to_range, reaches};
-use crate::events::{AsyncIds, Event, EventOrder, EventPhase};
+use crate::events::{AsyncIds, Event, EventPhase};
 use crate::symbols::{FastMap as HashMap, PropertySet, Sym};
 use crate::tracks::{AsyncDetail, Flows, Place, Slice, Track, TrackGroup, notes};
 use std::num::NonZeroU64;
@@ -113,11 +113,9 @@ fn span_bounds(ending: &Ending, event_ns: i64, (data_begin, _): (i64, i64)) -> (
     (begin_ns, end_ns)
 }
 
-/// What pairing reads of an event, in 32 bytes (a copy of every async event is made).
+/// What pairing reads of an event, in 24 bytes (a copy of every async event is made).
 struct Pairing {
     ns: i64,
-    /// Its place in stream order.
-    order: EventOrder,
     span_id: u64,
     /// Its index in the events, with [`END_BIT`] set for an end. An end looks up its stream
     /// order (for its thread) when it pairs: a few ends per cache line fetched, not a field of
@@ -131,7 +129,7 @@ struct Pairing {
 const END_BIT: u32 = 1 << 31;
 
 impl Pairing {
-    fn of(at: usize, event: &Event, order: EventOrder, span_id: u64) -> Self {
+    fn of(at: usize, event: &Event, span_id: u64) -> Self {
         let end = if event.phase == EventPhase::End {
             END_BIT
         } else {
@@ -139,7 +137,6 @@ impl Pairing {
         };
         Self {
             ns: event.ns,
-            order,
             span_id,
             rank: at as u32 | end,
             properties: event.properties,
@@ -168,14 +165,19 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // begins go first (a zero-length span stays whole), then stream order. What pairing reads
     // is copied in that order: walking the events themselves in time order jumps between
     // streams at every step (a cache miss each, with thousands of threads). The events come
-    // as read ([`AsyncEvents`]), not put in stream order first: that sort took as long as
-    // this one. The index ends the key (places repeat only where the lake repeats a block),
-    // so the order is total.
-    let mut sequence: Vec<Pairing> = (events.iter().zip(ids).zip(orders))
+    // as read ([`AsyncEvents`]), not put in stream order first (a window's were not, and that
+    // sort took as long as this one): the few events that tie on time and kind are put in
+    // stream order afterwards. The index ends each key (places repeat only where the lake
+    // repeats a block), so the order is total.
+    let mut sequence: Vec<Pairing> = (events.iter().zip(ids))
         .enumerate()
-        .map(|(i, ((e, ids), &order))| Pairing::of(i, e, order, ids.span_id))
+        .map(|(i, (e, ids))| Pairing::of(i, e, ids.span_id))
         .collect();
-    sequence.sort_unstable_by_key(|p| (p.ns, p.is_end(), p.order, p.at()));
+    sequence.sort_unstable_by_key(|p| (p.ns, p.rank));
+    let ties = |a: &Pairing, b: &Pairing| a.ns == b.ns && a.is_end() == b.is_end();
+    for tied in sequence.chunk_by_mut(ties).filter(|run| run.len() > 1) {
+        tied.sort_unstable_by_key(|p| (orders[p.at() as usize], p.at()));
+    }
     // span id → the event that began it.
     let mut open: HashMap<u64, u32> = HashMap::default();
     // A span id that begins again while open (a duplicate id): the earlier begins wait here,
@@ -457,7 +459,7 @@ fn async_slice(span: &AsyncSpan) -> Slice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventScope;
+    use crate::events::{EventOrder, EventScope};
     use crate::symbols::Symbols;
 
     /// Two streams' async events, as (stream, time, begin?, span id), with equal times across
