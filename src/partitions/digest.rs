@@ -132,44 +132,44 @@ mod varint_text {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(values: &[u64], to: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(values.len() + values.len() / 2);
-        for &value in values {
-            prost::encoding::encode_varint(value, &mut bytes);
-        }
-        to.serialize_str(&BASE64.encode(bytes))
+    /// `varints`: numbers already encoded, one after another.
+    pub fn serialize<S: Serializer>(varints: &[u8], to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_str(&BASE64.encode(varints))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<u64>, D::Error> {
+    /// The varints, checked to be whole.
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<u8>, D::Error> {
         use serde::de::Error;
-        let text = String::deserialize(from)?;
-        let bytes = BASE64.decode(text).map_err(D::Error::custom)?;
+        let text = <std::borrow::Cow<'de, str>>::deserialize(from)?;
+        let bytes = BASE64.decode(&*text).map_err(D::Error::custom)?;
         let mut rest = &bytes[..];
-        let mut values = Vec::with_capacity(bytes.len());
         while !rest.is_empty() {
-            values.push(prost::encoding::decode_varint(&mut rest).map_err(D::Error::custom)?);
+            prost::encoding::decode_varint(&mut rest).map_err(D::Error::custom)?;
         }
-        Ok(values)
+        Ok(bytes)
     }
 }
 
 /// Digest events as the catalog keeps them: each string and block once, each event a row of
-/// numbers. Written out as objects, every event repeated its strings: a window export parsed
-/// ten megabytes of them for an 8-hour process.
+/// varints. Written out as objects, every event repeated its strings: a window export parsed
+/// ten megabytes of them for an 8-hour process; as JSON arrays of numbers, parsing the digests
+/// of an 8-hour process still took a window export 20 to 30 ms.
 mod compact_events {
     use super::{Arc, DigestEvent, Uuid};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
+    use prost::encoding::{decode_varint, encode_varint};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::HashMap;
-
-    /// block, index, ticks, end, name, target, file, line, span id, parent span id, depth
-    type Row = (u32, u32, i64, bool, u32, u32, u32, u32, u64, u64, u32);
 
     /// `S`: borrowed texts when written, owned ones when read.
     #[derive(Serialize, Deserialize)]
     struct Compact<S> {
         texts: Vec<S>,
-        blocks: Vec<Uuid>,
-        rows: Vec<Row>,
+        /// In base64: the number of blocks, each block's 16 bytes, the number of events, then
+        /// the events, each as varints: block, index, ticks (zigzag, the difference from the event before), end (0
+        /// or 1), name, target, file, line, span id, parent span id, depth.
+        packed: String,
         /// A tagged end's properties: its row, and pairs of texts.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         properties: Vec<(u32, Vec<(u32, u32)>)>,
@@ -190,6 +190,14 @@ mod compact_events {
         }
     }
 
+    fn zigzag(value: i64) -> u64 {
+        ((value << 1) ^ (value >> 63)) as u64
+    }
+
+    fn unzigzag(value: u64) -> i64 {
+        (value >> 1) as i64 ^ -((value & 1) as i64)
+    }
+
     pub fn serialize<'e, S: Serializer>(
         events: &'e [DigestEvent],
         to: S,
@@ -197,23 +205,22 @@ mod compact_events {
         let mut texts = Numbering(HashMap::new(), Vec::new());
         let mut blocks = Numbering(HashMap::new(), Vec::new());
         let mut text = |t: &'e str| texts.of(&t);
-        let mut rows = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(16 * events.len());
         let mut properties = Vec::new();
+        let mut ticks = 0i64;
         for (k, e) in events.iter().enumerate() {
-            let strings = (text(&e.name), text(&e.target), text(&e.file));
-            rows.push((
-                blocks.of(&e.block),
-                e.index,
-                e.ticks,
-                e.end,
-                strings.0,
-                strings.1,
-                strings.2,
-                e.line,
-                e.span_id,
-                e.parent_span_id,
-                e.depth,
-            ));
+            let strings = [text(&e.name), text(&e.target), text(&e.file)];
+            encode_varint(u64::from(blocks.of(&e.block)), &mut rows);
+            encode_varint(u64::from(e.index), &mut rows);
+            encode_varint(zigzag(e.ticks.wrapping_sub(ticks)), &mut rows);
+            ticks = e.ticks;
+            encode_varint(u64::from(e.end), &mut rows);
+            for n in strings.into_iter().chain([e.line]) {
+                encode_varint(u64::from(n), &mut rows);
+            }
+            for n in [e.span_id, e.parent_span_id, u64::from(e.depth)] {
+                encode_varint(n, &mut rows);
+            }
             if !e.properties.is_empty() {
                 let pairs = e
                     .properties
@@ -223,13 +230,42 @@ mod compact_events {
                 properties.push((k as u32, pairs));
             }
         }
+        let mut packed = Vec::with_capacity(10 + 16 * blocks.1.len() + rows.len());
+        encode_varint(blocks.1.len() as u64, &mut packed);
+        blocks
+            .1
+            .iter()
+            .for_each(|b| packed.extend_from_slice(b.as_bytes()));
+        encode_varint(events.len() as u64, &mut packed);
+        packed.extend_from_slice(&rows);
         let compact = Compact {
             texts: texts.1,
-            blocks: blocks.1,
-            rows,
+            packed: BASE64.encode(packed),
             properties,
         };
         compact.serialize(to)
+    }
+
+    /// Reads the packed blocks and events back.
+    struct Unpacker<'a> {
+        rest: &'a [u8],
+    }
+
+    impl Unpacker<'_> {
+        fn number(&mut self) -> Result<u64, String> {
+            decode_varint(&mut self.rest).map_err(|e| e.to_string())
+        }
+
+        fn small(&mut self) -> Result<u32, String> {
+            u32::try_from(self.number()?).map_err(|_| "a digest number is out of range".into())
+        }
+
+        fn block(&mut self) -> Result<Uuid, String> {
+            let (bytes, rest) = (self.rest.split_first_chunk::<16>())
+                .ok_or("a digest's block list is cut short")?;
+            self.rest = rest;
+            Ok(Uuid::from_bytes(*bytes))
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<DigestEvent>, D::Error> {
@@ -240,51 +276,14 @@ mod compact_events {
             .iter()
             .map(|t| Arc::from(t.as_str()))
             .collect();
+        let packed = BASE64.decode(&compact.packed).map_err(D::Error::custom)?;
+        let mut events = unpack(&packed, &texts).map_err(D::Error::custom)?;
         let text = |n: u32| {
             texts
                 .get(n as usize)
                 .cloned()
                 .ok_or_else(|| D::Error::custom("a digest names a text it lacks"))
         };
-        let block = |n: u32| {
-            compact
-                .blocks
-                .get(n as usize)
-                .copied()
-                .ok_or_else(|| D::Error::custom("a digest names a block it lacks"))
-        };
-        let mut events = (compact.rows.iter())
-            .map(
-                |&(
-                    b,
-                    index,
-                    ticks,
-                    end,
-                    name,
-                    target,
-                    file,
-                    line,
-                    span_id,
-                    parent_span_id,
-                    depth,
-                )| {
-                    Ok(DigestEvent {
-                        block: block(b)?,
-                        index,
-                        ticks,
-                        end,
-                        name: text(name)?,
-                        target: text(target)?,
-                        file: text(file)?,
-                        line,
-                        properties: Vec::new(),
-                        span_id,
-                        parent_span_id,
-                        depth,
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>, D::Error>>()?;
         for (row, pairs) in compact.properties {
             let event = events
                 .get_mut(row as usize)
@@ -294,6 +293,58 @@ mod compact_events {
                     .properties
                     .push((text(k)?.to_string(), text(v)?.to_string()));
             }
+        }
+        Ok(events)
+    }
+
+    fn unpack(packed: &[u8], texts: &[Arc<str>]) -> Result<Vec<DigestEvent>, String> {
+        let mut input = Unpacker { rest: packed };
+        let count = input.number()?;
+        let blocks: Vec<Uuid> = (0..count)
+            .map(|_| input.block())
+            .collect::<Result<_, _>>()?;
+        let text = |n: u32| {
+            texts
+                .get(n as usize)
+                .cloned()
+                .ok_or("a digest names a text it lacks")
+        };
+        let count = input.number()?;
+        // Each event takes 11 bytes at least: a count beyond that is damage, not a reservation.
+        let mut events = Vec::with_capacity((count as usize).min(input.rest.len() / 11));
+        let mut ticks = 0i64;
+        for _ in 0..count {
+            let block =
+                *(blocks.get(input.small()? as usize)).ok_or("a digest names a block it lacks")?;
+            let index = input.small()?;
+            ticks = ticks.wrapping_add(unzigzag(input.number()?));
+            let end = match input.number()? {
+                0 => false,
+                1 => true,
+                _ => return Err("a digest event is neither a begin nor an end".into()),
+            };
+            let (name, target, file) = (
+                text(input.small()?)?,
+                text(input.small()?)?,
+                text(input.small()?)?,
+            );
+            events.push(DigestEvent {
+                block,
+                index,
+                ticks,
+                end,
+                name,
+                target,
+                file,
+                line: input.small()?,
+                properties: Vec::new(),
+                span_id: input.number()?,
+                parent_span_id: input.number()?,
+                depth: input.small()?,
+            });
+        }
+        if !input.rest.is_empty() {
+            return Err("a digest has bytes beyond its events".into());
         }
         Ok(events)
     }
@@ -409,22 +460,69 @@ pub struct AsyncDigest {
     /// The events of the span ids it does not both begin and end.
     #[serde(with = "compact_events")]
     pub events: Vec<DigestEvent>,
-    /// The span ids it begins and ends, ascending, each as its difference from the one before
-    /// (span ids count up: most differences take a byte).
-    #[serde(with = "varint_text")]
-    pub paired_id_steps: Vec<u64>,
+    /// The span ids it begins and ends.
+    #[serde(rename = "paired_id_steps")]
+    pub paired: PairedIds,
 }
 
-impl AsyncDigest {
-    /// The span ids begun and ended within, ascending; `None` if they do not add up.
-    pub fn paired_ids(&self) -> Option<Vec<u64>> {
-        let mut last = 0u64;
-        (self.paired_id_steps.iter())
-            .map(|&step| {
-                last = last.checked_add(step)?;
-                Some(last)
-            })
-            .collect()
+/// Span ids, ascending, each as its difference from the one before (span ids count up: most
+/// differences take a byte), in varints (LEB128), as the catalog keeps them: compared as they
+/// are decoded, never made a list (the async digests of an 8-hour process pair a million ids,
+/// 18 MB as numbers, decoded for a window export only to be compared once).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairedIds(Vec<u8>);
+
+impl PairedIds {
+    /// The ids whose differences are `steps`.
+    pub fn of_steps(steps: impl IntoIterator<Item = u64>) -> Self {
+        let mut bytes = Vec::new();
+        steps
+            .into_iter()
+            .for_each(|step| prost::encoding::encode_varint(step, &mut bytes));
+        Self(bytes)
+    }
+
+    /// The ids, ascending; `None` where they stop adding up (then nothing more).
+    pub fn ids(&self) -> impl Iterator<Item = Option<u64>> + '_ {
+        let (mut rest, mut last, mut failed) = (&self.0[..], 0u64, false);
+        std::iter::from_fn(move || {
+            if rest.is_empty() || failed {
+                return None;
+            }
+            let id = (prost::encoding::decode_varint(&mut rest).ok())
+                .and_then(|step| last.checked_add(step));
+            failed = id.is_none();
+            last = id.unwrap_or(last);
+            Some(id)
+        })
+    }
+
+    /// Whether any of the ids is also in `seen` (ascending); `true` when they do not add up.
+    pub fn any_in(&self, seen: &[u64]) -> bool {
+        if self.ids().any(|id| id.is_none()) {
+            return true;
+        }
+        let (mut ids, mut seen) = (self.ids().flatten().peekable(), seen.iter().peekable());
+        while let (Some(&x), Some(&&y)) = (ids.peek(), seen.peek()) {
+            match x.cmp(&y) {
+                std::cmp::Ordering::Less => _ = ids.next(),
+                std::cmp::Ordering::Greater => _ = seen.next(),
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+}
+
+impl Serialize for PairedIds {
+    fn serialize<S: serde::Serializer>(&self, to: S) -> Result<S::Ok, S::Error> {
+        varint_text::serialize(&self.0, to)
+    }
+}
+
+impl<'de> Deserialize<'de> for PairedIds {
+    fn deserialize<D: serde::Deserializer<'de>>(from: D) -> Result<Self, D::Error> {
+        varint_text::deserialize(from).map(Self)
     }
 }
 
@@ -498,14 +596,16 @@ impl AsyncDigestBuilder {
         let mut paired: Vec<u64> = paired.map(|(&id, _)| id).collect();
         paired.sort_unstable();
         let mut last = 0;
-        let paired_id_steps = (paired.into_iter())
-            .map(|id| id - std::mem::replace(&mut last, id))
-            .collect();
+        let paired = PairedIds::of_steps(
+            paired
+                .into_iter()
+                .map(|id| id - std::mem::replace(&mut last, id)),
+        );
         Some(AsyncDigest {
             min_ticks,
             max_ticks,
             events,
-            paired_id_steps,
+            paired,
         })
     }
 }
@@ -631,7 +731,8 @@ pub(super) mod tests {
         push(9, End, 6); // ends before it begins: not a pair
         push(9, Begin, 7);
         let d = builder.finish(&names).unwrap();
-        assert_eq!(d.paired_ids(), Some(vec![300, 1 << 40]));
+        let paired: Option<Vec<u64>> = d.paired.ids().collect();
+        assert_eq!(paired, Some(vec![300, 1 << 40]));
         let mut kept: Vec<(u64, bool)> = d.events.iter().map(|e| (e.span_id, e.end)).collect();
         kept.sort();
         assert_eq!(kept, [(5, true), (7, false), (9, false), (9, true)]);
@@ -647,21 +748,30 @@ pub(super) mod tests {
     #[test]
     fn paired_ids_go_through_the_catalog_text_as_one_string_whatever_their_size() {
         let steps = vec![0, 1, 127, 128, 300, 1 << 40, u64::MAX - (1 << 40) - 556];
-        for paired_id_steps in [vec![], steps] {
+        for steps in [vec![], steps] {
             let digest = AsyncDigest {
                 min_ticks: 0,
                 max_ticks: 1,
                 events: Vec::new(),
-                paired_id_steps,
+                paired: PairedIds::of_steps(steps),
             };
             let text = serde_json::to_string(&digest).unwrap();
             assert!(text.contains("\"paired_id_steps\":\""), "{text}");
             let back: AsyncDigest = serde_json::from_str(&text).unwrap();
             assert_eq!(back, digest);
         }
-        let damaged = r#"{"min_ticks":0,"max_ticks":1,"events":{"texts":[],"blocks":[],"rows":[]},"paired_id_steps":"gA"}"#;
+        let whole = AsyncDigest {
+            min_ticks: 0,
+            max_ticks: 1,
+            events: Vec::new(),
+            paired: PairedIds::of_steps([1]),
+        };
+        let text = serde_json::to_string(&whole).unwrap();
+        assert!(serde_json::from_str::<AsyncDigest>(&text).is_ok());
+        let damaged = text.replace("\"paired_id_steps\":\"AQ\"", "\"paired_id_steps\":\"gA\"");
+        assert_ne!(damaged, text);
         assert!(
-            serde_json::from_str::<AsyncDigest>(damaged).is_err(),
+            serde_json::from_str::<AsyncDigest>(&damaged).is_err(),
             "a varint cut short is an error"
         );
     }
@@ -699,15 +809,18 @@ pub(super) mod tests {
             depth: k,
         };
         let tagged = vec![("key".to_string(), "app::module".to_string())];
-        let events: Vec<DigestEvent> = (0..40)
+        let mut events: Vec<DigestEvent> = (0..40)
             .map(|k| event(k, ["poll", "render"][k as usize % 2], vec![]))
             .chain([event(40, "tagged", tagged)])
             .collect();
+        // Times far apart both ways: each is kept as its difference from the one before.
+        events[7].ticks = i64::MAX;
+        events[8].ticks = i64::MIN;
         let digest = AsyncDigest {
             min_ticks: -5,
             max_ticks: 7,
             events: events.clone(),
-            paired_id_steps: vec![1, 2],
+            paired: PairedIds::of_steps([1, 2]),
         };
         let text = serde_json::to_string(&digest).unwrap();
         assert_eq!(text.matches("src/module.rs").count(), 1, "{text}");
@@ -719,5 +832,14 @@ pub(super) mod tests {
             serde_json::from_str::<AsyncDigest>(&truncated).is_err(),
             "a missing text is an error"
         );
+        let packed = text.split("\"packed\":\"").nth(1).unwrap();
+        let packed = &packed[..packed.find('"').unwrap()];
+        for cut in (1..packed.len()).step_by(3) {
+            let damaged = text.replace(packed, &packed[..cut]);
+            assert!(
+                serde_json::from_str::<AsyncDigest>(&damaged).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -130,19 +130,7 @@ pub fn span_ids_seen(
 /// Whether a digest lists as paired within its partition any of these ids (ascending); an
 /// unreadable list counts as a yes.
 pub fn pairs_any(digest: Option<&AsyncDigest>, seen: &[u64]) -> bool {
-    let Some(digest) = digest else { return false };
-    let Some(paired) = digest.paired_ids() else {
-        return true;
-    };
-    let (mut a, mut b) = (paired.iter().peekable(), seen.iter().peekable());
-    while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
-        match x.cmp(&y) {
-            std::cmp::Ordering::Less => _ = a.next(),
-            std::cmp::Ordering::Greater => _ = b.next(),
-            std::cmp::Ordering::Equal => return true,
-        }
-    }
-    false
+    digest.is_some_and(|digest| digest.paired.any_in(seen))
 }
 
 /// Appends a digest's events (of `scope`) to `table`, as reading its partition would have
@@ -295,7 +283,7 @@ mod tests {
         assert!(pairs_any(digest.as_ref(), &[4]));
         assert!(!pairs_any(None, &[4]));
         let unreadable = digest.map(|d| AsyncDigest {
-            paired_id_steps: vec![u64::MAX, 1],
+            paired: crate::partitions::digest::PairedIds::of_steps([u64::MAX, 1]),
             ..d
         });
         assert!(pairs_any(unreadable.as_ref(), &[]), "read when in doubt");
