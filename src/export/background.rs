@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 /// Bytes handed over at a time.
-const BUFFER_BYTES: usize = 1 << 20;
+const BUFFER_BYTES: usize = 1 << 18;
 /// Full buffers that may wait for the writing thread: memory stays within a few buffers.
 const QUEUED_BUFFERS: usize = 2;
 
