@@ -8,7 +8,8 @@ use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
-/// Bytes handed over at a time.
+/// Bytes handed over at a time: the trace writer's own writes are this size (1 MiB buffers
+/// held about 1 MB more at the peak, for no time).
 const BUFFER_BYTES: usize = 1 << 18;
 /// Full buffers that may wait for the writing thread: memory stays within a few buffers.
 const QUEUED_BUFFERS: usize = 2;
