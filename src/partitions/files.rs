@@ -37,6 +37,11 @@ type StoredSet = Vec<(u32, u32)>;
 /// Rows handed to the Parquet writer at a time: the builder holds at most this many
 /// uncompressed (about 50 bytes a row), however large the partition.
 pub const BATCH_ROWS: usize = 64 * 1024;
+/// Rows decoded at a time when reading a partition file: each column of a batch then stays
+/// below the allocator's threshold for a mapping of its own, so batches reuse memory instead of
+/// faulting fresh pages in (against 64 Ki rows: 2,000 threads warm 0.92–0.95×, peak −4 MB; the
+/// 10 s window 0.94–1.01×; the whole 8-hour process 1.03×, within its noise).
+const READ_BATCH_ROWS: usize = 8 * 1024;
 
 /// The file's string table; equal `Arc`s (the decoder shares them within a block) skip the
 /// string hash, as long as they are alive: the pointer memo is only valid within one block.
@@ -289,7 +294,7 @@ fn decoder<T: RowTable>(
     // key-value metadata (a large string table) into its own.
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(data, options)?
-        .with_batch_size(BATCH_ROWS);
+        .with_batch_size(READ_BATCH_ROWS);
     let skipped = T::skipped_columns(view);
     let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
         .filter(|(_, f)| !skipped.contains(&f.name().as_str()))
