@@ -115,14 +115,14 @@ impl AssemblyStats {
     }
 }
 
-/// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns
-/// whether the span overlaps the range at all.
 /// Whether a slice from `begin` to `end` shows in the range `(from, to)` (touching it is
 /// enough: it shows clipped to an instant at the edge).
 fn reaches((begin, end): (i64, i64), (from, to): (i64, i64)) -> bool {
     end >= from && begin <= to
 }
 
+/// Clips a span's `[begin, end]` to the range, marking and counting each side cut; returns
+/// whether the span overlaps the range at all.
 fn clip_to_range(
     bounds: (&mut i64, &mut i64, &mut Notes),
     range: Option<(i64, i64)>,

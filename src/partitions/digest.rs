@@ -167,8 +167,9 @@ mod compact_events {
     struct Compact<S> {
         texts: Vec<S>,
         /// In base64: the number of blocks, each block's 16 bytes, the number of events, then
-        /// the events, each as varints: block, index, ticks (zigzag, the difference from the event before), end (0
-        /// or 1), name, target, file, line, span id, parent span id, depth.
+        /// the events, each as varints: block, index, ticks (zigzag, the difference from the
+        /// event before), end (0 or 1), name, target, file, line, span id, parent span id,
+        /// depth.
         packed: String,
         /// A tagged end's properties: its row, and pairs of texts.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -278,12 +279,7 @@ mod compact_events {
             .collect();
         let packed = BASE64.decode(&compact.packed).map_err(D::Error::custom)?;
         let mut events = unpack(&packed, &texts).map_err(D::Error::custom)?;
-        let text = |n: u32| {
-            texts
-                .get(n as usize)
-                .cloned()
-                .ok_or_else(|| D::Error::custom("a digest names a text it lacks"))
-        };
+        let text = |n: u32| text_of(&texts, n).map_err(D::Error::custom);
         for (row, pairs) in compact.properties {
             let event = events
                 .get_mut(row as usize)
@@ -297,18 +293,17 @@ mod compact_events {
         Ok(events)
     }
 
+    fn text_of(texts: &[Arc<str>], n: u32) -> Result<Arc<str>, &'static str> {
+        (texts.get(n as usize).cloned()).ok_or("a digest names a text it lacks")
+    }
+
     fn unpack(packed: &[u8], texts: &[Arc<str>]) -> Result<Vec<DigestEvent>, String> {
         let mut input = Unpacker { rest: packed };
         let count = input.number()?;
         let blocks: Vec<Uuid> = (0..count)
             .map(|_| input.block())
             .collect::<Result<_, _>>()?;
-        let text = |n: u32| {
-            texts
-                .get(n as usize)
-                .cloned()
-                .ok_or("a digest names a text it lacks")
-        };
+        let text = |n: u32| text_of(texts, n);
         let count = input.number()?;
         // Each event takes 11 bytes at least: a count beyond that is damage, not a reservation.
         let mut events = Vec::with_capacity((count as usize).min(input.rest.len() / 11));
@@ -499,15 +494,12 @@ impl PairedIds {
 
     /// Whether any of the ids is also in `seen` (ascending); `true` when they do not add up.
     pub fn any_in(&self, seen: &[u64]) -> bool {
-        if self.ids().any(|id| id.is_none()) {
-            return true;
-        }
-        let (mut ids, mut seen) = (self.ids().flatten().peekable(), seen.iter().peekable());
-        while let (Some(&x), Some(&&y)) = (ids.peek(), seen.peek()) {
-            match x.cmp(&y) {
-                std::cmp::Ordering::Less => _ = ids.next(),
-                std::cmp::Ordering::Greater => _ = seen.next(),
-                std::cmp::Ordering::Equal => return true,
+        let mut seen = seen.iter().peekable();
+        for id in self.ids() {
+            let Some(id) = id else { return true };
+            while seen.next_if(|&&s| s < id).is_some() {}
+            if seen.peek() == Some(&&id) {
+                return true;
             }
         }
         false

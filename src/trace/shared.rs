@@ -196,22 +196,11 @@ struct Events<'a>(&'a [u8]);
 impl<'a> Events<'a> {
     /// The `TrackEvent` of the record at `offset`.
     fn at(self, offset: u32) -> &'a [u8] {
-        let record = &self.0[offset as usize..];
-        let (size, prefix) = read_varint(record);
-        &record[prefix..prefix + size as usize]
+        let mut record = &self.0[offset as usize..];
+        // The batch wrote the size itself ([`set_size`]): it always decodes.
+        let size = prost::encoding::decode_varint(&mut record).unwrap_or_default();
+        &record[..size as usize]
     }
-}
-
-/// A varint at the start of `bytes` (written by [`varint`]), and its length.
-fn read_varint(bytes: &[u8]) -> (u64, usize) {
-    let mut value = 0;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            return (value, i + 1);
-        }
-    }
-    (value, bytes.len().min(10))
 }
 
 impl Prefetch for Events<'_> {
