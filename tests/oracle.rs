@@ -48,6 +48,8 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
         spans: 40_000,
         async_spans: 4_000,
         events_per_block: 700,
+        // Each async span id used about four times.
+        async_span_ids: 997,
         ..Default::default()
     };
     let (ids, references) = runtime().block_on(async {
@@ -277,6 +279,9 @@ fn window_exports_equal_the_in_memory_reference_of_the_same_window() {
         measures: 2_000,
         events_per_block: 250,
         duration_ns: 2 * 3_600 * 1_000_000_000,
+        // Ids used again: an id paired within a part left unread is also seen in what is
+        // read, and that part must be read too.
+        async_span_ids: 97,
         ..Default::default()
     };
     let bucket_s = 600;
@@ -297,11 +302,15 @@ fn window_exports_equal_the_in_memory_reference_of_the_same_window() {
     // Row groups of about 300 rows (blocks of 250 events), in a cache of their own where every
     // stream has partitions of its own: a window reads some row groups of a partition, and the
     // digests of the others stand in.
+    // Async files are cut into row groups of that many rows in time order: with 40, each
+    // hour's async events are in about 15, most of which a window leaves to their digests.
     let small_groups_cache = dir.path().join("cache-small-row-groups");
+    let tiny_groups_cache = dir.path().join("cache-tiny-row-groups");
     let layouts = [
         (bucket_arg.as_str(), "16384", None),
         ("3600", "16384", None),
         ("3600", "300", Some(small_groups_cache.to_str().unwrap())),
+        ("3600", "40", Some(tiny_groups_cache.to_str().unwrap())),
     ];
     for (partitions, row_group_rows, cache) in layouts {
         for (&(from, to), reference) in windows.iter().zip(&references) {

@@ -7,7 +7,7 @@
 
 use super::{AssemblyStats, AsyncEvents, clip_to_range, reaches};
 use crate::events::{AsyncIds, Event, EventPhase};
-use crate::symbols::{FastMap as HashMap, PropertySet, Sym};
+use crate::symbols::{FastMap as HashMap, PropertySet, Sym, Symbols};
 use crate::tracks::{AsyncDetail, Flows, Place, Slice, Track, TrackGroup, notes};
 use std::num::NonZeroU64;
 
@@ -24,8 +24,8 @@ struct AsyncSpan {
 /// Lays out the async spans of a process; `data` is the `[begin, end]` of all its blocks.
 pub fn async_tracks(
     events: AsyncEvents,
-    data: (i64, i64),
-    range: Option<(i64, i64)>,
+    (data, range): ((i64, i64), Option<(i64, i64)>),
+    symbols: &Symbols,
     stats: &mut AssemblyStats,
 ) -> TrackGroup {
     let mut spans: Vec<AsyncSpan> = pair_spans(events, data, range, stats)
@@ -37,7 +37,7 @@ pub fn async_tracks(
     // Last first: layout pops them, so the list shrinks as the slices grow. In place, no
     // scratch (it would be half the list); the order is total over what a slice shows, so
     // the pairing's order never shows.
-    spans.sort_unstable_by(|a, b| layout_order(a, b).reverse());
+    spans.sort_unstable_by(|a, b| layout_order(a, b, symbols).reverse());
     stats.async_spans += spans.len() as u64;
     TrackGroup {
         name: "async".into(),
@@ -57,26 +57,34 @@ struct Ending {
 }
 
 /// By begin, longer first, then span id; the rest only tells apart spans that would
-/// otherwise tie.
-fn layout_order(a: &AsyncSpan, b: &AsyncSpan) -> std::cmp::Ordering {
-    let rest = |s: &AsyncSpan| {
-        let e = &s.event;
-        (
-            (e.name, e.ns, e.target, e.file, e.line, e.properties),
-            (
-                s.ids.parent_span_id,
-                s.ids.depth,
-                s.began_on,
-                s.ended_on,
-                s.notes,
-            ),
-        )
-    };
+/// otherwise tie (an id used again).
+fn layout_order(a: &AsyncSpan, b: &AsyncSpan, symbols: &Symbols) -> std::cmp::Ordering {
     a.begin_ns
         .cmp(&b.begin_ns)
         .then(b.end_ns.cmp(&a.end_ns))
         .then(a.ids.span_id.cmp(&b.ids.span_id))
-        .then_with(|| rest(a).cmp(&rest(b)))
+        .then_with(|| tie_break(a, b, symbols))
+}
+
+/// Spans alike in place and id, by what they show, strings compared as text: symbols are
+/// numbered in the order an export meets their strings, which the partition layout and the
+/// window change (a window of partitions cut at other times laid two spans of a reused id
+/// out the other way round).
+fn tie_break(a: &AsyncSpan, b: &AsyncSpan, symbols: &Symbols) -> std::cmp::Ordering {
+    let text = |sym: Sym| symbols.get(sym);
+    let properties = |set: PropertySet| {
+        (symbols.properties(set).iter()).map(move |&(k, v)| (symbols.get(k), symbols.get(v)))
+    };
+    let shown = |s: &AsyncSpan| {
+        let e = &s.event;
+        (
+            (e.ns, text(e.name), text(e.target), text(e.file), e.line),
+            (s.ids.parent_span_id, s.ids.depth, s.notes),
+            (s.began_on.map(text), s.ended_on.map(text)),
+        )
+    };
+    (shown(a).cmp(&shown(b)))
+        .then_with(|| properties(a.event.properties).cmp(properties(b.event.properties)))
 }
 
 /// Pairs begins and ends by span id, in time order over all threads; makes the spans that
@@ -515,7 +523,12 @@ mod tests {
             });
             input.orders.push(EventOrder::new(stream, i as u32));
         }
-        async_tracks(input, (0, 40), None, &mut AssemblyStats::default())
+        async_tracks(
+            input,
+            ((0, 40), None),
+            &symbols,
+            &mut AssemblyStats::default(),
+        )
     }
 
     #[test]

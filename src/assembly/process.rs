@@ -154,8 +154,8 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
         };
         Ok(async_tracks(
             events,
-            data_bounds(&process),
-            process.range,
+            (data_bounds(&process), process.range),
+            &self.symbols,
             &mut self.stats,
         ))
     }

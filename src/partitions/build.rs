@@ -15,6 +15,7 @@ use super::plan::{Instance, Planned, View};
 use super::{EventsRequest, PartitionCache, PartitionStats, Stale, StoredFile, describe, new_rows};
 use crate::decode::{DecodedBlock, StreamDecoder};
 use crate::error::{FailureKind, failure};
+use crate::events::EventScope;
 use crate::lake::Lake;
 use crate::lake::MetadataReads;
 use crate::lake::rows::{StreamRow, StreamTypes, blocks_by_stream};
@@ -37,7 +38,10 @@ pub async fn build(
     for &(i, _) in to_build {
         let view = planned[i].view;
         if holds_many_streams(&planned[i]) {
-            shared.insert(i, new_rows(view, None)?);
+            // Async files are cut into row groups of time, whatever streams they hold.
+            let async_groups = view.span_scope() == Some(EventScope::Async);
+            let row_group_rows = async_groups.then_some(cache.layout.row_group_rows);
+            shared.insert(i, new_rows(view, row_group_rows)?);
         }
         let feed = feeds.entry(view).or_default();
         for &b in &planned[i].blocks {

@@ -42,16 +42,25 @@ pub struct Digest {
 }
 
 /// The row-group digests of a partition, parsed when first asked for: a window needs them only
-/// for the partitions it reaches, and they are most of a thread partition's digest.
-#[derive(Debug, Default, Clone)]
-pub struct RowGroups {
+/// for the partitions it reaches, and they are most of a partition's digest.
+#[derive(Debug, Clone)]
+pub struct RowGroups<T = RowGroupDigest> {
     text: Option<Box<serde_json::value::RawValue>>,
-    parsed: std::sync::OnceLock<Vec<RowGroupDigest>>,
+    parsed: std::sync::OnceLock<Vec<T>>,
 }
 
-impl RowGroups {
+impl<T> Default for RowGroups<T> {
+    fn default() -> Self {
+        Self {
+            text: None,
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> RowGroups<T> {
     /// The digests; none if their text is malformed (the partition is then read whole).
-    pub fn get(&self) -> &[RowGroupDigest] {
+    pub fn get(&self) -> &[T] {
         self.parsed.get_or_init(|| {
             let text = self.text.as_ref().map_or("[]", |t| t.get());
             serde_json::from_str(text).unwrap_or_default()
@@ -63,8 +72,8 @@ impl RowGroups {
     }
 }
 
-impl From<Vec<RowGroupDigest>> for RowGroups {
-    fn from(groups: Vec<RowGroupDigest>) -> Self {
+impl<T> From<Vec<T>> for RowGroups<T> {
+    fn from(groups: Vec<T>) -> Self {
         Self {
             text: None,
             parsed: groups.into(),
@@ -72,13 +81,13 @@ impl From<Vec<RowGroupDigest>> for RowGroups {
     }
 }
 
-impl PartialEq for RowGroups {
+impl<T: PartialEq + serde::de::DeserializeOwned> PartialEq for RowGroups<T> {
     fn eq(&self, other: &Self) -> bool {
         self.get() == other.get()
     }
 }
 
-impl Serialize for RowGroups {
+impl<T: Serialize + serde::de::DeserializeOwned> Serialize for RowGroups<T> {
     fn serialize<S: serde::Serializer>(&self, to: S) -> Result<S::Ok, S::Error> {
         match &self.text {
             Some(text) => text.serialize(to),
@@ -87,7 +96,7 @@ impl Serialize for RowGroups {
     }
 }
 
-impl<'de> Deserialize<'de> for RowGroups {
+impl<'de, T> Deserialize<'de> for RowGroups<T> {
     fn deserialize<D: serde::Deserializer<'de>>(from: D) -> Result<Self, D::Error> {
         Ok(Self {
             text: Some(Deserialize::deserialize(from)?),
@@ -458,6 +467,32 @@ pub struct AsyncDigest {
     /// The span ids it begins and ends.
     #[serde(rename = "paired_id_steps")]
     pub paired: PairedIds,
+    /// Of a partition, the digests of its file's row groups, in order (`None`: a row group
+    /// where an id it paired came again). Its rows are in time order: a window reads the few
+    /// row groups it reaches.
+    #[serde(default, skip_serializing_if = "RowGroups::is_empty")]
+    pub row_groups: RowGroups<Option<AsyncDigest>>,
+    /// An id it paired came again (its events and ids are then empty): it never stands in
+    /// for its events, but its row groups may.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tangled: bool,
+}
+
+impl AsyncDigest {
+    /// The digest of a partition whose events tangle, holding only its row groups'.
+    pub fn tangled(
+        (min_ticks, max_ticks): (i64, i64),
+        row_groups: Vec<Option<AsyncDigest>>,
+    ) -> Self {
+        Self {
+            min_ticks,
+            max_ticks,
+            events: Vec::new(),
+            paired: PairedIds::default(),
+            row_groups: row_groups.into(),
+            tangled: true,
+        }
+    }
 }
 
 /// Span ids, ascending, each as its difference from the one before (span ids count up: most
@@ -598,6 +633,8 @@ impl AsyncDigestBuilder {
             max_ticks,
             events,
             paired,
+            row_groups: RowGroups::default(),
+            tangled: false,
         })
     }
 }
@@ -746,6 +783,8 @@ pub(super) mod tests {
                 max_ticks: 1,
                 events: Vec::new(),
                 paired: PairedIds::of_steps(steps),
+                row_groups: RowGroups::default(),
+                tangled: false,
             };
             let text = serde_json::to_string(&digest).unwrap();
             assert!(text.contains("\"paired_id_steps\":\""), "{text}");
@@ -757,6 +796,8 @@ pub(super) mod tests {
             max_ticks: 1,
             events: Vec::new(),
             paired: PairedIds::of_steps([1]),
+            row_groups: RowGroups::default(),
+            tangled: false,
         };
         let text = serde_json::to_string(&whole).unwrap();
         assert!(serde_json::from_str::<AsyncDigest>(&text).is_ok());
@@ -813,6 +854,8 @@ pub(super) mod tests {
             max_ticks: 7,
             events: events.clone(),
             paired: PairedIds::of_steps([1, 2]),
+            row_groups: RowGroups::default(),
+            tangled: false,
         };
         let text = serde_json::to_string(&digest).unwrap();
         assert_eq!(text.matches("src/module.rs").count(), 1, "{text}");

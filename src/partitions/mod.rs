@@ -337,6 +337,8 @@ struct StandIns {
 struct AsyncStandIns {
     digests: Vec<Option<digest::AsyncDigest>>,
     standing: Vec<bool>,
+    /// Of each partition read, which of its row groups stand in at first; `None`: read whole.
+    groups: Vec<Option<Vec<bool>>>,
 }
 
 impl AsyncStandIns {
@@ -348,7 +350,42 @@ impl AsyncStandIns {
             })
             .collect();
         let standing = skipping::async_stand_ins(&digests, clock, range);
-        Self { digests, standing }
+        let groups = (digests.iter().zip(&standing))
+            .map(|(digest, &stands)| {
+                let groups = digest.as_ref().filter(|_| !stands)?.row_groups.get();
+                let found = skipping::async_stand_ins(groups, clock, range);
+                (!groups.is_empty()).then_some(found)
+            })
+            .collect();
+        Self {
+            digests,
+            standing,
+            groups,
+        }
+    }
+
+    /// The row-group digests of the partition at `k`.
+    fn group_digests(&self, k: usize) -> &[Option<digest::AsyncDigest>] {
+        self.digests[k].as_ref().map_or(&[], |d| d.row_groups.get())
+    }
+
+    /// The digests standing in: of partitions, then of row groups.
+    fn standing_digests(
+        &self,
+        standing: &[bool],
+        groups_standing: &[Option<Vec<bool>>],
+    ) -> Vec<&digest::AsyncDigest> {
+        let partitions = (self.digests.iter().zip(standing))
+            .filter(|(_, s)| **s)
+            .filter_map(|(d, _)| d.as_ref());
+        // Only the partitions cut into row groups here have theirs parsed.
+        let cut = (groups_standing.iter().enumerate()).filter_map(|(k, g)| Some((k, g.as_ref()?)));
+        let groups = cut.flat_map(|(k, groups)| {
+            (self.group_digests(k).iter().zip(groups))
+                .filter(|(_, s)| **s)
+                .filter_map(|(d, _)| d.as_ref())
+        });
+        partitions.chain(groups).collect()
     }
 }
 
@@ -970,9 +1007,10 @@ impl PartitionCache {
         Ok(())
     }
 
-    /// Reads the async partitions a window needs; the digests of the others stand in. A
-    /// partition whose digest lists a span id also seen in what is read is read too (its pair
-    /// of that id would pair otherwise), until none is.
+    /// Reads the async partitions a window needs, or the row groups of them it needs; the
+    /// digests of the others stand in. A partition or row group whose digest lists a span id
+    /// also seen in what is read is read too (its pair of that id would pair otherwise), until
+    /// none is.
     async fn read_async_window<T: RowTable>(
         &self,
         reading: &Reading<'_>,
@@ -983,41 +1021,84 @@ impl PartitionCache {
     ) -> Result<()> {
         let digests = &found.digests;
         let mut standing = found.standing.clone();
-        let mut to_read: Vec<&InstanceRows> = (parts.iter().zip(&standing))
-            .filter(|(_, s)| !**s)
-            .map(|(part, _)| *part)
+        let mut groups_standing = found.groups.clone();
+        let mut to_read: Vec<(usize, Option<Vec<usize>>)> = (0..parts.len())
+            .filter(|&k| !standing[k])
+            .map(|k| {
+                let groups = groups_standing[k].as_ref();
+                (k, groups.map(|g| (0..g.len()).filter(|&i| !g[i]).collect()))
+            })
             .collect();
-        let no_stand_ins = StandIns::default();
         while !to_read.is_empty() {
-            self.read_parts(reading, &to_read, &no_stand_ins, symbols, table)
+            self.read_async_parts(reading, parts, &to_read, symbols, table)
                 .await?;
             let Some(events) = table.as_events() else {
                 return Ok(());
             };
-            let seen = skipping::span_ids_seen(events, digests, &standing);
+            let kept = found.standing_digests(&standing, &groups_standing);
+            let seen = skipping::span_ids_seen(events, &kept);
             to_read.clear();
             for (k, digest) in digests.iter().enumerate() {
                 if standing[k] && skipping::pairs_any(digest.as_ref(), &seen) {
                     standing[k] = false;
-                    to_read.push(parts[k]);
+                    to_read.push((k, None));
+                }
+                let Some(groups) = groups_standing[k].as_mut() else {
+                    continue;
+                };
+                let group_digests = found.group_digests(k);
+                let paired = (0..groups.len()).filter(|&g| {
+                    groups[g] && skipping::pairs_any(group_digests[g].as_ref(), &seen)
+                });
+                let paired: Vec<usize> = paired.collect();
+                paired.iter().for_each(|&g| groups[g] = false);
+                if !paired.is_empty() {
+                    to_read.push((k, Some(paired)));
                 }
             }
         }
         if let Some(events) = table.as_events() {
-            let kept: Vec<&[digest::DigestEvent]> = (digests.iter().zip(&standing))
-                .filter(|(_, s)| **s)
-                .map(|(digest, _)| digest.as_ref().map_or(&[][..], |d| &d.events[..]))
-                .collect();
+            let kept = found.standing_digests(&standing, &groups_standing);
             // At once: the table was read to its exact size, and the first event appended
             // would double it (a 10 s window of the 8-hour lake: 28 MB more at its peak).
-            events.reserve_exact(kept.iter().map(|k| k.len()).sum());
+            events.reserve_exact(kept.iter().map(|k| k.events.len()).sum());
             let (position, clock) = (reading.block_position, reading.clock);
             for kept in kept {
-                let kept = (kept, EventScope::Async);
+                let kept = (&kept.events[..], EventScope::Async);
                 skipping::append_digest(events, kept, symbols, position, clock);
             }
         }
         Ok(())
+    }
+
+    /// Reads these async partitions (by place in `parts`): whole, or these row groups.
+    async fn read_async_parts<T: RowTable>(
+        &self,
+        reading: &Reading<'_>,
+        parts: &[&InstanceRows],
+        to_read: &[(usize, Option<Vec<usize>>)],
+        symbols: &mut Symbols,
+        table: &mut T,
+    ) -> Result<()> {
+        let mut stand_ins = StandIns::default();
+        let mut read = Vec::new();
+        for (k, groups) in to_read {
+            let part = parts[*k];
+            if let Some(groups) = groups {
+                if groups.is_empty() {
+                    continue;
+                }
+                let read = groups.clone();
+                let groups = RowGroupStandIns {
+                    standing: Vec::new(),
+                    read,
+                };
+                stand_ins.row_groups.insert(part.planned, groups);
+            }
+            read.push(part);
+        }
+        self.read_parts(reading, &read, &stand_ins, symbols, table)
+            .await
     }
 
     /// Reads these parts of an instance's rows into `table` (rows appended, not sorted).

@@ -13,7 +13,7 @@ use crate::events::EventScope;
 use crate::lake::rows::BlockRow;
 
 /// Bumped whenever what a partition file holds, or how it is computed, changes.
-pub const FORMAT_VERSION: i64 = 9;
+pub const FORMAT_VERSION: i64 = 10;
 
 /// How partitions are cut. The output never depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

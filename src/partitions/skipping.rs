@@ -95,8 +95,8 @@ pub fn in_one_piece(positions: &[usize], blocks: &[BlockRow]) -> bool {
     })
 }
 
-/// Which async partitions can stand in for their events: those wholly before or after the
-/// window (async spans pair by id, whatever the times between).
+/// Which async partitions (or row groups) can stand in for their events: those wholly before
+/// or after the window (async spans pair by id, whatever the times between), unless tangled.
 pub fn async_stand_ins(
     digests: &[Option<AsyncDigest>],
     clock: &Clock,
@@ -105,22 +105,17 @@ pub fn async_stand_ins(
     (digests.iter())
         .map(|d| {
             d.as_ref().is_some_and(|d| {
-                clock.event_ns(d.max_ticks) < from || clock.event_ns(d.min_ticks) > to
+                let outside =
+                    clock.event_ns(d.max_ticks) < from || clock.event_ns(d.min_ticks) > to;
+                outside && !d.tangled
             })
         })
         .collect()
 }
 
 /// The span ids of the events read and of the digests standing in, ascending.
-pub fn span_ids_seen(
-    read: &EventTable,
-    digests: &[Option<AsyncDigest>],
-    standing: &[bool],
-) -> Vec<u64> {
-    let kept = (digests.iter().zip(standing))
-        .filter(|(_, s)| **s)
-        .filter_map(|(d, _)| d.as_ref())
-        .flat_map(|d| d.events.iter().map(|e| e.span_id));
+pub fn span_ids_seen(read: &EventTable, standing: &[&AsyncDigest]) -> Vec<u64> {
+    let kept = (standing.iter()).flat_map(|d| d.events.iter().map(|e| e.span_id));
     let mut seen: Vec<u64> = read.ids.iter().map(|ids| ids.span_id).chain(kept).collect();
     seen.sort_unstable();
     seen.dedup();

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::digest::{
-    AsyncDigestBuilder, DigestBuilder, FileTables, KeyedEvent, RowGroupDigest, StreamDigests,
+    AsyncDigest, AsyncDigestBuilder, DigestBuilder, FileTables, KeyedEvent, RowGroupDigest,
+    StreamDigests,
 };
 use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
 use super::plan::View;
@@ -118,6 +119,60 @@ pub struct SpanRows {
     async_digest: Option<AsyncDigestBuilder>,
     /// For the thread events of a stream's own partition.
     row_groups: Option<RowGroups>,
+    /// For async events: all of them, written in time order when the file is finished.
+    async_rows: Option<AsyncRows>,
+}
+
+/// An async file's rows, held until the file is finished: its rows go in time order, in row
+/// groups of a few thousand rows, each with a digest, so that a window reads the few it
+/// reaches (async spans pair by id across all threads, and the blocks come stream after
+/// stream: in their order, every row group would span the partition's time).
+struct AsyncRows {
+    group_rows: usize,
+    events: Vec<KeyedEvent>,
+}
+
+impl AsyncRows {
+    /// The events in time order (then stream order: a total order).
+    fn sorted(&mut self) -> &[KeyedEvent] {
+        (self.events).sort_unstable_by_key(|e| (e.ticks, e.block, e.index));
+        &self.events
+    }
+
+    /// The smallest and largest ticks (the events sorted); `None` without events.
+    fn ticks(&self) -> Option<(i64, i64)> {
+        Some((self.events.first()?.ticks, self.events.last()?.ticks))
+    }
+
+    /// The digests of its row groups (the events sorted).
+    fn digests(&mut self, tables: &dyn FileTables) -> Vec<Option<AsyncDigest>> {
+        let group_rows = self.group_rows;
+        (self.sorted().chunks(group_rows))
+            .map(|group| {
+                let mut digest = AsyncDigestBuilder::default();
+                group.iter().for_each(|&e| digest.push(e));
+                digest.finish(tables)
+            })
+            .collect()
+    }
+
+    /// Writes the rows, a row group at a time, and finishes the file.
+    fn finish(mut self, mut file: FileBuilder) -> Result<Bytes> {
+        let group_rows = self.group_rows;
+        let mut groups = self.sorted().chunks(group_rows).peekable();
+        let batch = |group: &[KeyedEvent]| {
+            let mut columns = Columns::default();
+            group.iter().for_each(|e| columns.push(e));
+            columns.into_batch()
+        };
+        while let Some(group) = groups.next() {
+            match groups.peek() {
+                Some(_) => file.write_row_group_end(batch(group)?)?,
+                None => return file.finish(batch(group)?),
+            }
+        }
+        file.finish(Columns::default().into_batch()?)
+    }
 }
 
 /// A thread file's row groups: cut at the first block edge after `rows` rows, each with the
@@ -175,6 +230,11 @@ impl SpanRows {
             digests: thread.then(BTreeMap::new),
             async_digest: (scope == EventScope::Async).then(AsyncDigestBuilder::default),
             row_groups: row_group_rows.filter(|_| thread).map(RowGroups::new),
+            async_rows: (scope == EventScope::Async).then(|| AsyncRows {
+                // One batch per row group: the Parquet writer cuts none of its own.
+                group_rows: row_group_rows.unwrap_or(BATCH_ROWS).clamp(1, BATCH_ROWS),
+                events: Vec::new(),
+            }),
         })
     }
 
@@ -214,7 +274,10 @@ impl SpanRows {
                 groups.digest.push(keyed);
                 groups.group_rows += 1;
             }
-            rows.push(&keyed);
+            match &mut self.async_rows {
+                Some(held) => held.events.push(keyed),
+                None => rows.push(&keyed),
+            }
             self.rows += 1;
         }
         if let Some(groups) = &mut self.row_groups {
@@ -251,6 +314,9 @@ impl PartitionRows for SpanRows {
     }
 
     fn finish(self: Box<Self>) -> Result<Bytes> {
+        if let Some(held) = self.async_rows {
+            return held.finish(self.file);
+        }
         let last = self.pending.into_batch()?;
         self.file.finish(last)
     }
@@ -258,7 +324,15 @@ impl PartitionRows for SpanRows {
     fn take_digest(&mut self) -> Result<Option<String>> {
         let tables = &self.file;
         if let Some(builder) = self.async_digest.take() {
-            return Ok(Some(serde_json::to_string(&builder.finish(tables))?));
+            let mut digest = builder.finish(tables);
+            if let Some(held) = &mut self.async_rows {
+                let groups = held.digests(tables);
+                match &mut digest {
+                    Some(digest) => digest.row_groups = groups.into(),
+                    None => digest = held.ticks().map(|t| AsyncDigest::tangled(t, groups)),
+                }
+            }
+            return Ok(Some(serde_json::to_string(&digest)?));
         }
         let Some(builders) = self.digests.take() else {
             return Ok(None);

@@ -220,6 +220,7 @@ pub fn synthetic_lake(dir: &Path) -> String {
         events_per_block: 4096,
         tsc_frequency: 0,
         duration_ns: 0,
+        async_span_ids: 0,
     };
     let report = runtime().block_on(async {
         let writer = LakeWriter::create_embedded(dir).await.unwrap();

@@ -68,6 +68,10 @@ struct Args {
     /// Default: back to back (a second or so).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<i64>,
+    /// Async span ids start over after N (reused ids, as from a producer whose counter wraps
+    /// or restarts); by default every async span has an id of its own.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    async_span_ids: u64,
 }
 
 /// A `--duration` in nanoseconds.
@@ -99,6 +103,7 @@ async fn run(args: Args) -> Result<()> {
         events_per_block: args.events_per_block,
         tsc_frequency: args.tsc_frequency,
         duration_ns: args.duration.unwrap_or(0),
+        async_span_ids: args.async_span_ids,
     };
     let writer = match (&args.out, &args.postgres, &args.blobs) {
         (Some(dir), _, _) => {

@@ -77,6 +77,9 @@ pub struct SynthSpec {
     /// its top-level spans, as a long-running process does; 0: back to back (the same lake as
     /// before the option existed).
     pub duration_ns: i64,
+    /// Async span ids start over after this many (reused, as by a producer whose counter
+    /// wraps or restarts); 0: every async span has an id of its own.
+    pub async_span_ids: u64,
 }
 
 impl Default for SynthSpec {
@@ -93,6 +96,7 @@ impl Default for SynthSpec {
             events_per_block: 4096,
             tsc_frequency: 0,
             duration_ns: 0,
+            async_span_ids: 0,
         }
     }
 }

@@ -591,7 +591,10 @@ impl<'a> ProcessGen<'a> {
 
     fn begin_async(&mut self, k: usize, now: i64, report: &mut SynthReport) {
         let us = self.ticks_per_micro() as i64;
-        let span_id = self.next_span_id;
+        let span_id = match self.spec.async_span_ids {
+            0 => self.next_span_id,
+            reused => (self.next_span_id - 1) % reused + 1,
+        };
         self.next_span_id += 1;
         let mut parent: Option<AsyncSpan> = None;
         if !self.recent_async.is_empty() && self.rng.per_mille(600) {

@@ -26,6 +26,7 @@ fn small_spec(seed: u64) -> SynthSpec {
         events_per_block: 700,
         tsc_frequency: 0,
         duration_ns: 0,
+        async_span_ids: 0,
     }
 }
 
