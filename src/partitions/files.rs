@@ -135,6 +135,9 @@ pub struct FileBuilder {
     set_keys: FastMap<StoredSet, u32>,
     /// `None` only while a batch is being handed over.
     encoder: Option<Encoder>,
+    /// What a new writer is made of ([`FileBuilder::restart`]).
+    schema: Arc<Schema>,
+    properties: WriterProperties,
 }
 
 impl FileBuilder {
@@ -145,14 +148,28 @@ impl FileBuilder {
         for &column in unique_valued {
             props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
         }
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props.build()))?;
+        let properties = props.build();
+        let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties.clone()))?;
         Ok(Self {
             strings: StringTable::default(),
             blocks: Vec::new(),
             sets: vec![Vec::new()],
             set_keys: FastMap::default(),
             encoder: Some(Encoder::Idle(Box::new(writer))),
+            schema,
+            properties,
         })
+    }
+
+    /// The rows written so far with `last`, as a file of their own (without the tables), and
+    /// a new writer for rows that replace them; the tables are kept.
+    pub fn restart(&mut self, last: RecordBatch) -> Result<Bytes> {
+        let writer = self.writer_with(&last)?;
+        let written = Bytes::from(writer.into_inner()?);
+        let properties = Some(self.properties.clone());
+        let writer = ArrowWriter::try_new(Vec::new(), self.schema.clone(), properties)?;
+        self.encoder = Some(Encoder::Idle(Box::new(writer)));
+        Ok(written)
     }
 
     /// Starts a block's rows: the decoder shares one `Arc` per string within a block; across
@@ -219,15 +236,21 @@ impl FileBuilder {
         Ok(())
     }
 
-    /// The complete file with its `last` batch, tables and footer. The last batch is encoded
-    /// here: a thread for it would only be joined at once (one per small partition).
-    pub fn finish(mut self, last: RecordBatch) -> Result<Bytes> {
+    /// The writer, once the batch in progress is encoded, with `last` written.
+    fn writer_with(&mut self, last: &RecordBatch) -> Result<Box<FileWriter>> {
         let encoder = self
             .encoder
             .take()
             .context("a failed encoding left no writer")?;
         let mut writer = encoder.idle()?;
-        writer.write(&last)?;
+        writer.write(last)?;
+        Ok(writer)
+    }
+
+    /// The complete file with its `last` batch, tables and footer. The last batch is encoded
+    /// here: a thread for it would only be joined at once (one per small partition).
+    pub fn finish(mut self, last: RecordBatch) -> Result<Bytes> {
+        let mut writer = self.writer_with(&last)?;
         let block_texts: Vec<String> = self.blocks.iter().map(Uuid::to_string).collect();
         writer.append_key_value_metadata(KeyValue::new(
             STRINGS_KEY.to_string(),

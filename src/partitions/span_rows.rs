@@ -22,6 +22,7 @@ use super::plan::View;
 use crate::clock::Clock;
 use crate::decode::{DecodedBlock, SpanEvent};
 use crate::events::{AsyncIds, Event, EventOrder, EventPhase, EventScope, EventTable};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::BTreeMap;
 
 const UNIQUE_VALUED_COLUMNS: [&str; 4] = ["index", "ticks", "span_id", "parent_span_id"];
@@ -123,31 +124,39 @@ pub struct SpanRows {
     async_rows: Option<AsyncRows>,
 }
 
-/// An async file's rows, held until the file is finished: its rows go in time order, in row
-/// groups of a few thousand rows, each with a digest, so that a window reads the few it
-/// reaches (async spans pair by id across all threads, and the blocks come stream after
-/// stream: in their order, every row group would span the partition's time).
+/// An async file's rows in time order: they are written as blocks come (stream after stream),
+/// then read back, sorted and written again in row groups of a few thousand rows, each with a
+/// digest, so that a window reads the few it reaches (async spans pair by id across all
+/// threads: in stream order, every row group would span the partition's time). Sorting when
+/// the partition is stored holds one partition's rows at a time, not those of every async
+/// partition being built (a cold 10 s window of the 8-hour lake held 50 MB more).
 struct AsyncRows {
     group_rows: usize,
-    events: Vec<KeyedEvent>,
+    /// Sorted, once the rows written are read back.
+    events: Option<Vec<KeyedEvent>>,
 }
 
 impl AsyncRows {
-    /// The events in time order (then stream order: a total order).
-    fn sorted(&mut self) -> &[KeyedEvent] {
-        (self.events).sort_unstable_by_key(|e| (e.ticks, e.block, e.index));
-        &self.events
+    /// The rows of `written` (a file of [`schema`]) in time order (then stream order: a
+    /// total order).
+    fn sort(written: Bytes) -> Result<Vec<KeyedEvent>> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(written)?.build()?;
+        let mut events = Vec::new();
+        for batch in reader {
+            read_keyed(&batch?, &mut events)?;
+        }
+        events.sort_unstable_by_key(|e| (e.ticks, e.block, e.index));
+        Ok(events)
     }
 
-    /// The smallest and largest ticks (the events sorted); `None` without events.
-    fn ticks(&self) -> Option<(i64, i64)> {
-        Some((self.events.first()?.ticks, self.events.last()?.ticks))
+    /// The smallest and largest ticks; `None` without events.
+    fn ticks(events: &[KeyedEvent]) -> Option<(i64, i64)> {
+        Some((events.first()?.ticks, events.last()?.ticks))
     }
 
-    /// The digests of its row groups (the events sorted).
-    fn digests(&mut self, tables: &dyn FileTables) -> Vec<Option<AsyncDigest>> {
-        let group_rows = self.group_rows;
-        (self.sorted().chunks(group_rows))
+    /// The digests of the row groups of `events` (sorted).
+    fn digests(&self, events: &[KeyedEvent], tables: &dyn FileTables) -> Vec<Option<AsyncDigest>> {
+        (events.chunks(self.group_rows))
             .map(|group| {
                 let mut digest = AsyncDigestBuilder::default();
                 group.iter().for_each(|&e| digest.push(e));
@@ -156,10 +165,9 @@ impl AsyncRows {
             .collect()
     }
 
-    /// Writes the rows, a row group at a time, and finishes the file.
-    fn finish(mut self, mut file: FileBuilder) -> Result<Bytes> {
-        let group_rows = self.group_rows;
-        let mut groups = self.sorted().chunks(group_rows).peekable();
+    /// Writes `events` (sorted), a row group at a time, and finishes the file.
+    fn write(&self, events: &[KeyedEvent], mut file: FileBuilder) -> Result<Bytes> {
+        let mut groups = events.chunks(self.group_rows).peekable();
         let batch = |group: &[KeyedEvent]| {
             let mut columns = Columns::default();
             group.iter().for_each(|e| columns.push(e));
@@ -173,6 +181,53 @@ impl AsyncRows {
         }
         file.finish(Columns::default().into_batch()?)
     }
+}
+
+/// Appends the rows of a batch of a file of [`schema`] as keyed events.
+fn read_keyed(batch: &RecordBatch, events: &mut Vec<KeyedEvent>) -> Result<()> {
+    let u32s = |name: &str| Ok::<_, anyhow::Error>(column::<UInt32Array>(batch, name)?.values());
+    let u8s = |name: &str| Ok::<_, anyhow::Error>(column::<UInt8Array>(batch, name)?.values());
+    let u64s = |name: &str| Ok::<_, anyhow::Error>(column::<UInt64Array>(batch, name)?.values());
+    let (block, index, name, target) = (
+        u32s("block")?,
+        u32s("index")?,
+        u32s("name")?,
+        u32s("target")?,
+    );
+    let (file, line, depth, properties) = (
+        u32s("file")?,
+        u32s("line")?,
+        u32s("depth")?,
+        u32s("properties")?,
+    );
+    let (scope, phase) = (u8s("scope")?, u8s("phase")?);
+    let (span_id, parent_span_id) = (u64s("span_id")?, u64s("parent_span_id")?);
+    let ticks = column::<Int64Array>(batch, "ticks")?.values();
+    events.reserve(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        events.push(KeyedEvent {
+            block: block[i],
+            index: index[i],
+            ticks: ticks[i],
+            phase: match phase[i] {
+                1 => EventPhase::End,
+                _ => EventPhase::Begin,
+            },
+            scope: match scope[i] {
+                1 => EventScope::Async,
+                _ => EventScope::Thread,
+            },
+            name: name[i],
+            target: target[i],
+            file: file[i],
+            line: line[i],
+            properties: properties[i],
+            span_id: span_id[i],
+            parent_span_id: parent_span_id[i],
+            depth: depth[i],
+        });
+    }
+    Ok(())
 }
 
 /// A thread file's row groups: cut at the first block edge after `rows` rows, each with the
@@ -233,7 +288,7 @@ impl SpanRows {
             async_rows: (scope == EventScope::Async).then(|| AsyncRows {
                 // One batch per row group: the Parquet writer cuts none of its own.
                 group_rows: row_group_rows.unwrap_or(BATCH_ROWS).clamp(1, BATCH_ROWS),
-                events: Vec::new(),
+                events: None,
             }),
         })
     }
@@ -274,10 +329,7 @@ impl SpanRows {
                 groups.digest.push(keyed);
                 groups.group_rows += 1;
             }
-            match &mut self.async_rows {
-                Some(held) => held.events.push(keyed),
-                None => rows.push(&keyed),
-            }
+            rows.push(&keyed);
             self.rows += 1;
         }
         if let Some(groups) = &mut self.row_groups {
@@ -298,6 +350,15 @@ impl SpanRows {
         let batch = std::mem::take(&mut self.pending).into_batch()?;
         self.file.write_batch(batch)
     }
+
+    /// Of an async file: its rows read back in time order (once).
+    fn sort_async_rows(&mut self) -> Result<()> {
+        if let Some(held) = self.async_rows.as_mut().filter(|h| h.events.is_none()) {
+            let last = std::mem::take(&mut self.pending).into_batch()?;
+            held.events = Some(AsyncRows::sort(self.file.restart(last)?)?);
+        }
+        Ok(())
+    }
 }
 
 impl PartitionRows for SpanRows {
@@ -313,9 +374,11 @@ impl PartitionRows for SpanRows {
         self.rows
     }
 
-    fn finish(self: Box<Self>) -> Result<Bytes> {
-        if let Some(held) = self.async_rows {
-            return held.finish(self.file);
+    fn finish(mut self: Box<Self>) -> Result<Bytes> {
+        self.sort_async_rows()?;
+        if let Some(held) = self.async_rows.take() {
+            let events = held.events.as_deref().unwrap_or_default();
+            return held.write(events, self.file);
         }
         let last = self.pending.into_batch()?;
         self.file.finish(last)
@@ -324,13 +387,14 @@ impl PartitionRows for SpanRows {
     fn take_digest(&mut self) -> Result<Option<String>> {
         let tables = &self.file;
         if let Some(builder) = self.async_digest.take() {
-            let mut digest = builder.finish(tables);
-            if let Some(held) = &mut self.async_rows {
-                let groups = held.digests(tables);
-                match &mut digest {
-                    Some(digest) => digest.row_groups = groups.into(),
-                    None => digest = held.ticks().map(|t| AsyncDigest::tangled(t, groups)),
-                }
+            let mut digest = builder.finish(&self.file);
+            self.sort_async_rows()?;
+            let held = (self.async_rows.as_ref()).expect("async rows with an async digest");
+            let events = held.events.as_deref().unwrap_or_default();
+            let groups = held.digests(events, &self.file);
+            match &mut digest {
+                Some(digest) => digest.row_groups = groups.into(),
+                None => digest = AsyncRows::ticks(events).map(|t| AsyncDigest::tangled(t, groups)),
             }
             return Ok(Some(serde_json::to_string(&digest)?));
         }
