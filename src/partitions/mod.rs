@@ -369,6 +369,34 @@ impl AsyncStandIns {
         self.digests[k].as_ref().map_or(&[], |d| d.row_groups.get())
     }
 
+    /// The partitions and row groups standing in whose digests pair any of the ids `seen`
+    /// (ascending): they no longer stand in, and are to be read (a partition whole).
+    fn pairing_any(
+        &self,
+        seen: &[u64],
+        standing: &mut [bool],
+        groups_standing: &mut [Option<Vec<bool>>],
+    ) -> Vec<(usize, Option<Vec<usize>>)> {
+        let mut to_read = Vec::new();
+        for (k, digest) in self.digests.iter().enumerate() {
+            if standing[k] && skipping::pairs_any(digest.as_ref(), seen) {
+                standing[k] = false;
+                to_read.push((k, None));
+            }
+            let Some(groups) = groups_standing[k].as_mut() else {
+                continue;
+            };
+            let digests = self.group_digests(k);
+            let pairing = |g: &usize| groups[*g] && skipping::pairs_any(digests[*g].as_ref(), seen);
+            let paired: Vec<usize> = (0..groups.len()).filter(pairing).collect();
+            paired.iter().for_each(|&g| groups[g] = false);
+            if !paired.is_empty() {
+                to_read.push((k, Some(paired)));
+            }
+        }
+        to_read
+    }
+
     /// The digests standing in: of partitions, then of row groups.
     fn standing_digests(
         &self,
@@ -1019,7 +1047,6 @@ impl PartitionCache {
         symbols: &mut Symbols,
         table: &mut T,
     ) -> Result<()> {
-        let digests = &found.digests;
         let mut standing = found.standing.clone();
         let mut groups_standing = found.groups.clone();
         let mut to_read: Vec<(usize, Option<Vec<usize>>)> = (0..parts.len())
@@ -1037,25 +1064,7 @@ impl PartitionCache {
             };
             let kept = found.standing_digests(&standing, &groups_standing);
             let seen = skipping::span_ids_seen(events, &kept);
-            to_read.clear();
-            for (k, digest) in digests.iter().enumerate() {
-                if standing[k] && skipping::pairs_any(digest.as_ref(), &seen) {
-                    standing[k] = false;
-                    to_read.push((k, None));
-                }
-                let Some(groups) = groups_standing[k].as_mut() else {
-                    continue;
-                };
-                let group_digests = found.group_digests(k);
-                let paired = (0..groups.len()).filter(|&g| {
-                    groups[g] && skipping::pairs_any(group_digests[g].as_ref(), &seen)
-                });
-                let paired: Vec<usize> = paired.collect();
-                paired.iter().for_each(|&g| groups[g] = false);
-                if !paired.is_empty() {
-                    to_read.push((k, Some(paired)));
-                }
-            }
+            to_read = found.pairing_any(&seen, &mut standing, &mut groups_standing);
         }
         if let Some(events) = table.as_events() {
             let kept = found.standing_digests(&standing, &groups_standing);
