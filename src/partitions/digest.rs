@@ -467,32 +467,14 @@ pub struct AsyncDigest {
     /// The span ids it begins and ends.
     #[serde(rename = "paired_id_steps")]
     pub paired: PairedIds,
-    /// Of a partition, the digests of its file's row groups, in order (`None`: a row group
-    /// where an id it paired came again). Its rows are in time order: a window reads the few
-    /// row groups it reaches.
+    /// Of a partition, the digests of its file's row groups, in order. Its rows are in time
+    /// order: a window reads the few row groups it reaches.
     #[serde(default, skip_serializing_if = "RowGroups::is_empty")]
     pub row_groups: RowGroups<Option<AsyncDigest>>,
     /// An id it paired came again (its events and ids are then empty): it never stands in
-    /// for its events, but its row groups may.
+    /// for its events, but a partition's row groups may.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tangled: bool,
-}
-
-impl AsyncDigest {
-    /// The digest of a partition whose events tangle, holding only its row groups'.
-    pub fn tangled(
-        (min_ticks, max_ticks): (i64, i64),
-        row_groups: Vec<Option<AsyncDigest>>,
-    ) -> Self {
-        Self {
-            min_ticks,
-            max_ticks,
-            events: Vec::new(),
-            paired: PairedIds::default(),
-            row_groups: row_groups.into(),
-            tangled: true,
-        }
-    }
 }
 
 /// Span ids, ascending, each as its difference from the one before (span ids count up: most
@@ -577,10 +559,10 @@ enum Settled {
 impl AsyncDigestBuilder {
     /// An async event (the partition's rows keep one scope).
     pub fn push(&mut self, event: KeyedEvent) {
+        widen(&mut self.ticks, event.ticks);
         if self.tangled {
             return;
         }
-        widen(&mut self.ticks, event.ticks);
         let id = event.span_id;
         match self.settled.get(&id) {
             Some(Settled::Kept) => return self.kept.push(event),
@@ -608,12 +590,19 @@ impl AsyncDigestBuilder {
         }
     }
 
-    /// The digest, or `None` for a partition without async events or where an id it paired
-    /// came again.
+    /// The digest, or `None` for a partition without async events; where an id it paired
+    /// came again, a tangled one (only its ticks).
     pub fn finish(self, tables: &dyn FileTables) -> Option<AsyncDigest> {
         let (min_ticks, max_ticks) = self.ticks?;
         if self.tangled {
-            return None;
+            return Some(AsyncDigest {
+                min_ticks,
+                max_ticks,
+                events: Vec::new(),
+                paired: PairedIds::default(),
+                row_groups: RowGroups::default(),
+                tangled: true,
+            });
         }
         let kept = self.kept.iter().chain(self.pending.values());
         let mut events: Vec<DigestEvent> = kept.map(|e| DigestEvent::new(e, tables)).collect();

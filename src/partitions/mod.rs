@@ -353,8 +353,7 @@ impl AsyncStandIns {
         let groups = (digests.iter().zip(&standing))
             .map(|(digest, &stands)| {
                 let groups = digest.as_ref().filter(|_| !stands)?.row_groups.get();
-                let found = skipping::async_stand_ins(groups, clock, range);
-                (!groups.is_empty()).then_some(found)
+                (!groups.is_empty()).then(|| skipping::async_stand_ins(groups, clock, range))
             })
             .collect();
         Self {
@@ -1097,10 +1096,9 @@ impl PartitionCache {
                 if groups.is_empty() {
                     continue;
                 }
-                let read = groups.clone();
                 let groups = RowGroupStandIns {
                     standing: Vec::new(),
-                    read,
+                    read: groups.clone(),
                 };
                 stand_ins.row_groups.insert(part.planned, groups);
             }
@@ -1256,8 +1254,8 @@ impl PartitionCache {
 }
 
 /// A new file of a view's row format: the registry of row formats.
-/// `row_group_rows`: for a stream's own partition, the rows of its row groups, when its row
-/// format cuts them.
+/// `row_group_rows`: for a stream's own partition or an async one, the rows of its row
+/// groups, when its row format cuts them.
 fn new_rows(view: View, row_group_rows: Option<usize>) -> Result<Box<dyn PartitionRows>> {
     Ok(match view.rows {
         Rows::Spans(scope) => Box::new(span_rows::SpanRows::new(scope, row_group_rows)?),

@@ -116,11 +116,9 @@ pub struct SpanRows {
     rows: usize,
     /// Of each stream, for thread events.
     digests: Option<BTreeMap<Uuid, DigestBuilder>>,
-    /// For async events.
-    async_digest: Option<AsyncDigestBuilder>,
     /// For the thread events of a stream's own partition.
     row_groups: Option<RowGroups>,
-    /// For async events: all of them, written in time order when the file is finished.
+    /// For async events: their digest, and their rows in time order once sorted.
     async_rows: Option<AsyncRows>,
 }
 
@@ -132,6 +130,8 @@ pub struct SpanRows {
 /// partition being built (a cold 10 s window of the 8-hour lake held 50 MB more).
 struct AsyncRows {
     group_rows: usize,
+    /// The partition's, fed as the blocks come.
+    digest: AsyncDigestBuilder,
     /// Sorted, once the rows written are read back.
     events: Option<Vec<KeyedEvent>>,
 }
@@ -147,11 +147,6 @@ impl AsyncRows {
         }
         events.sort_unstable_by_key(|e| (e.ticks, e.block, e.index));
         Ok(events)
-    }
-
-    /// The smallest and largest ticks; `None` without events.
-    fn ticks(events: &[KeyedEvent]) -> Option<(i64, i64)> {
-        Some((events.first()?.ticks, events.last()?.ticks))
     }
 
     /// The digests of the row groups of `events` (sorted).
@@ -283,11 +278,11 @@ impl SpanRows {
             pending: Columns::default(),
             rows: 0,
             digests: thread.then(BTreeMap::new),
-            async_digest: (scope == EventScope::Async).then(AsyncDigestBuilder::default),
             row_groups: row_group_rows.filter(|_| thread).map(RowGroups::new),
             async_rows: (scope == EventScope::Async).then(|| AsyncRows {
                 // One batch per row group: the Parquet writer cuts none of its own.
                 group_rows: row_group_rows.unwrap_or(BATCH_ROWS).clamp(1, BATCH_ROWS),
+                digest: AsyncDigestBuilder::default(),
                 events: None,
             }),
         })
@@ -322,8 +317,8 @@ impl SpanRows {
             if let Some(digest) = &mut digest {
                 digest.push(keyed);
             }
-            if let Some(digest) = &mut self.async_digest {
-                digest.push(keyed);
+            if let Some(held) = &mut self.async_rows {
+                held.digest.push(keyed);
             }
             if let Some(groups) = &mut self.row_groups {
                 groups.digest.push(keyed);
@@ -385,16 +380,13 @@ impl PartitionRows for SpanRows {
     }
 
     fn take_digest(&mut self) -> Result<Option<String>> {
+        self.sort_async_rows()?;
         let tables = &self.file;
-        if let Some(builder) = self.async_digest.take() {
-            let mut digest = builder.finish(&self.file);
-            self.sort_async_rows()?;
-            let held = (self.async_rows.as_ref()).expect("async rows with an async digest");
-            let events = held.events.as_deref().unwrap_or_default();
-            let groups = held.digests(events, &self.file);
-            match &mut digest {
-                Some(digest) => digest.row_groups = groups.into(),
-                None => digest = AsyncRows::ticks(events).map(|t| AsyncDigest::tangled(t, groups)),
+        if let Some(held) = &mut self.async_rows {
+            let mut digest = std::mem::take(&mut held.digest).finish(tables);
+            if let Some(digest) = &mut digest {
+                let events = held.events.as_deref().unwrap_or_default();
+                digest.row_groups = held.digests(events, tables).into();
             }
             return Ok(Some(serde_json::to_string(&digest)?));
         }
