@@ -348,8 +348,10 @@ fn file_keys(
 ) -> Result<FileKeys> {
     let texts = metadata_list::<Vec<StoredText>>(metadata, STRINGS_KEY)?;
     let strings = symbols.intern_all(&texts);
-    let stored: Vec<StoredSet> = metadata_list(metadata, PROPERTY_SETS_KEY)?;
-    let property_sets = read_property_sets(stored, &strings, symbols)?;
+    let sets = metadata_text(metadata, PROPERTY_SETS_KEY)
+        .with_context(|| format!("partition file lacks its {PROPERTY_SETS_KEY} table"))?;
+    let property_sets = read_property_sets(sets, &strings, symbols)
+        .with_context(|| format!("partition file has a bad {PROPERTY_SETS_KEY} table"))?;
     let blocks = metadata_list::<Vec<String>>(metadata, BLOCKS_KEY)?
         .iter()
         .map(|s| {
@@ -408,24 +410,100 @@ pub fn read_file<T: RowTable>(
     })
 }
 
-/// A file's property sets as this export's, checked against its string table.
+/// A file's property sets as this export's, checked against its string table: each set is
+/// interned as it is parsed, through one buffer (a vector per set, parsed, then copied to be
+/// interned, was a third of opening a thread file for a window export).
 fn read_property_sets(
-    stored: Vec<StoredSet>,
+    text: &str,
     strings: &[Sym],
     symbols: &mut Symbols,
-) -> Result<Vec<PropertySet>> {
-    let mut sets = Vec::with_capacity(stored.len());
-    for set in stored {
-        let mut pairs = Vec::with_capacity(set.len());
-        for (k, v) in set {
-            match (strings.get(k as usize), strings.get(v as usize)) {
-                (Some(&k), Some(&v)) => pairs.push((k, v)),
-                _ => bail!("partition property-set table indexes past the string table"),
+) -> serde_json::Result<Vec<PropertySet>> {
+    let reader = SetsReader {
+        strings,
+        symbols,
+        pairs: Vec::new(),
+    };
+    let mut json = serde_json::Deserializer::from_str(text);
+    let sets = serde::de::DeserializeSeed::deserialize(reader, &mut json)?;
+    json.end()?;
+    Ok(sets)
+}
+
+/// Reads a property-set table (`[[[key, value], ...], ...]`, indexes into the string table)
+/// into this export's sets.
+struct SetsReader<'a> {
+    strings: &'a [Sym],
+    symbols: &'a mut Symbols,
+    pairs: Vec<(Sym, Sym)>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for SetsReader<'_> {
+    type Value = Vec<PropertySet>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, from: D) -> Result<Self::Value, D::Error> {
+        from.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SetsReader<'_> {
+    type Value = Vec<PropertySet>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of property sets")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        mut self,
+        mut sets: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(sets.size_hint().unwrap_or(0));
+        loop {
+            self.pairs.clear();
+            let set = SetReader {
+                strings: self.strings,
+                pairs: &mut self.pairs,
+            };
+            if sets.next_element_seed(set)?.is_none() {
+                return Ok(out);
+            }
+            out.push(self.symbols.intern_properties(&self.pairs));
+        }
+    }
+}
+
+/// Reads one property set into `pairs`, as symbols.
+struct SetReader<'a> {
+    strings: &'a [Sym],
+    pairs: &'a mut Vec<(Sym, Sym)>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for SetReader<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, from: D) -> Result<(), D::Error> {
+        from.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SetReader<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a property set: [key, value] pairs")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut pairs: A) -> Result<(), A::Error> {
+        while let Some((k, v)) = pairs.next_element::<(u32, u32)>()? {
+            match (self.strings.get(k as usize), self.strings.get(v as usize)) {
+                (Some(&k), Some(&v)) => self.pairs.push((k, v)),
+                _ => {
+                    let why = "a property set indexes past the string table";
+                    return Err(serde::de::Error::custom(why));
+                }
             }
         }
-        sets.push(symbols.intern_properties(&pairs));
+        Ok(())
     }
-    Ok(sets)
 }
 
 pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
@@ -580,5 +658,35 @@ pub trait RowTable: OrderedRows + Default + Send + 'static {
     /// The table as span events, which partition digests can stand in for.
     fn as_events(&mut self) -> Option<&mut crate::events::EventTable> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_sets_are_read_as_this_exports_and_a_bad_index_is_an_error() {
+        let mut symbols = Symbols::new();
+        let strings = symbols.intern_all(&["k", "v", "w"]);
+        let sets = read_property_sets("[[],[[0,1]],[[0,2],[0,1]],[[0,1]]]", &strings, &mut symbols);
+        let sets = sets.unwrap();
+        assert_eq!(sets.len(), 4);
+        assert!(sets[0].is_none());
+        assert_eq!(sets[1], sets[3], "equal sets are one set");
+        let pairs = |set| -> Vec<(&str, &str)> {
+            (symbols.properties(set).iter())
+                .map(|&(k, v)| (symbols.get(k), symbols.get(v)))
+                .collect()
+        };
+        assert_eq!(pairs(sets[2]), [("k", "w"), ("k", "v")]);
+        for bad in ["[[[0,3]]]", "[[[0]]]", "[[0,1]]", "[[]] x", "{}"] {
+            let mut symbols = Symbols::new();
+            let strings = symbols.intern_all(&["k", "v", "w"]);
+            assert!(
+                read_property_sets(bad, &strings, &mut symbols).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -218,7 +218,20 @@ impl Prepared {
             return found.clone();
         }
         let files = lock(&self.files);
-        let mut parsed: HashMap<usize, Option<digest::StreamDigests>> = HashMap::new();
+        let thread_parts = (self.instances.iter())
+            .filter(|((view, _), _)| *view == View::THREAD_SPANS)
+            .flat_map(|(_, parts)| parts.iter().map(|part| part.planned));
+        let mut planned: Vec<usize> = thread_parts.collect();
+        planned.sort_unstable();
+        planned.dedup();
+        let texts: Vec<Option<&str>> = (planned.iter())
+            .map(|&p| files[p].digest.as_deref())
+            .collect();
+        let parsed: HashMap<usize, Option<digest::StreamDigests>> = (planned.iter().copied())
+            .zip(parse_digests(&texts, |json| {
+                serde_json::from_str(json).ok()
+            }))
+            .collect();
         let mut stand_ins = StandIns::default();
         for ((view, instance), parts) in &self.instances {
             if *view == View::ASYNC_SPANS {
@@ -232,12 +245,6 @@ impl Prepared {
         for ((view, stream), parts) in &self.instances {
             if *view != View::THREAD_SPANS {
                 continue;
-            }
-            for &InstanceRows { planned, .. } in parts {
-                parsed.entry(planned).or_insert_with(|| {
-                    let json = files[planned].digest.as_deref()?;
-                    serde_json::from_str(json).ok()
-                });
             }
             // Each part, or each row group of it, and where it comes from.
             let mut stream_parts = Vec::new();
@@ -343,12 +350,10 @@ struct AsyncStandIns {
 
 impl AsyncStandIns {
     fn of(parts: &[InstanceRows], files: &[StoredFile], clock: &Clock, range: (i64, i64)) -> Self {
-        let digests: Vec<Option<digest::AsyncDigest>> = (parts.iter())
-            .map(|part| {
-                let json = files[part.planned].digest.as_deref()?;
-                serde_json::from_str(json).ok().flatten()
-            })
+        let texts: Vec<Option<&str>> = (parts.iter())
+            .map(|part| files[part.planned].digest.as_deref())
             .collect();
+        let digests = parse_digests(&texts, |json| serde_json::from_str(json).ok().flatten());
         let standing = skipping::async_stand_ins(&digests, clock, range);
         let groups = (digests.iter().zip(&standing))
             .map(|(digest, &stands)| {
@@ -493,6 +498,42 @@ async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Re
     }
     Ok(data)
 }
+
+/// Parses digests (megabytes of JSON for a long process) on two threads, in order: a window
+/// export waits for them before it reads anything.
+fn parse_digests<T: Send>(
+    texts: &[Option<&str>],
+    parse: impl Fn(&str) -> Option<T> + Sync,
+) -> Vec<Option<T>> {
+    let parse_all = |texts: &[Option<&str>]| -> Vec<Option<T>> {
+        texts.iter().map(|text| text.and_then(&parse)).collect()
+    };
+    let bytes = |texts: &[Option<&str>]| texts.iter().flatten().map(|t| t.len()).sum::<usize>();
+    if bytes(texts) < PARALLEL_DIGEST_BYTES {
+        return parse_all(texts);
+    }
+    // Split where half the bytes are on each side.
+    let half = bytes(texts) / 2;
+    let mut seen = 0;
+    let split = (texts.iter().position(|text| {
+        seen += text.map_or(0, str::len);
+        seen >= half
+    }))
+    .map_or(texts.len(), |k| k + 1);
+    let (first, second) = texts.split_at(split);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| parse_all(second));
+        let mut parsed = parse_all(first);
+        match other.join() {
+            Ok(rest) => parsed.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        parsed
+    })
+}
+
+/// Digests of at least this many bytes are parsed on two threads.
+const PARALLEL_DIGEST_BYTES: usize = 256 << 10;
 
 /// A mutex whose holder cannot leave its data half-updated (each use is one assignment).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

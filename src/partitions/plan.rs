@@ -7,6 +7,7 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
 use uuid::Uuid;
 
 use crate::events::EventScope;
@@ -225,17 +226,21 @@ pub fn fingerprint<'a>(view: View, blocks: impl Iterator<Item = &'a BlockRow>) -
         "write-perfetto partition v{FORMAT_VERSION} {}\n",
         view.name()
     ));
+    // One line per block, written into one buffer: a string allocated and formatted per
+    // block was half the freshness check of a 5,735-block process.
+    let (mut line, mut uuid) = (String::with_capacity(128), Uuid::encode_buffer());
     for b in sorted {
-        hasher.update(format!(
-            "{} {} {} {} {} {} {}\n",
-            b.block_id,
-            b.stream_id,
-            b.nb_objects,
-            b.object_offset,
-            b.payload_size,
-            b.begin_ticks,
-            b.end_ticks
-        ));
+        line.clear();
+        line.push_str(b.block_id.hyphenated().encode_lower(&mut uuid));
+        line.push(' ');
+        line.push_str(b.stream_id.hyphenated().encode_lower(&mut uuid));
+        let numbers = [b.object_offset, b.payload_size, b.begin_ticks, b.end_ticks];
+        let _ = write!(line, " {}", b.nb_objects);
+        for n in numbers {
+            let _ = write!(line, " {n}");
+        }
+        line.push('\n');
+        hasher.update(line.as_bytes());
     }
     format!("{:x}", hasher.finalize())
 }
