@@ -193,6 +193,36 @@ impl Prepared {
         *lock(&self.stats)
     }
 
+    /// Starts finding an async instance's stand-ins on a blocking thread. Its partitions are
+    /// held back from reading ahead meanwhile; then those that stand in are never fetched.
+    fn find_async_stand_ins(
+        &self,
+        parts: &[InstanceRows],
+        files: &[StoredFile],
+        clock: Clock,
+        range: (i64, i64),
+    ) -> PendingAsyncStandIns {
+        let planned: Vec<usize> = parts.iter().map(|part| part.planned).collect();
+        planned.iter().for_each(|&p| self.read_ahead.hold(p));
+        let texts: Vec<Option<Arc<str>>> =
+            (planned.iter()).map(|&p| files[p].digest.clone()).collect();
+        let read_ahead = self.read_ahead.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let found = AsyncStandIns::of(&texts, &clock, range);
+            for (&p, &stands) in planned.iter().zip(&found.standing) {
+                match stands {
+                    true => read_ahead.never(p),
+                    false => read_ahead.release(p),
+                }
+            }
+            found
+        });
+        PendingAsyncStandIns {
+            found: tokio::sync::OnceCell::new(),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
     /// The blocks (positions) of a part of an instance's rows: a partition's own, or in a
     /// shared partition (its blocks ascending) those of the stream.
     fn blocks_of(&self, part: &InstanceRows) -> &[usize] {
@@ -235,11 +265,8 @@ impl Prepared {
         let mut stand_ins = StandIns::default();
         for ((view, instance), parts) in &self.instances {
             if *view == View::ASYNC_SPANS {
-                let found = AsyncStandIns::of(parts, &files, clock, range);
-                for (part, _) in parts.iter().zip(&found.standing).filter(|(_, s)| **s) {
-                    self.read_ahead.never(part.planned);
-                }
-                stand_ins.async_parts.insert(*instance, Arc::new(found));
+                let pending = self.find_async_stand_ins(parts, &files, *clock, range);
+                stand_ins.async_parts.insert(*instance, pending);
             }
         }
         for ((view, stream), parts) in &self.instances {
@@ -333,9 +360,30 @@ struct StandIns {
     per_partition: HashMap<usize, usize>,
     /// Of a stream's own partitions, by partition: those where some row groups stand in.
     row_groups: HashMap<usize, RowGroupStandIns>,
-    /// By async instance (a process): found with the thread streams', before any file is
-    /// read, so that the async files that stand in are not fetched ahead either.
-    async_parts: HashMap<Uuid, Arc<AsyncStandIns>>,
+    /// By async instance (a process): found while the thread streams are read (parsing their
+    /// digests took 8-14 ms of a 10 s window's 140); their files are not fetched ahead until
+    /// then, and those that stand in never are.
+    async_parts: HashMap<Uuid, PendingAsyncStandIns>,
+}
+
+/// An async instance's stand-ins, being found on a thread of their own.
+struct PendingAsyncStandIns {
+    found: tokio::sync::OnceCell<Arc<AsyncStandIns>>,
+    task: Mutex<Option<tokio::task::JoinHandle<AsyncStandIns>>>,
+}
+
+impl PendingAsyncStandIns {
+    async fn get(&self) -> Result<Arc<AsyncStandIns>> {
+        let found = self.found.get_or_try_init(|| async {
+            let task = lock(&self.task).take();
+            let task = task.context("internal error: async stand-ins taken twice")?;
+            let found = task
+                .await
+                .context("internal error: finding async stand-ins failed")?;
+            anyhow::Ok(Arc::new(found))
+        });
+        Ok(found.await?.clone())
+    }
 }
 
 /// An async instance's partitions, in its order: their digests, and which stand in for them at
@@ -349,11 +397,11 @@ struct AsyncStandIns {
 }
 
 impl AsyncStandIns {
-    fn of(parts: &[InstanceRows], files: &[StoredFile], clock: &Clock, range: (i64, i64)) -> Self {
-        let texts: Vec<Option<&str>> = (parts.iter())
-            .map(|part| files[part.planned].digest.as_deref())
+    /// `texts`: the digests of `parts`, in order.
+    fn of(texts: &[Option<Arc<str>>], clock: &Clock, range: (i64, i64)) -> Self {
+        let digests: Vec<Option<digest::AsyncDigest>> = (texts.iter())
+            .map(|text| serde_json::from_str(text.as_deref()?).ok().flatten())
             .collect();
-        let digests = parse_digests(&texts, |json| serde_json::from_str(json).ok().flatten());
         let standing = skipping::async_stand_ins(&digests, clock, range);
         let groups = (digests.iter().zip(&standing))
             .map(|(digest, &stands)| {
@@ -1029,8 +1077,10 @@ impl PartitionCache {
             (Some(window), View::ASYNC_SPANS) => {
                 let stand_ins = prepared.stand_ins(window, clock);
                 // Every async instance with partitions has its own; one without has none.
-                let found = stand_ins.async_parts.get(&instance).cloned();
-                let found = found.unwrap_or_default();
+                let found = match stand_ins.async_parts.get(&instance) {
+                    Some(pending) => pending.get().await?,
+                    None => Arc::default(),
+                };
                 self.read_async_window(&reading, &all, &found, symbols, table)
                     .await?
             }

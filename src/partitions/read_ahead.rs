@@ -4,16 +4,16 @@
 
 use anyhow::Result;
 use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use super::{StoredFile, lock};
 
-/// Fetches started ahead of their reader, by planned partition.
-#[derive(Default)]
+/// Fetches started ahead of their reader, by planned partition. Clones share their state.
+#[derive(Default, Clone)]
 pub struct ReadAhead {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 /// How far reading ahead goes: this many files at most, and no more bytes than this once
@@ -37,6 +37,8 @@ struct State {
     started: HashMap<usize, Started>,
     /// Partitions fetched or asked for already: none is fetched ahead twice.
     seen: Vec<bool>,
+    /// Partitions not fetched ahead until it is known whether they are read at all.
+    held: HashSet<usize>,
 }
 
 impl ReadAhead {
@@ -60,6 +62,17 @@ impl ReadAhead {
         mark(&mut lock(&self.state).seen, planned);
     }
 
+    /// Holds a partition back from reading ahead until [`ReadAhead::release`] or
+    /// [`ReadAhead::never`]: whether it is read at all is not known yet.
+    pub fn hold(&self, planned: usize) {
+        lock(&self.state).held.insert(planned);
+    }
+
+    /// Lets a held partition be fetched ahead (unless read already).
+    pub fn release(&self, planned: usize) {
+        lock(&self.state).held.remove(&planned);
+    }
+
     /// Starts fetching the partitions after `planned` (in plan order, which is reading order:
     /// the thread streams, then the async spans, up to `count`) not fetched yet, within
     /// `limit` of fetches ahead of their readers. `size` is a partition's file size; `start`
@@ -77,7 +90,7 @@ impl ReadAhead {
             if state.started.len() >= limit.files {
                 return;
             }
-            if state.seen.get(next).copied().unwrap_or(false) {
+            if state.seen.get(next).copied().unwrap_or(false) || state.held.contains(&next) {
                 continue;
             }
             bytes += size(next);
@@ -97,10 +110,11 @@ fn mark(seen: &mut Vec<bool>, planned: usize) {
     seen[planned] = true;
 }
 
-impl Drop for ReadAhead {
-    /// Fetches nobody will read (an export that failed or stopped early) stop too.
+impl Drop for State {
+    /// Fetches nobody will read (an export that failed or stopped early) stop too, once the
+    /// last clone of the [`ReadAhead`] is gone.
     fn drop(&mut self) {
-        for (_, started) in lock(&self.state).started.drain() {
+        for (_, started) in self.started.drain() {
             started.fetch.abort();
         }
     }
@@ -178,6 +192,20 @@ mod tests {
             [2, 3],
             "80 bytes of 100; the next would pass it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_held_partition_is_fetched_ahead_only_once_released() {
+        let ahead = ReadAhead::default();
+        let shared = ahead.clone();
+        shared.hold(2);
+        shared.hold(3);
+        ahead.start_after((0, 5), files(10), |_| 10, start);
+        assert_eq!(started(&ahead), [1, 4]);
+        shared.release(2);
+        shared.never(3);
+        ahead.start_after((0, 5), files(10), |_| 10, start);
+        assert_eq!(started(&ahead), [1, 2, 4], "3 is never read");
     }
 
     #[tokio::test]
