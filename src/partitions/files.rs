@@ -295,7 +295,7 @@ impl OpenFile {
     ) -> Result<Self> {
         let (metadata, batches) = decoder::<T>(data, view, None)?;
         Ok(Self {
-            keys: file_keys(&metadata, symbols, block_position)?,
+            keys: file_keys(&metadata, symbols, block_position, None)?,
             batches,
         })
     }
@@ -340,18 +340,43 @@ fn row_count(metadata: &ParquetMetaData) -> usize {
     usize::try_from(metadata.file_metadata().num_rows()).unwrap_or(0)
 }
 
-/// The file's tables, resolved for this export (its strings interned).
+/// The file's tables, resolved for this export (its strings interned). With `read`, the
+/// batches to be read and the columns of keys they read ([`RowTable::key_columns`]): only the
+/// strings and sets they name are interned (the others stand as the empty string and set,
+/// which no row read names).
 fn file_keys(
     metadata: &ParquetMetaData,
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
+    read: Option<(&[RecordBatch], KeyColumns)>,
 ) -> Result<FileKeys> {
     let texts = metadata_list::<Vec<StoredText>>(metadata, STRINGS_KEY)?;
-    let strings = symbols.intern_all(&texts);
     let sets = metadata_text(metadata, PROPERTY_SETS_KEY)
         .with_context(|| format!("partition file lacks its {PROPERTY_SETS_KEY} table"))?;
-    let property_sets = read_property_sets(sets, &strings, symbols)
+    let sets = read_property_sets(sets, texts.len())
         .with_context(|| format!("partition file has a bad {PROPERTY_SETS_KEY} table"))?;
+    let used = read
+        .map(|read| UsedKeys::of(read, &sets, texts.len()))
+        .transpose()?;
+    let strings = match &used {
+        None => symbols.intern_all(&texts),
+        Some(used) => {
+            let picked: Vec<&StoredText> = (texts.iter().zip(&used.strings))
+                .filter_map(|(text, &used)| used.then_some(text))
+                .collect();
+            let mut picked = symbols.intern_all(&picked).into_iter();
+            (used.strings.iter())
+                .map(|&used| if used { picked.next() } else { None })
+                .map(|sym| sym.unwrap_or(EMPTY_STRING))
+                .collect()
+        }
+    };
+    let property_sets = (0..sets.len())
+        .map(|k| match used.as_ref().is_none_or(|used| used.sets[k]) {
+            true => sets.intern(k, &strings, symbols),
+            false => PropertySet::NONE,
+        })
+        .collect();
     let blocks = metadata_list::<Vec<String>>(metadata, BLOCKS_KEY)?
         .iter()
         .map(|s| {
@@ -364,6 +389,53 @@ fn file_keys(
         property_sets,
         blocks,
     })
+}
+
+/// The columns of a file's rows that index its string table, and the one that indexes its
+/// property-set table.
+pub type KeyColumns = (&'static [&'static str], &'static str);
+
+/// The symbol of the empty string, in every export's table.
+const EMPTY_STRING: Sym = 0;
+
+/// Which entries of a file's string and property-set tables some batches name.
+struct UsedKeys {
+    strings: Vec<bool>,
+    sets: Vec<bool>,
+}
+
+impl UsedKeys {
+    /// Keys past their table are left out: reading the rows says they are.
+    fn of(
+        (batches, (string_columns, set_column)): (&[RecordBatch], KeyColumns),
+        sets: &StoredSets,
+        strings: usize,
+    ) -> Result<Self> {
+        let mut used = Self {
+            strings: vec![false; strings],
+            sets: vec![false; sets.len()],
+        };
+        let mark = |marks: &mut Vec<bool>, key: u32| {
+            if let Some(mark) = marks.get_mut(key as usize) {
+                *mark = true;
+            }
+        };
+        for batch in batches {
+            for &name in string_columns {
+                let keys = column::<UInt32Array>(batch, name)?.values();
+                keys.iter().for_each(|&k| mark(&mut used.strings, k));
+            }
+            let keys = column::<UInt32Array>(batch, set_column)?.values();
+            keys.iter().for_each(|&k| mark(&mut used.sets, k));
+        }
+        for k in (0..sets.len()).filter(|&k| used.sets[k]) {
+            for &(key, value) in sets.set(k) {
+                mark(&mut used.strings, key);
+                mark(&mut used.strings, value);
+            }
+        }
+        Ok(used)
+    }
 }
 
 /// A string table of at least this many bytes is interned while another thread decodes the
@@ -382,9 +454,23 @@ pub fn read_file<T: RowTable>(
 ) -> Result<()> {
     let (metadata, batches) = decoder::<T>(data, view, row_groups)?;
     table.reserve(row_count(&metadata));
+    if let (Some(_), Some(columns)) = (row_groups, T::key_columns()) {
+        // A few row groups (a window's): their rows first, then only what they name.
+        let batches: Vec<RecordBatch> = batches.collect::<Result<_, _>>()?;
+        let keys = file_keys(
+            &metadata,
+            symbols,
+            block_position,
+            Some((&batches, columns)),
+        )?;
+        for batch in &batches {
+            table.read_batch(batch, &keys, view, clock)?;
+        }
+        return Ok(());
+    }
     let strings_bytes = metadata_text(&metadata, STRINGS_KEY).map_or(0, str::len);
     if strings_bytes < PARALLEL_STRINGS_BYTES {
-        let keys = file_keys(&metadata, symbols, block_position)?;
+        let keys = file_keys(&metadata, symbols, block_position, None)?;
         for batch in batches {
             table.read_batch(&batch?, &keys, view, clock)?;
         }
@@ -402,7 +488,7 @@ pub fn read_file<T: RowTable>(
                 }
             })
             .context("cannot start a thread to decode a partition")?;
-        let keys = file_keys(&metadata, symbols, block_position)?;
+        let keys = file_keys(&metadata, symbols, block_position, None)?;
         for batch in decoded {
             table.read_batch(&batch?, &keys, view, clock)?;
         }
@@ -410,71 +496,82 @@ pub fn read_file<T: RowTable>(
     })
 }
 
-/// A file's property sets as this export's, checked against its string table: each set is
-/// interned as it is parsed, through one buffer (a vector per set, parsed, then copied to be
-/// interned, was a third of opening a thread file for a window export).
-fn read_property_sets(
-    text: &str,
-    strings: &[Sym],
-    symbols: &mut Symbols,
-) -> serde_json::Result<Vec<PropertySet>> {
-    let reader = SetsReader {
+/// A file's property-set table (`[[[key, value], ...], ...]`, indexes into its string table
+/// of `strings` texts, checked), parsed into one list of pairs: a vector per set was a third
+/// of opening a thread file for a window export.
+fn read_property_sets(text: &str, strings: usize) -> serde_json::Result<StoredSets> {
+    let mut sets = StoredSets {
         strings,
-        symbols,
         pairs: Vec::new(),
+        ends: Vec::new(),
     };
     let mut json = serde_json::Deserializer::from_str(text);
-    let sets = serde::de::DeserializeSeed::deserialize(reader, &mut json)?;
+    serde::de::DeserializeSeed::deserialize(&mut sets, &mut json)?;
     json.end()?;
     Ok(sets)
 }
 
-/// Reads a property-set table (`[[[key, value], ...], ...]`, indexes into the string table)
-/// into this export's sets.
-struct SetsReader<'a> {
-    strings: &'a [Sym],
-    symbols: &'a mut Symbols,
-    pairs: Vec<(Sym, Sym)>,
+/// A file's property sets: their pairs of string-table indexes, one set after another.
+struct StoredSets {
+    /// Entries in the string table.
+    strings: usize,
+    pairs: Vec<(u32, u32)>,
+    /// Where each set ends in `pairs`.
+    ends: Vec<usize>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for SetsReader<'_> {
-    type Value = Vec<PropertySet>;
+impl StoredSets {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, from: D) -> Result<Self::Value, D::Error> {
+    fn set(&self, k: usize) -> &[(u32, u32)] {
+        let start = k.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.pairs[start..self.ends[k]]
+    }
+
+    /// Set `k` as this export's (`strings`: the string table as symbols).
+    fn intern(&self, k: usize, strings: &[Sym], symbols: &mut Symbols) -> PropertySet {
+        let pairs: Vec<(Sym, Sym)> = (self.set(k).iter())
+            .map(|&(key, value)| (strings[key as usize], strings[value as usize]))
+            .collect();
+        symbols.intern_properties(&pairs)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut StoredSets {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, from: D) -> Result<(), D::Error> {
         from.deserialize_seq(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for SetsReader<'_> {
-    type Value = Vec<PropertySet>;
+impl<'de> serde::de::Visitor<'de> for &mut StoredSets {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a list of property sets")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        mut self,
-        mut sets: A,
-    ) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(sets.size_hint().unwrap_or(0));
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sets: A) -> Result<(), A::Error> {
         loop {
-            self.pairs.clear();
             let set = SetReader {
                 strings: self.strings,
                 pairs: &mut self.pairs,
             };
             if sets.next_element_seed(set)?.is_none() {
-                return Ok(out);
+                return Ok(());
             }
-            out.push(self.symbols.intern_properties(&self.pairs));
+            self.ends.push(self.pairs.len());
         }
     }
 }
 
-/// Reads one property set into `pairs`, as symbols.
+/// Reads one property set onto the end of `pairs`.
 struct SetReader<'a> {
-    strings: &'a [Sym],
-    pairs: &'a mut Vec<(Sym, Sym)>,
+    strings: usize,
+    pairs: &'a mut Vec<(u32, u32)>,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for SetReader<'_> {
@@ -494,13 +591,11 @@ impl<'de> serde::de::Visitor<'de> for SetReader<'_> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut pairs: A) -> Result<(), A::Error> {
         while let Some((k, v)) = pairs.next_element::<(u32, u32)>()? {
-            match (self.strings.get(k as usize), self.strings.get(v as usize)) {
-                (Some(&k), Some(&v)) => self.pairs.push((k, v)),
-                _ => {
-                    let why = "a property set indexes past the string table";
-                    return Err(serde::de::Error::custom(why));
-                }
+            if k as usize >= self.strings || v as usize >= self.strings {
+                let why = "a property set indexes past the string table";
+                return Err(serde::de::Error::custom(why));
             }
+            self.pairs.push((k, v));
         }
         Ok(())
     }
@@ -659,6 +754,11 @@ pub trait RowTable: OrderedRows + Default + Send + 'static {
     fn as_events(&mut self) -> Option<&mut crate::events::EventTable> {
         None
     }
+    /// The columns of keys its rows read, if known: a read of a few row groups then interns
+    /// only the strings and sets they name.
+    fn key_columns() -> Option<KeyColumns> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -669,8 +769,10 @@ mod tests {
     fn property_sets_are_read_as_this_exports_and_a_bad_index_is_an_error() {
         let mut symbols = Symbols::new();
         let strings = symbols.intern_all(&["k", "v", "w"]);
-        let sets = read_property_sets("[[],[[0,1]],[[0,2],[0,1]],[[0,1]]]", &strings, &mut symbols);
-        let sets = sets.unwrap();
+        let stored = read_property_sets("[[],[[0,1]],[[0,2],[0,1]],[[0,1]]]", 3).unwrap();
+        let sets: Vec<PropertySet> = (0..stored.len())
+            .map(|k| stored.intern(k, &strings, &mut symbols))
+            .collect();
         assert_eq!(sets.len(), 4);
         assert!(sets[0].is_none());
         assert_eq!(sets[1], sets[3], "equal sets are one set");
@@ -681,12 +783,7 @@ mod tests {
         };
         assert_eq!(pairs(sets[2]), [("k", "w"), ("k", "v")]);
         for bad in ["[[[0,3]]]", "[[[0]]]", "[[0,1]]", "[[]] x", "{}"] {
-            let mut symbols = Symbols::new();
-            let strings = symbols.intern_all(&["k", "v", "w"]);
-            assert!(
-                read_property_sets(bad, &strings, &mut symbols).is_err(),
-                "{bad}"
-            );
+            assert!(read_property_sets(bad, 3).is_err(), "{bad}");
         }
     }
 }

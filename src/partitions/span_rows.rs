@@ -17,7 +17,9 @@ use super::digest::{
     AsyncDigest, AsyncDigestBuilder, DigestBuilder, FileTables, KeyedEvent, RowGroupDigest,
     StreamDigests,
 };
-use super::files::{BATCH_ROWS, FileBuilder, FileKeys, PartitionRows, RowTable, column, keys};
+use super::files::{
+    BATCH_ROWS, FileBuilder, FileKeys, KeyColumns, PartitionRows, RowTable, column, keys,
+};
 use super::plan::View;
 use crate::clock::Clock;
 use crate::decode::{DecodedBlock, SpanEvent};
@@ -410,6 +412,10 @@ impl PartitionRows for SpanRows {
 impl RowTable for EventTable {
     fn as_events(&mut self) -> Option<&mut EventTable> {
         Some(self)
+    }
+
+    fn key_columns() -> Option<KeyColumns> {
+        Some((&["name", "target", "file"], "properties"))
     }
 
     fn skipped_columns(view: View) -> &'static [&'static str] {
