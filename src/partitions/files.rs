@@ -367,7 +367,7 @@ fn file_keys(
             let mut picked = symbols.intern_all(&picked).into_iter();
             (used.strings.iter())
                 .map(|&used| if used { picked.next() } else { None })
-                .map(|sym| sym.unwrap_or(EMPTY_STRING))
+                .map(|sym| sym.unwrap_or(crate::symbols::EMPTY_STRING))
                 .collect()
         }
     };
@@ -394,9 +394,6 @@ fn file_keys(
 /// The columns of a file's rows that index its string table, and the one that indexes its
 /// property-set table.
 pub type KeyColumns = (&'static [&'static str], &'static str);
-
-/// The symbol of the empty string, in every export's table.
-const EMPTY_STRING: Sym = 0;
 
 /// Which entries of a file's string and property-set tables some batches name.
 struct UsedKeys {
@@ -453,7 +450,13 @@ pub fn read_file<T: RowTable>(
     clock: &crate::clock::Clock,
 ) -> Result<()> {
     let (metadata, batches) = decoder::<T>(data, view, row_groups)?;
-    table.reserve(row_count(&metadata));
+    table.reserve(match row_groups {
+        // Checked by the decoder: each is a row group of the file.
+        Some(groups) => (groups.iter())
+            .map(|&g| usize::try_from(metadata.row_group(g).num_rows()).unwrap_or(0))
+            .sum(),
+        None => row_count(&metadata),
+    });
     if let (Some(_), Some(columns)) = (row_groups, T::key_columns()) {
         // A few row groups (a window's): their rows first, then only what they name.
         let batches: Vec<RecordBatch> = batches.collect::<Result<_, _>>()?;

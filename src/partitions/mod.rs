@@ -397,7 +397,7 @@ struct AsyncStandIns {
 }
 
 impl AsyncStandIns {
-    /// `texts`: the digests of `parts`, in order.
+    /// `texts`: the digests of the instance's partitions, in its order.
     fn of(texts: &[Option<Arc<str>>], clock: &Clock, range: (i64, i64)) -> Self {
         let digests: Vec<Option<digest::AsyncDigest>> = (texts.iter())
             .map(|text| serde_json::from_str(text.as_deref()?).ok().flatten())
@@ -548,7 +548,7 @@ async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Re
 }
 
 /// Parses digests (megabytes of JSON for a long process) on two threads, in order: a window
-/// export waits for them before it reads anything.
+/// export waits for its thread streams' before it reads anything.
 fn parse_digests<T: Send>(
     texts: &[Option<&str>],
     parse: impl Fn(&str) -> Option<T> + Sync,
