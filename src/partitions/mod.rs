@@ -1437,3 +1437,55 @@ pub fn fallback_dir(location: &LakeLocation) -> Result<PathBuf> {
     );
     Ok(base.join("write-perfetto").join(digest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventPhase, EventScope};
+    use crate::partitions::digest::{AsyncDigestBuilder, tests::Names};
+
+    /// The digest of async events (span id, phase, ticks).
+    fn digest_of(names: &mut Names, events: &[(u64, EventPhase, i64)]) -> digest::AsyncDigest {
+        let mut builder = AsyncDigestBuilder::default();
+        for &(id, phase, ticks) in events {
+            let mut event = names.event(EventScope::Async, phase, "f", ticks);
+            event.span_id = id;
+            builder.push(event);
+        }
+        builder.finish(names).expect("events")
+    }
+
+    #[test]
+    fn a_row_group_standing_in_that_pairs_an_id_seen_in_the_window_is_read_too() {
+        use EventPhase::{Begin, End};
+        let mut names = Names::default();
+        // Three row groups of one partition; the window (40–60 ns) reaches the middle one,
+        // which begins id 5 again: the first row group, which pairs 5, must be read too.
+        let groups = [
+            vec![(5, Begin, 1), (5, End, 2)],
+            vec![(5, Begin, 50)],
+            vec![(9, Begin, 100), (9, End, 101)],
+        ];
+        let all: Vec<_> = groups.iter().flatten().copied().collect();
+        let mut partition = digest_of(&mut names, &all);
+        let group_digests: Vec<_> = (groups.iter())
+            .map(|g| Some(digest_of(&mut names, g)))
+            .collect();
+        partition.row_groups = group_digests.into();
+        let text: Arc<str> = serde_json::to_string(&partition).unwrap().into();
+        let process = crate::lake::rows::ProcessRow::ticking_in_unix_nanos(Uuid::from_u128(9));
+        let clock = Clock::for_process(&process, (None, None)).unwrap();
+        let found = AsyncStandIns::of(&[Some(text)], &clock, (40, 60));
+        assert_eq!(found.standing, [false], "a partition reached is read");
+        let (mut standing, mut groups) = (found.standing.clone(), found.groups.clone());
+        assert_eq!(groups, [Some(vec![true, false, true])]);
+        assert!(
+            found
+                .pairing_any(&[7], &mut standing, &mut groups)
+                .is_empty()
+        );
+        let again = found.pairing_any(&[5, 7], &mut standing, &mut groups);
+        assert_eq!(again, [(0, Some(vec![0]))]);
+        assert_eq!(groups, [Some(vec![false, false, true])]);
+    }
+}
