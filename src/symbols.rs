@@ -11,9 +11,6 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 /// An interned string; `Sym::default()` is the empty string.
 pub type Sym = u32;
 
-/// The symbol of the empty string, the first of every table.
-pub const EMPTY_STRING: Sym = 0;
-
 /// The interned properties of a tagged span end: (key, value) pairs, sorted by key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PropertySet(u32);
@@ -142,7 +139,7 @@ impl Symbols {
             },
             index: {
                 let mut index = TextIndex::default();
-                index.insert(index.hash(""), EMPTY_STRING);
+                index.insert(index.hash(""), 0);
                 index
             },
             set_index: FastMap::from_iter([(no_pairs, PropertySet::NONE)]),

@@ -342,8 +342,8 @@ fn row_count(metadata: &ParquetMetaData) -> usize {
 
 /// The file's tables, resolved for this export (its strings interned). With `read`, the
 /// batches to be read and the columns of keys they read ([`RowTable::key_columns`]): only the
-/// strings and sets they name are interned (the others stand as the empty string and set,
-/// which no row read names).
+/// strings and sets they name are interned (the others stand as the empty string,
+/// `Sym::default()`, and set, which no row read names).
 fn file_keys(
     metadata: &ParquetMetaData,
     symbols: &mut Symbols,
@@ -366,17 +366,12 @@ fn file_keys(
                 .collect();
             let mut picked = symbols.intern_all(&picked).into_iter();
             (used.strings.iter())
-                .map(|&used| if used { picked.next() } else { None })
-                .map(|sym| sym.unwrap_or(crate::symbols::EMPTY_STRING))
+                .map(|&used| used.then(|| picked.next()).flatten().unwrap_or_default())
                 .collect()
         }
     };
-    let property_sets = (0..sets.len())
-        .map(|k| match used.as_ref().is_none_or(|used| used.sets[k]) {
-            true => sets.intern(k, &strings, symbols),
-            false => PropertySet::NONE,
-        })
-        .collect();
+    let wanted = |k: usize| used.as_ref().is_none_or(|used| used.sets[k]);
+    let property_sets = sets.intern(&strings, symbols, wanted);
     let blocks = metadata_list::<Vec<String>>(metadata, BLOCKS_KEY)?
         .iter()
         .map(|s| {
@@ -533,12 +528,27 @@ impl StoredSets {
         &self.pairs[start..self.ends[k]]
     }
 
-    /// Set `k` as this export's (`strings`: the string table as symbols).
-    fn intern(&self, k: usize, strings: &[Sym], symbols: &mut Symbols) -> PropertySet {
-        let pairs: Vec<(Sym, Sym)> = (self.set(k).iter())
-            .map(|&(key, value)| (strings[key as usize], strings[value as usize]))
-            .collect();
-        symbols.intern_properties(&pairs)
+    /// The sets as this export's (`strings`: the string table as symbols); those not
+    /// `wanted` stand as the empty set.
+    fn intern(
+        &self,
+        strings: &[Sym],
+        symbols: &mut Symbols,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Vec<PropertySet> {
+        let mut pairs = Vec::new();
+        (0..self.len())
+            .map(|k| {
+                if !wanted(k) {
+                    return PropertySet::NONE;
+                }
+                pairs.clear();
+                let as_symbols =
+                    |&(key, value): &(u32, u32)| (strings[key as usize], strings[value as usize]);
+                pairs.extend(self.set(k).iter().map(as_symbols));
+                symbols.intern_properties(&pairs)
+            })
+            .collect()
     }
 }
 
@@ -773,9 +783,7 @@ mod tests {
         let mut symbols = Symbols::new();
         let strings = symbols.intern_all(&["k", "v", "w"]);
         let stored = read_property_sets("[[],[[0,1]],[[0,2],[0,1]],[[0,1]]]", 3).unwrap();
-        let sets: Vec<PropertySet> = (0..stored.len())
-            .map(|k| stored.intern(k, &strings, &mut symbols))
-            .collect();
+        let sets = stored.intern(&strings, &mut symbols, |_| true);
         assert_eq!(sets.len(), 4);
         assert!(sets[0].is_none());
         assert_eq!(sets[1], sets[3], "equal sets are one set");

@@ -234,9 +234,14 @@ pub fn fingerprint<'a>(view: View, blocks: impl Iterator<Item = &'a BlockRow>) -
         line.push_str(b.block_id.hyphenated().encode_lower(&mut uuid));
         line.push(' ');
         line.push_str(b.stream_id.hyphenated().encode_lower(&mut uuid));
-        let numbers = [b.object_offset, b.payload_size, b.begin_ticks, b.end_ticks];
-        let _ = write!(line, " {}", b.nb_objects);
-        for n in numbers {
+        let nb_objects = i64::from(b.nb_objects);
+        for n in [
+            nb_objects,
+            b.object_offset,
+            b.payload_size,
+            b.begin_ticks,
+            b.end_ticks,
+        ] {
             let _ = write!(line, " {n}");
         }
         line.push('\n');
