@@ -115,6 +115,7 @@ fn json_summary_describes_the_written_file() {
         "partitions_reused",
         "partitions_built",
         "partition_files_read",
+        "partition_bytes_read",
         "elapsed_ms",
     ] {
         assert!(summary.get(key).is_some(), "summary has {key}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::lake::{copy_lake, fixture_dir, stderr, summary, write_perfetto};
-use support::partition_lake::{Backend, PartitionLake, assert_live_rows_consistent};
+use support::partition_lake::{Backend, Export, PartitionLake, assert_live_rows_consistent};
 use support::tmpfs::Tmpfs;
 
 /// Flips one byte in the middle of a file, keeping its size.
@@ -92,6 +92,59 @@ fn a_damaged_file_read_by_row_groups_is_rebuilt_and_read_by_its_new_row_groups()
     assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
 }
 
+/// The byte just before a Parquet file's 8-byte tail: in its footer (the file's metadata).
+fn alter_footer(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() - 9;
+    bytes[at] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_window_fetches_only_the_row_groups_it_reads_and_heals_a_damaged_footer() {
+    // Thread files in row groups of one row (a block each): a window reads a few of each.
+    let lake = PartitionLake::per_stream(Backend::Sqlite);
+    let window = [
+        "--begin",
+        "+10ms",
+        "--end",
+        "+11ms",
+        "--row-group-rows",
+        "1",
+    ];
+    let first = lake.export(&window);
+    let ranged = lake.export(&window);
+    assert_eq!((ranged.built(), ranged.sha256()), (0, first.sha256()));
+
+    // The footer is read with any row group, and checked on its own.
+    let thread_files = (lake.live_rows().into_iter()).filter(|r| r.view == "thread_spans");
+    for row in thread_files {
+        alter_footer(&lake.store_root().join(&row.file_key));
+    }
+    let healed = lake.export(&window);
+    assert_eq!(healed.sha256(), first.sha256(), "{}", healed.stderr);
+    assert!(
+        (healed.stderr).contains("do not match the catalog's checksum; rebuilding it"),
+        "{}",
+        healed.stderr
+    );
+    assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
+
+    // Without the ranges (as a catalog of the previous schema has it), files are read whole.
+    lake.catalog_sql("UPDATE write_perfetto_partitions SET ranges = NULL");
+    let whole = lake.export(&window);
+    assert_eq!((whole.built(), whole.sha256()), (0, first.sha256()));
+    let bytes_read = |export: &Export| export.summary["partition_bytes_read"].as_u64().unwrap();
+    let files_read = |export: &Export| export.summary["partition_files_read"].as_u64().unwrap();
+    assert_eq!(files_read(&whole), files_read(&ranged), "the same files");
+    assert!(
+        bytes_read(&ranged) < bytes_read(&whole),
+        "{} bytes of {}",
+        bytes_read(&ranged),
+        bytes_read(&whole)
+    );
+}
+
 #[test]
 fn truncated_and_missing_partition_files_are_rebuilt_with_the_same_bytes() {
     let lake = PartitionLake::new(Backend::Sqlite);
@@ -145,8 +198,9 @@ fn a_catalog_of_the_previous_schema_is_upgraded_and_its_span_partitions_gain_dig
     let spans = (lake.live_rows().iter())
         .filter(|r| is_spans(&r.view))
         .count();
-    // Schema version 2: no digest column.
+    // Schema version 2: no digest column (nor the later ranges).
     lake.catalog_sql("ALTER TABLE write_perfetto_partitions DROP COLUMN digest");
+    lake.catalog_sql("ALTER TABLE write_perfetto_partitions DROP COLUMN ranges");
     lake.catalog_sql("UPDATE write_perfetto_catalog_version SET version = 2");
     let upgraded = lake.export(&[]);
     assert_eq!(upgraded.sha256(), first.sha256());
@@ -165,6 +219,7 @@ fn a_catalog_of_the_previous_schema_is_upgraded_and_its_span_partitions_gain_dig
     let rows = lake.live_rows();
     let digested = rows.iter().filter(|r| is_spans(&r.view));
     assert!(digested.clone().all(|r| r.digest.is_some()), "{rows:?}");
+    assert!(digested.clone().all(|r| r.ranges.is_some()), "{rows:?}");
 }
 
 /// Replaces a catalog (and its write-ahead log) with bytes that are not a database; returns

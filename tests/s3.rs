@@ -14,6 +14,11 @@ fn a_postgresql_lake_with_payloads_in_s3_exports_the_same_bytes_cold_and_warm() 
 }
 
 #[test]
+fn a_window_reads_part_of_its_files_from_s3_with_the_local_bytes() {
+    a_window_reads_part_of_its_files_with_the_local_bytes::<S3Server>("s3_window");
+}
+
+#[test]
 fn with_a_cache_dir_s3_is_only_read_and_the_bytes_are_the_same() {
     exports_the_same_bytes_with_a_cache_dir::<S3Server>("s3_cache_dir");
 }

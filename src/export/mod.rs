@@ -169,6 +169,7 @@ pub async fn export(
         partitions_reused: partition_stats.reused,
         partitions_built: partition_stats.built,
         partition_files_read: partition_stats.files_read,
+        partition_bytes_read: partition_stats.bytes_read,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -41,6 +41,8 @@ pub struct ExportSummary {
     pub partitions_built: u64,
     /// Partition files fetched and read: a time window reads only those it reaches.
     pub partition_files_read: u64,
+    /// Their bytes fetched: a window reads only its row groups of a file, and the footer.
+    pub partition_bytes_read: u64,
     pub elapsed_ms: u64,
 }
 

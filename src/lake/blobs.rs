@@ -106,6 +106,21 @@ impl BlobStore {
         result.bytes().await
     }
 
+    /// These byte ranges of an object, in the order asked (a remote store fetches them at
+    /// once, nearby ones as one request).
+    pub async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<Bytes>, object_store::Error> {
+        self.store.get_ranges(&ObjectPath::from(key), ranges).await
+    }
+
+    /// An object's size in bytes.
+    pub async fn size(&self, key: &str) -> Result<u64, object_store::Error> {
+        Ok(self.store.head(&ObjectPath::from(key)).await?.size)
+    }
+
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         self.store
             .put(&ObjectPath::from(key), data.into())

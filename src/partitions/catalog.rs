@@ -13,8 +13,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Version of the catalog's own schema (not of the partition files). 2 added `checksum`, 3
-/// added `digest`.
-const CATALOG_SCHEMA_VERSION: i64 = 3;
+/// added `digest`, 4 added `ranges`.
+const CATALOG_SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS write_perfetto_catalog_version (version BIGINT NOT NULL);
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS write_perfetto_partitions (
     created_us BIGINT NOT NULL,
     retired_us BIGINT,
     checksum TEXT,
-    digest TEXT
+    digest TEXT,
+    ranges TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS write_perfetto_partitions_live
     ON write_perfetto_partitions (view, instance, begin_us) WHERE retired_us IS NULL;
@@ -64,6 +65,10 @@ pub struct PartitionRow {
     /// pair and the list of those it does. `None` for other views, and for span partitions
     /// recorded before schema version 3, which are rebuilt when next needed.
     pub digest: Option<String>,
+    /// A span partition's footer and row groups by byte range and checksum, as JSON
+    /// ([`super::ranges`]): a read of some row groups fetches only those. `None` for other
+    /// views, and for partitions recorded before schema version 4 (read whole).
+    pub ranges: Option<String>,
 }
 
 #[derive(Clone)]
@@ -82,7 +87,7 @@ pub enum BuildLock {
 }
 
 const COLUMNS: &str = "view, instance, process_id, begin_us, end_us, fingerprint, format_version, nb_blocks, \
-    nb_objects, file_key, file_size, created_us, retired_us, checksum, digest";
+    nb_objects, file_key, file_size, created_us, retired_us, checksum, digest, ranges";
 
 /// The live rows of the process `id` (a parameter, or a literal), in no order: see
 /// [`in_total_order`].
@@ -126,7 +131,7 @@ async fn current_live_rows(pool: &PgPool, process_id: &Uuid) -> Option<Vec<Parti
     rows.collect::<Result<_, _>>().ok().map(in_total_order)
 }
 
-/// Binds a row's values as `$1`…`$13`, in [`COLUMNS`] order without `retired_us`.
+/// Binds a row's values as `$1`…`$15`, in [`COLUMNS`] order without `retired_us`.
 fn bind_row<'q, DB: sqlx::Database>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     row: &'q PartitionRow,
@@ -151,6 +156,7 @@ where
         .bind(row.created_us)
         .bind(row.checksum.clone())
         .bind(row.digest.clone())
+        .bind(row.ranges.clone())
 }
 
 pub fn now_us() -> i64 {
@@ -299,8 +305,9 @@ impl Catalog {
             }
             if let Some(old) = v.filter(|&v| v < CATALOG_SCHEMA_VERSION) {
                 // Rows of version 1 have no checksum: they are rebuilt when next needed. Rows
-                // of versions 1 and 2 have no digest: their partitions are always read.
-                let added = [(1, "checksum"), (2, "digest")];
+                // of versions 1 and 2 have no digest: their partitions are always read. Rows
+                // of versions 1 to 3 have no ranges: their files are read whole.
+                let added = [(1, "checksum"), (2, "digest"), (3, "ranges")];
                 for (_, column) in added.iter().filter(|(since, _)| old <= *since) {
                     let sql = format!("ALTER TABLE write_perfetto_partitions ADD COLUMN {column} TEXT");
                     sqlx::query(&sql).execute(&mut *conn).await?;
@@ -361,7 +368,7 @@ impl Catalog {
         let insert = |from: &str| {
             format!(
                 "INSERT INTO write_perfetto_partitions ({COLUMNS}) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13, $14{from}"
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, $13, $14, $15{from}"
             )
         };
         match self {

@@ -23,6 +23,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use super::ranges::SparseFile;
 use crate::decode::DecodedBlock;
 use crate::events::OrderedRows;
 use crate::symbols::{FastMap, PropertySet, Sym, Symbols};
@@ -288,12 +289,12 @@ pub struct OpenFile {
 impl OpenFile {
     /// Opens a file of `view` for a table of `T`, reading only the columns `T` reads.
     pub fn open<T: RowTable>(
-        data: Bytes,
+        data: impl Into<SparseFile>,
         view: super::View,
         symbols: &mut Symbols,
         block_position: &HashMap<Uuid, u32>,
     ) -> Result<Self> {
-        let (metadata, batches) = decoder::<T>(data, view, None)?;
+        let (metadata, batches) = decoder::<T>(data.into(), view, None)?;
         Ok(Self {
             keys: file_keys(&metadata, symbols, block_position, None)?,
             batches,
@@ -309,7 +310,7 @@ impl OpenFile {
 /// The file's metadata, and a decoder of its batches of rows (only the columns `T` reads; all
 /// row groups, or these).
 fn decoder<T: RowTable>(
-    data: Bytes,
+    data: SparseFile,
     view: super::View,
     row_groups: Option<&[usize]>,
 ) -> Result<(Arc<ParquetMetaData>, ParquetRecordBatchReader)> {
@@ -438,13 +439,13 @@ const PARALLEL_STRINGS_BYTES: usize = 1 << 20;
 /// `block_position` are skipped: they are not part of this export).
 pub fn read_file<T: RowTable>(
     table: &mut T,
-    (data, row_groups): (Bytes, Option<&[usize]>),
+    (data, row_groups): (impl Into<SparseFile>, Option<&[usize]>),
     view: super::View,
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
     clock: &crate::clock::Clock,
 ) -> Result<()> {
-    let (metadata, batches) = decoder::<T>(data, view, row_groups)?;
+    let (metadata, batches) = decoder::<T>(data.into(), view, row_groups)?;
     table.reserve(match row_groups {
         // Checked by the decoder: each is a row group of the file.
         Some(groups) => (groups.iter())

@@ -15,6 +15,7 @@ mod files;
 mod log_rows;
 mod measure_rows;
 pub mod plan;
+mod ranges;
 mod read_ahead;
 mod shared;
 mod skipping;
@@ -44,6 +45,7 @@ pub use plan::{
     MAX_BUCKET_SECONDS, View,
 };
 use plan::{FORMAT_VERSION, Planned};
+use ranges::{FileRanges, SparseFile};
 use read_ahead::{Limit, ReadAhead, Started};
 use shared::SharedFiles;
 
@@ -82,6 +84,8 @@ pub struct PartitionStats {
     pub payload_bytes: u64,
     /// Partition files fetched to be read (ahead of their reader or not).
     pub files_read: u64,
+    /// Their bytes read: all of each, or what the row groups read need.
+    pub bytes_read: u64,
 }
 
 impl PartitionStats {
@@ -91,6 +95,7 @@ impl PartitionStats {
         self.blocks_read += other.blocks_read;
         self.payload_bytes += other.payload_bytes;
         self.files_read += other.files_read;
+        self.bytes_read += other.bytes_read;
     }
 }
 
@@ -121,6 +126,8 @@ pub struct StoredFile {
     pub checksum: String,
     /// The digests of a thread partition's streams, as JSON ([`digest::StreamDigests`]).
     pub digest: Option<Arc<str>>,
+    /// Its footer and row groups by byte range and checksum, as JSON ([`FileRanges`]).
+    pub ranges: Option<Arc<str>>,
 }
 
 /// The partition files of an export, and which rows of them each view instance reads. A file
@@ -209,11 +216,17 @@ impl Prepared {
         let read_ahead = self.read_ahead.clone();
         let task = tokio::task::spawn_blocking(move || {
             let found = AsyncStandIns::of(&texts, &clock, range);
-            for (&p, &stands) in planned.iter().zip(&found.standing) {
-                match stands {
-                    true => read_ahead.never(p),
-                    false => read_ahead.release(p),
+            for (k, &p) in planned.iter().enumerate() {
+                if found.standing[k] {
+                    read_ahead.never(p);
+                    continue;
                 }
+                match found.groups_read_first(k) {
+                    Some(groups) if groups.is_empty() => read_ahead.never(p),
+                    Some(groups) => read_ahead.only(p, groups),
+                    None => {}
+                }
+                read_ahead.release(p);
             }
             found
         });
@@ -331,8 +344,9 @@ impl Prepared {
             }
         }
         for (&planned, groups) in &stand_ins.row_groups {
-            if groups.read.is_empty() {
-                self.read_ahead.never(planned);
+            match groups.read.is_empty() {
+                true => self.read_ahead.never(planned),
+                false => self.read_ahead.only(planned, groups.read.clone()),
             }
         }
         let stand_ins = Arc::new(stand_ins);
@@ -414,6 +428,12 @@ impl AsyncStandIns {
             standing,
             groups,
         }
+    }
+
+    /// The row groups of the partition at `k` read first, if it is read in part.
+    fn groups_read_first(&self, k: usize) -> Option<Vec<usize>> {
+        let standing = self.groups[k].as_ref()?;
+        Some((0..standing.len()).filter(|&g| !standing[g]).collect())
     }
 
     /// The row-group digests of the partition at `k`.
@@ -513,8 +533,15 @@ const READ_AHEAD_BYTES: u64 = 64 << 20;
 const LOCAL_READ_AHEAD_FILES: usize = 4;
 const LOCAL_READ_AHEAD_BYTES: u64 = 8 << 20;
 
-/// A partition file's bytes, checked against the catalog's size and checksum.
-async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Result<Bytes> {
+/// A partition file's bytes, checked against the catalog: whole (its size and checksum), or
+/// for a read of these row groups, when the catalog has the file's ranges, only theirs and
+/// the footer's (each range's checksum).
+async fn fetch_checked(
+    store: BlobStore,
+    planned: usize,
+    file: StoredFile,
+    groups: Option<Vec<usize>>,
+) -> Result<SparseFile> {
     let damaged = |reason: String| {
         anyhow::Error::new(DamagedPartition {
             planned,
@@ -522,29 +549,45 @@ async fn fetch_checked(store: BlobStore, planned: usize, file: StoredFile) -> Re
             reason,
         })
     };
-    let data = match store.get(&file.key).await {
-        Ok(data) => data,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(damaged("the file is missing".into()));
-        }
-        Err(e) => {
-            return Err(failure(
-                FailureKind::Io,
-                format!("cannot read partition file {}: {e}", file.key),
-            ));
-        }
+    let unreadable = |e: object_store::Error| match e {
+        object_store::Error::NotFound { .. } => damaged("the file is missing".into()),
+        e => failure(
+            FailureKind::Io,
+            format!("cannot read partition file {}: {e}", file.key),
+        ),
     };
+    let ranged = |groups: &Vec<usize>| {
+        let ranges = FileRanges::parse(file.ranges.as_deref()?)?;
+        let to_fetch = ranges.to_fetch(groups)?;
+        Some((ranges, to_fetch))
+    };
+    if let Some(groups) = &groups
+        && let Some((ranges, to_fetch)) = ranged(groups)
+    {
+        let fetched = match store.get_ranges(&file.key, &to_fetch).await {
+            Ok(fetched) => fetched,
+            // A file shorter than recorded fails its ranges: its size tells.
+            Err(e) => match store.size(&file.key).await {
+                Ok(size) if size as i64 != file.size => {
+                    return Err(damaged(wrong_size(size as i64, file.size)));
+                }
+                _ => return Err(unreadable(e)),
+            },
+        };
+        return (ranges.assemble(groups, file.size as u64, fetched)).map_err(damaged);
+    }
+    let data = store.get(&file.key).await.map_err(unreadable)?;
     if data.len() as i64 != file.size {
-        return Err(damaged(format!(
-            "wrong size: it has {} bytes, the catalog recorded {}",
-            data.len(),
-            file.size
-        )));
+        return Err(damaged(wrong_size(data.len() as i64, file.size)));
     }
     if checksum(&data) != file.checksum {
         return Err(damaged("its checksum does not match the catalog's".into()));
     }
-    Ok(data)
+    Ok(SparseFile::whole(data))
+}
+
+fn wrong_size(found: i64, recorded: i64) -> String {
+    format!("wrong size: it has {found} bytes, the catalog recorded {recorded}")
 }
 
 /// Parses digests (megabytes of JSON for a long process) on two threads, in order: a window
@@ -954,6 +997,7 @@ impl PartitionCache {
             size: row.file_size,
             checksum: checksum.clone(),
             digest: row.digest.as_deref().map(Arc::from),
+            ranges: row.ranges.as_deref().map(Arc::from),
         })
     }
 
@@ -997,10 +1041,16 @@ impl PartitionCache {
         mut rows: Box<dyn PartitionRows>,
     ) -> Result<StoredFile> {
         let digest = rows.take_digest()?;
+        // Only span partitions are read in part (by window exports).
+        let ranged = p.view.span_scope().is_some();
         // Parquet encoding is CPU work: off the async workers.
-        let data = tokio::task::spawn_blocking(move || rows.finish())
-            .await
-            .map_err(|e| crate::error::task_failed("encoding a partition", e))??;
+        let (data, ranges) = tokio::task::spawn_blocking(move || {
+            let data = rows.finish()?;
+            let ranges = ranged.then(|| FileRanges::of(&data)).transpose()?;
+            anyhow::Ok((data, ranges.map(|r| r.to_text())))
+        })
+        .await
+        .map_err(|e| crate::error::task_failed("encoding a partition", e))??;
         let file_key = format!(
             "{FILE_PREFIX}/{}/{}/{}-{}-{}.parquet",
             p.view.name(),
@@ -1030,6 +1080,7 @@ impl PartitionCache {
                 retired_us: None,
                 checksum: Some(checksum.clone()),
                 digest: digest.clone(),
+                ranges: ranges.clone(),
             })
             .await
             .context("cannot record the partition in the catalog")?;
@@ -1039,6 +1090,7 @@ impl PartitionCache {
             size: file_size,
             checksum,
             digest: digest.map(Arc::from),
+            ranges: ranges.map(Arc::from),
         })
     }
 
@@ -1229,18 +1281,20 @@ impl PartitionCache {
             }
             to_fetch.push((part, file()));
         }
+        let groups_read =
+            |part: &InstanceRows| (stand_ins.row_groups.get(&part.planned)).map(|g| &g.read[..]);
         let mut fetches = futures::stream::iter(to_fetch.iter())
             .map(|&(part, ref file)| async move {
-                let data = self.fetch(prepared, part.planned, file, concurrency).await;
-                (part, file, data)
+                let groups = groups_read(part);
+                let data = self.fetch(prepared, (part.planned, groups), file, concurrency);
+                (part, file, data.await)
             })
             .buffered(concurrency.max(1));
         while let Some((part, file, data)) = fetches.next().await {
             let data = data?;
             let read = match part.blocks.clone() {
                 None => {
-                    let groups = stand_ins.row_groups.get(&part.planned);
-                    let data = (data, groups.map(|g| &g.read[..]));
+                    let data = (data, groups_read(part));
                     read_file(table, data, view, symbols, block_position, clock)
                 }
                 Some(blocks) => {
@@ -1265,24 +1319,25 @@ impl PartitionCache {
         Ok(())
     }
 
-    /// A partition file's bytes, fetched ahead or now; the next files of its view start
-    /// coming meanwhile.
+    /// A partition file's bytes (all, or what a read of these row groups needs), fetched
+    /// ahead or now; the next files of its view start coming meanwhile.
     async fn fetch(
         &self,
         prepared: &Prepared,
-        planned: usize,
+        (planned, groups): (usize, Option<&[usize]>),
         file: &StoredFile,
         concurrency: usize,
-    ) -> Result<Bytes> {
-        let ahead = prepared.read_ahead.take(planned, file);
+    ) -> Result<SparseFile> {
+        let ahead = prepared.read_ahead.take(planned, file, groups);
         let size = |next: usize| lock(&prepared.files)[next].size.max(0) as u64;
-        let start = |next: usize| {
+        let start = |next: usize, groups: Option<Vec<usize>>| {
             lock(&prepared.stats).files_read += 1;
             let file = lock(&prepared.files)[next].clone();
             Started {
                 key: file.key.clone(),
                 size: file.size.max(0) as u64,
-                fetch: tokio::spawn(fetch_checked(self.store.clone(), next, file)),
+                groups: groups.clone(),
+                fetch: tokio::spawn(fetch_checked(self.store.clone(), next, file, groups)),
             }
         };
         // The file read now is one of the `--jobs` fetches at once. A local file costs no
@@ -1297,15 +1352,18 @@ impl PartitionCache {
         };
         let count = prepared.planned.len();
         (prepared.read_ahead).start_after((planned, count), limit, size, start);
-        match ahead {
+        let data = match ahead {
             Some(fetch) => {
-                (fetch.await).map_err(|e| crate::error::task_failed("a partition read", e))?
+                (fetch.await).map_err(|e| crate::error::task_failed("a partition read", e))??
             }
             None => {
                 lock(&prepared.stats).files_read += 1;
-                fetch_checked(self.store.clone(), planned, file.clone()).await
+                let groups = groups.map(<[usize]>::to_vec);
+                fetch_checked(self.store.clone(), planned, file.clone(), groups).await?
             }
-        }
+        };
+        lock(&prepared.stats).bytes_read += data.bytes_held();
+        Ok(data)
     }
 
     /// Deletes partition files retired longer than `grace` ago with their rows, and files no

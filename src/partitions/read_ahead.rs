@@ -3,11 +3,11 @@
 //! each fetch is a round trip, which read ahead overlap instead of adding up.
 
 use anyhow::Result;
-use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
+use super::ranges::SparseFile;
 use super::{StoredFile, lock};
 
 /// Fetches started ahead of their reader, by planned partition. Clones share their state.
@@ -24,11 +24,13 @@ pub struct Limit {
     pub bytes: u64,
 }
 
-/// A fetch started ahead: its file's key and size, and its bytes to come.
+/// A fetch started ahead: its file's key and size, the row groups fetched (`None`: all),
+/// and its bytes to come.
 pub struct Started {
     pub key: String,
     pub size: u64,
-    pub fetch: JoinHandle<Result<Bytes>>,
+    pub groups: Option<Vec<usize>>,
+    pub fetch: JoinHandle<Result<SparseFile>>,
 }
 
 #[derive(Default)]
@@ -39,16 +41,26 @@ struct State {
     seen: Vec<bool>,
     /// Partitions not fetched ahead until it is known whether they are read at all.
     held: HashSet<usize>,
+    /// Partitions of which only these row groups are read.
+    row_groups: HashMap<usize, Vec<usize>>,
 }
 
 impl ReadAhead {
-    /// The fetch of `file` started ahead for partition `planned`, if any (a fetch of another
-    /// file, replaced since, is dropped).
-    pub fn take(&self, planned: usize, file: &StoredFile) -> Option<JoinHandle<Result<Bytes>>> {
+    /// The fetch of these row groups of `file` (`None`: all) started ahead for partition
+    /// `planned`, if any (a fetch of another file, replaced since, or of other row groups, is
+    /// dropped).
+    pub fn take(
+        &self,
+        planned: usize,
+        file: &StoredFile,
+        groups: Option<&[usize]>,
+    ) -> Option<JoinHandle<Result<SparseFile>>> {
         let mut state = lock(&self.state);
         mark(&mut state.seen, planned);
         match state.started.remove(&planned) {
-            Some(started) if started.key == file.key => Some(started.fetch),
+            Some(started) if started.key == file.key && started.groups.as_deref() == groups => {
+                Some(started.fetch)
+            }
             Some(stale) => {
                 stale.fetch.abort();
                 None
@@ -73,16 +85,21 @@ impl ReadAhead {
         lock(&self.state).held.remove(&planned);
     }
 
+    /// Fetches only these row groups of a partition ahead (the first read of it reads those).
+    pub fn only(&self, planned: usize, groups: Vec<usize>) {
+        lock(&self.state).row_groups.insert(planned, groups);
+    }
+
     /// Starts fetching the partitions after `planned` (in plan order, which is reading order:
     /// the thread streams, then the async spans, up to `count`) not fetched yet, within
     /// `limit` of fetches ahead of their readers. `size` is a partition's file size; `start`
-    /// starts its fetch.
+    /// starts its fetch (of these row groups; `None`: all).
     pub fn start_after(
         &self,
         (planned, count): (usize, usize),
         limit: Limit,
         size: impl Fn(usize) -> u64,
-        start: impl Fn(usize) -> Started,
+        start: impl Fn(usize, Option<Vec<usize>>) -> Started,
     ) {
         let mut state = lock(&self.state);
         let mut bytes: u64 = state.started.values().map(|s| s.size).sum();
@@ -98,7 +115,8 @@ impl ReadAhead {
                 return;
             }
             mark(&mut state.seen, next);
-            state.started.insert(next, start(next));
+            let groups = state.row_groups.get(&next).cloned();
+            state.started.insert(next, start(next, groups));
         }
     }
 }
@@ -123,6 +141,7 @@ impl Drop for State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn file(key: &str) -> StoredFile {
         StoredFile {
@@ -130,17 +149,26 @@ mod tests {
             size: 0,
             checksum: String::new(),
             digest: None,
+            ranges: None,
         }
     }
 
     /// Starts a "fetch" of partition `next` whose bytes are its number.
-    fn start(next: usize) -> Started {
+    fn start(next: usize, groups: Option<Vec<usize>>) -> Started {
         let bytes = Bytes::from(next.to_string());
         Started {
             key: format!("file-{next}"),
             size: 10,
-            fetch: tokio::spawn(async move { Ok(bytes) }),
+            groups,
+            fetch: tokio::spawn(async move { Ok(SparseFile::whole(bytes)) }),
         }
+    }
+
+    async fn text(fetch: JoinHandle<Result<SparseFile>>) -> String {
+        use parquet::file::reader::{ChunkReader, Length};
+        let file = fetch.await.unwrap().unwrap();
+        let bytes = file.get_bytes(0, file.len() as usize).unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 
     fn files(files: usize) -> Limit {
@@ -163,13 +191,16 @@ mod tests {
         // 1, 2 and 3 are coming; 4 waits for one of them to be read.
         for p in [1, 2, 3] {
             let fetch = ahead
-                .take(p, &file(&format!("file-{p}")))
+                .take(p, &file(&format!("file-{p}")), None)
                 .expect("fetched ahead");
-            assert_eq!(fetch.await.unwrap().unwrap(), p.to_string());
+            assert_eq!(text(fetch).await, p.to_string());
         }
-        assert!(ahead.take(4, &file("file-4")).is_none(), "not started");
+        assert!(
+            ahead.take(4, &file("file-4"), None).is_none(),
+            "not started"
+        );
         ahead.start_after((5, 12), files(3), |_| 10, start);
-        assert!(ahead.take(5, &file("file-5")).is_none(), "being read");
+        assert!(ahead.take(5, &file("file-5"), None).is_none(), "being read");
         // Those read or started are not fetched again.
         ahead.start_after((0, 12), files(10), |_| 10, start);
         assert_eq!(started(&ahead), [6, 7, 8, 9, 10, 11]);
@@ -185,7 +216,7 @@ mod tests {
         let sizes = |p: usize| [0, 500, 40, 40, 40][p];
         ahead.start_after((0, 5), budget, sizes, start);
         assert_eq!(started(&ahead), [1], "one file over the budget, alone");
-        drop(ahead.take(1, &file("file-1")));
+        drop(ahead.take(1, &file("file-1"), None));
         ahead.start_after((1, 5), budget, sizes, start);
         assert_eq!(
             started(&ahead),
@@ -212,7 +243,24 @@ mod tests {
     async fn a_file_replaced_since_its_fetch_began_is_fetched_again_by_its_reader() {
         let ahead = ReadAhead::default();
         ahead.start_after((0, 2), files(1), |_| 10, start);
-        assert!(ahead.take(1, &file("file-1-rebuilt")).is_none());
-        assert!(ahead.take(1, &file("file-1")).is_none(), "dropped");
+        assert!(ahead.take(1, &file("file-1-rebuilt"), None).is_none());
+        assert!(ahead.take(1, &file("file-1"), None).is_none(), "dropped");
+    }
+
+    #[tokio::test]
+    async fn a_partition_read_in_part_is_fetched_ahead_in_that_part_only() {
+        let ahead = ReadAhead::default();
+        ahead.only(1, vec![2, 5]);
+        ahead.only(2, vec![0]);
+        ahead.start_after((0, 3), files(2), |_| 10, start);
+        let groups = |p: usize| lock(&ahead.state).started[&p].groups.clone();
+        assert_eq!(groups(1), Some(vec![2, 5]));
+        assert_eq!(groups(2), Some(vec![0]));
+        assert!(ahead.take(1, &file("file-1"), Some(&[2, 5])).is_some());
+        let other_part = ahead.take(2, &file("file-2"), Some(&[0, 1]));
+        assert!(
+            other_part.is_none(),
+            "fetched for other row groups: dropped"
+        );
     }
 }

@@ -200,6 +200,42 @@ pub fn exports_the_same_bytes_with_a_cache_dir<S: StoreServer>(database: &str) {
     assert_eq!(lake.live_partitions(), Vec::<String>::new());
 }
 
+/// A window of the main process whose thread files are cut into row groups of a block: a warm
+/// export fetches only the row groups it reads and the footers (ranges of the files, which a
+/// remote store serves at once), and gives the local disk's bytes, as the cold one does.
+pub fn a_window_reads_part_of_its_files_with_the_local_bytes<S: StoreServer>(database: &str) {
+    let lake = StoreLake::<S>::fixture(database);
+    let work = tempfile::tempdir().unwrap();
+    let window = [
+        "--begin",
+        "+10ms",
+        "--end",
+        "+11ms",
+        "--row-group-rows",
+        "1",
+    ];
+    let window = [&window[..], &["--small-stream-objects", "0"]].concat();
+    let local = work.path().join("local.pftrace");
+    let (dir, local_arg) = (lake.dir.path().to_str().unwrap(), local.to_str().unwrap());
+    let local_args = [&[MAIN_PROCESS, "--lake", dir, "-o", local_arg][..], &window].concat();
+    succeeded(run(&local_args, work.path()));
+    let reference = std::fs::read(&local).unwrap();
+    for pass in ["cold", "warm"] {
+        let out = work.path().join(format!("{pass}.pftrace"));
+        let s = summary(&succeeded(lake.export(MAIN_PROCESS, &out, &window)));
+        let count = |key: &str| s[key].as_u64().unwrap();
+        assert!(
+            std::fs::read(&out).unwrap() == reference,
+            "{pass}: the {} export of the window differs from the local disk's",
+            S::NAME
+        );
+        if pass == "warm" {
+            assert_eq!(count("partitions_built"), 0, "{s}");
+            assert!(count("partition_bytes_read") > 0, "{s}");
+        }
+    }
+}
+
 /// A cold export of `process` builds its partitions, a warm one reuses them all; both give the
 /// local disk's bytes. Returns how many partitions were built.
 fn cold_then_warm<S: StoreServer>(
