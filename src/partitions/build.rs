@@ -40,7 +40,7 @@ pub async fn build(
         if holds_many_streams(&planned[i]) {
             // Async files are cut into row groups of time, whatever streams they hold.
             let async_groups = view.span_scope() == Some(EventScope::Async);
-            let row_group_rows = async_groups.then_some(cache.layout.row_group_rows);
+            let row_group_rows = async_groups.then_some(cache.layout.async_row_group_rows());
             shared.insert(i, new_rows(view, row_group_rows)?);
         }
         let feed = feeds.entry(view).or_default();

@@ -26,6 +26,12 @@ use crate::symbols::FastMap;
 /// The digests of a partition's thread streams (one, or the small streams it holds).
 pub type StreamDigests = BTreeMap<Uuid, Digest>;
 
+/// The key of a span partition file's metadata that holds its row groups' digests in full:
+/// the catalog keeps only their [summaries](Digest::summary), which say which row groups a
+/// window reads; the events of those standing in come with the file's footer, read with them.
+/// (In the catalog, the row-group digests of an 8-hour process were 4 of its 6 MB.)
+pub const ROW_GROUP_DIGESTS_KEY: &str = "write_perfetto.row_group_digests";
+
 /// The digest of a thread stream's rows in a partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Digest {
@@ -102,6 +108,18 @@ impl<'de, T> Deserialize<'de> for RowGroups<T> {
             text: Some(Deserialize::deserialize(from)?),
             parsed: std::sync::OnceLock::new(),
         })
+    }
+}
+
+impl Digest {
+    /// A row group's digest as the catalog keeps it: its ticks, without its events.
+    pub fn summary(&self) -> Digest {
+        Digest {
+            min_ticks: self.min_ticks,
+            max_ticks: self.max_ticks,
+            events: Vec::new(),
+            row_groups: RowGroups::default(),
+        }
     }
 }
 
@@ -475,6 +493,21 @@ pub struct AsyncDigest {
     /// for its events, but a partition's row groups may.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tangled: bool,
+}
+
+impl AsyncDigest {
+    /// A row group's digest as the catalog keeps it: its ticks and whether it tangles, without
+    /// its events and ids.
+    pub fn summary(&self) -> AsyncDigest {
+        AsyncDigest {
+            min_ticks: self.min_ticks,
+            max_ticks: self.max_ticks,
+            events: Vec::new(),
+            paired: PairedIds::default(),
+            row_groups: RowGroups::default(),
+            tangled: self.tangled,
+        }
+    }
 }
 
 /// Span ids, ascending, each as its difference from the one before (span ids count up: most

@@ -23,6 +23,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use super::digest::ROW_GROUP_DIGESTS_KEY;
 use super::ranges::SparseFile;
 use crate::decode::DecodedBlock;
 use crate::events::OrderedRows;
@@ -139,6 +140,8 @@ pub struct FileBuilder {
     /// What a new writer is made of ([`FileBuilder::restart`]).
     schema: Arc<Schema>,
     properties: WriterProperties,
+    /// More of the footer's key-value metadata, after the tables.
+    metadata: Vec<KeyValue>,
 }
 
 impl FileBuilder {
@@ -159,7 +162,13 @@ impl FileBuilder {
             encoder: Some(Encoder::Idle(Box::new(writer))),
             schema,
             properties,
+            metadata: Vec::new(),
         })
+    }
+
+    /// Adds an entry to the footer's key-value metadata.
+    pub fn add_metadata(&mut self, key: &str, value: String) {
+        self.metadata.push(KeyValue::new(key.to_string(), value));
     }
 
     /// The rows written so far with `last`, as a file of their own (without the tables), and
@@ -265,6 +274,9 @@ impl FileBuilder {
             PROPERTY_SETS_KEY.to_string(),
             serde_json::to_string(&self.sets)?,
         ));
+        for entry in std::mem::take(&mut self.metadata) {
+            writer.append_key_value_metadata(entry);
+        }
         // Writes the footer.
         Ok(Bytes::from(writer.into_inner()?))
     }
@@ -436,7 +448,8 @@ impl UsedKeys {
 const PARALLEL_STRINGS_BYTES: usize = 1 << 20;
 
 /// Reads a partition file into `table`: all of it, or these row groups (rows of blocks not in
-/// `block_position` are skipped: they are not part of this export).
+/// `block_position` are skipped: they are not part of this export). Of a file read by row
+/// groups, returns the text of its row groups' digests ([`ROW_GROUP_DIGESTS_KEY`]), if any.
 pub fn read_file<T: RowTable>(
     table: &mut T,
     (data, row_groups): (impl Into<SparseFile>, Option<&[usize]>),
@@ -444,7 +457,7 @@ pub fn read_file<T: RowTable>(
     symbols: &mut Symbols,
     block_position: &HashMap<Uuid, u32>,
     clock: &crate::clock::Clock,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let (metadata, batches) = decoder::<T>(data.into(), view, row_groups)?;
     table.reserve(match row_groups {
         // Checked by the decoder: each is a row group of the file.
@@ -465,7 +478,7 @@ pub fn read_file<T: RowTable>(
         for batch in &batches {
             table.read_batch(batch, &keys, view, clock)?;
         }
-        return Ok(());
+        return Ok(metadata_text(&metadata, ROW_GROUP_DIGESTS_KEY).map(str::to_string));
     }
     let strings_bytes = metadata_text(&metadata, STRINGS_KEY).map_or(0, str::len);
     if strings_bytes < PARALLEL_STRINGS_BYTES {
@@ -473,7 +486,7 @@ pub fn read_file<T: RowTable>(
         for batch in batches {
             table.read_batch(&batch?, &keys, view, clock)?;
         }
-        return Ok(());
+        return Ok(None);
     }
     std::thread::scope(|scope| {
         let (sender, decoded) = std::sync::mpsc::channel();
@@ -491,7 +504,7 @@ pub fn read_file<T: RowTable>(
         for batch in decoded {
             table.read_batch(&batch?, &keys, view, clock)?;
         }
-        Ok(())
+        Ok(None)
     })
 }
 

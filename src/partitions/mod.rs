@@ -221,10 +221,8 @@ impl Prepared {
                     read_ahead.never(p);
                     continue;
                 }
-                match found.groups_read_first(k) {
-                    Some(groups) if groups.is_empty() => read_ahead.never(p),
-                    Some(groups) => read_ahead.only(p, groups),
-                    None => {}
+                if let Some(groups) = found.groups_read_first(k) {
+                    read_ahead.only(p, groups);
                 }
                 read_ahead.release(p);
             }
@@ -327,7 +325,7 @@ impl Prepared {
                     (Some(g), digest) => {
                         let groups = stand_ins.row_groups.entry(part.planned).or_default();
                         match digest {
-                            Some(digest) => groups.standing.push(digest.clone()),
+                            Some(_) => groups.standing.push(g),
                             None => groups.read.push(g),
                         }
                     }
@@ -343,11 +341,10 @@ impl Prepared {
                 self.read_ahead.never(planned);
             }
         }
+        // Read in part: the footer, with the digests of the rest, comes with the row groups
+        // read (alone if none is).
         for (&planned, groups) in &stand_ins.row_groups {
-            match groups.read.is_empty() {
-                true => self.read_ahead.never(planned),
-                false => self.read_ahead.only(planned, groups.read.clone()),
-            }
+            self.read_ahead.only(planned, groups.read.clone());
         }
         let stand_ins = Arc::new(stand_ins);
         *found = Some(stand_ins.clone());
@@ -436,18 +433,30 @@ impl AsyncStandIns {
         Some((0..standing.len()).filter(|&g| !standing[g]).collect())
     }
 
-    /// The row-group digests of the partition at `k`.
-    fn group_digests(&self, k: usize) -> &[Option<digest::AsyncDigest>] {
-        self.digests[k].as_ref().map_or(&[], |d| d.row_groups.get())
+    /// The row-group digests of the partition at `k` in full, from its footer's `text`: as
+    /// many as the catalog's summaries, with the same ticks.
+    fn full_group_digests(&self, k: usize, text: &str) -> Result<Vec<Option<digest::AsyncDigest>>> {
+        let full: Vec<Option<digest::AsyncDigest>> =
+            serde_json::from_str(text).context("its row groups' digests are malformed")?;
+        let summaries = self.digests[k]
+            .as_ref()
+            .map_or(&[][..], |d| d.row_groups.get());
+        let summary =
+            |g: &Option<digest::AsyncDigest>| g.as_ref().map(digest::AsyncDigest::summary);
+        if !full.iter().map(summary).eq(summaries.iter().cloned()) {
+            anyhow::bail!("its row groups' digests differ from the catalog's");
+        }
+        Ok(full)
     }
 
     /// The partitions and row groups standing in whose digests pair any of the ids `seen`
     /// (ascending): they no longer stand in, and are to be read (a partition whole).
+    /// `in_full`: the row-group digests of the partitions cut into row groups.
     fn pairing_any(
         &self,
         seen: &[u64],
-        standing: &mut [bool],
-        groups_standing: &mut [Option<Vec<bool>>],
+        (standing, groups_standing): (&mut [bool], &mut [Option<Vec<bool>>]),
+        in_full: &HashMap<usize, Vec<Option<digest::AsyncDigest>>>,
     ) -> Vec<(usize, Option<Vec<usize>>)> {
         let mut to_read = Vec::new();
         for (k, digest) in self.digests.iter().enumerate() {
@@ -458,8 +467,14 @@ impl AsyncStandIns {
             let Some(groups) = groups_standing[k].as_mut() else {
                 continue;
             };
-            let digests = self.group_digests(k);
-            let pairing = |g: &usize| groups[*g] && skipping::pairs_any(digests[*g].as_ref(), seen);
+            let digests = in_full.get(&k).map_or(&[][..], Vec::as_slice);
+            // A digest missing counts as pairing: the row group is read.
+            let pairs = |g: usize| {
+                digests
+                    .get(g)
+                    .is_none_or(|d| skipping::pairs_any(d.as_ref(), seen))
+            };
+            let pairing = |g: &usize| groups[*g] && pairs(*g);
             let paired: Vec<usize> = (0..groups.len()).filter(pairing).collect();
             paired.iter().for_each(|&g| groups[g] = false);
             if !paired.is_empty() {
@@ -469,19 +484,19 @@ impl AsyncStandIns {
         to_read
     }
 
-    /// The digests standing in: of partitions, then of row groups.
-    fn standing_digests(
-        &self,
-        standing: &[bool],
-        groups_standing: &[Option<Vec<bool>>],
-    ) -> Vec<&digest::AsyncDigest> {
+    /// The digests standing in: of partitions, then of row groups (`in_full`, by partition).
+    fn standing_digests<'a>(
+        &'a self,
+        (standing, groups_standing): (&[bool], &[Option<Vec<bool>>]),
+        in_full: &'a HashMap<usize, Vec<Option<digest::AsyncDigest>>>,
+    ) -> Vec<&'a digest::AsyncDigest> {
         let partitions = (self.digests.iter().zip(standing))
             .filter(|(_, s)| **s)
             .filter_map(|(d, _)| d.as_ref());
-        // Only the partitions cut into row groups here have theirs parsed.
         let cut = (groups_standing.iter().enumerate()).filter_map(|(k, g)| Some((k, g.as_ref()?)));
         let groups = cut.flat_map(|(k, groups)| {
-            (self.group_digests(k).iter().zip(groups))
+            let digests = in_full.get(&k).map_or(&[][..], Vec::as_slice);
+            (digests.iter().zip(groups))
                 .filter(|(_, s)| **s)
                 .filter_map(|(d, _)| d.as_ref())
         });
@@ -489,11 +504,22 @@ impl AsyncStandIns {
     }
 }
 
-/// A partition's row groups: the digests of those that stand in, in order, and the others.
+/// A partition's row groups: those whose digests stand in, and those read, each ascending.
 #[derive(Default)]
 struct RowGroupStandIns {
-    standing: Vec<digest::Digest>,
+    standing: Vec<usize>,
     read: Vec<usize>,
+}
+
+/// The digests of a thread file's row groups that stand in, from its footer's `text`.
+fn standing_row_groups(text: &str, groups: &RowGroupStandIns) -> Result<Vec<digest::Digest>> {
+    let mut all: Vec<digest::RowGroupDigest> =
+        serde_json::from_str(text).context("its row groups' digests are malformed")?;
+    let mut take = |g: usize| {
+        let digest = all.get_mut(g).and_then(|group| group.digest.take());
+        digest.with_context(|| format!("its footer lacks the digest of row group {g}"))
+    };
+    groups.standing.iter().map(|&g| take(g)).collect()
 }
 
 /// The row groups of a stream's own partition as parts of the stream's rows, each with its
@@ -1141,32 +1167,38 @@ impl PartitionCache {
                 let mut read = Vec::new();
                 for &part in &all {
                     let stand_in = stand_ins.digests.get(&(part.planned, instance));
-                    let groups = stand_ins.row_groups.get(&part.planned);
-                    let Some(events) = table.as_events() else {
-                        read.push(part);
-                        continue;
-                    };
-                    let mut append = |digest: &digest::Digest| {
-                        let kept = (&digest.events[..], EventScope::Thread);
-                        skipping::append_digest(events, kept, symbols, block_position, clock)
-                    };
-                    match (stand_in, groups) {
-                        (Some(digest), _) => append(digest),
-                        (None, Some(groups)) => {
-                            groups.standing.iter().for_each(append);
-                            if !groups.read.is_empty() {
-                                read.push(part);
-                            }
+                    match (stand_in, table.as_events()) {
+                        (Some(digest), Some(events)) => {
+                            let kept = (&digest.events[..], EventScope::Thread);
+                            skipping::append_digest(events, kept, symbols, block_position, clock)
                         }
-                        (None, None) => read.push(part),
+                        // Read whole, or in part (the footer then stands in for the rest).
+                        _ => read.push(part),
                     }
                 }
-                self.read_parts(&reading, &read, &stand_ins, symbols, table)
-                    .await?
+                let footers =
+                    (self.read_parts(&reading, &read, &stand_ins, symbols, table)).await?;
+                if let Some(events) = table.as_events() {
+                    for (part, text) in read
+                        .iter()
+                        .filter_map(|p| Some((p, footers.get(&p.planned)?)))
+                    {
+                        let Some(groups) = stand_ins.row_groups.get(&part.planned) else {
+                            continue;
+                        };
+                        let file = || lock(&prepared.files)[part.planned].clone();
+                        let standing = standing_row_groups(text, groups)
+                            .map_err(|e| undecodable(part.planned, &file(), e))?;
+                        for digest in standing {
+                            let kept = (&digest.events[..], EventScope::Thread);
+                            skipping::append_digest(events, kept, symbols, block_position, clock);
+                        }
+                    }
+                }
             }
             _ => {
                 self.read_parts(&reading, &all, &StandIns::default(), symbols, table)
-                    .await?
+                    .await?;
             }
         }
         // Async events are paired in time order, stream order only breaking ties: putting
@@ -1193,23 +1225,32 @@ impl PartitionCache {
         let mut groups_standing = found.groups.clone();
         let mut to_read: Vec<(usize, Option<Vec<usize>>)> = (0..parts.len())
             .filter(|&k| !standing[k])
-            .map(|k| {
-                let groups = groups_standing[k].as_ref();
-                (k, groups.map(|g| (0..g.len()).filter(|&i| !g[i]).collect()))
-            })
+            .map(|k| (k, found.groups_read_first(k)))
             .collect();
+        // Of each partition read by row groups (all in the first round), its row groups'
+        // digests, from its footer.
+        let mut in_full = HashMap::new();
         while !to_read.is_empty() {
-            self.read_async_parts(reading, parts, &to_read, symbols, table)
-                .await?;
+            let footers = (self.read_async_parts(reading, parts, &to_read, symbols, table)).await?;
+            for (k, groups) in &to_read {
+                let (Some(_), Some(text)) = (groups, footers.get(&parts[*k].planned)) else {
+                    continue;
+                };
+                let file = || lock(&reading.prepared.files)[parts[*k].planned].clone();
+                let digests = found
+                    .full_group_digests(*k, text)
+                    .map_err(|e| undecodable(parts[*k].planned, &file(), e))?;
+                in_full.entry(*k).or_insert(digests);
+            }
             let Some(events) = table.as_events() else {
                 return Ok(());
             };
-            let kept = found.standing_digests(&standing, &groups_standing);
+            let kept = found.standing_digests((&standing, &groups_standing), &in_full);
             let seen = skipping::span_ids_seen(events, &kept);
-            to_read = found.pairing_any(&seen, &mut standing, &mut groups_standing);
+            to_read = found.pairing_any(&seen, (&mut standing, &mut groups_standing), &in_full);
         }
         if let Some(events) = table.as_events() {
-            let kept = found.standing_digests(&standing, &groups_standing);
+            let kept = found.standing_digests((&standing, &groups_standing), &in_full);
             // At once: the table was read to its exact size, and the first event appended
             // would double it (a 10 s window of the 8-hour lake: 28 MB more at its peak).
             events.reserve_exact(kept.iter().map(|k| k.events.len()).sum());
@@ -1222,7 +1263,8 @@ impl PartitionCache {
         Ok(())
     }
 
-    /// Reads these async partitions (by place in `parts`): whole, or these row groups.
+    /// Reads these async partitions (by place in `parts`): whole, or these row groups (none:
+    /// the footer alone). Returns the footers' row-group digests, by partition.
     async fn read_async_parts<T: RowTable>(
         &self,
         reading: &Reading<'_>,
@@ -1230,15 +1272,12 @@ impl PartitionCache {
         to_read: &[(usize, Option<Vec<usize>>)],
         symbols: &mut Symbols,
         table: &mut T,
-    ) -> Result<()> {
+    ) -> Result<HashMap<usize, String>> {
         let mut stand_ins = StandIns::default();
         let mut read = Vec::new();
         for (k, groups) in to_read {
             let part = parts[*k];
             if let Some(groups) = groups {
-                if groups.is_empty() {
-                    continue;
-                }
                 let groups = RowGroupStandIns {
                     standing: Vec::new(),
                     read: groups.clone(),
@@ -1252,6 +1291,7 @@ impl PartitionCache {
     }
 
     /// Reads these parts of an instance's rows into `table` (rows appended, not sorted).
+    /// Returns, by partition, the row-group digests of the files read by row groups.
     async fn read_parts<T: RowTable>(
         &self,
         reading: &Reading<'_>,
@@ -1259,7 +1299,7 @@ impl PartitionCache {
         stand_ins: &StandIns,
         symbols: &mut Symbols,
         table: &mut T,
-    ) -> Result<()> {
+    ) -> Result<HashMap<usize, String>> {
         let Reading {
             prepared,
             view,
@@ -1290,12 +1330,16 @@ impl PartitionCache {
                 (part, file, data.await)
             })
             .buffered(concurrency.max(1));
+        let mut footers = HashMap::new();
         while let Some((part, file, data)) = fetches.next().await {
             let data = data?;
             let read = match part.blocks.clone() {
                 None => {
                     let data = (data, groups_read(part));
-                    read_file(table, data, view, symbols, block_position, clock)
+                    let read = read_file(table, data, view, symbols, block_position, clock);
+                    read.map(|footer| {
+                        footer.map(|text| footers.insert(part.planned, text));
+                    })
                 }
                 Some(blocks) => {
                     OpenFile::open::<T>(data, view, symbols, block_position).and_then(|opened| {
@@ -1316,7 +1360,7 @@ impl PartitionCache {
             };
             read.map_err(|e| undecodable(part.planned, file, e))?;
         }
-        Ok(())
+        Ok(footers)
     }
 
     /// A partition file's bytes (all, or what a read of these row groups needs), fetched
@@ -1529,21 +1573,30 @@ mod tests {
         let group_digests: Vec<_> = (groups.iter())
             .map(|g| Some(digest_of(&mut names, g)))
             .collect();
-        partition.row_groups = group_digests.into();
+        // The catalog keeps the row groups' summaries, the file's footer their digests.
+        let summaries: Vec<_> = (group_digests.iter())
+            .map(|g| g.as_ref().map(digest::AsyncDigest::summary))
+            .collect();
+        partition.row_groups = summaries.into();
+        let footer = serde_json::to_string(&group_digests).unwrap();
         let text: Arc<str> = serde_json::to_string(&partition).unwrap().into();
         let process = crate::lake::rows::ProcessRow::ticking_in_unix_nanos(Uuid::from_u128(9));
         let clock = Clock::for_process(&process, (None, None)).unwrap();
         let found = AsyncStandIns::of(&[Some(text)], &clock, (40, 60));
         assert_eq!(found.standing, [false], "a partition reached is read");
+        assert_eq!(found.groups_read_first(0), Some(vec![1]));
+        let in_full = HashMap::from([(0, found.full_group_digests(0, &footer).unwrap())]);
         let (mut standing, mut groups) = (found.standing.clone(), found.groups.clone());
         assert_eq!(groups, [Some(vec![true, false, true])]);
-        assert!(
-            found
-                .pairing_any(&[7], &mut standing, &mut groups)
-                .is_empty()
-        );
-        let again = found.pairing_any(&[5, 7], &mut standing, &mut groups);
-        assert_eq!(again, [(0, Some(vec![0]))]);
+        let mut pairing =
+            |seen: &[u64]| found.pairing_any(seen, (&mut standing, &mut groups), &in_full);
+        assert!(pairing(&[7]).is_empty());
+        assert_eq!(pairing(&[5, 7]), [(0, Some(vec![0]))]);
         assert_eq!(groups, [Some(vec![false, false, true])]);
+        let other = serde_json::to_string(&group_digests[..2]).unwrap();
+        assert!(
+            found.full_group_digests(0, &other).is_err(),
+            "a footer that differs from the catalog is damage"
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::events::EventScope;
 use crate::lake::rows::BlockRow;
 
 /// Bumped whenever what a partition file holds, or how it is computed, changes.
-pub const FORMAT_VERSION: i64 = 10;
+pub const FORMAT_VERSION: i64 = 11;
 
 /// How partitions are cut. The output never depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +37,20 @@ pub const MAX_BUCKET_SECONDS: i64 = 366 * 86_400;
 /// About where decoding a stream's blocks costs as much as a partition file of its own
 /// (measured: about 3 ms to build one, 0.3 ms to check and read one).
 pub const DEFAULT_SMALL_STREAM_OBJECTS: i64 = 4096;
-/// Row groups of a stream's own span partitions: an hour of a busy thread is about ten of
-/// them, and a whole-process read pays nothing measurable for the cuts.
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 16 * 1024;
+/// Row groups of a stream's own span partitions: a block of a busy thread each (a block holds
+/// a few thousand events; a 10 s window of an 8-hour process reads one or two of each file).
+/// Their digests are in the file's footer, so more of them cost the catalog nothing.
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 2 * 1024;
+/// An async file's row groups hold this many times as many rows: a window reads one or two
+/// async files, and parses the digests of all their row groups to pair what it reads.
+pub const ASYNC_ROW_GROUP_FACTOR: usize = 8;
 
 impl Layout {
+    /// Rows per row group of an async partition file.
+    pub fn async_row_group_rows(&self) -> usize {
+        self.row_group_rows.saturating_mul(ASYNC_ROW_GROUP_FACTOR)
+    }
+
     /// `bucket_seconds` is brought within 1 s to [`MAX_BUCKET_SECONDS`], `row_group_rows` to
     /// at least 1.
     pub fn new(bucket_seconds: i64, small_stream_objects: i64, row_group_rows: usize) -> Self {

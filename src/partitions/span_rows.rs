@@ -14,8 +14,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::digest::{
-    AsyncDigest, AsyncDigestBuilder, DigestBuilder, FileTables, KeyedEvent, RowGroupDigest,
-    StreamDigests,
+    AsyncDigest, AsyncDigestBuilder, Digest, DigestBuilder, FileTables, KeyedEvent,
+    ROW_GROUP_DIGESTS_KEY, RowGroupDigest, StreamDigests,
 };
 use super::files::{
     BATCH_ROWS, FileBuilder, FileKeys, KeyColumns, PartitionRows, RowTable, column, keys,
@@ -381,14 +381,23 @@ impl PartitionRows for SpanRows {
         self.file.finish(last)
     }
 
+    /// The catalog's digest; the row groups' digests in full go to the file's footer
+    /// ([`ROW_GROUP_DIGESTS_KEY`]), their summaries to the catalog.
     fn take_digest(&mut self) -> Result<Option<String>> {
         self.sort_async_rows()?;
         let tables = &self.file;
         if let Some(held) = &mut self.async_rows {
             let mut digest = std::mem::take(&mut held.digest).finish(tables);
+            let mut in_full = None;
             if let Some(digest) = &mut digest {
                 let events = held.events.as_deref().unwrap_or_default();
-                digest.row_groups = held.digests(events, tables).into();
+                let groups = held.digests(events, tables);
+                let summary = |g: &Option<AsyncDigest>| g.as_ref().map(AsyncDigest::summary);
+                digest.row_groups = groups.iter().map(summary).collect::<Vec<_>>().into();
+                in_full = Some(serde_json::to_string(&groups)?);
+            }
+            if let Some(in_full) = in_full {
+                self.file.add_metadata(ROW_GROUP_DIGESTS_KEY, in_full);
             }
             return Ok(Some(serde_json::to_string(&digest)?));
         }
@@ -403,7 +412,13 @@ impl PartitionRows for SpanRows {
             .then(|| digests.values_mut().next())
             .flatten();
         if let (Some(row_groups), Some(digest)) = (row_groups, only) {
-            digest.row_groups = row_groups.into();
+            let summary = |g: &RowGroupDigest| RowGroupDigest {
+                blocks: g.blocks,
+                digest: g.digest.as_ref().map(Digest::summary),
+            };
+            digest.row_groups = row_groups.iter().map(summary).collect::<Vec<_>>().into();
+            let in_full = serde_json::to_string(&row_groups)?;
+            self.file.add_metadata(ROW_GROUP_DIGESTS_KEY, in_full);
         }
         Ok(Some(serde_json::to_string(&digests)?))
     }
@@ -724,6 +739,47 @@ mod tests {
         // 20 rows: groups of blocks 0–1 (8 rows), 2–3 (8), then 4 with the two empty blocks.
         let counts: Vec<u32> = groups.iter().map(|g| g.blocks).collect();
         assert_eq!(counts, [2, 2, 3]);
+        let events_kept = |g: &RowGroupDigest| g.digest.as_ref().unwrap().events.len();
+        assert!(
+            groups.iter().all(|g| events_kept(g) == 0),
+            "the catalog keeps the row groups' summaries"
+        );
+
+        let file = builder.finish().unwrap();
+        let positions: HashMap<Uuid, u32> = blocks
+            .iter()
+            .enumerate()
+            .map(|(b, &id)| (id, b as u32))
+            .collect();
+        let read = |groups: Option<&[usize]>| {
+            let (mut symbols, mut decoded) = (Symbols::new(), EventTable::default());
+            let data = (file.clone(), groups);
+            read_file(
+                &mut decoded,
+                data,
+                View::THREAD_SPANS,
+                &mut symbols,
+                &positions,
+                &test_clock(),
+            )
+            .map(|footer| {
+                (
+                    decoded.events.iter().map(|e| e.ns).collect::<Vec<_>>(),
+                    footer,
+                )
+            })
+        };
+        let (all, footer) = read(None).unwrap();
+        assert_eq!((all.len(), footer), (20, None));
+        let (some, footer) = read(Some(&[1])).unwrap();
+        assert_eq!(some, [20, 21, 22, 23, 30, 31, 32, 33]);
+        let error = read(Some(&[3])).unwrap_err().to_string();
+        assert!(error.contains("row group 3"), "{error}");
+
+        // The footer has them in full.
+        let groups: Vec<RowGroupDigest> = serde_json::from_str(&footer.unwrap()).unwrap();
+        let counts: Vec<u32> = groups.iter().map(|g| g.blocks).collect();
+        assert_eq!(counts, [2, 2, 3]);
         let open_at_end = |g: usize| -> Vec<(bool, String)> {
             let digest = groups[g].digest.as_ref().unwrap();
             digest
@@ -744,29 +800,5 @@ mod tests {
             open_at_end(2),
             [(true, "inner".into()), (false, "inner".into())]
         );
-
-        let file = builder.finish().unwrap();
-        let positions: HashMap<Uuid, u32> = blocks
-            .iter()
-            .enumerate()
-            .map(|(b, &id)| (id, b as u32))
-            .collect();
-        let read = |groups: Option<&[usize]>| {
-            let (mut symbols, mut decoded) = (Symbols::new(), EventTable::default());
-            let data = (file.clone(), groups);
-            read_file(
-                &mut decoded,
-                data,
-                View::THREAD_SPANS,
-                &mut symbols,
-                &positions,
-                &test_clock(),
-            )
-            .map(|()| decoded.events.iter().map(|e| e.ns).collect::<Vec<_>>())
-        };
-        assert_eq!(read(None).unwrap().len(), 20);
-        assert_eq!(read(Some(&[1])).unwrap(), [20, 21, 22, 23, 30, 31, 32, 33]);
-        let error = read(Some(&[3])).unwrap_err().to_string();
-        assert!(error.contains("row group 3"), "{error}");
     }
 }
