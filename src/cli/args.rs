@@ -149,7 +149,7 @@ pub struct Cli {
     pub small_stream_objects: i64,
 
     /// Rows per row group of a thread's own span partition (cut at block edges; an async
-    /// partition's hold 8 times as many): a time window reads only the row groups it reaches.
+    /// partition's hold 4 times as many): a time window reads only the row groups it reaches.
     /// The output never depends on it.
     #[arg(long, global = true, default_value_t = crate::partitions::DEFAULT_ROW_GROUP_ROWS as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), hide_short_help = true)]
     pub row_group_rows: u32,

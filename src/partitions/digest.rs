@@ -41,14 +41,15 @@ pub struct Digest {
     /// The events that reach beyond the partition, in stream order.
     #[serde(with = "compact_events")]
     pub events: Vec<DigestEvent>,
-    /// Of a stream's own partition, the digests of its file's row groups, in order (none for
-    /// a row group whose events tangle or that has no events).
+    /// Of a stream's own partition, its file's row groups, in order, each with its digest (none
+    /// for a row group whose events tangle or that has no events): in the catalog their
+    /// [summaries](Digest::summary), in the file's footer in full.
     #[serde(default, skip_serializing_if = "RowGroups::is_empty")]
     pub row_groups: RowGroups,
 }
 
 /// The row-group digests of a partition, parsed when first asked for: a window needs them only
-/// for the partitions it reaches, and they are most of a partition's digest.
+/// for the partitions it reaches.
 #[derive(Debug, Clone)]
 pub struct RowGroups<T = RowGroupDigest> {
     text: Option<Box<serde_json::value::RawValue>>,
@@ -485,7 +486,8 @@ pub struct AsyncDigest {
     /// The span ids it begins and ends.
     #[serde(rename = "paired_id_steps")]
     pub paired: PairedIds,
-    /// Of a partition, the digests of its file's row groups, in order. Its rows are in time
+    /// Of a partition, the digests of its file's row groups, in order (in the catalog their
+    /// [summaries](AsyncDigest::summary), in the file's footer in full). Its rows are in time
     /// order: a window reads the few row groups it reaches.
     #[serde(default, skip_serializing_if = "RowGroups::is_empty")]
     pub row_groups: RowGroups<Option<AsyncDigest>>,

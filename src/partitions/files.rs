@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -148,7 +148,12 @@ impl FileBuilder {
     /// `unique_valued`: columns where nearly every value differs (a dictionary would only be
     /// tried, filled and dropped).
     pub fn new(schema: Arc<Schema>, unique_valued: &[&str]) -> Result<Self> {
-        let mut props = WriterProperties::builder().set_compression(Compression::LZ4_RAW);
+        // No statistics nor page index: nothing reads them (row groups are chosen by their
+        // digests), and a thread file has a row group per block.
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::LZ4_RAW)
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_offset_index_disabled(true);
         for &column in unique_valued {
             props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
         }
