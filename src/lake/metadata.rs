@@ -162,6 +162,12 @@ macro_rules! fetch_map {
     }};
 }
 
+/// The rows of one process in an embedded lake's table, by its id in lowercase (`$1`): as
+/// stored in lowercase or in uppercase (a producer writes its ids one way), through the
+/// table's index on `process_id`. `lower(process_id) = $1` scanned every row of the lake: with
+/// 104,076 blocks of 200 processes, 13 ms per query, against 0.06 ms.
+const SQLITE_OF_PROCESS: &str = "process_id IN ($1, upper($1))";
+
 /// Rows per chunk of [`json_chunks`]. Its columns are read as stored: ids parse from either
 /// case, so only a filter needs `lower` (a lake's block list is thousands of rows, each
 /// column a cost).
@@ -264,7 +270,7 @@ pub trait MetadataReads {
                 &pg_process_sql(),
                 "SELECT lower(process_id), exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
                  start_time, start_ticks, insert_time, lower(parent_process_id), properties \
-                 FROM processes WHERE lower(process_id) = $1 ORDER BY insert_time LIMIT 1",
+                 FROM processes WHERE process_id IN ($1, upper($1)) ORDER BY insert_time LIMIT 1",
                 &[Arg::Text(process_id.to_string())],
             )
             .await?;
@@ -302,7 +308,7 @@ pub trait MetadataReads {
         let sqlite_sql = json_chunks(
             "stream_id, process_id, tags, properties, insert_time, format",
             "streams",
-            "lower(process_id) = $1",
+            SQLITE_OF_PROCESS,
         );
         self.fetch_map_chunked(
             &pg_sql,
@@ -351,7 +357,7 @@ pub trait MetadataReads {
                 "SELECT stream_id::text, dependencies_metadata, objects_metadata FROM streams \
                  WHERE process_id = $1::uuid ORDER BY stream_id::text",
                 "SELECT lower(stream_id), dependencies_metadata, objects_metadata FROM streams \
-                 WHERE lower(process_id) = $1 ORDER BY lower(stream_id)",
+                 WHERE process_id IN ($1, upper($1)) ORDER BY lower(stream_id)",
                 &[Arg::Text(process_id.to_string())],
                 &mut types_of,
             )
@@ -373,7 +379,7 @@ pub trait MetadataReads {
             "block_id, stream_id, process_id, begin_time, end_time, \
              begin_ticks, end_ticks, nb_objects, object_offset, payload_size, insert_time",
             "blocks",
-            "lower(process_id) = $1",
+            SQLITE_OF_PROCESS,
         );
         self.fetch_map_chunked(
             &pg_sql,
@@ -874,6 +880,51 @@ fn block_from_tuple(t: BlockTuple) -> Result<BlockRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQLite's plan for each query of one process's rows of the fixture lake (its schema
+    /// as Micromegas's and `gen-lake`'s).
+    async fn plans_of_process_queries() -> Vec<(String, String)> {
+        use sqlx::sqlite::SqliteConnectOptions;
+        let lake = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/lake/lake.db");
+        let options = SqliteConnectOptions::new().filename(lake).read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let queries = [
+            (
+                "blocks",
+                json_chunks("block_id", "blocks", SQLITE_OF_PROCESS),
+            ),
+            (
+                "streams",
+                json_chunks("stream_id", "streams", SQLITE_OF_PROCESS),
+            ),
+        ];
+        let mut plans = Vec::new();
+        for (table, sql) in queries {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .bind(Uuid::nil().to_string())
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let steps = plan.into_iter().map(|(.., step)| step);
+            plans.push((table.to_string(), steps.collect::<Vec<_>>().join("; ")));
+        }
+        pool.close().await;
+        plans
+    }
+
+    #[tokio::test]
+    async fn the_rows_of_one_process_are_found_through_the_index_not_by_reading_the_lake() {
+        // Reading every row of a table made an export of one process of a lake of many cost
+        // as much as the whole lake.
+        for (table, plan) in plans_of_process_queries().await {
+            assert!(
+                plan.contains(&format!("{table}_process"))
+                    && !plan.contains(&format!("SCAN {table}")),
+                "{table}: {plan}"
+            );
+        }
+    }
 
     #[test]
     fn hex_prefix_becomes_hyphenated_uuid_prefix() {
