@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::lake::{run, runtime, succeeded, summary};
+use support::lake::{run, runtime, succeeded, summary, write_perfetto};
 use support::oracle::{reference_trace, reference_trace_in};
 use write_perfetto::lake::{Lake, LakeLocation};
 use write_perfetto_test_lake::synth::{SynthSpec, generate};
@@ -63,18 +63,36 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
     let lake_arg = lake_dir.to_str().unwrap();
     for (id, reference) in ids.iter().zip(&references) {
         let id = id.to_string();
-        for (label, extra) in [
-            ("cold", vec!["--partition-seconds", "3600"]),
-            ("warm", vec!["--partition-seconds", "3600"]),
-            ("1 s partitions, cold", vec!["--partition-seconds", "1"]),
+        // Large threads are written in pieces: of 50 spans, many pieces per thread.
+        let whole = None;
+        let in_pieces = Some(("WRITE_PERFETTO_THREAD_PIECE_SPANS", "50"));
+        for (label, extra, pieces) in [
+            ("cold", vec!["--partition-seconds", "3600"], whole),
+            ("warm", vec!["--partition-seconds", "3600"], whole),
             (
-                "1 s partitions, warm, one thread",
+                "warm, threads in pieces",
+                vec!["--partition-seconds", "3600"],
+                in_pieces,
+            ),
+            (
+                "1 s partitions, cold",
+                vec!["--partition-seconds", "1"],
+                whole,
+            ),
+            (
+                "1 s partitions, warm, one thread, threads in pieces",
                 vec!["--partition-seconds", "1", "--threads", "1", "--jobs", "1"],
+                in_pieces,
             ),
         ] {
             let mut args = vec![id.as_str(), "--lake", lake_arg, "-o", "-"];
             args.extend(extra);
-            let output = run(&args, dir.path());
+            let mut command = write_perfetto();
+            command.args(&args).current_dir(dir.path());
+            command.envs(pieces).env("RUST_LOG", "write_perfetto=debug");
+            let output = command.output().unwrap();
+            let cut = String::from_utf8_lossy(&output.stderr).contains("written in pieces");
+            assert_eq!(cut, pieces.is_some(), "{label}: threads written in pieces");
             assert!(
                 output.status.success(),
                 "{label}: {}",

@@ -17,8 +17,8 @@ use crate::events::{AsyncIds, Event, EventOrder};
 use crate::symbols::Sym;
 use crate::tracks::{Notes, notes};
 pub use async_layout::async_tracks;
-pub use process::{EventSource, ProcessAssembler, ProcessData, process_heading};
-pub use threads::thread_track;
+pub use process::{EventSource, ProcessAssembler, ProcessData, ThreadPart, process_heading};
+pub use threads::{PieceSizes, thread_track};
 
 /// A run of blocks of one stream with no gap in `object_offset`: its bounds, and the range
 /// of its events in the thread's event list.

@@ -5,6 +5,7 @@ use anyhow::Result;
 use uuid::Uuid;
 
 use super::logs::LogParts;
+use super::threads::{PieceSizes, ThreadPieces};
 use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
@@ -60,6 +61,15 @@ pub struct ProcessAssembler<'a, S> {
     written_threads: Vec<(i32, usize)>,
     /// The positions of each stream's blocks, in stream order.
     stream_blocks: HashMap<Uuid, Vec<usize>>,
+    /// The large thread being made in pieces, if any.
+    pieces: Option<ThreadPieces>,
+}
+
+/// A thread's track as [`ProcessAssembler::thread_part`] gives it.
+pub enum ThreadPart {
+    Whole(Track),
+    /// The first piece of a large thread's track; the others follow.
+    FirstPiece(Track),
 }
 
 impl<'a, S> ProcessAssembler<'a, S> {
@@ -86,6 +96,7 @@ impl<'a, S> ProcessAssembler<'a, S> {
             table: EventTable::default(),
             written_threads: Vec::new(),
             stream_blocks,
+            pieces: None,
         }
     }
 
@@ -110,6 +121,61 @@ impl<'a, S> ProcessAssembler<'a, S> {
 impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
     /// The track of the `k`th thread stream, `None` when it has no span in the range.
     pub async fn thread_track(&mut self, k: usize, tid: i32) -> Result<Option<Track>> {
+        let thread = self.read_thread(k).await?;
+        let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
+        self.table.events = thread.events;
+        if track.is_some() {
+            self.written_threads.push((tid, k));
+        }
+        Ok(track)
+    }
+
+    /// The track of the `k`th thread stream, whole ([`ThreadPart::Whole`]), or its first
+    /// piece when it is large: [`Self::next_thread_piece`] then gives the others. `None` when
+    /// it has no span in the range.
+    pub async fn thread_part(
+        &mut self,
+        k: usize,
+        tid: i32,
+        sizes: PieceSizes,
+    ) -> Result<Option<ThreadPart>> {
+        let thread = self.read_thread(k).await?;
+        let thread = match ThreadPieces::of(thread, tid, self.process.range, sizes) {
+            Ok(pieces) => pieces,
+            Err(thread) => {
+                let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
+                self.table.events = thread.events;
+                return Ok(track.map(|track| self.written(k, tid, ThreadPart::Whole(track))));
+            }
+        };
+        self.pieces = Some(thread);
+        let part = match self.next_thread_piece() {
+            Some((track, true)) => ThreadPart::Whole(track),
+            Some((track, false)) => ThreadPart::FirstPiece(track),
+            None => return Ok(None),
+        };
+        let empty = matches!(&part, ThreadPart::Whole(track) if track.slices.is_empty());
+        Ok((!empty).then(|| self.written(k, tid, part)))
+    }
+
+    /// The next piece of the thread [`Self::thread_part`] began in pieces, and whether it is
+    /// the last; `None` after the last.
+    pub fn next_thread_piece(&mut self) -> Option<(Track, bool)> {
+        let pieces = self.pieces.as_mut()?;
+        let piece = pieces.next_piece(&mut self.stats);
+        if piece.as_ref().is_none_or(|(_, last)| *last) {
+            let done = self.pieces.take().expect("checked above");
+            self.table.events = done.into_data().events;
+        }
+        piece
+    }
+
+    fn written(&mut self, k: usize, tid: i32, part: ThreadPart) -> ThreadPart {
+        self.written_threads.push((tid, k));
+        part
+    }
+
+    async fn read_thread(&mut self, k: usize) -> Result<ThreadData> {
         let stream = &self.process.streams[k];
         (self.source)
             .read(
@@ -119,17 +185,11 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
                 &mut self.table,
             )
             .await?;
-        let thread = ThreadData {
+        Ok(ThreadData {
             name: self.symbols.get(self.thread_names[k]).to_string(),
             events: std::mem::take(&mut self.table.events),
             chains: chains(&self.process, self.blocks_of(stream), &self.table.orders)?,
-        };
-        let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
-        self.table.events = thread.events;
-        if track.is_some() {
-            self.written_threads.push((tid, k));
-        }
-        Ok(track)
+        })
     }
 
     /// The async lanes of the process.

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use std::io::Write;
 
-use crate::assembly::{EventSource, FIRST_TID, ProcessAssembler};
+use crate::assembly::{EventSource, FIRST_TID, PieceSizes, ProcessAssembler, ThreadPart};
 use crate::events::{EventTable, LogTable, MeasureTable};
 use crate::progress::Progress;
 use crate::symbols::{Interned, Mark, SymbolTable, Symbols};
@@ -226,6 +226,12 @@ async fn send_log<S: EventSource<LogTable>, W: Write + Send + 'static>(
 enum Work {
     /// Thread tracks.
     Threads(Vec<Track>),
+    /// A piece of a large thread's track ([`TraceWriter::thread_piece`]).
+    ThreadPiece {
+        track: Track,
+        first: bool,
+        last: bool,
+    },
     /// The last thread track was handed over: threads that share sequences are written.
     EndOfThreads,
     /// Lanes under one track of the process (async spans, log levels, metric series).
@@ -304,6 +310,7 @@ impl<W: Write + Send + 'static> Encoder<W> {
         let bounded = match &work {
             Work::GroupPart(_) => true,
             Work::Threads(tracks) => is_small_batch(tracks),
+            Work::ThreadPiece { track, .. } => track.slices.len() <= 2 * HANDOFF_SPANS,
             Work::EndOfThreads => self.last_bounded,
             Work::Group(_) | Work::GroupHead(_) => false,
         };
@@ -352,6 +359,14 @@ fn encode<W: Write>(
             }
             Ok(())
         }
+        Work::ThreadPiece { track, first, last } => {
+            writer.thread_piece(symbols, &track, first, last)?;
+            if last {
+                crate::pause::at(crate::pause::Point::ThreadTrackWritten);
+                *threads += 1;
+            }
+            Ok(())
+        }
         Work::EndOfThreads => writer.flush_threads(),
         Work::Group(group) => writer.track_group(symbols, &group),
         Work::GroupHead(group) => writer.start_group(&group),
@@ -359,8 +374,8 @@ fn encode<W: Write>(
     }
 }
 
-/// Reads the thread tracks, numbered from `tid`, and hands them to the encoder in batches;
-/// stops early (`Ok`) when the encoder stopped.
+/// Reads the thread tracks, numbered from `tid`, and hands them to the encoder in batches, a
+/// large thread in pieces; stops early (`Ok`) when the encoder stopped.
 async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
     encoder: &mut Encoder<W>,
@@ -370,10 +385,25 @@ async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stati
     let threads = assembler.thread_count();
     let (mut batch, mut batch_spans) = (Vec::new(), 0);
     for k in 0..threads {
-        if let Some(track) = assembler.thread_track(k, tid).await? {
-            tid += 1;
-            batch_spans += track.slices.len();
-            batch.push(track);
+        match assembler.thread_part(k, tid, piece_sizes()).await? {
+            Some(ThreadPart::Whole(track)) => {
+                tid += 1;
+                batch_spans += track.slices.len();
+                batch.push(track);
+            }
+            Some(ThreadPart::FirstPiece(track)) => {
+                tid += 1;
+                // The tracks before it go first.
+                let before = Work::Threads(std::mem::take(&mut batch));
+                batch_spans = 0;
+                let sent = (before_is_empty(&before)
+                    || encoder.send(&assembler.symbols, before).await)
+                    && send_pieces(assembler, encoder, track).await;
+                if !sent {
+                    return Ok(false);
+                }
+            }
+            None => {}
         }
         let last = k + 1 == threads;
         if (batch_spans >= HANDOFF_SPANS || last) && !batch.is_empty() {
@@ -390,4 +420,63 @@ async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stati
         ));
     }
     Ok(true)
+}
+
+fn before_is_empty(work: &Work) -> bool {
+    matches!(work, Work::Threads(tracks) if tracks.is_empty())
+}
+
+/// Hands a large thread's pieces to the encoder as they are made, from its `first`; `false`
+/// once the encoder stopped.
+async fn send_pieces<S: EventSource<EventTable>, W: Write + Send + 'static>(
+    assembler: &mut ProcessAssembler<'_, S>,
+    encoder: &mut Encoder<W>,
+    first: Track,
+) -> bool {
+    let mut piece = (first, true, false);
+    for pieces in 1.. {
+        let (track, first, last) = piece;
+        if last {
+            log::debug!("thread track {:?} written in pieces: {pieces}", track.name);
+        }
+        if !encoder
+            .send(&assembler.symbols, Work::ThreadPiece { track, first, last })
+            .await
+        {
+            return false;
+        }
+        if last {
+            return true;
+        }
+        match assembler.next_thread_piece() {
+            Some((track, last)) => piece = (track, false, last),
+            None => return true,
+        }
+    }
+    true
+}
+
+/// The pieces a large thread is handed on in: about a batch's worth each. The first is large
+/// enough to tell the writer that the track has a sequence of its own. Debug builds (the
+/// tests) take `WRITE_PERFETTO_THREAD_PIECE_SPANS`, to cut small threads into many pieces.
+fn piece_sizes() -> PieceSizes {
+    let rest = piece_spans_for_tests().unwrap_or(HANDOFF_SPANS);
+    PieceSizes {
+        first: rest.max(crate::trace::OWN_SEQUENCE_SLICES),
+        rest,
+    }
+}
+
+#[cfg(debug_assertions)]
+fn piece_spans_for_tests() -> Option<usize> {
+    static SPANS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *SPANS.get_or_init(|| {
+        let spans = std::env::var("WRITE_PERFETTO_THREAD_PIECE_SPANS").ok()?;
+        spans.parse().ok().filter(|&n| n > 0)
+    })
+}
+
+#[cfg(not(debug_assertions))]
+fn piece_spans_for_tests() -> Option<usize> {
+    None
 }

@@ -440,6 +440,13 @@ impl Iterator for LaneKeys<'_> {
 /// BEGIN (`Some(index of the slice)`) and END (`None`) events of strictly nested slices, in timestamp
 /// order, ENDs first at equal times.
 pub fn nested_events(slices: &[Slice]) -> NestedEvents<'_> {
+    nested_events_continued(slices, Vec::new(), true)
+}
+
+/// The same for a piece of a track's slices, all after those of the pieces before it
+/// ([`NestedEvents::into_open`] of the last gives `open`): the ENDs of the slices still open
+/// after its last BEGIN wait for the next piece, unless it is the `last`.
+pub fn nested_events_continued(slices: &[Slice], open: Vec<i64>, last: bool) -> NestedEvents<'_> {
     let outer_first =
         |x: &Slice, y: &Slice| x.begin_ns.cmp(&y.begin_ns).then(y.end_ns.cmp(&x.end_ns));
     // Tracks arrive in this order already: the sort is skipped then.
@@ -454,7 +461,8 @@ pub fn nested_events(slices: &[Slice]) -> NestedEvents<'_> {
         slices,
         order,
         next: 0,
-        open: Vec::new(),
+        open,
+        last,
     }
 }
 
@@ -466,6 +474,15 @@ pub struct NestedEvents<'a> {
     next: usize,
     /// Ends of the open slices, innermost last.
     open: Vec<i64>,
+    /// Whether the slices end the track: the open ones are closed after the last.
+    last: bool,
+}
+
+impl NestedEvents<'_> {
+    /// The ends of the slices still open, for the next piece.
+    pub fn into_open(self) -> Vec<i64> {
+        self.open
+    }
 }
 
 impl Iterator for NestedEvents<'_> {
@@ -478,7 +495,7 @@ impl Iterator for NestedEvents<'_> {
         };
         let slice = index.map(|i| &self.slices[i]);
         if let Some(&end) = self.open.last()
-            && slice.is_none_or(|s| end <= s.begin_ns)
+            && slice.map_or(self.last, |s| end <= s.begin_ns)
         {
             self.open.pop();
             return Some((end, None));

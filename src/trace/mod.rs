@@ -23,7 +23,9 @@ use std::io::Write;
 use crate::symbols::SymbolTable;
 use crate::tracks::{Place, ProcessHeading, Slice, Track, TrackGroup};
 use interning::SequenceWriter;
-use merge::{EventKey, GivenMerge, Item, MergeBuffers, Merged, item, nested_events};
+use merge::{
+    EventKey, GivenMerge, Item, MergeBuffers, Merged, item, nested_events, nested_events_continued,
+};
 use prost::Message;
 use proto::{
     CHILD_ORDERING_EXPLICIT, CounterDescriptor, ProcessDescriptor, ThreadDescriptor, TracePacket,
@@ -63,6 +65,8 @@ fn lane_uuid(lane: u64) -> u64 {
 /// event naming its track (2–3 bytes), instead of having one of its own where every name it
 /// uses is interned again: with thousands of short-lived threads, that doubled the trace.
 const SHARED_SEQUENCE_EVENTS: usize = 1024;
+/// A thread track of this many slices has a sequence of its own.
+pub const OWN_SEQUENCE_SLICES: usize = SHARED_SEQUENCE_EVENTS / 2;
 /// Small thread tracks are gathered until they hold this many events, or this many bytes once
 /// encoded, then written together (bounded memory, time order within the sequence). Each batch
 /// interns again the names it uses, and the more threads a batch holds the shorter its
@@ -94,6 +98,8 @@ pub struct TraceWriter<W: Write> {
     /// The lanes of the group started last, and its sequence once it has one.
     group_lanes: Vec<u64>,
     group_sequence: Option<u32>,
+    /// The ends of the slices still open after the last piece of a thread.
+    thread_open: Vec<i64>,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -111,6 +117,7 @@ impl<W: Write> TraceWriter<W> {
             merge_buffers: MergeBuffers::default(),
             group_lanes: Vec::new(),
             group_sequence: None,
+            thread_open: Vec::new(),
         }
     }
 
@@ -151,6 +158,36 @@ impl<W: Write> TraceWriter<W> {
         if shared.events() >= SHARED_BATCH_EVENTS || shared.bytes() >= SHARED_BATCH_BYTES {
             self.flush_threads()?;
         }
+        Ok(())
+    }
+
+    /// A piece of a large thread's track, on a sequence of its own: the `first` piece
+    /// describes the thread, and each piece's slices come after those of the pieces before
+    /// (the slices of [`Self::track`]'s track, cut where none is open). The same bytes as
+    /// the whole track written at once, which must have been a large one.
+    pub fn thread_piece(
+        &mut self,
+        symbols: &SymbolTable,
+        track: &Track,
+        first: bool,
+        last: bool,
+    ) -> Result<()> {
+        let tid = thread_tid(track)?;
+        let open = std::mem::take(&mut self.thread_open);
+        let mut events = nested_events_continued(&track.slices, open, last);
+        if first {
+            // Nothing is open before it: its first event is the BEGIN of its earliest slice.
+            let Some(first_ts) = track.slices.iter().map(|s| s.begin_ns).min() else {
+                bail!("internal error: a thread's first piece has no slice");
+            };
+            self.thread_descriptor(&track.name, tid)?;
+            self.next_sequence += 1;
+            let uuid = Some(thread_uuid(tid));
+            (self.sequence).start(self.next_sequence, uuid, first_ts, &mut self.frame);
+            self.emit()?;
+        }
+        self.nested(symbols, &track.slices, events.by_ref())?;
+        self.thread_open = events.into_open();
         Ok(())
     }
 
@@ -332,6 +369,16 @@ impl<W: Write> TraceWriter<W> {
         self.sequence
             .start(self.next_sequence, Some(uuid), first_ts, &mut self.frame);
         self.emit()?;
+        self.nested(symbols, slices, &mut events)
+    }
+
+    /// BEGINs and ENDs of a track's slices on its own sequence, started already.
+    fn nested(
+        &mut self,
+        symbols: &SymbolTable,
+        slices: &[Slice],
+        events: &mut impl Iterator<Item = (i64, Option<usize>)>,
+    ) -> Result<()> {
         for (ts, slice) in events {
             match slice {
                 Some(i) => (self.sequence).begin(symbols, &slices[i], None, &mut self.frame),

@@ -616,3 +616,60 @@ fn small_threads_keep_every_field_of_events_of_any_size() {
     expected.sort();
     assert_eq!(begins, expected);
 }
+
+#[test]
+fn a_large_thread_written_in_pieces_gives_the_bytes_of_its_track_written_whole() {
+    let mut symbols = Symbols::new();
+    // Frames of nested slices; each frame ends where the next begins (an END and a BEGIN at
+    // one time), and holds a zero-length slice followed at that time by a longer sibling
+    // (which the writer draws first).
+    let mut times = Vec::new();
+    for frame in 0..300i64 {
+        let t = 100 * frame;
+        times.extend([
+            (t, t + 100),
+            (t + 10, t + 10),
+            (t + 10, t + 40),
+            (t + 20, t + 30),
+        ]);
+    }
+    let mut small_before = thread(&mut symbols, 2, "early", &[(0, 5)]);
+    small_before.name = "small".into();
+    let large = thread(&mut symbols, 3, "frame", &times);
+    let small_after = thread(&mut symbols, 4, "late", &[(7, 9)]);
+    let whole = threads_trace(
+        &symbols,
+        vec![small_before.clone(), large.clone(), small_after.clone()],
+    );
+    // Cut where every slice before has ended by the next begin, which is later than theirs
+    // (`open_across`: or after a frame's outer slice, still open).
+    for (frames_per_piece, open_across) in [(1, false), (7, true), (150, false), (299, true)] {
+        let mut bytes = Vec::new();
+        let mut writer = TraceWriter::new(&mut bytes);
+        writer.start_process(&ProcessHeading::default()).unwrap();
+        writer.track(symbols.table(), small_before.clone()).unwrap();
+        let first = 4 * frames_per_piece + usize::from(open_across);
+        let (head, rest) = large.slices.split_at(first);
+        let pieces: Vec<&[Slice]> = [head]
+            .into_iter()
+            .chain(rest.chunks(4 * frames_per_piece))
+            .collect();
+        for (k, slices) in pieces.iter().enumerate() {
+            let piece = Track {
+                slices: slices.to_vec(),
+                ..large.clone()
+            };
+            let last = k + 1 == pieces.len();
+            writer
+                .thread_piece(symbols.table(), &piece, k == 0, last)
+                .unwrap();
+        }
+        writer.track(symbols.table(), small_after.clone()).unwrap();
+        writer.flush_threads().unwrap();
+        writer.finish().unwrap();
+        assert!(
+            bytes == whole,
+            "{frames_per_piece} frames per piece, {open_across}"
+        );
+    }
+}
