@@ -68,7 +68,27 @@ pub trait OrderedRows {
     fn sort(&mut self);
 }
 
+/// Room for `rows` more rows. A read starts on an empty table that kept the buffers of the
+/// last: when they are too small, they are replaced by buffers of exactly the size needed, as
+/// growing them would double them (the async events of a 10M-span process, read after its
+/// largest thread, took 113 MB instead of 64). The rows of further files of one read grow
+/// them as usual.
+fn room_for<T>(rows_of: &mut Vec<T>, rows: usize) {
+    if rows_of.is_empty() && rows_of.capacity() < rows {
+        *rows_of = Vec::new();
+        rows_of.reserve_exact(rows);
+    } else {
+        rows_of.reserve(rows);
+    }
+}
+
 impl EventTable {
+    /// Room for as many async ids as there is room for events (an async read's).
+    pub fn ids_room(&mut self) {
+        let room = self.events.capacity() - self.ids.len();
+        room_for(&mut self.ids, room);
+    }
+
     /// Room for exactly `rows` more rows, async ids included.
     pub fn reserve_exact(&mut self, rows: usize) {
         self.events.reserve_exact(rows);
@@ -85,8 +105,8 @@ impl OrderedRows for EventTable {
     }
 
     fn reserve(&mut self, rows: usize) {
-        self.events.reserve(rows);
-        self.orders.reserve(rows);
+        room_for(&mut self.events, rows);
+        room_for(&mut self.orders, rows);
     }
 
     fn len(&self) -> usize {

@@ -91,12 +91,12 @@ fn tie_break(a: &AsyncSpan, b: &AsyncSpan, symbols: &Symbols) -> std::cmp::Order
 /// reach the time `range`, if any. The events are consumed as the spans are made, so the two
 /// never take their full size at once.
 fn pair_spans(
-    input: AsyncEvents,
+    mut input: AsyncEvents,
     data: (i64, i64),
     range: Option<(i64, i64)>,
     stats: &mut AssemblyStats,
 ) -> Vec<AsyncSpan> {
-    let mut endings = pair_ids(&input, data.1, stats);
+    let mut endings = pair_ids(&mut input, data.1, stats);
     if let Some((from, to)) = range {
         // A window of a long process pairs every span of the partitions it reads, and shows
         // a few: only those are made.
@@ -121,71 +121,80 @@ fn span_bounds(ending: &Ending, event_ns: i64, (data_begin, _): (i64, i64)) -> (
     (begin_ns, end_ns)
 }
 
-/// What pairing reads of an event, in 24 bytes (a copy of every async event is made).
-struct Pairing {
-    ns: i64,
-    span_id: u64,
-    /// Its index in the events, with [`END_BIT`] set for an end. An end looks up its stream
-    /// order (for its thread) when it pairs: a few ends per cache line fetched, not a field of
-    /// every copy.
-    rank: u32,
-    properties: PropertySet,
-}
-
-/// Marks an end in [`Pairing::rank`]: ends sort after begins at equal times. Indices fit
-/// below it: 2^31 events would take 128 GB.
+/// Marks an end in a pairing key: ends sort after begins at equal times. Indices fit below
+/// it: 2^31 events would take 128 GB.
 const END_BIT: u32 = 1 << 31;
 
-impl Pairing {
-    fn of(at: usize, event: &Event, span_id: u64) -> Self {
-        let end = if event.phase == EventPhase::End {
-            END_BIT
-        } else {
-            0
-        };
-        Self {
-            ns: event.ns,
-            span_id,
-            rank: at as u32 | end,
-            properties: event.properties,
+/// Puts the events in the order pairing takes them, in place. Pairing is per span id, so only
+/// a span's own begin-before-end matters: at equal times begins go first (a zero-length span
+/// stays whole), then stream order. The events come as read ([`AsyncEvents`]), not in stream
+/// order (a window's were not, and that sort took as long as this one): the keys are sorted
+/// by time and kind, then the few that tie put in stream order. The index ends each key
+/// (places repeat only where the lake repeats a block), so the order is total. The keys are
+/// 16 bytes, sorted apart from the events (a cache miss per comparison otherwise), then the
+/// events are moved: a 24-byte copy of each event to pair, held beside them, was the async
+/// stage's peak (48 MB of a 1M-async-span export's).
+fn into_pairing_order(input: &mut AsyncEvents) {
+    let rank = |i: usize, e: &Event| {
+        i as u32
+            | if e.phase == EventPhase::End {
+                END_BIT
+            } else {
+                0
+            }
+    };
+    let mut keys: Vec<(i64, u32)> = (input.events.iter().enumerate())
+        .map(|(i, e)| (e.ns, rank(i, e)))
+        .collect();
+    keys.sort_unstable();
+    let orders = &input.orders;
+    for tied in keys.chunk_by_mut(|a, b| a.0 == b.0 && (a.1 & END_BIT) == (b.1 & END_BIT)) {
+        if tied.len() > 1 {
+            tied.sort_unstable_by_key(|&(_, r)| (orders[(r & !END_BIT) as usize], r));
         }
     }
+    let order: Vec<u32> = keys.into_iter().map(|(_, r)| r & !END_BIT).collect();
+    permute(input, &order);
+}
 
-    fn is_end(&self) -> bool {
-        self.rank & END_BIT != 0
-    }
-
-    /// Its index in the events.
-    fn at(&self) -> u32 {
-        self.rank & !END_BIT
+/// Moves the events so that the `k`th is the one at `order[k]` before, in place: cycle by
+/// cycle, each event moved once.
+fn permute(input: &mut AsyncEvents, order: &[u32]) {
+    let AsyncEvents {
+        events,
+        ids,
+        orders,
+        ..
+    } = input;
+    let mut placed = vec![false; order.len()];
+    for start in 0..order.len() {
+        if placed[start] {
+            continue;
+        }
+        let held = (events[start], ids[start], orders[start]);
+        let mut at = start;
+        loop {
+            placed[at] = true;
+            let from = order[at] as usize;
+            if from == start {
+                (events[at], ids[at], orders[at]) = held;
+                break;
+            }
+            (events[at], ids[at], orders[at]) = (events[from], ids[from], orders[from]);
+            at = from;
+        }
     }
 }
 
 /// The pairing pass: which event each span is made from, and how it ends.
-fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Vec<Ending> {
+fn pair_ids(input: &mut AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Vec<Ending> {
+    into_pairing_order(input);
     let AsyncEvents {
         events,
         ids,
         orders,
         thread_of,
     } = input;
-    // Pairing is per span id, so only a span's own begin-before-end matters: at equal times
-    // begins go first (a zero-length span stays whole), then stream order. What pairing reads
-    // is copied in that order: walking the events themselves in time order jumps between
-    // streams at every step (a cache miss each, with thousands of threads). The events come
-    // as read ([`AsyncEvents`]), not put in stream order first (a window's were not, and that
-    // sort took as long as this one): the few events that tie on time and kind are put in
-    // stream order afterwards. The index ends each key (places repeat only where the lake
-    // repeats a block), so the order is total.
-    let mut sequence: Vec<Pairing> = (events.iter().zip(ids))
-        .enumerate()
-        .map(|(i, (e, ids))| Pairing::of(i, e, ids.span_id))
-        .collect();
-    sequence.sort_unstable_by_key(|p| (p.ns, p.rank));
-    let ties = |a: &Pairing, b: &Pairing| a.ns == b.ns && a.is_end() == b.is_end();
-    for tied in sequence.chunk_by_mut(ties).filter(|run| run.len() > 1) {
-        tied.sort_unstable_by_key(|p| (orders[p.at() as usize], p.at()));
-    }
     // span id → the event that began it.
     let mut open: HashMap<u64, u32> = HashMap::default();
     // A span id that begins again while open (a duplicate id): the earlier begins wait here,
@@ -195,11 +204,14 @@ fn pair_ids(input: &AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -> Ve
     // One ending per begin, and one per end of a span begun before the data (few): sized
     // for the begins, then exactly for what is left open, as doubling a million of them
     // for the last few would be the stage's peak.
-    let begins = sequence.iter().filter(|p| !p.is_end()).count();
+    let begins = events
+        .iter()
+        .filter(|e| e.phase == EventPhase::Begin)
+        .count();
     let mut endings: Vec<Ending> = Vec::with_capacity(begins);
-    for event in sequence {
-        let (i, span_id) = (event.at(), event.span_id);
-        match event.is_end() {
+    for (i, (event, ids)) in events.iter().zip(ids.iter()).enumerate() {
+        let (i, span_id) = (i as u32, ids.span_id);
+        match event.phase == EventPhase::End {
             false => {
                 if let Some(previous) = open.insert(span_id, i) {
                     stats.duplicate_span_ids += 1;

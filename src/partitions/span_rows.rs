@@ -468,6 +468,9 @@ impl RowTable for EventTable {
             )),
             _ => None,
         };
+        if async_values.is_some() {
+            self.ids_room();
+        }
         for i in rows {
             let Some(position) = tables.blocks[block[i] as usize] else {
                 continue;
