@@ -17,11 +17,13 @@ pub struct ReadAhead {
 }
 
 /// How far reading ahead goes: this many files at most, and no more bytes than this once
-/// one file is ahead (a file larger than the budget is still fetched ahead, alone).
+/// one file is ahead. A file larger than the budget is still fetched ahead, alone, if it is
+/// planned before `large_alone_before`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
     pub files: usize,
     pub bytes: u64,
+    pub large_alone_before: usize,
 }
 
 /// A fetch started ahead: its file's key and size, the row groups fetched (`None`: all),
@@ -111,7 +113,8 @@ impl ReadAhead {
                 continue;
             }
             bytes += size(next);
-            if !state.started.is_empty() && bytes > limit.bytes {
+            let alone = state.started.is_empty() && next < limit.large_alone_before;
+            if !alone && bytes > limit.bytes {
                 return;
             }
             mark(&mut state.seen, next);
@@ -175,6 +178,7 @@ mod tests {
         Limit {
             files,
             bytes: u64::MAX,
+            large_alone_before: usize::MAX,
         }
     }
 
@@ -212,6 +216,7 @@ mod tests {
         let budget = Limit {
             files: 10,
             bytes: 100,
+            large_alone_before: usize::MAX,
         };
         let sizes = |p: usize| [0, 500, 40, 40, 40][p];
         ahead.start_after((0, 5), budget, sizes, start);
@@ -223,6 +228,29 @@ mod tests {
             [2, 3],
             "80 bytes of 100; the next would pass it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_file_is_fetched_ahead_alone_only_before_the_limit() {
+        let ahead = ReadAhead::default();
+        let local = Limit {
+            files: 4,
+            bytes: 100,
+            large_alone_before: 3,
+        };
+        let sizes = |p: usize| [0, 40, 500, 500, 40][p];
+        ahead.start_after((0, 5), local, sizes, start);
+        assert_eq!(
+            started(&ahead),
+            [1],
+            "the next, 500 bytes, would pass the budget"
+        );
+        drop(ahead.take(1, &file("file-1"), None));
+        ahead.start_after((1, 5), local, sizes, start);
+        assert_eq!(started(&ahead), [2], "alone");
+        drop(ahead.take(2, &file("file-2"), None));
+        ahead.start_after((2, 5), local, sizes, start);
+        assert!(started(&ahead).is_empty(), "not even alone, past the limit");
     }
 
     #[tokio::test]
