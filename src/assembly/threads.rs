@@ -157,7 +157,7 @@ impl ChainPairing {
 
 /// Whether some end of these events closes a span begun before them: its slice would come
 /// first in the track, so the track cannot be handed on in pieces before all is paired.
-fn began_before(events: &[Event]) -> bool {
+fn ends_a_span_begun_before(events: &[Event]) -> bool {
     let mut stack: Vec<&Event> = Vec::new();
     for event in thread_events(events) {
         match event.phase {
@@ -208,7 +208,7 @@ impl ThreadPieces {
         let cut = range.is_none()
             && thread.chains.len() == 1
             && thread.events.len() >= 2 * (sizes.first + sizes.rest)
-            && !began_before(&thread.events);
+            && !ends_a_span_begun_before(&thread.events);
         if !cut {
             return Err(thread);
         }
