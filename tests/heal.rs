@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::lake::{copy_lake, fixture_dir, stderr, summary, write_perfetto};
+use support::lake::{ROW_GROUP_WINDOW, copy_lake, fixture_dir, stderr, summary, write_perfetto};
 use support::partition_lake::{Backend, Export, PartitionLake, assert_live_rows_consistent};
 use support::tmpfs::Tmpfs;
 
@@ -104,14 +104,7 @@ fn alter_footer(path: &Path) {
 fn a_window_fetches_only_the_row_groups_it_reads_and_heals_a_damaged_footer() {
     // Thread files in row groups of one row (a block each): a window reads a few of each.
     let lake = PartitionLake::per_stream(Backend::Sqlite);
-    let window = [
-        "--begin",
-        "+10ms",
-        "--end",
-        "+11ms",
-        "--row-group-rows",
-        "1",
-    ];
+    let window = ROW_GROUP_WINDOW;
     let first = lake.export(&window);
     let ranged = lake.export(&window);
     assert_eq!((ranged.built(), ranged.sha256()), (0, first.sha256()));

@@ -135,16 +135,12 @@ const END_BIT: u32 = 1 << 31;
 /// events are moved: a 24-byte copy of each event to pair, held beside them, was the async
 /// stage's peak (48 MB of a 1M-async-span export's).
 fn into_pairing_order(input: &mut AsyncEvents) {
-    let rank = |i: usize, e: &Event| {
-        i as u32
-            | if e.phase == EventPhase::End {
-                END_BIT
-            } else {
-                0
-            }
+    let end = |e: &Event| match e.phase {
+        EventPhase::End => END_BIT,
+        EventPhase::Begin => 0,
     };
     let mut keys: Vec<(i64, u32)> = (input.events.iter().enumerate())
-        .map(|(i, e)| (e.ns, rank(i, e)))
+        .map(|(i, e)| (e.ns, i as u32 | end(e)))
         .collect();
     keys.sort_unstable();
     let orders = &input.orders;

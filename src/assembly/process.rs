@@ -122,12 +122,17 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
     /// The track of the `k`th thread stream, `None` when it has no span in the range.
     pub async fn thread_track(&mut self, k: usize, tid: i32) -> Result<Option<Track>> {
         let thread = self.read_thread(k).await?;
+        Ok(self.whole_track(thread, k, tid))
+    }
+
+    /// The `k`th thread's track made whole; its events' buffer goes back to the table.
+    fn whole_track(&mut self, thread: ThreadData, k: usize, tid: i32) -> Option<Track> {
         let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
         self.table.events = thread.events;
         if track.is_some() {
             self.written_threads.push((tid, k));
         }
-        Ok(track)
+        track
     }
 
     /// The track of the `k`th thread stream, whole ([`ThreadPart::Whole`]), or its first
@@ -142,11 +147,7 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
         let thread = self.read_thread(k).await?;
         let thread = match ThreadPieces::of(thread, tid, self.process.range, sizes) {
             Ok(pieces) => pieces,
-            Err(thread) => {
-                let track = thread_track(&thread, tid, self.process.range, &mut self.stats);
-                self.table.events = thread.events;
-                return Ok(track.map(|track| self.written(k, tid, ThreadPart::Whole(track))));
-            }
+            Err(thread) => return Ok(self.whole_track(thread, k, tid).map(ThreadPart::Whole)),
         };
         self.pieces = Some(thread);
         let part = match self.next_thread_piece() {
@@ -154,8 +155,11 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
             Some((track, false)) => ThreadPart::FirstPiece(track),
             None => return Ok(None),
         };
-        let empty = matches!(&part, ThreadPart::Whole(track) if track.slices.is_empty());
-        Ok((!empty).then(|| self.written(k, tid, part)))
+        if matches!(&part, ThreadPart::Whole(track) if track.slices.is_empty()) {
+            return Ok(None);
+        }
+        self.written_threads.push((tid, k));
+        Ok(Some(part))
     }
 
     /// The next piece of the thread [`Self::thread_part`] began in pieces, and whether it is
@@ -168,11 +172,6 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
             self.table.events = done.into_data().events;
         }
         piece
-    }
-
-    fn written(&mut self, k: usize, tid: i32, part: ThreadPart) -> ThreadPart {
-        self.written_threads.push((tid, k));
-        part
     }
 
     async fn read_thread(&mut self, k: usize) -> Result<ThreadData> {

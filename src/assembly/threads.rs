@@ -5,6 +5,7 @@
 
 use super::{AssemblyStats, Chain, ThreadData, clip_to_range};
 use crate::events::{Event, EventPhase, EventScope};
+use crate::symbols::Sym;
 use crate::tracks::{Notes, Place, Slice, Track, notes};
 
 /// The track of one thread, or `None` when it has no span in the range.
@@ -47,18 +48,13 @@ fn thread_events(events: &[Event]) -> impl Iterator<Item = &Event> {
     events.iter().filter(|e| e.scope == EventScope::Thread)
 }
 
-fn same_span(slice: &Slice, event: &Event) -> bool {
-    slice.name == event.name
-        && slice.line == event.line
-        && slice.file == event.file
-        && slice.target == event.target
+/// What an end names of the span it closes: its name, place and target.
+fn span_of(event: &Event) -> (Sym, u32, Sym, Sym) {
+    (event.name, event.line, event.file, event.target)
 }
 
-fn same_event_span(begin: &Event, end: &Event) -> bool {
-    begin.name == end.name
-        && begin.line == end.line
-        && begin.file == end.file
-        && begin.target == end.target
+fn same_span(slice: &Slice, event: &Event) -> bool {
+    (slice.name, slice.line, slice.file, slice.target) == span_of(event)
 }
 
 /// Pairs one chain's events, one at a time, appending its slices outermost first: with equal
@@ -158,11 +154,11 @@ impl ChainPairing {
 /// Whether some end of these events closes a span begun before them: its slice would come
 /// first in the track, so the track cannot be handed on in pieces before all is paired.
 fn ends_a_span_begun_before(events: &[Event]) -> bool {
-    let mut stack: Vec<&Event> = Vec::new();
+    let mut stack = Vec::new();
     for event in thread_events(events) {
         match event.phase {
-            EventPhase::Begin => stack.push(event),
-            EventPhase::End => match stack.iter().rposition(|b| same_event_span(b, event)) {
+            EventPhase::Begin => stack.push(span_of(event)),
+            EventPhase::End => match stack.iter().rposition(|&b| b == span_of(event)) {
                 Some(position) => stack.truncate(position),
                 None if stack.is_empty() => return true,
                 None => {}

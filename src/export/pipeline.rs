@@ -407,12 +407,14 @@ async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stati
             Some(ThreadPart::FirstPiece(track)) => {
                 tid += 1;
                 // The tracks before it go first.
-                let before = Work::Threads(std::mem::take(&mut batch));
-                batch_spans = 0;
-                let sent = (before_is_empty(&before)
-                    || encoder.send(&assembler.symbols, before).await)
-                    && send_pieces(assembler, encoder, track).await;
-                if !sent {
+                if !batch.is_empty() {
+                    let before = Work::Threads(std::mem::take(&mut batch));
+                    batch_spans = 0;
+                    if !encoder.send(&assembler.symbols, before).await {
+                        return Ok(false);
+                    }
+                }
+                if !send_pieces(assembler, encoder, track).await {
                     return Ok(false);
                 }
             }
@@ -435,10 +437,6 @@ async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stati
     Ok(true)
 }
 
-fn before_is_empty(work: &Work) -> bool {
-    matches!(work, Work::Threads(tracks) if tracks.is_empty())
-}
-
 /// Hands a large thread's pieces to the encoder as they are made, from its `first`; `false`
 /// once the encoder stopped.
 async fn send_pieces<S: EventSource<EventTable>, W: Write + Send + 'static>(
@@ -446,27 +444,25 @@ async fn send_pieces<S: EventSource<EventTable>, W: Write + Send + 'static>(
     encoder: &mut Encoder<W>,
     first: Track,
 ) -> bool {
-    let mut piece = (first, true, false);
-    for pieces in 1.. {
-        let (track, first, last) = piece;
+    let (mut track, mut first, mut last) = (first, true, false);
+    let mut pieces = 1;
+    loop {
         if last {
             log::debug!("thread track {:?} written in pieces: {pieces}", track.name);
         }
-        if !encoder
-            .send(&assembler.symbols, Work::ThreadPiece { track, first, last })
-            .await
-        {
+        let work = Work::ThreadPiece { track, first, last };
+        if !encoder.send(&assembler.symbols, work).await {
             return false;
         }
         if last {
             return true;
         }
-        match assembler.next_thread_piece() {
-            Some((track, last)) => piece = (track, false, last),
-            None => return true,
-        }
+        let Some(next) = assembler.next_thread_piece() else {
+            return true;
+        };
+        (track, first, last) = (next.0, false, next.1);
+        pieces += 1;
     }
-    true
 }
 
 /// The pieces a large thread is handed on in: about a batch's worth each. The first is large

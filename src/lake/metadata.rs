@@ -268,9 +268,11 @@ pub trait MetadataReads {
         let rows: Vec<ProcessTuple> = self
             .fetch(
                 &pg_process_sql(),
-                "SELECT lower(process_id), exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
-                 start_time, start_ticks, insert_time, lower(parent_process_id), properties \
-                 FROM processes WHERE process_id IN ($1, upper($1)) ORDER BY insert_time LIMIT 1",
+                &format!(
+                    "SELECT lower(process_id), exe, username, realname, computer, distro, cpu_brand, tsc_frequency, \
+                     start_time, start_ticks, insert_time, lower(parent_process_id), properties \
+                     FROM processes WHERE {SQLITE_OF_PROCESS} ORDER BY insert_time LIMIT 1"
+                ),
                 &[Arg::Text(process_id.to_string())],
             )
             .await?;
@@ -356,8 +358,10 @@ pub trait MetadataReads {
             .fetch_map(
                 "SELECT stream_id::text, dependencies_metadata, objects_metadata FROM streams \
                  WHERE process_id = $1::uuid ORDER BY stream_id::text",
-                "SELECT lower(stream_id), dependencies_metadata, objects_metadata FROM streams \
-                 WHERE process_id IN ($1, upper($1)) ORDER BY lower(stream_id)",
+                &format!(
+                    "SELECT lower(stream_id), dependencies_metadata, objects_metadata FROM streams \
+                     WHERE {SQLITE_OF_PROCESS} ORDER BY lower(stream_id)"
+                ),
                 &[Arg::Text(process_id.to_string())],
                 &mut types_of,
             )

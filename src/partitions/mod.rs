@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::events::EventScope;
+use crate::events::{EventScope, EventTable};
 use crate::lake::rows::{BlockRow, StreamRow, blocks_by_stream};
 use crate::lake::{BlobStore, Lake, LakeLocation, MetadataDb};
 use crate::symbols::Symbols;
@@ -522,6 +522,18 @@ fn standing_row_groups(text: &str, groups: &RowGroupStandIns) -> Result<Vec<dige
     groups.standing.iter().map(|&g| take(g)).collect()
 }
 
+/// Appends the events of a thread digest standing in for rows not read.
+fn append_thread_digest(
+    events: &mut EventTable,
+    digest: &digest::Digest,
+    symbols: &mut Symbols,
+    block_position: &HashMap<Uuid, u32>,
+    clock: &Clock,
+) {
+    let kept = (&digest.events[..], EventScope::Thread);
+    skipping::append_digest(events, kept, symbols, block_position, clock);
+}
+
 /// The row groups of a stream's own partition as parts of the stream's rows, each with its
 /// blocks (`blocks`: the partition's, in order) and digest; `None` when the file has no
 /// row-group digests that add up to its blocks.
@@ -566,11 +578,7 @@ const LOCAL_READ_AHEAD_BYTES: u64 = 8 << 20;
 /// costs no round trip to hide.
 fn view_end(plan: &[Planned], planned: usize) -> usize {
     let view = plan[planned].view;
-    planned
-        + plan[planned..]
-            .iter()
-            .take_while(|p| p.view == view)
-            .count()
+    planned + plan[planned..].partition_point(|p| p.view == view)
 }
 
 /// A partition file's bytes, checked against the catalog: whole (its size and checksum), or
@@ -701,7 +709,7 @@ fn undecodable(planned: usize, file: &StoredFile, e: anyhow::Error) -> anyhow::E
 
 /// xxh3-64 of a partition file: fast enough to check every file on every read.
 fn checksum(data: &[u8]) -> String {
-    format!("{:016x}", twox_hash::XxHash3_64::oneshot(data))
+    format!("{:016x}", ranges::xxh3(data))
 }
 
 const FILE_PREFIX: &str = "write-perfetto/partitions";
@@ -1183,8 +1191,7 @@ impl PartitionCache {
                     let stand_in = stand_ins.digests.get(&(part.planned, instance));
                     match (stand_in, table.as_events()) {
                         (Some(digest), Some(events)) => {
-                            let kept = (&digest.events[..], EventScope::Thread);
-                            skipping::append_digest(events, kept, symbols, block_position, clock)
+                            append_thread_digest(events, digest, symbols, block_position, clock)
                         }
                         // Read whole, or in part (the footer then stands in for the rest).
                         _ => read.push(part),
@@ -1203,9 +1210,8 @@ impl PartitionCache {
                         let file = || lock(&prepared.files)[part.planned].clone();
                         let standing = standing_row_groups(text, groups)
                             .map_err(|e| undecodable(part.planned, &file(), e))?;
-                        for digest in standing {
-                            let kept = (&digest.events[..], EventScope::Thread);
-                            skipping::append_digest(events, kept, symbols, block_position, clock);
+                        for digest in &standing {
+                            append_thread_digest(events, digest, symbols, block_position, clock);
                         }
                     }
                 }

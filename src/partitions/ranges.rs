@@ -25,7 +25,7 @@ struct Checked(u64, u64, u64);
 impl Checked {
     fn of(data: &Bytes, range: Range<u64>) -> Self {
         let bytes = &data[range.start as usize..range.end as usize];
-        Checked(range.start, range.end - range.start, checksum(bytes))
+        Checked(range.start, range.end - range.start, xxh3(bytes))
     }
 
     fn range(&self) -> Range<u64> {
@@ -33,7 +33,8 @@ impl Checked {
     }
 }
 
-fn checksum(bytes: &[u8]) -> u64 {
+/// The checksum of partition files and of their ranges.
+pub fn xxh3(bytes: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(bytes)
 }
 
@@ -101,7 +102,7 @@ impl FileRanges {
         }
         let mut pieces = Vec::with_capacity(needed.len());
         for (range, bytes) in needed.iter().zip(fetched) {
-            if bytes.len() as u64 != range.1 || checksum(&bytes) != range.2 {
+            if bytes.len() as u64 != range.1 || xxh3(&bytes) != range.2 {
                 return Err(format!(
                     "its bytes {}..{} do not match the catalog's checksum",
                     range.0,

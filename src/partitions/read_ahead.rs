@@ -175,10 +175,14 @@ mod tests {
     }
 
     fn files(files: usize) -> Limit {
+        bytes(files, u64::MAX, usize::MAX)
+    }
+
+    fn bytes(files: usize, bytes: u64, large_alone_before: usize) -> Limit {
         Limit {
             files,
-            bytes: u64::MAX,
-            large_alone_before: usize::MAX,
+            bytes,
+            large_alone_before,
         }
     }
 
@@ -213,11 +217,7 @@ mod tests {
     #[tokio::test]
     async fn reading_ahead_stops_at_the_byte_budget_but_always_takes_one_file() {
         let ahead = ReadAhead::default();
-        let budget = Limit {
-            files: 10,
-            bytes: 100,
-            large_alone_before: usize::MAX,
-        };
+        let budget = bytes(10, 100, usize::MAX);
         let sizes = |p: usize| [0, 500, 40, 40, 40][p];
         ahead.start_after((0, 5), budget, sizes, start);
         assert_eq!(started(&ahead), [1], "one file over the budget, alone");
@@ -233,11 +233,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_file_is_fetched_ahead_alone_only_before_the_limit() {
         let ahead = ReadAhead::default();
-        let local = Limit {
-            files: 4,
-            bytes: 100,
-            large_alone_before: 3,
-        };
+        let local = bytes(4, 100, 3);
         let sizes = |p: usize| [0, 40, 500, 500, 40][p];
         ahead.start_after((0, 5), local, sizes, start);
         assert_eq!(

@@ -97,6 +97,17 @@ pub async fn copy_to_postgres(src_dir: &Path, pg_url: &str) {
 }
 
 /// The built binary, with no lake settings inherited from the environment.
+/// A millisecond at +10 ms of a fixture process, its threads' files cut into row groups of a
+/// row (a block each): a warm export of it fetches a few row groups of each file.
+pub const ROW_GROUP_WINDOW: [&str; 6] = [
+    "--begin",
+    "+10ms",
+    "--end",
+    "+11ms",
+    "--row-group-rows",
+    "1",
+];
+
 pub fn write_perfetto() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_write-perfetto"));
     command

@@ -13,8 +13,8 @@ use write_perfetto::lake::{Lake, LakeLocation, MetadataDb};
 use write_perfetto::partitions::catalog::Catalog;
 
 use super::lake::{
-    copy_to_postgres, entries, fixture_copy, reference_trace, run, runtime, succeeded, summary,
-    synthetic_lake, write_perfetto,
+    ROW_GROUP_WINDOW, copy_to_postgres, entries, fixture_copy, reference_trace, run, runtime,
+    succeeded, summary, synthetic_lake, write_perfetto,
 };
 use super::pg::PgCluster;
 use super::runs::{RUN_TIMEOUT, assert_mentions, error_line, spawn, wait_bounded, wait_until};
@@ -206,15 +206,7 @@ pub fn exports_the_same_bytes_with_a_cache_dir<S: StoreServer>(database: &str) {
 pub fn a_window_reads_part_of_its_files_with_the_local_bytes<S: StoreServer>(database: &str) {
     let lake = StoreLake::<S>::fixture(database);
     let work = tempfile::tempdir().unwrap();
-    let window = [
-        "--begin",
-        "+10ms",
-        "--end",
-        "+11ms",
-        "--row-group-rows",
-        "1",
-    ];
-    let window = [&window[..], &["--small-stream-objects", "0"]].concat();
+    let window = [&ROW_GROUP_WINDOW[..], &["--small-stream-objects", "0"]].concat();
     let local = work.path().join("local.pftrace");
     let (dir, local_arg) = (lake.dir.path().to_str().unwrap(), local.to_str().unwrap());
     let local_args = [&[MAIN_PROCESS, "--lake", dir, "-o", local_arg][..], &window].concat();
