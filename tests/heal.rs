@@ -92,6 +92,53 @@ fn a_damaged_file_read_by_row_groups_is_rebuilt_and_read_by_its_new_row_groups()
     assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
 }
 
+#[test]
+fn a_thread_read_run_by_run_heals_a_damaged_file_and_goes_on_where_it_stopped() {
+    // Each stream in partitions of a minute, their files in row groups of one row (a block
+    // each), each row group a run: a byte flipped in the middle of each file fails a run
+    // after pieces of the thread are written. Rebuilt with the default row groups (cut
+    // otherwise), each is read on from the row it stopped at, then the next partitions.
+    let mut lake = PartitionLake::per_stream(Backend::Sqlite);
+    lake.spread_insert_times();
+    let reference = lake.cold_export();
+    let _ = std::fs::remove_dir_all(lake.store_root().join("write-perfetto"));
+    lake.env = vec![
+        ("WRITE_PERFETTO_RUN_BYTES", "1".into()),
+        ("WRITE_PERFETTO_THREAD_PIECE_SPANS", "2".into()),
+        ("RUST_LOG", "write_perfetto=debug".into()),
+    ];
+    let minutes = ["--partition-seconds", "60"];
+    let in_runs = lake.export(&[&minutes[..], &["--row-group-rows", "1"]].concat());
+    assert_eq!(in_runs.sha256(), reference.sha256(), "{}", in_runs.stderr);
+    assert!(
+        in_runs.stderr.contains("read in runs"),
+        "{}",
+        in_runs.stderr
+    );
+    let thread_files: Vec<_> = (lake.live_rows().into_iter())
+        .filter(|r| r.view == "thread_spans")
+        .collect();
+    let instances: std::collections::HashSet<_> =
+        thread_files.iter().map(|r| &r.instance).collect();
+    assert!(
+        thread_files.len() > instances.len(),
+        "streams of several partitions"
+    );
+    let mut damaged = 0;
+    for row in &thread_files {
+        alter_in_place(&lake.store_root().join(&row.file_key));
+        damaged += 1;
+    }
+
+    let healed = lake.export(&minutes);
+    assert_eq!(healed.sha256(), reference.sha256(), "{}", healed.stderr);
+    assert_eq!(healed.built(), damaged, "{}", healed.stderr);
+    assert!(healed.stderr.contains("read in runs"), "{}", healed.stderr);
+    let rebuilt = healed.stderr.matches("rebuilding it").count() as u64;
+    assert_eq!(rebuilt, damaged, "{}", healed.stderr);
+    assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
+}
+
 /// The byte just before a Parquet file's 8-byte tail: in its footer (the file's metadata).
 fn alter_footer(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();

@@ -63,36 +63,53 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
     let lake_arg = lake_dir.to_str().unwrap();
     for (id, reference) in ids.iter().zip(&references) {
         let id = id.to_string();
-        // Large threads are written in pieces: of 50 spans, many pieces per thread.
+        // Large threads are written in pieces: of 50 spans, many pieces per thread; their
+        // events read from the partitions run by run, a row group at a time, where a stream's
+        // partitions are its own and follow one another: not in 1 s partitions, where a
+        // stream's few blocks of a second share a partition with other streams', nor where
+        // its own interleave with the next second's (blocks inserted out of order).
         let whole = None;
-        let in_pieces = Some(("WRITE_PERFETTO_THREAD_PIECE_SPANS", "50"));
-        for (label, extra, pieces) in [
-            ("cold", vec!["--partition-seconds", "3600"], whole),
-            ("warm", vec!["--partition-seconds", "3600"], whole),
+        let in_pieces = Some([
+            ("WRITE_PERFETTO_THREAD_PIECE_SPANS", "50"),
+            ("WRITE_PERFETTO_RUN_BYTES", "1"),
+        ]);
+        let hour = vec!["--partition-seconds", "3600"];
+        let second = vec!["--partition-seconds", "1"];
+        let one_thread = [&second[..], &["--threads", "1", "--jobs", "1"]].concat();
+        let own = [&second[..], &["--small-stream-objects", "0"]].concat();
+        // `None`: some streams are read in runs, others not, as their partitions fall.
+        for (label, extra, pieces, in_runs) in [
+            ("cold", hour.clone(), whole, Some(false)),
+            ("warm", hour.clone(), whole, Some(false)),
+            ("warm, threads in pieces", hour, in_pieces, Some(true)),
+            ("1 s partitions, cold", second, whole, Some(false)),
             (
-                "warm, threads in pieces",
-                vec!["--partition-seconds", "3600"],
+                "1 s, one thread, in pieces",
+                one_thread,
                 in_pieces,
+                Some(false),
             ),
             (
-                "1 s partitions, cold",
-                vec!["--partition-seconds", "1"],
-                whole,
-            ),
-            (
-                "1 s partitions, warm, one thread, threads in pieces",
-                vec!["--partition-seconds", "1", "--threads", "1", "--jobs", "1"],
+                "1 s, streams' own partitions, in pieces",
+                own,
                 in_pieces,
+                None,
             ),
         ] {
             let mut args = vec![id.as_str(), "--lake", lake_arg, "-o", "-"];
             args.extend(extra);
             let mut command = write_perfetto();
             command.args(&args).current_dir(dir.path());
-            command.envs(pieces).env("RUST_LOG", "write_perfetto=debug");
+            command.envs(pieces.into_iter().flatten());
+            command.env("RUST_LOG", "write_perfetto=debug");
             let output = command.output().unwrap();
-            let cut = String::from_utf8_lossy(&output.stderr).contains("written in pieces");
+            let log = String::from_utf8_lossy(&output.stderr);
+            let cut = log.contains("written in pieces");
             assert_eq!(cut, pieces.is_some(), "{label}: threads written in pieces");
+            let read_in_runs = log.contains("read in runs");
+            if let Some(in_runs) = in_runs {
+                assert_eq!(read_in_runs, in_runs, "{label}: threads read in runs");
+            }
             assert!(
                 output.status.success(),
                 "{label}: {}",

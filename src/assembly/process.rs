@@ -5,13 +5,13 @@ use anyhow::Result;
 use uuid::Uuid;
 
 use super::logs::LogParts;
-use super::threads::{PieceSizes, ThreadPieces};
+use super::threads::{PieceSizes, PieceStep, ThreadPieces};
 use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
 use crate::events::{EventOrder, EventTable, LogTable, MeasureTable};
 use crate::lake::rows::{BlockRow, ProcessRow, StreamRow, blocks_by_stream};
-use crate::partitions::View;
+use crate::partitions::{StreamRuns, View};
 use crate::symbols::{FastMap, Sym, Symbols};
 use crate::tracks::{ProcessHeading, Track, TrackGroup};
 use std::collections::HashMap;
@@ -30,6 +30,24 @@ pub trait EventSource<T> {
         symbols: &mut Symbols,
         table: &mut T,
     ) -> Result<()>;
+
+    /// Starts reading a thread stream's rows a run at a time, in stream order, where the
+    /// source can and the rows can be paired as they come (no end among them closes a span
+    /// begun before the first). `None`: it is read whole.
+    async fn thread_runs(&mut self, _stream: Uuid) -> Result<Option<StreamRuns>> {
+        Ok(None)
+    }
+
+    /// Reads the next run of the stream's rows into `table`, interning their strings in
+    /// `symbols`; `false` once all are read.
+    async fn next_run(
+        &mut self,
+        _runs: &mut StreamRuns,
+        _symbols: &mut Symbols,
+        _table: &mut T,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// What assembly knows of the process: its streams and blocks as the export read them.
@@ -63,6 +81,8 @@ pub struct ProcessAssembler<'a, S> {
     stream_blocks: HashMap<Uuid, Vec<usize>>,
     /// The large thread being made in pieces, if any.
     pieces: Option<ThreadPieces>,
+    /// Where the read of its events run by run stands, if it is read so.
+    runs: Option<StreamRuns>,
 }
 
 /// A thread's track as [`ProcessAssembler::thread_part`] gives it.
@@ -97,6 +117,7 @@ impl<'a, S> ProcessAssembler<'a, S> {
             written_threads: Vec::new(),
             stream_blocks,
             pieces: None,
+            runs: None,
         }
     }
 
@@ -144,13 +165,20 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
         tid: i32,
         sizes: PieceSizes,
     ) -> Result<Option<ThreadPart>> {
-        let thread = self.read_thread(k).await?;
-        let thread = match ThreadPieces::of(thread, tid, self.process.range, sizes) {
-            Ok(pieces) => pieces,
-            Err(thread) => return Ok(self.whole_track(thread, k, tid).map(ThreadPart::Whole)),
+        let pieces = match self.thread_in_runs(k, tid, sizes).await? {
+            Some(pieces) => pieces,
+            None => {
+                let thread = self.read_thread(k).await?;
+                match ThreadPieces::of(thread, tid, self.process.range, sizes) {
+                    Ok(pieces) => pieces,
+                    Err(thread) => {
+                        return Ok(self.whole_track(thread, k, tid).map(ThreadPart::Whole));
+                    }
+                }
+            }
         };
-        self.pieces = Some(thread);
-        let part = match self.next_thread_piece() {
+        self.pieces = Some(pieces);
+        let part = match self.next_thread_piece().await? {
             Some((track, true)) => ThreadPart::Whole(track),
             Some((track, false)) => ThreadPart::FirstPiece(track),
             None => return Ok(None),
@@ -162,16 +190,76 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
         Ok(Some(part))
     }
 
+    /// The pieces of the `k`th thread, its events to be read run by run, if the source reads
+    /// it so and the whole of it is one chain.
+    async fn thread_in_runs(
+        &mut self,
+        k: usize,
+        tid: i32,
+        sizes: PieceSizes,
+    ) -> Result<Option<ThreadPieces>> {
+        if self.process.range.is_some() {
+            return Ok(None);
+        }
+        let stream = &self.process.streams[k];
+        let [chain] = &chains(&self.process, self.blocks_of(stream), &[])?[..] else {
+            return Ok(None);
+        };
+        let Some(runs) = self.source.thread_runs(stream.stream_id).await? else {
+            return Ok(None);
+        };
+        self.runs = Some(runs);
+        let name = self.symbols.get(self.thread_names[k]).to_string();
+        Ok(Some(ThreadPieces::fed(name, chain, tid, sizes)))
+    }
+
     /// The next piece of the thread [`Self::thread_part`] began in pieces, and whether it is
     /// the last; `None` after the last.
-    pub fn next_thread_piece(&mut self) -> Option<(Track, bool)> {
-        let pieces = self.pieces.as_mut()?;
-        let piece = pieces.next_piece(&mut self.stats);
-        if piece.as_ref().is_none_or(|(_, last)| *last) {
-            let done = self.pieces.take().expect("checked above");
-            self.table.events = done.into_data().events;
+    pub async fn next_thread_piece(&mut self) -> Result<Option<(Track, bool)>> {
+        loop {
+            let Some(pieces) = self.pieces.as_mut() else {
+                return Ok(None);
+            };
+            match pieces.next_piece(&mut self.stats) {
+                Some(PieceStep::NeedsEvents) => {
+                    // One buffer of events, read into and paired from in turn.
+                    self.table.events = pieces.spent_events();
+                    let more = match self.runs.as_mut() {
+                        Some(runs) => {
+                            let read =
+                                self.source
+                                    .next_run(runs, &mut self.symbols, &mut self.table);
+                            read.await?
+                        }
+                        None => false,
+                    };
+                    if more {
+                        pieces.feed(std::mem::take(&mut self.table.events));
+                    } else {
+                        pieces.no_more_events();
+                        self.runs = None;
+                    }
+                }
+                Some(PieceStep::Piece(track, last)) => {
+                    if last {
+                        self.end_pieces();
+                    }
+                    return Ok(Some((track, last)));
+                }
+                None => {
+                    self.end_pieces();
+                    return Ok(None);
+                }
+            }
         }
-        piece
+    }
+
+    /// Done with the large thread's pieces: its events' buffer goes back to the table.
+    fn end_pieces(&mut self) {
+        if let Some(done) = self.pieces.take() {
+            self.table.events = done.into_events();
+        }
+        self.runs = None;
     }
 
     async fn read_thread(&mut self, k: usize) -> Result<ThreadData> {

@@ -32,16 +32,12 @@ pub fn thread_track(
         return None;
     }
     stats.thread_spans += slices.len() as u64;
-    Some(track_of(thread, tid, slices))
-}
-
-fn track_of(thread: &ThreadData, tid: i32, slices: Vec<Slice>) -> Track {
-    Track {
+    Some(Track {
         place: Place::Thread { tid },
         name: thread.name.clone(),
         slices,
         ..Default::default()
-    }
+    })
 }
 
 fn thread_events(events: &[Event]) -> impl Iterator<Item = &Event> {
@@ -180,17 +176,31 @@ pub struct PieceSizes {
 /// (every slice in it is closed), before the slices begun at that very time (a slice begun at
 /// the same time and ending later is drawn before them, so they go with it). Only the whole
 /// data of one gapless chain, and no span begun before it, can be cut so: its pieces then hold
-/// the slices of the whole track, in its order.
+/// the slices of the whole track, in its order. Its events are all given at once
+/// ([`ThreadPieces::of`]) or run by run as read ([`ThreadPieces::fed`]).
 pub struct ThreadPieces {
-    thread: ThreadData,
+    name: String,
     tid: i32,
     sizes: PieceSizes,
-    /// The next event to pair.
+    /// The events to pair: all the thread's, or the run given last.
+    events: Vec<Event>,
+    /// The next of them to pair.
     next: usize,
+    /// More events are to come after these.
+    more: bool,
     pairing: Option<ChainPairing>,
     /// Slices made and not handed on yet.
     out: Vec<Slice>,
     pieces: usize,
+}
+
+/// What making the next piece of a large thread came to.
+pub enum PieceStep {
+    /// A piece, and whether it is the last.
+    Piece(Track, bool),
+    /// The events given are all paired: the next run is needed ([`ThreadPieces::feed`], or
+    /// [`ThreadPieces::no_more_events`]).
+    NeedsEvents,
 }
 
 impl ThreadPieces {
@@ -208,27 +218,58 @@ impl ThreadPieces {
         if !cut {
             return Err(thread);
         }
-        let pairing = ChainPairing::new(&thread.chains[0], 0);
-        Ok(Self {
-            thread,
-            tid,
-            sizes,
-            next: 0,
-            pairing: Some(pairing),
-            out: Vec::new(),
-            pieces: 0,
-        })
+        let mut pieces = Self::fed(thread.name, &thread.chains[0], tid, sizes);
+        let chain = thread.chains[0].events.clone();
+        let mut events = thread.events;
+        events.truncate(chain.end);
+        pieces.next = chain.start;
+        pieces.events = events;
+        pieces.more = false;
+        Ok(pieces)
     }
 
-    /// The next piece, and whether it is the last; `None` after the last.
-    pub fn next_piece(&mut self, stats: &mut AssemblyStats) -> Option<(Track, bool)> {
+    /// The pieces of a thread whose events (one gapless chain of them, none ending a span
+    /// begun before the first) are given run by run, as read.
+    pub fn fed(name: String, chain: &Chain, tid: i32, sizes: PieceSizes) -> Self {
+        Self {
+            name,
+            tid,
+            sizes,
+            events: Vec::new(),
+            next: 0,
+            more: true,
+            pairing: Some(ChainPairing::new(chain, 0)),
+            out: Vec::new(),
+            pieces: 0,
+        }
+    }
+
+    /// The buffer of the events given last, all paired, emptied: to read the next run into.
+    pub fn spent_events(&mut self) -> Vec<Event> {
+        let mut spent = std::mem::take(&mut self.events);
+        spent.clear();
+        spent
+    }
+
+    /// Gives the next run of events.
+    pub fn feed(&mut self, events: Vec<Event>) {
+        self.next = 0;
+        self.events = events;
+    }
+
+    /// Says that all events were given.
+    pub fn no_more_events(&mut self) {
+        self.more = false;
+    }
+
+    /// The next piece; `None` after the last.
+    pub fn next_piece(&mut self, stats: &mut AssemblyStats) -> Option<PieceStep> {
         let pairing = self.pairing.as_mut()?;
         let target = match self.pieces {
             0 => self.sizes.first,
             _ => self.sizes.rest,
         };
-        let events = &self.thread.events[self.thread.chains[0].events.clone()];
-        while let Some(event) = events.get(self.next) {
+        while let Some(event) = self.events.get(self.next) {
             self.next += 1;
             if event.scope != EventScope::Thread {
                 continue;
@@ -241,11 +282,14 @@ impl ThreadPieces {
                 let now = pairing.now;
                 let cut = self.out.partition_point(|s| s.begin_ns < now);
                 if cut > 0 {
-                    let rest = self.out.split_off(cut);
-                    let piece = std::mem::replace(&mut self.out, rest);
+                    // Exactly its size (pieces wait for the encoder), the buffer kept.
+                    let piece: Vec<Slice> = self.out.drain(..cut).collect();
                     return Some(self.piece(piece, false, stats));
                 }
             }
+        }
+        if self.more {
+            return Some(PieceStep::NeedsEvents);
         }
         let pairing = self.pairing.take().expect("checked above");
         pairing.finish(true, &mut self.out, stats);
@@ -253,20 +297,21 @@ impl ThreadPieces {
         Some(self.piece(piece, true, stats))
     }
 
-    fn piece(
-        &mut self,
-        slices: Vec<Slice>,
-        last: bool,
-        stats: &mut AssemblyStats,
-    ) -> (Track, bool) {
+    fn piece(&mut self, slices: Vec<Slice>, last: bool, stats: &mut AssemblyStats) -> PieceStep {
         self.pieces += 1;
         stats.thread_spans += slices.len() as u64;
-        (track_of(&self.thread, self.tid, slices), last)
+        let track = Track {
+            place: Place::Thread { tid: self.tid },
+            name: self.name.clone(),
+            slices,
+            ..Default::default()
+        };
+        PieceStep::Piece(track, last)
     }
 
-    /// The thread's data, once its pieces are made (to reuse its buffers).
-    pub fn into_data(self) -> ThreadData {
-        self.thread
+    /// The buffer of the events, once the pieces are made (to reuse it).
+    pub fn into_events(self) -> Vec<Event> {
+        self.events
     }
 }
 
@@ -369,16 +414,35 @@ mod tests {
 
     const SIZES: PieceSizes = PieceSizes { first: 20, rest: 7 };
 
-    fn in_pieces(thread: ThreadData) -> (Vec<Vec<Slice>>, AssemblyStats) {
+    /// The pieces of a thread, its events given at once, or in runs of `run` events.
+    fn in_pieces(thread: ThreadData, run: Option<usize>) -> (Vec<Vec<Slice>>, AssemblyStats) {
         let mut stats = AssemblyStats::default();
-        let Ok(mut pieces) = ThreadPieces::of(thread, 2, None, SIZES) else {
-            panic!("the thread can be cut");
+        let (mut pieces, mut runs) = match run {
+            None => match ThreadPieces::of(thread, 2, None, SIZES) {
+                Ok(pieces) => (pieces, Vec::new()),
+                Err(_) => panic!("the thread can be cut"),
+            },
+            Some(run) => {
+                let fed = ThreadPieces::fed(thread.name.clone(), &thread.chains[0], 2, SIZES);
+                let runs: Vec<Vec<Event>> = thread.events.chunks(run).map(<[_]>::to_vec).collect();
+                (fed, runs.into_iter().rev().collect())
+            }
         };
         let mut out = Vec::new();
-        while let Some((track, last)) = pieces.next_piece(&mut stats) {
-            out.push(track.slices);
-            if last {
-                break;
+        while let Some(step) = pieces.next_piece(&mut stats) {
+            match step {
+                PieceStep::Piece(track, last) => {
+                    out.push(track.slices);
+                    if last {
+                        break;
+                    }
+                }
+                PieceStep::NeedsEvents => match runs.pop() {
+                    Some(run) => {
+                        pieces.feed(run);
+                    }
+                    None => pieces.no_more_events(),
+                },
             }
         }
         (out, stats)
@@ -390,7 +454,13 @@ mod tests {
             let thread = stream(seed, 3_000, false);
             let mut whole_stats = AssemblyStats::default();
             let whole = thread_track(&thread, 2, None, &mut whole_stats).unwrap();
-            let (pieces, stats) = in_pieces(thread);
+            let fed = in_pieces(thread.clone(), Some(1 + seed as usize * 17));
+            let (pieces, stats) = in_pieces(thread, None);
+            assert_eq!(
+                fed,
+                (pieces.clone(), stats.clone()),
+                "seed {seed}: fed in runs"
+            );
             assert!(
                 pieces.len() > 10,
                 "seed {seed}: cut into {} pieces",

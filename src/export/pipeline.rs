@@ -414,7 +414,7 @@ async fn read_thread_tracks<S: EventSource<EventTable>, W: Write + Send + 'stati
                         return Ok(false);
                     }
                 }
-                if !send_pieces(assembler, encoder, track).await {
+                if !send_pieces(assembler, encoder, track).await? {
                     return Ok(false);
                 }
             }
@@ -443,7 +443,7 @@ async fn send_pieces<S: EventSource<EventTable>, W: Write + Send + 'static>(
     assembler: &mut ProcessAssembler<'_, S>,
     encoder: &mut Encoder<W>,
     first: Track,
-) -> bool {
+) -> Result<bool> {
     let (mut track, mut first, mut last) = (first, true, false);
     let mut pieces = 1;
     loop {
@@ -452,13 +452,13 @@ async fn send_pieces<S: EventSource<EventTable>, W: Write + Send + 'static>(
         }
         let work = Work::ThreadPiece { track, first, last };
         if !encoder.send(&assembler.symbols, work).await {
-            return false;
+            return Ok(false);
         }
         if last {
-            return true;
+            return Ok(true);
         }
-        let Some(next) = assembler.next_thread_piece() else {
-            return true;
+        let Some(next) = assembler.next_thread_piece().await? else {
+            return Ok(true);
         };
         (track, first, last) = (next.0, false, next.1);
         pieces += 1;

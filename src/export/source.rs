@@ -8,7 +8,8 @@ use crate::assembly::EventSource;
 use crate::clock::Clock;
 use crate::lake::Lake;
 use crate::partitions::{
-    DamagedPartition, EventsRequest, PartitionCache, Prepared, RowTable, View,
+    DamagedPartition, EventsRequest, PartitionCache, Prepared, RowTable, RunReading, StreamRuns,
+    View,
 };
 use crate::symbols::Symbols;
 
@@ -43,6 +44,26 @@ pub struct PartitionSource<'a> {
     pub range: Option<(i64, i64)>,
 }
 
+impl PartitionSource<'_> {
+    fn part_of(&self, view: View) -> Result<&Part<'_>> {
+        match self.parts.iter().find(|p| p.request.views.contains(&view)) {
+            Some(part) => Ok(part),
+            None => bail!("internal error: view {} was not prepared", view.name()),
+        }
+    }
+
+    /// Rebuilds a damaged partition, if that is why `read` failed.
+    async fn heal_after(&self, part: &Part<'_>, read: Result<()>) -> Result<()> {
+        let Err(e) = read else { return Ok(()) };
+        let Some(damaged) = e.downcast_ref::<DamagedPartition>() else {
+            return Err(e);
+        };
+        (self.cache)
+            .heal(self.lake, part.request, part.prepared, damaged)
+            .await
+    }
+}
+
 impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
     /// Reads a view instance's partitions; a damaged partition file is rebuilt and the
     /// instance read again.
@@ -53,9 +74,7 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
         symbols: &mut Symbols,
         table: &mut T,
     ) -> Result<()> {
-        let Some(part) = self.parts.iter().find(|p| p.request.views.contains(&view)) else {
-            bail!("internal error: view {} was not prepared", view.name());
-        };
+        let part = self.part_of(view)?;
         loop {
             let read = (self.cache)
                 .read_rows(
@@ -70,13 +89,43 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
                     table,
                 )
                 .await;
-            let Err(e) = read else { return Ok(()) };
-            let Some(damaged) = e.downcast_ref::<DamagedPartition>() else {
-                return Err(e);
-            };
-            (self.cache)
-                .heal(self.lake, part.request, part.prepared, damaged)
-                .await?;
+            if read.is_ok() {
+                return Ok(());
+            }
+            self.heal_after(part, read).await?;
+        }
+    }
+
+    /// A whole export's large thread streams (a window's are read by what it reaches).
+    async fn thread_runs(&mut self, stream: Uuid) -> Result<Option<StreamRuns>> {
+        if self.range.is_some() {
+            return Ok(None);
+        }
+        let part = self.part_of(View::THREAD_SPANS)?;
+        Ok(part.prepared.runs_of(stream, part.request.blocks))
+    }
+
+    /// Reads the next run; a damaged partition file is rebuilt and the read goes on.
+    async fn next_run(
+        &mut self,
+        runs: &mut StreamRuns,
+        symbols: &mut Symbols,
+        table: &mut T,
+    ) -> Result<bool> {
+        let part = self.part_of(View::THREAD_SPANS)?;
+        let reading = RunReading {
+            block_position: &part.block_position,
+            clock: self.clock,
+            concurrency: part.request.concurrency,
+        };
+        loop {
+            let read = (self.cache)
+                .read_run(part.prepared, runs, &reading, symbols, table)
+                .await;
+            match read {
+                Ok(more) => return Ok(more),
+                Err(e) => self.heal_after(part, Err(e)).await?,
+            }
         }
     }
 }

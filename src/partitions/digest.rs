@@ -474,6 +474,30 @@ impl DigestBuilder {
     }
 }
 
+/// Whether an end of a stream whose partitions have these digests (in stream order) closes a
+/// span begun before the stream's first event: pairing the digests' events as pairing pairs
+/// the stream's (the events a digest leaves out pair among themselves, with nothing open
+/// around them but what the digests before left open).
+pub fn ends_reach_before(digests: &[&Digest]) -> bool {
+    let mut open: Vec<&DigestEvent> = Vec::new();
+    let same = |open: &DigestEvent, end: &DigestEvent| {
+        (open.name == end.name && open.line == end.line)
+            && (open.file == end.file && open.target == end.target)
+    };
+    for event in digests.iter().flat_map(|d| &d.events) {
+        if !event.end {
+            open.push(event);
+            continue;
+        }
+        match open.iter().rposition(|o| same(o, event)) {
+            Some(position) => open.truncate(position),
+            None if open.is_empty() => return true,
+            None => {}
+        }
+    }
+    false
+}
+
 /// The digest of an async partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsyncDigest {
@@ -765,6 +789,26 @@ pub(super) mod tests {
             "ends reaching back, then the spans still open"
         );
         assert_eq!((d.min_ticks, d.max_ticks), (1, 10));
+    }
+
+    #[test]
+    fn an_end_reaches_before_the_stream_only_when_no_partition_before_left_its_span_open() {
+        let first = digest(&[(Begin, "a"), (Begin, "b"), (End, "b")]).unwrap();
+        let closes_a = digest(&[(End, "a"), (Begin, "c")]).unwrap();
+        let closes_c = digest(&[(End, "c")]).unwrap();
+        let closes_z = digest(&[(Begin, "x"), (End, "x"), (End, "z")]).unwrap();
+        assert!(!ends_reach_before(&[&first, &closes_a, &closes_c]));
+        assert!(ends_reach_before(&[
+            &first, &closes_a, &closes_c, &closes_z
+        ]));
+        assert!(
+            ends_reach_before(&[&closes_a]),
+            "the stream's first end of a"
+        );
+        assert!(
+            !ends_reach_before(&[&first, &closes_z]),
+            "z closes nothing while a is open: an unmatched end, dropped as pairing drops it"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
 use parquet::basic::Compression;
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
@@ -333,15 +334,9 @@ fn decoder<T: RowTable>(
 ) -> Result<(Arc<ParquetMetaData>, ParquetRecordBatchReader)> {
     // Columns are typed by the Parquet schema alone: the Arrow schema would copy the whole
     // key-value metadata (a large string table) into its own.
-    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(data, options)?
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(data, reader_options())?
         .with_batch_size(READ_BATCH_ROWS);
-    let skipped = T::skipped_columns(view);
-    let wanted: Vec<usize> = (builder.schema().fields().iter().enumerate())
-        .filter(|(_, f)| !skipped.contains(&f.name().as_str()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let mask = projection::<T>(builder.metadata(), builder.schema(), view);
     let metadata = builder.metadata().clone();
     let mut builder = builder.with_projection(mask);
     if let Some(row_groups) = row_groups {
@@ -352,6 +347,95 @@ fn decoder<T: RowTable>(
         builder = builder.with_row_groups(row_groups.to_vec());
     }
     Ok((metadata, builder.build()?))
+}
+
+fn reader_options() -> ArrowReaderOptions {
+    ArrowReaderOptions::new().with_skip_arrow_metadata(true)
+}
+
+/// The columns of a file of `view` that a table of `T` reads.
+fn projection<T: RowTable>(
+    metadata: &ParquetMetaData,
+    schema: &Schema,
+    view: super::View,
+) -> ProjectionMask {
+    let skipped = T::skipped_columns(view);
+    let wanted: Vec<usize> = (schema.fields().iter().enumerate())
+        .filter(|(_, f)| !skipped.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    ProjectionMask::roots(metadata.file_metadata().schema_descr(), wanted)
+}
+
+/// A partition file opened from its footer, to be read a few row groups at a time: its tables
+/// are resolved once (all its strings interned, as a read of the whole file does), whatever
+/// the row groups each read fetches.
+pub struct RowGroupFile {
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    pub keys: FileKeys,
+}
+
+impl RowGroupFile {
+    /// `data`: the file as far as fetched, its footer included.
+    pub fn open<T: RowTable>(
+        data: &SparseFile,
+        view: super::View,
+        symbols: &mut Symbols,
+        block_position: &HashMap<Uuid, u32>,
+    ) -> Result<Self> {
+        let metadata = ArrowReaderMetadata::load(data, reader_options())?;
+        let mask = projection::<T>(metadata.metadata(), metadata.schema(), view);
+        let keys = file_keys(metadata.metadata(), symbols, block_position, None)?;
+        Ok(Self {
+            metadata,
+            mask,
+            keys,
+        })
+    }
+
+    /// The rows in each of the file's row groups.
+    pub fn group_rows(&self) -> Vec<usize> {
+        (self.metadata.metadata().row_groups().iter())
+            .map(|g| usize::try_from(g.num_rows()).unwrap_or(0))
+            .collect()
+    }
+
+    /// Appends the rows of these row groups (`data` holds their bytes), but their first `skip`.
+    pub fn read<T: RowTable>(
+        &self,
+        (data, groups, skip): (SparseFile, &[usize], usize),
+        table: &mut T,
+        reading: (super::View, &crate::clock::Clock),
+    ) -> Result<()> {
+        let count = self.metadata.metadata().num_row_groups();
+        if let Some(missing) = groups.iter().find(|&&g| g >= count) {
+            bail!("it has no row group {missing}, it has {count}");
+        }
+        let metadata = self.metadata.metadata();
+        let rows = (groups.iter()).map(|&g| usize::try_from(metadata.row_group(g).num_rows()));
+        table.reserve(
+            rows.map(|rows| rows.unwrap_or(0))
+                .sum::<usize>()
+                .saturating_sub(skip),
+        );
+        let batches =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(data, self.metadata.clone())
+                .with_batch_size(READ_BATCH_ROWS)
+                .with_projection(self.mask.clone())
+                .with_row_groups(groups.to_vec())
+                .build()?;
+        let mut skip = skip;
+        for batch in batches {
+            let batch = batch?;
+            let rows = batch.num_rows();
+            if skip < rows {
+                table.read_rows(&batch, &self.keys, reading, skip..rows)?;
+            }
+            skip = skip.saturating_sub(rows);
+        }
+        Ok(())
+    }
 }
 
 fn row_count(metadata: &ParquetMetaData) -> usize {

@@ -17,6 +17,7 @@ mod measure_rows;
 pub mod plan;
 mod ranges;
 mod read_ahead;
+mod runs;
 mod shared;
 mod skipping;
 mod span_rows;
@@ -47,6 +48,8 @@ pub use plan::{
 use plan::{FORMAT_VERSION, Planned};
 use ranges::{FileRanges, SparseFile};
 use read_ahead::{Limit, ReadAhead, Started};
+use runs::StreamsInRuns;
+pub use runs::{RunReading, StreamRuns};
 use shared::SharedFiles;
 
 /// Where partitions live and how they are cut.
@@ -148,6 +151,8 @@ pub struct Prepared {
     healed: Mutex<HashSet<usize>>,
     /// Found on the first read of a window export ([`Prepared::stand_ins`]).
     stand_ins: Mutex<Option<Arc<StandIns>>>,
+    /// Found on the first read run by run ([`Prepared::runs_of`]).
+    streams_in_runs: std::sync::OnceLock<StreamsInRuns>,
 }
 
 /// Where a view instance's rows are: a partition (index in the plan), all of it or, in a
@@ -193,6 +198,7 @@ impl Prepared {
             stats: Mutex::new(PartitionStats::default()),
             healed: Mutex::new(HashSet::new()),
             stand_ins: Mutex::new(None),
+            streams_in_runs: std::sync::OnceLock::new(),
         }
     }
 
@@ -590,6 +596,16 @@ async fn fetch_checked(
     file: StoredFile,
     groups: Option<Vec<usize>>,
 ) -> Result<SparseFile> {
+    fetch_ranges(store, planned, file, groups.map(|groups| (groups, true))).await
+}
+
+/// As [`fetch_checked`], the footer only if asked for with the row groups.
+async fn fetch_ranges(
+    store: BlobStore,
+    planned: usize,
+    file: StoredFile,
+    groups: Option<(Vec<usize>, bool)>,
+) -> Result<SparseFile> {
     let damaged = |reason: String| {
         anyhow::Error::new(DamagedPartition {
             planned,
@@ -604,13 +620,13 @@ async fn fetch_checked(
             format!("cannot read partition file {}: {e}", file.key),
         ),
     };
-    let ranged = |groups: &Vec<usize>| {
+    let ranged = |groups: &[usize], footer: bool| {
         let ranges = FileRanges::parse(file.ranges.as_deref()?)?;
-        let to_fetch = ranges.to_fetch(groups)?;
+        let to_fetch = ranges.to_fetch((groups, footer))?;
         Some((ranges, to_fetch))
     };
-    if let Some(groups) = &groups
-        && let Some((ranges, to_fetch)) = ranged(groups)
+    if let Some((groups, footer)) = &groups
+        && let Some((ranges, to_fetch)) = ranged(groups, *footer)
     {
         let fetched = match store.get_ranges(&file.key, &to_fetch).await {
             Ok(fetched) => fetched,
@@ -622,7 +638,8 @@ async fn fetch_checked(
                 _ => return Err(unreadable(e)),
             },
         };
-        return (ranges.assemble(groups, file.size as u64, fetched)).map_err(damaged);
+        let wanted = (&groups[..], *footer);
+        return (ranges.assemble(wanted, file.size as u64, fetched)).map_err(damaged);
     }
     let data = store.get(&file.key).await.map_err(unreadable)?;
     if data.len() as i64 != file.size {
@@ -1393,7 +1410,12 @@ impl PartitionCache {
         concurrency: usize,
     ) -> Result<SparseFile> {
         let ahead = prepared.read_ahead.take(planned, file, groups);
-        let size = |next: usize| lock(&prepared.files)[next].size.max(0) as u64;
+        // A file read run by run is fetched ahead by its first run.
+        let size =
+            |next: usize| match (prepared.streams_in_runs.get()).and_then(|s| s.first_run(next)) {
+                Some((_, bytes)) => *bytes,
+                None => lock(&prepared.files)[next].size.max(0) as u64,
+            };
         let start = |next: usize, groups: Option<Vec<usize>>| {
             lock(&prepared.stats).files_read += 1;
             let file = lock(&prepared.files)[next].clone();

@@ -68,34 +68,51 @@ impl FileRanges {
         serde_json::from_str(text).ok()
     }
 
-    /// The ranges a read of these row groups needs (ascending, the footer last); `None` if a
-    /// row group is not the file's.
-    fn needed(&self, groups: &[usize]) -> Option<Vec<Checked>> {
+    /// The file's row groups, in order, in runs of at least `bytes` (the last may hold fewer),
+    /// each with its bytes.
+    pub fn runs(&self, bytes: u64) -> Vec<(Vec<usize>, u64)> {
+        let mut runs: Vec<(Vec<usize>, u64)> = Vec::new();
+        for (g, group) in self.row_groups.iter().enumerate() {
+            match runs.last_mut() {
+                Some((groups, held)) if *held < bytes => {
+                    groups.push(g);
+                    *held += group.1;
+                }
+                _ => runs.push((vec![g], group.1)),
+            }
+        }
+        runs
+    }
+
+    /// The ranges a read of these row groups needs (ascending, then the footer if `footer`:
+    /// a reader given the file's metadata needs none); `None` if a row group is not the file's.
+    fn needed(&self, (groups, footer): (&[usize], bool)) -> Option<Vec<Checked>> {
         let mut needed: Vec<Checked> = (groups.iter())
             .map(|&g| self.row_groups.get(g).copied())
             .collect::<Option<_>>()?;
         needed.sort_by_key(|c| c.0);
         needed.dedup();
-        needed.push(self.footer);
+        needed.extend(footer.then_some(self.footer));
         Some(needed)
     }
 
-    /// The byte ranges to fetch for these row groups, in the order [`FileRanges::assemble`]
-    /// takes their bytes; `None` if a row group is not the file's.
-    pub fn to_fetch(&self, groups: &[usize]) -> Option<Vec<Range<u64>>> {
-        Some(self.needed(groups)?.iter().map(Checked::range).collect())
+    /// The byte ranges to fetch for these row groups (and the footer, if `footer`), in the
+    /// order [`FileRanges::assemble`] takes their bytes; `None` if a row group is not the
+    /// file's.
+    pub fn to_fetch(&self, wanted: (&[usize], bool)) -> Option<Vec<Range<u64>>> {
+        Some(self.needed(wanted)?.iter().map(Checked::range).collect())
     }
 
     /// The file of `len` bytes as far as `fetched` (the ranges of [`FileRanges::to_fetch`])
     /// holds it, each range checked; `Err` names the first range whose bytes do not match.
     pub fn assemble(
         &self,
-        groups: &[usize],
+        wanted: (&[usize], bool),
         len: u64,
         fetched: Vec<Bytes>,
     ) -> Result<SparseFile, String> {
         let needed = self
-            .needed(groups)
+            .needed(wanted)
             .ok_or("its row groups are not as recorded")?;
         if needed.len() != fetched.len() {
             return Err("a range was not fetched".into());
@@ -212,26 +229,48 @@ mod tests {
     }
 
     #[test]
+    fn row_groups_run_together_until_a_run_holds_enough_bytes() {
+        let data = Bytes::from(vec![7u8; 100]);
+        let ranges = FileRanges {
+            footer: Checked::of(&data, 90..100),
+            row_groups: [0..10, 10..40, 40..45, 45..50, 50..90]
+                .into_iter()
+                .map(|r| Checked::of(&data, r))
+                .collect(),
+        };
+        let runs = ranges.runs(35);
+        assert_eq!(
+            runs,
+            [(vec![0, 1], 40), (vec![2, 3, 4], 50)],
+            "each run reaches 35 bytes before the next begins"
+        );
+        assert_eq!(ranges.runs(1000), [(vec![0, 1, 2, 3, 4], 90)]);
+    }
+
+    #[test]
     fn a_range_whose_bytes_differ_from_the_recorded_ones_is_refused() {
         let data = Bytes::from_static(b"0123456789abcdefghij");
         let ranges = FileRanges {
             footer: Checked::of(&data, 15..20),
             row_groups: vec![Checked::of(&data, 0..5), Checked::of(&data, 5..15)],
         };
-        assert_eq!(ranges.to_fetch(&[1]).unwrap(), [5..15, 15..20]);
+        assert_eq!(ranges.to_fetch((&[1], true)).unwrap(), [5..15, 15..20]);
+        let alone = ranges.to_fetch((&[1], false)).unwrap();
+        assert_eq!(alone.len(), 1, "no footer");
+        assert_eq!(alone[0], 5..15);
         let fetch = |groups: &[usize]| -> Vec<Bytes> {
-            let ranges = ranges.to_fetch(groups).unwrap().into_iter();
+            let ranges = ranges.to_fetch((groups, true)).unwrap().into_iter();
             ranges
                 .map(|r| data.slice(r.start as usize..r.end as usize))
                 .collect()
         };
-        let file = ranges.assemble(&[1], 20, fetch(&[1])).unwrap();
+        let file = ranges.assemble((&[1], true), 20, fetch(&[1])).unwrap();
         assert!(file.get_bytes(5, 15).is_err(), "across two pieces");
         assert_eq!(file.get_bytes(6, 3).unwrap(), "678");
         let mut altered = fetch(&[0]);
         altered[0] = Bytes::from_static(b"0123X");
-        let refused = ranges.assemble(&[0], 20, altered).unwrap_err();
+        let refused = ranges.assemble((&[0], true), 20, altered).unwrap_err();
         assert!(refused.contains("0..5"), "{refused}");
-        assert!(ranges.to_fetch(&[2]).is_none(), "no such row group");
+        assert!(ranges.to_fetch((&[2], true)).is_none(), "no such row group");
     }
 }

@@ -55,6 +55,8 @@ pub struct PartitionLake {
     outputs: AtomicUsize,
     /// Arguments every export gets: the partition layout.
     layout_args: Vec<String>,
+    /// Environment of its exports.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// One successful export.
@@ -157,6 +159,7 @@ impl PartitionLake {
             process_id,
             outputs: AtomicUsize::new(0),
             layout_args: Vec::new(),
+            env: Vec::new(),
         };
         lake.pin_insert_times();
         lake
@@ -265,8 +268,12 @@ impl PartitionLake {
     pub fn try_export(&self, extra: &[&str]) -> (Output, PathBuf) {
         let output = self.output_path();
         let args = self.export_args(&output, extra);
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        (run(&refs, self.work.path()), output)
+        let command = write_perfetto()
+            .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.work.path())
+            .output();
+        (command.expect("run write-perfetto"), output)
     }
 
     /// Exports the main process and checks the run succeeded and the summary matches the file.
