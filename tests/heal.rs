@@ -42,15 +42,12 @@ fn a_partition_file_altered_in_place_is_rebuilt_in_the_same_run(backend: Backend
         "exactly the two damaged partitions rebuilt"
     );
     assert_eq!(healed.reused() as usize, rows.len() - 2);
-    assert_eq!(
-        healed
-            .stderr
-            .matches("checksum does not match the catalog's; rebuilding it")
-            .count(),
-        2,
-        "{}",
-        healed.stderr
-    );
+    // A file read whole fails its checksum; one read run by run (the async one), the checksum
+    // of the run holding the byte.
+    let checksum_failed = (healed.stderr.lines())
+        .filter(|line| line.contains("checksum") && line.ends_with("; rebuilding it"))
+        .count();
+    assert_eq!(checksum_failed, 2, "{}", healed.stderr);
     assert_live_rows_consistent(&lake.live_rows(), lake.store_root());
     let again = lake.export(&[]);
     assert_eq!((again.built(), again.sha256()), (0, reference.sha256()));

@@ -110,6 +110,8 @@ fn exports_equal_the_in_memory_reference_cold_warm_and_with_any_partition_size()
             if let Some(in_runs) = in_runs {
                 assert_eq!(read_in_runs, in_runs, "{label}: threads read in runs");
             }
+            let merged = log.contains("files merged run by run");
+            assert!(merged, "{label}: async events merged from their files");
             assert!(
                 output.status.success(),
                 "{label}: {}",

@@ -28,8 +28,19 @@ pub fn async_tracks(
     symbols: &Symbols,
     stats: &mut AssemblyStats,
 ) -> TrackGroup {
-    let mut spans: Vec<AsyncSpan> = pair_spans(events, data, range, stats)
-        .into_iter()
+    let spans = pair_spans(events, data, range, stats);
+    lay_out_spans(spans, range, symbols, stats)
+}
+
+/// Clips the spans to the `range`, if any, and lays them out, in whatever order they were
+/// paired.
+fn lay_out_spans(
+    spans: Vec<AsyncSpan>,
+    range: Option<(i64, i64)>,
+    symbols: &Symbols,
+    stats: &mut AssemblyStats,
+) -> TrackGroup {
+    let mut spans: Vec<AsyncSpan> = (spans.into_iter())
         .filter_map(|mut s| {
             clip_to_range((&mut s.begin_ns, &mut s.end_ns, &mut s.notes), range, stats).then_some(s)
         })
@@ -42,6 +53,204 @@ pub fn async_tracks(
     TrackGroup {
         name: "async".into(),
         lanes: layout(spans),
+    }
+}
+
+/// Begun spans by id, open. A span id that begins again while open (a duplicate id) shadows
+/// its earlier begins: an end closes the latest begin of its id, then the one before, so the
+/// duplicates nest instead of one running to the data end and another from its start.
+struct OpenIds<T> {
+    open: HashMap<u64, T>,
+    /// Earlier begins of an open id, innermost last.
+    shadowed: HashMap<u64, Vec<T>>,
+}
+
+impl<T> OpenIds<T> {
+    fn new() -> Self {
+        Self {
+            open: HashMap::default(),
+            shadowed: HashMap::default(),
+        }
+    }
+
+    /// Opens a span of `id`; `true` if one of that id was open already.
+    fn begin(&mut self, id: u64, begin: T) -> bool {
+        let Some(previous) = self.open.insert(id, begin) else {
+            return false;
+        };
+        self.shadowed.entry(id).or_default().push(previous);
+        true
+    }
+
+    /// The begin an end of `id` closes, if any is open.
+    fn end(&mut self, id: u64) -> Option<T> {
+        let begin = self.open.remove(&id)?;
+        if let Some(earlier) = self.shadowed.get_mut(&id) {
+            if let Some(previous) = earlier.pop() {
+                self.open.insert(id, previous);
+            }
+            if earlier.is_empty() {
+                self.shadowed.remove(&id);
+            }
+        }
+        Some(begin)
+    }
+
+    fn len(&self) -> usize {
+        self.open.len() + self.shadowed.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// The begins never closed.
+    fn into_values(self) -> impl Iterator<Item = T> {
+        (self.open.into_values()).chain(self.shadowed.into_values().flatten())
+    }
+}
+
+/// An async event as the pairing of events given in time order holds it.
+#[derive(Clone, Copy)]
+struct HeldEvent {
+    event: Event,
+    ids: AsyncIds,
+    order: crate::events::EventOrder,
+}
+
+/// Pairs async events given in time order (those of equal times in any order), making each
+/// span as it ends: only the spans still open are held, not the process's events. The spans
+/// are those [`async_tracks`] makes of the same events, whole.
+pub struct AsyncPairing<'a> {
+    data: (i64, i64),
+    thread_of: &'a dyn Fn(crate::events::EventOrder) -> Sym,
+    open: OpenIds<HeldEvent>,
+    /// The events of the latest time, not paired yet: at equal times, begins pair first, then
+    /// stream order ([`into_pairing_order`]).
+    tied: Vec<HeldEvent>,
+    spans: Vec<AsyncSpan>,
+}
+
+impl<'a> AsyncPairing<'a> {
+    /// `data`: the `[begin, end]` of all the process's blocks.
+    pub fn new(data: (i64, i64), thread_of: &'a dyn Fn(crate::events::EventOrder) -> Sym) -> Self {
+        Self {
+            data,
+            thread_of,
+            open: OpenIds::new(),
+            tied: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// The next event in time order; an error if it is earlier than the one before.
+    pub fn push(
+        &mut self,
+        (event, ids, order): (Event, AsyncIds, crate::events::EventOrder),
+        stats: &mut AssemblyStats,
+    ) -> anyhow::Result<()> {
+        if let Some(last) = self.tied.last() {
+            if event.ns < last.event.ns {
+                anyhow::bail!(
+                    "internal error: async events read out of time order ({} ns after {} ns)",
+                    event.ns,
+                    last.event.ns
+                );
+            }
+            if event.ns > last.event.ns {
+                self.pair_tied(stats);
+            }
+        }
+        self.tied.push(HeldEvent { event, ids, order });
+        Ok(())
+    }
+
+    fn pair_tied(&mut self, stats: &mut AssemblyStats) {
+        let end = |e: &HeldEvent| e.event.phase == EventPhase::End;
+        self.tied.sort_unstable_by_key(|e| (end(e), e.order));
+        let mut tied = std::mem::take(&mut self.tied);
+        for held in tied.drain(..) {
+            self.pair(held, stats);
+        }
+        self.tied = tied;
+    }
+
+    fn pair(&mut self, held: HeldEvent, stats: &mut AssemblyStats) {
+        let (span_id, thread) = (held.ids.span_id, (self.thread_of)(held.order));
+        if held.event.phase == EventPhase::Begin {
+            if self.open.begin(span_id, held) {
+                stats.duplicate_span_ids += 1;
+            }
+            return;
+        }
+        let ending = match self.open.end(span_id) {
+            Some(begin) => {
+                let ending = Ending {
+                    at: 0,
+                    end_ns: held.event.ns,
+                    end_properties: held.event.properties,
+                    ended_on: Some(thread),
+                    notes: 0,
+                };
+                (begin, ending)
+            }
+            None => {
+                stats.clipped_begin += 1;
+                let ending = Ending {
+                    at: 0,
+                    end_ns: held.event.ns,
+                    end_properties: PropertySet::NONE,
+                    ended_on: Some(thread),
+                    notes: notes::BEGAN_BEFORE_DATA,
+                };
+                (held, ending)
+            }
+        };
+        let (from, ending) = ending;
+        let began_on = (self.thread_of)(from.order);
+        self.spans
+            .push(span_of(from.event, from.ids, began_on, &ending, self.data));
+    }
+
+    /// Lays out the spans paired, those never ended drawn to the data end.
+    pub fn finish(mut self, symbols: &Symbols, stats: &mut AssemblyStats) -> TrackGroup {
+        self.pair_tied(stats);
+        self.spans.reserve_exact(self.open.len());
+        for begin in self.open.into_values() {
+            stats.unfinished_async += 1;
+            let ending = Ending {
+                at: 0,
+                end_ns: self.data.1,
+                end_properties: PropertySet::NONE,
+                ended_on: None,
+                notes: notes::UNFINISHED,
+            };
+            let began_on = (self.thread_of)(begin.order);
+            let span = span_of(begin.event, begin.ids, began_on, &ending, self.data);
+            self.spans.push(span);
+        }
+        lay_out_spans(self.spans, None, symbols, stats)
+    }
+}
+
+/// The span `ending` makes of the event it is made from (its begin, or its end when it began
+/// before the data), written on thread `thread`.
+fn span_of(
+    mut event: Event,
+    ids: AsyncIds,
+    thread: Sym,
+    ending: &Ending,
+    data: (i64, i64),
+) -> AsyncSpan {
+    let (begin_ns, end_ns) = span_bounds(ending, event.ns, data);
+    let began_on = (ending.notes != notes::BEGAN_BEFORE_DATA).then_some(thread);
+    if !ending.end_properties.is_none() {
+        event.properties = ending.end_properties;
+    }
+    AsyncSpan {
+        begin_ns,
+        end_ns,
+        event,
+        ids,
+        began_on,
+        ended_on: ending.ended_on,
+        notes: ending.notes,
     }
 }
 
@@ -192,11 +401,7 @@ fn pair_ids(input: &mut AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -
         thread_of,
     } = input;
     // span id → the event that began it.
-    let mut open: HashMap<u64, u32> = HashMap::default();
-    // A span id that begins again while open (a duplicate id): the earlier begins wait here,
-    // innermost last. An end closes the latest begin of its id, then the one before, so the
-    // duplicates nest instead of one running to the data end and another from its start.
-    let mut shadowed: HashMap<u64, Vec<u32>> = HashMap::default();
+    let mut open: OpenIds<u32> = OpenIds::new();
     // One ending per begin, and one per end of a span begun before the data (few): sized
     // for the begins, then exactly for what is left open, as doubling a million of them
     // for the last few would be the stage's peak.
@@ -209,14 +414,13 @@ fn pair_ids(input: &mut AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -
         let (i, span_id) = (i as u32, ids.span_id);
         match event.phase == EventPhase::End {
             false => {
-                if let Some(previous) = open.insert(span_id, i) {
+                if open.begin(span_id, i) {
                     stats.duplicate_span_ids += 1;
-                    shadowed.entry(span_id).or_default().push(previous);
                 }
             }
             true => {
                 let thread = thread_of(orders[i as usize]);
-                match open.remove(&span_id) {
+                match open.end(span_id) {
                     Some(begin) => {
                         endings.push(Ending {
                             at: begin,
@@ -225,14 +429,6 @@ fn pair_ids(input: &mut AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -
                             ended_on: Some(thread),
                             notes: 0,
                         });
-                        if let Some(earlier) = shadowed.get_mut(&span_id) {
-                            if let Some(previous) = earlier.pop() {
-                                open.insert(span_id, previous);
-                            }
-                            if earlier.is_empty() {
-                                shadowed.remove(&span_id);
-                            }
-                        }
                     }
                     None => {
                         stats.clipped_begin += 1;
@@ -248,9 +444,8 @@ fn pair_ids(input: &mut AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -
             }
         }
     }
-    let unfinished = open.len() + shadowed.values().map(Vec::len).sum::<usize>();
-    endings.reserve_exact(unfinished);
-    for begin in open.into_values().chain(shadowed.into_values().flatten()) {
+    endings.reserve_exact(open.len());
+    for begin in open.into_values() {
         stats.unfinished_async += 1;
         endings.push(Ending {
             at: begin,
@@ -276,22 +471,8 @@ fn make_spans(input: AsyncEvents, mut endings: Vec<Ending>, data: (i64, i64)) ->
     let mut spans = Vec::with_capacity(endings.len());
     while let Some(ending) = endings.pop() {
         let at = ending.at as usize;
-        let mut event = events[at];
         let thread = thread_of(orders[at]);
-        let (begin_ns, end_ns) = span_bounds(&ending, event.ns, data);
-        let began_on = (ending.notes != notes::BEGAN_BEFORE_DATA).then_some(thread);
-        if !ending.end_properties.is_none() {
-            event.properties = ending.end_properties;
-        }
-        spans.push(AsyncSpan {
-            begin_ns,
-            end_ns,
-            event,
-            ids: ids[at],
-            began_on,
-            ended_on: ending.ended_on,
-            notes: ending.notes,
-        });
+        spans.push(span_of(events[at], ids[at], thread, &ending, data));
         events.truncate(at);
         ids.truncate(at);
         orders.truncate(at);
@@ -496,7 +677,90 @@ mod tests {
         (1, 30, false, 4),
     ];
 
+    /// The events of `EVENTS` in this order, with the symbols and threads they name.
+    struct Input {
+        symbols: Symbols,
+        threads: [Sym; 2],
+        held: Vec<HeldEvent>,
+    }
+
+    fn input(order: impl Iterator<Item = usize>) -> Input {
+        let mut symbols = Symbols::new();
+        let (name, threads) = (
+            symbols.intern("s"),
+            [symbols.intern("a"), symbols.intern("b")],
+        );
+        let held = order.map(|i| {
+            let (stream, ns, begin, span_id) = EVENTS[i];
+            let phase = if begin {
+                EventPhase::Begin
+            } else {
+                EventPhase::End
+            };
+            let event = Event {
+                ns,
+                name,
+                target: name,
+                file: name,
+                line: i as u32,
+                properties: PropertySet::NONE,
+                scope: EventScope::Async,
+                phase,
+            };
+            let ids = AsyncIds {
+                span_id,
+                ..Default::default()
+            };
+            let order = EventOrder::new(stream, i as u32);
+            HeldEvent { event, ids, order }
+        });
+        Input {
+            symbols,
+            threads,
+            held: held.collect(),
+        }
+    }
+
+    #[test]
+    fn async_events_paired_as_they_come_in_time_order_lay_out_as_all_at_once() {
+        let whole = lay_out(0..EVENTS.len());
+        let mut whole_stats = AssemblyStats::default();
+        let _ = lay_out_counting(0..EVENTS.len(), &mut whole_stats);
+        // In time order, equal times in reverse: the pairing puts them in its own order.
+        let mut by_time: Vec<usize> = (0..EVENTS.len()).collect();
+        by_time.sort_by_key(|&i| (EVENTS[i].1, std::cmp::Reverse(i)));
+        let Input {
+            symbols,
+            threads,
+            held,
+        } = input(by_time.into_iter());
+        let thread_of = |order: EventOrder| threads[order.block_position()];
+        let mut pairing = AsyncPairing::new((0, 40), &thread_of);
+        let mut stats = AssemblyStats::default();
+        for h in &held {
+            pairing.push((h.event, h.ids, h.order), &mut stats).unwrap();
+        }
+        assert_eq!(pairing.finish(&symbols, &mut stats), whole);
+        assert_eq!(stats, whole_stats);
+        let mut late = AsyncPairing::new((0, 40), &thread_of);
+        let last = held.last().unwrap();
+        late.push((last.event, last.ids, last.order), &mut stats)
+            .unwrap();
+        let earlier = late.push((held[0].event, held[0].ids, held[0].order), &mut stats);
+        assert!(
+            earlier.is_err(),
+            "an event earlier than the last is refused"
+        );
+    }
+
     fn lay_out(order: impl Iterator<Item = usize>) -> TrackGroup {
+        lay_out_counting(order, &mut AssemblyStats::default())
+    }
+
+    fn lay_out_counting(
+        order: impl Iterator<Item = usize>,
+        stats: &mut AssemblyStats,
+    ) -> TrackGroup {
         let mut symbols = Symbols::new();
         let (name, threads) = (
             symbols.intern("s"),
@@ -531,12 +795,7 @@ mod tests {
             });
             input.orders.push(EventOrder::new(stream, i as u32));
         }
-        async_tracks(
-            input,
-            ((0, 40), None),
-            &symbols,
-            &mut AssemblyStats::default(),
-        )
+        async_tracks(input, ((0, 40), None), &symbols, stats)
     }
 
     #[test]

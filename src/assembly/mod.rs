@@ -16,7 +16,7 @@ mod threads;
 use crate::events::{AsyncIds, Event, EventOrder};
 use crate::symbols::Sym;
 use crate::tracks::{Notes, notes};
-pub use async_layout::async_tracks;
+pub use async_layout::{AsyncPairing, async_tracks};
 pub use process::{EventSource, ProcessAssembler, ProcessData, ThreadPart, process_heading};
 pub use threads::{PieceSizes, thread_track};
 

@@ -6,10 +6,12 @@ use uuid::Uuid;
 
 use super::logs::LogParts;
 use super::threads::{PieceSizes, PieceStep, ThreadPieces};
-use super::{AssemblyStats, AsyncEvents, Chain, ThreadData, async_tracks, thread_track};
+use super::{
+    AssemblyStats, AsyncEvents, AsyncPairing, Chain, ThreadData, async_tracks, thread_track,
+};
 use crate::clock::Clock;
 use crate::error::{FailureKind, failure};
-use crate::events::{EventOrder, EventTable, LogTable, MeasureTable};
+use crate::events::{EventOrder, EventTable, LogTable, MeasureTable, OrderedRows};
 use crate::lake::rows::{BlockRow, ProcessRow, StreamRow, blocks_by_stream};
 use crate::partitions::{StreamRuns, View};
 use crate::symbols::{FastMap, Sym, Symbols};
@@ -38,8 +40,14 @@ pub trait EventSource<T> {
         Ok(None)
     }
 
-    /// Reads the next run of the stream's rows into `table`, interning their strings in
-    /// `symbols`; `false` once all are read.
+    /// Starts reading a process's async events a run at a time: one read per partition file,
+    /// each giving its events in time order, where the source can. `None`: they are read whole.
+    async fn async_runs(&mut self, _process: Uuid) -> Result<Option<Vec<StreamRuns>>> {
+        Ok(None)
+    }
+
+    /// Reads the next run of the rows into `table`, interning their strings in `symbols`;
+    /// `false` once all are read.
     async fn next_run(
         &mut self,
         _runs: &mut StreamRuns,
@@ -282,6 +290,11 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
     /// The async lanes of the process.
     pub async fn async_tracks(&mut self) -> Result<TrackGroup> {
         let process = self.process;
+        if process.range.is_none()
+            && let Some(files) = self.source.async_runs(process.process_id).await?
+        {
+            return self.async_tracks_in_runs(files).await;
+        }
         (self.source)
             .read(
                 View::ASYNC_SPANS,
@@ -305,6 +318,43 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
             &self.symbols,
             &mut self.stats,
         ))
+    }
+}
+
+impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
+    /// The async lanes of the process, its events read run by run from each of `files` and
+    /// merged in time order, paired as they come.
+    async fn async_tracks_in_runs(&mut self, mut files: Vec<StreamRuns>) -> Result<TrackGroup> {
+        let block_threads = &self.block_threads;
+        let thread_of = |order: EventOrder| block_threads[order.block_position()];
+        let mut pairing = AsyncPairing::new(data_bounds(&self.process), &thread_of);
+        // Each file's current run, and the next of its events to pair; the first file's read
+        // into the buffers of the threads' reads.
+        let mut runs: Vec<(EventTable, usize)> = files.iter().map(|_| Default::default()).collect();
+        if let Some((first, _)) = runs.first_mut() {
+            *first = std::mem::take(&mut self.table);
+            first.clear();
+        }
+        let mut done = vec![false; files.len()];
+        loop {
+            for (k, file) in files.iter_mut().enumerate() {
+                let (table, next) = &mut runs[k];
+                while !done[k] && *next >= table.events.len() {
+                    let read = self.source.next_run(file, &mut self.symbols, table);
+                    done[k] = !read.await?;
+                    *next = 0;
+                }
+            }
+            let heads = (runs.iter().enumerate()).filter(|&(k, _)| !done[k]);
+            let earliest = heads.min_by_key(|(_, (table, next))| table.events[*next].ns);
+            let Some((k, _)) = earliest else { break };
+            let (table, next) = &mut runs[k];
+            let at = *next;
+            let event = (table.events[at], table.ids[at], table.orders[at]);
+            pairing.push(event, &mut self.stats)?;
+            *next += 1;
+        }
+        Ok(pairing.finish(&self.symbols, &mut self.stats))
     }
 }
 

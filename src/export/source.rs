@@ -105,6 +105,15 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
         Ok(part.prepared.runs_of(stream, part.request.blocks))
     }
 
+    /// A whole export's async partitions (a window's are read by what it reaches).
+    async fn async_runs(&mut self, process: Uuid) -> Result<Option<Vec<StreamRuns>>> {
+        if self.range.is_some() {
+            return Ok(None);
+        }
+        let part = self.part_of(View::ASYNC_SPANS)?;
+        Ok(part.prepared.async_runs(process, part.request.blocks))
+    }
+
     /// Reads the next run; a damaged partition file is rebuilt and the read goes on.
     async fn next_run(
         &mut self,
@@ -112,7 +121,7 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
         symbols: &mut Symbols,
         table: &mut T,
     ) -> Result<bool> {
-        let part = self.part_of(View::THREAD_SPANS)?;
+        let part = self.part_of(runs.view())?;
         let reading = RunReading {
             block_position: &part.block_position,
             clock: self.clock,

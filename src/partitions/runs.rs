@@ -1,6 +1,8 @@
 //! A large thread stream read a run of row groups at a time, in stream order: assembly pairs
 //! its events as they come and hands its track on in pieces, so an export holds a few
-//! megabytes of a thread's file and events, however large the thread.
+//! megabytes of a thread's file and events, however large the thread. A process's async
+//! partitions are read so too, each file in time order (as it is written): assembly merges
+//! them and pairs the spans as they end.
 //!
 //! A stream is read so only where that gives the rows of a whole read, in the same order, and
 //! they can be paired as they come: its rows are all in partitions of its own (a shared one
@@ -55,6 +57,8 @@ fn bytes_for_tests() -> Option<u64> {
 pub(super) struct StreamsInRuns {
     /// By stream: its partitions (in the plan), in stream order.
     streams: HashMap<Uuid, Vec<usize>>,
+    /// By process: its async partitions (in the plan).
+    async_files: HashMap<Uuid, Vec<usize>>,
     /// By partition: its first run of row groups and their bytes, what is fetched ahead of it.
     first_runs: HashMap<usize, (Vec<usize>, u64)>,
 }
@@ -67,6 +71,11 @@ impl StreamsInRuns {
             return found;
         }
         let files = lock(&prepared.files);
+        for ((view, instance), parts) in &prepared.instances {
+            if *view == View::ASYNC_SPANS {
+                found.add_async(*instance, parts, &files);
+            }
+        }
         for ((view, stream), parts) in &prepared.instances {
             if *view != View::THREAD_SPANS {
                 continue;
@@ -90,6 +99,20 @@ impl StreamsInRuns {
             found.streams.insert(*stream, planned);
         }
         found
+    }
+
+    /// A process's async partitions, if the catalog has the ranges of each file.
+    fn add_async(&mut self, process: Uuid, parts: &[InstanceRows], files: &[super::StoredFile]) {
+        let ranges: Option<Vec<FileRanges>> = (parts.iter())
+            .map(|p| FileRanges::parse(files[p.planned].ranges.as_deref()?))
+            .collect();
+        let Some(ranges) = ranges else { return };
+        for (part, ranges) in parts.iter().zip(ranges) {
+            let first = ranges.runs(run_bytes()).into_iter().next();
+            self.first_runs.extend(first.map(|run| (part.planned, run)));
+        }
+        let planned = parts.iter().map(|p| p.planned).collect();
+        self.async_files.insert(process, planned);
     }
 
     /// The first run of a partition read run by run, and its bytes.
@@ -145,8 +168,9 @@ fn pairs_as_it_comes(parts: &[InstanceRows], files: &[super::StoredFile], stream
     digests.is_some_and(|digests| !digest::ends_reach_before(&digests))
 }
 
-/// Where a read of a stream run by run stands.
+/// Where a read of a stream (or of an async partition) run by run stands.
 pub struct StreamRuns {
+    view: View,
     /// The stream's partitions, in stream order.
     parts: Vec<usize>,
     /// The one being read (index in `parts`).
@@ -207,23 +231,53 @@ impl Drop for OpenRuns {
 }
 
 impl Prepared {
-    /// A read of a thread stream run by run, if it is one the export reads so.
-    pub fn runs_of(&self, stream: Uuid, blocks: &[BlockRow]) -> Option<StreamRuns> {
-        let found = self.streams_in_runs.get_or_init(|| {
+    /// What the export reads run by run, found on first use (`blocks`: the request's).
+    fn streams_in_runs(&self, blocks: &[BlockRow]) -> &StreamsInRuns {
+        self.streams_in_runs.get_or_init(|| {
             let found = StreamsInRuns::of(self, blocks);
             for (planned, run) in found.first_runs() {
                 self.read_ahead.only(planned, run.clone());
             }
             found
-        });
-        let parts = found.streams.get(&stream)?.clone();
+        })
+    }
+
+    /// A read of a thread stream run by run, if it is one the export reads so.
+    pub fn runs_of(&self, stream: Uuid, blocks: &[BlockRow]) -> Option<StreamRuns> {
+        let parts = self.streams_in_runs(blocks).streams.get(&stream)?.clone();
         log::debug!("thread stream {stream} read in runs");
-        Some(StreamRuns {
+        Some(StreamRuns::of(View::THREAD_SPANS, parts))
+    }
+
+    /// Reads of a process's async partitions run by run, one per file, each in time order;
+    /// `None` if they are not read so.
+    pub fn async_runs(&self, process: Uuid, blocks: &[BlockRow]) -> Option<Vec<StreamRuns>> {
+        let files = self.streams_in_runs(blocks).async_files.get(&process)?;
+        log::debug!(
+            "async events of process {process}: {} files merged run by run",
+            files.len()
+        );
+        let runs = files
+            .iter()
+            .map(|&p| StreamRuns::of(View::ASYNC_SPANS, vec![p]));
+        Some(runs.collect())
+    }
+}
+
+impl StreamRuns {
+    /// The view whose rows it reads.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    fn of(view: View, parts: Vec<usize>) -> Self {
+        Self {
+            view,
             parts,
             part: 0,
             rows_done: 0,
             open: None,
-        })
+        }
     }
 }
 
@@ -255,7 +309,8 @@ impl PartitionCache {
             let current = (runs.open.as_ref()).is_some_and(|open| open.key == file.key);
             if !current {
                 runs.open = None;
-                let open = self.open_runs::<T>(prepared, planned, &file, reading, symbols);
+                let open =
+                    self.open_runs::<T>(prepared, (planned, runs.view), &file, reading, symbols);
                 runs.open = Some(open.await?);
             }
             let open = runs.open.as_mut().expect("opened above");
@@ -272,11 +327,9 @@ impl PartitionCache {
             let data = open.take_run(&self.store, planned, &file).await?;
             lock(&prepared.stats).bytes_read += data.bytes_held();
             let skip = runs.rows_done.saturating_sub(first_row);
-            let read = open.file.read(
-                (data, &groups, skip),
-                table,
-                (View::THREAD_SPANS, reading.clock),
-            );
+            let read = open
+                .file
+                .read((data, &groups, skip), table, (runs.view, reading.clock));
             read.map_err(|e| undecodable(planned, &file, e))?;
             runs.rows_done = run_end;
             if !table.is_empty() {
@@ -290,7 +343,7 @@ impl PartitionCache {
     async fn open_runs<T: RowTable>(
         &self,
         prepared: &Prepared,
-        planned: usize,
+        (planned, view): (usize, View),
         file: &super::StoredFile,
         reading: &RunReading<'_>,
         symbols: &mut Symbols,
@@ -307,9 +360,8 @@ impl PartitionCache {
         // A rebuilt file without ranges (none is written so) is read as one run.
         let first = runs.first().map(Vec::as_slice);
         let data = (self.fetch(prepared, (planned, first), file, reading.concurrency)).await?;
-        let opened =
-            RowGroupFile::open::<T>(&data, View::THREAD_SPANS, symbols, reading.block_position)
-                .map_err(|e| undecodable(planned, file, e))?;
+        let opened = RowGroupFile::open::<T>(&data, view, symbols, reading.block_position)
+            .map_err(|e| undecodable(planned, file, e))?;
         let group_rows = opened.group_rows();
         let runs = match runs.is_empty() {
             true => vec![(0..group_rows.len()).collect()],
