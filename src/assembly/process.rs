@@ -323,32 +323,57 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
 
 impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
     /// The async lanes of the process, its events read run by run from each of `files` and
-    /// merged in time order, paired as they come.
-    async fn async_tracks_in_runs(&mut self, mut files: Vec<StreamRuns>) -> Result<TrackGroup> {
+    /// merged in time order, paired as they come. A file is opened when the merge reaches the
+    /// time of its first event (partitions of insert-time buckets mostly follow one another):
+    /// each file open holds a run.
+    async fn async_tracks_in_runs(&mut self, files: Vec<StreamRuns>) -> Result<TrackGroup> {
         let block_threads = &self.block_threads;
         let thread_of = |order: EventOrder| block_threads[order.block_position()];
         let mut pairing = AsyncPairing::new(data_bounds(&self.process), &thread_of);
-        // Each file's current run, and the next of its events to pair; the first file's read
-        // into the buffers of the threads' reads.
-        let mut runs: Vec<(EventTable, usize)> = files.iter().map(|_| Default::default()).collect();
-        if let Some((first, _)) = runs.first_mut() {
-            *first = std::mem::take(&mut self.table);
-            first.clear();
-        }
-        let mut done = vec![false; files.len()];
+        let clock = self.process.clock;
+        // Files not opened yet, the latest first; those opened, each with its current run and
+        // the next of its events to pair. The first is read into the threads' buffers.
+        let mut waiting: Vec<(i64, StreamRuns)> = (files.into_iter())
+            .map(|runs| {
+                (
+                    runs.min_ticks().map_or(i64::MIN, |t| clock.event_ns(t)),
+                    runs,
+                )
+            })
+            .collect();
+        waiting.sort_by_key(|(from_ns, _)| std::cmp::Reverse(*from_ns));
+        let mut open: Vec<(StreamRuns, EventTable, usize)> = Vec::new();
+        let mut spare = std::mem::take(&mut self.table);
         loop {
-            for (k, file) in files.iter_mut().enumerate() {
-                let (table, next) = &mut runs[k];
-                while !done[k] && *next >= table.events.len() {
-                    let read = self.source.next_run(file, &mut self.symbols, table);
-                    done[k] = !read.await?;
+            // Each file open holds an event to pair, or is done.
+            let mut k = 0;
+            while k < open.len() {
+                let (runs, table, next) = &mut open[k];
+                if *next < table.events.len() {
+                    k += 1;
+                } else if self.source.next_run(runs, &mut self.symbols, table).await? {
                     *next = 0;
+                } else {
+                    let (_, table, _) = open.swap_remove(k);
+                    spare = table;
                 }
             }
-            let heads = (runs.iter().enumerate()).filter(|&(k, _)| !done[k]);
-            let earliest = heads.min_by_key(|(_, (table, next))| table.events[*next].ns);
+            let head = |(_, table, next): &(StreamRuns, EventTable, usize)| table.events[*next].ns;
+            let earliest = (open.iter().enumerate()).min_by_key(|(_, file)| head(file));
+            let earliest_ns = earliest.map(|(_, file)| head(file));
+            // A file whose events may come before the earliest open, or the next when none is
+            // open, opens.
+            if let Some(&(from_ns, _)) = waiting.last()
+                && earliest_ns.is_none_or(|ns| from_ns <= ns)
+            {
+                let (_, runs) = waiting.pop().expect("checked above");
+                let mut table = std::mem::take(&mut spare);
+                table.clear();
+                open.push((runs, table, 0));
+                continue;
+            }
             let Some((k, _)) = earliest else { break };
-            let (table, next) = &mut runs[k];
+            let (_, table, next) = &mut open[k];
             let at = *next;
             let event = (table.events[at], table.ids[at], table.orders[at]);
             pairing.push(event, &mut self.stats)?;

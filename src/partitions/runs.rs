@@ -171,6 +171,8 @@ fn pairs_as_it_comes(parts: &[InstanceRows], files: &[super::StoredFile], stream
 /// Where a read of a stream (or of an async partition) run by run stands.
 pub struct StreamRuns {
     view: View,
+    /// Of an async partition, the smallest tick count of its events, if its digest says.
+    min_ticks: Option<i64>,
     /// The stream's partitions, in stream order.
     parts: Vec<usize>,
     /// The one being read (index in `parts`).
@@ -257,11 +259,26 @@ impl Prepared {
             "async events of process {process}: {} files merged run by run",
             files.len()
         );
-        let runs = files
-            .iter()
-            .map(|&p| StreamRuns::of(View::ASYNC_SPANS, vec![p]));
+        let texts = lock(&self.files);
+        let runs = files.iter().map(|&p| {
+            let mut runs = StreamRuns::of(View::ASYNC_SPANS, vec![p]);
+            runs.min_ticks = texts[p].digest.as_deref().and_then(min_ticks);
+            runs
+        });
         Some(runs.collect())
     }
+}
+
+/// The smallest tick count of an async partition's events, from its digest (its other fields,
+/// a million span ids in a large one, skipped unparsed).
+fn min_ticks(digest: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Ticks {
+        min_ticks: i64,
+    }
+    serde_json::from_str::<Ticks>(digest)
+        .ok()
+        .map(|t| t.min_ticks)
 }
 
 impl StreamRuns {
@@ -270,9 +287,16 @@ impl StreamRuns {
         self.view
     }
 
+    /// Of an async partition, the smallest tick count of its events, if known: its file need
+    /// not be opened before the events of the others reach it.
+    pub fn min_ticks(&self) -> Option<i64> {
+        self.min_ticks
+    }
+
     fn of(view: View, parts: Vec<usize>) -> Self {
         Self {
             view,
+            min_ticks: None,
             parts,
             part: 0,
             rows_done: 0,
