@@ -379,6 +379,8 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
             pairing.push(event, &mut self.stats)?;
             *next += 1;
         }
+        // The runs' buffers are given back before the layout, the stage's peak.
+        drop((open, spare));
         Ok(pairing.finish(&self.symbols, &mut self.stats))
     }
 }
