@@ -20,5 +20,6 @@ pub mod partitions;
 pub mod pause;
 pub mod progress;
 pub mod symbols;
+pub mod test_sizes;
 pub mod trace;
 pub mod tracks;

@@ -172,76 +172,56 @@ impl<'a> AsyncPairing<'a> {
     }
 
     fn pair(&mut self, held: HeldEvent, stats: &mut AssemblyStats) {
-        let (span_id, thread) = (held.ids.span_id, (self.thread_of)(held.order));
+        let span_id = held.ids.span_id;
         if held.event.phase == EventPhase::Begin {
             if self.open.begin(span_id, held) {
                 stats.duplicate_span_ids += 1;
             }
             return;
         }
-        let ending = match self.open.end(span_id) {
-            Some(begin) => {
-                let ending = Ending {
-                    at: 0,
-                    end_ns: held.event.ns,
-                    end_properties: held.event.properties,
-                    ended_on: Some(thread),
-                    notes: 0,
-                };
-                (begin, ending)
-            }
+        let thread = (self.thread_of)(held.order);
+        let (from, close) = match self.open.end(span_id) {
+            Some(begin) => (begin, Close::at(&held.event, thread)),
             None => {
                 stats.clipped_begin += 1;
-                let ending = Ending {
-                    at: 0,
-                    end_ns: held.event.ns,
-                    end_properties: PropertySet::NONE,
-                    ended_on: Some(thread),
-                    notes: notes::BEGAN_BEFORE_DATA,
-                };
-                (held, ending)
+                (held, Close::began_before(&held.event, thread))
             }
         };
-        let (from, ending) = ending;
-        let began_on = (self.thread_of)(from.order);
-        self.spans
-            .push(span_of(from.event, from.ids, began_on, &ending, self.data));
+        self.make_span(from, &close);
+    }
+
+    fn make_span(&mut self, from: HeldEvent, close: &Close) {
+        let thread = (self.thread_of)(from.order);
+        let span = span_of(from.event, from.ids, thread, close, self.data);
+        self.spans.push(span);
     }
 
     /// Lays out the spans paired, those never ended drawn to the data end.
     pub fn finish(mut self, symbols: &Symbols, stats: &mut AssemblyStats) -> TrackGroup {
         self.pair_tied(stats);
         self.spans.reserve_exact(self.open.len());
-        for begin in self.open.into_values() {
+        let unfinished = Close::unfinished(self.data.1);
+        for begin in std::mem::replace(&mut self.open, OpenIds::new()).into_values() {
             stats.unfinished_async += 1;
-            let ending = Ending {
-                at: 0,
-                end_ns: self.data.1,
-                end_properties: PropertySet::NONE,
-                ended_on: None,
-                notes: notes::UNFINISHED,
-            };
-            let began_on = (self.thread_of)(begin.order);
-            let span = span_of(begin.event, begin.ids, began_on, &ending, self.data);
-            self.spans.push(span);
+            self.make_span(begin, &unfinished);
         }
         lay_out_spans(self.spans, None, symbols, stats)
     }
 }
 
-/// The span `ending` makes of the event it is made from (its begin, or its end when it began
-/// before the data), written on thread `thread`.
+/// The span `close` ends, made of the event it is made from (its begin, or its end when it
+/// began before the data), written on thread `thread`.
 fn span_of(
     mut event: Event,
     ids: AsyncIds,
     thread: Sym,
-    ending: &Ending,
+    close: &Close,
     data: (i64, i64),
 ) -> AsyncSpan {
-    let (begin_ns, end_ns) = span_bounds(ending, event.ns, data);
-    let began_on = (ending.notes != notes::BEGAN_BEFORE_DATA).then_some(thread);
-    if !ending.end_properties.is_none() {
-        event.properties = ending.end_properties;
+    let (begin_ns, end_ns) = span_bounds(close, event.ns, data);
+    let began_on = (close.notes != notes::BEGAN_BEFORE_DATA).then_some(thread);
+    if !close.end_properties.is_none() {
+        event.properties = close.end_properties;
     }
     AsyncSpan {
         begin_ns,
@@ -249,20 +229,57 @@ fn span_of(
         event,
         ids,
         began_on,
-        ended_on: ending.ended_on,
-        notes: ending.notes,
+        ended_on: close.ended_on,
+        notes: close.notes,
     }
 }
 
-/// How a span ends, found by the pairing pass; the span itself is made afterwards.
-struct Ending {
-    /// The event the span is made from: its begin, or its end when it began before the data.
-    at: u32,
+/// How a span ends.
+struct Close {
     end_ns: i64,
     /// A tagged end's properties (`NONE`: none, or the span is made from its end).
     end_properties: PropertySet,
     ended_on: Option<Sym>,
     notes: u8,
+}
+
+impl Close {
+    /// At `end`, written on `thread`, which closes a span begun in the data.
+    fn at(end: &Event, thread: Sym) -> Self {
+        Self {
+            end_ns: end.ns,
+            end_properties: end.properties,
+            ended_on: Some(thread),
+            notes: 0,
+        }
+    }
+
+    /// At `end`, which closes a span begun before the data: the span is made of it.
+    fn began_before(end: &Event, thread: Sym) -> Self {
+        Self {
+            end_ns: end.ns,
+            end_properties: PropertySet::NONE,
+            ended_on: Some(thread),
+            notes: notes::BEGAN_BEFORE_DATA,
+        }
+    }
+
+    /// Never: the span is drawn to the data's end.
+    fn unfinished(data_end: i64) -> Self {
+        Self {
+            end_ns: data_end,
+            end_properties: PropertySet::NONE,
+            ended_on: None,
+            notes: notes::UNFINISHED,
+        }
+    }
+}
+
+/// How a span ends, found by the pairing pass of a whole read; the span is made afterwards.
+struct Ending {
+    /// The event the span is made from: its begin, or its end when it began before the data.
+    at: u32,
+    close: Close,
 }
 
 /// By begin, longer first, then span id; the rest only tells apart spans that would
@@ -310,22 +327,22 @@ fn pair_spans(
         // A window of a long process pairs every span of the partitions it reads, and shows
         // a few: only those are made.
         endings.retain(|ending| {
-            let bounds = span_bounds(ending, input.events[ending.at as usize].ns, data);
+            let bounds = span_bounds(&ending.close, input.events[ending.at as usize].ns, data);
             reaches(bounds, (from, to))
         });
     }
     make_spans(input, endings, data)
 }
 
-/// The begin and end of the span `ending` makes from an event at `event_ns`.
-fn span_bounds(ending: &Ending, event_ns: i64, (data_begin, _): (i64, i64)) -> (i64, i64) {
-    let begin_ns = match ending.notes == notes::BEGAN_BEFORE_DATA {
+/// The begin and end of the span `close` ends, made from an event at `event_ns`.
+fn span_bounds(close: &Close, event_ns: i64, (data_begin, _): (i64, i64)) -> (i64, i64) {
+    let begin_ns = match close.notes == notes::BEGAN_BEFORE_DATA {
         true => data_begin.min(event_ns),
         false => event_ns,
     };
-    let end_ns = match ending.notes == notes::UNFINISHED {
-        true => ending.end_ns.max(begin_ns),
-        false => ending.end_ns,
+    let end_ns = match close.notes == notes::UNFINISHED {
+        true => close.end_ns.max(begin_ns),
+        false => close.end_ns,
     };
     (begin_ns, end_ns)
 }
@@ -420,40 +437,26 @@ fn pair_ids(input: &mut AsyncEvents, data_end: i64, stats: &mut AssemblyStats) -
             }
             true => {
                 let thread = thread_of(orders[i as usize]);
-                match open.end(span_id) {
-                    Some(begin) => {
-                        endings.push(Ending {
-                            at: begin,
-                            end_ns: event.ns,
-                            end_properties: event.properties,
-                            ended_on: Some(thread),
-                            notes: 0,
-                        });
-                    }
+                let ending = match open.end(span_id) {
+                    Some(begin) => Ending {
+                        at: begin,
+                        close: Close::at(event, thread),
+                    },
                     None => {
                         stats.clipped_begin += 1;
-                        endings.push(Ending {
-                            at: i,
-                            end_ns: event.ns,
-                            end_properties: PropertySet::NONE,
-                            ended_on: Some(thread),
-                            notes: notes::BEGAN_BEFORE_DATA,
-                        });
+                        let close = Close::began_before(event, thread);
+                        Ending { at: i, close }
                     }
-                }
+                };
+                endings.push(ending);
             }
         }
     }
     endings.reserve_exact(open.len());
     for begin in open.into_values() {
         stats.unfinished_async += 1;
-        endings.push(Ending {
-            at: begin,
-            end_ns: data_end,
-            end_properties: PropertySet::NONE,
-            ended_on: None,
-            notes: notes::UNFINISHED,
-        });
+        let close = Close::unfinished(data_end);
+        endings.push(Ending { at: begin, close });
     }
     endings
 }
@@ -472,7 +475,7 @@ fn make_spans(input: AsyncEvents, mut endings: Vec<Ending>, data: (i64, i64)) ->
     while let Some(ending) = endings.pop() {
         let at = ending.at as usize;
         let thread = thread_of(orders[at]);
-        spans.push(span_of(events[at], ids[at], thread, &ending, data));
+        spans.push(span_of(events[at], ids[at], thread, &ending.close, data));
         events.truncate(at);
         ids.truncate(at);
         orders.truncate(at);
@@ -761,40 +764,17 @@ mod tests {
         order: impl Iterator<Item = usize>,
         stats: &mut AssemblyStats,
     ) -> TrackGroup {
-        let mut symbols = Symbols::new();
-        let (name, threads) = (
-            symbols.intern("s"),
-            [symbols.intern("a"), symbols.intern("b")],
-        );
-        let mut input = AsyncEvents {
-            events: Vec::new(),
-            ids: Vec::new(),
-            orders: Vec::new(),
+        let Input {
+            symbols,
+            threads,
+            held,
+        } = input(order);
+        let input = AsyncEvents {
+            events: held.iter().map(|h| h.event).collect(),
+            ids: held.iter().map(|h| h.ids).collect(),
+            orders: held.iter().map(|h| h.order).collect(),
             thread_of: &|order: EventOrder| threads[order.block_position()],
         };
-        for i in order {
-            let (stream, ns, begin, span_id) = EVENTS[i];
-            let phase = if begin {
-                EventPhase::Begin
-            } else {
-                EventPhase::End
-            };
-            input.events.push(Event {
-                ns,
-                name,
-                target: name,
-                file: name,
-                line: i as u32,
-                properties: PropertySet::NONE,
-                scope: EventScope::Async,
-                phase,
-            });
-            input.ids.push(AsyncIds {
-                span_id,
-                ..Default::default()
-            });
-            input.orders.push(EventOrder::new(stream, i as u32));
-        }
         async_tracks(input, ((0, 40), None), &symbols, stats)
     }
 

@@ -373,11 +373,18 @@ impl<'a, S: EventSource<EventTable>> ProcessAssembler<'a, S> {
                 continue;
             }
             let Some((k, _)) = earliest else { break };
+            // The earliest file's events up to the first another file may hold go at once.
+            let others = (open.iter().enumerate()).filter(|&(j, _)| j != k);
+            let waiting_from = waiting.last().map(|&(from_ns, _)| from_ns);
+            let until = (others.map(|(_, file)| head(file)).chain(waiting_from)).min();
             let (_, table, next) = &mut open[k];
-            let at = *next;
-            let event = (table.events[at], table.ids[at], table.orders[at]);
-            pairing.push(event, &mut self.stats)?;
-            *next += 1;
+            while let Some(&event) = table.events.get(*next)
+                && until.is_none_or(|until| event.ns <= until)
+            {
+                let at = *next;
+                pairing.push((event, table.ids[at], table.orders[at]), &mut self.stats)?;
+                *next += 1;
+            }
         }
         // The runs' buffers are given back before the layout, the stage's peak.
         drop((open, spare));

@@ -469,23 +469,10 @@ async fn send_pieces<S: EventSource<EventTable>, W: Write + Send + 'static>(
 /// enough to tell the writer that the track has a sequence of its own. Debug builds (the
 /// tests) take `WRITE_PERFETTO_THREAD_PIECE_SPANS`, to cut small threads into many pieces.
 fn piece_sizes() -> PieceSizes {
-    let rest = piece_spans_for_tests().unwrap_or(HANDOFF_SPANS);
+    let for_tests = crate::test_sizes::get("WRITE_PERFETTO_THREAD_PIECE_SPANS");
+    let rest = for_tests.map_or(HANDOFF_SPANS, |n| n as usize);
     PieceSizes {
         first: rest.max(crate::trace::OWN_SEQUENCE_SLICES),
         rest,
     }
-}
-
-#[cfg(debug_assertions)]
-fn piece_spans_for_tests() -> Option<usize> {
-    static SPANS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *SPANS.get_or_init(|| {
-        let spans = std::env::var("WRITE_PERFETTO_THREAD_PIECE_SPANS").ok()?;
-        spans.parse().ok().filter(|&n| n > 0)
-    })
-}
-
-#[cfg(not(debug_assertions))]
-fn piece_spans_for_tests() -> Option<usize> {
-    None
 }

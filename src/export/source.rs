@@ -52,9 +52,8 @@ impl PartitionSource<'_> {
         }
     }
 
-    /// Rebuilds a damaged partition, if that is why `read` failed.
-    async fn heal_after(&self, part: &Part<'_>, read: Result<()>) -> Result<()> {
-        let Err(e) = read else { return Ok(()) };
+    /// Rebuilds the damaged partition a read failed on; any other failure is returned.
+    async fn heal(&self, part: &Part<'_>, e: anyhow::Error) -> Result<()> {
         let Some(damaged) = e.downcast_ref::<DamagedPartition>() else {
             return Err(e);
         };
@@ -89,10 +88,10 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
                     table,
                 )
                 .await;
-            if read.is_ok() {
-                return Ok(());
+            match read {
+                Ok(()) => return Ok(()),
+                Err(e) => self.heal(part, e).await?,
             }
-            self.heal_after(part, read).await?;
         }
     }
 
@@ -133,7 +132,7 @@ impl<T: RowTable> EventSource<T> for PartitionSource<'_> {
                 .await;
             match read {
                 Ok(more) => return Ok(more),
-                Err(e) => self.heal_after(part, Err(e)).await?,
+                Err(e) => self.heal(part, e).await?,
             }
         }
     }

@@ -29,27 +29,13 @@ use crate::symbols::Symbols;
 /// of events, read whole). Debug builds (the tests) take `WRITE_PERFETTO_RUN_BYTES`, to read
 /// small threads in many runs.
 fn run_bytes() -> u64 {
-    bytes_for_tests().unwrap_or(2 << 20)
+    crate::test_sizes::get("WRITE_PERFETTO_RUN_BYTES").unwrap_or(2 << 20)
 }
 
 /// A stream whose files hold fewer bytes than this is read whole: run by run, it would take as
 /// many fetches for little memory saved.
 fn runs_from_bytes() -> u64 {
     2 * run_bytes()
-}
-
-#[cfg(debug_assertions)]
-fn bytes_for_tests() -> Option<u64> {
-    static BYTES: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    *BYTES.get_or_init(|| {
-        let bytes = std::env::var("WRITE_PERFETTO_RUN_BYTES").ok()?;
-        bytes.parse().ok().filter(|&n| n > 0)
-    })
-}
-
-#[cfg(not(debug_assertions))]
-fn bytes_for_tests() -> Option<u64> {
-    None
 }
 
 /// The streams an export reads run by run, found on first use.
